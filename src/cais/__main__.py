@@ -1,0 +1,3 @@
+from cais.cli import main
+
+main()

@@ -1,0 +1,57 @@
+"""What every builder takes and gives back."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from cais.builders.pip_settings import PipSettings
+
+__all__ = ["BuildProgress", "BuildRequest", "BuildResult", "Builder", "SilentProgress"]
+
+
+@dataclass(frozen=True)
+class BuildRequest:
+    """One build: a context folder and either a rendered Dockerfile or the project's own."""
+
+    context: Path
+    tags: tuple[str, ...]
+    dockerfile_text: str | None = None  # rendered by cais (None: use `dockerfile`)
+    dockerfile: Path | None = None  # the project's own Dockerfile
+    platform: str | None = None
+    build_args: dict[str, str] = field(default_factory=dict)
+    no_cache: bool = False
+    pip: PipSettings = PipSettings()
+    # Used when the project has no .dockerignore of its own.
+    default_ignore: str | None = None
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    image_id: str
+    tags: tuple[str, ...]
+    builder: str
+    seconds: float
+
+
+class BuildProgress(Protocol):
+    """Receives a build's steps as they start and the lines they print."""
+
+    def step(self, name: str) -> None: ...
+
+    def log(self, line: str) -> None: ...
+
+
+class SilentProgress:
+    def step(self, name: str) -> None:
+        pass
+
+    def log(self, line: str) -> None:
+        pass
+
+
+class Builder(Protocol):
+    name: str
+
+    def build(self, request: BuildRequest, progress: BuildProgress) -> BuildResult: ...

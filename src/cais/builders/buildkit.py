@@ -1,0 +1,178 @@
+"""BuildKit through the docker CLI (the Docker SDK for Python cannot drive BuildKit).
+
+A docker CLI with the buildx plugin runs `docker buildx build --load`; a CLI older than 23.0
+has BuildKit built in (`DOCKER_BUILDKIT=1 docker build`). Newer CLIs without buildx cannot
+use BuildKit at all, so `find_buildkit_cli` looks past them (to Debian's /usr/bin/docker, say).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+
+from cais.builders.base import BuildProgress, BuildRequest, BuildResult
+from cais.builders.dockerfile import PIP_CA_SECRET, PIP_CONF_SECRET
+from cais.errors import BuildError
+
+__all__ = ["BuildKitBuilder", "BuildKitCLI", "find_buildkit_cli"]
+
+_VERSION = re.compile(r"version (\d+)\.(\d+)")
+# `#7 [2/5] RUN pip install …`, `#7 0.512 Collecting …`, `#7 DONE 3.2s`, `#7 ERROR: …`
+_VERTEX = re.compile(r"^#(\d+) (.*)$")
+_TIMED = re.compile(r"^\d+\.\d+ (.*)$")
+_STEP_NAME = re.compile(r"^\[(?!internal\])[^\]]*\] ")
+
+
+@dataclass(frozen=True)
+class BuildKitCLI:
+    path: str
+    buildx: bool
+    version: str
+
+    def command(self) -> list[str]:
+        return [self.path, "buildx", "build", "--load"] if self.buildx else [self.path, "build"]
+
+
+def find_buildkit_cli() -> BuildKitCLI | None:
+    """The first docker CLI on PATH (then /usr/bin/docker) that can build with BuildKit."""
+    seen: set[str] = set()
+    candidates = [shutil.which("docker"), "/usr/bin/docker", "/usr/local/bin/docker"]
+    for candidate in candidates:
+        if not candidate or not os.access(candidate, os.X_OK):
+            continue
+        real = os.path.realpath(candidate)
+        if real in seen:
+            continue
+        seen.add(real)
+        version = _cli_version(candidate)
+        if version is None:
+            continue
+        if _run_ok([candidate, "buildx", "version"]):
+            return BuildKitCLI(candidate, True, version)
+        major = int(_VERSION.search(f"version {version}").group(1))  # type: ignore[union-attr]
+        if major < 23:
+            return BuildKitCLI(candidate, False, version)
+    return None
+
+
+def _cli_version(path: str) -> str | None:
+    try:
+        done = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.search(r"version (\d+\.\d+[^\s,]*)", done.stdout)
+    return match.group(1) if match else None
+
+
+def _run_ok(args: list[str]) -> bool:
+    try:
+        return subprocess.run(args, capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+class BuildKitBuilder:
+    name = "buildkit"
+
+    def __init__(self, cli: BuildKitCLI) -> None:
+        self.cli = cli
+
+    def build(self, request: BuildRequest, progress: BuildProgress) -> BuildResult:
+        started = time.monotonic()
+        with tempfile.TemporaryDirectory(prefix="cais-build-") as scratch:
+            work = Path(scratch)
+            os.chmod(work, 0o700)  # the pip settings may hold an index token
+            args = self.cli.command() + ["--progress=plain", "--iidfile", str(work / "iid")]
+            if request.dockerfile_text is not None:
+                dockerfile = work / "Dockerfile"
+                dockerfile.write_text(request.dockerfile_text, encoding="utf-8")
+                if request.default_ignore and not (request.context / ".dockerignore").exists():
+                    # BuildKit reads <Dockerfile>.dockerignore beside the Dockerfile.
+                    ignore = work / "Dockerfile.dockerignore"
+                    ignore.write_text(request.default_ignore, encoding="utf-8")
+            else:
+                assert request.dockerfile is not None
+                dockerfile = request.dockerfile
+            args += ["-f", str(dockerfile)]
+            for tag in request.tags:
+                args += ["-t", tag]
+            if request.platform:
+                args += ["--platform", request.platform]
+            for key, value in request.build_args.items():
+                args += ["--build-arg", f"{key}={value}"]
+            if request.no_cache:
+                args.append("--no-cache")
+            if request.pip and request.dockerfile_text is not None:
+                ca = work / PIP_CA_SECRET
+                ca.write_bytes(request.pip.ca_bundle)
+                conf = work / PIP_CONF_SECRET
+                conf.write_text(request.pip.pip_conf(f"/run/secrets/{PIP_CA_SECRET}"))
+                args += ["--secret", f"id={PIP_CONF_SECRET},src={conf}"]
+                args += ["--secret", f"id={PIP_CA_SECRET},src={ca}"]
+            args.append(str(request.context))
+            env = {**os.environ, "DOCKER_BUILDKIT": "1"}
+            returncode, failure = _stream(args, env, progress)
+            if returncode != 0:
+                raise failure
+            image_id = (work / "iid").read_text().strip()
+        return BuildResult(image_id, request.tags, self.name, time.monotonic() - started)
+
+
+def _stream(args: list[str], env: dict[str, str], progress: BuildProgress) -> tuple[int, BuildError]:
+    """Run the build, report steps and lines as they come; return the exit code and the error
+    to raise if it failed."""
+    names: dict[str, str] = {}
+    logs: dict[str, deque[str]] = {}
+    failed_vertex: str | None = None
+    final_error: list[str] = []
+    try:
+        process = subprocess.Popen(
+            args,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            errors="replace",
+        )
+    except OSError as exc:
+        raise BuildError(f"The docker CLI `{args[0]}` could not be started: {exc}") from exc
+    assert process.stdout is not None
+    for raw in process.stdout:
+        line = raw.rstrip("\n")
+        match = _VERTEX.match(line)
+        if not match:
+            if line.strip() and not line.startswith(("------", " > ")):
+                final_error.append(line.strip())
+            continue
+        vertex, rest = match.groups()
+        if vertex not in names:
+            names[vertex] = rest
+            logs[vertex] = deque(maxlen=25)
+            if _STEP_NAME.match(rest):
+                progress.step(rest)
+            continue
+        if rest.startswith("ERROR"):
+            failed_vertex = failed_vertex or vertex
+            logs[vertex].append(rest)
+            continue
+        timed = _TIMED.match(rest)
+        if timed:
+            logs[vertex].append(timed.group(1))
+            progress.log(timed.group(1))
+    returncode = process.wait()
+    step = names.get(failed_vertex) if failed_vertex else None
+    tail = list(logs.get(failed_vertex, ())) if failed_vertex else []
+    if not tail:
+        tail = final_error[-10:]
+    message = f"The build failed at step `{step}`" if step else "The build failed"
+    return returncode, BuildError(
+        message, step=step, log_tail=tail, hint="fix the step above, then run `cais build` again"
+    )

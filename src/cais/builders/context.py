@@ -1,0 +1,38 @@
+"""The build context: the project folder less what .dockerignore keeps out."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import IO
+
+from docker.utils.build import create_archive, exclude_paths
+
+__all__ = ["ignore_patterns", "context_archive"]
+
+
+def ignore_patterns(context: Path, default: str | None) -> list[str]:
+    """The project's .dockerignore patterns, or cais's defaults when it has none."""
+    own = context / ".dockerignore"
+    text = own.read_text(encoding="utf-8") if own.is_file() else (default or "")
+    return [
+        line.strip()
+        for line in text.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+
+
+def context_archive(
+    context: Path,
+    *,
+    patterns: list[str],
+    dockerfile_name: str,
+    extra_files: dict[str, str],
+) -> IO[bytes]:
+    """A tar of the context (a temporary file, rewound) with generated files added."""
+    files = sorted(exclude_paths(str(context), patterns, dockerfile=dockerfile_name))
+    extra = [(name, text) for name, text in extra_files.items()]
+    fileobj = tempfile.TemporaryFile()
+    create_archive(root=str(context), files=files, fileobj=fileobj, extra_files=extra)
+    fileobj.seek(0)
+    return fileobj

@@ -1,0 +1,105 @@
+"""The `cais` command line: one module per group of commands, joined here."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from cais import __version__
+from cais.cli import containers, doctor, images, project, registry
+from cais.cli._output import err, report_error
+from cais.errors import CaisError
+
+__all__ = ["app", "main"]
+
+
+class _Group(TyperGroup):
+    """Turns every CaisError into one sentence (and a hint) with exit code 1; `--debug`
+    shows the traceback instead."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except CaisError as exc:
+            if _debug(ctx):
+                raise
+            report_error(exc)
+            raise typer.Exit(1) from None
+        except KeyboardInterrupt:
+            err.print("[yellow]interrupted[/yellow]")
+            raise typer.Exit(130) from None
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except Exception as exc:  # a bug: say so in one line unless asked for the traceback
+            if _debug(ctx):
+                raise
+            report_error(
+                CaisError(
+                    f"cais failed unexpectedly: {type(exc).__name__}: {exc}",
+                    hint="run again with `cais --debug …` for the traceback, and report it",
+                )
+            )
+            raise typer.Exit(2) from None
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(self.commands)  # keep the journey order in --help
+
+
+def _debug(ctx: click.Context) -> bool:
+    return bool(ctx.obj and ctx.obj.get("debug"))
+
+
+app = typer.Typer(
+    cls=_Group,
+    name="cais",
+    help="From a notebook to a published, running, monitored container.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    rich_markup_mode="rich",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"cais {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    ctx: typer.Context,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    ctx.obj = {"debug": debug}
+
+
+for command in (
+    project.init,
+    project.dockerfile,
+    project.build,
+    containers.run,
+    containers.ps,
+    containers.logs,
+    containers.stop,
+    images.images,
+    images.rmi,
+    registry.login,
+    registry.logout,
+    images.push,
+    images.pull,
+    doctor.doctor,
+):
+    app.command(rich_help_panel=getattr(command, "panel", None))(command)
+
+
+def main() -> None:
+    sys.exit(app())  # pragma: no cover

@@ -1,0 +1,128 @@
+"""Terminal output: one stderr console for messages and progress, stdout for pipeable data."""
+
+from __future__ import annotations
+
+import time
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TransferSpeedColumn,
+)
+
+from cais.errors import BuildError, CaisError
+
+__all__ = ["BuildDisplay", "LayerDisplay", "err", "out", "report_error", "success", "note"]
+
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+def _ticks(text: str) -> str:
+    """`code` spans in messages become bold; everything else is escaped."""
+    parts = escape(text).split("`")
+    return "".join(f"[bold]`{p}`[/bold]" if i % 2 else p for i, p in enumerate(parts))
+
+
+def report_error(error: CaisError) -> None:
+    err.print(f"[red bold]error:[/red bold] {_ticks(error.message)}")
+    if isinstance(error, BuildError) and error.log_tail:
+        err.print()
+        for line in error.log_tail:
+            err.print(f"  [dim]│[/dim] {escape(line)}")
+    if error.hint:
+        err.print()
+        err.print(f"[cyan bold]hint:[/cyan bold] {_ticks(error.hint)}")
+
+
+def success(text: str) -> None:
+    err.print(f"[green]✓[/green] {_ticks(text)}")
+
+
+def note(text: str) -> None:
+    err.print(f"[dim]•[/dim] {_ticks(text)}")
+
+
+class BuildDisplay:
+    """Shows each build step as it starts, with its time when it ends; `verbose` adds every
+    line the steps print, otherwise only the latest one sits beside the spinner."""
+
+    def __init__(self, *, verbose: bool = False) -> None:
+        self.verbose = verbose
+        self.current: str | None = None
+        self.started = 0.0
+        self.status = err.status("starting the build")
+
+    def __enter__(self) -> BuildDisplay:
+        if not self.verbose:
+            self.status.start()
+        return self
+
+    def __exit__(self, kind, *_: object) -> None:
+        self._finish(failed=kind is not None)
+        self.status.stop()
+
+    def _finish(self, failed: bool = False) -> None:
+        if self.current is not None:
+            mark = "[red]✗[/red]" if failed else "[green]✓[/green]"
+            elapsed = time.monotonic() - self.started
+            err.print(f"{mark} {escape(self.current)} [dim]{elapsed:.1f}s[/dim]")
+
+    def step(self, name: str) -> None:
+        self._finish()
+        self.current = _shorten(name, 110)
+        self.started = time.monotonic()
+        self.status.update(escape(self.current))
+
+    def log(self, line: str) -> None:
+        if self.verbose:
+            err.print(f"  [dim]│ {escape(line)}[/dim]")
+        elif self.current is not None:
+            self.status.update(f"{escape(self.current)}\n  [dim]{escape(_shorten(line, 100))}[/dim]")
+
+
+class LayerDisplay:
+    """Per-layer bars with bytes and speed for pushes and pulls."""
+
+    def __init__(self) -> None:
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(bar_width=24),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            console=err,
+            transient=False,
+        )
+        self.tasks: dict[str, TaskID] = {}
+
+    def __enter__(self) -> LayerDisplay:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.progress.stop()
+
+    def __call__(self, layer: str, status: str, current: int, total: int) -> None:
+        description = f"{layer[:12]} {status[:22]:<22}"
+        task = self.tasks.get(layer)
+        if task is None:
+            if not total and status not in ("Layer already exists", "Already exists", "Pushed", "Pull complete"):
+                # Messages such as "Preparing" or "Waiting" add no bar until bytes move.
+                return
+            task = self.progress.add_task(description, total=total or None)
+            self.tasks[layer] = task
+        if status in ("Layer already exists", "Already exists", "Pushed", "Pull complete", "Download complete"):
+            finished = self.progress.tasks[self.tasks[layer]].total or 1
+            self.progress.update(task, description=description, total=finished, completed=finished)
+        else:
+            self.progress.update(task, description=description, completed=current, total=total or None)
+
+
+def _shorten(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"

@@ -1,0 +1,155 @@
+"""`cais init`, `cais dockerfile`, `cais build`: from a project folder to an image."""
+
+from __future__ import annotations
+
+import shutil
+from enum import Enum
+from importlib import resources
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cais.build import BuildOptions, build_project, dockerfile_for
+from cais.builders import BuilderChoice
+from cais.builders.dockerfile import SecretsMode
+from cais.builders.pip_settings import PipSettings, pip_settings
+from cais.cli._output import BuildDisplay, note, out, success
+from cais.engine.client import connect
+from cais.errors import CaisError, ProjectError
+from cais.project import image_name_from, running_python, load_project
+
+__all__ = ["build", "dockerfile", "init"]
+
+
+class Template(str, Enum):
+    script = "script"
+
+
+_TEMPLATE_FILES = {  # name in the package → name in the project
+    "requirements.txt": "requirements.txt",
+    "script.py": "script.py",
+    "cais.yaml": "cais.yaml",
+    "dockerignore": ".dockerignore",
+    "README.md": "README.md",
+}
+
+
+def init(
+    directory: Annotated[Path, typer.Argument(help="Folder to create the project in.")],
+    template: Annotated[Template, typer.Option("--template", help="Kind of project.")] = Template.script,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite files that exist.")] = False,
+) -> None:
+    """Create a runnable example project: script, requirements.txt, cais.yaml, .dockerignore."""
+    source = resources.files("cais.templates") / template.value
+    existing = [name for name in _TEMPLATE_FILES.values() if (directory / name).exists()]
+    if directory.exists() and not directory.is_dir():
+        raise ProjectError(f"`{directory}` is a file, not a folder")
+    if existing and not force:
+        raise ProjectError(
+            f"`{directory}` already holds a project ({', '.join(existing)})",
+            hint="choose another folder, or add `--force` to overwrite those files",
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    name = image_name_from(directory.resolve().name)
+    for package_name, project_name in _TEMPLATE_FILES.items():
+        text = (source / package_name).read_text(encoding="utf-8")
+        text = text.replace("{name}", name).replace("{python}", running_python())
+        (directory / project_name).write_text(text, encoding="utf-8")
+    success(f"Created the {template.value} project `{name}` in `{directory}`")
+    note(f"next: `cais dockerfile {directory}` to see its Dockerfile, "
+         f"`cais build {directory}` to build it")
+
+
+def dockerfile(
+    directory: Annotated[Path, typer.Argument(help="Project folder.")] = Path("."),
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write to this file instead of stdout.")
+    ] = None,
+    tag: Annotated[
+        list[str] | None, typer.Option("-t", "--tag", help="Image name:tag (sets the labels).")
+    ] = None,
+    ca_cert: Annotated[
+        list[Path] | None,
+        typer.Option("--ca-cert", help="Show the form used when CA certificates are passed."),
+    ] = None,
+) -> None:
+    """Print the Dockerfile cais writes for a project (or write it with -o)."""
+    secrets = SecretsMode.BUILDKIT if ca_cert else SecretsMode.NONE
+    project, text = dockerfile_for(directory, tags=tuple(tag or ()), secrets=secrets)
+    if project.dockerfile is not None:
+        raise ProjectError(
+            f"`{project.dockerfile}` is the project's own Dockerfile, which cais builds as it is",
+            hint="remove it to let cais write one",
+        )
+    if output is None:
+        out.print(text, end="", markup=False, soft_wrap=True)
+        return
+    output.write_text(text, encoding="utf-8")
+    success(f"Wrote `{output}`")
+
+
+def _build_args(values: list[str] | None) -> dict[str, str]:
+    args: dict[str, str] = {}
+    for value in values or []:
+        key, sep, val = value.partition("=")
+        if not sep or not key:
+            raise CaisError(f"`{value}` is not a build argument", hint="use --build-arg KEY=VALUE")
+        args[key] = val
+    return args
+
+
+def build(
+    directory: Annotated[Path, typer.Argument(help="Project folder.")] = Path("."),
+    tag: Annotated[
+        list[str] | None,
+        typer.Option("-t", "--tag", help="Name:tag of the image (repeat for more tags)."),
+    ] = None,
+    platform: Annotated[
+        str | None, typer.Option("--platform", help="Target platform, such as linux/arm64.")
+    ] = None,
+    build_arg: Annotated[
+        list[str] | None, typer.Option("--build-arg", help="KEY=VALUE for the build.")
+    ] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Rebuild every step.")] = False,
+    ca_cert: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--ca-cert",
+            help="Extra CA certificate (PEM) for pip, e.g. a proxy's; never stored in the image. "
+            "Default: PIP_CERT, SSL_CERT_FILE or REQUESTS_CA_BUNDLE.",
+        ),
+    ] = None,
+    index_url: Annotated[
+        str | None,
+        typer.Option("--index-url", help="Package index for pip (default: PIP_INDEX_URL)."),
+    ] = None,
+    builder: Annotated[
+        BuilderChoice, typer.Option("--builder", help="BuildKit (docker CLI) or the classic builder.")
+    ] = BuilderChoice.AUTO,
+    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Show every build line.")] = False,
+) -> None:
+    """Build the project into an image on the Docker Engine."""
+    options = BuildOptions(
+        tags=tuple(tag or ()),
+        platform=platform,
+        build_args=_build_args(build_arg),
+        no_cache=no_cache,
+        builder=builder,
+    )
+    # A bad project or certificate fails before the engine is contacted.
+    project = load_project(directory)
+    pip = pip_settings(list(ca_cert or ()), index_url) if project.dockerfile is None else PipSettings()
+    client = connect()
+    with BuildDisplay(verbose=verbose) as display:
+        result = build_project(client, project, options, display, pip)
+    if pip:
+        note(f"pip used {pip.describe()}; kept out of the image")
+    if project.dockerfile is not None:
+        note(f"built with the project's own `{project.dockerfile.name}`")
+    success(
+        f"Built `{', '.join(result.tags)}` ({result.image_id[7:19]}) with {result.builder} "
+        f"in {result.seconds:.1f}s"
+    )
+    note(f"run it: `cais run {result.tags[0]}`")
+    out.print(result.tags[0], markup=False)

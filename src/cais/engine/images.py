@@ -1,0 +1,119 @@
+"""Images in the Docker Engine: list, remove, push and pull with per-layer progress."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import docker
+
+from cais.engine.client import engine_errors
+from cais.errors import AuthError, ImageNotFound, RegistryError
+from cais.registry.reference import Reference, parse_reference
+
+__all__ = ["ImageSummary", "LayerProgress", "image_exists", "list_images", "pull", "push", "remove_image"]
+
+# Called with (layer id, status, bytes done, bytes total) for every progress message.
+LayerProgress = Callable[[str, str, int, int], None]
+
+
+@dataclass(frozen=True)
+class ImageSummary:
+    id: str
+    tags: tuple[str, ...]
+    size: int
+    created: str
+
+
+def list_images(client: docker.DockerClient, name: str | None = None) -> list[ImageSummary]:
+    with engine_errors():
+        images = client.images.list(name=name)
+    return [
+        ImageSummary(
+            image.short_id.removeprefix("sha256:"),
+            tuple(image.tags),
+            int(image.attrs.get("Size", 0)),
+            str(image.attrs.get("Created", ""))[:19].replace("T", " "),
+        )
+        for image in images
+    ]
+
+
+def image_exists(client: docker.DockerClient, reference: str) -> bool:
+    try:
+        with engine_errors(image=reference):
+            client.images.get(reference)
+        return True
+    except ImageNotFound:
+        return False
+
+
+def remove_image(client: docker.DockerClient, reference: str, *, force: bool = False) -> None:
+    with engine_errors(image=reference):
+        client.images.remove(reference, force=force)
+
+
+def push(
+    client: docker.DockerClient, reference: str, progress: LayerProgress | None = None
+) -> str:
+    """Push `reference` from the engine to its registry; returns the pushed manifest digest."""
+    ref = parse_reference(reference)
+    with engine_errors(image=reference):
+        client.images.get(str(ref))  # a clear "does not exist" before talking to the registry
+        stream = client.api.push(ref.name, tag=ref.tag, stream=True, decode=True)
+        digest = ""
+        for message in stream:
+            if "error" in message:
+                raise _registry_error(ref, message, "push")
+            digest = (message.get("aux") or {}).get("Digest", digest)
+            _report(message, progress)
+    return digest
+
+
+def pull(client: docker.DockerClient, reference: str, progress: LayerProgress | None = None) -> str:
+    """Pull `reference` into the engine; returns the image id."""
+    ref = parse_reference(reference)
+    with engine_errors(image=reference):
+        try:
+            stream = client.api.pull(ref.name, tag=ref.digest or ref.tag, stream=True, decode=True)
+            for message in stream:
+                if "error" in message:
+                    raise _registry_error(ref, message, "pull")
+                _report(message, progress)
+        except docker.errors.APIError as exc:
+            raise _registry_error(ref, {"error": exc.explanation or str(exc)}, "pull") from exc
+        return client.images.get(str(ref)).id
+
+
+def _report(message: dict, progress: LayerProgress | None) -> None:
+    if progress is None or "id" not in message:
+        return
+    detail = message.get("progressDetail") or {}
+    progress(
+        message["id"], message.get("status", ""), int(detail.get("current") or 0),
+        int(detail.get("total") or 0),
+    )
+
+
+def _registry_error(ref: Reference, message: dict, verb: str) -> RegistryError:
+    text = str(message.get("errorDetail", {}).get("message") or message["error"]).strip()
+    lowered = text.lower()
+    registry = ref.registry if ref.explicit_registry else "Docker Hub"
+    login = f"cais login {ref.registry}" if ref.explicit_registry else "cais login"
+    if any(word in lowered for word in ("unauthorized", "authentication required", "no basic auth", "denied")):
+        return AuthError(
+            f"The registry `{registry}` refused to let you {verb} `{ref}`: {text}",
+            hint=f"log in with `{login}` (and check you may write to this repository)",
+        )
+    if any(word in lowered for word in ("not found", "manifest unknown", "does not exist")):
+        return ImageNotFound(
+            f"`{ref}` does not exist in the registry `{registry}`",
+            hint="check the name and tag; `cais images` lists local images",
+        )
+    if any(word in lowered for word in ("connection refused", "no such host", "dial tcp", "timeout", "i/o")):
+        return RegistryError(
+            f"The registry `{registry}` does not answer: {text}",
+            hint="check its address and that it is running, then try again",
+            temporary=True,
+        )
+    return RegistryError(f"The {verb} of `{ref}` failed: {text}")

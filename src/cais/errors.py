@@ -1,0 +1,98 @@
+"""The one exception family of cais.
+
+    CaisError                 message + optional hint; the CLI prints both, exits 1
+    ├── ProjectError          a project folder or its cais.yaml cannot be used
+    ├── PlanError             an ImagePlan cannot be made from what was given
+    ├── EngineError           the Docker Engine cannot be reached or refused a call
+    │   └── ImageNotFound     no such image in the engine
+    │   └── ContainerNotFound no such container in the engine
+    ├── BuildError            a build failed (carries the failing step and its last lines)
+    └── RegistryError         a registry refused or did not answer
+        ├── AuthError         wrong or missing credentials
+        └── CredentialsError  the credentials store (config.json, helper) failed
+
+Messages are one sentence without a final period; hints say what to do.  HTTP status codes
+do not belong here: whoever serves HTTP maps these classes to them.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthError",
+    "BuildError",
+    "CaisError",
+    "ContainerNotFound",
+    "CredentialsError",
+    "EngineError",
+    "ImageNotFound",
+    "PlanError",
+    "ProjectError",
+    "RegistryError",
+]
+
+
+class CaisError(Exception):
+    """Root of every error cais raises on purpose."""
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r}, hint={self.hint!r})"
+
+
+class ProjectError(CaisError):
+    """A project folder, its cais.yaml or its requirements cannot be used."""
+
+
+class PlanError(CaisError):
+    """An image plan cannot be made from the inputs."""
+
+
+class EngineError(CaisError):
+    """The Docker Engine is unreachable or refused a request."""
+
+
+class ImageNotFound(EngineError):
+    """The engine has no image of that name."""
+
+
+class ContainerNotFound(EngineError):
+    """The engine has no container of that name or id."""
+
+
+class BuildError(CaisError):
+    """A build failed; `step` and `log_tail` say where and why."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        step: str | None = None,
+        log_tail: list[str] | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.step = step
+        self.log_tail = log_tail or []
+
+
+class RegistryError(CaisError):
+    """A registry refused a request or did not answer."""
+
+    def __init__(self, message: str, *, hint: str | None = None, temporary: bool = False) -> None:
+        super().__init__(message, hint=hint)
+        self.temporary = temporary
+
+
+class AuthError(RegistryError):
+    """The registry refused the credentials, or none were given where some are needed."""
+
+
+class CredentialsError(RegistryError):
+    """The docker config file or a credential helper could not be read or written."""

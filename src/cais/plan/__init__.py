@@ -1,0 +1,27 @@
+"""Plans: what an image must contain, decided without I/O."""
+
+from cais.plan.image_plan import (
+    APP_DIR,
+    RUNTIME_USER,
+    AppStep,
+    DependencyStep,
+    ImagePlan,
+    LayerKind,
+    User,
+    default_base_image,
+    parse_platform,
+    plan_project,
+)
+
+__all__ = [
+    "APP_DIR",
+    "RUNTIME_USER",
+    "AppStep",
+    "DependencyStep",
+    "ImagePlan",
+    "LayerKind",
+    "User",
+    "default_base_image",
+    "parse_platform",
+    "plan_project",
+]

@@ -1,0 +1,174 @@
+"""ImagePlan: what an image must contain, as pure data, and the function that makes one.
+
+A plan is decided once (from a project today, from a model bundle later) and then rendered by a
+builder; nothing in this package does I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+from enum import Enum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from cais import __version__
+from cais.errors import PlanError
+from cais.project import DependencyKind, Project
+
+__all__ = [
+    "APP_DIR",
+    "AppStep",
+    "DependencyStep",
+    "ImagePlan",
+    "LayerKind",
+    "RUNTIME_USER",
+    "User",
+    "default_base_image",
+    "parse_platform",
+    "plan_project",
+]
+
+APP_DIR = "/app"
+_PLATFORM = re.compile(r"^(linux|windows)/(amd64|arm64|arm|386|ppc64le|s390x|riscv64)(/v[5-8])?$")
+
+
+class LayerKind(str, Enum):
+    """The layers of an image, in build order; the model gets its own layer so a new model
+    version moves only that layer."""
+
+    DEPENDENCIES = "dependencies"
+    APP = "app"
+    MODEL = "model"
+
+
+class User(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str = "app"
+    uid: int = 1000
+    gid: int = 1000
+
+    @property
+    def spec(self) -> str:
+        """`uid:gid`, numeric so runtimes (Kubernetes runAsNonRoot) can see it is not root."""
+        return f"{self.uid}:{self.gid}"
+
+
+# uid 1000 is also the first user on most Linux hosts, which keeps bind mounts writable.
+RUNTIME_USER = User()
+
+
+class DependencyStep(BaseModel):
+    """Install the dependencies before the code is copied, so code changes reuse this layer."""
+
+    model_config = ConfigDict(frozen=True)
+
+    files: tuple[str, ...]  # copied into the image first
+    requirements: str | None = None  # pip install -r FILE
+    packages: tuple[str, ...] = ()  # pip install PKG ... (pyproject projects)
+
+
+class AppStep(BaseModel):
+    """Copy the program; optionally pip-install the project itself (no dependencies)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    install_project: bool = False
+
+
+class ImagePlan(BaseModel):
+    """Everything an image must contain; builders render it, they decide nothing."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    tag: str
+    base_image: str
+    python: str
+    python_source: str = ""
+    platform: str | None = None
+    workdir: str = APP_DIR
+    user: User = RUNTIME_USER
+    env: dict[str, str] = Field(default_factory=dict)
+    dependencies: DependencyStep | None = None
+    app: AppStep = AppStep()
+    entrypoint: tuple[str, ...] = ()
+    ports: tuple[int, ...] = ()
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @property
+    def reference(self) -> str:
+        return f"{self.name}:{self.tag}"
+
+    @property
+    def layers(self) -> tuple[LayerKind, ...]:
+        kinds = [LayerKind.DEPENDENCIES] if self.dependencies else []
+        return (*kinds, LayerKind.APP)
+
+
+def default_base_image(python: str) -> str:
+    return f"python:{python}-slim"
+
+
+def parse_platform(value: str | None) -> str | None:
+    """Check a `--platform` value such as `linux/amd64` or `linux/arm/v7`."""
+    if value is None:
+        return None
+    if not _PLATFORM.match(value):
+        raise PlanError(
+            f"`{value}` is not a platform cais knows",
+            hint="use os/arch[/variant], such as linux/amd64 or linux/arm64",
+        )
+    return value
+
+
+def plan_project(
+    project: Project,
+    *,
+    name: str | None = None,
+    tag: str | None = None,
+    platform: str | None = None,
+    created: datetime | None = None,
+) -> ImagePlan:
+    """The plan of the image for a script project (not one with its own Dockerfile)."""
+    if project.dockerfile is not None:
+        raise PlanError(
+            f"`{project.path}` has its own Dockerfile, which cais builds as it is",
+            hint="remove it to let cais write one",
+        )
+    config = project.config
+    deps = project.dependencies
+    if deps.kind is DependencyKind.REQUIREMENTS:
+        dependencies = DependencyStep(files=(deps.file,), requirements=deps.file)
+    elif deps.packages:
+        dependencies = DependencyStep(files=(deps.file,), packages=deps.packages)
+    else:
+        dependencies = None  # a pyproject project without dependencies
+    name = name or project.name
+    tag = tag or config.version
+    when = (created or datetime.now(timezone.utc)).replace(microsecond=0)
+    labels = {
+        "org.opencontainers.image.title": name,
+        "org.opencontainers.image.version": tag,
+        "org.opencontainers.image.created": when.isoformat().replace("+00:00", "Z"),
+    }
+    if project.revision:
+        labels["org.opencontainers.image.revision"] = project.revision
+    if project.source_url:
+        labels["org.opencontainers.image.source"] = project.source_url
+    labels["dev.cais.version"] = __version__
+    return ImagePlan(
+        name=name,
+        tag=tag,
+        base_image=config.base_image or default_base_image(project.python),
+        python=project.python,
+        python_source=project.python_source,
+        platform=parse_platform(platform),
+        env=dict(config.env),
+        dependencies=dependencies,
+        app=AppStep(install_project=deps.installable),
+        entrypoint=project.entrypoint,
+        ports=tuple(config.ports),
+        labels=labels,
+    )

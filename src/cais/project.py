@@ -1,0 +1,329 @@
+"""A project folder: its cais.yaml, Python version, dependencies and entrypoint.
+
+`load_project(path)` reads a folder once and answers every question a plan needs, so nothing
+after it touches the file system to decide what goes into an image.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tomllib
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+import yaml
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from cais.errors import ProjectError
+
+__all__ = [
+    "CONFIG_FILE",
+    "DependencyKind",
+    "Dependencies",
+    "Project",
+    "ProjectConfig",
+    "image_name_from",
+    "load_project",
+    "running_python",
+]
+
+CONFIG_FILE = "cais.yaml"
+# Python releases a base image may be chosen from when only a range is known.
+KNOWN_PYTHONS = ("3.9", "3.10", "3.11", "3.12", "3.13", "3.14")
+# Scripts that are never "the one obvious script" of a folder.
+_NOT_ENTRYPOINTS = {"setup.py", "conftest.py", "noxfile.py", "fabfile.py"}
+_PYTHON_XY = re.compile(r"^(\d+)\.(\d+)(?:\.\d+)?$")
+_IMAGE_NAME = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
+
+
+class ProjectConfig(BaseModel):
+    """What `cais.yaml` may say; every field is optional."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str | None = Field(default=None, description="image name; defaults to the folder name")
+    version: str = Field(default="0.1.0", description="image tag and OCI version label")
+    python: str | None = Field(default=None, description="Python X.Y of the image")
+    entrypoint: list[str] | None = Field(default=None, description="script or command to run")
+    base_image: str | None = Field(default=None, description="replaces python:X.Y-slim")
+    requirements: str | None = Field(default=None, description="requirements file to install")
+    env: dict[str, str] = Field(default_factory=dict, description="environment of the image")
+    ports: list[int] = Field(default_factory=list, description="ports the program listens on")
+
+    @field_validator("entrypoint", mode="before")
+    @classmethod
+    def _split_entrypoint(cls, value: object) -> object:
+        # `entrypoint: script.py` is the common case; a list is a full command.
+        if isinstance(value, str):
+            return value.split()
+        return value
+
+    @field_validator("python", mode="before")
+    @classmethod
+    def _python_xy(cls, value: object) -> object:
+        if value is None:
+            return None
+        text = str(value).strip()
+        if not _PYTHON_XY.match(text):
+            raise ValueError(f"`{text}` is not a Python version like 3.11")
+        major, minor = _PYTHON_XY.match(text).groups()  # type: ignore[union-attr]
+        return f"{major}.{minor}"
+
+    @field_validator("env", mode="before")
+    @classmethod
+    def _env_strings(cls, value: object) -> object:
+        if isinstance(value, dict):
+            return {str(k): "" if v is None else str(v) for k, v in value.items()}
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _image_name(cls, value: str | None) -> str | None:
+        if value is not None and not _IMAGE_NAME.match(value):
+            raise ValueError(
+                f"`{value}` is not a valid image name (lowercase letters, digits, . _ -)"
+            )
+        return value
+
+
+class DependencyKind(str, Enum):
+    REQUIREMENTS = "requirements"
+    PYPROJECT = "pyproject"
+
+
+@dataclass(frozen=True)
+class Dependencies:
+    """How a project declares the packages it needs."""
+
+    kind: DependencyKind
+    file: str  # relative to the project folder
+    packages: tuple[str, ...] = ()  # only for pyproject projects
+    installable: bool = False  # a pyproject project with a build system is pip-installed
+
+
+@dataclass(frozen=True)
+class Project:
+    """Everything a plan needs to know about a project folder."""
+
+    path: Path
+    config: ProjectConfig
+    name: str
+    python: str
+    python_source: str
+    dependencies: Dependencies
+    entrypoint: tuple[str, ...]
+    dockerfile: Path | None = None
+    has_dockerignore: bool = False
+    revision: str | None = None
+    source_url: str | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+
+def load_project(path: str | Path = ".") -> Project:
+    """Read the project in `path` and decide its Python version, dependencies and entrypoint."""
+    root = Path(path).expanduser()
+    if not root.exists():
+        raise ProjectError(
+            f"The project folder `{path}` does not exist",
+            hint="give the folder that holds your script and requirements.txt, "
+            "or create one with `cais init DIR`",
+        )
+    if not root.is_dir():
+        raise ProjectError(f"`{path}` is a file, not a project folder", hint="give its folder")
+    root = root.resolve()
+    config = _read_config(root)
+    pyproject = _read_pyproject(root)
+    dockerfile = root / "Dockerfile"
+    own_dockerfile = dockerfile if dockerfile.is_file() else None
+
+    python, python_source = _detect_python(root, config, pyproject)
+    if own_dockerfile is not None:
+        # A project's own Dockerfile is built as it is: nothing else needs to be found.
+        dependencies = Dependencies(DependencyKind.REQUIREMENTS, "")
+        entrypoint: tuple[str, ...] = ()
+    else:
+        dependencies = _detect_dependencies(root, config, pyproject)
+        entrypoint = _detect_entrypoint(root, config, pyproject)
+    revision, source_url = _git_info(root)
+    return Project(
+        path=root,
+        config=config,
+        name=config.name or image_name_from(root.name),
+        python=python,
+        python_source=python_source,
+        dependencies=dependencies,
+        entrypoint=entrypoint,
+        dockerfile=own_dockerfile,
+        has_dockerignore=(root / ".dockerignore").is_file(),
+        revision=revision,
+        source_url=source_url,
+    )
+
+
+def _read_config(root: Path) -> ProjectConfig:
+    file = root / CONFIG_FILE
+    if not file.is_file():
+        return ProjectConfig()
+    try:
+        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ProjectError(
+            f"`{file}` is not valid YAML{where}",
+            hint="fix the syntax; `cais init` shows a valid example",
+        ) from exc
+    if data is None:
+        return ProjectConfig()
+    if not isinstance(data, dict):
+        raise ProjectError(
+            f"`{file}` must be a mapping of settings (name:, python:, entrypoint: …)",
+            hint="`cais init` shows a valid example",
+        )
+    try:
+        return ProjectConfig.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        message = first["msg"].removeprefix("Value error, ")
+        if first["type"] == "extra_forbidden":
+            text = f"`{file}` has a setting cais does not know: `{where}`"
+        else:
+            text = f"`{file}` has a wrong value for `{where}`: {message}"
+        raise ProjectError(
+            text, hint="known settings: " + ", ".join(ProjectConfig.model_fields)
+        ) from exc
+
+
+def _read_pyproject(root: Path) -> dict:
+    file = root / "pyproject.toml"
+    if not file.is_file():
+        return {}
+    try:
+        return tomllib.loads(file.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ProjectError(f"`{file}` is not valid TOML: {exc}") from exc
+
+
+def _detect_python(root: Path, config: ProjectConfig, pyproject: dict) -> tuple[str, str]:
+    if config.python:
+        return config.python, CONFIG_FILE
+    version_file = root / ".python-version"
+    if version_file.is_file():
+        text = version_file.read_text(encoding="utf-8").split()
+        match = _PYTHON_XY.match(text[0]) if text else None
+        if match is None:
+            raise ProjectError(
+                f"`{version_file}` does not hold a Python version like 3.11",
+                hint="write one version per line, such as `3.11`",
+            )
+        return f"{match.group(1)}.{match.group(2)}", ".python-version"
+    requires = pyproject.get("project", {}).get("requires-python")
+    if requires:
+        try:
+            spec = SpecifierSet(requires)
+        except InvalidSpecifier as exc:
+            raise ProjectError(f"`requires-python = {requires!r}` in pyproject.toml is invalid") from exc
+        running = running_python()
+        if spec.contains(f"{running}.0"):
+            return running, "pyproject.toml requires-python"
+        fits = [xy for xy in KNOWN_PYTHONS if spec.contains(f"{xy}.0")]
+        if not fits:
+            raise ProjectError(f"No known Python release satisfies `requires-python = {requires!r}`")
+        return fits[-1], "pyproject.toml requires-python"
+    return running_python(), "the running Python"
+
+
+def running_python() -> str:
+    return f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def _detect_dependencies(root: Path, config: ProjectConfig, pyproject: dict) -> Dependencies:
+    if config.requirements:
+        if not (root / config.requirements).is_file():
+            raise ProjectError(
+                f"`{config.requirements}` named in {CONFIG_FILE} does not exist in `{root}`",
+                hint="create it, or fix `requirements:` in cais.yaml",
+            )
+        return Dependencies(DependencyKind.REQUIREMENTS, config.requirements)
+    if (root / "requirements.txt").is_file():
+        return Dependencies(DependencyKind.REQUIREMENTS, "requirements.txt")
+    project_table = pyproject.get("project")
+    if project_table:
+        packages = project_table.get("dependencies", [])
+        if not isinstance(packages, list) or not all(isinstance(p, str) for p in packages):
+            raise ProjectError("`dependencies` in pyproject.toml must be a list of strings")
+        return Dependencies(
+            DependencyKind.PYPROJECT,
+            "pyproject.toml",
+            packages=tuple(packages),
+            installable="build-system" in pyproject,
+        )
+    raise ProjectError(
+        f"`{root}` has no requirements.txt",
+        hint="list the packages your script imports in requirements.txt, one per line "
+        "(an empty file if it needs none)",
+    )
+
+
+def _detect_entrypoint(root: Path, config: ProjectConfig, pyproject: dict) -> tuple[str, ...]:
+    if config.entrypoint:
+        first = config.entrypoint[0]
+        if first.endswith(".py"):
+            if not (root / first).is_file():
+                raise ProjectError(
+                    f"The entrypoint `{first}` named in {CONFIG_FILE} does not exist in `{root}`",
+                    hint="fix `entrypoint:` in cais.yaml",
+                )
+            return ("python", *config.entrypoint)
+        return tuple(config.entrypoint)
+    scripts = pyproject.get("project", {}).get("scripts", {})
+    if len(scripts) == 1 and "build-system" in pyproject:
+        return (next(iter(scripts)),)
+    candidates = sorted(
+        p.name
+        for p in root.glob("*.py")
+        if p.name not in _NOT_ENTRYPOINTS and not p.name.startswith("test_")
+    )
+    for conventional in ("main.py", "app.py", "script.py"):
+        if len(candidates) > 1 and conventional in candidates:
+            return ("python", conventional)
+    if len(candidates) == 1:
+        return ("python", candidates[0])
+    if not candidates:
+        raise ProjectError(
+            f"`{root}` has no Python script to run",
+            hint="add your script, or set `entrypoint:` in cais.yaml",
+        )
+    raise ProjectError(
+        f"`{root}` has several scripts ({', '.join(candidates)}) and cais cannot tell which to run",
+        hint="set `entrypoint: <script>.py` in cais.yaml",
+    )
+
+
+def image_name_from(folder: str) -> str:
+    name = re.sub(r"[^a-z0-9._-]+", "-", folder.lower()).strip("._-")
+    return name or "app"
+
+
+def _git_info(root: Path) -> tuple[str | None, str | None]:
+    """The commit and origin URL (credentials removed) when the folder is in a git checkout."""
+
+    def git(*args: str) -> str | None:
+        try:
+            done = subprocess.run(
+                ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=5
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return done.stdout.strip() or None if done.returncode == 0 else None
+
+    revision = git("rev-parse", "HEAD")
+    url = git("config", "--get", "remote.origin.url") if revision else None
+    if url:
+        url = re.sub(r"//[^/@]+@", "//", url)
+    return revision, url

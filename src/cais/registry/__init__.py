@@ -1,0 +1,1 @@
+"""Registries: image references, credentials and login checks."""

@@ -1,0 +1,22 @@
+"""A small program to put in a container: it greets someone and writes a file.
+
+Try it:  cais build . -t hello:0.1.0
+         cais run hello:0.1.0 -e NAME=Ana -v ./output:/data
+"""
+
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+
+import humanize
+
+name = os.environ.get("NAME", "world")
+greeting = f"Hello, {name}!"
+print(greeting)
+
+# A folder mounted with `-v ./output:/data` keeps what the container writes.
+output = Path(os.environ.get("OUTPUT_DIR", "/data"))
+output.mkdir(parents=True, exist_ok=True)
+note = output / "greeting.txt"
+note.write_text(f"{greeting} Written {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.\n")
+print(f"Wrote {note} ({humanize.naturalsize(note.stat().st_size)})")
