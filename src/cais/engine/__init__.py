@@ -1,0 +1,1 @@
+"""The Docker Engine: connection, images, containers."""
