@@ -44,6 +44,11 @@ class ClassicBuilder:
             extra[f"{SECRETS_DIR}/{PIP_CONF_SECRET}"] = request.pip.pip_conf(ca_path)
             extra[f"{SECRETS_DIR}/{PIP_CA_SECRET}"] = request.pip.ca_bundle.decode()
         patterns = ignore_patterns(request.context, request.default_ignore)
+        # The engine reads .dockerignore from the context too: it must skip the generated
+        # Dockerfile, which is in the archive only to be read.
+        keep = [f"!{SECRETS_DIR}", f"!{SECRETS_DIR}/*"] if request.pip else []
+        ignore = [*patterns, dockerfile_name, ".dockerignore", *keep]
+        extra[".dockerignore"] = "\n".join(ignore) + "\n"
         tail: deque[str] = deque(maxlen=25)
         step: str | None = None
         image_id: str | None = None

@@ -87,7 +87,12 @@ def render_dockerfile(plan: ImagePlan, *, secrets: SecretsMode = SecretsMode.NON
             f"RUN PIP_CONFIG_FILE=/run/secrets/{PIP_CONF_SECRET} \\",
             f"    {_pip_install(deps, prefix='/install', directory='/tmp/')}",
             "",
-            "# Stage 2, the image itself.",
+            "# Stage 2, thrown away too: the program's files without those pip settings.",
+            f"FROM {plan.base_image} AS program",
+            "COPY . /src",
+            f"RUN rm -rf /src/{SECRETS_DIR}",
+            "",
+            "# Stage 3, the image itself.",
         ]
     source = f" (Python {plan.python} from {plan.python_source})" if plan.python_source else ""
     out += [
@@ -129,10 +134,16 @@ def render_dockerfile(plan: ImagePlan, *, secrets: SecretsMode = SecretsMode.NON
             out += _copy(deps.files, "./")
             out.append(f"RUN {_pip_install(deps)}")
         out.append("")
-    out += [
-        "# The program itself; .dockerignore keeps out .git, virtualenvs, caches and data.",
-        "COPY . .",
-    ]
+    if staged:
+        out += [
+            "# The program, from the clean copy of stage 2.",
+            "COPY --from=program /src ./",
+        ]
+    else:
+        out += [
+            "# The program itself; .dockerignore keeps out .git, virtualenvs, caches and data.",
+            "COPY . .",
+        ]
     if plan.app.install_project:
         out.append("RUN pip install --no-deps .")
     out.append("")
@@ -148,7 +159,8 @@ def render_dockerfile(plan: ImagePlan, *, secrets: SecretsMode = SecretsMode.NON
         out.append("# OCI labels: what this image is, which version, built when, from which commit.")
         out.append(_labels(plan.labels))
     if plan.entrypoint:
-        out.append("ENTRYPOINT " + json.dumps(list(plan.entrypoint)))
+        # CMD rather than ENTRYPOINT: `cais run IMAGE -- bash` can still open a shell inside.
+        out.append("CMD " + json.dumps(list(plan.entrypoint)))
     return "\n".join(out) + "\n"
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 from typing import Annotated
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -21,7 +20,7 @@ class _Group(TyperGroup):
     """Turns every CaisError into one sentence (and a hint) with exit code 1; `--debug`
     shows the traceback instead."""
 
-    def invoke(self, ctx: click.Context):  # type: ignore[override]
+    def invoke(self, ctx: typer.Context):  # type: ignore[override]
         try:
             return super().invoke(ctx)
         except CaisError as exc:
@@ -32,11 +31,11 @@ class _Group(TyperGroup):
         except KeyboardInterrupt:
             err.print("[yellow]interrupted[/yellow]")
             raise typer.Exit(130) from None
-        except (click.exceptions.Exit, click.ClickException, click.Abort):
-            raise
-        except Exception as exc:  # a bug: say so in one line unless asked for the traceback
-            if _debug(ctx):
+        except Exception as exc:
+            # Exits and usage errors belong to Typer (which vendors click): let them through.
+            if _debug(ctx) or type(exc).__module__.startswith(("typer", "click")):
                 raise
+            # Anything else is a bug: one line, unless asked for the traceback.
             report_error(
                 CaisError(
                     f"cais failed unexpectedly: {type(exc).__name__}: {exc}",
@@ -45,11 +44,11 @@ class _Group(TyperGroup):
             )
             raise typer.Exit(2) from None
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
+    def list_commands(self, ctx: typer.Context) -> list[str]:
         return list(self.commands)  # keep the journey order in --help
 
 
-def _debug(ctx: click.Context) -> bool:
+def _debug(ctx: typer.Context) -> bool:
     return bool(ctx.obj and ctx.obj.get("debug"))
 
 

@@ -33,6 +33,7 @@ _TEMPLATE_FILES = {  # name in the package → name in the project
     "dockerignore": ".dockerignore",
     "README.md": "README.md",
 }
+_FILLED_IN = {"cais.yaml", "README.md"}  # files with {name} and {python} to fill in
 
 
 def init(
@@ -54,7 +55,8 @@ def init(
     name = image_name_from(directory.resolve().name)
     for package_name, project_name in _TEMPLATE_FILES.items():
         text = (source / package_name).read_text(encoding="utf-8")
-        text = text.replace("{name}", name).replace("{python}", running_python())
+        if package_name in _FILLED_IN:
+            text = text.replace("{name}", name).replace("{python}", running_python())
         (directory / project_name).write_text(text, encoding="utf-8")
     success(f"Created the {template.value} project `{name}` in `{directory}`")
     note(f"next: `cais dockerfile {directory}` to see its Dockerfile, "

@@ -16,7 +16,11 @@ print(greeting)
 
 # A folder mounted with `-v ./output:/data` keeps what the container writes.
 output = Path(os.environ.get("OUTPUT_DIR", "/data"))
-output.mkdir(parents=True, exist_ok=True)
-note = output / "greeting.txt"
-note.write_text(f"{greeting} Written {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.\n")
-print(f"Wrote {note} ({humanize.naturalsize(note.stat().st_size)})")
+try:
+    output.mkdir(parents=True, exist_ok=True)
+    note = output / "greeting.txt"
+    note.write_text(f"{greeting} Written {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC.\n")
+except PermissionError:
+    print(f"Nothing written: mount a folder at {output} to keep a file (-v ./output:{output})")
+else:
+    print(f"Wrote {note} ({humanize.naturalsize(note.stat().st_size)})")

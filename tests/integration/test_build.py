@@ -1,0 +1,184 @@
+"""Builds on the real Docker Engine, with BuildKit (docker CLI) and the classic builder."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from cais.builders.buildkit import find_buildkit_cli
+from tests.support import unavailable
+
+pytestmark = pytest.mark.engine
+
+BUILDERS = ["buildkit", "classic"]
+
+
+@pytest.fixture(params=BUILDERS)
+def builder(request) -> str:
+    if request.param == "buildkit" and find_buildkit_cli() is None:
+        unavailable("no docker CLI that can build with BuildKit")
+    return request.param
+
+
+def _project(tmp_path: Path, cais) -> Path:
+    project = tmp_path / "hello"
+    done = cais("init", str(project))
+    assert done.returncode == 0, done.stderr
+    return project
+
+
+def _build(cais, project: Path, tag: str, builder: str, ca_certs: list[Path], *extra: str):
+    args = ["build", str(project), "-t", tag, "--builder", builder]
+    for cert in ca_certs:
+        args += ["--ca-cert", str(cert)]
+    return cais(*args, *extra)
+
+
+def test_build_and_run_the_script_project(
+    tmp_path, cais, engine, base_image, image_name, builder, ca_certs
+):
+    project = _project(tmp_path, cais)
+    tag = f"{image_name}:0.1.0"
+    done = _build(cais, project, tag, builder, ca_certs)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == tag
+    assert f"with {builder}" in done.stderr
+
+    config = engine.images.get(tag).attrs["Config"]
+    assert config["User"] == "1000:1000"
+    assert config["Labels"]["org.opencontainers.image.title"] == image_name
+    assert config["Labels"]["org.opencontainers.image.version"] == "0.1.0"
+    assert config["Cmd"] == ["python", "script.py"]
+
+    output = tmp_path / "output"
+    ran = cais("run", "--rm", tag, "-e", "NAME=Ana", "-v", f"{output}:/data")
+    assert ran.returncode == 0, ran.stderr
+    assert "Hello, Ana!" in ran.stdout
+    assert (output / "greeting.txt").read_text().startswith("Hello, Ana!")
+
+
+def test_code_change_reuses_the_dependency_layer(
+    tmp_path, cais, engine, base_image, image_name, builder, ca_certs
+):
+    project = _project(tmp_path, cais)
+    first = _build(cais, project, f"{image_name}:1", builder, ca_certs)
+    assert first.returncode == 0, first.stderr
+    script = project / "script.py"
+    script.write_text(script.read_text() + "\nprint('one more line')\n")
+    second = _build(cais, project, f"{image_name}:2", builder, ca_certs)
+    assert second.returncode == 0, second.stderr
+
+    layers_1 = engine.images.get(f"{image_name}:1").attrs["RootFS"]["Layers"]
+    layers_2 = engine.images.get(f"{image_name}:2").attrs["RootFS"]["Layers"]
+    # Same layers up to the code layer: only the code (and what follows it) changed.
+    assert layers_1[:-1] == layers_2[:-1]
+    assert layers_1[-1] != layers_2[-1]
+    ran = cais("run", "--rm", f"{image_name}:2", "-e", "OUTPUT_DIR=/tmp/out")
+    assert "one more line" in ran.stdout
+
+
+def _image_files(engine, tag: str) -> dict[str, bytes]:
+    """Every file of every layer of an image, and its config and history, from `docker save`."""
+    blob = b"".join(engine.images.get(tag).save(named=True))
+    found: dict[str, bytes] = {}
+    with tarfile.open(fileobj=io.BytesIO(blob)) as outer:
+        for member in outer.getmembers():
+            if not member.isfile():
+                continue
+            data = outer.extractfile(member).read()  # type: ignore[union-attr]
+            if member.name.endswith("layer.tar"):
+                with tarfile.open(fileobj=io.BytesIO(data)) as layer:
+                    for entry in layer.getmembers():
+                        if entry.isfile():
+                            found[f"{member.name}:{entry.name}"] = layer.extractfile(entry).read()  # type: ignore[union-attr]
+            else:
+                found[member.name] = data
+    return found
+
+
+def test_ca_certificates_and_index_never_reach_the_image(
+    tmp_path, cais, engine, base_image, image_name, builder, ca_certs
+):
+    if not ca_certs:
+        pytest.skip("no proxy CA on this machine to pass")
+    project = _project(tmp_path, cais)
+    tag = f"{image_name}:secret"
+    marker_host = "cais-index-marker.invalid"
+    # A made-up trusted host stands for any pip setting: it must not reach the image either.
+    done = cais(
+        "build", str(project), "-t", tag, "--builder", builder,
+        *[arg for cert in ca_certs for arg in ("--ca-cert", str(cert))],
+        env={"PIP_TRUSTED_HOST": marker_host},
+    )
+    assert done.returncode == 0, done.stderr
+    assert "kept out of the image" in done.stderr
+
+    bodies = [
+        line.encode()
+        for cert in ca_certs
+        for line in cert.read_text().splitlines()
+        if len(line) > 40 and "CERTIFICATE" not in line
+    ]
+    assert bodies
+    files = _image_files(engine, tag)
+    for name, data in files.items():
+        for body in bodies:
+            assert body not in data, f"a CA certificate line is in {name}"
+        assert marker_host.encode() not in data, f"the pip settings are in {name}"
+        assert b"cais-pip.conf" not in data or name.endswith(".json"), name
+    history = engine.api.history(tag)
+    text = " ".join(entry.get("CreatedBy", "") for entry in history)
+    assert marker_host not in text
+    assert "BEGIN CERTIFICATE" not in text
+    assert ".cais-build-secrets" not in " ".join(
+        e.get("CreatedBy", "") for e in history if "COPY --from" in e.get("CreatedBy", "")
+    )
+
+
+def test_a_failing_step_is_named_with_its_last_lines(
+    tmp_path, cais, engine, base_image, image_name, builder, ca_certs
+):
+    project = _project(tmp_path, cais)
+    (project / "requirements.txt").write_text("cais-no-such-package-xyz==9.9.9\n")
+    done = _build(cais, project, f"{image_name}:broken", builder, ca_certs)
+    assert done.returncode == 1
+    assert "The build failed at step" in done.stderr
+    assert "pip install" in done.stderr
+    assert "cais-no-such-package-xyz" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_project_with_its_own_dockerfile_is_built_as_it_is(
+    tmp_path, cais, engine, base_image, image_name, builder
+):
+    project = tmp_path / "own"
+    project.mkdir()
+    (project / "Dockerfile").write_text(
+        f"FROM {base_image}\nLABEL made.by=hand\nCMD [\"python\", \"-c\", \"print('own dockerfile')\"]\n"
+    )
+    done = cais("build", str(project), "-t", f"{image_name}:own", "--builder", builder)
+    assert done.returncode == 0, done.stderr
+    assert "own `Dockerfile`" in done.stderr
+    assert engine.images.get(f"{image_name}:own").labels["made.by"] == "hand"
+    ran = cais("run", "--rm", f"{image_name}:own")
+    assert ran.stdout.strip() == "own dockerfile"
+
+
+def test_dockerignore_keeps_clutter_out(
+    tmp_path, cais, engine, base_image, image_name, builder, ca_certs
+):
+    project = _project(tmp_path, cais)
+    (project / ".dockerignore").unlink()  # cais's defaults apply when the project has none
+    for clutter in (".git/config", ".venv/bin/python", "data/big.csv", "__pycache__/x.pyc", ".env"):
+        path = project / clutter
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("clutter")
+    done = _build(cais, project, f"{image_name}:clean", builder, ca_certs)
+    assert done.returncode == 0, done.stderr
+    listing = engine.containers.run(
+        f"{image_name}:clean", entrypoint=["ls", "-A", "/app"], remove=True
+    ).decode().split()
+    assert sorted(listing) == ["README.md", "cais.yaml", "requirements.txt", "script.py"]
