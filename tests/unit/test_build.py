@@ -1,0 +1,157 @@
+"""cais.build and cais.builders: choosing a builder, the secrets mode, and the build request."""
+
+from __future__ import annotations
+
+import pytest
+
+import cais.build as build_module
+import cais.builders as builders
+from cais.build import BuildOptions, build_project, default_tag, dockerfile_for
+from cais.builders import BuilderChoice, secrets_mode_for, select_builder
+from cais.builders.base import BuildResult, SilentProgress
+from cais.builders.buildkit import BuildKitBuilder, BuildKitCLI
+from cais.builders.classic import ClassicBuilder
+from cais.builders.dockerfile import DEFAULT_DOCKERIGNORE, SecretsMode
+from cais.builders.pip_settings import PipSettings
+from cais.errors import BuildError, PlanError
+from cais.project import load_project
+
+CLI = BuildKitCLI("/opt/docker", True, "28.2.2")
+
+
+@pytest.fixture
+def no_cli(monkeypatch):
+    monkeypatch.setattr(builders, "find_buildkit_cli", lambda: None)
+
+
+@pytest.fixture
+def with_cli(monkeypatch):
+    monkeypatch.setattr(builders, "find_buildkit_cli", lambda: CLI)
+
+
+def test_auto_prefers_buildkit(with_cli):
+    builder = select_builder(object(), BuilderChoice.AUTO)
+    assert isinstance(builder, BuildKitBuilder)
+    assert builder.cli == CLI
+    assert builder.name == "buildkit"
+
+
+def test_auto_falls_back_to_classic(no_cli):
+    client = object()
+    builder = select_builder(client)
+    assert isinstance(builder, ClassicBuilder)
+    assert builder.client is client
+    assert builder.name == "classic"
+
+
+def test_classic_on_request(with_cli):
+    assert isinstance(select_builder(object(), BuilderChoice.CLASSIC), ClassicBuilder)
+
+
+def test_buildkit_on_request_without_a_cli(no_cli):
+    with pytest.raises(BuildError) as caught:
+        select_builder(object(), BuilderChoice.BUILDKIT)
+    assert caught.value.message == "No docker CLI that can build with BuildKit was found"
+    assert "--builder classic" in caught.value.hint
+
+
+@pytest.mark.parametrize(
+    ("name", "has_pip", "mode"),
+    [("buildkit", True, SecretsMode.BUILDKIT), ("classic", True, SecretsMode.STAGE),
+     ("buildkit", False, SecretsMode.NONE), ("classic", False, SecretsMode.NONE)],
+)
+def test_secrets_mode_for(name, has_pip, mode):
+    class Named:
+        pass
+
+    builder = Named()
+    builder.name = name
+    assert secrets_mode_for(builder, has_pip) is mode
+
+
+@pytest.fixture
+def project(tmp_path, write):
+    write(tmp_path, {"requirements.txt": "", "script.py": "", "cais.yaml": 'name: hello\nversion: "2.1"\npython: "3.12"\n'})
+    return load_project(tmp_path)
+
+
+def test_default_tag(project):
+    assert default_tag(project) == "hello:2.1"
+
+
+def test_dockerfile_for(project):
+    loaded, text = dockerfile_for(project.path, tags=("127.0.0.1:5000/team/app:3",))
+    assert loaded.name == "hello"
+    assert 'org.opencontainers.image.title="127.0.0.1:5000/team/app"' in text
+    assert 'org.opencontainers.image.version="3"' in text
+    assert "FROM python:3.12-slim" in text
+    assert "--mount=type=secret" not in text
+    assert "--mount=type=secret" in dockerfile_for(project.path, secrets=SecretsMode.BUILDKIT)[1]
+
+
+def test_dockerfile_for_a_bad_tag(project):
+    with pytest.raises(PlanError, match="is not a valid image name"):
+        dockerfile_for(project.path, tags=("Bad:1",))
+
+
+class RecordingBuilder:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.requests = []
+
+    def build(self, request, progress):
+        self.requests.append(request)
+        return BuildResult("sha256:" + "0" * 64, request.tags, self.name, 0.1)
+
+
+@pytest.mark.parametrize(("name", "mode_text"), [("buildkit", "--mount=type=secret"), ("classic", "AS dependencies")])
+def test_build_project_request(project, monkeypatch, name, mode_text):
+    builder = RecordingBuilder(name)
+    monkeypatch.setattr(build_module, "select_builder", lambda client, choice: builder)
+    pip = PipSettings(index_url="https://i.example/simple")
+    options = BuildOptions(tags=("hello", "user/hello:2"), platform="linux/arm64", build_args={"A": "1"}, no_cache=True)
+    result = build_project(object(), project, options, SilentProgress(), pip)
+    (request,) = builder.requests
+    assert request.tags == ("hello:latest", "user/hello:2")
+    assert result.tags == request.tags
+    assert request.context == project.path
+    assert request.platform == "linux/arm64"
+    assert request.build_args == {"A": "1"}
+    assert request.no_cache is True
+    assert request.pip == pip
+    assert request.default_ignore == DEFAULT_DOCKERIGNORE
+    assert request.dockerfile is None
+    assert mode_text in request.dockerfile_text
+    assert 'org.opencontainers.image.title="hello"' in request.dockerfile_text
+    assert 'org.opencontainers.image.version="latest"' in request.dockerfile_text
+
+
+def test_build_project_default_tag_and_no_pip(project, monkeypatch):
+    builder = RecordingBuilder("buildkit")
+    monkeypatch.setattr(build_module, "select_builder", lambda client, choice: builder)
+    build_project(object(), project, BuildOptions(), SilentProgress(), PipSettings())
+    (request,) = builder.requests
+    assert request.tags == ("hello:2.1",)
+    assert request.build_args == {}
+    assert "secret" not in request.dockerfile_text.lower()
+
+
+def test_build_project_with_its_own_dockerfile(tmp_path, write, monkeypatch):
+    write(tmp_path, {"Dockerfile": "FROM scratch\n"})
+    own = load_project(tmp_path)
+    builder = RecordingBuilder("classic")
+    monkeypatch.setattr(build_module, "select_builder", lambda client, choice: builder)
+    build_project(object(), own, BuildOptions(tags=("own:1",)), SilentProgress(), PipSettings())
+    (request,) = builder.requests
+    assert request.dockerfile == tmp_path.resolve() / "Dockerfile"
+    assert request.dockerfile_text is None
+    assert request.pip == PipSettings()
+    assert request.default_ignore is None
+
+
+def test_build_project_bad_platform(project, monkeypatch):
+    builder = RecordingBuilder("buildkit")
+    monkeypatch.setattr(build_module, "select_builder", lambda client, choice: builder)
+    with pytest.raises(PlanError, match="is not a platform cais knows"):
+        build_project(object(), project, BuildOptions(platform="amd64"), SilentProgress(), PipSettings())
+    assert builder.requests == []

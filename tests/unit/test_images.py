@@ -1,0 +1,204 @@
+"""cais.engine.images with a fake Docker client: push/pull progress and registry errors."""
+
+from __future__ import annotations
+
+import docker.errors
+import pytest
+import requests
+
+from cais.engine.images import _registry_error, image_exists, list_images, pull, push, remove_image
+from cais.errors import AuthError, EngineError, ImageNotFound, RegistryError
+from cais.registry.reference import parse_reference
+
+
+def not_found(text: str) -> docker.errors.ImageNotFound:
+    response = requests.Response()
+    response.status_code = 404
+    return docker.errors.ImageNotFound(text, response, explanation=text)
+
+
+class FakeImage:
+    def __init__(self, image_id="sha256:" + "c" * 64, tags=("hello:1",)) -> None:
+        self.id = image_id
+        self.short_id = image_id[:19]
+        self.tags = list(tags)
+        self.attrs = {"Size": 12_345_678, "Created": "2024-05-01T12:00:00.123456789Z"}
+
+
+class FakeClient:
+    def __init__(self, *, images=None, messages=(), pull_error=None) -> None:
+        self.known = images or {}
+        self.messages = list(messages)
+        self.pull_error = pull_error
+        self.calls: list[tuple] = []
+        self.api = self
+        self.images = self
+
+    # images.*
+    def get(self, reference):
+        self.calls.append(("get", reference))
+        if reference not in self.known:
+            raise not_found(f"No such image: {reference}")
+        return self.known[reference]
+
+    def list(self, name=None):
+        self.calls.append(("list", name))
+        return list(self.known.values())
+
+    def remove(self, reference, force=False):
+        self.calls.append(("remove", reference, force))
+        if reference not in self.known:
+            raise not_found(f"No such image: {reference}")
+
+    # api.*
+    def push(self, repository, tag=None, stream=False, decode=False):
+        self.calls.append(("push", repository, tag))
+        return iter(self.messages)
+
+    def pull(self, repository, tag=None, stream=False, decode=False):
+        self.calls.append(("pull", repository, tag))
+        if self.pull_error:
+            raise self.pull_error
+        return iter(self.messages)
+
+
+def recorder():
+    seen = []
+    return seen, lambda layer, status, current, total: seen.append((layer, status, current, total))
+
+
+def test_push_reports_layers_and_returns_the_digest():
+    digest = "sha256:" + "d" * 64
+    client = FakeClient(
+        images={"127.0.0.1:5000/team/hello:1": FakeImage()},
+        messages=[
+            {"status": "The push refers to repository [127.0.0.1:5000/team/hello]"},
+            {"id": "aaa", "status": "Preparing", "progressDetail": {}},
+            {"id": "aaa", "status": "Pushing", "progressDetail": {"current": 512, "total": 1024}},
+            {"id": "aaa", "status": "Pushed", "progressDetail": {}},
+            {"status": "1: digest: ... size: 1234"},
+            {"progressDetail": {}, "aux": {"Tag": "1", "Digest": digest, "Size": 1234}},
+        ],
+    )
+    seen, progress = recorder()
+    assert push(client, "127.0.0.1:5000/team/hello:1", progress) == digest
+    assert ("push", "127.0.0.1:5000/team/hello", "1") in client.calls
+    assert seen == [("aaa", "Preparing", 0, 0), ("aaa", "Pushing", 512, 1024), ("aaa", "Pushed", 0, 0)]
+
+
+def test_push_of_a_missing_image_never_talks_to_the_registry():
+    client = FakeClient()
+    with pytest.raises(ImageNotFound) as caught:
+        push(client, "hello:1")
+    assert caught.value.message == "The image `hello:1` does not exist in the Docker Engine"
+    assert not any(call[0] == "push" for call in client.calls)
+
+
+def test_push_refused():
+    client = FakeClient(
+        images={"hello:1": FakeImage()},
+        messages=[{"error": "denied: requested access to the resource is denied",
+                   "errorDetail": {"message": "denied: requested access to the resource is denied"}}],
+    )
+    with pytest.raises(AuthError) as caught:
+        push(client, "hello:1")
+    assert caught.value.message == (
+        "The registry `Docker Hub` refused to let you push `hello:1`: denied: requested access to the resource is denied"
+    )
+    assert "`cais login`" in caught.value.hint
+
+
+def test_pull_returns_the_image_id():
+    image = FakeImage()
+    client = FakeClient(images={"127.0.0.1:5000/hello:2": image}, messages=[
+        {"id": "2", "status": "Pulling from hello"},
+        {"id": "bbb", "status": "Downloading", "progressDetail": {"current": 10, "total": 100}},
+        {"status": "Digest: sha256:..."},
+    ])
+    seen, progress = recorder()
+    assert pull(client, "127.0.0.1:5000/hello:2", progress) == image.id
+    assert ("pull", "127.0.0.1:5000/hello", "2") in client.calls
+    assert seen == [("2", "Pulling from hello", 0, 0), ("bbb", "Downloading", 10, 100)]
+
+
+def test_pull_by_digest():
+    digest = "sha256:" + "e" * 64
+    client = FakeClient(images={f"hello@{digest}": FakeImage()})
+    pull(client, f"hello@{digest}")
+    assert ("pull", "hello", digest) in client.calls
+
+
+def test_pull_of_a_missing_image():
+    error = docker.errors.APIError("x", explanation="manifest for hello:9 not found: manifest unknown")
+    with pytest.raises(ImageNotFound) as caught:
+        pull(FakeClient(pull_error=error), "hello:9")
+    assert caught.value.message == "`hello:9` does not exist in the registry `Docker Hub`"
+
+
+_NOT_IN_REGISTRY = pytest.mark.xfail(
+    strict=True,
+    reason="BUG engine/images.py _registry_error: an image missing from a registry comes out as "
+    "ImageNotFound, an EngineError ('no such image in the engine'), not a RegistryError, against "
+    "its own `-> RegistryError` annotation and the errors tree; `except RegistryError` misses it",
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "cls", "temporary"),
+    [
+        ("unauthorized: authentication required", AuthError, False),
+        ("no basic auth credentials", AuthError, False),
+        pytest.param("manifest unknown", ImageNotFound, False, marks=_NOT_IN_REGISTRY),
+        pytest.param("repository does not exist or may require 'docker login'", ImageNotFound, False,
+                     marks=_NOT_IN_REGISTRY),
+        ('Get "https://127.0.0.1:5000/v2/": dial tcp 127.0.0.1:5000: connect: connection refused', RegistryError, True),
+        ("Get https://reg/v2/: net/http: TLS handshake timeout", RegistryError, True),
+        ("something odd", RegistryError, False),
+    ],
+)
+def test_registry_errors_are_registry_errors(text, cls, temporary):
+    ref = parse_reference("127.0.0.1:5000/x:1")
+    error = _registry_error(ref, {"error": text}, "push")
+    assert isinstance(error, cls)
+    assert isinstance(error, RegistryError)
+    assert error.temporary is temporary
+    if cls is AuthError:
+        assert "`cais login 127.0.0.1:5000`" in error.hint
+        assert text in error.message
+    elif cls is ImageNotFound:
+        assert error.message == "`127.0.0.1:5000/x:1` does not exist in the registry `127.0.0.1:5000`"
+    elif temporary:
+        assert error.message == f"The registry `127.0.0.1:5000` does not answer: {text}"
+    else:
+        assert error.message == f"The push of `127.0.0.1:5000/x:1` failed: {text}"
+
+
+def test_registry_not_found_message():
+    error = _registry_error(parse_reference("hello:9"), {"error": "manifest unknown"}, "pull")
+    assert error.message == "`hello:9` does not exist in the registry `Docker Hub`"
+    assert "check the name and tag" in error.hint
+
+
+def test_list_images():
+    client = FakeClient(images={"hello:1": FakeImage(tags=("hello:1", "hello:latest"))})
+    (summary,) = list_images(client, "hello")
+    assert summary.id == "c" * 12
+    assert summary.tags == ("hello:1", "hello:latest")
+    assert summary.size == 12_345_678
+    assert summary.created == "2024-05-01 12:00:00"
+    assert ("list", "hello") in client.calls
+
+
+def test_image_exists():
+    client = FakeClient(images={"hello:1": FakeImage()})
+    assert image_exists(client, "hello:1") is True
+    assert image_exists(client, "hello:2") is False
+
+
+def test_remove_image():
+    client = FakeClient(images={"hello:1": FakeImage()})
+    remove_image(client, "hello:1", force=True)
+    assert ("remove", "hello:1", True) in client.calls
+    with pytest.raises(ImageNotFound, match="`nope:1`"):
+        remove_image(client, "nope:1")
+    assert issubclass(ImageNotFound, EngineError)

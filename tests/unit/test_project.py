@@ -1,0 +1,493 @@
+"""cais.project.load_project: Python version, dependencies, entrypoint, config errors, git."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import cais.project as project_module
+from cais.errors import ProjectError
+from cais.project import (
+    CONFIG_FILE,
+    KNOWN_PYTHONS,
+    Dependencies,
+    DependencyKind,
+    image_name_from,
+    load_project,
+    running_python,
+)
+
+SCRIPT = {"requirements.txt": "", "script.py": "print('hi')\n"}
+
+
+@pytest.fixture
+def running_311(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Pretend the running interpreter is 3.11, whatever runs the tests."""
+    monkeypatch.setattr(project_module, "running_python", lambda: "3.11")
+    return "3.11"
+
+
+def error_of(path: Path) -> ProjectError:
+    with pytest.raises(ProjectError) as caught:
+        load_project(path)
+    return caught.value
+
+
+# --- Python version -------------------------------------------------------------------------
+
+
+def test_python_from_cais_yaml(tmp_path, write):
+    write(tmp_path, {**SCRIPT, CONFIG_FILE: 'python: "3.12"\n', ".python-version": "3.10\n"})
+    project = load_project(tmp_path)
+    assert (project.python, project.python_source) == ("3.12", "cais.yaml")
+
+
+def test_python_from_cais_yaml_drops_the_patch_release(tmp_path, write):
+    write(tmp_path, {**SCRIPT, CONFIG_FILE: 'python: "3.12.4"\n'})
+    assert load_project(tmp_path).python == "3.12"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG project.py ProjectConfig._python_xy: YAML reads an unquoted `python: 3.10` as the "
+    "float 3.1, and cais silently plans python:3.1-slim",
+)
+def test_unquoted_python_3_10_is_not_read_as_3_1(tmp_path, write):
+    write(tmp_path, {**SCRIPT, CONFIG_FILE: "python: 3.10\n"})
+    try:
+        project = load_project(tmp_path)
+    except ProjectError as exc:  # refusing it with a hint to quote the value is fine too
+        assert '"3.10"' in f"{exc} {exc.hint}"
+    else:
+        assert project.python == "3.10"
+
+
+def test_python_version_file_keeps_major_minor(tmp_path, write):
+    write(tmp_path, {**SCRIPT, ".python-version": "3.10.4\n"})
+    project = load_project(tmp_path)
+    assert (project.python, project.python_source) == ("3.10", ".python-version")
+
+
+def test_python_version_file_wins_over_requires_python(tmp_path, write, running_311):
+    write(tmp_path, {
+        **SCRIPT,
+        ".python-version": "3.12\n",
+        "pyproject.toml": '[project]\nname = "x"\nrequires-python = ">=3.9"\n',
+    })
+    assert load_project(tmp_path).python == "3.12"
+
+
+@pytest.mark.parametrize("text", ["pypy\n", "\n", "3\n", "latest\n"])
+def test_bad_python_version_file(tmp_path, write, text):
+    write(tmp_path, {**SCRIPT, ".python-version": text})
+    error = error_of(tmp_path)
+    assert ".python-version" in error.message
+    assert "does not hold a Python version" in error.message
+    assert error.hint
+
+
+@pytest.mark.parametrize(
+    ("requires", "expected"),
+    [
+        (">=3.9", "3.11"),  # the running interpreter fits
+        (">=3.10,<3.12", "3.11"),
+        ("<3.11", "3.10"),  # the highest known release that fits
+        (">=3.12,<3.14", "3.13"),
+        ("==3.9.*", "3.9"),
+        (">=3.12", KNOWN_PYTHONS[-1]),
+    ],
+)
+def test_python_from_requires_python(tmp_path, write, running_311, requires, expected):
+    write(tmp_path, {
+        **SCRIPT,
+        "pyproject.toml": f'[project]\nname = "x"\nrequires-python = "{requires}"\n',
+    })
+    project = load_project(tmp_path)
+    assert (project.python, project.python_source) == (expected, "pyproject.toml requires-python")
+
+
+def test_requires_python_that_nothing_satisfies(tmp_path, write, running_311):
+    write(tmp_path, {**SCRIPT, "pyproject.toml": '[project]\nname = "x"\nrequires-python = ">=4"\n'})
+    error = error_of(tmp_path)
+    assert "No known Python release satisfies" in error.message
+    assert ">=4" in error.message
+
+
+def test_invalid_requires_python(tmp_path, write):
+    write(tmp_path, {**SCRIPT, "pyproject.toml": '[project]\nname = "x"\nrequires-python = "three"\n'})
+    error = error_of(tmp_path)
+    assert "requires-python" in error.message
+    assert "invalid" in error.message
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG project.py _detect_python: versions are tested as X.Y.0, so a patch-level bound "
+    "such as `>=X.Y.1,<X.(Y+1)` is judged unsatisfiable although X.Y fits",
+)
+def test_requires_python_with_a_patch_level_lower_bound(tmp_path, write):
+    major, minor = sys.version_info[:2]
+    spec = f">={major}.{minor}.1,<{major}.{minor + 1}"
+    write(tmp_path, {**SCRIPT, "pyproject.toml": f'[project]\nname = "x"\nrequires-python = "{spec}"\n'})
+    assert load_project(tmp_path).python == f"{major}.{minor}"
+
+
+def test_python_defaults_to_the_running_interpreter(tmp_path, write):
+    write(tmp_path, SCRIPT)
+    project = load_project(tmp_path)
+    assert project.python == f"{sys.version_info.major}.{sys.version_info.minor}"
+    assert project.python == running_python()
+    assert project.python_source == "the running Python"
+
+
+# --- dependencies ---------------------------------------------------------------------------
+
+
+def test_requirements_txt(tmp_path, write):
+    write(tmp_path, {"requirements.txt": "requests\n", "script.py": ""})
+    assert load_project(tmp_path).dependencies == Dependencies(
+        DependencyKind.REQUIREMENTS, "requirements.txt"
+    )
+
+
+def test_requirements_named_in_cais_yaml(tmp_path, write):
+    write(tmp_path, {
+        "reqs/prod.txt": "requests\n",
+        "requirements.txt": "ignored\n",
+        "script.py": "",
+        CONFIG_FILE: "requirements: reqs/prod.txt\n",
+    })
+    assert load_project(tmp_path).dependencies == Dependencies(DependencyKind.REQUIREMENTS, "reqs/prod.txt")
+
+
+def test_requirements_named_in_cais_yaml_must_exist(tmp_path, write):
+    write(tmp_path, {"script.py": "", "requirements.txt": "", CONFIG_FILE: "requirements: prod.txt\n"})
+    error = error_of(tmp_path)
+    assert "`prod.txt` named in cais.yaml does not exist" in error.message
+    assert "requirements:" in error.hint
+
+
+def test_pyproject_dependencies(tmp_path, write):
+    write(tmp_path, {
+        "script.py": "",
+        "pyproject.toml": '[project]\nname = "x"\ndependencies = ["requests>=2", "rich"]\n',
+    })
+    deps = load_project(tmp_path).dependencies
+    assert deps == Dependencies(
+        DependencyKind.PYPROJECT, "pyproject.toml", packages=("requests>=2", "rich"), installable=False
+    )
+
+
+def test_pyproject_with_build_system_is_installable(tmp_path, write):
+    write(tmp_path, {
+        "script.py": "",
+        "pyproject.toml": '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n'
+        '[project]\nname = "x"\ndependencies = ["rich"]\n',
+    })
+    deps = load_project(tmp_path).dependencies
+    assert deps.kind is DependencyKind.PYPROJECT
+    assert deps.installable is True
+    assert deps.packages == ("rich",)
+
+
+def test_pyproject_without_dependencies(tmp_path, write):
+    write(tmp_path, {"script.py": "", "pyproject.toml": '[project]\nname = "x"\n'})
+    deps = load_project(tmp_path).dependencies
+    assert deps.kind is DependencyKind.PYPROJECT
+    assert deps.packages == ()
+
+
+def test_requirements_txt_wins_over_pyproject(tmp_path, write):
+    write(tmp_path, {
+        **SCRIPT,
+        "pyproject.toml": '[project]\nname = "x"\ndependencies = ["rich"]\n',
+    })
+    assert load_project(tmp_path).dependencies.kind is DependencyKind.REQUIREMENTS
+
+
+def test_pyproject_dependencies_must_be_strings(tmp_path, write):
+    write(tmp_path, {"script.py": "", "pyproject.toml": '[project]\nname = "x"\ndependencies = "rich"\n'})
+    assert "must be a list of strings" in error_of(tmp_path).message
+
+
+def test_invalid_pyproject(tmp_path, write):
+    write(tmp_path, {**SCRIPT, "pyproject.toml": "[project\n"})
+    assert "is not valid TOML" in error_of(tmp_path).message
+
+
+def test_no_dependencies_at_all(tmp_path, write):
+    write(tmp_path, {"script.py": ""})
+    error = error_of(tmp_path)
+    assert error.message == f"`{tmp_path.resolve()}` has no requirements.txt"
+    assert "requirements.txt" in error.hint
+    assert "empty file" in error.hint
+
+
+# --- entrypoint -----------------------------------------------------------------------------
+
+
+def test_entrypoint_string_from_cais_yaml(tmp_path, write):
+    write(tmp_path, {**SCRIPT, "other.py": "", CONFIG_FILE: "entrypoint: other.py --fast\n"})
+    assert load_project(tmp_path).entrypoint == ("python", "other.py", "--fast")
+
+
+def test_entrypoint_list_from_cais_yaml(tmp_path, write):
+    write(tmp_path, {**SCRIPT, CONFIG_FILE: 'entrypoint: ["uvicorn", "app:api", "--port", "80"]\n'})
+    assert load_project(tmp_path).entrypoint == ("uvicorn", "app:api", "--port", "80")
+
+
+def test_entrypoint_list_starting_with_a_script(tmp_path, write):
+    write(tmp_path, {**SCRIPT, CONFIG_FILE: "entrypoint:\n  - script.py\n  - --name\n  - Ana Maria\n"})
+    assert load_project(tmp_path).entrypoint == ("python", "script.py", "--name", "Ana Maria")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG project.py ProjectConfig._split_entrypoint: the string form is split with "
+    "str.split(), so quoted arguments are torn apart (shlex.split would keep them)",
+)
+def test_entrypoint_string_keeps_quoted_arguments(tmp_path, write):
+    write(tmp_path, {**SCRIPT, CONFIG_FILE: "entrypoint: script.py --greeting 'good morning'\n"})
+    assert load_project(tmp_path).entrypoint == ("python", "script.py", "--greeting", "good morning")
+
+
+def test_entrypoint_script_must_exist(tmp_path, write):
+    write(tmp_path, {**SCRIPT, CONFIG_FILE: "entrypoint: missing.py\n"})
+    error = error_of(tmp_path)
+    assert "The entrypoint `missing.py` named in cais.yaml does not exist" in error.message
+    assert "entrypoint:" in error.hint
+
+
+def test_the_one_script(tmp_path, write):
+    write(tmp_path, {"requirements.txt": "", "train.py": ""})
+    assert load_project(tmp_path).entrypoint == ("python", "train.py")
+
+
+@pytest.mark.parametrize("conventional", ["main.py", "app.py", "script.py"])
+def test_conventional_script_among_several(tmp_path, write, conventional):
+    write(tmp_path, {"requirements.txt": "", "helpers.py": "", "zz.py": "", conventional: ""})
+    assert load_project(tmp_path).entrypoint == ("python", conventional)
+
+
+def test_main_py_comes_before_app_py_and_script_py(tmp_path, write):
+    write(tmp_path, {"requirements.txt": "", "script.py": "", "app.py": "", "main.py": ""})
+    assert load_project(tmp_path).entrypoint == ("python", "main.py")
+
+
+def test_tests_and_setup_py_are_not_entrypoints(tmp_path, write):
+    write(tmp_path, {
+        "requirements.txt": "",
+        "train.py": "",
+        "test_train.py": "",
+        "setup.py": "",
+        "conftest.py": "",
+    })
+    assert load_project(tmp_path).entrypoint == ("python", "train.py")
+
+
+def test_several_scripts_without_a_conventional_one(tmp_path, write):
+    write(tmp_path, {"requirements.txt": "", "train.py": "", "serve.py": "", "test_x.py": ""})
+    error = error_of(tmp_path)
+    assert "has several scripts (serve.py, train.py)" in error.message
+    assert "cannot tell which to run" in error.message
+    assert "entrypoint:" in error.hint
+
+
+def test_no_script(tmp_path, write):
+    write(tmp_path, {"requirements.txt": "", "setup.py": "", "test_a.py": ""})
+    error = error_of(tmp_path)
+    assert "has no Python script to run" in error.message
+    assert "entrypoint:" in error.hint
+
+
+def test_pyproject_script_of_an_installable_project(tmp_path, write):
+    write(tmp_path, {
+        "a.py": "",
+        "b.py": "",
+        "pyproject.toml": '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n'
+        '[project]\nname = "x"\ndependencies = []\n[project.scripts]\nserve = "x:main"\n',
+    })
+    assert load_project(tmp_path).entrypoint == ("serve",)
+
+
+# --- a project with its own Dockerfile ------------------------------------------------------
+
+
+def test_own_dockerfile_needs_no_requirements_or_script(tmp_path, write):
+    write(tmp_path, {"Dockerfile": "FROM scratch\n", "a.py": "", "b.py": ""})
+    project = load_project(tmp_path)
+    assert project.dockerfile == tmp_path.resolve() / "Dockerfile"
+    assert project.entrypoint == ()
+    assert project.dependencies.file == ""
+
+
+def test_without_own_dockerfile(tmp_path, write):
+    write(tmp_path, SCRIPT)
+    project = load_project(tmp_path)
+    assert project.dockerfile is None
+    assert project.has_dockerignore is False
+    (tmp_path / ".dockerignore").write_text(".git\n")
+    assert load_project(tmp_path).has_dockerignore is True
+
+
+# --- cais.yaml ------------------------------------------------------------------------------
+
+
+def test_settings_of_cais_yaml(tmp_path, write):
+    write(tmp_path, {
+        **SCRIPT,
+        CONFIG_FILE: "name: hello\nversion: 2.0.1\nbase_image: debian:12\nports: [8080]\n"
+        "env:\n  A: 1\n  B:\n  C: text\n",
+    })
+    project = load_project(tmp_path)
+    assert project.name == "hello"
+    assert project.config.version == "2.0.1"
+    assert project.config.base_image == "debian:12"
+    assert project.config.ports == [8080]
+    assert project.config.env == {"A": "1", "B": "", "C": "text"}
+
+
+def test_empty_cais_yaml_means_defaults(tmp_path, write):
+    write(tmp_path, {**SCRIPT, CONFIG_FILE: "# nothing yet\n"})
+    project = load_project(tmp_path)
+    assert project.config.version == "0.1.0"
+    assert project.name == image_name_from(tmp_path.name)
+
+
+def test_malformed_yaml_names_the_line(tmp_path, write):
+    write(tmp_path, {**SCRIPT, CONFIG_FILE: 'name: app\npython: "3.11"\n  bad: indent\n'})
+    error = error_of(tmp_path)
+    assert error.message == f"`{tmp_path.resolve() / CONFIG_FILE}` is not valid YAML at line 3"
+    assert "cais init" in error.hint
+
+
+def test_yaml_that_is_not_a_mapping(tmp_path, write):
+    write(tmp_path, {**SCRIPT, CONFIG_FILE: "- name\n- python\n"})
+    error = error_of(tmp_path)
+    assert "must be a mapping of settings" in error.message
+
+
+def test_unknown_setting_is_named(tmp_path, write):
+    write(tmp_path, {**SCRIPT, CONFIG_FILE: "name: app\ncolour: red\n"})
+    error = error_of(tmp_path)
+    assert error.message.endswith("has a setting cais does not know: `colour`")
+    assert "entrypoint" in error.hint and "python" in error.hint
+
+
+@pytest.mark.parametrize("value", ['"three"', '"3"', '"3.x"', '"py3.11"'])
+def test_wrong_python_value(tmp_path, write, value):
+    write(tmp_path, {**SCRIPT, CONFIG_FILE: f"python: {value}\n"})
+    error = error_of(tmp_path)
+    assert "has a wrong value for `python`" in error.message
+    assert "is not a Python version like 3.11" in error.message
+    assert "Value error" not in error.message
+
+
+@pytest.mark.parametrize("name", ["My_App", "-app", "app!", "user/app", "UPPER"])
+def test_invalid_image_name(tmp_path, write, name):
+    write(tmp_path, {**SCRIPT, CONFIG_FILE: f"name: '{name}'\n"})
+    error = error_of(tmp_path)
+    assert "has a wrong value for `name`" in error.message
+    assert f"`{name}` is not a valid image name" in error.message
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG project.py _IMAGE_NAME is checked with re.match and `$`, which accepts a trailing "
+    "newline; the name then breaks the Dockerfile's first comment line (use re.fullmatch)",
+)
+def test_image_name_with_a_trailing_newline(tmp_path, write):
+    write(tmp_path, {**SCRIPT, CONFIG_FILE: 'name: "app\\n"\n'})
+    error = error_of(tmp_path)
+    assert "has a wrong value for `name`" in error.message
+
+
+def test_wrong_type_of_a_setting(tmp_path, write):
+    write(tmp_path, {**SCRIPT, CONFIG_FILE: "ports: [http]\n"})
+    assert "has a wrong value for `ports.0`" in error_of(tmp_path).message
+
+
+def test_missing_folder(tmp_path):
+    missing = tmp_path / "nope"
+    error = error_of(missing)
+    assert error.message == f"The project folder `{missing}` does not exist"
+    assert "cais init" in error.hint
+
+
+def test_file_instead_of_folder(tmp_path):
+    file = tmp_path / "script.py"
+    file.write_text("")
+    error = error_of(file)
+    assert error.message == f"`{file}` is a file, not a project folder"
+
+
+@pytest.mark.parametrize(
+    ("folder", "expected"),
+    [("My Project", "my-project"), ("hello", "hello"), ("__x__", "x"), ("!!!", "app"), ("a.b_c", "a.b_c")],
+)
+def test_image_name_from_folder(folder, expected):
+    assert image_name_from(folder) == expected
+
+
+def test_name_defaults_to_the_folder(tmp_path, write):
+    folder = tmp_path / "Iris Classifier"
+    folder.mkdir()
+    write(folder, SCRIPT)
+    assert load_project(folder).name == "iris-classifier"
+
+
+# --- git ------------------------------------------------------------------------------------
+
+
+def git(folder: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-C", str(folder), "-c", "user.name=Test", "-c", "user.email=test@example.com",
+         "-c", "commit.gpgsign=false", *args],
+        capture_output=True, text=True, check=True,
+    )
+    return done.stdout.strip()
+
+
+def test_git_revision_and_source_without_credentials(tmp_path, write):
+    write(tmp_path, SCRIPT)
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "add", ".")
+    git(tmp_path, "commit", "-q", "-m", "first")
+    git(tmp_path, "remote", "add", "origin", "https://user:tok@host.example/x.git")
+    project = load_project(tmp_path)
+    assert project.revision == git(tmp_path, "rev-parse", "HEAD")
+    assert len(project.revision) == 40
+    assert project.source_url == "https://host.example/x.git"
+    assert "tok" not in project.source_url
+
+
+def test_git_without_remote(tmp_path, write):
+    write(tmp_path, SCRIPT)
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "commit", "-q", "--allow-empty", "-m", "first")
+    project = load_project(tmp_path)
+    assert project.revision == git(tmp_path, "rev-parse", "HEAD")
+    assert project.source_url is None
+
+
+def test_git_repository_without_commits(tmp_path, write):
+    write(tmp_path, SCRIPT)
+    git(tmp_path, "init", "-q")
+    project = load_project(tmp_path)
+    assert (project.revision, project.source_url) == (None, None)
+
+
+def test_not_a_git_repository(tmp_path, write):
+    write(tmp_path, SCRIPT)
+    project = load_project(tmp_path)
+    assert (project.revision, project.source_url) == (None, None)
+
+
+def test_git_not_installed(tmp_path, write, monkeypatch):
+    write(tmp_path, SCRIPT)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    project = load_project(tmp_path)
+    assert (project.revision, project.source_url) == (None, None)
