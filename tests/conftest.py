@@ -91,10 +91,10 @@ def image_name(engine) -> Iterator[str]:
     name = f"cais-test-{uuid.uuid4().hex[:10]}"
     yield name
     for image in engine.images.list():
-        if any(name in tag for tag in image.tags):
-            for tag in image.tags:
+        for tag in image.tags:
+            if name in tag:  # only this test's tags: others (the base image) stay
                 try:
-                    engine.images.remove(tag, force=True)
+                    engine.images.remove(tag)
                 except Exception:  # noqa: BLE001 - best-effort cleanup
                     pass
 

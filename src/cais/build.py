@@ -81,6 +81,8 @@ def build_project(
         )
         return builder.build(request, progress)
     plan = _plan(project, tags, options.platform)
+    if not plan.uses_pip:
+        pip = PipSettings()  # nothing to install: pass no settings at all
     text = render_dockerfile(plan, secrets=secrets_mode_for(builder, bool(pip)))
     request = BuildRequest(
         context=project.path,

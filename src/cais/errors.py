@@ -9,6 +9,7 @@
     ├── BuildError            a build failed (carries the failing step and its last lines)
     └── RegistryError         a registry refused or did not answer
         ├── AuthError         wrong or missing credentials
+        ├── NotInRegistry     the registry has no such repository or tag
         └── CredentialsError  the credentials store (config.json, helper) failed
 
 Messages are one sentence without a final period; hints say what to do.  HTTP status codes
@@ -25,6 +26,7 @@ __all__ = [
     "CredentialsError",
     "EngineError",
     "ImageNotFound",
+    "NotInRegistry",
     "PlanError",
     "ProjectError",
     "RegistryError",
@@ -92,6 +94,10 @@ class RegistryError(CaisError):
 
 class AuthError(RegistryError):
     """The registry refused the credentials, or none were given where some are needed."""
+
+
+class NotInRegistry(RegistryError):
+    """The registry has no such repository, tag or digest."""
 
 
 class CredentialsError(RegistryError):

@@ -7,6 +7,8 @@ after it touches the file system to decide what goes into an image.
 from __future__ import annotations
 
 import re
+import platform
+import shlex
 import subprocess
 import sys
 import tomllib
@@ -37,6 +39,7 @@ KNOWN_PYTHONS = ("3.9", "3.10", "3.11", "3.12", "3.13", "3.14")
 # Scripts that are never "the one obvious script" of a folder.
 _NOT_ENTRYPOINTS = {"setup.py", "conftest.py", "noxfile.py", "fabfile.py"}
 _PYTHON_XY = re.compile(r"^(\d+)\.(\d+)(?:\.\d+)?$")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _IMAGE_NAME = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 
 
@@ -59,7 +62,7 @@ class ProjectConfig(BaseModel):
     def _split_entrypoint(cls, value: object) -> object:
         # `entrypoint: script.py` is the common case; a list is a full command.
         if isinstance(value, str):
-            return value.split()
+            return shlex.split(value)
         return value
 
     @field_validator("python", mode="before")
@@ -67,23 +70,31 @@ class ProjectConfig(BaseModel):
     def _python_xy(cls, value: object) -> object:
         if value is None:
             return None
-        text = str(value).strip()
-        if not _PYTHON_XY.match(text):
-            raise ValueError(f"`{text}` is not a Python version like 3.11")
-        major, minor = _PYTHON_XY.match(text).groups()  # type: ignore[union-attr]
-        return f"{major}.{minor}"
+        if isinstance(value, float):
+            # YAML reads `python: 3.10` as the number 3.1.
+            raise ValueError(
+                f'write the version in quotes, such as python: "3.10" (YAML reads an unquoted '
+                f"3.10 as the number {value})"
+            )
+        match = _PYTHON_XY.fullmatch(str(value).strip())
+        if match is None:
+            raise ValueError(f"`{value}` is not a Python version like 3.11")
+        return f"{match.group(1)}.{match.group(2)}"
 
     @field_validator("env", mode="before")
     @classmethod
     def _env_strings(cls, value: object) -> object:
         if isinstance(value, dict):
+            for key in value:
+                if not _ENV_NAME.fullmatch(str(key)):
+                    raise ValueError(f"`{key}` is not an environment variable name")
             return {str(k): "" if v is None else str(v) for k, v in value.items()}
         return value
 
     @field_validator("name")
     @classmethod
     def _image_name(cls, value: str | None) -> str | None:
-        if value is not None and not _IMAGE_NAME.match(value):
+        if value is not None and not _IMAGE_NAME.fullmatch(value):
             raise ValueError(
                 f"`{value}` is not a valid image name (lowercase letters, digits, . _ -)"
             )
@@ -215,7 +226,7 @@ def _detect_python(root: Path, config: ProjectConfig, pyproject: dict) -> tuple[
     version_file = root / ".python-version"
     if version_file.is_file():
         text = version_file.read_text(encoding="utf-8").split()
-        match = _PYTHON_XY.match(text[0]) if text else None
+        match = _PYTHON_XY.fullmatch(text[0]) if text else None
         if match is None:
             raise ProjectError(
                 f"`{version_file}` does not hold a Python version like 3.11",
@@ -228,14 +239,17 @@ def _detect_python(root: Path, config: ProjectConfig, pyproject: dict) -> tuple[
             spec = SpecifierSet(requires)
         except InvalidSpecifier as exc:
             raise ProjectError(f"`requires-python = {requires!r}` in pyproject.toml is invalid") from exc
-        running = running_python()
-        if spec.contains(f"{running}.0"):
-            return running, "pyproject.toml requires-python"
-        fits = [xy for xy in KNOWN_PYTHONS if spec.contains(f"{xy}.0")]
+        if spec.contains(platform.python_version()):
+            return running_python(), "pyproject.toml requires-python"
+        fits = [xy for xy in KNOWN_PYTHONS if _any_release_fits(spec, xy)]
         if not fits:
             raise ProjectError(f"No known Python release satisfies `requires-python = {requires!r}`")
         return fits[-1], "pyproject.toml requires-python"
     return running_python(), "the running Python"
+
+
+def _any_release_fits(spec: SpecifierSet, xy: str) -> bool:
+    return any(spec.contains(f"{xy}.{patch}") for patch in range(40))
 
 
 def running_python() -> str:

@@ -219,11 +219,6 @@ def test_successful_build(tmp_path):
     assert progress.lines == ["Collecting rich", "Successfully installed rich-13.7.1"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG buildkit.py _STEP_NAME: BuildKit's `[auth] … token for …` vertex (pulling from "
-    "Docker Hub or a token registry) is reported as a build step, like the excluded `[internal]`",
-)
 def test_auth_vertex_is_not_a_step(tmp_path):
     transcript = (
         "#3 [auth] library/python:pull token for registry-1.docker.io\n"
@@ -235,11 +230,6 @@ def test_auth_vertex_is_not_a_step(tmp_path):
     assert progress.steps == ["[1/2] FROM docker.io/library/python:3.11-slim"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG buildkit.py _stream: the Popen's stdout pipe is never closed (ResourceWarning, an "
-    "error under the project's warnings-as-errors); use `with subprocess.Popen(...) as process:`",
-)
 def test_stream_closes_the_pipe(tmp_path):
     import gc
 

@@ -247,12 +247,6 @@ def test_build_of_a_broken_project_fails_before_the_engine(project, runner, unre
     ],
     ids=["platform", "tag"],
 )
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG cli/project.py build: --platform and -t are only checked inside build_project, "
-    "after connect(), so without an engine the user hears about the engine and not about the "
-    "bad value (check them with parse_platform/parse_reference before connect())",
-)
 def test_build_with_bad_options_fails_before_the_engine(project, runner, unreachable_engine, args, message):
     output = assert_one_error(runner.invoke(app, ["build", str(project), *args]))
     assert message in output

@@ -252,13 +252,6 @@ def test_helper_that_is_not_installed(docker_config, monkeypatch, tmp_path):
     assert read(docker_config) == {"credsStore": "missing"}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG credentials.py _store: docker.credentials.Store warns `UserWarning: "
-    "docker-credential-X not installed` before cais raises its CredentialsError, so the CLI "
-    "prints a Python warning line besides its one-sentence error (and the warning is an "
-    "exception under warnings-as-errors); check shutil.which first or silence the warning",
-)
 def test_helper_that_is_not_installed_warns_nothing(docker_config, monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     docker_config.parent.mkdir()

@@ -18,6 +18,7 @@ from cais.builders.dockerfile import (
     SecretsMode,
     render_dockerfile,
 )
+from cais.errors import PlanError
 from cais.plan import AppStep, DependencyStep, ImagePlan, plan_project
 from cais.project import load_project
 
@@ -200,13 +201,25 @@ def test_no_dependency_step():
     assert ("COPY", ". .") in steps
 
 
-@pytest.mark.parametrize("mode", list(SecretsMode))
+@pytest.mark.parametrize("mode", [SecretsMode.NONE, SecretsMode.BUILDKIT])
 def test_installable_project_is_installed_after_the_code(mode):
     plan = make_plan(dependencies=PACKAGES, app=AppStep(install_project=True))
     steps = instructions(render_dockerfile(plan, secrets=mode))
-    install = index_of(steps, "RUN", "pip install --no-deps .")
+    install = index_of(steps, "RUN", "--no-deps .")
     assert program_copy(steps) < install
     assert install > max(n for n, (kw, _) in enumerate(steps) if kw == "FROM")
+
+
+def test_installable_project_is_installed_in_the_program_stage_with_the_settings():
+    plan = make_plan(dependencies=PACKAGES, app=AppStep(install_project=True))
+    steps = instructions(render_dockerfile(plan, secrets=SecretsMode.STAGE))
+    last_from = max(n for n, (kw, _) in enumerate(steps) if kw == "FROM")
+    install = index_of(steps, "RUN", "--no-deps --prefix=/install /src")
+    assert install < last_from
+    assert "PIP_CONFIG_FILE=/run/secrets/" in steps[install][1]
+    final = steps[last_from:]
+    assert ("COPY", "--from=program /install /usr/local") in final
+    assert not any("pip install" in args for kw, args in final if kw == "RUN")
 
 
 @pytest.mark.parametrize("mode", list(SecretsMode))
@@ -282,27 +295,9 @@ def test_env_of_cais_yaml():
         "  spaces around  ",
         pytest.param(
             "cost $5 or ${HOME}",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BUG dockerfile.py _env/_labels: json.dumps does not escape `$`, which the "
-                "Dockerfile frontend expands inside double quotes",
-            ),
         ),
         pytest.param(
             "Olá João",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BUG dockerfile.py _env/_labels: json.dumps writes non-ASCII as \\uXXXX, which "
-                "Dockerfiles do not decode (the value ends up with a literal backslash-u)",
-            ),
-        ),
-        pytest.param(
-            "tab\there",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="BUG dockerfile.py _env: json.dumps writes control characters as \\t, \\n …, "
-                "which Dockerfiles keep literally",
-            ),
         ),
     ],
 )
@@ -310,6 +305,14 @@ def test_env_values_arrive_unchanged(value):
     steps = instructions(render_dockerfile(make_plan(env={"VALUE": value})))
     env_args = [args for kw, args in steps if kw == "ENV"][-1]
     assert key_values(env_args) == {"VALUE": value}
+
+
+@pytest.mark.parametrize("value", ["tab\there", "two\nlines", "bell\x07"])
+def test_control_characters_are_refused_with_a_sentence(value):
+    with pytest.raises(PlanError) as caught:
+        render_dockerfile(make_plan(env={"VALUE": value}))
+    assert "control character" in caught.value.message
+    assert repr(value) in caught.value.message
 
 
 # --- secrets modes ------------------------------------------------------------------------
@@ -377,12 +380,6 @@ def test_secrets_stage_without_dependencies_needs_no_stage():
     assert SECRETS_DIR not in text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG dockerfile.py render_dockerfile: `RUN pip install --no-deps .` of an installable "
-    "project fetches its build backend from the index without the pip settings (no secret "
-    "mounts), so it fails behind the proxy the settings are for",
-)
 def test_installing_the_project_also_gets_the_pip_settings():
     plan = make_plan(dependencies=PACKAGES, app=AppStep(install_project=True))
     steps = instructions(render_dockerfile(plan, secrets=SecretsMode.BUILDKIT))
@@ -392,12 +389,6 @@ def test_installing_the_project_also_gets_the_pip_settings():
 
 
 @pytest.mark.parametrize("mode", [SecretsMode.NONE, SecretsMode.BUILDKIT, SecretsMode.STAGE])
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG dockerfile.py _copy/_pip_install: a requirements file in a subfolder "
-    "(`requirements: reqs/prod.txt`) is copied to ./prod.txt (or /tmp/prod.txt) but installed "
-    "from reqs/prod.txt, so pip does not find it",
-)
 def test_requirements_in_a_subfolder_are_installed_from_where_they_were_copied(tmp_path, write, mode):
     write(tmp_path, {"reqs/prod.txt": "rich\n", "script.py": "", "cais.yaml": "requirements: reqs/prod.txt\n"})
     text = render_dockerfile(plan_project(load_project(tmp_path)), secrets=mode)

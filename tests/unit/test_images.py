@@ -7,7 +7,7 @@ import pytest
 import requests
 
 from cais.engine.images import _registry_error, image_exists, list_images, pull, push, remove_image
-from cais.errors import AuthError, EngineError, ImageNotFound, RegistryError
+from cais.errors import AuthError, EngineError, ImageNotFound, NotInRegistry, RegistryError
 from cais.registry.reference import parse_reference
 
 
@@ -130,17 +130,9 @@ def test_pull_by_digest():
 
 def test_pull_of_a_missing_image():
     error = docker.errors.APIError("x", explanation="manifest for hello:9 not found: manifest unknown")
-    with pytest.raises(ImageNotFound) as caught:
+    with pytest.raises(NotInRegistry) as caught:
         pull(FakeClient(pull_error=error), "hello:9")
     assert caught.value.message == "`hello:9` does not exist in the registry `Docker Hub`"
-
-
-_NOT_IN_REGISTRY = pytest.mark.xfail(
-    strict=True,
-    reason="BUG engine/images.py _registry_error: an image missing from a registry comes out as "
-    "ImageNotFound, an EngineError ('no such image in the engine'), not a RegistryError, against "
-    "its own `-> RegistryError` annotation and the errors tree; `except RegistryError` misses it",
-)
 
 
 @pytest.mark.parametrize(
@@ -148,9 +140,8 @@ _NOT_IN_REGISTRY = pytest.mark.xfail(
     [
         ("unauthorized: authentication required", AuthError, False),
         ("no basic auth credentials", AuthError, False),
-        pytest.param("manifest unknown", ImageNotFound, False, marks=_NOT_IN_REGISTRY),
-        pytest.param("repository does not exist or may require 'docker login'", ImageNotFound, False,
-                     marks=_NOT_IN_REGISTRY),
+        ("manifest unknown", NotInRegistry, False),
+        ("repository does not exist or may require 'docker login'", NotInRegistry, False),
         ('Get "https://127.0.0.1:5000/v2/": dial tcp 127.0.0.1:5000: connect: connection refused', RegistryError, True),
         ("Get https://reg/v2/: net/http: TLS handshake timeout", RegistryError, True),
         ("something odd", RegistryError, False),
@@ -165,7 +156,7 @@ def test_registry_errors_are_registry_errors(text, cls, temporary):
     if cls is AuthError:
         assert "`cais login 127.0.0.1:5000`" in error.hint
         assert text in error.message
-    elif cls is ImageNotFound:
+    elif cls is NotInRegistry:
         assert error.message == "`127.0.0.1:5000/x:1` does not exist in the registry `127.0.0.1:5000`"
     elif temporary:
         assert error.message == f"The registry `127.0.0.1:5000` does not answer: {text}"

@@ -147,12 +147,6 @@ def test_bundle_stays_under_the_buildkit_limit_with_a_large_bundle(cert_file, ma
     assert len(blocks) == len(set(blocks))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG pip_settings.py _bundle: the given certificates are never checked against "
-    "BuildKit's 500 KiB secret limit, so a bigger bundle passes silently and the build "
-    "fails later with an obscure BuildKit error (refuse it with a PlanError, or cap it)",
-)
 def test_bundle_larger_than_the_limit_is_refused_or_capped(cert_file, make_cert):
     given = [make_cert(f"huge {n}") for n in range(1300)]  # ~600 KiB
     bundle_file = cert_file("huge-bundle.pem", text=b"\n".join(given))

@@ -160,11 +160,6 @@ def test_plan_is_frozen(project):
     assert isinstance(plan, ImagePlan)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG image_plan.py _PLATFORM (and project.py _IMAGE_NAME): `re.match` with `$` accepts "
-    "a trailing newline; use re.fullmatch",
-)
 def test_platform_with_a_trailing_newline_is_refused():
     with pytest.raises(PlanError):
         parse_platform("linux/amd64\n")

@@ -50,11 +50,6 @@ def test_python_from_cais_yaml_drops_the_patch_release(tmp_path, write):
     assert load_project(tmp_path).python == "3.12"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG project.py ProjectConfig._python_xy: YAML reads an unquoted `python: 3.10` as the "
-    "float 3.1, and cais silently plans python:3.1-slim",
-)
 def test_unquoted_python_3_10_is_not_read_as_3_1(tmp_path, write):
     write(tmp_path, {**SCRIPT, CONFIG_FILE: "python: 3.10\n"})
     try:
@@ -123,11 +118,6 @@ def test_invalid_requires_python(tmp_path, write):
     assert "invalid" in error.message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG project.py _detect_python: versions are tested as X.Y.0, so a patch-level bound "
-    "such as `>=X.Y.1,<X.(Y+1)` is judged unsatisfiable although X.Y fits",
-)
 def test_requires_python_with_a_patch_level_lower_bound(tmp_path, write):
     major, minor = sys.version_info[:2]
     spec = f">={major}.{minor}.1,<{major}.{minor + 1}"
@@ -244,11 +234,6 @@ def test_entrypoint_list_starting_with_a_script(tmp_path, write):
     assert load_project(tmp_path).entrypoint == ("python", "script.py", "--name", "Ana Maria")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG project.py ProjectConfig._split_entrypoint: the string form is split with "
-    "str.split(), so quoted arguments are torn apart (shlex.split would keep them)",
-)
 def test_entrypoint_string_keeps_quoted_arguments(tmp_path, write):
     write(tmp_path, {**SCRIPT, CONFIG_FILE: "entrypoint: script.py --greeting 'good morning'\n"})
     assert load_project(tmp_path).entrypoint == ("python", "script.py", "--greeting", "good morning")
@@ -394,11 +379,6 @@ def test_invalid_image_name(tmp_path, write, name):
     assert f"`{name}` is not a valid image name" in error.message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG project.py _IMAGE_NAME is checked with re.match and `$`, which accepts a trailing "
-    "newline; the name then breaks the Dockerfile's first comment line (use re.fullmatch)",
-)
 def test_image_name_with_a_trailing_newline(tmp_path, write):
     write(tmp_path, {**SCRIPT, CONFIG_FILE: 'name: "app\\n"\n'})
     error = error_of(tmp_path)

@@ -54,12 +54,6 @@ def test_round_trip_through_str():
         pytest.param("registry-1.docker.io/python", id="registry-1.docker.io"),
     ],
 )
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG reference.py parse_reference: the Docker Hub host aliases are mapped to docker.io "
-    "after the `library/` prefix is decided, so `index.docker.io/python` gets repository `python` "
-    "instead of `library/python`; normalise the registry first",
-)
 def test_docker_hub_aliases_get_the_library_prefix(text):
     ref = parse_reference(text)
     assert (ref.registry, ref.repository, ref.name) == ("docker.io", "library/python", "python")

@@ -33,6 +33,7 @@ class BuildResult:
     tags: tuple[str, ...]
     builder: str
     seconds: float
+    used_pip_settings: bool = False
 
 
 class BuildProgress(Protocol):

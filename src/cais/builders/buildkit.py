@@ -27,7 +27,7 @@ _VERSION = re.compile(r"version (\d+)\.(\d+)")
 # `#7 [2/5] RUN pip install …`, `#7 0.512 Collecting …`, `#7 DONE 3.2s`, `#7 ERROR: …`
 _VERTEX = re.compile(r"^#(\d+) (.*)$")
 _TIMED = re.compile(r"^\d+\.\d+ (.*)$")
-_STEP_NAME = re.compile(r"^\[(?!internal\])[^\]]*\] ")
+_STEP_NAME = re.compile(r"^\[(?!internal\]|auth\])[^\]]*\] ")
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,9 @@ class BuildKitBuilder:
             if returncode != 0:
                 raise failure
             image_id = (work / "iid").read_text().strip()
-        return BuildResult(image_id, request.tags, self.name, time.monotonic() - started)
+        return BuildResult(
+            image_id, request.tags, self.name, time.monotonic() - started, bool(request.pip)
+        )
 
 
 def _stream(args: list[str], env: dict[str, str], progress: BuildProgress) -> tuple[int, BuildError]:
@@ -144,30 +146,31 @@ def _stream(args: list[str], env: dict[str, str], progress: BuildProgress) -> tu
         )
     except OSError as exc:
         raise BuildError(f"The docker CLI `{args[0]}` could not be started: {exc}") from exc
-    assert process.stdout is not None
-    for raw in process.stdout:
-        line = raw.rstrip("\n")
-        match = _VERTEX.match(line)
-        if not match:
-            if line.strip() and not line.startswith(("------", " > ")):
-                final_error.append(line.strip())
-            continue
-        vertex, rest = match.groups()
-        if vertex not in names:
-            names[vertex] = rest
-            logs[vertex] = deque(maxlen=25)
-            if _STEP_NAME.match(rest):
-                progress.step(rest)
-            continue
-        if rest.startswith("ERROR"):
-            failed_vertex = failed_vertex or vertex
-            logs[vertex].append(rest)
-            continue
-        timed = _TIMED.match(rest)
-        if timed:
-            logs[vertex].append(timed.group(1))
-            progress.log(timed.group(1))
-    returncode = process.wait()
+    with process:  # closes the pipe and reaps the CLI, even when interrupted
+        assert process.stdout is not None
+        for raw in process.stdout:
+            line = raw.rstrip("\n")
+            match = _VERTEX.match(line)
+            if not match:
+                if line.strip() and not line.startswith(("------", " > ")):
+                    final_error.append(line.strip())
+                continue
+            vertex, rest = match.groups()
+            if vertex not in names:
+                names[vertex] = rest
+                logs[vertex] = deque(maxlen=25)
+                if _STEP_NAME.match(rest):
+                    progress.step(rest)
+                continue
+            if rest.startswith("ERROR"):
+                failed_vertex = failed_vertex or vertex
+                logs[vertex].append(rest)
+                continue
+            timed = _TIMED.match(rest)
+            if timed:
+                logs[vertex].append(timed.group(1))
+                progress.log(timed.group(1))
+        returncode = process.wait()
     step = names.get(failed_vertex) if failed_vertex else None
     tail = list(logs.get(failed_vertex, ())) if failed_vertex else []
     if not tail:

@@ -97,4 +97,6 @@ class ClassicBuilder:
             for extra_tag in request.tags[1:]:
                 repository, _, tag = extra_tag.rpartition(":")
                 image.tag(repository, tag)
-        return BuildResult(image_id, request.tags, self.name, time.monotonic() - started)
+        return BuildResult(
+            image_id, request.tags, self.name, time.monotonic() - started, bool(request.pip)
+        )

@@ -12,7 +12,8 @@ import shlex
 from enum import Enum
 
 from cais import __version__
-from cais.plan import ImagePlan
+from cais.errors import PlanError
+from cais.plan import DependencyStep, ImagePlan
 
 __all__ = [
     "DEFAULT_DOCKERIGNORE",
@@ -75,25 +76,10 @@ def render_dockerfile(plan: ImagePlan, *, secrets: SecretsMode = SecretsMode.NON
         "# Build it with `cais build` (or `docker build`); see `cais dockerfile --help`.",
         "",
     ]
-    deps = plan.dependencies
-    staged = secrets is SecretsMode.STAGE and deps is not None
-    if staged:
-        out += [
-            "# Stage 1, thrown away after the build: installs the dependencies with the pip",
-            "# settings (CA certificates, index URL) that must not stay in the image.",
-            f"FROM {plan.base_image} AS dependencies",
-            f"COPY {SECRETS_DIR}/ /run/secrets/",
-            *_copy(deps.files, "/tmp/"),
-            f"RUN PIP_CONFIG_FILE=/run/secrets/{PIP_CONF_SECRET} \\",
-            f"    {_pip_install(deps, prefix='/install', directory='/tmp/')}",
-            "",
-            "# Stage 2, thrown away too: the program's files without those pip settings.",
-            f"FROM {plan.base_image} AS program",
-            "COPY . /src",
-            f"RUN rm -rf /src/{SECRETS_DIR}",
-            "",
-            "# Stage 3, the image itself.",
-        ]
+    if not plan.uses_pip:
+        secrets = SecretsMode.NONE  # nothing runs pip: no settings to pass
+    if secrets is SecretsMode.STAGE:
+        out += _throw_away_stages(plan)
     source = f" (Python {plan.python} from {plan.python_source})" if plan.python_source else ""
     out += [
         f"# The base image{source}.",
@@ -114,42 +100,38 @@ def render_dockerfile(plan: ImagePlan, *, secrets: SecretsMode = SecretsMode.NON
         f"WORKDIR {plan.workdir}",
         "",
     ]
+    deps = plan.dependencies
     if deps is not None:
         files = ", ".join(deps.files)
         out.append(
             f"# Dependencies first, in their own layer: it is rebuilt only when {files} changes."
         )
-        if staged:
+        if secrets is SecretsMode.STAGE:
             out.append("COPY --from=dependencies /install /usr/local")
-        elif secrets is SecretsMode.BUILDKIT:
-            out += _copy(deps.files, "./")
-            out += [
-                "# pip settings for the proxy or private index arrive as build secrets, "
-                "never stored in the image.",
-                f"RUN --mount=type=secret,id={PIP_CONF_SECRET} "
-                f"--mount=type=secret,id={PIP_CA_SECRET} \\",
-                f"    PIP_CONFIG_FILE=/run/secrets/{PIP_CONF_SECRET} {_pip_install(deps)}",
-            ]
         else:
             out += _copy(deps.files, "./")
-            out.append(f"RUN {_pip_install(deps)}")
+            if secrets is SecretsMode.BUILDKIT:
+                out.append(
+                    "# pip settings for the proxy or private index arrive as build secrets, "
+                    "never stored in the image."
+                )
+            out += _pip_run(_pip_install(deps), secrets)
         out.append("")
-    if staged:
-        out += [
-            "# The program, from the clean copy of stage 2.",
-            "COPY --from=program /src ./",
-        ]
+    if secrets is SecretsMode.STAGE:
+        out += ["# The program, from the clean copy of stage 2.", "COPY --from=program /src ./"]
+        if plan.app.install_project:
+            out.append("COPY --from=program /install /usr/local")
     else:
         out += [
             "# The program itself; .dockerignore keeps out .git, virtualenvs, caches and data.",
             "COPY . .",
         ]
-    if plan.app.install_project:
-        out.append("RUN pip install --no-deps .")
+        if plan.app.install_project:
+            out += _pip_run("pip install --no-cache-dir --no-deps .", secrets)
     out.append("")
     if plan.env:
         out.append("# Settings of the program, from cais.yaml.")
-        out.append(_env(plan.env))
+        out.append(_key_values("ENV", plan.env))
         out.append("")
     out.append(f"USER {plan.user.spec}")
     if plan.ports:
@@ -157,18 +139,61 @@ def render_dockerfile(plan: ImagePlan, *, secrets: SecretsMode = SecretsMode.NON
     out.append("")
     if plan.labels:
         out.append("# OCI labels: what this image is, which version, built when, from which commit.")
-        out.append(_labels(plan.labels))
+        out.append(_key_values("LABEL", plan.labels))
     if plan.entrypoint:
         # CMD rather than ENTRYPOINT: `cais run IMAGE -- bash` can still open a shell inside.
-        out.append("CMD " + json.dumps(list(plan.entrypoint)))
+        out.append("CMD " + json.dumps(list(plan.entrypoint), ensure_ascii=False))
     return "\n".join(out) + "\n"
 
 
+def _throw_away_stages(plan: ImagePlan) -> list[str]:
+    """The classic builder's stages that use the pip settings and are then thrown away."""
+    settings = f"PIP_CONFIG_FILE=/run/secrets/{PIP_CONF_SECRET}"
+    out: list[str] = []
+    deps = plan.dependencies
+    if deps is not None:
+        out += [
+            "# Stage 1, thrown away after the build: installs the dependencies with the pip",
+            "# settings (CA certificates, index URL) that must not stay in the image.",
+            f"FROM {plan.base_image} AS dependencies",
+            f"COPY {SECRETS_DIR}/ /run/secrets/",
+            *_copy(deps.files, "/tmp/"),
+            f"RUN {settings} \\",
+            f"    {_pip_install(deps, prefix='/install', directory='/tmp/')}",
+            "",
+        ]
+    out += [
+        "# Stage 2, thrown away too: the program's files without those pip settings.",
+        f"FROM {plan.base_image} AS program",
+    ]
+    if plan.app.install_project:
+        out += [
+            f"COPY {SECRETS_DIR}/ /run/secrets/",
+            "COPY . /src",
+            f"RUN rm -rf /src/{SECRETS_DIR} \\",
+            f"    && {settings} pip install --no-cache-dir --no-deps --prefix=/install /src",
+        ]
+    else:
+        out += ["COPY . /src", f"RUN rm -rf /src/{SECRETS_DIR}"]
+    return [*out, "", "# Stage 3, the image itself."]
+
+
+def _pip_run(command: str, secrets: SecretsMode) -> list[str]:
+    if secrets is not SecretsMode.BUILDKIT:
+        return [f"RUN {command}"]
+    return [
+        f"RUN --mount=type=secret,id={PIP_CONF_SECRET} --mount=type=secret,id={PIP_CA_SECRET} \\",
+        f"    PIP_CONFIG_FILE=/run/secrets/{PIP_CONF_SECRET} {command}",
+    ]
+
+
 def _copy(files: tuple[str, ...], destination: str) -> list[str]:
-    return ["COPY " + " ".join(files) + f" {destination}"]
+    """COPY each file to the same relative path under `destination` (so `-r reqs/x.txt`
+    finds it)."""
+    return [f"COPY {f} {destination}{f if '/' in f else ''}" for f in files]
 
 
-def _pip_install(deps, *, prefix: str | None = None, directory: str = "") -> str:
+def _pip_install(deps: DependencyStep, *, prefix: str | None = None, directory: str = "") -> str:
     args = ["pip", "install", "--no-cache-dir"]
     if prefix:
         args += [f"--prefix={prefix}"]
@@ -179,11 +204,19 @@ def _pip_install(deps, *, prefix: str | None = None, directory: str = "") -> str
     return shlex.join(args)
 
 
-def _env(env: dict[str, str]) -> str:
-    items = [f"{key}={json.dumps(value)}" for key, value in env.items()]
-    return "ENV " + " \\\n    ".join(items)
+def _quote(value: str) -> str:
+    """A Dockerfile double-quoted word: `\\`, `"` and `$` escaped, anything else as it is."""
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise PlanError(
+            f"The value {value!r} holds a control character (newline, tab …), "
+            "which a Dockerfile setting cannot hold",
+            hint="remove it from cais.yaml",
+        )
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$")
+    return f'"{escaped}"'
 
 
-def _labels(labels: dict[str, str]) -> str:
-    items = [f"{key}={json.dumps(value)}" for key, value in labels.items()]
-    return "LABEL " + " \\\n      ".join(items)
+def _key_values(instruction: str, items: dict[str, str]) -> str:
+    indent = " " * (len(instruction) + 1)
+    lines = [f"{key}={_quote(value)}" for key, value in items.items()]
+    return f"{instruction} " + f" \\\n{indent}".join(lines)

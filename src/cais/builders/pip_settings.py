@@ -104,6 +104,12 @@ def _bundle(sources: list[str]) -> bytes:
             )
         seen.update(dict.fromkeys(b.replace(b"\r\n", b"\n") for b in blocks))
     size = sum(len(block) + 1 for block in seen)
+    if size > _MAX_SECRET - 4096:
+        raise PlanError(
+            f"The CA certificates given ({size // 1024} KiB) are more than a build secret may "
+            "hold (BuildKit's limit is 500 KiB)",
+            hint="pass only the certificates of your proxy or index with --ca-cert",
+        )
     for block in _PEM_BLOCK.findall(Path(certifi.where()).read_bytes()):
         if block not in seen and size + len(block) < _MAX_SECRET - 4096:
             seen[block] = None

@@ -17,6 +17,8 @@ from cais.builders.pip_settings import PipSettings, pip_settings
 from cais.cli._output import BuildDisplay, note, out, success
 from cais.engine.client import connect
 from cais.errors import CaisError, ProjectError
+from cais.plan import parse_platform
+from cais.registry.reference import parse_reference
 from cais.project import image_name_from, running_python, load_project
 
 __all__ = ["build", "dockerfile", "init"]
@@ -139,13 +141,16 @@ def build(
         no_cache=no_cache,
         builder=builder,
     )
-    # A bad project or certificate fails before the engine is contacted.
+    # A bad project, tag, platform or certificate fails before the engine is contacted.
+    for value in options.tags:
+        parse_reference(value)
+    parse_platform(platform)
     project = load_project(directory)
     pip = pip_settings(list(ca_cert or ()), index_url) if project.dockerfile is None else PipSettings()
     client = connect()
     with BuildDisplay(verbose=verbose) as display:
         result = build_project(client, project, options, display, pip)
-    if pip:
+    if result.used_pip_settings:
         note(f"pip used {pip.describe()}; kept out of the image")
     if project.dockerfile is not None:
         note(f"built with the project's own `{project.dockerfile.name}`")

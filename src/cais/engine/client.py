@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+from pathlib import Path
 from collections.abc import Iterator
 
 import docker
@@ -41,6 +42,9 @@ def docker_cli() -> str | None:
 
 def connect(timeout: int = 120) -> docker.DockerClient:
     """A client for the engine at DOCKER_HOST or the default socket, API version negotiated."""
+    host = engine_host()
+    if host.startswith("unix://") and not Path(host.removeprefix("unix://")).exists():
+        raise EngineError(f"The Docker Engine at `{host}` is not reachable", hint=_START_HINT)
     with engine_errors():
         client = docker.from_env(version="auto", timeout=timeout)
     return client
@@ -83,6 +87,8 @@ def engine_errors(
                 f"The registry did not answer as expected: {text}", temporary=True
             ) from exc
         raise EngineError(f"The Docker Engine refused the request: {text}") from exc
+    except docker.errors.StreamParseError as exc:
+        raise EngineError(f"The Docker Engine sent an answer cais cannot read: {exc}") from exc
     except requests.exceptions.Timeout as exc:
         raise EngineError(
             f"The Docker Engine at `{engine_host()}` did not answer in time",

@@ -159,8 +159,10 @@ def _image_uid(client: docker.DockerClient, image: str) -> tuple[int, int] | Non
 
 
 def _writable_by(path: Path, uid: int, gid: int) -> bool:
+    if uid == 0:
+        return True
     info = path.stat()
-    if uid == 0 or info.st_uid == uid:
+    if info.st_uid == uid:
         return bool(info.st_mode & 0o200)
     if info.st_gid == gid:
         return bool(info.st_mode & 0o020)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import docker
 
 from cais.engine.client import engine_errors
-from cais.errors import AuthError, ImageNotFound, RegistryError
+from cais.errors import AuthError, ImageNotFound, NotInRegistry, RegistryError
 from cais.registry.reference import Reference, parse_reference
 
 __all__ = ["ImageSummary", "LayerProgress", "image_exists", "list_images", "pull", "push", "remove_image"]
@@ -106,7 +106,7 @@ def _registry_error(ref: Reference, message: dict, verb: str) -> RegistryError:
             hint=f"log in with `{login}` (and check you may write to this repository)",
         )
     if any(word in lowered for word in ("not found", "manifest unknown", "does not exist")):
-        return ImageNotFound(
+        return NotInRegistry(
             f"`{ref}` does not exist in the registry `{registry}`",
             hint="check the name and tag; `cais images` lists local images",
         )

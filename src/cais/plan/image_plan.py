@@ -102,6 +102,11 @@ class ImagePlan(BaseModel):
         return f"{self.name}:{self.tag}"
 
     @property
+    def uses_pip(self) -> bool:
+        """Whether a build runs pip at all (and so needs the pip settings)."""
+        return self.dependencies is not None or self.app.install_project
+
+    @property
     def layers(self) -> tuple[LayerKind, ...]:
         kinds = [LayerKind.DEPENDENCIES] if self.dependencies else []
         return (*kinds, LayerKind.APP)
@@ -115,7 +120,7 @@ def parse_platform(value: str | None) -> str | None:
     """Check a `--platform` value such as `linux/amd64` or `linux/arm/v7`."""
     if value is None:
         return None
-    if not _PLATFORM.match(value):
+    if not _PLATFORM.fullmatch(value):
         raise PlanError(
             f"`{value}` is not a platform cais knows",
             hint="use os/arch[/variant], such as linux/amd64 or linux/arm64",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,14 +74,13 @@ def _helper(data: dict, key: str) -> str | None:
 
 
 def _store(helper: str) -> Store:
-    store = Store(helper, environment=dict(os.environ))
-    if store.exe is None:
+    if shutil.which(f"docker-credential-{helper}") is None:
         raise CredentialsError(
             f"The credential helper `docker-credential-{helper}` named in `{config_path()}` "
             "is not installed",
             hint="install it, or remove `credsStore`/`credHelpers` from the config file",
         )
-    return store
+    return Store(helper, environment=dict(os.environ))
 
 
 def store(registry: str | None, credentials: Credentials) -> str:

@@ -15,6 +15,7 @@ DOCKER_HUB_CONFIG_KEY = "https://index.docker.io/v1/"
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _REPOSITORY = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_DOCKER_HUB_ALIASES = ("docker.io", "index.docker.io", "registry-1.docker.io")
 _DIGEST = re.compile(r"^sha256:[a-f0-9]{64}$")
 
 
@@ -50,13 +51,13 @@ def parse_reference(text: str, *, default_tag: str | None = "latest") -> Referen
     digest = None
     if "@" in text:
         text, digest = text.split("@", 1)
-        if not _DIGEST.match(digest):
+        if not _DIGEST.fullmatch(digest):
             raise PlanError(f"`{original}` has a malformed digest", hint="digests look like sha256:<64 hex>")
     tag = None
     last = text.rsplit("/", 1)[-1]
     if ":" in last:
         text, tag = text.rsplit(":", 1)
-        if not _TAG.match(tag):
+        if not _TAG.fullmatch(tag):
             raise PlanError(
                 f"`{tag}` is not a valid tag",
                 hint="tags use letters, digits, _ . - (up to 128), and do not start with . or -",
@@ -65,15 +66,15 @@ def parse_reference(text: str, *, default_tag: str | None = "latest") -> Referen
     explicit = bool(rest) and ("." in first or ":" in first or first == "localhost")
     registry = first if explicit else DOCKER_HUB
     repository = rest if explicit else text
-    if not _REPOSITORY.match(repository):
+    if not _REPOSITORY.fullmatch(repository):
         raise PlanError(
             f"`{original}` is not a valid image name",
             hint="names use lowercase letters, digits and . _ - separated by /",
         )
+    if registry in _DOCKER_HUB_ALIASES:
+        registry = DOCKER_HUB
     if registry == DOCKER_HUB and "/" not in repository:
         repository = f"library/{repository}"
-    if registry in ("index.docker.io", "registry-1.docker.io"):
-        registry = DOCKER_HUB
     if tag is None and digest is None:
         tag = default_tag
     return Reference(registry, repository, tag, digest, explicit and registry != DOCKER_HUB)

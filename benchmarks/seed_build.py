@@ -1,0 +1,638 @@
+#!/usr/bin/env python3
+"""Seed journey benchmark: `cais build` against the course's hand-written Dockerfile.
+
+On the example project of `cais init`, four ways to build are measured in the same run, each
+run going through all four in turn (A, B, C, D, then again) so that drift affects them alike:
+
+  A  cais build DIR -t TAG                      cais's default builder (BuildKit, docker CLI)
+  B  cais build DIR -t TAG --builder classic    the engine's classic builder (Engine API)
+  C  DOCKER_BUILDKIT=1 docker build -t TAG DIR  the course's Dockerfile, BuildKit
+  D  docker build -t TAG DIR                    the course's Dockerfile, classic builder (the
+                                                default of Debian's docker 20.10 CLI)
+
+For each: the cold build (images of the candidate removed, build caches cleared, --no-cache),
+a rebuild with nothing changed, a rebuild after appending a line to script.py, the image size,
+and a check that the image runs and prints "Hello, world!". The results are printed as
+markdown and written to a section of docs/benchmarks.md.
+
+    python benchmarks/seed_build.py [--runs N] [--doc PATH | --no-doc] [--keep-images]
+
+Needs the Docker Engine, Debian's /usr/bin/docker and the base image python:3.11-slim in the
+engine. Only stdlib and subprocess; cais is run as a user runs it, from PATH.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DOCKER = "/usr/bin/docker"
+BASE_IMAGE = "python:3.11-slim"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DOC = REPO_ROOT / "docs" / "benchmarks.md"
+RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
+SECTION_BEGIN = "<!-- seed_build: begin -->"
+SECTION_END = "<!-- seed_build: end -->"
+EXPECTED_OUTPUT = "Hello, world!"
+TRUSTED = "--trusted-host pypi.org --trusted-host files.pythonhosted.org"
+
+COURSE_DOCKERFILE = f"""\
+FROM python:3.11-slim
+WORKDIR /app
+COPY requirements.txt .
+RUN pip install {TRUSTED} -r requirements.txt
+COPY . .
+CMD ["python", "script.py"]
+"""
+
+MEASURES = [
+    ("cold", "cold build, s"),
+    ("nochange", "rebuild, nothing changed, s"),
+    ("edit", "rebuild after a one-line edit of script.py, s"),
+    ("size", "image size, MB"),
+]
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def log(message: str) -> None:
+    print(f"[seed_build {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def run(args: list[str], *, env: dict[str, str] | None = None, check: bool = True,
+        timeout: float = 1800) -> tuple[float, str, int]:
+    """Run a command; its wall time in seconds, its output (stdout then stderr), exit code."""
+    started = time.perf_counter()
+    done = subprocess.run(args, env=env, capture_output=True, text=True, errors="replace",
+                          stdin=subprocess.DEVNULL, timeout=timeout)
+    seconds = time.perf_counter() - started
+    output = done.stdout + done.stderr
+    if check and done.returncode != 0:
+        raise SystemExit(f"command failed ({done.returncode}): {' '.join(args)}\n{output[-3000:]}")
+    return seconds, output, done.returncode
+
+
+def docker(*args: str, check: bool = True) -> str:
+    return run([DOCKER, *args], check=check)[1].strip()
+
+
+def image_id(reference: str) -> str | None:
+    _, out, code = run([DOCKER, "image", "inspect", "-f", "{{.Id}}", reference], check=False)
+    return out.strip() if code == 0 else None
+
+
+def cais_command() -> list[str]:
+    """The console script installed with the Python running the benchmark (not a version
+    manager's shim, whose own start-up is no part of cais), else the one on PATH."""
+    beside = Path(sys.executable).parent / "cais"
+    if os.access(beside, os.X_OK):
+        return [str(beside)]
+    found = shutil.which("cais")
+    return [found] if found else [sys.executable, "-m", "cais"]
+
+
+def base_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.pop("DOCKER_BUILDKIT", None)
+    env["NO_COLOR"] = "1"
+    env.setdefault("COLUMNS", "200")
+    return env
+
+
+# ----------------------------------------------------------------------------- candidates
+
+
+@dataclass
+class Candidate:
+    key: str
+    label: str          # short name in tables
+    repo: str           # image repository the benchmark tags
+    kind: str           # "cais" or "course"
+    builder: str        # "buildkit" or "classic"
+    image_ids: set[str] = field(default_factory=set)     # every image this candidate made
+    results: list[dict] = field(default_factory=list)    # one dict per run
+
+    def tag(self, run_no: int) -> str:
+        return f"{self.repo}:{run_no}"
+
+    def build_command(self, cais: list[str], directory: Path, tag: str, cold: bool) -> tuple[list[str], dict[str, str]]:
+        env = base_env()
+        if self.kind == "cais":
+            args = [*cais, "build", str(directory), "-t", tag]
+            if self.builder == "classic":
+                args += ["--builder", "classic"]
+        else:
+            args = [DOCKER, "build", "-t", tag]
+            if self.builder == "buildkit":
+                env["DOCKER_BUILDKIT"] = "1"
+            args.append(str(directory))
+        if cold:
+            args.insert(-1 if self.kind == "course" else len(args), "--no-cache")
+        return args, env
+
+    def display_command(self, cold: bool) -> str:
+        """The command as a user types it (placeholders for folders and tags)."""
+        if self.kind == "cais":
+            text = "cais build DIR -t " + f"{self.repo}:N"
+            if self.builder == "classic":
+                text += " --builder classic"
+            return text + (" --no-cache" if cold else "")
+        prefix = "DOCKER_BUILDKIT=1 " if self.builder == "buildkit" else ""
+        return f"{prefix}/usr/bin/docker build -t {self.repo}:N" + (" --no-cache" if cold else "") + " DIR"
+
+
+CANDIDATES = [
+    Candidate("A", "cais build (BuildKit)", "bench-cais", "cais", "buildkit"),
+    Candidate("B", "cais build --builder classic", "bench-cais-classic", "cais", "classic"),
+    Candidate("C", "course Dockerfile, DOCKER_BUILDKIT=1 docker build", "bench-course-buildkit", "course", "buildkit"),
+    Candidate("D", "course Dockerfile, docker build (classic)", "bench-course-classic", "course", "classic"),
+]
+PAIRS = [("A", "C"), ("B", "D")]      # same builder: cais ÷ course
+DEFAULTS = ("A", "D")                 # what each user types by default: cais build ÷ docker build
+
+
+# ----------------------------------------------------------------------------- cleanup
+
+
+def dangling() -> set[str]:
+    out = docker("images", "-q", "--no-trunc", "--filter", "dangling=true")
+    return set(out.split())
+
+
+def chain_reaches(image: str, ancestor: str) -> bool:
+    """True when `ancestor` is `image` or one of its parents (classic-builder images)."""
+    current, seen = image, 0
+    while current and seen < 100:
+        if current == ancestor:
+            return True
+        _, out, code = run([DOCKER, "image", "inspect", "-f", "{{.Parent}}", current], check=False)
+        if code != 0:
+            return False
+        current, seen = out.strip(), seen + 1
+    return False
+
+
+def adopt_new_dangling(candidate: Candidate, before: set[str], started: float, base_id: str) -> None:
+    """Dangling images that appeared during the candidate's build and descend from the base
+    image are the candidate's own (earlier stages of a classic multi-stage build, or the image
+    a rebuild untagged): they are removed with the candidate's images."""
+    for image in dangling() - before:
+        created = docker("image", "inspect", "-f", "{{.Created}}", image, check=False)
+        try:
+            when = _dt.datetime.strptime(created[:19], "%Y-%m-%dT%H:%M:%S")
+        except ValueError:
+            continue
+        if when.replace(tzinfo=_dt.timezone.utc).timestamp() < started - 2:
+            continue
+        if image in candidate.image_ids or chain_reaches(image, base_id):
+            candidate.image_ids.add(image)
+
+
+def remove_images(candidate: Candidate) -> None:
+    """Remove the candidate's tags and every image it made; never an image someone else tagged."""
+    tags = docker("images", "--format", "{{.Repository}}:{{.Tag}}", candidate.repo).split()
+    for tag in tags:
+        docker("rmi", tag, check=False)
+    for image in sorted(candidate.image_ids):
+        _, out, code = run([DOCKER, "image", "inspect", "-f", "{{json .RepoTags}}", image], check=False)
+        if code != 0:
+            continue
+        foreign = [t for t in json.loads(out or "[]") or [] if not t.startswith("bench-")]
+        if not foreign:
+            docker("rmi", image, check=False)
+    candidate.image_ids = {i for i in candidate.image_ids if image_id(i) is not None}
+
+
+def clear_build_caches() -> None:
+    """BuildKit's cache. The classic builder's cache is its intermediate images, which went with
+    the candidate's images; `--no-cache` makes sure no one else's image is reused either."""
+    docker("builder", "prune", "-af")
+
+
+# ----------------------------------------------------------------------------- one run
+
+
+class BaseImageChanged(Exception):
+    """The base image was replaced or removed (by whoever maintains it) during the benchmark."""
+
+
+def build(candidate: Candidate, cais: list[str], directory: Path, tag: str, cold: bool,
+          base_id: str) -> float:
+    args, env = candidate.build_command(cais, directory, tag, cold)
+    before = dangling()
+    started = time.time()
+    seconds, output, code = run(args, env=env, check=False)
+    if image_id(BASE_IMAGE) != base_id:
+        raise BaseImageChanged(f"{BASE_IMAGE} changed or went away during a build")
+    if code != 0:
+        raise SystemExit(f"{candidate.label}: build failed ({code}): {' '.join(args)}\n{output[-4000:]}")
+    if candidate.kind == "cais" and f"with {candidate.builder}" not in output:
+        raise SystemExit(f"{candidate.label}: cais did not report building with {candidate.builder}:\n{output[-2000:]}")
+    built = image_id(tag)
+    if built is None:
+        raise SystemExit(f"{candidate.label}: no image {tag} after the build")
+    candidate.image_ids.add(built)
+    adopt_new_dangling(candidate, before, started, base_id)
+    return seconds
+
+
+def check_runs(tag: str, edit_line: str) -> tuple[bool, str]:
+    _, output, code = run([DOCKER, "run", "--rm", tag], check=False, timeout=120)
+    lines = output.splitlines()
+    ok = code == 0 and EXPECTED_OUTPUT in lines and edit_line in lines
+    return ok, output.strip()
+
+
+def one_run(run_no: int, candidate: Candidate, pristine: Path, work: Path, cais: list[str],
+            base_id: str) -> dict:
+    directory = work / f"run{run_no}-{candidate.key}" / "hello"
+    shutil.copytree(pristine, directory)
+    if candidate.kind == "course":
+        (directory / "Dockerfile").write_text(COURSE_DOCKERFILE, encoding="utf-8")
+    tag = candidate.tag(run_no)
+
+    remove_images(candidate)
+    clear_build_caches()
+    load_before = Path("/proc/loadavg").read_text().split()[0]
+    result: dict = {"run": run_no, "candidate": candidate.key, "load1_before": float(load_before)}
+    result["cold"] = build(candidate, cais, directory, tag, True, base_id)
+    result["size_bytes"] = int(docker("image", "inspect", "-f", "{{.Size}}", tag))
+    result["size"] = result["size_bytes"] / 1e6
+    result["nochange"] = build(candidate, cais, directory, tag, False, base_id)
+    edit_line = f"benchmark edit {run_no}{candidate.key}"
+    with open(directory / "script.py", "a", encoding="utf-8") as script:
+        script.write(f'print("{edit_line}")\n')
+    result["edit"] = build(candidate, cais, directory, tag, False, base_id)
+    result["size_after_edit_bytes"] = int(docker("image", "inspect", "-f", "{{.Size}}", tag))
+    ok, output = check_runs(tag, edit_line)
+    result["runs_ok"] = ok
+    result["run_output"] = output
+    log(f"run {run_no} {candidate.key} ({candidate.label}): cold {result['cold']:.2f}s, "
+        f"no change {result['nochange']:.2f}s, edit {result['edit']:.2f}s, "
+        f"{result['size']:.2f} MB, runs {'ok' if ok else 'FAILED: ' + output[-200:]}")
+    return result
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def machine() -> dict:
+    meminfo = Path("/proc/meminfo").read_text()
+    mem_kb = int(re.search(r"MemTotal:\s+(\d+)", meminfo).group(1))
+    cpu = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
+    return {
+        "date": run(["date", "-u"])[1].strip(),
+        "nproc": run(["nproc"])[1].strip(),
+        "memory_gib": round(mem_kb / 1024 / 1024, 1),
+        "cpu": cpu.group(1).strip() if cpu else platform.processor(),
+        "kernel": platform.release(),
+        "docker_engine": docker("version", "-f", "{{.Server.Version}}"),
+        "docker_cli": docker("version", "-f", "{{.Client.Version}}"),
+        "cais": run([*cais_command(), "--version"])[1].strip(),
+        "base_image_id": image_id(BASE_IMAGE),
+        "python": platform.python_version(),
+    }
+
+
+def fmt(measure: str, value: float) -> str:
+    return f"{value:.3f}" if measure == "size" else f"{value:.2f}"
+
+
+def summary(candidates: dict[str, Candidate]) -> dict:
+    out: dict = {}
+    for key, cand in candidates.items():
+        out[key] = {m: {"median": statistics.median(r[m] for r in cand.results),
+                        "min": min(r[m] for r in cand.results)} for m, _ in MEASURES}
+    for a, b in [*PAIRS, DEFAULTS, ("A", "B")]:
+        ratios, deltas = {}, {}
+        for m, _ in MEASURES:
+            pairs = list(zip(candidates[a].results, candidates[b].results))
+            ratios[m] = statistics.median(ra[m] / rb[m] for ra, rb in pairs)
+            deltas[m] = statistics.median(ra[m] - rb[m] for ra, rb in pairs)
+        out[f"{a}/{b}"] = ratios
+        out[f"{a}-{b}"] = deltas
+    return out
+
+
+def ratio(measure: str, value: float) -> str:
+    return f"{value:.5f}" if measure == "size" else f"{value:.2f}"
+
+
+def summary_table(candidates: dict[str, Candidate], stats: dict) -> str:
+    head = ["measure (median, min in brackets)"]
+    for a, b in PAIRS:
+        head += [f"{a}: {candidates[a].label}", f"{b}: {candidates[b].label}", f"{a} ÷ {b}"]
+    a, b = DEFAULTS
+    head.append(f"{a} ÷ {b}")
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for m, name in MEASURES:
+        row = [name]
+        for a, b in PAIRS:
+            for key in (a, b):
+                s = stats[key][m]
+                row.append(f"{fmt(m, s['median'])} ({fmt(m, s['min'])})")
+            row.append(ratio(m, stats[f'{a}/{b}'][m]))
+        row.append(ratio(m, stats['/'.join(DEFAULTS)][m]))
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def per_run_table(candidates: dict[str, Candidate]) -> str:
+    keys = [k for pair in PAIRS for k in pair]
+    head = ["run", "measure", *keys]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    runs = len(candidates["A"].results)
+    for i in range(runs):
+        for m, name in MEASURES:
+            row = [str(i + 1), name]
+            row += [fmt(m, candidates[k].results[i][m]) for k in keys]
+            lines.append("| " + " | ".join(row) + " |")
+        row = [str(i + 1), f"`docker run` prints \"{EXPECTED_OUTPUT}\" and the edit"]
+        row += ["yes" if candidates[k].results[i]["runs_ok"] else "**no**" for k in keys]
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
+def step_text(created_by: str) -> str:
+    """A history entry as the Dockerfile line it came from."""
+    text = re.sub(r"\s+", " ", created_by).strip()
+    text = re.sub(r"^/bin/sh -c #\(nop\) ", "", text)
+    text = re.sub(r"^(RUN )?(\|\d+ )?/bin/sh -c ", "RUN ", text)
+    return text.removesuffix(" # buildkit")
+
+
+def layers(tag: str, base_layers: int) -> list[tuple[int, str]]:
+    out = docker("history", "--no-trunc", "--human=false", "--format", "{{.Size}}\t{{.CreatedBy}}", tag)
+    rows = [line.split("\t", 1) for line in out.splitlines()]
+    rows = rows[: max(len(rows) - base_layers, 0)]  # newest first; drop the base image's
+    result = []
+    for size, created_by in reversed(rows):
+        text = step_text(created_by)
+        text = text.replace("|", "\\|")
+        result.append((int(size), text if len(text) <= 110 else text[:107] + "…"))
+    return result
+
+
+def layer_tables(candidates: dict[str, Candidate]) -> str:
+    base_layers = len(docker("history", "-q", BASE_IMAGE).splitlines())
+    parts = []
+    for key in ("A", "C", "B", "D"):
+        cand = candidates[key]
+        tag = cand.tag(len(cand.results))
+        rows = layers(tag, base_layers)
+        total = sum(size for size, _ in rows)
+        parts.append(f"{key} ({cand.label}), {total / 1e3:.1f} kB over the base image:\n")
+        parts.append("| bytes | step |\n|---:|---|")
+        parts += [f"| {size} | `{text}` |" for size, text in rows if size > 0]
+        parts.append("")
+    return "\n".join(parts)
+
+
+def reading(candidates: dict[str, Candidate], stats: dict, startup: dict[str, float]) -> str:
+    def compare(x: str, y: str, m: str, what: str) -> str:
+        ratio, delta = stats[f"{x}/{y}"][m], stats[f"{x}-{y}"][m]
+        if ratio <= 0.95:
+            verdict = "faster"
+        elif ratio < 1.05:
+            verdict = "on par"
+        else:
+            verdict = "**slower**"
+        return f"{what} {verdict} (×{ratio:.2f}, {delta:+.2f} s)"
+
+    def line(x: str, y: str) -> str:
+        return "; ".join([
+            compare(x, y, "cold", "cold build"),
+            compare(x, y, "nochange", "rebuild with nothing changed"),
+            compare(x, y, "edit", "rebuild after the edit"),
+        ])
+
+    a, d = DEFAULTS
+    out = [
+        f"- **cais against the course's way** ({a} ÷ {d}: `cais build` against `docker build` of "
+        f"the course's Dockerfile, each with its default builder here): {line(a, d)}.",
+    ]
+    for x, y in PAIRS:
+        out.append(f"- **Same builder, {candidates[x].builder}** ({x} ÷ {y}): {line(x, y)}.")
+    slower = [stats[f"{x}-{y}"][m] for x, y in [*PAIRS, DEFAULTS] for m in ("cold", "nochange", "edit")
+              if stats[f"{x}/{y}"][m] >= 1.05]
+    if slower:
+        out.append(
+            f"- Where cais is slower by {min(slower):.2f}–{max(slower):.2f} s, a fixed part of it is "
+            f"what cais does before any build starts: `cais --version` takes "
+            f"{startup['version']:.2f} s here and `cais dockerfile DIR` (start, read the project, "
+            f"write the Dockerfile) {startup['dockerfile']:.2f} s. These builds take seconds, so a "
+            f"fixed cost shows as a large ratio."
+        )
+    for x, y in [("A", "C"), ("B", "D")]:
+        delta = stats[x]["size"]["median"] - stats[y]["size"]["median"]
+        word = "larger" if delta > 0 else "smaller" if delta < 0 else "the same size"
+        out.append(
+            f"- **Image size** ({x} against {y}): {stats[x]['size']['median']:.3f} MB against "
+            f"{stats[y]['size']['median']:.3f} MB: " + (f"{abs(delta) * 1000:.1f} kB {word}" if delta else word)
+            + (f" ({abs(delta) / stats[y]['size']['median'] * 100:.3f}%; the layers below show where)." if delta > 0 else ".")
+        )
+    rb = stats["A/B"]
+    if rb["cold"] < 1 and rb["edit"] < 1:
+        verdict = "BuildKit is faster on cold builds and edits, so it is cais's default builder"
+    elif rb["cold"] > 1 and rb["edit"] > 1:
+        verdict = "the classic builder is faster on cold builds and edits, so it should be cais's default"
+    else:
+        verdict = "neither builder is faster on both cold builds and edits"
+    out.append(
+        f"- **cais's two builders** (A ÷ B, BuildKit ÷ classic): cold ×{rb['cold']:.2f} "
+        f"({stats['A-B']['cold']:+.2f} s), no change ×{rb['nochange']:.2f} "
+        f"({stats['A-B']['nochange']:+.2f} s), edit ×{rb['edit']:.2f} ({stats['A-B']['edit']:+.2f} s): {verdict}."
+    )
+    bad = [f"{c.key} run {r['run']}" for c in candidates.values() for r in c.results if not r["runs_ok"]]
+    out.append(
+        "- Every image ran and printed \"Hello, world!\" and the edited line."
+        if not bad else f"- **Images that did not run as expected: {', '.join(bad)}.**"
+    )
+    return "\n".join(out)
+
+
+def section(info: dict, candidates: dict[str, Candidate], stats: dict, runs: int,
+            loads: list[float], startup: dict[str, float]) -> str:
+    commands = []
+    for cand in candidates.values():
+        commands.append(f"# {cand.key}: {cand.label}")
+        commands.append(f"{cand.display_command(True):70s} # cold")
+        commands.append(f"{cand.display_command(False):70s} # no change; then after the edit")
+    prep = [
+        "cais init $TMP/hello                       # the example project; DIR is a fresh copy of it",
+        "/usr/bin/docker rmi <the candidate's images>  # before each cold build",
+        "/usr/bin/docker builder prune -af",
+        "echo 'print(\"benchmark edit …\")' >> DIR/script.py   # the one-line edit",
+        "/usr/bin/docker image inspect -f '{{.Size}}' TAG",
+        "/usr/bin/docker run --rm TAG                  # must print Hello, world! and the edit",
+    ]
+    return f"""{SECTION_BEGIN}
+## Seed journey: `cais build` against the course's Dockerfile
+
+Measured with `python benchmarks/seed_build.py --runs {runs}` on {info['date']}.
+
+Machine: {info['nproc']} CPUs ({info['cpu']}), {info['memory_gib']} GiB of memory, Linux
+{info['kernel']}; Docker Engine {info['docker_engine']} with its CLI {info['docker_cli']}
+(`/usr/bin/docker`); {info['cais']}; base image `{BASE_IMAGE}` (`{(info['base_image_id'] or '')[7:19]}`).
+Load average (1 min) before the cold builds: {min(loads):.2f}–{max(loads):.2f}.
+
+The project is the one `cais init` writes: `script.py`, `requirements.txt` with one small
+package (`humanize`), `cais.yaml`, `.dockerignore`. The baseline is the Dockerfile a Docker
+course writes for it, in a copy of the same folder:
+
+```dockerfile
+{COURSE_DOCKERFILE.rstrip()}
+```
+
+pip reaches PyPI here only through a TLS-intercepting proxy. cais passes the proxy's CA
+certificate to pip by itself (it reads `SSL_CERT_FILE`) and keeps it out of the image: with
+BuildKit as a secret mount of the `RUN pip install`, with the classic builder in a throw-away
+build stage. A hand-written Dockerfile has no such certificate, so the course's Dockerfile uses
+`pip install {TRUSTED}`, which is what a course user behind a proxy does.
+
+Commands (DIR is a fresh copy of the project for each candidate and run; each run goes through
+A, B, C and D in turn, so that drift affects them alike):
+
+```sh
+{chr(10).join(prep)}
+{chr(10).join(commands)}
+```
+
+Cold builds start with the candidate's images removed and BuildKit's cache cleared
+(`docker builder prune -af`), and pass `--no-cache` so that no layer another image on the
+engine happens to share is reused; the base image stays. Times are wall-clock times of the
+whole command (for cais, that includes starting the CLI: `cais --version` takes
+{startup['version']:.2f} s here, `cais dockerfile DIR` {startup['dockerfile']:.2f} s). Sizes are `docker image inspect -f '{{{{.Size}}}}'` in MB (10⁶ bytes),
+base image included. Ratios are the median over runs of the ratio within each run.
+
+### Results ({runs} runs)
+
+{summary_table(candidates, stats)}
+
+### Reading
+
+{reading(candidates, stats, startup)}
+
+### Each run
+
+{per_run_table(candidates)}
+
+### Layers over the base image (last run)
+
+{layer_tables(candidates)}
+{SECTION_END}
+"""
+
+
+DOC_HEADER = """# Benchmarks
+
+Measurements of cais against the way a Docker course does the same job, on one machine, with
+the baseline measured in the same run. How to run them: [benchmarks/README.md](../benchmarks/README.md).
+
+"""
+
+
+def write_doc(path: Path, text: str) -> None:
+    old = path.read_text(encoding="utf-8") if path.exists() else DOC_HEADER
+    if SECTION_BEGIN in old and SECTION_END in old:
+        head, rest = old.split(SECTION_BEGIN, 1)
+        tail = rest.split(SECTION_END, 1)[1].lstrip("\n")
+        new = head + text + ("\n" + tail if tail else "")
+    else:
+        new = old.rstrip("\n") + "\n\n" + text
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(new, encoding="utf-8")
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def wait_for_engine_and_base() -> None:
+    """Wait while the base image is missing or being (re)built."""
+    while True:
+        busy = run(["pgrep", "-f", "scripts/test-infra|/usr/sbin/debootstrap"], check=False)[2] == 0
+        if image_id(BASE_IMAGE) and not busy:
+            return
+        log(f"waiting for {BASE_IMAGE} (test-infra or debootstrap running: {busy})")
+        time.sleep(20)
+
+
+def measure(options: argparse.Namespace, cais: list[str]):
+    """All runs of all candidates, then the report; images removed unless --keep-images."""
+    info = machine()
+    base_id = info["base_image_id"]
+    starts = [run([*cais, "--version"])[0] for _ in range(5)]
+    candidates = {c.key: Candidate(c.key, c.label, c.repo, c.kind, c.builder) for c in CANDIDATES}
+    loads: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="cais-bench-") as scratch:
+        work = Path(scratch)
+        pristine = work / "pristine" / "hello"
+        run([*cais, "init", str(pristine)])
+        renders = [run([*cais, "dockerfile", str(pristine)])[0] for _ in range(5)]
+        try:
+            for run_no in range(1, options.runs + 1):
+                for cand in candidates.values():
+                    if image_id(BASE_IMAGE) != base_id:
+                        raise BaseImageChanged(f"{BASE_IMAGE} changed during the benchmark")
+                    result = one_run(run_no, cand, pristine, work, cais, base_id)
+                    loads.append(result["load1_before"])
+                    cand.results.append(result)
+            stats = summary(candidates)
+            startup = {"version": statistics.median(starts), "dockerfile": statistics.median(renders)}
+            text = section(info, candidates, stats, options.runs, loads, startup)
+        finally:
+            if not options.keep_images:
+                for cand in candidates.values():
+                    remove_images(cand)
+    return info, candidates, stats, text, {"version": starts, "dockerfile": renders}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=3, help="runs of all four candidates (default 3)")
+    parser.add_argument("--doc", type=Path, default=DEFAULT_DOC, help="markdown file to update")
+    parser.add_argument("--no-doc", action="store_true", help="only print the results")
+    parser.add_argument("--keep-images", action="store_true", help="keep the last run's images")
+    options = parser.parse_args()
+    if options.runs < 1:
+        parser.error("--runs must be at least 1")
+    if not os.access(DOCKER, os.X_OK):
+        raise SystemExit(f"{DOCKER} (Debian's docker CLI, matching the engine) is needed")
+
+    cais = cais_command()
+    for attempt in range(1, 6):
+        wait_for_engine_and_base()
+        try:
+            info, candidates, stats, text, starts = measure(options, cais)
+            break
+        except BaseImageChanged as exc:
+            log(f"{exc}: starting again")
+    else:
+        raise SystemExit(f"{BASE_IMAGE} kept changing; run the benchmark when it is stable")
+    print(text)
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    raw = {"machine": info, "cais_startup_seconds": starts, "summary": stats,
+           "results": {k: c.results for k, c in candidates.items()}}
+    (RESULTS_DIR / f"seed_build-{stamp}.json").write_text(json.dumps(raw, indent=2), encoding="utf-8")
+    if not options.no_doc:
+        write_doc(options.doc, text)
+        log(f"wrote the results to {options.doc}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
