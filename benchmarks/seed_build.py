@@ -123,6 +123,7 @@ class Candidate:
     kind: str           # "cais" or "course"
     builder: str        # "buildkit" or "classic"
     image_ids: set[str] = field(default_factory=set)     # every image this candidate made
+    chains: set[str] = field(default_factory=set)        # and their parent images
     results: list[dict] = field(default_factory=list)    # one dict per run
 
     def tag(self, run_no: int) -> str:
@@ -172,33 +173,51 @@ def dangling() -> set[str]:
     return set(out.split())
 
 
-def chain_reaches(image: str, ancestor: str) -> bool:
-    """True when `ancestor` is `image` or one of its parents (classic-builder images)."""
-    current, seen = image, 0
-    while current and seen < 100:
-        if current == ancestor:
-            return True
-        _, out, code = run([DOCKER, "image", "inspect", "-f", "{{.Parent}}", current], check=False)
-        if code != 0:
-            return False
-        current, seen = out.strip(), seen + 1
-    return False
+def _created(image: str) -> tuple[float, str] | None:
+    """An image's creation time (seconds since the epoch) and its parent's ID."""
+    _, out, code = run([DOCKER, "image", "inspect", "-f", "{{.Created}} {{.Parent}}", image], check=False)
+    if code != 0:
+        return None
+    created, _, parent = out.strip().partition(" ")
+    try:
+        when = _dt.datetime.strptime(created[:19], "%Y-%m-%dT%H:%M:%S")
+    except ValueError:
+        return None
+    return when.replace(tzinfo=_dt.timezone.utc).timestamp(), parent.strip()
 
 
-def adopt_new_dangling(candidate: Candidate, before: set[str], started: float, base_id: str) -> None:
-    """Dangling images that appeared during the candidate's build and descend from the base
-    image are the candidate's own (earlier stages of a classic multi-stage build, or the image
-    a rebuild untagged): they are removed with the candidate's images."""
+def made_in_window(image: str, started: float, ended: float, base_id: str, known: set[str]) -> list[str] | None:
+    """The chain of `image` down to the base image when each of its images was created during
+    [started, ended] or is already known to be the benchmark's; None when one was not (then
+    someone else's build made it, or made part of it)."""
+    chain, current = [], image
+    while current and current != base_id and current not in known:
+        found = _created(current)
+        if found is None or len(chain) > 100:
+            return None
+        when, parent = found
+        if not started - 1 <= when <= ended + 1:
+            return None
+        chain.append(current)
+        current = parent
+    return chain if current else None
+
+
+def adopt_new_dangling(candidate: Candidate, before: set[str], started: float, ended: float,
+                       base_id: str) -> None:
+    """Untagged images left by the candidate's build: the image a rebuild untagged, and with the
+    classic builder the last image of each earlier stage. They are removed with the candidate's
+    images. An image counts as the candidate's only when every layer above the base image was
+    made during this build or by an earlier build of the candidate, so that images of builds
+    running beside the benchmark are left alone."""
+    known = candidate.image_ids | candidate.chains
     for image in dangling() - before:
-        created = docker("image", "inspect", "-f", "{{.Created}}", image, check=False)
-        try:
-            when = _dt.datetime.strptime(created[:19], "%Y-%m-%dT%H:%M:%S")
-        except ValueError:
+        if image in candidate.image_ids:
             continue
-        if when.replace(tzinfo=_dt.timezone.utc).timestamp() < started - 2:
-            continue
-        if image in candidate.image_ids or chain_reaches(image, base_id):
+        chain = made_in_window(image, started, ended, base_id, known)
+        if chain:
             candidate.image_ids.add(image)
+            candidate.chains.update(chain)
 
 
 def remove_images(candidate: Candidate) -> None:
@@ -214,6 +233,7 @@ def remove_images(candidate: Candidate) -> None:
         if not foreign:
             docker("rmi", image, check=False)
     candidate.image_ids = {i for i in candidate.image_ids if image_id(i) is not None}
+    candidate.chains = {i for i in candidate.chains if image_id(i) is not None}
 
 
 def clear_build_caches() -> None:
@@ -245,7 +265,9 @@ def build(candidate: Candidate, cais: list[str], directory: Path, tag: str, cold
     if built is None:
         raise SystemExit(f"{candidate.label}: no image {tag} after the build")
     candidate.image_ids.add(built)
-    adopt_new_dangling(candidate, before, started, base_id)
+    chain = made_in_window(built, started, time.time(), base_id, candidate.image_ids | candidate.chains)
+    candidate.chains.update(chain or ())
+    adopt_new_dangling(candidate, before, started, time.time(), base_id)
     return seconds
 
 

@@ -40,3 +40,17 @@ def run_cais(
         text=True,
         timeout=timeout,
     )
+
+
+class RecordingProgress:
+    """A BuildProgress that keeps what it was told."""
+
+    def __init__(self) -> None:
+        self.steps: list[str] = []
+        self.lines: list[str] = []
+
+    def step(self, name: str) -> None:
+        self.steps.append(name)
+
+    def log(self, line: str) -> None:
+        self.lines.append(line)

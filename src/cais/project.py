@@ -6,16 +6,16 @@ after it touches the file system to decide what goes into an image.
 
 from __future__ import annotations
 
-import re
 import platform
+import re
 import shlex
 import subprocess
 import sys
-import tomllib
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
+import tomllib
 import yaml
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -238,12 +238,16 @@ def _detect_python(root: Path, config: ProjectConfig, pyproject: dict) -> tuple[
         try:
             spec = SpecifierSet(requires)
         except InvalidSpecifier as exc:
-            raise ProjectError(f"`requires-python = {requires!r}` in pyproject.toml is invalid") from exc
+            raise ProjectError(
+                f"`requires-python = {requires!r}` in pyproject.toml is invalid"
+            ) from exc
         if spec.contains(platform.python_version()):
             return running_python(), "pyproject.toml requires-python"
         fits = [xy for xy in KNOWN_PYTHONS if _any_release_fits(spec, xy)]
         if not fits:
-            raise ProjectError(f"No known Python release satisfies `requires-python = {requires!r}`")
+            raise ProjectError(
+                f"No known Python release satisfies `requires-python = {requires!r}`"
+            )
         return fits[-1], "pyproject.toml requires-python"
     return running_python(), "the running Python"
 

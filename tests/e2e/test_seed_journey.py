@@ -13,7 +13,9 @@ from tests.support import REGISTRY_PASSWORD, REGISTRY_USER
 pytestmark = [pytest.mark.engine, pytest.mark.registry, pytest.mark.slow]
 
 
-def test_seed_journey(tmp_path, cais, engine, base_image, auth_registry, docker_config, image_name, ca_certs):
+def test_seed_journey(
+    tmp_path, cais, engine, base_image, auth_registry, docker_config, image_name, ca_certs
+):
     project = tmp_path / "hello"
     assert cais("init", str(project)).returncode == 0
 
@@ -23,7 +25,9 @@ def test_seed_journey(tmp_path, cais, engine, base_image, auth_registry, docker_
     assert "FROM python:3.11-slim" in dockerfile.stdout
 
     image = f"{auth_registry}/{image_name}:0.1.0"
-    build = cais("build", str(project), "-t", image, *[a for c in ca_certs for a in ("--ca-cert", str(c))])
+    build = cais(
+        "build", str(project), "-t", image, *[a for c in ca_certs for a in ("--ca-cert", str(c))]
+    )
     assert build.returncode == 0, build.stderr
     assert build.stdout.strip() == image
 
@@ -35,12 +39,16 @@ def test_seed_journey(tmp_path, cais, engine, base_image, auth_registry, docker_
     assert written.startswith("Hello, Maria!")
 
     config = docker_config / "config.json"
-    wrong = cais("login", auth_registry, "-u", REGISTRY_USER, "--password-stdin", input="not-the-password")
+    wrong = cais(
+        "login", auth_registry, "-u", REGISTRY_USER, "--password-stdin", input="not-the-password"
+    )
     assert wrong.returncode == 1
     assert "refused" in wrong.stderr
     assert not config.exists()
 
-    login = cais("login", auth_registry, "-u", REGISTRY_USER, "--password-stdin", input=REGISTRY_PASSWORD)
+    login = cais(
+        "login", auth_registry, "-u", REGISTRY_USER, "--password-stdin", input=REGISTRY_PASSWORD
+    )
     assert login.returncode == 0, login.stderr
     assert auth_registry in json.loads(config.read_text())["auths"]
 

@@ -109,7 +109,12 @@ def test_ca_certificates_and_index_never_reach_the_image(
     marker_host = "cais-index-marker.invalid"
     # A made-up trusted host stands for any pip setting: it must not reach the image either.
     done = cais(
-        "build", str(project), "-t", tag, "--builder", builder,
+        "build",
+        str(project),
+        "-t",
+        tag,
+        "--builder",
+        builder,
         *[arg for cert in ca_certs for arg in ("--ca-cert", str(cert))],
         env={"PIP_TRUSTED_HOST": marker_host},
     )
@@ -157,7 +162,7 @@ def test_a_project_with_its_own_dockerfile_is_built_as_it_is(
     project = tmp_path / "own"
     project.mkdir()
     (project / "Dockerfile").write_text(
-        f"FROM {base_image}\nLABEL made.by=hand\nCMD [\"python\", \"-c\", \"print('own dockerfile')\"]\n"
+        f'FROM {base_image}\nLABEL made.by=hand\nCMD ["python", "-c", "print(\'own dockerfile\')"]\n'
     )
     done = cais("build", str(project), "-t", f"{image_name}:own", "--builder", builder)
     assert done.returncode == 0, done.stderr
@@ -178,7 +183,9 @@ def test_dockerignore_keeps_clutter_out(
         path.write_text("clutter")
     done = _build(cais, project, f"{image_name}:clean", builder, ca_certs)
     assert done.returncode == 0, done.stderr
-    listing = engine.containers.run(
-        f"{image_name}:clean", entrypoint=["ls", "-A", "/app"], remove=True
-    ).decode().split()
+    listing = (
+        engine.containers.run(f"{image_name}:clean", entrypoint=["ls", "-A", "/app"], remove=True)
+        .decode()
+        .split()
+    )
     assert sorted(listing) == ["README.md", "cais.yaml", "requirements.txt", "script.py"]

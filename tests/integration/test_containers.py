@@ -28,14 +28,26 @@ def container_name(engine):
         pass
 
 
-def test_detached_server_with_published_port_ps_logs_stop(cais, engine, base_image, container_name, tmp_path):
+def test_detached_server_with_published_port_ps_logs_stop(
+    cais, engine, base_image, container_name, tmp_path
+):
     port = _free_port()
     env_file = tmp_path / "settings.env"
     env_file.write_text("# a comment\nGREETING=from-env-file\n")
     started = cais(
-        "run", "-d", "--name", container_name, "-p", f"127.0.0.1:{port}:8000",
-        "--env-file", str(env_file), base_image, "--",
-        "sh", "-c", "echo $GREETING; exec python -m http.server 8000",
+        "run",
+        "-d",
+        "--name",
+        container_name,
+        "-p",
+        f"127.0.0.1:{port}:8000",
+        "--env-file",
+        str(env_file),
+        base_image,
+        "--",
+        "sh",
+        "-c",
+        "echo $GREETING; exec python -m http.server 8000",
     )
     assert started.returncode == 0, started.stderr
     assert started.stdout.strip() == container_name
@@ -65,7 +77,9 @@ def test_detached_server_with_published_port_ps_logs_stop(cais, engine, base_ima
 
 
 def test_exit_code_of_the_container_is_ours(cais, engine, base_image):
-    done = cais("run", "--rm", base_image, "--", "python", "-c", "import sys; print('bye'); sys.exit(3)")
+    done = cais(
+        "run", "--rm", base_image, "--", "python", "-c", "import sys; print('bye'); sys.exit(3)"
+    )
     assert done.returncode == 3
     assert done.stdout.strip() == "bye"
 
@@ -118,7 +132,9 @@ def test_interactive_session_in_a_real_terminal(engine, base_image):
         unavailable("tmux is not installed")
     session = f"cais-test-{uuid.uuid4().hex[:8]}"
     command = f"{sys.executable} -m cais run -it --rm {base_image} -- python -q"
-    subprocess.run(["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "30", command], check=True)
+    subprocess.run(
+        ["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "30", command], check=True
+    )
 
     def screen() -> str:
         return subprocess.run(
@@ -135,7 +151,9 @@ def test_interactive_session_in_a_real_terminal(engine, base_image):
 
     try:
         wait_for(">>>")
-        subprocess.run(["tmux", "send-keys", "-t", session, "print(6 * 7, 'from inside')", "Enter"], check=True)
+        subprocess.run(
+            ["tmux", "send-keys", "-t", session, "print(6 * 7, 'from inside')", "Enter"], check=True
+        )
         assert "42 from inside" in wait_for("42 from inside")
         subprocess.run(["tmux", "send-keys", "-t", session, "exit()", "Enter"], check=True)
     finally:

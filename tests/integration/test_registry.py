@@ -29,7 +29,9 @@ def test_a_wrong_password_is_refused_and_nothing_is_saved(cais, auth_registry, d
 
 
 def test_login_saves_where_docker_reads_it(cais, auth_registry, docker_config):
-    done = cais("login", auth_registry, "-u", REGISTRY_USER, "--password-stdin", input=REGISTRY_PASSWORD)
+    done = cais(
+        "login", auth_registry, "-u", REGISTRY_USER, "--password-stdin", input=REGISTRY_PASSWORD
+    )
     assert done.returncode == 0, done.stderr
     saved = json.loads((docker_config / "config.json").read_text())
     assert auth_registry in saved["auths"]
@@ -39,7 +41,9 @@ def test_login_saves_where_docker_reads_it(cais, auth_registry, docker_config):
     assert auth_registry not in json.loads((docker_config / "config.json").read_text())["auths"]
 
 
-def test_push_without_login_says_to_log_in(cais, engine, base_image, auth_registry, docker_config, image_name):
+def test_push_without_login_says_to_log_in(
+    cais, engine, base_image, auth_registry, docker_config, image_name
+):
     reference = _tagged(engine, base_image, f"{auth_registry}/{image_name}:1")
     done = cais("push", reference)
     assert done.returncode == 1
@@ -47,9 +51,13 @@ def test_push_without_login_says_to_log_in(cais, engine, base_image, auth_regist
     assert "Traceback" not in done.stderr
 
 
-def test_push_rmi_pull_gives_the_same_image(cais, engine, base_image, auth_registry, docker_config, image_name):
+def test_push_rmi_pull_gives_the_same_image(
+    cais, engine, base_image, auth_registry, docker_config, image_name
+):
     reference = _tagged(engine, base_image, f"{auth_registry}/{image_name}:1")
-    login = cais("login", auth_registry, "-u", REGISTRY_USER, "--password-stdin", input=REGISTRY_PASSWORD)
+    login = cais(
+        "login", auth_registry, "-u", REGISTRY_USER, "--password-stdin", input=REGISTRY_PASSWORD
+    )
     assert login.returncode == 0, login.stderr
     pushed = cais("push", reference)
     assert pushed.returncode == 0, pushed.stderr
@@ -77,7 +85,9 @@ def test_an_unreachable_registry_says_so(cais, engine, docker_config):
     assert "does not answer" in done.stderr
 
 
-def test_running_a_missing_local_image_is_pulled_or_explained(cais, engine, registry, docker_config):
+def test_running_a_missing_local_image_is_pulled_or_explained(
+    cais, engine, registry, docker_config
+):
     done = cais("run", "--rm", f"{registry}/cais-no-such-image:404")
     assert done.returncode == 1
     assert "does not exist" in done.stderr

@@ -96,10 +96,28 @@ def _openssl_cert_factory() -> Callable[[str], bytes]:  # pragma: no cover
         with tempfile.TemporaryDirectory() as folder:
             cert, key = Path(folder, "ca.pem"), Path(folder, "ca.key")
             subprocess.run(
-                ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                 "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "3650",
-                 "-subj", f"/CN={common_name}", "-set_serial", str(next(_serials))],
-                check=True, capture_output=True,
+                [
+                    "openssl",
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "ec",
+                    "-pkeyopt",
+                    "ec_paramgen_curve:P-256",
+                    "-nodes",
+                    "-keyout",
+                    str(key),
+                    "-out",
+                    str(cert),
+                    "-days",
+                    "3650",
+                    "-subj",
+                    f"/CN={common_name}",
+                    "-set_serial",
+                    str(next(_serials)),
+                ],
+                check=True,
+                capture_output=True,
             )
             return cert.read_bytes()
 

@@ -62,7 +62,10 @@ def test_basic_auth_refused():
     with pytest.raises(AuthError) as caught:
         verify_login("reg.example:5000", BAD, transport=registry.transport)
     error = caught.value
-    assert error.message == "The registry `reg.example:5000` refused the username or password for `ana`"
+    assert (
+        error.message
+        == "The registry `reg.example:5000` refused the username or password for `ana`"
+    )
     assert "wrong-password" not in f"{error.message} {error.hint} {error!r}"
     assert "access token" in error.hint
     assert isinstance(error, RegistryError)
@@ -75,10 +78,13 @@ def bearer_registry(token_status: int = 200):
             if request.headers.get("authorization") != basic(GOOD):
                 return httpx.Response(401, json={"details": "incorrect username or password"})
             return httpx.Response(token_status, json={"token": "t0k"})
-        return httpx.Response(401, headers={
-            "WWW-Authenticate": 'Bearer realm="https://auth.example/token",service="registry.example",'
-            'scope="repository:samalba/my-app:pull,push"',
-        })
+        return httpx.Response(
+            401,
+            headers={
+                "WWW-Authenticate": 'Bearer realm="https://auth.example/token",service="registry.example",'
+                'scope="repository:samalba/my-app:pull,push"',
+            },
+        )
 
     return Registry(handler)
 
@@ -103,15 +109,21 @@ def test_bearer_token_refused():
 
 def test_bearer_token_forbidden():
     with pytest.raises(AuthError):
-        verify_login("registry.example", GOOD, transport=bearer_registry(token_status=403).transport)
+        verify_login(
+            "registry.example", GOOD, transport=bearer_registry(token_status=403).transport
+        )
 
 
 def test_bearer_token_service_broken():
     with pytest.raises(RegistryError) as caught:
-        verify_login("registry.example", GOOD, transport=bearer_registry(token_status=503).transport)
+        verify_login(
+            "registry.example", GOOD, transport=bearer_registry(token_status=503).transport
+        )
     assert not isinstance(caught.value, AuthError)
     assert caught.value.temporary is True
-    assert "answered 503 Service Unavailable to GET https://auth.example/token" in caught.value.message
+    assert (
+        "answered 503 Service Unavailable to GET https://auth.example/token" in caught.value.message
+    )
     assert "account=" not in caught.value.message  # the query is left out
 
 
@@ -119,7 +131,9 @@ def test_bearer_challenge_without_service():
     def handler(request):
         if request.url.host == "auth.example":
             return httpx.Response(200, json={"token": "t"})
-        return httpx.Response(401, headers={"WWW-Authenticate": 'Bearer realm="https://auth.example/token"'})
+        return httpx.Response(
+            401, headers={"WWW-Authenticate": 'Bearer realm="https://auth.example/token"'}
+        )
 
     registry = Registry(handler)
     verify_login("registry.example", GOOD, transport=registry.transport)
@@ -127,16 +141,23 @@ def test_bearer_challenge_without_service():
 
 
 def test_bearer_challenge_without_realm():
-    registry = Registry(lambda r: httpx.Response(401, headers={"WWW-Authenticate": 'Bearer service="x"'}))
+    registry = Registry(
+        lambda r: httpx.Response(401, headers={"WWW-Authenticate": 'Bearer service="x"'})
+    )
     with pytest.raises(RegistryError, match="sent a token challenge without a realm"):
         verify_login("registry.example", GOOD, transport=registry.transport)
 
 
 def test_unknown_auth_scheme():
-    registry = Registry(lambda r: httpx.Response(401, headers={"WWW-Authenticate": 'Negotiate abc'}))
+    registry = Registry(
+        lambda r: httpx.Response(401, headers={"WWW-Authenticate": "Negotiate abc"})
+    )
     with pytest.raises(RegistryError) as caught:
         verify_login("registry.example", GOOD, transport=registry.transport)
-    assert caught.value.message == "The registry `registry.example` asks for an unknown auth scheme `Negotiate`"
+    assert (
+        caught.value.message
+        == "The registry `registry.example` asks for an unknown auth scheme `Negotiate`"
+    )
 
 
 def test_server_error_is_temporary():
@@ -152,7 +173,9 @@ def test_server_error_is_temporary():
 
 def test_not_found_is_not_temporary():
     with pytest.raises(RegistryError) as caught:
-        verify_login("registry.example", GOOD, transport=Registry(lambda r: httpx.Response(404)).transport)
+        verify_login(
+            "registry.example", GOOD, transport=Registry(lambda r: httpx.Response(404)).transport
+        )
     assert caught.value.temporary is False
     assert "404 Not Found" in caught.value.message
 
@@ -168,7 +191,10 @@ def test_unreachable_registry():
     error = caught.value
     assert type(error) is RegistryError
     assert error.temporary is True
-    assert error.message == "The registry `registry.example` does not answer at registry.example: [Errno 111] Connection refused"
+    assert (
+        error.message
+        == "The registry `registry.example` does not answer at registry.example: [Errno 111] Connection refused"
+    )
     assert "running" in error.hint
     assert isinstance(error.__cause__, httpx.ConnectError)
     assert [r.url.scheme for r in registry.requests] == ["https"]  # no plain HTTP to a remote host
@@ -190,7 +216,10 @@ def test_loopback_registry_answering_nothing():
     registry = Registry(refuse)
     with pytest.raises(RegistryError, match="does not answer"):
         verify_login("127.0.0.1:1", GOOD, transport=registry.transport)
-    assert [str(r.url) for r in registry.requests] == ["https://127.0.0.1:1/v2/", "http://127.0.0.1:1/v2/"]
+    assert [str(r.url) for r in registry.requests] == [
+        "https://127.0.0.1:1/v2/",
+        "http://127.0.0.1:1/v2/",
+    ]
 
 
 def test_wrong_password_on_a_loopback_registry_is_not_retried_over_http():
@@ -214,8 +243,13 @@ def test_docker_hub_errors_name_docker_io():
 
 @pytest.mark.parametrize(
     ("registry", "host"),
-    [(None, "registry-1.docker.io"), ("docker.io", "registry-1.docker.io"), ("index.docker.io", "registry-1.docker.io"),
-     ("https://reg.example:5000/", "reg.example:5000"), ("127.0.0.1:5000", "127.0.0.1:5000")],
+    [
+        (None, "registry-1.docker.io"),
+        ("docker.io", "registry-1.docker.io"),
+        ("index.docker.io", "registry-1.docker.io"),
+        ("https://reg.example:5000/", "reg.example:5000"),
+        ("127.0.0.1:5000", "127.0.0.1:5000"),
+    ],
 )
 def test_api_host(registry, host):
     assert api_host(registry) == host
@@ -223,9 +257,17 @@ def test_api_host(registry, host):
 
 @pytest.mark.parametrize(
     ("host", "loopback"),
-    [("127.0.0.1:5000", True), ("127.1.2.3", True), ("localhost", True), ("localhost:5000", True),
-     ("[::1]:5000", True), ("::1", True), ("10.0.0.1:5000", False), ("reg.example", False),
-     ("registry-1.docker.io", False)],
+    [
+        ("127.0.0.1:5000", True),
+        ("127.1.2.3", True),
+        ("localhost", True),
+        ("localhost:5000", True),
+        ("[::1]:5000", True),
+        ("::1", True),
+        ("10.0.0.1:5000", False),
+        ("reg.example", False),
+        ("registry-1.docker.io", False),
+    ],
 )
 def test_is_loopback(host, loopback):
     assert _is_loopback(host) is loopback

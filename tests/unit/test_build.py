@@ -57,8 +57,12 @@ def test_buildkit_on_request_without_a_cli(no_cli):
 
 @pytest.mark.parametrize(
     ("name", "has_pip", "mode"),
-    [("buildkit", True, SecretsMode.BUILDKIT), ("classic", True, SecretsMode.STAGE),
-     ("buildkit", False, SecretsMode.NONE), ("classic", False, SecretsMode.NONE)],
+    [
+        ("buildkit", True, SecretsMode.BUILDKIT),
+        ("classic", True, SecretsMode.STAGE),
+        ("buildkit", False, SecretsMode.NONE),
+        ("classic", False, SecretsMode.NONE),
+    ],
 )
 def test_secrets_mode_for(name, has_pip, mode):
     class Named:
@@ -71,7 +75,14 @@ def test_secrets_mode_for(name, has_pip, mode):
 
 @pytest.fixture
 def project(tmp_path, write):
-    write(tmp_path, {"requirements.txt": "", "script.py": "", "cais.yaml": 'name: hello\nversion: "2.1"\npython: "3.12"\n'})
+    write(
+        tmp_path,
+        {
+            "requirements.txt": "",
+            "script.py": "",
+            "cais.yaml": 'name: hello\nversion: "2.1"\npython: "3.12"\n',
+        },
+    )
     return load_project(tmp_path)
 
 
@@ -104,12 +115,16 @@ class RecordingBuilder:
         return BuildResult("sha256:" + "0" * 64, request.tags, self.name, 0.1)
 
 
-@pytest.mark.parametrize(("name", "mode_text"), [("buildkit", "--mount=type=secret"), ("classic", "AS dependencies")])
+@pytest.mark.parametrize(
+    ("name", "mode_text"), [("buildkit", "--mount=type=secret"), ("classic", "AS dependencies")]
+)
 def test_build_project_request(project, monkeypatch, name, mode_text):
     builder = RecordingBuilder(name)
     monkeypatch.setattr(build_module, "select_builder", lambda client, choice: builder)
     pip = PipSettings(index_url="https://i.example/simple")
-    options = BuildOptions(tags=("hello", "user/hello:2"), platform="linux/arm64", build_args={"A": "1"}, no_cache=True)
+    options = BuildOptions(
+        tags=("hello", "user/hello:2"), platform="linux/arm64", build_args={"A": "1"}, no_cache=True
+    )
     result = build_project(object(), project, options, SilentProgress(), pip)
     (request,) = builder.requests
     assert request.tags == ("hello:latest", "user/hello:2")
@@ -153,5 +168,7 @@ def test_build_project_bad_platform(project, monkeypatch):
     builder = RecordingBuilder("buildkit")
     monkeypatch.setattr(build_module, "select_builder", lambda client, choice: builder)
     with pytest.raises(PlanError, match="is not a platform cais knows"):
-        build_project(object(), project, BuildOptions(platform="amd64"), SilentProgress(), PipSettings())
+        build_project(
+            object(), project, BuildOptions(platform="amd64"), SilentProgress(), PipSettings()
+        )
     assert builder.requests == []

@@ -14,30 +14,19 @@ import pytest
 
 from cais.builders import buildkit
 from cais.builders.base import BuildRequest
-from cais.builders.buildkit import BuildKitBuilder, BuildKitCLI, _stream, find_buildkit_cli
+from cais.builders.buildkit import (
+    BuildKitBuilder,
+    BuildKitCLI,
+    _stream,
+    find_buildkit_cli,
+)
 from cais.builders.dockerfile import PIP_CA_SECRET, PIP_CONF_SECRET
 from cais.builders.pip_settings import PipSettings
 from cais.errors import BuildError
-
+from tests.support import RecordingProgress
 
 # `_stream` leaves the CLI's output pipe open (see test_stream_closes_the_pipe); the tests of
 # what it parses ignore that ResourceWarning so they can check the parsing.
-pytestmark = [
-    pytest.mark.filterwarnings("ignore::ResourceWarning"),
-    pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning"),
-]
-
-
-class RecordingProgress:
-    def __init__(self) -> None:
-        self.steps: list[str] = []
-        self.lines: list[str] = []
-
-    def step(self, name: str) -> None:
-        self.steps.append(name)
-
-    def log(self, line: str) -> None:
-        self.lines.append(line)
 
 
 FAILED_BUILD = """\
@@ -138,11 +127,15 @@ ERROR: failed to solve: failed to read dockerfile: open Dockerfile: no such file
 """
 
 
-def run_transcript(tmp_path: Path, transcript: str, exit_code: int) -> tuple[int, BuildError, RecordingProgress]:
+def run_transcript(
+    tmp_path: Path, transcript: str, exit_code: int
+) -> tuple[int, BuildError, RecordingProgress]:
     file = tmp_path / "transcript.txt"
     file.write_text(transcript)
     progress = RecordingProgress()
-    code, error = _stream(["sh", "-c", f"cat {shlex.quote(str(file))}; exit {exit_code}"], dict(os.environ), progress)
+    code, error = _stream(
+        ["sh", "-c", f"cat {shlex.quote(str(file))}; exit {exit_code}"], dict(os.environ), progress
+    )
     return code, error, progress
 
 
@@ -162,7 +155,10 @@ def test_failed_build(tmp_path):
     ]
     assert isinstance(error, BuildError)
     assert error.step == "[4/4] RUN pip install --no-cache-dir -r requirements.txt"
-    assert error.message == "The build failed at step `[4/4] RUN pip install --no-cache-dir -r requirements.txt`"
+    assert (
+        error.message
+        == "The build failed at step `[4/4] RUN pip install --no-cache-dir -r requirements.txt`"
+    )
     assert error.log_tail == [
         "Collecting rich",
         "ERROR: Could not find a version that satisfies the requirement nopkg (from versions: none)",
@@ -189,7 +185,11 @@ def test_failed_build_of_an_older_cli_with_stages_and_interleaving(tmp_path):
 
 
 def test_log_tail_keeps_the_last_25_lines(tmp_path):
-    lines = [f"#3 [2/2] RUN ./noisy.sh"] + [f"#3 {n}.000 line {n}" for n in range(1, 41)] + ["#3 ERROR: boom"]
+    lines = (
+        ["#3 [2/2] RUN ./noisy.sh"]
+        + [f"#3 {n}.000 line {n}" for n in range(1, 41)]
+        + ["#3 ERROR: boom"]
+    )
     _, error, progress = run_transcript(tmp_path, "\n".join(lines) + "\n", 1)
     assert len(progress.lines) == 40
     assert len(error.log_tail) == 25
@@ -251,7 +251,9 @@ def test_cli_that_cannot_start(tmp_path):
 # --- find_buildkit_cli ----------------------------------------------------------------------
 
 
-def fake_docker(folder: Path, name: str, version_line: str, *, buildx: bool, log: Path | None = None) -> Path:
+def fake_docker(
+    folder: Path, name: str, version_line: str, *, buildx: bool, log: Path | None = None
+) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / name
     record = f'echo "$*" >> {shlex.quote(str(log))}\n' if log else ""
@@ -289,7 +291,9 @@ def candidates(monkeypatch):
     """Control the three places find_buildkit_cli looks: `which docker`, /usr/bin/docker and
     /usr/local/bin/docker (both exist on some machines, so they are redirected or hidden)."""
 
-    def set_candidates(which: Path | None, usr_bin: Path | None = None, usr_local: Path | None = None):
+    def set_candidates(
+        which: Path | None, usr_bin: Path | None = None, usr_local: Path | None = None
+    ):
         fixed = {"/usr/bin/docker": usr_bin, "/usr/local/bin/docker": usr_local}
 
         def access(path, mode):
@@ -308,14 +312,18 @@ def candidates(monkeypatch):
             return subprocess.run(args, *a, **kw)
 
         monkeypatch.setattr(buildkit.shutil, "which", lambda name: str(which) if which else None)
-        monkeypatch.setattr(buildkit, "os", _Delegate(os, access=access, path=_Delegate(os.path, realpath=realpath)))
+        monkeypatch.setattr(
+            buildkit, "os", _Delegate(os, access=access, path=_Delegate(os.path, realpath=realpath))
+        )
         monkeypatch.setattr(buildkit, "subprocess", _Delegate(subprocess, run=run))
 
     return set_candidates
 
 
 def test_cli_with_buildx(tmp_path, candidates):
-    docker = fake_docker(tmp_path / "bin", "docker", "Docker version 28.2.2, build e6534b4", buildx=True)
+    docker = fake_docker(
+        tmp_path / "bin", "docker", "Docker version 28.2.2, build e6534b4", buildx=True
+    )
     candidates(docker)
     cli = find_buildkit_cli()
     assert cli == BuildKitCLI(str(docker), True, "28.2.2")
@@ -323,7 +331,9 @@ def test_cli_with_buildx(tmp_path, candidates):
 
 
 def test_old_cli_has_buildkit_built_in(tmp_path, candidates):
-    docker = fake_docker(tmp_path / "bin", "docker", "Docker version 20.10.24+dfsg1, build 297e128", buildx=False)
+    docker = fake_docker(
+        tmp_path / "bin", "docker", "Docker version 20.10.24+dfsg1, build 297e128", buildx=False
+    )
     candidates(docker)
     cli = find_buildkit_cli()
     assert cli == BuildKitCLI(str(docker), False, "20.10.24+dfsg1")
@@ -332,7 +342,9 @@ def test_old_cli_has_buildkit_built_in(tmp_path, candidates):
 
 def test_new_cli_without_buildx_is_passed_over(tmp_path, candidates):
     new = fake_docker(tmp_path / "new", "docker", "Docker version 28.2.2, build x", buildx=False)
-    old = fake_docker(tmp_path / "old", "docker", "Docker version 20.10.24+dfsg1, build y", buildx=False)
+    old = fake_docker(
+        tmp_path / "old", "docker", "Docker version 20.10.24+dfsg1, build y", buildx=False
+    )
     candidates(new, usr_bin=old)
     cli = find_buildkit_cli()
     assert cli is not None
@@ -368,7 +380,9 @@ def test_not_executable_is_passed_over(tmp_path, candidates):
 
 def test_the_same_cli_is_asked_once(tmp_path, candidates):
     log = tmp_path / "calls.log"
-    new = fake_docker(tmp_path / "new", "docker", "Docker version 28.2.2, build x", buildx=False, log=log)
+    new = fake_docker(
+        tmp_path / "new", "docker", "Docker version 28.2.2, build x", buildx=False, log=log
+    )
     link = tmp_path / "link" / "docker"
     link.parent.mkdir()
     link.symlink_to(new)
@@ -414,7 +428,11 @@ def fake_cli(tmp_path):
 def test_builder_command_line(tmp_path, fake_cli, write, make_cert):
     script, out = fake_cli
     context = write(tmp_path / "project", {"script.py": ""})
-    pip = PipSettings(ca_bundle=make_cert("proxy"), ca_sources=("proxy.pem",), index_url="https://i.example/simple")
+    pip = PipSettings(
+        ca_bundle=make_cert("proxy"),
+        ca_sources=("proxy.pem",),
+        index_url="https://i.example/simple",
+    )
     request = BuildRequest(
         context=context,
         tags=("hello:1.0", "hello:latest"),
@@ -427,7 +445,9 @@ def test_builder_command_line(tmp_path, fake_cli, write, make_cert):
     )
     progress = RecordingProgress()
     result = BuildKitBuilder(BuildKitCLI(str(script), True, "28.2.2")).build(request, progress)
-    assert result.image_id == "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+    assert (
+        result.image_id == "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+    )
     assert result.tags == ("hello:1.0", "hello:latest")
     assert result.builder == "buildkit"
     assert result.seconds >= 0
@@ -456,7 +476,12 @@ def test_builder_command_line(tmp_path, fake_cli, write, make_cert):
 def test_builder_without_pip_settings_and_with_own_dockerignore(tmp_path, fake_cli, write):
     script, out = fake_cli
     context = write(tmp_path / "project", {"script.py": "", ".dockerignore": "data\n"})
-    request = BuildRequest(context=context, tags=("hello:1",), dockerfile_text="FROM scratch\n", default_ignore=".git\n")
+    request = BuildRequest(
+        context=context,
+        tags=("hello:1",),
+        dockerfile_text="FROM scratch\n",
+        default_ignore=".git\n",
+    )
     BuildKitBuilder(BuildKitCLI(str(script), False, "20.10.24")).build(request, RecordingProgress())
     args = (out / "args").read_text().splitlines()
     assert args[:2] == ["build", "--progress=plain"]
@@ -468,7 +493,9 @@ def test_builder_with_the_projects_own_dockerfile(tmp_path, fake_cli, write):
     script, out = fake_cli
     context = write(tmp_path / "project", {"Dockerfile": "FROM scratch\n"})
     request = BuildRequest(
-        context=context, tags=("own:1",), dockerfile=context / "Dockerfile",
+        context=context,
+        tags=("own:1",),
+        dockerfile=context / "Dockerfile",
         pip=PipSettings(index_url="https://i.example/simple"),
     )
     BuildKitBuilder(BuildKitCLI(str(script), True, "28.2.2")).build(request, RecordingProgress())
@@ -486,7 +513,9 @@ def test_builder_failure_raises_the_build_error(tmp_path, write):
     context = write(tmp_path / "project", {"script.py": ""})
     request = BuildRequest(context=context, tags=("x:1",), dockerfile_text="FROM scratch\n")
     with pytest.raises(BuildError) as caught:
-        BuildKitBuilder(BuildKitCLI(str(script), True, "28.2.2")).build(request, RecordingProgress())
+        BuildKitBuilder(BuildKitCLI(str(script), True, "28.2.2")).build(
+            request, RecordingProgress()
+        )
     assert caught.value.step == "[4/4] RUN pip install --no-cache-dir -r requirements.txt"
     assert caught.value.log_tail[-2] == "ERROR: No matching distribution found for nopkg"
     json.dumps(caught.value.log_tail)  # plain strings

@@ -22,6 +22,7 @@ from cais.builders.pip_settings import PipSettings
 from cais.errors import BuildError, EngineError
 from cais.plan import plan_project
 from cais.project import load_project
+from tests.support import RecordingProgress
 
 IMAGE_ID = "sha256:" + "ab" * 32
 
@@ -60,18 +61,6 @@ class FakeClient:
         return self.image
 
 
-class RecordingProgress:
-    def __init__(self) -> None:
-        self.steps: list[str] = []
-        self.lines: list[str] = []
-
-    def step(self, name: str) -> None:
-        self.steps.append(name)
-
-    def log(self, line: str) -> None:
-        self.lines.append(line)
-
-
 SUCCESS = [
     {"stream": "Step 1/3 : FROM python:3.11-slim\n"},
     {"stream": " ---> 1234567890ab\n"},
@@ -86,13 +75,16 @@ SUCCESS = [
 
 @pytest.fixture
 def project(tmp_path, write):
-    return write(tmp_path / "project", {
-        "script.py": "print('hi')\n",
-        "requirements.txt": "rich\n",
-        ".git/HEAD": "ref: refs/heads/main\n",
-        ".venv/bin/python": "",
-        ".env": "TOKEN=x\n",
-    })
+    return write(
+        tmp_path / "project",
+        {
+            "script.py": "print('hi')\n",
+            "requirements.txt": "rich\n",
+            ".git/HEAD": "ref: refs/heads/main\n",
+            ".venv/bin/python": "",
+            ".env": "TOKEN=x\n",
+        },
+    )
 
 
 def request_for(context, **changes) -> BuildRequest:
@@ -115,10 +107,20 @@ def test_successful_build(project):
     assert result.image_id == IMAGE_ID
     assert result.tags == ("hello:1.0", "127.0.0.1:5000/team/hello:1.0")
     assert result.builder == "classic"
-    assert progress.steps == ["[1/3] FROM python:3.11-slim", "[2/3] RUN pip install -r requirements.txt", "[3/3] COPY . ."]
+    assert progress.steps == [
+        "[1/3] FROM python:3.11-slim",
+        "[2/3] RUN pip install -r requirements.txt",
+        "[3/3] COPY . .",
+    ]
     # " ---> …" lines are the classic builder's bookkeeping, not the step's output.
-    assert progress.lines == ["Collecting rich", "Successfully installed rich-13.7.1", "Successfully built abababababab"]
-    assert client.image.tags == [("127.0.0.1:5000/team/hello", "1.0")]  # the first tag comes with the build
+    assert progress.lines == [
+        "Collecting rich",
+        "Successfully installed rich-13.7.1",
+        "Successfully built abababababab",
+    ]
+    assert client.image.tags == [
+        ("127.0.0.1:5000/team/hello", "1.0")
+    ]  # the first tag comes with the build
     kwargs = client.build_kwargs
     assert kwargs["custom_context"] is True
     assert kwargs["dockerfile"] == ".cais.Dockerfile"
@@ -147,8 +149,12 @@ def test_projects_own_dockerfile(project):
     (project / "docker").mkdir()
     (project / "docker" / "Dockerfile").write_text("FROM scratch\n")
     client = FakeClient(SUCCESS)
-    request = request_for(project, dockerfile_text=None, dockerfile=project / "docker" / "Dockerfile",
-                          pip=PipSettings(index_url="https://i.example/simple"))
+    request = request_for(
+        project,
+        dockerfile_text=None,
+        dockerfile=project / "docker" / "Dockerfile",
+        pip=PipSettings(index_url="https://i.example/simple"),
+    )
     ClassicBuilder(client).build(request, RecordingProgress())
     assert client.build_kwargs["dockerfile"] == "docker/Dockerfile"
     assert client.files["docker/Dockerfile"] == b"FROM scratch\n"
@@ -159,18 +165,27 @@ def test_pip_settings_reach_only_the_throw_away_stage(project, make_cert):
     (project / "cais.yaml").write_text('python: "3.11"\n')
     plan = plan_project(load_project(project))
     dockerfile = render_dockerfile(plan, secrets=SecretsMode.STAGE)
-    pip = PipSettings(ca_bundle=make_cert("proxy"), ca_sources=("p.pem",), index_url="https://user:tok@i.example/simple")
+    pip = PipSettings(
+        ca_bundle=make_cert("proxy"),
+        ca_sources=("p.pem",),
+        index_url="https://user:tok@i.example/simple",
+    )
     client = FakeClient(SUCCESS)
-    ClassicBuilder(client).build(request_for(project, dockerfile_text=dockerfile, pip=pip), RecordingProgress())
+    ClassicBuilder(client).build(
+        request_for(project, dockerfile_text=dockerfile, pip=pip), RecordingProgress()
+    )
     files = client.files
-    assert files[f"{SECRETS_DIR}/{PIP_CONF_SECRET}"].decode() == pip.pip_conf(f"/run/secrets/{PIP_CA_SECRET}")
+    assert files[f"{SECRETS_DIR}/{PIP_CONF_SECRET}"].decode() == pip.pip_conf(
+        f"/run/secrets/{PIP_CA_SECRET}"
+    )
     assert files[f"{SECRETS_DIR}/{PIP_CA_SECRET}"] == pip.ca_bundle
     ignore = files[".dockerignore"].decode().splitlines()
     assert f"!{SECRETS_DIR}" in ignore
     # The context holds the secrets, so the image's own stage must take nothing from it directly.
-    final_stage = dockerfile[dockerfile.rindex("\nFROM "):]
+    final_stage = dockerfile[dockerfile.rindex("\nFROM ") :]
     context_copies = [
-        line for line in final_stage.splitlines()
+        line
+        for line in final_stage.splitlines()
         if line.startswith(("COPY ", "ADD ")) and "--from=" not in line
     ]
     assert context_copies == []
@@ -181,8 +196,13 @@ def test_failed_step(project):
         {"stream": "Step 1/2 : FROM python:3.11-slim\n"},
         {"stream": "Step 2/2 : RUN pip install nopkg\n"},
         {"stream": "ERROR: No matching distribution found for nopkg\n"},
-        {"error": "The command '/bin/sh -c pip install nopkg' returned a non-zero code: 1",
-         "errorDetail": {"code": 1, "message": "The command '/bin/sh -c pip install nopkg' returned a non-zero code: 1"}},
+        {
+            "error": "The command '/bin/sh -c pip install nopkg' returned a non-zero code: 1",
+            "errorDetail": {
+                "code": 1,
+                "message": "The command '/bin/sh -c pip install nopkg' returned a non-zero code: 1",
+            },
+        },
     ]
     with pytest.raises(BuildError) as caught:
         ClassicBuilder(FakeClient(chunks)).build(request_for(project), RecordingProgress())
@@ -197,7 +217,9 @@ def test_failed_step(project):
 
 def test_error_before_any_step(project):
     with pytest.raises(BuildError) as caught:
-        ClassicBuilder(FakeClient([{"error": "dockerfile parse error line 3"}])).build(request_for(project), RecordingProgress())
+        ClassicBuilder(FakeClient([{"error": "dockerfile parse error line 3"}])).build(
+            request_for(project), RecordingProgress()
+        )
     assert caught.value.step is None
     assert caught.value.message == "The build failed"
     assert caught.value.log_tail == ["dockerfile parse error line 3"]
@@ -205,7 +227,9 @@ def test_error_before_any_step(project):
 
 def test_build_without_an_image(project):
     with pytest.raises(BuildError, match="ended without an image"):
-        ClassicBuilder(FakeClient([{"stream": "Step 1/1 : FROM scratch\n"}])).build(request_for(project), RecordingProgress())
+        ClassicBuilder(FakeClient([{"stream": "Step 1/1 : FROM scratch\n"}])).build(
+            request_for(project), RecordingProgress()
+        )
 
 
 def test_engine_refusal_becomes_an_engine_error(project):

@@ -52,7 +52,10 @@ def test_version(runner):
 def test_help_lists_the_commands_in_journey_order(runner):
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    positions = [result.output.index(f" {name} ") for name in ("init", "dockerfile", "build", "run", "login", "push")]
+    positions = [
+        result.output.index(f" {name} ")
+        for name in ("init", "dockerfile", "build", "run", "login", "push")
+    ]
     assert positions == sorted(positions)
 
 
@@ -77,7 +80,10 @@ def test_init_refuses_to_overwrite(project, runner):
     before = {name: (project / name).read_text() for name in TEMPLATE_FILES}
     result = runner.invoke(app, ["init", str(project)])
     output = assert_one_error(result)
-    assert f"error: `{project}` already holds a project (requirements.txt, script.py, cais.yaml, .dockerignore, README.md)" in output
+    assert (
+        f"error: `{project}` already holds a project (requirements.txt, script.py, cais.yaml, .dockerignore, README.md)"
+        in output
+    )
     assert "hint: choose another folder, or add `--force` to overwrite those files" in output
     assert {name: (project / name).read_text() for name in TEMPLATE_FILES} == before
 
@@ -114,15 +120,21 @@ def test_dockerfile_of_an_initialised_project(project, runner):
     text = result.stdout
     assert text.startswith(f"# Dockerfile for hello-app, written by cais {__version__}.\n")
     assert "COPY requirements.txt ./" in text
-    assert text.rstrip("\n").splitlines()[-1] in ('CMD ["python", "script.py"]', 'ENTRYPOINT ["python", "script.py"]')
+    assert text.rstrip("\n").splitlines()[-1] in (
+        'CMD ["python", "script.py"]',
+        'ENTRYPOINT ["python", "script.py"]',
+    )
     assert "USER 1000:1000" in text
-    assert "NAME=\"world\"" in text
+    assert 'NAME="world"' in text
     assert "secret" not in text.lower()
     assert result.stderr == ""
 
 
 def test_dockerfile_with_a_tag_and_ca_cert_form(project, runner, tmp_path):
-    result = runner.invoke(app, ["dockerfile", str(project), "-t", "user/hello:2.0", "--ca-cert", str(tmp_path / "x.pem")])
+    result = runner.invoke(
+        app,
+        ["dockerfile", str(project), "-t", "user/hello:2.0", "--ca-cert", str(tmp_path / "x.pem")],
+    )
     assert result.exit_code == 0, result.output
     assert 'org.opencontainers.image.title="user/hello"' in result.stdout
     assert 'org.opencontainers.image.version="2.0"' in result.stdout
@@ -210,7 +222,18 @@ def test_interrupt_exits_130(project, runner, monkeypatch):
 
 @pytest.mark.parametrize(
     "args",
-    [["build", "{project}"], ["images"], ["ps"], ["ps", "--all"], ["run", "x"], ["logs", "x"], ["stop", "x"], ["rmi", "x"], ["push", "x:1"], ["pull", "x:1"]],
+    [
+        ["build", "{project}"],
+        ["images"],
+        ["ps"],
+        ["ps", "--all"],
+        ["run", "x"],
+        ["logs", "x"],
+        ["stop", "x"],
+        ["rmi", "x"],
+        ["push", "x:1"],
+        ["pull", "x:1"],
+    ],
     ids=lambda a: " ".join(a),
 )
 def test_unreachable_engine(project, runner, unreachable_engine, args):
@@ -221,13 +244,17 @@ def test_unreachable_engine(project, runner, unreachable_engine, args):
 
 
 def test_build_arg_without_equals(project, runner, unreachable_engine):
-    output = assert_one_error(runner.invoke(app, ["build", str(project), "--build-arg", "NOEQUALS"]))
+    output = assert_one_error(
+        runner.invoke(app, ["build", str(project), "--build-arg", "NOEQUALS"])
+    )
     assert "error: `NOEQUALS` is not a build argument" in output
     assert "--build-arg KEY=VALUE" in output
 
 
 def test_build_with_a_missing_ca_cert_fails_before_the_engine(project, runner, unreachable_engine):
-    output = assert_one_error(runner.invoke(app, ["build", str(project), "--ca-cert", "/missing.pem"]))
+    output = assert_one_error(
+        runner.invoke(app, ["build", str(project), "--ca-cert", "/missing.pem"])
+    )
     assert "error: The CA certificate `/missing.pem` does not exist" in output
     assert "not reachable" not in output
 
@@ -247,7 +274,9 @@ def test_build_of_a_broken_project_fails_before_the_engine(project, runner, unre
     ],
     ids=["platform", "tag"],
 )
-def test_build_with_bad_options_fails_before_the_engine(project, runner, unreachable_engine, args, message):
+def test_build_with_bad_options_fails_before_the_engine(
+    project, runner, unreachable_engine, args, message
+):
     output = assert_one_error(runner.invoke(app, ["build", str(project), *args]))
     assert message in output
 
@@ -257,7 +286,9 @@ def test_build_with_bad_options_fails_before_the_engine(project, runner, unreach
 
 def test_login_to_a_registry_that_does_not_answer(runner):
     config = credentials.config_path()
-    result = runner.invoke(app, ["login", "127.0.0.1:1", "-u", "a", "--password-stdin"], input="pw-SECRET-123")
+    result = runner.invoke(
+        app, ["login", "127.0.0.1:1", "-u", "a", "--password-stdin"], input="pw-SECRET-123"
+    )
     output = assert_one_error(result)
     assert "error: The registry `127.0.0.1:1` does not answer" in output
     assert "SECRET" not in output
@@ -272,12 +303,16 @@ def test_login_without_password_and_no_terminal(runner):
 
 
 def test_login_without_user_and_no_terminal(runner):
-    output = assert_one_error(runner.invoke(app, ["login", "127.0.0.1:1", "--password-stdin"], input="pw"))
+    output = assert_one_error(
+        runner.invoke(app, ["login", "127.0.0.1:1", "--password-stdin"], input="pw")
+    )
     assert "error: A user name is needed" in output
 
 
 def test_login_with_an_empty_password(runner):
-    output = assert_one_error(runner.invoke(app, ["login", "127.0.0.1:1", "-u", "a", "--password-stdin"], input="\n"))
+    output = assert_one_error(
+        runner.invoke(app, ["login", "127.0.0.1:1", "-u", "a", "--password-stdin"], input="\n")
+    )
     assert "error: The password is empty" in output
 
 
@@ -285,8 +320,12 @@ def test_login_saves_checked_credentials(runner, monkeypatch):
     import cais.cli.registry as registry_cli
 
     checked = []
-    monkeypatch.setattr(registry_cli, "verify_login", lambda registry, creds: checked.append((registry, creds)))
-    result = runner.invoke(app, ["login", "127.0.0.1:5000", "-u", "ana", "--password-stdin"], input="tok3n\n")
+    monkeypatch.setattr(
+        registry_cli, "verify_login", lambda registry, creds: checked.append((registry, creds))
+    )
+    result = runner.invoke(
+        app, ["login", "127.0.0.1:5000", "-u", "ana", "--password-stdin"], input="tok3n\n"
+    )
     assert result.exit_code == 0, result.output
     assert checked == [("127.0.0.1:5000", Credentials("ana", "tok3n"))]
     assert "Logged in to 127.0.0.1:5000 as `ana`" in result.output

@@ -11,7 +11,14 @@ import requests
 import requests.exceptions
 
 from cais.engine.client import connect, engine_errors, engine_host
-from cais.errors import CaisError, ContainerNotFound, EngineError, ImageNotFound, PlanError, RegistryError
+from cais.errors import (
+    CaisError,
+    ContainerNotFound,
+    EngineError,
+    ImageNotFound,
+    PlanError,
+    RegistryError,
+)
 
 
 def response(status: int, url: str = "http+docker://localhost/v1.41/x") -> requests.Response:
@@ -35,13 +42,17 @@ SAMPLES = {
     "DeprecatedMethod": lambda: docker.errors.DeprecatedMethod("old"),
     "DockerException": lambda: docker.errors.DockerException("generic"),
     "ImageLoadError": lambda: docker.errors.ImageLoadError("bad tar"),
-    "ImageNotFound": lambda: docker.errors.ImageNotFound("No such image: x", response(404), explanation="No such image: x"),
+    "ImageNotFound": lambda: docker.errors.ImageNotFound(
+        "No such image: x", response(404), explanation="No such image: x"
+    ),
     "InvalidArgument": lambda: docker.errors.InvalidArgument("bad argument"),
     "InvalidConfigFile": lambda: docker.errors.InvalidConfigFile("bad config"),
     "InvalidRepository": lambda: docker.errors.InvalidRepository("bad repo"),
     "InvalidVersion": lambda: docker.errors.InvalidVersion("bad version"),
     "MissingContextParameter": lambda: docker.errors.MissingContextParameter("host"),
-    "NotFound": lambda: docker.errors.NotFound("No such thing", response(404), explanation="No such thing"),
+    "NotFound": lambda: docker.errors.NotFound(
+        "No such thing", response(404), explanation="No such thing"
+    ),
     "NullResource": lambda: docker.errors.NullResource("null"),
     "StreamParseError": lambda: docker.errors.StreamParseError(ValueError("bad json")),
     "TLSParameterError": lambda: docker.errors.TLSParameterError("bad tls"),
@@ -76,9 +87,8 @@ def test_every_upstream_class_has_a_sample():
 def test_every_upstream_class_becomes_a_cais_error(name):
     original = SAMPLES[name]()
     assert type(original).__name__ == name
-    with pytest.raises(CaisError) as caught:
-        with engine_errors():
-            raise original
+    with pytest.raises(CaisError) as caught, engine_errors():
+        raise original
     assert caught.value.__cause__ is original
     assert caught.value.message
     assert "\n" not in caught.value.message.strip()
@@ -96,9 +106,8 @@ def test_every_upstream_class_becomes_a_cais_error(name):
 )
 def test_transport_errors_become_engine_errors(exc, monkeypatch):
     monkeypatch.setenv("DOCKER_HOST", "tcp://10.9.8.7:2375")
-    with pytest.raises(EngineError) as caught:
-        with engine_errors():
-            raise exc
+    with pytest.raises(EngineError) as caught, engine_errors():
+        raise exc
     assert "`tcp://10.9.8.7:2375`" in caught.value.message
     assert caught.value.__cause__ is exc
     if isinstance(exc, requests.exceptions.Timeout):
@@ -110,30 +119,26 @@ def test_transport_errors_become_engine_errors(exc, monkeypatch):
 
 def test_cais_errors_pass_through():
     original = PlanError("already ours")
-    with pytest.raises(PlanError) as caught:
-        with engine_errors():
-            raise original
+    with pytest.raises(PlanError) as caught, engine_errors():
+        raise original
     assert caught.value is original
 
 
 def test_other_exceptions_pass_through():
-    with pytest.raises(KeyError):
-        with engine_errors():
-            raise KeyError("not the engine's")
+    with pytest.raises(KeyError), engine_errors():
+        raise KeyError("not the engine's")
 
 
 def test_not_found_with_a_container():
-    with pytest.raises(ContainerNotFound) as caught:
-        with engine_errors(container="web"):
-            raise docker.errors.NotFound("No such container: web", response(404))
+    with pytest.raises(ContainerNotFound) as caught, engine_errors(container="web"):
+        raise docker.errors.NotFound("No such container: web", response(404))
     assert caught.value.message == "No container is named `web`"
     assert "cais ps --all" in caught.value.hint
 
 
 def test_not_found_with_an_image():
-    with pytest.raises(ImageNotFound) as caught:
-        with engine_errors(image="hello:1"):
-            raise docker.errors.NotFound("No such image", response(404))
+    with pytest.raises(ImageNotFound) as caught, engine_errors(image="hello:1"):
+        raise docker.errors.NotFound("No such image", response(404))
     assert caught.value.message == "The image `hello:1` does not exist in the Docker Engine"
 
 
@@ -146,16 +151,14 @@ def test_image_not_found():
 
 
 def test_image_not_found_names_the_explanation_without_an_image():
-    with pytest.raises(ImageNotFound) as caught:
-        with engine_errors():
-            raise docker.errors.ImageNotFound("x", response(404), explanation=b"No such image: abc")
+    with pytest.raises(ImageNotFound) as caught, engine_errors():
+        raise docker.errors.ImageNotFound("x", response(404), explanation=b"No such image: abc")
     assert "`No such image: abc`" in caught.value.message
 
 
 def test_not_found_of_something_else():
-    with pytest.raises(EngineError) as caught:
-        with engine_errors():
-            raise docker.errors.NotFound("x", response(404), explanation="network net1 not found")
+    with pytest.raises(EngineError) as caught, engine_errors():
+        raise docker.errors.NotFound("x", response(404), explanation="network net1 not found")
     assert type(caught.value) is EngineError
     assert caught.value.message == "The Docker Engine did not find it: network net1 not found"
 
@@ -163,23 +166,25 @@ def test_not_found_of_something_else():
 def test_conflict():
     with pytest.raises(EngineError) as caught:
         with engine_errors():
-            raise docker.errors.APIError("x", response(409), explanation='Conflict. The container name "/web" is already in use')
+            raise docker.errors.APIError(
+                "x",
+                response(409),
+                explanation='Conflict. The container name "/web" is already in use',
+            )
     assert caught.value.message.startswith("The Docker Engine refused: Conflict.")
 
 
 def test_registry_failure_reported_by_the_engine():
     text = 'Get "https://127.0.0.1:5000/v2/": dial tcp 127.0.0.1:5000: connect: connection refused'
-    with pytest.raises(RegistryError) as caught:
-        with engine_errors():
-            raise docker.errors.APIError("x", response(500), explanation=text)
+    with pytest.raises(RegistryError) as caught, engine_errors():
+        raise docker.errors.APIError("x", response(500), explanation=text)
     assert caught.value.temporary is True
     assert text in caught.value.message
 
 
 def test_other_server_error():
-    with pytest.raises(EngineError) as caught:
-        with engine_errors():
-            raise docker.errors.APIError("x", response(500), explanation="disk full")
+    with pytest.raises(EngineError) as caught, engine_errors():
+        raise docker.errors.APIError("x", response(500), explanation="disk full")
     assert type(caught.value) is EngineError
     assert caught.value.message == "The Docker Engine refused the request: disk full"
 

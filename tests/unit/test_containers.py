@@ -58,13 +58,19 @@ def test_bad_publish(spec, message):
 def test_parse_volume_resolves_relative_host_paths(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert parse_volume("./out:/data") == (str(tmp_path / "out"), {"bind": "/data", "mode": "rw"})
-    assert parse_volume("../up:/data:ro") == (str(tmp_path.parent / "up"), {"bind": "/data", "mode": "ro"})
+    assert parse_volume("../up:/data:ro") == (
+        str(tmp_path.parent / "up"),
+        {"bind": "/data", "mode": "ro"},
+    )
     assert parse_volume("/abs/path:/data:rw") == ("/abs/path", {"bind": "/data", "mode": "rw"})
 
 
 def test_parse_volume_expands_home(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
-    assert parse_volume("~/models:/models:ro") == (str(tmp_path / "models"), {"bind": "/models", "mode": "ro"})
+    assert parse_volume("~/models:/models:ro") == (
+        str(tmp_path / "models"),
+        {"bind": "/models", "mode": "ro"},
+    )
 
 
 def test_parse_volume_keeps_named_volumes():
@@ -95,7 +101,7 @@ def test_parse_env_file(tmp_path, monkeypatch):
         "NAME=Ana\n"
         "  export TOKEN=abc=def\n"
         "EMPTY=\n"
-        "QUOTED=\"kept as is\"\n"
+        'QUOTED="kept as is"\n'
         "FROM_HOST\n"
         "NOT_SET\n"
         "   # indented comment\n"
@@ -109,7 +115,9 @@ def test_parse_env_file(tmp_path, monkeypatch):
     ]
 
 
-@pytest.mark.parametrize(("line", "number"), [("1BAD=x", 2), ("WITH SPACE=x", 2), ("=x", 2), ("A-B=1", 2)])
+@pytest.mark.parametrize(
+    ("line", "number"), [("1BAD=x", 2), ("WITH SPACE=x", 2), ("=x", 2), ("A-B=1", 2)]
+)
 def test_parse_env_file_bad_line(tmp_path, line, number):
     env_file = tmp_path / "app.env"
     env_file.write_text(f"GOOD=1\n{line}\nOTHER=2\n")
@@ -185,13 +193,33 @@ def test_interactive_command(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("HOST_VAR", "h")
     options = RunOptions(
-        image="hello:1", command=["bash"], publish=["8080:80"], volumes=["./out:/data:ro"],
-        env=["A=1", "HOST_VAR"], name="box", remove=True,
+        image="hello:1",
+        command=["bash"],
+        publish=["8080:80"],
+        volumes=["./out:/data:ro"],
+        env=["A=1", "HOST_VAR"],
+        name="box",
+        remove=True,
     )
     assert interactive_command(options, "/usr/bin/docker", "1000:1000") == [
-        "/usr/bin/docker", "run", "-it", "--rm", "--name", "box", "--user", "1000:1000",
-        "-p", "8080:80", "-v", f"{tmp_path / 'out'}:/data:ro", "-e", "A=1", "-e", "HOST_VAR=h",
-        "hello:1", "bash",
+        "/usr/bin/docker",
+        "run",
+        "-it",
+        "--rm",
+        "--name",
+        "box",
+        "--user",
+        "1000:1000",
+        "-p",
+        "8080:80",
+        "-v",
+        f"{tmp_path / 'out'}:/data:ro",
+        "-e",
+        "A=1",
+        "-e",
+        "HOST_VAR=h",
+        "hello:1",
+        "bash",
     ]
     with pytest.raises(ProjectError):
         interactive_command(RunOptions(image="x", publish=["bad"]), "/usr/bin/docker", None)

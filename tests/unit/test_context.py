@@ -13,7 +13,9 @@ DEFAULT = "# comment\n.git\n\n  .venv  \n*.pyc\n"
 
 
 def test_project_dockerignore_wins(tmp_path):
-    (tmp_path / ".dockerignore").write_text("# mine\n\ndata/\n   # indented comment\n  *.log  \n!keep.log\n")
+    (tmp_path / ".dockerignore").write_text(
+        "# mine\n\ndata/\n   # indented comment\n  *.log  \n!keep.log\n"
+    )
     assert ignore_patterns(tmp_path, DEFAULT) == ["data/", "*.log", "!keep.log"]
 
 
@@ -32,19 +34,22 @@ def test_empty_project_dockerignore_means_no_patterns(tmp_path):
 
 @pytest.fixture
 def project(tmp_path, write):
-    return write(tmp_path, {
-        "script.py": "print('hi')\n",
-        "requirements.txt": "rich\n",
-        "pkg/util.py": "X = 1\n",
-        "pkg/__pycache__/util.cpython-311.pyc": "bytes",
-        ".git/config": "[core]\n",
-        ".git/objects/ab/cdef": "blob",
-        ".venv/lib/python3.11/site-packages/x.py": "",
-        ".env": "SECRET=1\n",
-        "data/train.csv": "a,b\n",
-        "server.key": "key",
-        "Dockerfile": "FROM scratch\n",
-    })
+    return write(
+        tmp_path,
+        {
+            "script.py": "print('hi')\n",
+            "requirements.txt": "rich\n",
+            "pkg/util.py": "X = 1\n",
+            "pkg/__pycache__/util.cpython-311.pyc": "bytes",
+            ".git/config": "[core]\n",
+            ".git/objects/ab/cdef": "blob",
+            ".venv/lib/python3.11/site-packages/x.py": "",
+            ".env": "SECRET=1\n",
+            "data/train.csv": "a,b\n",
+            "server.key": "key",
+            "Dockerfile": "FROM scratch\n",
+        },
+    )
 
 
 def names_in(archive) -> dict[str, bytes]:
@@ -58,7 +63,9 @@ def names_in(archive) -> dict[str, bytes]:
 
 def test_archive_leaves_out_ignored_files(project):
     patterns = ignore_patterns(project, DEFAULT_DOCKERIGNORE)
-    with context_archive(project, patterns=patterns, dockerfile_name="Dockerfile", extra_files={}) as archive:
+    with context_archive(
+        project, patterns=patterns, dockerfile_name="Dockerfile", extra_files={}
+    ) as archive:
         files = names_in(archive)
     assert set(files) == {"script.py", "requirements.txt", "pkg/util.py", "Dockerfile"}
     assert files["script.py"] == b"print('hi')\n"
@@ -69,7 +76,9 @@ def test_archive_adds_extra_files_with_their_content(project):
         ".cais.Dockerfile": "FROM python:3.11-slim\nCOPY . .\n",
         ".cais-build-secrets/cais-pip.conf": "[global]\nindex-url = https://i.example/simple\n",
     }
-    with context_archive(project, patterns=[".git", ".venv"], dockerfile_name=".cais.Dockerfile", extra_files=extra) as archive:
+    with context_archive(
+        project, patterns=[".git", ".venv"], dockerfile_name=".cais.Dockerfile", extra_files=extra
+    ) as archive:
         assert archive.tell() == 0  # rewound, ready to send
         files = names_in(archive)
     for name, text in extra.items():
@@ -79,7 +88,9 @@ def test_archive_adds_extra_files_with_their_content(project):
 
 
 def test_archive_keeps_the_dockerfile_even_when_ignored(project):
-    with context_archive(project, patterns=["Dockerfile", "*.py"], dockerfile_name="Dockerfile", extra_files={}) as archive:
+    with context_archive(
+        project, patterns=["Dockerfile", "*.py"], dockerfile_name="Dockerfile", extra_files={}
+    ) as archive:
         files = names_in(archive)
     assert "Dockerfile" in files
     assert "script.py" not in files
@@ -88,7 +99,9 @@ def test_archive_keeps_the_dockerfile_even_when_ignored(project):
 
 def test_archive_exceptions_in_patterns(project):
     patterns = ["data/", "!data/train.csv", "pkg"]
-    with context_archive(project, patterns=patterns, dockerfile_name="Dockerfile", extra_files={}) as archive:
+    with context_archive(
+        project, patterns=patterns, dockerfile_name="Dockerfile", extra_files={}
+    ) as archive:
         files = names_in(archive)
     assert "data/train.csv" in files
     assert not any(name.startswith("pkg/") for name in files)

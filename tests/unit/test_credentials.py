@@ -72,7 +72,10 @@ def test_get_without_config_file(docker_config):
 def test_other_settings_are_kept(docker_config):
     docker_config.parent.mkdir()
     original = {
-        "auths": {"ghcr.io": {"auth": "eDp5"}, "127.0.0.1:5000": {"auth": "b2xkOm9sZA==", "email": "a@b"}},
+        "auths": {
+            "ghcr.io": {"auth": "eDp5"},
+            "127.0.0.1:5000": {"auth": "b2xkOm9sZA==", "email": "a@b"},
+        },
         "proxies": {"default": {"httpProxy": "http://proxy:3128"}},
         "currentContext": "remote",
         "psFormat": "table {{.Names}}",
@@ -104,7 +107,9 @@ def test_file_is_private_and_written_atomically(docker_config):
 
 def test_username_and_password_entries(docker_config):
     docker_config.parent.mkdir()
-    docker_config.write_text(json.dumps({"auths": {"reg.example": {"username": "u", "password": "p"}}}))
+    docker_config.write_text(
+        json.dumps({"auths": {"reg.example": {"username": "u", "password": "p"}}})
+    )
     assert credentials.get("reg.example") == Credentials("u", "p")
 
 
@@ -138,7 +143,9 @@ def test_corrupt_saved_login(docker_config):
     docker_config.write_text(json.dumps({"auths": {"reg.example": {"auth": "!!!not base64"}}}))
     with pytest.raises(CredentialsError) as caught:
         credentials.get("reg.example")
-    assert caught.value.message == f"The saved login for `reg.example` in `{docker_config}` is corrupt"
+    assert (
+        caught.value.message == f"The saved login for `reg.example` in `{docker_config}` is corrupt"
+    )
     assert "cais login" in caught.value.hint
 
 
@@ -196,11 +203,13 @@ def test_store_get_erase_through_a_credential_helper(helper, docker_config):
     stored = list(helper.glob("*.json"))
     assert len(stored) == 1
     assert json.loads(stored[0].read_text()) == {
-        "ServerURL": "127.0.0.1:5000", "Username": "ana", "Secret": "s3cret:with:colons",
+        "ServerURL": "127.0.0.1:5000",
+        "Username": "ana",
+        "Secret": "s3cret:with:colons",
     }
     data = read(docker_config)
     assert data == {"credsStore": "fake", "auths": {"127.0.0.1:5000": {}}}
-    assert "\"auth\"" not in docker_config.read_text()
+    assert '"auth"' not in docker_config.read_text()
     assert "s3cret" not in docker_config.read_text()
     assert credentials.get("127.0.0.1:5000") == CREDS
     assert credentials.get("other.example") is None  # "credentials not found" → None
@@ -224,7 +233,9 @@ def test_registry_specific_helper(helper, docker_config):
 
 
 def test_failing_helper(helper, tmp_path):
-    (tmp_path / "bin" / "docker-credential-fake").write_text("#!/bin/sh\necho 'keychain is locked'\nexit 3\n")
+    (tmp_path / "bin" / "docker-credential-fake").write_text(
+        "#!/bin/sh\necho 'keychain is locked'\nexit 3\n"
+    )
     with pytest.raises(CredentialsError) as caught:
         credentials.get("127.0.0.1:5000")
     assert "The credential helper `fake` failed" in caught.value.message

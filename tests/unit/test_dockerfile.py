@@ -23,7 +23,10 @@ from cais.plan import AppStep, DependencyStep, ImagePlan, plan_project
 from cais.project import load_project
 
 REQUIREMENTS = DependencyStep(files=("requirements.txt",), requirements="requirements.txt")
-PACKAGES = DependencyStep(files=("pyproject.toml",), packages=("requests>=2,<3", "rich", 'pywin32; sys_platform == "win32"'))
+PACKAGES = DependencyStep(
+    files=("pyproject.toml",),
+    packages=("requests>=2,<3", "rich", 'pywin32; sys_platform == "win32"'),
+)
 LABELS = {
     "org.opencontainers.image.title": "hello",
     "org.opencontainers.image.version": "1.0",
@@ -183,14 +186,25 @@ def test_dependencies_are_copied_and_installed_before_the_code():
     copy_all = steps.index(("COPY", ". ."))
     assert copy_deps < install < copy_all
     assert steps[copy_deps] == ("COPY", "requirements.txt ./")
-    assert shlex.split(steps[install][1]) == ["pip", "install", "--no-cache-dir", "-r", "requirements.txt"]
+    assert shlex.split(steps[install][1]) == [
+        "pip",
+        "install",
+        "--no-cache-dir",
+        "-r",
+        "requirements.txt",
+    ]
 
 
 def test_pyproject_packages_are_installed_before_the_code():
     steps = instructions(render_dockerfile(make_plan(dependencies=PACKAGES)))
     install = index_of(steps, "RUN", "pip install")
     assert index_of(steps, "COPY", "pyproject.toml") < install < steps.index(("COPY", ". ."))
-    assert shlex.split(steps[install][1]) == ["pip", "install", "--no-cache-dir", *PACKAGES.packages]
+    assert shlex.split(steps[install][1]) == [
+        "pip",
+        "install",
+        "--no-cache-dir",
+        *PACKAGES.packages,
+    ]
 
 
 def test_no_dependency_step():
@@ -269,7 +283,11 @@ def test_no_ports_no_expose():
 
 
 def test_labels():
-    labels = {**LABELS, "org.opencontainers.image.source": "https://host/x.git", "dev.cais.version": __version__}
+    labels = {
+        **LABELS,
+        "org.opencontainers.image.source": "https://host/x.git",
+        "dev.cais.version": __version__,
+    }
     steps = instructions(render_dockerfile(make_plan(labels=labels)))
     assert key_values(dict(steps)["LABEL"]) == labels
 
@@ -355,12 +373,17 @@ def test_secrets_stage_installs_in_a_throw_away_stage():
     install = first[index_of(first, "RUN", "pip install")][1]
     assert install.startswith(f"PIP_CONFIG_FILE=/run/secrets/{PIP_CONF_SECRET} ")
     assert shlex.split(install)[1:] == [
-        "pip", "install", "--no-cache-dir", "--prefix=/install", "-r", "/tmp/requirements.txt",
+        "pip",
+        "install",
+        "--no-cache-dir",
+        "--prefix=/install",
+        "-r",
+        "/tmp/requirements.txt",
     ]
     dependencies = ("COPY", "--from=dependencies /install /usr/local")
     assert dependencies in final
     assert final.index(dependencies) < program_copy(final)
-    final_text = text[text.rindex("\nFROM "):]
+    final_text = text[text.rindex("\nFROM ") :]
     assert SECRETS_DIR not in final_text
     assert "/run/secrets" not in final_text
     assert "PIP_CONFIG_FILE" not in final_text
@@ -389,14 +412,21 @@ def test_installing_the_project_also_gets_the_pip_settings():
 
 
 @pytest.mark.parametrize("mode", [SecretsMode.NONE, SecretsMode.BUILDKIT, SecretsMode.STAGE])
-def test_requirements_in_a_subfolder_are_installed_from_where_they_were_copied(tmp_path, write, mode):
-    write(tmp_path, {"reqs/prod.txt": "rich\n", "script.py": "", "cais.yaml": "requirements: reqs/prod.txt\n"})
+def test_requirements_in_a_subfolder_are_installed_from_where_they_were_copied(
+    tmp_path, write, mode
+):
+    write(
+        tmp_path,
+        {"reqs/prod.txt": "rich\n", "script.py": "", "cais.yaml": "requirements: reqs/prod.txt\n"},
+    )
     text = render_dockerfile(plan_project(load_project(tmp_path)), secrets=mode)
     steps = stages(text)[0]
     source, destination = steps[index_of(steps, "COPY", "prod.txt")][1].split()
     assert source == "reqs/prod.txt"
     copied_to = destination + "prod.txt" if destination.endswith("/") else destination
-    install = shlex.split(steps[index_of(steps, "RUN", "pip install")][1].split("pip install", 1)[1])
+    install = shlex.split(
+        steps[index_of(steps, "RUN", "pip install")][1].split("pip install", 1)[1]
+    )
     requirement_file = install[install.index("-r") + 1]
     workdir = "/app/" if mode is not SecretsMode.STAGE else "/"
     resolve = lambda path: path if path.startswith("/") else workdir + path.removeprefix("./")  # noqa: E731
@@ -419,7 +449,10 @@ _VARIANTS = list(
 @pytest.mark.parametrize(
     ("mode", "deps", "env", "ports", "install"),
     _VARIANTS,
-    ids=[f"{v[0].value}-{'reqs' if v[1] is REQUIREMENTS else 'pkgs' if v[1] else 'nodeps'}-{n}" for n, v in enumerate(_VARIANTS)],
+    ids=[
+        f"{v[0].value}-{'reqs' if v[1] is REQUIREMENTS else 'pkgs' if v[1] else 'nodeps'}-{n}"
+        for n, v in enumerate(_VARIANTS)
+    ],
 )
 def test_layout_is_readable(mode, deps, env, ports, install):
     plan = make_plan(dependencies=deps, env=env, ports=ports, app=AppStep(install_project=install))
@@ -436,7 +469,9 @@ def test_layout_is_readable(mode, deps, env, ports, install):
         if line.startswith("#"):
             following = next((x for x in body[number + 1 :] if not x.startswith("#")), None)
             assert following, f"comment at the end: {line!r}"
-            assert re.match(r"^[A-Z]+ ", following), f"comment {line!r} is followed by {following!r}"
+            assert re.match(r"^[A-Z]+ ", following), (
+                f"comment {line!r} is followed by {following!r}"
+            )
     # Continuation lines are indented; instructions are not.
     for previous, line in zip(lines, lines[1:]):
         if previous.endswith("\\"):
@@ -451,6 +486,18 @@ def test_layout_is_readable(mode, deps, env, ports, install):
 
 
 def test_default_dockerignore_keeps_out_what_must_not_reach_an_image():
-    patterns = {line for line in DEFAULT_DOCKERIGNORE.splitlines() if line and not line.startswith("#")}
-    for needed in (".git", ".venv", "venv", ".env", "*.pem", "*.key", "**/__pycache__", "Dockerfile", ".dockerignore"):
+    patterns = {
+        line for line in DEFAULT_DOCKERIGNORE.splitlines() if line and not line.startswith("#")
+    }
+    for needed in (
+        ".git",
+        ".venv",
+        "venv",
+        ".env",
+        "*.pem",
+        "*.key",
+        "**/__pycache__",
+        "Dockerfile",
+        ".dockerignore",
+    ):
         assert needed in patterns

@@ -20,12 +20,23 @@ from cais.errors import (
     RegistryError,
 )
 
-ALL = [ProjectError, PlanError, EngineError, ImageNotFound, ContainerNotFound, BuildError, RegistryError, AuthError, CredentialsError]
+ALL = [
+    ProjectError,
+    PlanError,
+    EngineError,
+    ImageNotFound,
+    ContainerNotFound,
+    BuildError,
+    RegistryError,
+    AuthError,
+    CredentialsError,
+]
 
 
 def test_all_lists_every_error_class():
     defined = {
-        name for name, cls in inspect.getmembers(errors, inspect.isclass)
+        name
+        for name, cls in inspect.getmembers(errors, inspect.isclass)
         if issubclass(cls, BaseException) and cls.__module__ == "cais.errors"
     }
     assert set(errors.__all__) == defined
@@ -60,7 +71,12 @@ def test_hierarchy(child, parent):
 
 @pytest.mark.parametrize(
     ("a", "b"),
-    [(ProjectError, PlanError), (EngineError, RegistryError), (BuildError, EngineError), (ImageNotFound, ContainerNotFound)],
+    [
+        (ProjectError, PlanError),
+        (EngineError, RegistryError),
+        (BuildError, EngineError),
+        (ImageNotFound, ContainerNotFound),
+    ],
 )
 def test_siblings_are_distinct(a, b):
     assert not issubclass(a, b) and not issubclass(b, a)
@@ -78,7 +94,12 @@ def test_hint_is_keyword_only():
 
 
 def test_build_error_carries_step_and_log_tail():
-    error = BuildError("The build failed at step `[2/4] RUN x`", step="[2/4] RUN x", log_tail=["a", "b"], hint="fix it")
+    error = BuildError(
+        "The build failed at step `[2/4] RUN x`",
+        step="[2/4] RUN x",
+        log_tail=["a", "b"],
+        hint="fix it",
+    )
     assert error.step == "[2/4] RUN x"
     assert error.log_tail == ["a", "b"]
     assert error.hint == "fix it"

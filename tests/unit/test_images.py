@@ -83,7 +83,11 @@ def test_push_reports_layers_and_returns_the_digest():
     seen, progress = recorder()
     assert push(client, "127.0.0.1:5000/team/hello:1", progress) == digest
     assert ("push", "127.0.0.1:5000/team/hello", "1") in client.calls
-    assert seen == [("aaa", "Preparing", 0, 0), ("aaa", "Pushing", 512, 1024), ("aaa", "Pushed", 0, 0)]
+    assert seen == [
+        ("aaa", "Preparing", 0, 0),
+        ("aaa", "Pushing", 512, 1024),
+        ("aaa", "Pushed", 0, 0),
+    ]
 
 
 def test_push_of_a_missing_image_never_talks_to_the_registry():
@@ -97,8 +101,12 @@ def test_push_of_a_missing_image_never_talks_to_the_registry():
 def test_push_refused():
     client = FakeClient(
         images={"hello:1": FakeImage()},
-        messages=[{"error": "denied: requested access to the resource is denied",
-                   "errorDetail": {"message": "denied: requested access to the resource is denied"}}],
+        messages=[
+            {
+                "error": "denied: requested access to the resource is denied",
+                "errorDetail": {"message": "denied: requested access to the resource is denied"},
+            }
+        ],
     )
     with pytest.raises(AuthError) as caught:
         push(client, "hello:1")
@@ -110,11 +118,14 @@ def test_push_refused():
 
 def test_pull_returns_the_image_id():
     image = FakeImage()
-    client = FakeClient(images={"127.0.0.1:5000/hello:2": image}, messages=[
-        {"id": "2", "status": "Pulling from hello"},
-        {"id": "bbb", "status": "Downloading", "progressDetail": {"current": 10, "total": 100}},
-        {"status": "Digest: sha256:..."},
-    ])
+    client = FakeClient(
+        images={"127.0.0.1:5000/hello:2": image},
+        messages=[
+            {"id": "2", "status": "Pulling from hello"},
+            {"id": "bbb", "status": "Downloading", "progressDetail": {"current": 10, "total": 100}},
+            {"status": "Digest: sha256:..."},
+        ],
+    )
     seen, progress = recorder()
     assert pull(client, "127.0.0.1:5000/hello:2", progress) == image.id
     assert ("pull", "127.0.0.1:5000/hello", "2") in client.calls
@@ -129,7 +140,9 @@ def test_pull_by_digest():
 
 
 def test_pull_of_a_missing_image():
-    error = docker.errors.APIError("x", explanation="manifest for hello:9 not found: manifest unknown")
+    error = docker.errors.APIError(
+        "x", explanation="manifest for hello:9 not found: manifest unknown"
+    )
     with pytest.raises(NotInRegistry) as caught:
         pull(FakeClient(pull_error=error), "hello:9")
     assert caught.value.message == "`hello:9` does not exist in the registry `Docker Hub`"
@@ -142,7 +155,11 @@ def test_pull_of_a_missing_image():
         ("no basic auth credentials", AuthError, False),
         ("manifest unknown", NotInRegistry, False),
         ("repository does not exist or may require 'docker login'", NotInRegistry, False),
-        ('Get "https://127.0.0.1:5000/v2/": dial tcp 127.0.0.1:5000: connect: connection refused', RegistryError, True),
+        (
+            'Get "https://127.0.0.1:5000/v2/": dial tcp 127.0.0.1:5000: connect: connection refused',
+            RegistryError,
+            True,
+        ),
         ("Get https://reg/v2/: net/http: TLS handshake timeout", RegistryError, True),
         ("something odd", RegistryError, False),
     ],
@@ -157,7 +174,9 @@ def test_registry_errors_are_registry_errors(text, cls, temporary):
         assert "`cais login 127.0.0.1:5000`" in error.hint
         assert text in error.message
     elif cls is NotInRegistry:
-        assert error.message == "`127.0.0.1:5000/x:1` does not exist in the registry `127.0.0.1:5000`"
+        assert (
+            error.message == "`127.0.0.1:5000/x:1` does not exist in the registry `127.0.0.1:5000`"
+        )
     elif temporary:
         assert error.message == f"The registry `127.0.0.1:5000` does not answer: {text}"
     else:

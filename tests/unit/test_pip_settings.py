@@ -73,7 +73,9 @@ def test_a_certificate_certifi_already_has_appears_once(cert_file):
 
 def test_option_wins_over_environment(cert_file):
     option, from_env = cert_file("option.pem"), cert_file("env.pem")
-    settings = pip_settings([option], environ={"PIP_CERT": str(from_env), "SSL_CERT_FILE": str(from_env)})
+    settings = pip_settings(
+        [option], environ={"PIP_CERT": str(from_env), "SSL_CERT_FILE": str(from_env)}
+    )
     assert settings.ca_sources == (str(option),)
     assert from_env.read_bytes().strip() not in settings.ca_bundle
 
@@ -100,7 +102,9 @@ def test_environment_order(cert_file, present, expected):
 
 def test_environment_variable_naming_a_missing_file_is_passed_over(cert_file, tmp_path):
     ca = cert_file("ok.pem")
-    settings = pip_settings(environ={"PIP_CERT": str(tmp_path / "gone.pem"), "SSL_CERT_FILE": str(ca)})
+    settings = pip_settings(
+        environ={"PIP_CERT": str(tmp_path / "gone.pem"), "SSL_CERT_FILE": str(ca)}
+    )
     assert settings.ca_sources == (str(ca),)
 
 
@@ -126,7 +130,10 @@ def test_ca_cert_that_is_a_folder(tmp_path):
         pip_settings([tmp_path], environ={})
 
 
-@pytest.mark.parametrize("content", [b"", b"not a certificate\n", b"\x30\x82\x01\x0a\x02\x82", b"-----BEGIN CERTIFICATE-----\n"])
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"not a certificate\n", b"\x30\x82\x01\x0a\x02\x82", b"-----BEGIN CERTIFICATE-----\n"],
+)
 def test_file_without_pem_certificate(cert_file, content):
     bad = cert_file("bad.der", text=content)
     with pytest.raises(PlanError) as caught:
@@ -160,18 +167,23 @@ def test_bundle_larger_than_the_limit_is_refused_or_capped(cert_file, make_cert)
 
 
 def test_index_url_from_option_and_environment():
-    assert pip_settings(index_url="https://a.example/simple", environ={"PIP_INDEX_URL": "https://b"}).index_url == (
-        "https://a.example/simple"
+    assert pip_settings(
+        index_url="https://a.example/simple", environ={"PIP_INDEX_URL": "https://b"}
+    ).index_url == ("https://a.example/simple")
+    assert (
+        pip_settings(environ={"PIP_INDEX_URL": "https://b.example/simple"}).index_url
+        == "https://b.example/simple"
     )
-    assert pip_settings(environ={"PIP_INDEX_URL": "https://b.example/simple"}).index_url == "https://b.example/simple"
     assert pip_settings(environ={"PIP_INDEX_URL": ""}).index_url is None
 
 
 def test_extra_index_urls_and_trusted_hosts_from_environment():
-    settings = pip_settings(environ={
-        "PIP_EXTRA_INDEX_URL": "https://x.example/simple https://y.example/simple",
-        "PIP_TRUSTED_HOST": "x.example y.example",
-    })
+    settings = pip_settings(
+        environ={
+            "PIP_EXTRA_INDEX_URL": "https://x.example/simple https://y.example/simple",
+            "PIP_TRUSTED_HOST": "x.example y.example",
+        }
+    )
     assert settings.extra_index_urls == ("https://x.example/simple", "https://y.example/simple")
     assert settings.trusted_hosts == ("x.example", "y.example")
     assert bool(settings) is True
@@ -187,10 +199,14 @@ def test_empty_settings_are_false():
 
 
 def test_pip_conf_text(cert_file):
-    settings = pip_settings([cert_file("ca.pem")], "https://mirror.example/simple", environ={
-        "PIP_EXTRA_INDEX_URL": "https://x.example/simple",
-        "PIP_TRUSTED_HOST": "x.example",
-    })
+    settings = pip_settings(
+        [cert_file("ca.pem")],
+        "https://mirror.example/simple",
+        environ={
+            "PIP_EXTRA_INDEX_URL": "https://x.example/simple",
+            "PIP_TRUSTED_HOST": "x.example",
+        },
+    )
     assert settings.pip_conf("/run/secrets/cais-ca.pem") == (
         "[global]\n"
         "cert = /run/secrets/cais-ca.pem\n"
@@ -208,4 +224,7 @@ def test_pip_conf_without_certificate():
 def test_describe(cert_file):
     ca = cert_file("ca.pem")
     assert pip_settings([ca], environ={}).describe() == f"CA certificates from `{ca}`"
-    assert pip_settings([ca], "https://i", environ={}).describe() == f"CA certificates from `{ca}` and a package index"
+    assert (
+        pip_settings([ca], "https://i", environ={}).describe()
+        == f"CA certificates from `{ca}` and a package index"
+    )

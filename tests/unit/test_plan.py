@@ -27,11 +27,14 @@ CREATED = datetime(2024, 5, 1, 12, 30, 45, 123456, tzinfo=timezone.utc)
 
 @pytest.fixture
 def project(tmp_path, write):
-    write(tmp_path, {
-        "requirements.txt": "requests\n",
-        "script.py": "",
-        "cais.yaml": 'name: hello\nversion: 1.2.3\npython: "3.11"\nenv:\n  A: b\nports: [8000, 9000]\n',
-    })
+    write(
+        tmp_path,
+        {
+            "requirements.txt": "requests\n",
+            "script.py": "",
+            "cais.yaml": 'name: hello\nversion: 1.2.3\npython: "3.11"\nenv:\n  A: b\nports: [8000, 9000]\n',
+        },
+    )
     return load_project(tmp_path)
 
 
@@ -50,7 +53,9 @@ def test_plan_of_a_requirements_project(project):
     assert plan.env == {"A": "b"}
     assert plan.ports == (8000, 9000)
     assert plan.entrypoint == ("python", "script.py")
-    assert plan.dependencies == DependencyStep(files=("requirements.txt",), requirements="requirements.txt")
+    assert plan.dependencies == DependencyStep(
+        files=("requirements.txt",), requirements="requirements.txt"
+    )
     assert plan.app == AppStep(install_project=False)
     assert plan.layers == (LayerKind.DEPENDENCIES, LayerKind.APP)
 
@@ -97,7 +102,14 @@ def test_created_in_another_zone_keeps_its_offset(project):
 
 
 def test_base_image_from_cais_yaml(tmp_path, write):
-    write(tmp_path, {"requirements.txt": "", "script.py": "", "cais.yaml": "base_image: mirror.local/py:3.11\n"})
+    write(
+        tmp_path,
+        {
+            "requirements.txt": "",
+            "script.py": "",
+            "cais.yaml": "base_image: mirror.local/py:3.11\n",
+        },
+    )
     assert plan_project(load_project(tmp_path)).base_image == "mirror.local/py:3.11"
 
 
@@ -115,13 +127,18 @@ def test_pyproject_project_without_dependencies(tmp_path, write):
 
 
 def test_pyproject_project_with_dependencies(tmp_path, write):
-    write(tmp_path, {
-        "script.py": "",
-        "pyproject.toml": '[build-system]\nrequires = ["hatchling"]\n'
-        '[project]\nname = "x"\ndependencies = ["rich", "httpx>=0.27"]\n',
-    })
+    write(
+        tmp_path,
+        {
+            "script.py": "",
+            "pyproject.toml": '[build-system]\nrequires = ["hatchling"]\n'
+            '[project]\nname = "x"\ndependencies = ["rich", "httpx>=0.27"]\n',
+        },
+    )
     plan = plan_project(load_project(tmp_path))
-    assert plan.dependencies == DependencyStep(files=("pyproject.toml",), packages=("rich", "httpx>=0.27"))
+    assert plan.dependencies == DependencyStep(
+        files=("pyproject.toml",), packages=("rich", "httpx>=0.27")
+    )
     assert plan.app.install_project is True
 
 
@@ -133,7 +150,9 @@ def test_project_with_own_dockerfile_has_no_plan(tmp_path, write):
     assert caught.value.hint == "remove it to let cais write one"
 
 
-@pytest.mark.parametrize("value", ["linux/amd64", "linux/arm64", "linux/arm/v7", "linux/386", "windows/amd64"])
+@pytest.mark.parametrize(
+    "value", ["linux/amd64", "linux/arm64", "linux/arm/v7", "linux/386", "windows/amd64"]
+)
 def test_good_platforms(project, value):
     assert parse_platform(value) == value
     assert plan_project(project, platform=value).platform == value
@@ -143,7 +162,9 @@ def test_no_platform():
     assert parse_platform(None) is None
 
 
-@pytest.mark.parametrize("value", ["amd64", "linux", "linux/x86_64", "Linux/amd64", "linux/arm/v9", "", "linux/amd64 "])
+@pytest.mark.parametrize(
+    "value", ["amd64", "linux", "linux/x86_64", "Linux/amd64", "linux/arm/v9", "", "linux/amd64 "]
+)
 def test_bad_platform(project, value):
     with pytest.raises(PlanError) as caught:
         parse_platform(value)

@@ -67,11 +67,14 @@ def test_python_version_file_keeps_major_minor(tmp_path, write):
 
 
 def test_python_version_file_wins_over_requires_python(tmp_path, write, running_311):
-    write(tmp_path, {
-        **SCRIPT,
-        ".python-version": "3.12\n",
-        "pyproject.toml": '[project]\nname = "x"\nrequires-python = ">=3.9"\n',
-    })
+    write(
+        tmp_path,
+        {
+            **SCRIPT,
+            ".python-version": "3.12\n",
+            "pyproject.toml": '[project]\nname = "x"\nrequires-python = ">=3.9"\n',
+        },
+    )
     assert load_project(tmp_path).python == "3.12"
 
 
@@ -96,23 +99,30 @@ def test_bad_python_version_file(tmp_path, write, text):
     ],
 )
 def test_python_from_requires_python(tmp_path, write, running_311, requires, expected):
-    write(tmp_path, {
-        **SCRIPT,
-        "pyproject.toml": f'[project]\nname = "x"\nrequires-python = "{requires}"\n',
-    })
+    write(
+        tmp_path,
+        {
+            **SCRIPT,
+            "pyproject.toml": f'[project]\nname = "x"\nrequires-python = "{requires}"\n',
+        },
+    )
     project = load_project(tmp_path)
     assert (project.python, project.python_source) == (expected, "pyproject.toml requires-python")
 
 
 def test_requires_python_that_nothing_satisfies(tmp_path, write, running_311):
-    write(tmp_path, {**SCRIPT, "pyproject.toml": '[project]\nname = "x"\nrequires-python = ">=4"\n'})
+    write(
+        tmp_path, {**SCRIPT, "pyproject.toml": '[project]\nname = "x"\nrequires-python = ">=4"\n'}
+    )
     error = error_of(tmp_path)
     assert "No known Python release satisfies" in error.message
     assert ">=4" in error.message
 
 
 def test_invalid_requires_python(tmp_path, write):
-    write(tmp_path, {**SCRIPT, "pyproject.toml": '[project]\nname = "x"\nrequires-python = "three"\n'})
+    write(
+        tmp_path, {**SCRIPT, "pyproject.toml": '[project]\nname = "x"\nrequires-python = "three"\n'}
+    )
     error = error_of(tmp_path)
     assert "requires-python" in error.message
     assert "invalid" in error.message
@@ -121,7 +131,10 @@ def test_invalid_requires_python(tmp_path, write):
 def test_requires_python_with_a_patch_level_lower_bound(tmp_path, write):
     major, minor = sys.version_info[:2]
     spec = f">={major}.{minor}.1,<{major}.{minor + 1}"
-    write(tmp_path, {**SCRIPT, "pyproject.toml": f'[project]\nname = "x"\nrequires-python = "{spec}"\n'})
+    write(
+        tmp_path,
+        {**SCRIPT, "pyproject.toml": f'[project]\nname = "x"\nrequires-python = "{spec}"\n'},
+    )
     assert load_project(tmp_path).python == f"{major}.{minor}"
 
 
@@ -144,39 +157,55 @@ def test_requirements_txt(tmp_path, write):
 
 
 def test_requirements_named_in_cais_yaml(tmp_path, write):
-    write(tmp_path, {
-        "reqs/prod.txt": "requests\n",
-        "requirements.txt": "ignored\n",
-        "script.py": "",
-        CONFIG_FILE: "requirements: reqs/prod.txt\n",
-    })
-    assert load_project(tmp_path).dependencies == Dependencies(DependencyKind.REQUIREMENTS, "reqs/prod.txt")
+    write(
+        tmp_path,
+        {
+            "reqs/prod.txt": "requests\n",
+            "requirements.txt": "ignored\n",
+            "script.py": "",
+            CONFIG_FILE: "requirements: reqs/prod.txt\n",
+        },
+    )
+    assert load_project(tmp_path).dependencies == Dependencies(
+        DependencyKind.REQUIREMENTS, "reqs/prod.txt"
+    )
 
 
 def test_requirements_named_in_cais_yaml_must_exist(tmp_path, write):
-    write(tmp_path, {"script.py": "", "requirements.txt": "", CONFIG_FILE: "requirements: prod.txt\n"})
+    write(
+        tmp_path, {"script.py": "", "requirements.txt": "", CONFIG_FILE: "requirements: prod.txt\n"}
+    )
     error = error_of(tmp_path)
     assert "`prod.txt` named in cais.yaml does not exist" in error.message
     assert "requirements:" in error.hint
 
 
 def test_pyproject_dependencies(tmp_path, write):
-    write(tmp_path, {
-        "script.py": "",
-        "pyproject.toml": '[project]\nname = "x"\ndependencies = ["requests>=2", "rich"]\n',
-    })
+    write(
+        tmp_path,
+        {
+            "script.py": "",
+            "pyproject.toml": '[project]\nname = "x"\ndependencies = ["requests>=2", "rich"]\n',
+        },
+    )
     deps = load_project(tmp_path).dependencies
     assert deps == Dependencies(
-        DependencyKind.PYPROJECT, "pyproject.toml", packages=("requests>=2", "rich"), installable=False
+        DependencyKind.PYPROJECT,
+        "pyproject.toml",
+        packages=("requests>=2", "rich"),
+        installable=False,
     )
 
 
 def test_pyproject_with_build_system_is_installable(tmp_path, write):
-    write(tmp_path, {
-        "script.py": "",
-        "pyproject.toml": '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n'
-        '[project]\nname = "x"\ndependencies = ["rich"]\n',
-    })
+    write(
+        tmp_path,
+        {
+            "script.py": "",
+            "pyproject.toml": '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n'
+            '[project]\nname = "x"\ndependencies = ["rich"]\n',
+        },
+    )
     deps = load_project(tmp_path).dependencies
     assert deps.kind is DependencyKind.PYPROJECT
     assert deps.installable is True
@@ -191,15 +220,21 @@ def test_pyproject_without_dependencies(tmp_path, write):
 
 
 def test_requirements_txt_wins_over_pyproject(tmp_path, write):
-    write(tmp_path, {
-        **SCRIPT,
-        "pyproject.toml": '[project]\nname = "x"\ndependencies = ["rich"]\n',
-    })
+    write(
+        tmp_path,
+        {
+            **SCRIPT,
+            "pyproject.toml": '[project]\nname = "x"\ndependencies = ["rich"]\n',
+        },
+    )
     assert load_project(tmp_path).dependencies.kind is DependencyKind.REQUIREMENTS
 
 
 def test_pyproject_dependencies_must_be_strings(tmp_path, write):
-    write(tmp_path, {"script.py": "", "pyproject.toml": '[project]\nname = "x"\ndependencies = "rich"\n'})
+    write(
+        tmp_path,
+        {"script.py": "", "pyproject.toml": '[project]\nname = "x"\ndependencies = "rich"\n'},
+    )
     assert "must be a list of strings" in error_of(tmp_path).message
 
 
@@ -230,13 +265,20 @@ def test_entrypoint_list_from_cais_yaml(tmp_path, write):
 
 
 def test_entrypoint_list_starting_with_a_script(tmp_path, write):
-    write(tmp_path, {**SCRIPT, CONFIG_FILE: "entrypoint:\n  - script.py\n  - --name\n  - Ana Maria\n"})
+    write(
+        tmp_path, {**SCRIPT, CONFIG_FILE: "entrypoint:\n  - script.py\n  - --name\n  - Ana Maria\n"}
+    )
     assert load_project(tmp_path).entrypoint == ("python", "script.py", "--name", "Ana Maria")
 
 
 def test_entrypoint_string_keeps_quoted_arguments(tmp_path, write):
     write(tmp_path, {**SCRIPT, CONFIG_FILE: "entrypoint: script.py --greeting 'good morning'\n"})
-    assert load_project(tmp_path).entrypoint == ("python", "script.py", "--greeting", "good morning")
+    assert load_project(tmp_path).entrypoint == (
+        "python",
+        "script.py",
+        "--greeting",
+        "good morning",
+    )
 
 
 def test_entrypoint_script_must_exist(tmp_path, write):
@@ -263,13 +305,16 @@ def test_main_py_comes_before_app_py_and_script_py(tmp_path, write):
 
 
 def test_tests_and_setup_py_are_not_entrypoints(tmp_path, write):
-    write(tmp_path, {
-        "requirements.txt": "",
-        "train.py": "",
-        "test_train.py": "",
-        "setup.py": "",
-        "conftest.py": "",
-    })
+    write(
+        tmp_path,
+        {
+            "requirements.txt": "",
+            "train.py": "",
+            "test_train.py": "",
+            "setup.py": "",
+            "conftest.py": "",
+        },
+    )
     assert load_project(tmp_path).entrypoint == ("python", "train.py")
 
 
@@ -289,12 +334,15 @@ def test_no_script(tmp_path, write):
 
 
 def test_pyproject_script_of_an_installable_project(tmp_path, write):
-    write(tmp_path, {
-        "a.py": "",
-        "b.py": "",
-        "pyproject.toml": '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n'
-        '[project]\nname = "x"\ndependencies = []\n[project.scripts]\nserve = "x:main"\n',
-    })
+    write(
+        tmp_path,
+        {
+            "a.py": "",
+            "b.py": "",
+            "pyproject.toml": '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n'
+            '[project]\nname = "x"\ndependencies = []\n[project.scripts]\nserve = "x:main"\n',
+        },
+    )
     assert load_project(tmp_path).entrypoint == ("serve",)
 
 
@@ -322,11 +370,14 @@ def test_without_own_dockerfile(tmp_path, write):
 
 
 def test_settings_of_cais_yaml(tmp_path, write):
-    write(tmp_path, {
-        **SCRIPT,
-        CONFIG_FILE: "name: hello\nversion: 2.0.1\nbase_image: debian:12\nports: [8080]\n"
-        "env:\n  A: 1\n  B:\n  C: text\n",
-    })
+    write(
+        tmp_path,
+        {
+            **SCRIPT,
+            CONFIG_FILE: "name: hello\nversion: 2.0.1\nbase_image: debian:12\nports: [8080]\n"
+            "env:\n  A: 1\n  B:\n  C: text\n",
+        },
+    )
     project = load_project(tmp_path)
     assert project.name == "hello"
     assert project.config.version == "2.0.1"
@@ -406,7 +457,13 @@ def test_file_instead_of_folder(tmp_path):
 
 @pytest.mark.parametrize(
     ("folder", "expected"),
-    [("My Project", "my-project"), ("hello", "hello"), ("__x__", "x"), ("!!!", "app"), ("a.b_c", "a.b_c")],
+    [
+        ("My Project", "my-project"),
+        ("hello", "hello"),
+        ("__x__", "x"),
+        ("!!!", "app"),
+        ("a.b_c", "a.b_c"),
+    ],
 )
 def test_image_name_from_folder(folder, expected):
     assert image_name_from(folder) == expected
@@ -424,9 +481,21 @@ def test_name_defaults_to_the_folder(tmp_path, write):
 
 def git(folder: Path, *args: str) -> str:
     done = subprocess.run(
-        ["git", "-C", str(folder), "-c", "user.name=Test", "-c", "user.email=test@example.com",
-         "-c", "commit.gpgsign=false", *args],
-        capture_output=True, text=True, check=True,
+        [
+            "git",
+            "-C",
+            str(folder),
+            "-c",
+            "user.name=Test",
+            "-c",
+            "user.email=test@example.com",
+            "-c",
+            "commit.gpgsign=false",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     return done.stdout.strip()
 

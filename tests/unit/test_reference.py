@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from cais.errors import PlanError
-from cais.registry.reference import DOCKER_HUB, DOCKER_HUB_CONFIG_KEY, Reference, parse_reference, registry_key
+from cais.registry.reference import (
+    DOCKER_HUB,
+    DOCKER_HUB_CONFIG_KEY,
+    Reference,
+    parse_reference,
+    registry_key,
+)
 
 DIGEST = "sha256:" + "0123456789abcdef" * 4
 
@@ -16,17 +22,116 @@ DIGEST = "sha256:" + "0123456789abcdef" * 4
         ("hello", "docker.io", "library/hello", "latest", None, "hello", False, "hello:latest"),
         ("hello:1.0", "docker.io", "library/hello", "1.0", None, "hello", False, "hello:1.0"),
         ("user/app:1.0", "docker.io", "user/app", "1.0", None, "user/app", False, "user/app:1.0"),
-        ("docker.io/library/python:3.11", "docker.io", "library/python", "3.11", None, "python", False, "python:3.11"),
-        ("docker.io/python", "docker.io", "library/python", "latest", None, "python", False, "python:latest"),
-        ("index.docker.io/user/app", "docker.io", "user/app", "latest", None, "user/app", False, "user/app:latest"),
-        ("127.0.0.1:5000/x/y:2", "127.0.0.1:5000", "x/y", "2", None, "127.0.0.1:5000/x/y", True, "127.0.0.1:5000/x/y:2"),
-        ("localhost/app", "localhost", "app", "latest", None, "localhost/app", True, "localhost/app:latest"),
-        ("localhost:5000/app:v1", "localhost:5000", "app", "v1", None, "localhost:5000/app", True, "localhost:5000/app:v1"),
-        ("ghcr.io/org/team/app:1.2.3-rc_1", "ghcr.io", "org/team/app", "1.2.3-rc_1", None, "ghcr.io/org/team/app", True, "ghcr.io/org/team/app:1.2.3-rc_1"),
-        (f"hello@{DIGEST}", "docker.io", "library/hello", None, DIGEST, "hello", False, f"hello@{DIGEST}"),
-        (f"reg.example:443/a/b:1@{DIGEST}", "reg.example:443", "a/b", "1", DIGEST, "reg.example:443/a/b", True, f"reg.example:443/a/b:1@{DIGEST}"),
-        ("a.b_c__d-e--f", "docker.io", "library/a.b_c__d-e--f", "latest", None, "a.b_c__d-e--f", False, "a.b_c__d-e--f:latest"),
-        ("localhost:5000", "docker.io", "library/localhost", "5000", None, "localhost", False, "localhost:5000"),
+        (
+            "docker.io/library/python:3.11",
+            "docker.io",
+            "library/python",
+            "3.11",
+            None,
+            "python",
+            False,
+            "python:3.11",
+        ),
+        (
+            "docker.io/python",
+            "docker.io",
+            "library/python",
+            "latest",
+            None,
+            "python",
+            False,
+            "python:latest",
+        ),
+        (
+            "index.docker.io/user/app",
+            "docker.io",
+            "user/app",
+            "latest",
+            None,
+            "user/app",
+            False,
+            "user/app:latest",
+        ),
+        (
+            "127.0.0.1:5000/x/y:2",
+            "127.0.0.1:5000",
+            "x/y",
+            "2",
+            None,
+            "127.0.0.1:5000/x/y",
+            True,
+            "127.0.0.1:5000/x/y:2",
+        ),
+        (
+            "localhost/app",
+            "localhost",
+            "app",
+            "latest",
+            None,
+            "localhost/app",
+            True,
+            "localhost/app:latest",
+        ),
+        (
+            "localhost:5000/app:v1",
+            "localhost:5000",
+            "app",
+            "v1",
+            None,
+            "localhost:5000/app",
+            True,
+            "localhost:5000/app:v1",
+        ),
+        (
+            "ghcr.io/org/team/app:1.2.3-rc_1",
+            "ghcr.io",
+            "org/team/app",
+            "1.2.3-rc_1",
+            None,
+            "ghcr.io/org/team/app",
+            True,
+            "ghcr.io/org/team/app:1.2.3-rc_1",
+        ),
+        (
+            f"hello@{DIGEST}",
+            "docker.io",
+            "library/hello",
+            None,
+            DIGEST,
+            "hello",
+            False,
+            f"hello@{DIGEST}",
+        ),
+        (
+            f"reg.example:443/a/b:1@{DIGEST}",
+            "reg.example:443",
+            "a/b",
+            "1",
+            DIGEST,
+            "reg.example:443/a/b",
+            True,
+            f"reg.example:443/a/b:1@{DIGEST}",
+        ),
+        (
+            "a.b_c__d-e--f",
+            "docker.io",
+            "library/a.b_c__d-e--f",
+            "latest",
+            None,
+            "a.b_c__d-e--f",
+            False,
+            "a.b_c__d-e--f:latest",
+        ),
+        (
+            "localhost:5000",
+            "docker.io",
+            "library/localhost",
+            "5000",
+            None,
+            "localhost",
+            False,
+            "localhost:5000",
+        ),
     ],
 )
 def test_parse(text, registry, repository, tag, digest, name, explicit, shown):
@@ -97,7 +202,14 @@ def test_longest_tag_is_accepted():
 
 @pytest.mark.parametrize(
     "registry",
-    [None, "", "docker.io", "index.docker.io", "registry-1.docker.io", "https://index.docker.io/v1/"],
+    [
+        None,
+        "",
+        "docker.io",
+        "index.docker.io",
+        "registry-1.docker.io",
+        "https://index.docker.io/v1/",
+    ],
 )
 def test_registry_key_of_docker_hub(registry):
     assert registry_key(registry) == DOCKER_HUB_CONFIG_KEY == "https://index.docker.io/v1/"

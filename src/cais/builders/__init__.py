@@ -6,7 +6,7 @@ from enum import Enum
 
 import docker
 
-from cais.builders.base import BuildProgress, BuildRequest, BuildResult, Builder, SilentProgress
+from cais.builders.base import Builder, BuildProgress, BuildRequest, BuildResult, SilentProgress
 from cais.builders.buildkit import BuildKitBuilder, find_buildkit_cli
 from cais.builders.classic import ClassicBuilder
 from cais.builders.dockerfile import SecretsMode
@@ -30,7 +30,9 @@ class BuilderChoice(str, Enum):
     CLASSIC = "classic"
 
 
-def select_builder(client: docker.DockerClient, choice: BuilderChoice = BuilderChoice.AUTO) -> Builder:
+def select_builder(
+    client: docker.DockerClient, choice: BuilderChoice = BuilderChoice.AUTO
+) -> Builder:
     """BuildKit through a docker CLI when one can, else the engine's classic builder."""
     if choice is BuilderChoice.CLASSIC:
         return ClassicBuilder(client)

@@ -52,9 +52,15 @@ class ClassicBuilder:
         tail: deque[str] = deque(maxlen=25)
         step: str | None = None
         image_id: str | None = None
-        with context_archive(
-            request.context, patterns=patterns, dockerfile_name=dockerfile_name, extra_files=extra
-        ) as archive, engine_errors():
+        with (
+            context_archive(
+                request.context,
+                patterns=patterns,
+                dockerfile_name=dockerfile_name,
+                extra_files=extra,
+            ) as archive,
+            engine_errors(),
+        ):
             stream = self.client.api.build(
                 fileobj=archive,
                 custom_context=True,

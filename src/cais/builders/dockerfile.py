@@ -138,7 +138,9 @@ def render_dockerfile(plan: ImagePlan, *, secrets: SecretsMode = SecretsMode.NON
         out.append("EXPOSE " + " ".join(str(p) for p in plan.ports))
     out.append("")
     if plan.labels:
-        out.append("# OCI labels: what this image is, which version, built when, from which commit.")
+        out.append(
+            "# OCI labels: what this image is, which version, built when, from which commit."
+        )
         out.append(_key_values("LABEL", plan.labels))
     if plan.entrypoint:
         # CMD rather than ENTRYPOINT: `cais run IMAGE -- bash` can still open a shell inside.

@@ -83,7 +83,9 @@ class BuildDisplay:
         if self.verbose:
             err.print(f"  [dim]│ {escape(line)}[/dim]")
         elif self.current is not None:
-            self.status.update(f"{escape(self.current)}\n  [dim]{escape(_shorten(line, 100))}[/dim]")
+            self.status.update(
+                f"{escape(self.current)}\n  [dim]{escape(_shorten(line, 100))}[/dim]"
+            )
 
 
 class LayerDisplay:
@@ -111,16 +113,29 @@ class LayerDisplay:
         description = f"{layer[:12]} {status[:22]:<22}"
         task = self.tasks.get(layer)
         if task is None:
-            if not total and status not in ("Layer already exists", "Already exists", "Pushed", "Pull complete"):
+            if not total and status not in (
+                "Layer already exists",
+                "Already exists",
+                "Pushed",
+                "Pull complete",
+            ):
                 # Messages such as "Preparing" or "Waiting" add no bar until bytes move.
                 return
             task = self.progress.add_task(description, total=total or None)
             self.tasks[layer] = task
-        if status in ("Layer already exists", "Already exists", "Pushed", "Pull complete", "Download complete"):
+        if status in (
+            "Layer already exists",
+            "Already exists",
+            "Pushed",
+            "Pull complete",
+            "Download complete",
+        ):
             finished = self.progress.tasks[self.tasks[layer]].total or 1
             self.progress.update(task, description=description, total=finished, completed=finished)
         else:
-            self.progress.update(task, description=description, completed=current, total=total or None)
+            self.progress.update(
+                task, description=description, completed=current, total=total or None
+            )
 
 
 def _shorten(text: str, width: int) -> str:

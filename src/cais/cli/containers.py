@@ -38,12 +38,24 @@ def run(
     ] = None,
     volume: Annotated[
         list[str] | None,
-        typer.Option("-v", "--volume", help="HOST_FOLDER:/container/path[:ro]; made writable for the image's user."),
+        typer.Option(
+            "-v",
+            "--volume",
+            help="HOST_FOLDER:/container/path[:ro]; made writable for the image's user.",
+        ),
     ] = None,
-    env: Annotated[list[str] | None, typer.Option("-e", "--env", help="KEY=VALUE (KEY alone: from here).")] = None,
-    env_file: Annotated[list[Path] | None, typer.Option("--env-file", help="File of KEY=VALUE lines.")] = None,
-    interactive: Annotated[bool, typer.Option("-i", "--interactive", help="Keep standard input open.")] = False,
-    tty: Annotated[bool, typer.Option("-t", "--tty", help="Give the container a terminal.")] = False,
+    env: Annotated[
+        list[str] | None, typer.Option("-e", "--env", help="KEY=VALUE (KEY alone: from here).")
+    ] = None,
+    env_file: Annotated[
+        list[Path] | None, typer.Option("--env-file", help="File of KEY=VALUE lines.")
+    ] = None,
+    interactive: Annotated[
+        bool, typer.Option("-i", "--interactive", help="Keep standard input open.")
+    ] = False,
+    tty: Annotated[
+        bool, typer.Option("-t", "--tty", help="Give the container a terminal.")
+    ] = False,
     detach: Annotated[bool, typer.Option("-d", "--detach", help="Run in the background.")] = False,
     name: Annotated[str | None, typer.Option("--name", help="Name of the container.")] = None,
     rm: Annotated[bool, typer.Option("--rm", help="Remove the container when it exits.")] = False,
@@ -80,7 +92,9 @@ def run(
     _report_fixes(fixes)
     if detach:
         success(f"Started `{container.name}` ({container.short_id}) from `{image}`")
-        note(f"follow its output with `cais logs -f {container.name}`, stop it with `cais stop {container.name}`")
+        note(
+            f"follow its output with `cais logs -f {container.name}`, stop it with `cais stop {container.name}`"
+        )
         out.print(container.name, markup=False)
         return
     code = wait_attached(container, remove=rm)
@@ -117,7 +131,9 @@ def ps(
 
 def logs(
     name: Annotated[str, typer.Argument(help="Container name or id.")],
-    follow: Annotated[bool, typer.Option("-f", "--follow", help="Keep following new output.")] = False,
+    follow: Annotated[
+        bool, typer.Option("-f", "--follow", help="Keep following new output.")
+    ] = False,
 ) -> None:
     """Print a container's output."""
     for chunk in follow_logs(connect(), name, follow=follow):

@@ -11,7 +11,7 @@ import typer
 from cais.builders.buildkit import find_buildkit_cli
 from cais.builders.pip_settings import pip_settings
 from cais.cli._output import _ticks, out
-from cais.engine.client import connect, engine_host, engine_errors
+from cais.engine.client import connect, engine_errors, engine_host
 from cais.errors import CaisError
 from cais.plan import default_base_image
 from cais.project import load_project, running_python
@@ -29,7 +29,9 @@ class Check:
 
 
 def doctor(
-    directory: Annotated[Path, typer.Argument(help="Project folder whose base image to check.")] = Path("."),
+    directory: Annotated[
+        Path, typer.Argument(help="Project folder whose base image to check.")
+    ] = Path("."),
 ) -> None:
     """Check the engine, BuildKit, registry logins, CA settings and the base image."""
     checks: list[Check] = []
@@ -46,20 +48,35 @@ def doctor(
         how = "buildx plugin" if cli.buildx else "built-in BuildKit"
         checks.append(Check("BuildKit", True, f"`{cli.path}` {cli.version} ({how})"))
     else:
-        checks.append(Check(
-            "BuildKit", None, "no docker CLI can build with BuildKit; the classic builder will be used",
-            "install the buildx plugin or Debian's docker.io for faster builds with secret mounts",
-        ))
+        checks.append(
+            Check(
+                "BuildKit",
+                None,
+                "no docker CLI can build with BuildKit; the classic builder will be used",
+                "install the buildx plugin or Debian's docker.io for faster builds with secret mounts",
+            )
+        )
     try:
         registries = credentials.logged_in_registries()
         for registry in registries:
             found = credentials.get(registry)
-            checks.append(Check(f"Login {registry}", True if found else None,
-                                f"as `{found.username}`" if found else "entry without credentials",
-                                "" if found else f"`cais login {registry}`"))
+            checks.append(
+                Check(
+                    f"Login {registry}",
+                    True if found else None,
+                    f"as `{found.username}`" if found else "entry without credentials",
+                    "" if found else f"`cais login {registry}`",
+                )
+            )
         if not registries:
-            checks.append(Check("Registry logins", None, f"none in `{credentials.config_path()}`",
-                                "`cais login` (Docker Hub) or `cais login REGISTRY` before `cais push`"))
+            checks.append(
+                Check(
+                    "Registry logins",
+                    None,
+                    f"none in `{credentials.config_path()}`",
+                    "`cais login` (Docker Hub) or `cais login REGISTRY` before `cais push`",
+                )
+            )
     except CaisError as exc:
         checks.append(Check("Registry logins", False, exc.message, exc.hint or ""))
     try:
@@ -70,7 +87,10 @@ def doctor(
         checks.append(Check("CA and index settings", False, exc.message, exc.hint or ""))
     try:
         project = load_project(directory)
-        python, base = project.python, project.config.base_image or default_base_image(project.python)
+        python, base = (
+            project.python,
+            project.config.base_image or default_base_image(project.python),
+        )
     except CaisError:
         python, base = running_python(), default_base_image(running_python())
     if client is not None:
@@ -79,11 +99,19 @@ def doctor(
                 client.images.get(base)
             checks.append(Check("Base image", True, f"`{base}` (Python {python}) is in the engine"))
         except CaisError:
-            checks.append(Check("Base image", None, f"`{base}` is not in the engine yet",
-                                f"the first build pulls it; or fetch it now with `cais pull {base}`"))
+            checks.append(
+                Check(
+                    "Base image",
+                    None,
+                    f"`{base}` is not in the engine yet",
+                    f"the first build pulls it; or fetch it now with `cais pull {base}`",
+                )
+            )
     failed = False
     for check in checks:
-        mark = {True: "[green]✓[/green]", False: "[red]✗[/red]", None: "[yellow]![/yellow]"}[check.ok]
+        mark = {True: "[green]✓[/green]", False: "[red]✗[/red]", None: "[yellow]![/yellow]"}[
+            check.ok
+        ]
         out.print(f"{mark} [bold]{check.name}[/bold]: {_ticks(check.detail)}")
         if check.fix:
             out.print(f"    [cyan]fix:[/cyan] {_ticks(check.fix)}")

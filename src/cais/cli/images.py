@@ -9,7 +9,9 @@ from rich.table import Table
 
 from cais.cli._output import LayerDisplay, note, out, success
 from cais.engine.client import connect
-from cais.engine.images import list_images, pull as pull_image, push as push_image, remove_image
+from cais.engine.images import list_images, remove_image
+from cais.engine.images import pull as pull_image
+from cais.engine.images import push as push_image
 from cais.registry.reference import parse_reference
 
 __all__ = ["images", "pull", "push", "rmi"]
@@ -30,7 +32,9 @@ def images(
 
 def rmi(
     references: Annotated[list[str], typer.Argument(help="Images to remove.")],
-    force: Annotated[bool, typer.Option("-f", "--force", help="Remove even if a container uses it.")] = False,
+    force: Annotated[
+        bool, typer.Option("-f", "--force", help="Remove even if a container uses it.")
+    ] = False,
 ) -> None:
     """Remove images from the Docker Engine."""
     client = connect()

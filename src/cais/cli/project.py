@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from enum import Enum
 from importlib import resources
 from pathlib import Path
@@ -18,8 +17,8 @@ from cais.cli._output import BuildDisplay, note, out, success
 from cais.engine.client import connect
 from cais.errors import CaisError, ProjectError
 from cais.plan import parse_platform
+from cais.project import image_name_from, load_project, running_python
 from cais.registry.reference import parse_reference
-from cais.project import image_name_from, running_python, load_project
 
 __all__ = ["build", "dockerfile", "init"]
 
@@ -40,7 +39,9 @@ _FILLED_IN = {"cais.yaml", "README.md"}  # files with {name} and {python} to fil
 
 def init(
     directory: Annotated[Path, typer.Argument(help="Folder to create the project in.")],
-    template: Annotated[Template, typer.Option("--template", help="Kind of project.")] = Template.script,
+    template: Annotated[
+        Template, typer.Option("--template", help="Kind of project.")
+    ] = Template.script,
     force: Annotated[bool, typer.Option("--force", help="Overwrite files that exist.")] = False,
 ) -> None:
     """Create a runnable example project: script, requirements.txt, cais.yaml, .dockerignore."""
@@ -61,8 +62,10 @@ def init(
             text = text.replace("{name}", name).replace("{python}", running_python())
         (directory / project_name).write_text(text, encoding="utf-8")
     success(f"Created the {template.value} project `{name}` in `{directory}`")
-    note(f"next: `cais dockerfile {directory}` to see its Dockerfile, "
-         f"`cais build {directory}` to build it")
+    note(
+        f"next: `cais dockerfile {directory}` to see its Dockerfile, "
+        f"`cais build {directory}` to build it"
+    )
 
 
 def dockerfile(
@@ -129,9 +132,12 @@ def build(
         typer.Option("--index-url", help="Package index for pip (default: PIP_INDEX_URL)."),
     ] = None,
     builder: Annotated[
-        BuilderChoice, typer.Option("--builder", help="BuildKit (docker CLI) or the classic builder.")
+        BuilderChoice,
+        typer.Option("--builder", help="BuildKit (docker CLI) or the classic builder."),
     ] = BuilderChoice.AUTO,
-    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="Show every build line.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("-v", "--verbose", help="Show every build line.")
+    ] = False,
 ) -> None:
     """Build the project into an image on the Docker Engine."""
     options = BuildOptions(
@@ -146,7 +152,11 @@ def build(
         parse_reference(value)
     parse_platform(platform)
     project = load_project(directory)
-    pip = pip_settings(list(ca_cert or ()), index_url) if project.dockerfile is None else PipSettings()
+    pip = (
+        pip_settings(list(ca_cert or ()), index_url)
+        if project.dockerfile is None
+        else PipSettings()
+    )
     client = connect()
     with BuildDisplay(verbose=verbose) as display:
         result = build_project(client, project, options, display, pip)

@@ -18,10 +18,13 @@ __all__ = ["login", "logout"]
 
 
 def login(
-    registry: Annotated[str | None, typer.Argument(help="Registry host[:port]; Docker Hub when omitted.")] = None,
+    registry: Annotated[
+        str | None, typer.Argument(help="Registry host[:port]; Docker Hub when omitted.")
+    ] = None,
     username: Annotated[str | None, typer.Option("-u", "--username", help="User name.")] = None,
     password_stdin: Annotated[
-        bool, typer.Option("--password-stdin", help="Read the password (or token) from standard input.")
+        bool,
+        typer.Option("--password-stdin", help="Read the password (or token) from standard input."),
     ] = False,
 ) -> None:
     """Log in to a registry: the credentials are checked, then saved where docker keeps them."""
@@ -45,7 +48,9 @@ def login(
 
 
 def logout(
-    registry: Annotated[str | None, typer.Argument(help="Registry host[:port]; Docker Hub when omitted.")] = None,
+    registry: Annotated[
+        str | None, typer.Argument(help="Registry host[:port]; Docker Hub when omitted.")
+    ] = None,
 ) -> None:
     """Forget the saved credentials of a registry."""
     shown = registry or DOCKER_HUB

@@ -5,8 +5,8 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 
 import docker
 import docker.errors
@@ -51,9 +51,7 @@ def connect(timeout: int = 120) -> docker.DockerClient:
 
 
 @contextlib.contextmanager
-def engine_errors(
-    *, image: str | None = None, container: str | None = None
-) -> Iterator[None]:
+def engine_errors(*, image: str | None = None, container: str | None = None) -> Iterator[None]:
     """Translate Docker SDK and transport errors raised inside the block into cais errors."""
     try:
         yield
@@ -114,4 +112,4 @@ def _explanation(exc: docker.errors.DockerException) -> str:
 
 
 def _looks_like_registry(text: str) -> bool:
-    return any(word in text for word in ("registry", "Get \"http", "dial tcp", "manifest"))
+    return any(word in text for word in ("registry", 'Get "http', "dial tcp", "manifest"))

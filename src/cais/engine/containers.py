@@ -261,11 +261,15 @@ def list_containers(client: docker.DockerClient, *, all: bool = False) -> list[C
     for container in containers:
         tags = container.attrs.get("Config", {}).get("Image", "")
         ports = []
-        for key, bindings in (container.attrs.get("NetworkSettings", {}).get("Ports") or {}).items():
+        for key, bindings in (
+            container.attrs.get("NetworkSettings", {}).get("Ports") or {}
+        ).items():
             for binding in bindings or []:
                 ports.append(f"{binding.get('HostIp', '')}:{binding.get('HostPort')}->{key}")
         out.append(
-            ContainerSummary(container.short_id, container.name, tags, container.status, ", ".join(ports))
+            ContainerSummary(
+                container.short_id, container.name, tags, container.status, ", ".join(ports)
+            )
         )
     return out
 

@@ -11,7 +11,15 @@ from cais.engine.client import engine_errors
 from cais.errors import AuthError, ImageNotFound, NotInRegistry, RegistryError
 from cais.registry.reference import Reference, parse_reference
 
-__all__ = ["ImageSummary", "LayerProgress", "image_exists", "list_images", "pull", "push", "remove_image"]
+__all__ = [
+    "ImageSummary",
+    "LayerProgress",
+    "image_exists",
+    "list_images",
+    "pull",
+    "push",
+    "remove_image",
+]
 
 # Called with (layer id, status, bytes done, bytes total) for every progress message.
 LayerProgress = Callable[[str, str, int, int], None]
@@ -53,9 +61,7 @@ def remove_image(client: docker.DockerClient, reference: str, *, force: bool = F
         client.images.remove(reference, force=force)
 
 
-def push(
-    client: docker.DockerClient, reference: str, progress: LayerProgress | None = None
-) -> str:
+def push(client: docker.DockerClient, reference: str, progress: LayerProgress | None = None) -> str:
     """Push `reference` from the engine to its registry; returns the pushed manifest digest."""
     ref = parse_reference(reference)
     with engine_errors(image=reference):
@@ -90,7 +96,9 @@ def _report(message: dict, progress: LayerProgress | None) -> None:
         return
     detail = message.get("progressDetail") or {}
     progress(
-        message["id"], message.get("status", ""), int(detail.get("current") or 0),
+        message["id"],
+        message.get("status", ""),
+        int(detail.get("current") or 0),
         int(detail.get("total") or 0),
     )
 
@@ -100,7 +108,10 @@ def _registry_error(ref: Reference, message: dict, verb: str) -> RegistryError:
     lowered = text.lower()
     registry = ref.registry if ref.explicit_registry else "Docker Hub"
     login = f"cais login {ref.registry}" if ref.explicit_registry else "cais login"
-    if any(word in lowered for word in ("unauthorized", "authentication required", "no basic auth", "denied")):
+    if any(
+        word in lowered
+        for word in ("unauthorized", "authentication required", "no basic auth", "denied")
+    ):
         return AuthError(
             f"The registry `{registry}` refused to let you {verb} `{ref}`: {text}",
             hint=f"log in with `{login}` (and check you may write to this repository)",
@@ -110,7 +121,10 @@ def _registry_error(ref: Reference, message: dict, verb: str) -> RegistryError:
             f"`{ref}` does not exist in the registry `{registry}`",
             hint="check the name and tag; `cais images` lists local images",
         )
-    if any(word in lowered for word in ("connection refused", "no such host", "dial tcp", "timeout", "i/o")):
+    if any(
+        word in lowered
+        for word in ("connection refused", "no such host", "dial tcp", "timeout", "i/o")
+    ):
         return RegistryError(
             f"The registry `{registry}` does not answer: {text}",
             hint="check its address and that it is running, then try again",

@@ -47,12 +47,16 @@ def parse_reference(text: str, *, default_tag: str | None = "latest") -> Referen
     """Parse an image reference; fail early with a sentence saying what is wrong."""
     original = text
     if not text or text != text.strip() or "://" in text:
-        raise PlanError(f"`{original}` is not an image reference", hint="use NAME[:TAG], such as hello:1.0")
+        raise PlanError(
+            f"`{original}` is not an image reference", hint="use NAME[:TAG], such as hello:1.0"
+        )
     digest = None
     if "@" in text:
         text, digest = text.split("@", 1)
         if not _DIGEST.fullmatch(digest):
-            raise PlanError(f"`{original}` has a malformed digest", hint="digests look like sha256:<64 hex>")
+            raise PlanError(
+                f"`{original}` has a malformed digest", hint="digests look like sha256:<64 hex>"
+            )
     tag = None
     last = text.rsplit("/", 1)[-1]
     if ":" in last:
@@ -82,6 +86,13 @@ def parse_reference(text: str, *, default_tag: str | None = "latest") -> Referen
 
 def registry_key(registry: str | None) -> str:
     """The key a registry's credentials have in the docker config file."""
-    if registry in (None, "", DOCKER_HUB, "index.docker.io", "registry-1.docker.io", DOCKER_HUB_CONFIG_KEY):
+    if registry in (
+        None,
+        "",
+        DOCKER_HUB,
+        "index.docker.io",
+        "registry-1.docker.io",
+        DOCKER_HUB_CONFIG_KEY,
+    ):
         return DOCKER_HUB_CONFIG_KEY
     return registry.removeprefix("https://").removeprefix("http://").rstrip("/")
