@@ -29,6 +29,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -102,6 +103,25 @@ def cais_command() -> list[str]:
         return [str(beside)]
     found = shutil.which("cais")
     return [found] if found else [sys.executable, "-m", "cais"]
+
+
+def cais_source(cais: list[str]) -> str:
+    """Where the cais that is measured comes from: the git commit of its source when it is
+    imported from a git checkout, else the folder of its package."""
+    python = cais[0]
+    if cais[1:3] != ["-m", "cais"]:
+        first = Path(cais[0]).read_bytes()[:200].decode(errors="replace").splitlines()[0]
+        python = first[2:].strip() if first.startswith("#!") else sys.executable
+    _, out, code = run([*python.split(), "-c", "import cais, os; print(os.path.dirname(cais.__file__))"],
+                       check=False)
+    if code != 0:
+        return "unknown"
+    package = out.strip().splitlines()[-1]
+    _, commit, code = run(["git", "-C", package, "log", "-1", "--format=%h"], check=False)
+    if code != 0:
+        return f"`{package}`"
+    _, dirty, _ = run(["git", "-C", package, "status", "--porcelain", "--", "."], check=False)
+    return f"git commit {commit.strip()}" + (" with local changes" if dirty.strip() else "")
 
 
 def base_env() -> dict[str, str]:
@@ -249,8 +269,11 @@ class BaseImageChanged(Exception):
     """The base image was replaced or removed (by whoever maintains it) during the benchmark."""
 
 
+_CAIS_SECONDS = re.compile(r" with (?:buildkit|classic) in (\d+(?:\.\d+)?)s")
+
+
 def build(candidate: Candidate, cais: list[str], directory: Path, tag: str, cold: bool,
-          base_id: str) -> float:
+          base_id: str, timings: dict[str, float] | None = None, phase: str = "") -> float:
     args, env = candidate.build_command(cais, directory, tag, cold)
     before = dangling()
     started = time.time()
@@ -259,8 +282,12 @@ def build(candidate: Candidate, cais: list[str], directory: Path, tag: str, cold
         raise BaseImageChanged(f"{BASE_IMAGE} changed or went away during a build")
     if code != 0:
         raise SystemExit(f"{candidate.label}: build failed ({code}): {' '.join(args)}\n{output[-4000:]}")
-    if candidate.kind == "cais" and f"with {candidate.builder}" not in output:
-        raise SystemExit(f"{candidate.label}: cais did not report building with {candidate.builder}:\n{output[-2000:]}")
+    if candidate.kind == "cais":
+        if f"with {candidate.builder}" not in output:
+            raise SystemExit(f"{candidate.label}: cais did not report building with {candidate.builder}:\n{output[-2000:]}")
+        reported = _CAIS_SECONDS.search(output)
+        if reported and timings is not None:
+            timings[phase] = float(reported.group(1))
     built = image_id(tag)
     if built is None:
         raise SystemExit(f"{candidate.label}: no image {tag} after the build")
@@ -290,14 +317,16 @@ def one_run(run_no: int, candidate: Candidate, pristine: Path, work: Path, cais:
     clear_build_caches()
     load_before = Path("/proc/loadavg").read_text().split()[0]
     result: dict = {"run": run_no, "candidate": candidate.key, "load1_before": float(load_before)}
-    result["cold"] = build(candidate, cais, directory, tag, True, base_id)
+    reported: dict[str, float] = {}
+    result["cais_reported"] = reported   # the build's own time as cais reports it (cais only)
+    result["cold"] = build(candidate, cais, directory, tag, True, base_id, reported, "cold")
     result["size_bytes"] = int(docker("image", "inspect", "-f", "{{.Size}}", tag))
     result["size"] = result["size_bytes"] / 1e6
-    result["nochange"] = build(candidate, cais, directory, tag, False, base_id)
+    result["nochange"] = build(candidate, cais, directory, tag, False, base_id, reported, "nochange")
     edit_line = f"benchmark edit {run_no}{candidate.key}"
     with open(directory / "script.py", "a", encoding="utf-8") as script:
         script.write(f'print("{edit_line}")\n')
-    result["edit"] = build(candidate, cais, directory, tag, False, base_id)
+    result["edit"] = build(candidate, cais, directory, tag, False, base_id, reported, "edit")
     result["size_after_edit_bytes"] = int(docker("image", "inspect", "-f", "{{.Size}}", tag))
     ok, output = check_runs(tag, edit_line)
     result["runs_ok"] = ok
@@ -311,7 +340,7 @@ def one_run(run_no: int, candidate: Candidate, pristine: Path, work: Path, cais:
 # ----------------------------------------------------------------------------- report
 
 
-def machine() -> dict:
+def machine(cais: list[str], source: str | None) -> dict:
     meminfo = Path("/proc/meminfo").read_text()
     mem_kb = int(re.search(r"MemTotal:\s+(\d+)", meminfo).group(1))
     cpu = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
@@ -323,7 +352,8 @@ def machine() -> dict:
         "kernel": platform.release(),
         "docker_engine": docker("version", "-f", "{{.Server.Version}}"),
         "docker_cli": docker("version", "-f", "{{.Client.Version}}"),
-        "cais": run([*cais_command(), "--version"])[1].strip(),
+        "cais": run([*cais, "--version"])[1].strip(),
+        "cais_source": source or cais_source(cais),
         "base_image_id": image_id(BASE_IMAGE),
         "python": platform.python_version(),
     }
@@ -508,7 +538,7 @@ Measured with `python benchmarks/seed_build.py --runs {runs}` on {info['date']}.
 
 Machine: {info['nproc']} CPUs ({info['cpu']}), {info['memory_gib']} GiB of memory, Linux
 {info['kernel']}; Docker Engine {info['docker_engine']} with its CLI {info['docker_cli']}
-(`/usr/bin/docker`); {info['cais']}; base image `{BASE_IMAGE}` (`{(info['base_image_id'] or '')[7:19]}`).
+(`/usr/bin/docker`); {info['cais']} (from {info['cais_source']}); base image `{BASE_IMAGE}` (`{(info['base_image_id'] or '')[7:19]}`).
 Load average (1 min) before the cold builds: {min(loads):.2f}–{max(loads):.2f}.
 
 The project is the one `cais init` writes: `script.py`, `requirements.txt` with one small
@@ -594,7 +624,7 @@ def wait_for_engine_and_base() -> None:
 
 def measure(options: argparse.Namespace, cais: list[str]):
     """All runs of all candidates, then the report; images removed unless --keep-images."""
-    info = machine()
+    info = machine(cais, options.cais_source)
     base_id = info["base_image_id"]
     starts = [run([*cais, "--version"])[0] for _ in range(5)]
     candidates = {c.key: Candidate(c.key, c.label, c.repo, c.kind, c.builder) for c in CANDIDATES}
@@ -628,13 +658,19 @@ def main() -> int:
     parser.add_argument("--doc", type=Path, default=DEFAULT_DOC, help="markdown file to update")
     parser.add_argument("--no-doc", action="store_true", help="only print the results")
     parser.add_argument("--keep-images", action="store_true", help="keep the last run's images")
+    parser.add_argument("--cais", help="the cais command to measure, e.g. 'python -m cais' "
+                        "(default: the console script installed with this Python)")
+    parser.add_argument("--cais-source", help="where that cais comes from, for the report "
+                        "(default: the git commit of its package, when there is one)")
     options = parser.parse_args()
     if options.runs < 1:
         parser.error("--runs must be at least 1")
     if not os.access(DOCKER, os.X_OK):
         raise SystemExit(f"{DOCKER} (Debian's docker CLI, matching the engine) is needed")
 
-    cais = cais_command()
+    cais = shlex.split(options.cais) if options.cais else cais_command()
+    if run([*cais, "--version"], check=False)[2] != 0:
+        raise SystemExit(f"`{' '.join(cais)} --version` fails; is cais installed?")
     for attempt in range(1, 6):
         wait_for_engine_and_base()
         try:

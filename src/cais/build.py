@@ -7,14 +7,8 @@ from pathlib import Path
 
 import docker
 
-from cais.builders import (
-    BuilderChoice,
-    BuildProgress,
-    BuildRequest,
-    BuildResult,
-    secrets_mode_for,
-    select_builder,
-)
+from cais.builders.base import BuilderChoice, BuildProgress, BuildRequest, BuildResult
+from cais.builders.select import secrets_mode_for, select_builder
 from cais.builders.dockerfile import DEFAULT_DOCKERIGNORE, SecretsMode, render_dockerfile
 from cais.builders.pip_settings import PipSettings
 from cais.plan import ImagePlan, plan_project

@@ -5,14 +5,14 @@ from __future__ import annotations
 import pytest
 
 import cais.build as build_module
-import cais.builders as builders
+import cais.builders.select as builders
 from cais.build import BuildOptions, build_project, default_tag, dockerfile_for
-from cais.builders import BuilderChoice, secrets_mode_for, select_builder
-from cais.builders.base import BuildResult, SilentProgress
+from cais.builders.base import BuilderChoice, BuildResult, SilentProgress
 from cais.builders.buildkit import BuildKitBuilder, BuildKitCLI
 from cais.builders.classic import ClassicBuilder
 from cais.builders.dockerfile import DEFAULT_DOCKERIGNORE, SecretsMode
 from cais.builders.pip_settings import PipSettings
+from cais.builders.select import secrets_mode_for, select_builder
 from cais.errors import BuildError, PlanError
 from cais.project import load_project
 

@@ -317,11 +317,11 @@ def test_login_with_an_empty_password(runner):
 
 
 def test_login_saves_checked_credentials(runner, monkeypatch):
-    import cais.cli.registry as registry_cli
+    import cais.registry.auth as auth
 
     checked = []
     monkeypatch.setattr(
-        registry_cli, "verify_login", lambda registry, creds: checked.append((registry, creds))
+        auth, "verify_login", lambda registry, creds: checked.append((registry, creds))
     )
     result = runner.invoke(
         app, ["login", "127.0.0.1:5000", "-u", "ana", "--password-stdin"], input="tok3n\n"

@@ -1,53 +1,5 @@
-"""Builders render an ImagePlan into an image; they never push."""
+"""Builders render an ImagePlan into an image; they never push.
 
-from __future__ import annotations
-
-from enum import Enum
-
-import docker
-
-from cais.builders.base import Builder, BuildProgress, BuildRequest, BuildResult, SilentProgress
-from cais.builders.buildkit import BuildKitBuilder, find_buildkit_cli
-from cais.builders.classic import ClassicBuilder
-from cais.builders.dockerfile import SecretsMode
-from cais.errors import BuildError
-
-__all__ = [
-    "BuildProgress",
-    "BuildRequest",
-    "BuildResult",
-    "Builder",
-    "BuilderChoice",
-    "SilentProgress",
-    "secrets_mode_for",
-    "select_builder",
-]
-
-
-class BuilderChoice(str, Enum):
-    AUTO = "auto"
-    BUILDKIT = "buildkit"
-    CLASSIC = "classic"
-
-
-def select_builder(
-    client: docker.DockerClient, choice: BuilderChoice = BuilderChoice.AUTO
-) -> Builder:
-    """BuildKit through a docker CLI when one can, else the engine's classic builder."""
-    if choice is BuilderChoice.CLASSIC:
-        return ClassicBuilder(client)
-    cli = find_buildkit_cli()
-    if cli is not None:
-        return BuildKitBuilder(cli)
-    if choice is BuilderChoice.BUILDKIT:
-        raise BuildError(
-            "No docker CLI that can build with BuildKit was found",
-            hint="install the buildx plugin (or Debian's docker.io), or use `--builder classic`",
-        )
-    return ClassicBuilder(client)
-
-
-def secrets_mode_for(builder: Builder, has_pip_settings: bool) -> SecretsMode:
-    if not has_pip_settings:
-        return SecretsMode.NONE
-    return SecretsMode.BUILDKIT if builder.name == "buildkit" else SecretsMode.STAGE
+`base` (what a build takes and gives), `dockerfile` (the renderer), `buildkit` and `classic`
+(the two builders), `select` (which one to use).
+"""

@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Protocol
 
 from cais.builders.pip_settings import PipSettings
 
-__all__ = ["BuildProgress", "BuildRequest", "BuildResult", "Builder", "SilentProgress"]
+__all__ = [
+    "BuildProgress",
+    "BuildRequest",
+    "BuildResult",
+    "Builder",
+    "BuilderChoice",
+    "SilentProgress",
+]
+
+
+class BuilderChoice(str, Enum):
+    AUTO = "auto"
+    BUILDKIT = "buildkit"
+    CLASSIC = "classic"
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,8 @@
-"""The `cais` command line: one module per group of commands, joined here."""
+"""The `cais` command line: one module per group of commands, joined here.
+
+Command modules import the Docker SDK, httpx and the builders inside the commands that need
+them, so `cais --help` and light commands start fast.
+"""
 
 from __future__ import annotations
 

@@ -11,18 +11,6 @@ import typer
 from rich.table import Table
 
 from cais.cli._output import LayerDisplay, note, out, success
-from cais.engine.client import connect, docker_cli
-from cais.engine.containers import (
-    RunOptions,
-    follow_logs,
-    interactive_command,
-    list_containers,
-    prepare_bind_mounts,
-    run_container,
-    stop_container,
-    wait_attached,
-)
-from cais.engine.images import image_exists, pull
 from cais.errors import CaisError
 
 __all__ = ["logs", "ps", "run", "stop"]
@@ -61,6 +49,15 @@ def run(
     rm: Annotated[bool, typer.Option("--rm", help="Remove the container when it exits.")] = False,
 ) -> None:
     """Run an image in a container (as `docker run`); its output streams here."""
+    from cais.engine.client import connect, docker_cli
+    from cais.engine.containers import (
+        RunOptions,
+        interactive_command,
+        prepare_bind_mounts,
+        run_container,
+        wait_attached,
+    )
+
     options = RunOptions(
         image=image,
         command=list(command or []),
@@ -104,6 +101,8 @@ def run(
 
 def _ensure_image(client, image: str) -> None:
     """Pull an image that is not in the engine yet, as `docker run` does, with progress."""
+    from cais.engine.images import image_exists, pull
+
     if image_exists(client, image):
         return
     note(f"`{image}` is not in the engine; pulling it")
@@ -120,6 +119,9 @@ def ps(
     all: Annotated[bool, typer.Option("-a", "--all", help="Show stopped containers too.")] = False,
 ) -> None:
     """List containers."""
+    from cais.engine.client import connect
+    from cais.engine.containers import list_containers
+
     containers = list_containers(connect(), all=all)
     table = Table(box=None, header_style="bold")
     for column in ("NAME", "IMAGE", "STATUS", "PORTS", "ID"):
@@ -136,6 +138,9 @@ def logs(
     ] = False,
 ) -> None:
     """Print a container's output."""
+    from cais.engine.client import connect
+    from cais.engine.containers import follow_logs
+
     for chunk in follow_logs(connect(), name, follow=follow):
         sys.stdout.buffer.write(chunk)
         sys.stdout.buffer.flush()
@@ -146,6 +151,9 @@ def stop(
     time: Annotated[int, typer.Option("-t", "--time", help="Seconds to wait before killing.")] = 10,
 ) -> None:
     """Stop running containers."""
+    from cais.engine.client import connect
+    from cais.engine.containers import stop_container
+
     client = connect()
     for name in names:
         stop_container(client, name, timeout=time)

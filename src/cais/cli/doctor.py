@@ -8,14 +8,8 @@ from typing import Annotated
 
 import typer
 
-from cais.builders.buildkit import find_buildkit_cli
-from cais.builders.pip_settings import pip_settings
 from cais.cli._output import _ticks, out
-from cais.engine.client import connect, engine_errors, engine_host
 from cais.errors import CaisError
-from cais.plan import default_base_image
-from cais.project import load_project, running_python
-from cais.registry import credentials
 
 __all__ = ["doctor"]
 
@@ -34,6 +28,13 @@ def doctor(
     ] = Path("."),
 ) -> None:
     """Check the engine, BuildKit, registry logins, CA settings and the base image."""
+    from cais.builders.buildkit import find_buildkit_cli
+    from cais.builders.pip_settings import pip_settings
+    from cais.engine.client import connect, engine_errors, engine_host
+    from cais.plan import default_base_image
+    from cais.project import load_project, running_python
+    from cais.registry import credentials
+
     checks: list[Check] = []
     client = None
     try:

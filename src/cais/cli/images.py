@@ -8,11 +8,6 @@ import typer
 from rich.table import Table
 
 from cais.cli._output import LayerDisplay, note, out, success
-from cais.engine.client import connect
-from cais.engine.images import list_images, remove_image
-from cais.engine.images import pull as pull_image
-from cais.engine.images import push as push_image
-from cais.registry.reference import parse_reference
 
 __all__ = ["images", "pull", "push", "rmi"]
 
@@ -21,6 +16,9 @@ def images(
     name: Annotated[str | None, typer.Argument(help="Only images of this name.")] = None,
 ) -> None:
     """List images in the Docker Engine."""
+    from cais.engine.client import connect
+    from cais.engine.images import list_images
+
     table = Table(box=None, header_style="bold")
     for column in ("IMAGE", "ID", "CREATED", "SIZE"):
         table.add_column(column)
@@ -37,6 +35,9 @@ def rmi(
     ] = False,
 ) -> None:
     """Remove images from the Docker Engine."""
+    from cais.engine.client import connect
+    from cais.engine.images import remove_image
+
     client = connect()
     for reference in references:
         remove_image(client, reference, force=force)
@@ -47,6 +48,10 @@ def push(
     reference: Annotated[str, typer.Argument(help="Image to push: [registry/]name:tag.")],
 ) -> None:
     """Push an image to its registry (Docker Hub when the name has none)."""
+    from cais.engine.client import connect
+    from cais.engine.images import push as push_image
+    from cais.registry.reference import parse_reference
+
     ref = parse_reference(reference)
     client = connect()
     with LayerDisplay() as display:
@@ -61,6 +66,10 @@ def pull(
     reference: Annotated[str, typer.Argument(help="Image to pull: [registry/]name:tag.")],
 ) -> None:
     """Pull an image from its registry into the Docker Engine."""
+    from cais.engine.client import connect
+    from cais.engine.images import pull as pull_image
+    from cais.registry.reference import parse_reference
+
     ref = parse_reference(reference)
     client = connect()
     with LayerDisplay() as display:

@@ -9,16 +9,9 @@ from typing import Annotated
 
 import typer
 
-from cais.build import BuildOptions, build_project, dockerfile_for
-from cais.builders import BuilderChoice
-from cais.builders.dockerfile import SecretsMode
-from cais.builders.pip_settings import PipSettings, pip_settings
+from cais.builders.base import BuilderChoice
 from cais.cli._output import BuildDisplay, note, out, success
-from cais.engine.client import connect
 from cais.errors import CaisError, ProjectError
-from cais.plan import parse_platform
-from cais.project import image_name_from, load_project, running_python
-from cais.registry.reference import parse_reference
 
 __all__ = ["build", "dockerfile", "init"]
 
@@ -45,6 +38,8 @@ def init(
     force: Annotated[bool, typer.Option("--force", help="Overwrite files that exist.")] = False,
 ) -> None:
     """Create a runnable example project: script, requirements.txt, cais.yaml, .dockerignore."""
+    from cais.project import image_name_from, running_python
+
     source = resources.files("cais.templates") / template.value
     existing = [name for name in _TEMPLATE_FILES.values() if (directory / name).exists()]
     if directory.exists() and not directory.is_dir():
@@ -82,6 +77,9 @@ def dockerfile(
     ] = None,
 ) -> None:
     """Print the Dockerfile cais writes for a project (or write it with -o)."""
+    from cais.build import dockerfile_for
+    from cais.builders.dockerfile import SecretsMode
+
     secrets = SecretsMode.BUILDKIT if ca_cert else SecretsMode.NONE
     project, text = dockerfile_for(directory, tags=tuple(tag or ()), secrets=secrets)
     if project.dockerfile is not None:
@@ -140,6 +138,13 @@ def build(
     ] = False,
 ) -> None:
     """Build the project into an image on the Docker Engine."""
+    from cais.build import BuildOptions, build_project
+    from cais.builders.pip_settings import PipSettings, pip_settings
+    from cais.engine.client import connect
+    from cais.plan import parse_platform
+    from cais.project import load_project
+    from cais.registry.reference import parse_reference
+
     options = BuildOptions(
         tags=tuple(tag or ()),
         platform=platform,

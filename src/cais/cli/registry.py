@@ -9,9 +9,6 @@ import typer
 
 from cais.cli._output import success
 from cais.errors import CaisError
-from cais.registry import credentials
-from cais.registry.auth import verify_login
-from cais.registry.credentials import Credentials
 from cais.registry.reference import DOCKER_HUB
 
 __all__ = ["login", "logout"]
@@ -28,6 +25,10 @@ def login(
     ] = False,
 ) -> None:
     """Log in to a registry: the credentials are checked, then saved where docker keeps them."""
+    from cais.registry import credentials
+    from cais.registry.auth import verify_login
+    from cais.registry.credentials import Credentials
+
     shown = registry or DOCKER_HUB
     if not username:
         if not sys.stdin.isatty():
@@ -53,6 +54,8 @@ def logout(
     ] = None,
 ) -> None:
     """Forget the saved credentials of a registry."""
+    from cais.registry import credentials
+
     shown = registry or DOCKER_HUB
     if credentials.erase(registry):
         success(f"Logged out of {shown}")
