@@ -179,6 +179,21 @@ def test_header_names_the_image_and_cais():
     assert "(Python 3.11 from cais.yaml)" in text
 
 
+def _last_command(run_args: str) -> list[str]:
+    """The words of the last `&&`-joined command of a RUN (the user is added before pip)."""
+    return shlex.split(run_args.split("&&")[-1])
+
+
+def test_the_user_is_added_in_the_dependency_step():
+    steps = instructions(render_dockerfile(make_plan()))
+    runs = [args for kw, args in steps if kw == "RUN"]
+    assert len(runs) == 1
+    commands = [c.strip() for c in runs[0].split("&&")]
+    assert commands[0].startswith("groupadd --gid 1000 app")
+    assert commands[1].startswith("useradd --uid 1000 --gid 1000 --create-home --no-log-init")
+    assert commands[2].startswith("pip install")
+
+
 def test_dependencies_are_copied_and_installed_before_the_code():
     steps = instructions(render_dockerfile(make_plan()))
     copy_deps = index_of(steps, "COPY", "requirements.txt")
@@ -186,7 +201,7 @@ def test_dependencies_are_copied_and_installed_before_the_code():
     copy_all = steps.index(("COPY", ". ."))
     assert copy_deps < install < copy_all
     assert steps[copy_deps] == ("COPY", "requirements.txt ./")
-    assert shlex.split(steps[install][1]) == [
+    assert _last_command(steps[install][1]) == [
         "pip",
         "install",
         "--no-cache-dir",
@@ -199,7 +214,7 @@ def test_pyproject_packages_are_installed_before_the_code():
     steps = instructions(render_dockerfile(make_plan(dependencies=PACKAGES)))
     install = index_of(steps, "RUN", "pip install")
     assert index_of(steps, "COPY", "pyproject.toml") < install < steps.index(("COPY", ". ."))
-    assert shlex.split(steps[install][1]) == [
+    assert _last_command(steps[install][1]) == [
         "pip",
         "install",
         "--no-cache-dir",

@@ -92,15 +92,18 @@ def render_dockerfile(plan: ImagePlan, *, secrets: SecretsMode = SecretsMode.NON
         "    PIP_NO_CACHE_DIR=1 \\",
         "    PIP_DISABLE_PIP_VERSION_CHECK=1",
         "",
-        "# An unprivileged user runs the program; its numeric id lets runtimes check it is not root.",
-        f"RUN groupadd --gid {plan.user.gid} {plan.user.name} \\",
-        f"    && useradd --uid {plan.user.uid} --gid {plan.user.gid} --create-home "
-        f"--shell /usr/sbin/nologin {plan.user.name}",
-        "",
         f"WORKDIR {plan.workdir}",
         "",
     ]
     deps = plan.dependencies
+    who = f"`{plan.user.name}` (uid {plan.user.uid})"
+    if deps is None or secrets is SecretsMode.STAGE:
+        out += [
+            f"# An unprivileged user, {who}, runs the program; `USER` below names it by number",
+            "# so runtimes can check it is not root.",
+            *_run(_add_user(plan)),
+            "",
+        ]
     if deps is not None:
         files = ", ".join(deps.files)
         out.append(
@@ -109,13 +112,15 @@ def render_dockerfile(plan: ImagePlan, *, secrets: SecretsMode = SecretsMode.NON
         if secrets is SecretsMode.STAGE:
             out.append("COPY --from=dependencies /install /usr/local")
         else:
+            # One step with the user: a step fewer to run on a first build.
+            out.append(f"# The same step adds the unprivileged user {who} that runs the program.")
             out += _copy(deps.files, "./")
             if secrets is SecretsMode.BUILDKIT:
                 out.append(
                     "# pip settings for the proxy or private index arrive as build secrets, "
                     "never stored in the image."
                 )
-            out += _pip_run(_pip_install(deps), secrets)
+            out += _run([*_add_user(plan), _pip_install(deps)], secrets)
         out.append("")
     if secrets is SecretsMode.STAGE:
         out += ["# The program, from the clean copy of stage 2.", "COPY --from=program /src ./"]
@@ -127,7 +132,7 @@ def render_dockerfile(plan: ImagePlan, *, secrets: SecretsMode = SecretsMode.NON
             "COPY . .",
         ]
         if plan.app.install_project:
-            out += _pip_run("pip install --no-cache-dir --no-deps .", secrets)
+            out += _run(["pip install --no-cache-dir --no-deps ."], secrets)
     out.append("")
     if plan.env:
         out.append("# Settings of the program, from cais.yaml.")
@@ -180,13 +185,33 @@ def _throw_away_stages(plan: ImagePlan) -> list[str]:
     return [*out, "", "# Stage 3, the image itself."]
 
 
-def _pip_run(command: str, secrets: SecretsMode) -> list[str]:
-    if secrets is not SecretsMode.BUILDKIT:
-        return [f"RUN {command}"]
+def _add_user(plan: ImagePlan) -> list[str]:
+    user = plan.user
     return [
-        f"RUN --mount=type=secret,id={PIP_CONF_SECRET} --mount=type=secret,id={PIP_CA_SECRET} \\",
-        f"    PIP_CONFIG_FILE=/run/secrets/{PIP_CONF_SECRET} {command}",
+        f"groupadd --gid {user.gid} {user.name}",
+        f"useradd --uid {user.uid} --gid {user.gid} --create-home --no-log-init "
+        f"--shell /usr/sbin/nologin {user.name}",
     ]
+
+
+def _run(commands: list[str], secrets: SecretsMode = SecretsMode.NONE) -> list[str]:
+    """A RUN of shell commands joined with `&&`, one per line; with BuildKit secrets the pip
+    settings are mounted and each pip command is told where they are."""
+    lines: list[str] = []
+    first = "RUN "
+    if secrets is SecretsMode.BUILDKIT:
+        settings = f"PIP_CONFIG_FILE=/run/secrets/{PIP_CONF_SECRET} "
+        commands = [settings + c if c.startswith("pip ") else c for c in commands]
+        lines.append(
+            f"RUN --mount=type=secret,id={PIP_CONF_SECRET} "
+            f"--mount=type=secret,id={PIP_CA_SECRET} \\"
+        )
+        first = "    "
+    for number, command in enumerate(commands):
+        prefix = first if number == 0 else "    && "
+        suffix = " \\" if number < len(commands) - 1 else ""
+        lines.append(prefix + command + suffix)
+    return lines
 
 
 def _copy(files: tuple[str, ...], destination: str) -> list[str]:
