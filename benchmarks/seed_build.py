@@ -16,9 +16,12 @@ and a check that the image runs and prints "Hello, world!". The results are prin
 markdown and written to a section of docs/benchmarks.md.
 
     python benchmarks/seed_build.py [--runs N] [--doc PATH | --no-doc] [--keep-images]
+                                    [--cais COMMAND [--cais-source TEXT]]
 
 Needs the Docker Engine, Debian's /usr/bin/docker and the base image python:3.11-slim in the
-engine. Only stdlib and subprocess; cais is run as a user runs it, from PATH.
+engine. Only the standard library; cais runs as a user runs it, through its console script
+(or the command given with --cais, e.g. `python -m cais` with PYTHONPATH pointing at a copy of
+the sources, to measure a fixed version).
 """
 
 from __future__ import annotations
@@ -73,12 +76,20 @@ def log(message: str) -> None:
     print(f"[seed_build {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def run(args: list[str], *, env: dict[str, str] | None = None, check: bool = True,
-        timeout: float = 1800) -> tuple[float, str, int]:
+def run(
+    args: list[str], *, env: dict[str, str] | None = None, check: bool = True, timeout: float = 1800
+) -> tuple[float, str, int]:
     """Run a command; its wall time in seconds, its output (stdout then stderr), exit code."""
     started = time.perf_counter()
-    done = subprocess.run(args, env=env, capture_output=True, text=True, errors="replace",
-                          stdin=subprocess.DEVNULL, timeout=timeout)
+    done = subprocess.run(
+        args,
+        env=env,
+        capture_output=True,
+        text=True,
+        errors="replace",
+        stdin=subprocess.DEVNULL,
+        timeout=timeout,
+    )
     seconds = time.perf_counter() - started
     output = done.stdout + done.stderr
     if check and done.returncode != 0:
@@ -112,8 +123,10 @@ def cais_source(cais: list[str]) -> str:
     if cais[1:3] != ["-m", "cais"]:
         first = Path(cais[0]).read_bytes()[:200].decode(errors="replace").splitlines()[0]
         python = first[2:].strip() if first.startswith("#!") else sys.executable
-    _, out, code = run([*python.split(), "-c", "import cais, os; print(os.path.dirname(cais.__file__))"],
-                       check=False)
+    _, out, code = run(
+        [*python.split(), "-c", "import cais, os; print(os.path.dirname(cais.__file__))"],
+        check=False,
+    )
     if code != 0:
         return "unknown"
     package = out.strip().splitlines()[-1]
@@ -138,18 +151,20 @@ def base_env() -> dict[str, str]:
 @dataclass
 class Candidate:
     key: str
-    label: str          # short name in tables
-    repo: str           # image repository the benchmark tags
-    kind: str           # "cais" or "course"
-    builder: str        # "buildkit" or "classic"
-    image_ids: set[str] = field(default_factory=set)     # every image this candidate made
-    chains: set[str] = field(default_factory=set)        # and their parent images
-    results: list[dict] = field(default_factory=list)    # one dict per run
+    label: str  # short name in tables
+    repo: str  # image repository the benchmark tags
+    kind: str  # "cais" or "course"
+    builder: str  # "buildkit" or "classic"
+    image_ids: set[str] = field(default_factory=set)  # every image this candidate made
+    chains: set[str] = field(default_factory=set)  # and their parent images
+    results: list[dict] = field(default_factory=list)  # one dict per run
 
     def tag(self, run_no: int) -> str:
         return f"{self.repo}:{run_no}"
 
-    def build_command(self, cais: list[str], directory: Path, tag: str, cold: bool) -> tuple[list[str], dict[str, str]]:
+    def build_command(
+        self, cais: list[str], directory: Path, tag: str, cold: bool
+    ) -> tuple[list[str], dict[str, str]]:
         env = base_env()
         if self.kind == "cais":
             args = [*cais, "build", str(directory), "-t", tag]
@@ -172,17 +187,33 @@ class Candidate:
                 text += " --builder classic"
             return text + (" --no-cache" if cold else "")
         prefix = "DOCKER_BUILDKIT=1 " if self.builder == "buildkit" else ""
-        return f"{prefix}/usr/bin/docker build -t {self.repo}:N" + (" --no-cache" if cold else "") + " DIR"
+        return (
+            f"{prefix}/usr/bin/docker build -t {self.repo}:N"
+            + (" --no-cache" if cold else "")
+            + " DIR"
+        )
 
 
 CANDIDATES = [
     Candidate("A", "cais build (BuildKit)", "bench-cais", "cais", "buildkit"),
     Candidate("B", "cais build --builder classic", "bench-cais-classic", "cais", "classic"),
-    Candidate("C", "course Dockerfile, DOCKER_BUILDKIT=1 docker build", "bench-course-buildkit", "course", "buildkit"),
-    Candidate("D", "course Dockerfile, docker build (classic)", "bench-course-classic", "course", "classic"),
+    Candidate(
+        "C",
+        "course Dockerfile, DOCKER_BUILDKIT=1 docker build",
+        "bench-course-buildkit",
+        "course",
+        "buildkit",
+    ),
+    Candidate(
+        "D",
+        "course Dockerfile, docker build (classic)",
+        "bench-course-classic",
+        "course",
+        "classic",
+    ),
 ]
-PAIRS = [("A", "C"), ("B", "D")]      # same builder: cais ÷ course
-DEFAULTS = ("A", "D")                 # what each user types by default: cais build ÷ docker build
+PAIRS = [("A", "C"), ("B", "D")]  # same builder: cais ÷ course
+DEFAULTS = ("A", "D")  # what each user types by default: cais build ÷ docker build
 
 
 # ----------------------------------------------------------------------------- cleanup
@@ -195,7 +226,9 @@ def dangling() -> set[str]:
 
 def _created(image: str) -> tuple[float, str] | None:
     """An image's creation time (seconds since the epoch) and its parent's ID."""
-    _, out, code = run([DOCKER, "image", "inspect", "-f", "{{.Created}} {{.Parent}}", image], check=False)
+    _, out, code = run(
+        [DOCKER, "image", "inspect", "-f", "{{.Created}} {{.Parent}}", image], check=False
+    )
     if code != 0:
         return None
     created, _, parent = out.strip().partition(" ")
@@ -206,7 +239,9 @@ def _created(image: str) -> tuple[float, str] | None:
     return when.replace(tzinfo=_dt.timezone.utc).timestamp(), parent.strip()
 
 
-def made_in_window(image: str, started: float, ended: float, base_id: str, known: set[str]) -> list[str] | None:
+def made_in_window(
+    image: str, started: float, ended: float, base_id: str, known: set[str]
+) -> list[str] | None:
     """The chain of `image` down to the base image when each of its images was created during
     [started, ended] or is already known to be the benchmark's; None when one was not (then
     someone else's build made it, or made part of it)."""
@@ -223,8 +258,9 @@ def made_in_window(image: str, started: float, ended: float, base_id: str, known
     return chain if current else None
 
 
-def adopt_new_dangling(candidate: Candidate, before: set[str], started: float, ended: float,
-                       base_id: str) -> None:
+def adopt_new_dangling(
+    candidate: Candidate, before: set[str], started: float, ended: float, base_id: str
+) -> None:
     """Untagged images left by the candidate's build: the image a rebuild untagged, and with the
     classic builder the last image of each earlier stage. They are removed with the candidate's
     images. An image counts as the candidate's only when every layer above the base image was
@@ -246,7 +282,9 @@ def remove_images(candidate: Candidate) -> None:
     for tag in tags:
         docker("rmi", tag, check=False)
     for image in sorted(candidate.image_ids):
-        _, out, code = run([DOCKER, "image", "inspect", "-f", "{{json .RepoTags}}", image], check=False)
+        _, out, code = run(
+            [DOCKER, "image", "inspect", "-f", "{{json .RepoTags}}", image], check=False
+        )
         if code != 0:
             continue
         foreign = [t for t in json.loads(out or "[]") or [] if not t.startswith("bench-")]
@@ -272,8 +310,16 @@ class BaseImageChanged(Exception):
 _CAIS_SECONDS = re.compile(r" with (?:buildkit|classic) in (\d+(?:\.\d+)?)s")
 
 
-def build(candidate: Candidate, cais: list[str], directory: Path, tag: str, cold: bool,
-          base_id: str, timings: dict[str, float] | None = None, phase: str = "") -> float:
+def build(
+    candidate: Candidate,
+    cais: list[str],
+    directory: Path,
+    tag: str,
+    cold: bool,
+    base_id: str,
+    timings: dict[str, float] | None = None,
+    phase: str = "",
+) -> float:
     args, env = candidate.build_command(cais, directory, tag, cold)
     before = dangling()
     started = time.time()
@@ -281,10 +327,14 @@ def build(candidate: Candidate, cais: list[str], directory: Path, tag: str, cold
     if image_id(BASE_IMAGE) != base_id:
         raise BaseImageChanged(f"{BASE_IMAGE} changed or went away during a build")
     if code != 0:
-        raise SystemExit(f"{candidate.label}: build failed ({code}): {' '.join(args)}\n{output[-4000:]}")
+        raise SystemExit(
+            f"{candidate.label}: build failed ({code}): {' '.join(args)}\n{output[-4000:]}"
+        )
     if candidate.kind == "cais":
         if f"with {candidate.builder}" not in output:
-            raise SystemExit(f"{candidate.label}: cais did not report building with {candidate.builder}:\n{output[-2000:]}")
+            raise SystemExit(
+                f"{candidate.label}: cais did not report building with {candidate.builder}:\n{output[-2000:]}"
+            )
         reported = _CAIS_SECONDS.search(output)
         if reported and timings is not None:
             timings[phase] = float(reported.group(1))
@@ -292,7 +342,9 @@ def build(candidate: Candidate, cais: list[str], directory: Path, tag: str, cold
     if built is None:
         raise SystemExit(f"{candidate.label}: no image {tag} after the build")
     candidate.image_ids.add(built)
-    chain = made_in_window(built, started, time.time(), base_id, candidate.image_ids | candidate.chains)
+    chain = made_in_window(
+        built, started, time.time(), base_id, candidate.image_ids | candidate.chains
+    )
     candidate.chains.update(chain or ())
     adopt_new_dangling(candidate, before, started, time.time(), base_id)
     return seconds
@@ -305,8 +357,9 @@ def check_runs(tag: str, edit_line: str) -> tuple[bool, str]:
     return ok, output.strip()
 
 
-def one_run(run_no: int, candidate: Candidate, pristine: Path, work: Path, cais: list[str],
-            base_id: str) -> dict:
+def one_run(
+    run_no: int, candidate: Candidate, pristine: Path, work: Path, cais: list[str], base_id: str
+) -> dict:
     directory = work / f"run{run_no}-{candidate.key}" / "hello"
     shutil.copytree(pristine, directory)
     if candidate.kind == "course":
@@ -318,11 +371,13 @@ def one_run(run_no: int, candidate: Candidate, pristine: Path, work: Path, cais:
     load_before = Path("/proc/loadavg").read_text().split()[0]
     result: dict = {"run": run_no, "candidate": candidate.key, "load1_before": float(load_before)}
     reported: dict[str, float] = {}
-    result["cais_reported"] = reported   # the build's own time as cais reports it (cais only)
+    result["cais_reported"] = reported  # the build's own time as cais reports it (cais only)
     result["cold"] = build(candidate, cais, directory, tag, True, base_id, reported, "cold")
     result["size_bytes"] = int(docker("image", "inspect", "-f", "{{.Size}}", tag))
     result["size"] = result["size_bytes"] / 1e6
-    result["nochange"] = build(candidate, cais, directory, tag, False, base_id, reported, "nochange")
+    result["nochange"] = build(
+        candidate, cais, directory, tag, False, base_id, reported, "nochange"
+    )
     edit_line = f"benchmark edit {run_no}{candidate.key}"
     with open(directory / "script.py", "a", encoding="utf-8") as script:
         script.write(f'print("{edit_line}")\n')
@@ -331,9 +386,11 @@ def one_run(run_no: int, candidate: Candidate, pristine: Path, work: Path, cais:
     ok, output = check_runs(tag, edit_line)
     result["runs_ok"] = ok
     result["run_output"] = output
-    log(f"run {run_no} {candidate.key} ({candidate.label}): cold {result['cold']:.2f}s, "
+    log(
+        f"run {run_no} {candidate.key} ({candidate.label}): cold {result['cold']:.2f}s, "
         f"no change {result['nochange']:.2f}s, edit {result['edit']:.2f}s, "
-        f"{result['size']:.2f} MB, runs {'ok' if ok else 'FAILED: ' + output[-200:]}")
+        f"{result['size']:.2f} MB, runs {'ok' if ok else 'FAILED: ' + output[-200:]}"
+    )
     return result
 
 
@@ -366,12 +423,25 @@ def fmt(measure: str, value: float) -> str:
 def summary(candidates: dict[str, Candidate]) -> dict:
     out: dict = {}
     for key, cand in candidates.items():
-        out[key] = {m: {"median": statistics.median(r[m] for r in cand.results),
-                        "min": min(r[m] for r in cand.results)} for m, _ in MEASURES}
+        out[key] = {
+            m: {
+                "median": statistics.median(r[m] for r in cand.results),
+                "min": min(r[m] for r in cand.results),
+            }
+            for m, _ in MEASURES
+        }
+    for key, cand in candidates.items():
+        outside = [
+            r[m] - r["cais_reported"][m]
+            for r in cand.results
+            for m in ("cold", "nochange", "edit")
+            if m in r.get("cais_reported", {})
+        ]
+        out[key]["outside"] = statistics.median(outside) if outside else None
     for a, b in [*PAIRS, DEFAULTS, ("A", "B")]:
         ratios, deltas = {}, {}
         for m, _ in MEASURES:
-            pairs = list(zip(candidates[a].results, candidates[b].results))
+            pairs = list(zip(candidates[a].results, candidates[b].results, strict=True))
             ratios[m] = statistics.median(ra[m] / rb[m] for ra, rb in pairs)
             deltas[m] = statistics.median(ra[m] - rb[m] for ra, rb in pairs)
         out[f"{a}/{b}"] = ratios
@@ -396,9 +466,17 @@ def summary_table(candidates: dict[str, Candidate], stats: dict) -> str:
             for key in (a, b):
                 s = stats[key][m]
                 row.append(f"{fmt(m, s['median'])} ({fmt(m, s['min'])})")
-            row.append(ratio(m, stats[f'{a}/{b}'][m]))
-        row.append(ratio(m, stats['/'.join(DEFAULTS)][m]))
+            row.append(ratio(m, stats[f"{a}/{b}"][m]))
+        row.append(ratio(m, stats["/".join(DEFAULTS)][m]))
         lines.append("| " + " | ".join(row) + " |")
+    row = ["cais outside its build step, s (wall time − the build time cais reports; all builds)"]
+    for a, b in PAIRS:
+        for key in (a, b):
+            value = stats[key].get("outside")
+            row.append("–" if value is None else f"{value:.2f}")
+        row.append("")
+    row.append("")
+    lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
 
 
@@ -412,7 +490,7 @@ def per_run_table(candidates: dict[str, Candidate]) -> str:
             row = [str(i + 1), name]
             row += [fmt(m, candidates[k].results[i][m]) for k in keys]
             lines.append("| " + " | ".join(row) + " |")
-        row = [str(i + 1), f"`docker run` prints \"{EXPECTED_OUTPUT}\" and the edit"]
+        row = [str(i + 1), f'`docker run` prints "{EXPECTED_OUTPUT}" and the edit']
         row += ["yes" if candidates[k].results[i]["runs_ok"] else "**no**" for k in keys]
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
@@ -427,7 +505,9 @@ def step_text(created_by: str) -> str:
 
 
 def layers(tag: str, base_layers: int) -> list[tuple[int, str]]:
-    out = docker("history", "--no-trunc", "--human=false", "--format", "{{.Size}}\t{{.CreatedBy}}", tag)
+    out = docker(
+        "history", "--no-trunc", "--human=false", "--format", "{{.Size}}\t{{.CreatedBy}}", tag
+    )
     rows = [line.split("\t", 1) for line in out.splitlines()]
     rows = rows[: max(len(rows) - base_layers, 0)]  # newest first; drop the base image's
     result = []
@@ -465,42 +545,81 @@ def reading(candidates: dict[str, Candidate], stats: dict, startup: dict[str, fl
         return f"{what} {verdict} (×{ratio:.2f}, {delta:+.2f} s)"
 
     def line(x: str, y: str) -> str:
-        return "; ".join([
-            compare(x, y, "cold", "cold build"),
-            compare(x, y, "nochange", "rebuild with nothing changed"),
-            compare(x, y, "edit", "rebuild after the edit"),
-        ])
+        return "; ".join(
+            [
+                compare(x, y, "cold", "cold build"),
+                compare(x, y, "nochange", "rebuild with nothing changed"),
+                compare(x, y, "edit", "rebuild after the edit"),
+            ]
+        )
 
     a, d = DEFAULTS
+    names = {
+        "cold": "cold builds",
+        "nochange": "rebuilds with nothing changed",
+        "edit": "rebuilds after an edit",
+    }
+    slow = [names[m] for m in names if stats[f"{a}/{d}"][m] >= 1.05]
+    fine = [names[m] for m in names if stats[f"{a}/{d}"][m] < 1.05]
+    size_delta = (stats[a]["size"]["median"] - stats[d]["size"]["median"]) * 1000
+    short = "- **In short:** against the course's Dockerfile and `docker build`, `cais build` is "
+    short += "; ".join(
+        part
+        for part in (
+            f"no slower on {', '.join(fine)}" if fine else "",
+            f"**slower on {', '.join(slow)}**" if slow else "",
+        )
+        if part
+    )
+    short += (
+        f", and its image is **{size_delta:.1f} kB larger**."
+        if size_delta > 0
+        else ", and its image is no larger."
+    )
     out = [
+        short,
         f"- **cais against the course's way** ({a} ÷ {d}: `cais build` against `docker build` of "
         f"the course's Dockerfile, each with its default builder here): {line(a, d)}.",
     ]
     for x, y in PAIRS:
         out.append(f"- **Same builder, {candidates[x].builder}** ({x} ÷ {y}): {line(x, y)}.")
-    slower = [stats[f"{x}-{y}"][m] for x, y in [*PAIRS, DEFAULTS] for m in ("cold", "nochange", "edit")
-              if stats[f"{x}/{y}"][m] >= 1.05]
-    if slower:
+    slower = [
+        stats[f"{x}-{y}"][m]
+        for x, y in [*PAIRS, DEFAULTS]
+        for m in ("cold", "nochange", "edit")
+        if stats[f"{x}/{y}"][m] >= 1.05
+    ]
+    outside = [stats[k]["outside"] for k in ("A", "B") if stats[k].get("outside") is not None]
+    if slower and outside:
         out.append(
-            f"- Where cais is slower by {min(slower):.2f}–{max(slower):.2f} s, a fixed part of it is "
-            f"what cais does before any build starts: `cais --version` takes "
-            f"{startup['version']:.2f} s here and `cais dockerfile DIR` (start, read the project, "
-            f"write the Dockerfile) {startup['dockerfile']:.2f} s. These builds take seconds, so a "
-            f"fixed cost shows as a large ratio."
+            f"- Where cais is slower (by {min(slower):.2f}–{max(slower):.2f} s), about "
+            f"{min(outside):.2f}–{max(outside):.2f} s of every cais build is spent outside the build "
+            f"step itself (the wall time less the build time cais reports). For scale: "
+            f"`cais --version` takes {startup['version']:.2f} s and `cais dockerfile DIR` (start, "
+            f"read the project, write the Dockerfile, no engine) {startup['dockerfile']:.2f} s. The "
+            f"builds take seconds, so this fixed cost shows as a large ratio, largest on a rebuild "
+            f"with nothing to do."
         )
     for x, y in [("A", "C"), ("B", "D")]:
         delta = stats[x]["size"]["median"] - stats[y]["size"]["median"]
         word = "larger" if delta > 0 else "smaller" if delta < 0 else "the same size"
         out.append(
             f"- **Image size** ({x} against {y}): {stats[x]['size']['median']:.3f} MB against "
-            f"{stats[y]['size']['median']:.3f} MB: " + (f"{abs(delta) * 1000:.1f} kB {word}" if delta else word)
-            + (f" ({abs(delta) / stats[y]['size']['median'] * 100:.3f}%; the layers below show where)." if delta > 0 else ".")
+            f"{stats[y]['size']['median']:.3f} MB: "
+            + (f"{abs(delta) * 1000:.1f} kB {word}" if delta else word)
+            + (
+                f" ({abs(delta) / stats[y]['size']['median'] * 100:.3f}%; the layers below show where)."
+                if delta > 0
+                else "."
+            )
         )
     rb = stats["A/B"]
     if rb["cold"] < 1 and rb["edit"] < 1:
         verdict = "BuildKit is faster on cold builds and edits, so it is cais's default builder"
     elif rb["cold"] > 1 and rb["edit"] > 1:
-        verdict = "the classic builder is faster on cold builds and edits, so it should be cais's default"
+        verdict = (
+            "the classic builder is faster on cold builds and edits, so it should be cais's default"
+        )
     else:
         verdict = "neither builder is faster on both cold builds and edits"
     out.append(
@@ -508,21 +627,34 @@ def reading(candidates: dict[str, Candidate], stats: dict, startup: dict[str, fl
         f"({stats['A-B']['cold']:+.2f} s), no change ×{rb['nochange']:.2f} "
         f"({stats['A-B']['nochange']:+.2f} s), edit ×{rb['edit']:.2f} ({stats['A-B']['edit']:+.2f} s): {verdict}."
     )
-    bad = [f"{c.key} run {r['run']}" for c in candidates.values() for r in c.results if not r["runs_ok"]]
+    bad = [
+        f"{c.key} run {r['run']}"
+        for c in candidates.values()
+        for r in c.results
+        if not r["runs_ok"]
+    ]
     out.append(
-        "- Every image ran and printed \"Hello, world!\" and the edited line."
-        if not bad else f"- **Images that did not run as expected: {', '.join(bad)}.**"
+        '- Every image ran and printed "Hello, world!" and the edited line.'
+        if not bad
+        else f"- **Images that did not run as expected: {', '.join(bad)}.**"
     )
     return "\n".join(out)
 
 
-def section(info: dict, candidates: dict[str, Candidate], stats: dict, runs: int,
-            loads: list[float], startup: dict[str, float]) -> str:
+def section(
+    info: dict,
+    candidates: dict[str, Candidate],
+    stats: dict,
+    runs: int,
+    loads: list[float],
+    startup: dict[str, float],
+) -> str:
     commands = []
+    width = max(len(c.display_command(True)) for c in candidates.values()) + 1
     for cand in candidates.values():
         commands.append(f"# {cand.key}: {cand.label}")
-        commands.append(f"{cand.display_command(True):70s} # cold")
-        commands.append(f"{cand.display_command(False):70s} # no change; then after the edit")
+        commands.append(f"{cand.display_command(True):{width}s} # cold")
+        commands.append(f"{cand.display_command(False):{width}s} # no change; then after the edit")
     prep = [
         "cais init $TMP/hello                       # the example project; DIR is a fresh copy of it",
         "/usr/bin/docker rmi <the candidate's images>  # before each cold build",
@@ -534,11 +666,11 @@ def section(info: dict, candidates: dict[str, Candidate], stats: dict, runs: int
     return f"""{SECTION_BEGIN}
 ## Seed journey: `cais build` against the course's Dockerfile
 
-Measured with `python benchmarks/seed_build.py --runs {runs}` on {info['date']}.
+Measured with `python benchmarks/seed_build.py --runs {runs}` on {info["date"]}.
 
-Machine: {info['nproc']} CPUs ({info['cpu']}), {info['memory_gib']} GiB of memory, Linux
-{info['kernel']}; Docker Engine {info['docker_engine']} with its CLI {info['docker_cli']}
-(`/usr/bin/docker`); {info['cais']} (from {info['cais_source']}); base image `{BASE_IMAGE}` (`{(info['base_image_id'] or '')[7:19]}`).
+Machine: {info["nproc"]} CPUs ({info["cpu"]}), {info["memory_gib"]} GiB of memory, Linux
+{info["kernel"]}; Docker Engine {info["docker_engine"]} with its CLI {info["docker_cli"]}
+(`/usr/bin/docker`); {info["cais"]} (from {info["cais_source"]}); base image `{BASE_IMAGE}` (`{(info["base_image_id"] or "")[7:19]}`).
 Load average (1 min) before the cold builds: {min(loads):.2f}–{max(loads):.2f}.
 
 The project is the one `cais init` writes: `script.py`, `requirements.txt` with one small
@@ -567,7 +699,7 @@ Cold builds start with the candidate's images removed and BuildKit's cache clear
 (`docker builder prune -af`), and pass `--no-cache` so that no layer another image on the
 engine happens to share is reused; the base image stays. Times are wall-clock times of the
 whole command (for cais, that includes starting the CLI: `cais --version` takes
-{startup['version']:.2f} s here, `cais dockerfile DIR` {startup['dockerfile']:.2f} s). Sizes are `docker image inspect -f '{{{{.Size}}}}'` in MB (10⁶ bytes),
+{startup["version"]:.2f} s here, `cais dockerfile DIR` {startup["dockerfile"]:.2f} s). Sizes are `docker image inspect -f '{{{{.Size}}}}'` in MB (10⁶ bytes),
 base image included. Ratios are the median over runs of the ratio within each run.
 
 ### Results ({runs} runs)
@@ -643,7 +775,10 @@ def measure(options: argparse.Namespace, cais: list[str]):
                     loads.append(result["load1_before"])
                     cand.results.append(result)
             stats = summary(candidates)
-            startup = {"version": statistics.median(starts), "dockerfile": statistics.median(renders)}
+            startup = {
+                "version": statistics.median(starts),
+                "dockerfile": statistics.median(renders),
+            }
             text = section(info, candidates, stats, options.runs, loads, startup)
         finally:
             if not options.keep_images:
@@ -654,14 +789,22 @@ def measure(options: argparse.Namespace, cais: list[str]):
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=3, help="runs of all four candidates (default 3)")
+    parser.add_argument(
+        "--runs", type=int, default=3, help="runs of all four candidates (default 3)"
+    )
     parser.add_argument("--doc", type=Path, default=DEFAULT_DOC, help="markdown file to update")
     parser.add_argument("--no-doc", action="store_true", help="only print the results")
     parser.add_argument("--keep-images", action="store_true", help="keep the last run's images")
-    parser.add_argument("--cais", help="the cais command to measure, e.g. 'python -m cais' "
-                        "(default: the console script installed with this Python)")
-    parser.add_argument("--cais-source", help="where that cais comes from, for the report "
-                        "(default: the git commit of its package, when there is one)")
+    parser.add_argument(
+        "--cais",
+        help="the cais command to measure, e.g. 'python -m cais' "
+        "(default: the console script installed with this Python)",
+    )
+    parser.add_argument(
+        "--cais-source",
+        help="where that cais comes from, for the report "
+        "(default: the git commit of its package, when there is one)",
+    )
     options = parser.parse_args()
     if options.runs < 1:
         parser.error("--runs must be at least 1")
@@ -671,7 +814,7 @@ def main() -> int:
     cais = shlex.split(options.cais) if options.cais else cais_command()
     if run([*cais, "--version"], check=False)[2] != 0:
         raise SystemExit(f"`{' '.join(cais)} --version` fails; is cais installed?")
-    for attempt in range(1, 6):
+    for _attempt in range(1, 6):
         wait_for_engine_and_base()
         try:
             info, candidates, stats, text, starts = measure(options, cais)
@@ -683,9 +826,15 @@ def main() -> int:
     print(text)
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    raw = {"machine": info, "cais_startup_seconds": starts, "summary": stats,
-           "results": {k: c.results for k, c in candidates.items()}}
-    (RESULTS_DIR / f"seed_build-{stamp}.json").write_text(json.dumps(raw, indent=2), encoding="utf-8")
+    raw = {
+        "machine": info,
+        "cais_startup_seconds": starts,
+        "summary": stats,
+        "results": {k: c.results for k, c in candidates.items()},
+    }
+    (RESULTS_DIR / f"seed_build-{stamp}.json").write_text(
+        json.dumps(raw, indent=2), encoding="utf-8"
+    )
     if not options.no_doc:
         write_doc(options.doc, text)
         log(f"wrote the results to {options.doc}")

@@ -5,7 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import docker
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import docker
 
 from cais.builders.base import BuilderChoice, BuildProgress, BuildRequest, BuildResult
 from cais.builders.select import secrets_mode_for, select_builder
@@ -53,7 +57,7 @@ def dockerfile_for(
 
 
 def build_project(
-    client: docker.DockerClient,
+    connect: Callable[[], docker.DockerClient],
     project: Project,
     options: BuildOptions,
     progress: BuildProgress,
@@ -63,7 +67,7 @@ def build_project(
     is contacted)."""
     tags = options.tags or (default_tag(project),)
     tags = tuple(str(parse_reference(tag)) for tag in tags)
-    builder = select_builder(client, options.builder)
+    builder = select_builder(connect, options.builder)
     if project.dockerfile is not None:
         request = BuildRequest(
             context=project.path,

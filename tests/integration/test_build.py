@@ -189,3 +189,11 @@ def test_dockerignore_keeps_clutter_out(
         .split()
     )
     assert sorted(listing) == ["README.md", "cais.yaml", "requirements.txt", "script.py"]
+
+
+def test_an_unreachable_engine_is_named_by_both_builders(tmp_path, cais, engine, builder):
+    project = _project(tmp_path, cais)
+    done = cais("build", str(project), "--builder", builder, env={"DOCKER_HOST": "tcp://127.0.0.1:1"})
+    assert done.returncode == 1
+    assert "The Docker Engine at `tcp://127.0.0.1:1` is not reachable" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -30,7 +30,7 @@ def with_cli(monkeypatch):
 
 
 def test_auto_prefers_buildkit(with_cli):
-    builder = select_builder(object(), BuilderChoice.AUTO)
+    builder = select_builder(lambda: object(), BuilderChoice.AUTO)
     assert isinstance(builder, BuildKitBuilder)
     assert builder.cli == CLI
     assert builder.name == "buildkit"
@@ -38,19 +38,19 @@ def test_auto_prefers_buildkit(with_cli):
 
 def test_auto_falls_back_to_classic(no_cli):
     client = object()
-    builder = select_builder(client)
+    builder = select_builder(lambda: client)
     assert isinstance(builder, ClassicBuilder)
     assert builder.client is client
     assert builder.name == "classic"
 
 
 def test_classic_on_request(with_cli):
-    assert isinstance(select_builder(object(), BuilderChoice.CLASSIC), ClassicBuilder)
+    assert isinstance(select_builder(lambda: object(), BuilderChoice.CLASSIC), ClassicBuilder)
 
 
 def test_buildkit_on_request_without_a_cli(no_cli):
     with pytest.raises(BuildError) as caught:
-        select_builder(object(), BuilderChoice.BUILDKIT)
+        select_builder(lambda: object(), BuilderChoice.BUILDKIT)
     assert caught.value.message == "No docker CLI that can build with BuildKit was found"
     assert "--builder classic" in caught.value.hint
 

@@ -519,3 +519,25 @@ def test_builder_failure_raises_the_build_error(tmp_path, write):
     assert caught.value.step == "[4/4] RUN pip install --no-cache-dir -r requirements.txt"
     assert caught.value.log_tail[-2] == "ERROR: No matching distribution found for nopkg"
     json.dumps(caught.value.log_tail)  # plain strings
+
+
+def test_the_answer_is_cached_until_a_cli_changes(tmp_path, monkeypatch):
+    fake = tmp_path / "docker"
+    fake.write_text("#!/bin/sh\n[ \"$1\" = buildx ] && exit 1\necho 'Docker version 20.10.24, build x'\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr(buildkit.shutil, "which", lambda name: str(fake))
+    monkeypatch.setattr(buildkit.os, "access", lambda path, mode: str(path) == str(fake))
+    probes = []
+    real_probe = buildkit._probe
+    monkeypatch.setattr(buildkit, "_probe", lambda c: probes.append(c) or real_probe(c))
+
+    first = buildkit.find_buildkit_cli()
+    second = buildkit.find_buildkit_cli()
+    assert first == second == buildkit.BuildKitCLI(str(fake), False, "20.10.24")
+    assert len(probes) == 1  # the second answer came from the cache
+
+    fake.write_text("#!/bin/sh\necho 'Docker version 28.2.2, build y'\nexit 0\n")
+    os.utime(fake, ns=(1, 1))
+    third = buildkit.find_buildkit_cli()
+    assert len(probes) == 2  # the CLI changed: asked again
+    assert third == buildkit.BuildKitCLI(str(fake), True, "28.2.2")  # `buildx version` exits 0

@@ -7,6 +7,7 @@ use BuildKit at all, so `find_buildkit_cli` looks past them (to Debian's /usr/bi
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -14,12 +15,13 @@ import subprocess
 import tempfile
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from cais.builders.base import BuildProgress, BuildRequest, BuildResult
 from cais.builders.dockerfile import PIP_CA_SECRET, PIP_CONF_SECRET
-from cais.errors import BuildError
+from cais.engine.client import unreachable
+from cais.errors import BuildError, CaisError
 
 __all__ = ["BuildKitBuilder", "BuildKitCLI", "find_buildkit_cli"]
 
@@ -40,17 +42,63 @@ class BuildKitCLI:
         return [self.path, "buildx", "build", "--load"] if self.buildx else [self.path, "build"]
 
 
+# Where docker CLI plugins such as buildx live; a change there can change the answer.
+_PLUGIN_DIRS = (
+    "~/.docker/cli-plugins",
+    "/usr/local/lib/docker/cli-plugins",
+    "/usr/local/libexec/docker/cli-plugins",
+    "/usr/lib/docker/cli-plugins",
+    "/usr/libexec/docker/cli-plugins",
+)
+
+
 def find_buildkit_cli() -> BuildKitCLI | None:
-    """The first docker CLI on PATH (then /usr/bin/docker) that can build with BuildKit."""
-    seen: set[str] = set()
-    candidates = [shutil.which("docker"), "/usr/bin/docker", "/usr/local/bin/docker"]
+    """The first docker CLI on PATH (then /usr/bin/docker) that can build with BuildKit.
+
+    Asking each CLI costs a few subprocesses, so the answer is kept in the user's cache and
+    reused while the CLIs and plugin folders are unchanged."""
+    candidates: list[str] = []
+    for candidate in (shutil.which("docker"), "/usr/bin/docker", "/usr/local/bin/docker"):
+        if candidate and os.access(candidate, os.X_OK):
+            if os.path.realpath(candidate) not in map(os.path.realpath, candidates):
+                candidates.append(candidate)
+    key = _fingerprint(candidates)
+    cache = _cache_file()
+    try:
+        saved = json.loads(cache.read_text())
+        if saved.get("key") == key:
+            return BuildKitCLI(**saved["cli"]) if saved["cli"] else None
+    except (OSError, ValueError, TypeError, KeyError):
+        pass
+    found = _probe(candidates)
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        temporary = cache.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_text(json.dumps({"key": key, "cli": asdict(found) if found else None}))
+        os.replace(temporary, cache)
+    except OSError:
+        pass  # a read-only home only costs the probe next time
+    return found
+
+
+def _cache_file() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return Path(base) / "cais" / "docker-cli.json"
+
+
+def _fingerprint(candidates: list[str]) -> list:
+    def stamp(path: str) -> list:
+        try:
+            info = os.stat(os.path.expanduser(path))
+            return [path, info.st_mtime_ns, info.st_size]
+        except OSError:
+            return [path, None, None]
+
+    return [stamp(c) for c in candidates] + [stamp(d) for d in _PLUGIN_DIRS]
+
+
+def _probe(candidates: list[str]) -> BuildKitCLI | None:
     for candidate in candidates:
-        if not candidate or not os.access(candidate, os.X_OK):
-            continue
-        real = os.path.realpath(candidate)
-        if real in seen:
-            continue
-        seen.add(real)
         version = _cli_version(candidate)
         if version is None:
             continue
@@ -129,7 +177,7 @@ class BuildKitBuilder:
 
 def _stream(
     args: list[str], env: dict[str, str], progress: BuildProgress
-) -> tuple[int, BuildError]:
+) -> tuple[int, CaisError]:
     """Run the build, report steps and lines as they come; return the exit code and the error
     to raise if it failed."""
     names: dict[str, str] = {}
@@ -177,6 +225,8 @@ def _stream(
     tail = list(logs.get(failed_vertex, ())) if failed_vertex else []
     if not tail:
         tail = final_error[-10:]
+    if any("connect to the docker daemon" in line.lower() for line in final_error):
+        return returncode, unreachable()
     message = f"The build failed at step `{step}`" if step else "The build failed"
     return returncode, BuildError(
         message, step=step, log_tail=tail, hint="fix the step above, then run `cais build` again"

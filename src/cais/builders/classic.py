@@ -10,7 +10,10 @@ import re
 import time
 from collections import deque
 
-import docker
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import docker
 
 from cais.builders.base import BuildProgress, BuildRequest, BuildResult
 from cais.builders.context import context_archive, ignore_patterns

@@ -6,8 +6,6 @@ import tempfile
 from pathlib import Path
 from typing import IO
 
-from docker.utils.build import create_archive, exclude_paths
-
 __all__ = ["ignore_patterns", "context_archive"]
 
 
@@ -30,6 +28,9 @@ def context_archive(
     extra_files: dict[str, str],
 ) -> IO[bytes]:
     """A tar of the context (a temporary file, rewound) with generated files added."""
+    # The SDK's .dockerignore matcher and tar writer follow the engine's own rules.
+    from docker.utils.build import create_archive, exclude_paths
+
     files = sorted(exclude_paths(str(context), patterns, dockerfile=dockerfile_name))
     extra = [(name, text) for name, text in extra_files.items()]
     fileobj = tempfile.TemporaryFile()

@@ -13,8 +13,6 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-import certifi
-
 from cais.errors import PlanError
 
 __all__ = ["PipSettings", "pip_settings"]
@@ -103,6 +101,8 @@ def _bundle(sources: list[str]) -> bytes:
                 hint="convert it with `openssl x509 -inform der -in FILE -out FILE.pem`",
             )
         seen.update(dict.fromkeys(b.replace(b"\r\n", b"\n") for b in blocks))
+    import certifi  # only when a bundle is made: it costs start-up time
+
     size = sum(len(block) + 1 for block in seen)
     if size > _MAX_SECRET - 4096:
         raise PlanError(

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-import docker
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import docker
 
 from cais.builders.base import Builder, BuilderChoice
 from cais.builders.buildkit import BuildKitBuilder, find_buildkit_cli
@@ -14,11 +18,12 @@ __all__ = ["secrets_mode_for", "select_builder"]
 
 
 def select_builder(
-    client: docker.DockerClient, choice: BuilderChoice = BuilderChoice.AUTO
+    connect: Callable[[], docker.DockerClient], choice: BuilderChoice = BuilderChoice.AUTO
 ) -> Builder:
-    """BuildKit through a docker CLI when one can, else the engine's classic builder."""
+    """BuildKit through a docker CLI when one can, else the engine's classic builder (only
+    then is `connect` called: BuildKit builds need no Engine API client)."""
     if choice is BuilderChoice.CLASSIC:
-        return ClassicBuilder(client)
+        return ClassicBuilder(connect())
     cli = find_buildkit_cli()
     if cli is not None:
         return BuildKitBuilder(cli)
@@ -27,7 +32,7 @@ def select_builder(
             "No docker CLI that can build with BuildKit was found",
             hint="install the buildx plugin (or Debian's docker.io), or use `--builder classic`",
         )
-    return ClassicBuilder(client)
+    return ClassicBuilder(connect())
 
 
 def secrets_mode_for(builder: Builder, has_pip_settings: bool) -> SecretsMode:

@@ -140,7 +140,7 @@ def build(
     """Build the project into an image on the Docker Engine."""
     from cais.build import BuildOptions, build_project
     from cais.builders.pip_settings import PipSettings, pip_settings
-    from cais.engine.client import connect
+    from cais.engine.client import check_socket, connect
     from cais.plan import parse_platform
     from cais.project import load_project
     from cais.registry.reference import parse_reference
@@ -162,9 +162,9 @@ def build(
         if project.dockerfile is None
         else PipSettings()
     )
-    client = connect()
+    check_socket()
     with BuildDisplay(verbose=verbose) as display:
-        result = build_project(client, project, options, display, pip)
+        result = build_project(connect, project, options, display, pip)
     if result.used_pip_settings:
         note(f"pip used {pip.describe()}; kept out of the image")
     if project.dockerfile is not None:

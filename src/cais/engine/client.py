@@ -8,9 +8,10 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-import docker
-import docker.errors
-import requests.exceptions
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import docker
 
 from cais.errors import (
     CaisError,
@@ -20,7 +21,7 @@ from cais.errors import (
     RegistryError,
 )
 
-__all__ = ["connect", "docker_cli", "engine_errors", "engine_host"]
+__all__ = ["check_socket", "connect", "docker_cli", "engine_errors", "engine_host", "unreachable"]
 
 _START_HINT = (
     "start the Docker Engine (`sudo systemctl start docker`, or `sudo dockerd &`), "
@@ -40,11 +41,22 @@ def docker_cli() -> str | None:
     return None
 
 
-def connect(timeout: int = 120) -> docker.DockerClient:
-    """A client for the engine at DOCKER_HOST or the default socket, API version negotiated."""
+def unreachable() -> EngineError:
+    return EngineError(f"The Docker Engine at `{engine_host()}` is not reachable", hint=_START_HINT)
+
+
+def check_socket() -> None:
+    """Fail at once, without a connection attempt, when DOCKER_HOST's socket file is missing."""
     host = engine_host()
     if host.startswith("unix://") and not Path(host.removeprefix("unix://")).exists():
-        raise EngineError(f"The Docker Engine at `{host}` is not reachable", hint=_START_HINT)
+        raise unreachable()
+
+
+def connect(timeout: int = 120) -> docker.DockerClient:
+    """A client for the engine at DOCKER_HOST or the default socket, API version negotiated."""
+    check_socket()
+    import docker  # the SDK (with requests) is imported only by commands that talk to the API
+
     with engine_errors():
         client = docker.from_env(version="auto", timeout=timeout)
     return client
@@ -57,54 +69,60 @@ def engine_errors(*, image: str | None = None, container: str | None = None) -> 
         yield
     except CaisError:
         raise
-    except docker.errors.ImageNotFound as exc:
-        raise ImageNotFound(
+    except Exception as exc:
+        translated = _translate(exc, image, container)
+        if translated is None:
+            raise
+        raise translated from exc
+
+
+def _translate(exc: Exception, image: str | None, container: str | None) -> CaisError | None:
+    """The cais error for an SDK or `requests` error; None for anything else."""
+    import docker.errors
+    import requests.exceptions
+
+    if isinstance(exc, docker.errors.ImageNotFound):
+        return ImageNotFound(
             f"The image `{image or _explanation(exc)}` does not exist in the Docker Engine",
             hint="list images with `cais images`, build one with `cais build`, "
             "or fetch one with `cais pull`",
-        ) from exc
-    except docker.errors.NotFound as exc:
+        )
+    if isinstance(exc, docker.errors.NotFound):
         if container is not None:
-            raise ContainerNotFound(
-                f"No container is named `{container}`",
-                hint="list containers with `cais ps --all`",
-            ) from exc
+            return ContainerNotFound(
+                f"No container is named `{container}`", hint="list containers with `cais ps --all`"
+            )
         if image is not None:
-            raise ImageNotFound(
+            return ImageNotFound(
                 f"The image `{image}` does not exist in the Docker Engine",
                 hint="list images with `cais images`, or fetch it with `cais pull`",
-            ) from exc
-        raise EngineError(f"The Docker Engine did not find it: {_explanation(exc)}") from exc
-    except docker.errors.APIError as exc:
+            )
+        return EngineError(f"The Docker Engine did not find it: {_explanation(exc)}")
+    if isinstance(exc, docker.errors.APIError):
         status = exc.status_code or 0
         text = _explanation(exc)
         if status == 409:
-            raise EngineError(f"The Docker Engine refused: {text}") from exc
+            return EngineError(f"The Docker Engine refused: {text}")
         if status >= 500 and _looks_like_registry(text):
-            raise RegistryError(
-                f"The registry did not answer as expected: {text}", temporary=True
-            ) from exc
-        raise EngineError(f"The Docker Engine refused the request: {text}") from exc
-    except docker.errors.StreamParseError as exc:
-        raise EngineError(f"The Docker Engine sent an answer cais cannot read: {exc}") from exc
-    except requests.exceptions.Timeout as exc:
-        raise EngineError(
+            return RegistryError(f"The registry did not answer as expected: {text}", temporary=True)
+        return EngineError(f"The Docker Engine refused the request: {text}")
+    if isinstance(exc, docker.errors.StreamParseError):
+        return EngineError(f"The Docker Engine sent an answer cais cannot read: {exc}")
+    if isinstance(exc, requests.exceptions.Timeout):
+        return EngineError(
             f"The Docker Engine at `{engine_host()}` did not answer in time",
             hint="check that it is not overloaded, then try again",
-        ) from exc
-    except requests.exceptions.RequestException as exc:
-        raise EngineError(
-            f"The Docker Engine at `{engine_host()}` is not reachable", hint=_START_HINT
-        ) from exc
-    except docker.errors.DockerException as exc:
+        )
+    if isinstance(exc, requests.exceptions.RequestException):
+        return unreachable()
+    if isinstance(exc, docker.errors.DockerException):
         if "server API version" in str(exc) or "Connection" in str(exc):
-            raise EngineError(
-                f"The Docker Engine at `{engine_host()}` is not reachable", hint=_START_HINT
-            ) from exc
-        raise EngineError(f"The Docker Engine call failed: {_explanation(exc)}") from exc
+            return unreachable()
+        return EngineError(f"The Docker Engine call failed: {_explanation(exc)}")
+    return None
 
 
-def _explanation(exc: docker.errors.DockerException) -> str:
+def _explanation(exc: Exception) -> str:
     text = getattr(exc, "explanation", None) or str(exc)
     if isinstance(text, bytes):
         text = text.decode(errors="replace")
