@@ -2,6 +2,7 @@
 
     CaisError                 message + optional hint; the CLI prints both, exits 1
     ├── ProjectError          a project folder or its cais.yaml cannot be used
+    ├── BundleError           a model bundle cannot be saved, found, verified or loaded
     ├── PlanError             an ImagePlan cannot be made from what was given
     ├── EngineError           the Docker Engine cannot be reached or refused a call
     │   └── ImageNotFound     no such image in the engine
@@ -21,6 +22,7 @@ from __future__ import annotations
 __all__ = [
     "AuthError",
     "BuildError",
+    "BundleError",
     "CaisError",
     "ContainerNotFound",
     "CredentialsError",
@@ -50,6 +52,10 @@ class CaisError(Exception):
 
 class ProjectError(CaisError):
     """A project folder, its cais.yaml or its requirements cannot be used."""
+
+
+class BundleError(CaisError):
+    """A model bundle cannot be saved, found, verified or loaded."""
 
 
 class PlanError(CaisError):

@@ -28,6 +28,7 @@ __all__ = [
     "Dependencies",
     "Project",
     "ProjectConfig",
+    "git_revision",
     "image_name_from",
     "load_project",
     "running_python",
@@ -326,6 +327,11 @@ def _detect_entrypoint(root: Path, config: ProjectConfig, pyproject: dict) -> tu
 def image_name_from(folder: str) -> str:
     name = re.sub(r"[^a-z0-9._-]+", "-", folder.lower()).strip("._-")
     return name or "app"
+
+
+def git_revision(folder: Path) -> str | None:
+    """The commit checked out in `folder`, when it is in a git repository."""
+    return _git_info(folder)[0]
 
 
 def _git_info(root: Path) -> tuple[str | None, str | None]:

@@ -13,7 +13,7 @@ import typer
 from typer.core import TyperGroup
 
 from cais import __version__
-from cais.cli import containers, doctor, images, project, registry
+from cais.cli import containers, doctor, images, models, project, registry
 from cais.cli._output import err, report_error
 from cais.errors import CaisError
 
@@ -102,6 +102,7 @@ for command in (
     doctor.doctor,
 ):
     app.command(rich_help_panel=getattr(command, "panel", None))(command)
+app.add_typer(models.app, name="models")
 
 
 def main() -> None:

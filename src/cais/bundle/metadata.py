@@ -1,0 +1,49 @@
+"""What a bundle records about its model: `cais-model.json`, as a Pydantic model."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = ["METADATA_FILE", "BundleMetadata", "Tensor"]
+
+METADATA_FILE = "cais-model.json"
+
+
+class Tensor(BaseModel):
+    """One input or output of the model, in Open Inference Protocol terms."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    datatype: str  # BYTES, BOOL, INT64, FP64 …
+    shape: list[int]  # -1 for the batch dimension
+
+
+class BundleMetadata(BaseModel):
+    """Everything needed to reproduce, check and serve a saved model."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    version: str
+    created: datetime
+    python: str  # X.Y.Z of the interpreter that saved it
+    packages: dict[str, str] = Field(default_factory=dict)  # distribution → exact version
+    requirements: list[str] = Field(default_factory=list)  # extra ones the user named
+    files: dict[str, str] = Field(default_factory=dict)  # relative path → sha256
+    artifact: str = "model.joblib"
+    model_class: str = ""  # module.QualName of the saved object
+    methods: list[str] = Field(default_factory=list)  # predict, predict_proba …
+    inputs: list[Tensor] = Field(default_factory=list)
+    outputs: list[Tensor] = Field(default_factory=list)
+    input_example: object | None = None
+    metrics: dict[str, float] = Field(default_factory=dict)
+    labels: dict[str, str] = Field(default_factory=dict)
+    git_commit: str | None = None
+    cais_version: str = ""
+
+    @property
+    def reference(self) -> str:
+        return f"{self.name}:{self.version}"

@@ -1,0 +1,390 @@
+"""The model store: bundles kept by `name:version`, with aliases, under `$CAIS_HOME/models`.
+
+    models/<name>/<version>/cais-model.json   metadata, with the sha256 of every file
+    models/<name>/<version>/model.joblib      the artifact
+    models/<name>/aliases.json                {"production": "2"}; `latest` is the newest version
+
+A bundle is written into a hidden temporary folder and renamed into place, so an interrupted
+save leaves no half bundle; an existing `name:version` is replaced only when asked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import uuid
+import warnings
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from cais import __version__
+from cais.bundle.introspect import modules_of_object, packages_of_modules, signature_of
+from cais.bundle.metadata import METADATA_FILE, BundleMetadata
+from cais.errors import BundleError
+
+__all__ = ["Bundle", "ModelStore", "default_home", "split_reference"]
+
+_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,127}")
+_VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+LATEST = "latest"
+
+
+def default_home() -> Path:
+    return Path(os.environ.get("CAIS_HOME") or Path.home() / ".cais")
+
+
+def split_reference(reference: str) -> tuple[str, str | None]:
+    """`name[:version|alias]` → (name, version or alias or None)."""
+    name, _, version = reference.partition(":")
+    if not _NAME.fullmatch(name):
+        raise BundleError(
+            f"`{name}` is not a model name",
+            hint="use lowercase letters, digits and . _ - (such as `products`)",
+        )
+    if version and not _VERSION.fullmatch(version):
+        raise BundleError(
+            f"`{version}` is not a version or alias", hint="use letters, digits and . _ -"
+        )
+    return name, version or None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _version_key(version: str) -> tuple:
+    """Natural order: 2 < 10, 1.2 < 1.10."""
+    return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"[._-]", version))
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A saved model: its folder and metadata."""
+
+    path: Path
+    metadata: BundleMetadata
+
+    @property
+    def reference(self) -> str:
+        return self.metadata.reference
+
+    @property
+    def artifact(self) -> Path:
+        return self.path / self.metadata.artifact
+
+    def verify(self) -> None:
+        """Recheck the sha256 of every file; refuse a tampered, truncated or missing one."""
+        for relative, expected in self.metadata.files.items():
+            file = self.path / relative
+            if not file.is_file():
+                raise BundleError(
+                    f"The bundle `{self.reference}` is missing `{relative}`",
+                    hint=f"save the model again, or remove it with `cais models rm {self.reference}`",
+                )
+            if _sha256(file) != expected:
+                raise BundleError(
+                    f"`{relative}` of the bundle `{self.reference}` does not match its recorded "
+                    "sha256: it was changed or truncated after the save",
+                    hint="never edit a bundle; save the model again under a new version",
+                )
+
+    def load(self) -> object:
+        """Verify every file, then unpickle the model; warn when the running package versions
+        differ from the recorded ones."""
+        self.verify()
+        _warn_on_skew(self.metadata)
+        import joblib
+
+        added = str(self.path) not in sys.path
+        if added:  # a Predictor's source travels in the bundle
+            sys.path.insert(0, str(self.path))
+        try:
+            return joblib.load(self.artifact)
+        except Exception as exc:  # unpickling runs foreign code: any failure is possible
+            raise BundleError(
+                f"The model `{self.reference}` cannot be loaded: {type(exc).__name__}: {exc}",
+                hint="load it with the Python and packages it was saved with "
+                f"(`cais models show {self.reference}` lists them)",
+            ) from exc
+        finally:
+            if added:
+                sys.path.remove(str(self.path))
+
+
+def _warn_on_skew(metadata: BundleMetadata) -> None:
+    import importlib.metadata
+
+    differ = []
+    for name, recorded in metadata.packages.items():
+        try:
+            running = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            running = "not installed"
+        if running != recorded:
+            differ.append(f"{name} {recorded} (running {running})")
+    if differ:
+        warnings.warn(
+            f"`{metadata.reference}` was saved with " + ", ".join(differ) + "; predictions may differ",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+
+
+class ModelStore:
+    """Bundles by name and version in one folder (default `$CAIS_HOME`, else `~/.cais`)."""
+
+    def __init__(self, home: Path | None = None) -> None:
+        self.root = (home or default_home()) / "models"
+
+    def __repr__(self) -> str:
+        return f"ModelStore(root={str(self.root)!r})"
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def names(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and _NAME.fullmatch(p.name))
+
+    def versions(self, name: str) -> list[str]:
+        folder = self.root / name
+        if not folder.is_dir():
+            return []
+        found = [
+            p.name
+            for p in folder.iterdir()
+            if p.is_dir() and not p.name.startswith(".") and (p / METADATA_FILE).is_file()
+        ]
+        return sorted(found, key=_version_key)
+
+    def aliases(self, name: str) -> dict[str, str]:
+        file = self.root / name / "aliases.json"
+        if not file.is_file():
+            return {}
+        try:
+            return dict(json.loads(file.read_text(encoding="utf-8")))
+        except (ValueError, TypeError) as exc:
+            raise BundleError(f"`{file}` is corrupt", hint="remove it and tag again") from exc
+
+    def resolve(self, reference: str) -> str:
+        """`name[:version|alias]` → `name:version`."""
+        name, wanted = split_reference(reference)
+        versions = self.versions(name)
+        if not versions:
+            raise BundleError(
+                f"No model is named `{name}` in the store `{self.root}`",
+                hint="list models with `cais models list`; save one with `cais.save_model`",
+            )
+        if wanted is None or wanted == LATEST:
+            return f"{name}:{versions[-1]}"
+        if wanted in versions:
+            return f"{name}:{wanted}"
+        alias = self.aliases(name).get(wanted)
+        if alias in versions:
+            return f"{name}:{alias}"
+        raise BundleError(
+            f"The model `{name}` has no version or alias `{wanted}`",
+            hint=f"versions: {', '.join(versions)}",
+        )
+
+    def get(self, reference: str) -> Bundle:
+        name, version = self.resolve(reference).split(":", 1)
+        folder = self.root / name / version
+        try:
+            metadata = BundleMetadata.model_validate_json(
+                (folder / METADATA_FILE).read_text(encoding="utf-8")
+            )
+        except (OSError, ValidationError) as exc:
+            raise BundleError(
+                f"The metadata of `{name}:{version}` cannot be read: {exc}",
+                hint=f"remove it with `cais models rm {name}:{version}` and save it again",
+            ) from exc
+        return Bundle(folder, metadata)
+
+    def load(self, reference: str) -> object:
+        return self.get(reference).load()
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def save(
+        self,
+        model: object,
+        name: str,
+        version: str | None = None,
+        *,
+        input_example: object | None = None,
+        metrics: dict[str, float] | None = None,
+        labels: dict[str, str] | None = None,
+        requirements: list[str] | None = None,
+        overwrite: bool = False,
+        git_commit: str | None = None,
+    ) -> Bundle:
+        """Write `model` as a new bundle and return it."""
+        split_reference(f"{name}:{version}" if version else name)
+        if not callable(getattr(model, "predict", None)):
+            raise BundleError(
+                f"A `{type(model).__name__}` has no `predict` method, so it cannot be served",
+                hint="save a fitted estimator, a pipeline, or a `cais.Predictor`",
+            )
+        methods = [m for m in ("predict", "predict_proba") if callable(getattr(model, m, None))]
+        modules = modules_of_object(model)
+        if "__main__" in modules:
+            raise BundleError(
+                "Part of the model is defined in a notebook or in a script run as `__main__`, "
+                "which another process cannot import",
+                hint="move it into a .py file next to your notebook and import it from there",
+            )
+        predictions = None
+        if input_example is not None:
+            try:
+                predictions = model.predict(input_example)  # type: ignore[attr-defined]
+            except Exception as exc:
+                raise BundleError(
+                    f"The model cannot predict its own input example: {type(exc).__name__}: {exc}",
+                    hint="pass an example shaped like the data the model was trained on",
+                ) from exc
+        inputs, outputs = signature_of(input_example, predictions) if input_example is not None else ([], [])
+        folder = self.root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".saving-", dir=folder))
+        try:
+            import joblib
+
+            joblib.dump(model, staging / "model.joblib")
+            source = _predictor_source(model)
+            if source is not None:
+                shutil.copy2(source, staging / source.name)
+            files = {p.name: _sha256(p) for p in sorted(staging.iterdir()) if p.is_file()}
+            chosen = version or self._next_version(name)
+            metadata = BundleMetadata(
+                name=name,
+                version=chosen,
+                created=datetime.now(timezone.utc),
+                python=".".join(str(v) for v in sys.version_info[:3]),
+                packages=packages_of_modules(modules - {"__main__"}),
+                requirements=list(requirements or []),
+                files=files,
+                model_class=f"{type(model).__module__}.{type(model).__qualname__}",
+                methods=methods,
+                inputs=inputs,
+                outputs=outputs,
+                input_example=_jsonable(input_example),
+                metrics=dict(metrics or {}),
+                labels=dict(labels or {}),
+                git_commit=git_commit,
+                cais_version=__version__,
+            )
+            (staging / METADATA_FILE).write_text(metadata.model_dump_json(indent=2), encoding="utf-8")
+            return Bundle(self._publish(staging, folder, metadata, auto=version is None, overwrite=overwrite), metadata)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+
+    def _next_version(self, name: str) -> str:
+        numbers = [int(v) for v in self.versions(name) if v.isdigit()]
+        return str(max(numbers, default=0) + 1)
+
+    def _publish(
+        self, staging: Path, folder: Path, metadata: BundleMetadata, *, auto: bool, overwrite: bool
+    ) -> Path:
+        """Rename the finished bundle into place (atomic on one file system)."""
+        target = folder / metadata.version
+        if target.exists():
+            if not overwrite:
+                raise BundleError(
+                    f"`{metadata.reference}` already exists in the store",
+                    hint="save under a new version (or none, to take the next number), "
+                    "or pass overwrite=True",
+                )
+            trash = folder / f".replaced-{uuid.uuid4().hex}"
+            os.rename(target, trash)
+            os.rename(staging, target)
+            shutil.rmtree(trash, ignore_errors=True)
+            return target
+        try:
+            os.rename(staging, target)
+        except OSError as exc:  # another save took this version first
+            raise BundleError(
+                f"`{metadata.reference}` was saved by someone else at the same time",
+                hint="save again" + (" (the next number is taken then)" if auto else ""),
+            ) from exc
+        return target
+
+    def tag(self, reference: str, alias: str) -> str:
+        """Point `alias` of the model at the version `reference` names; returns `name:version`."""
+        resolved = self.resolve(reference)
+        name, version = resolved.split(":", 1)
+        if alias == LATEST or alias in self.versions(name) or not _VERSION.fullmatch(alias):
+            raise BundleError(
+                f"`{alias}` cannot be an alias",
+                hint="`latest` is always the newest version, and aliases must differ from versions",
+            )
+        aliases = self.aliases(name)
+        aliases[alias] = version
+        _write_json_atomically(self.root / name / "aliases.json", aliases)
+        return resolved
+
+    def remove(self, reference: str) -> str:
+        """Remove one version (and the aliases pointing at it); returns `name:version`."""
+        name, wanted = split_reference(reference)
+        if wanted is None or wanted == LATEST:
+            raise BundleError(
+                "Name the version to remove", hint=f"such as `cais models rm {name}:1`"
+            )
+        resolved = self.resolve(reference)
+        version = resolved.split(":", 1)[1]
+        folder = self.root / name
+        trash = folder / f".removing-{uuid.uuid4().hex}"
+        os.rename(folder / version, trash)
+        shutil.rmtree(trash, ignore_errors=True)
+        aliases = {a: v for a, v in self.aliases(name).items() if v != version}
+        if self.versions(name):
+            _write_json_atomically(folder / "aliases.json", aliases)
+        else:
+            shutil.rmtree(folder, ignore_errors=True)
+        return resolved
+
+
+def _predictor_source(model: object) -> Path | None:
+    from cais.bundle.predictor import Predictor
+
+    if not isinstance(model, Predictor):
+        return None
+    module = sys.modules.get(type(model).__module__)
+    file = getattr(module, "__file__", None)
+    if not file:
+        raise BundleError(f"The source file of `{type(model).__name__}` cannot be found")
+    return Path(file)
+
+
+def _jsonable(example: object) -> object:
+    if example is None:
+        return None
+    if hasattr(example, "to_dict"):  # pandas
+        return example.to_dict(orient="list")  # type: ignore[call-arg]
+    if hasattr(example, "tolist"):  # numpy
+        return example.tolist()  # type: ignore[union-attr]
+    try:
+        json.dumps(example)
+    except TypeError:
+        return None
+    return example
+
+
+def _write_json_atomically(file: Path, data: object) -> None:
+    fd, temporary = tempfile.mkstemp(dir=file.parent, prefix=f".{file.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        json.dump(data, out, indent=2, sort_keys=True)
+    os.replace(temporary, file)
