@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     import docker
 
 from cais.builders.base import BuilderChoice, BuildProgress, BuildRequest, BuildResult
-from cais.builders.select import secrets_mode_for, select_builder
 from cais.builders.dockerfile import DEFAULT_DOCKERIGNORE, SecretsMode, render_dockerfile
 from cais.builders.pip_settings import PipSettings
+from cais.builders.select import secrets_mode_for, select_builder
 from cais.plan import ImagePlan, plan_project
 from cais.project import Project, load_project
 from cais.registry.reference import parse_reference

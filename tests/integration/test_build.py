@@ -197,3 +197,22 @@ def test_an_unreachable_engine_is_named_by_both_builders(tmp_path, cais, engine,
     assert done.returncode == 1
     assert "The Docker Engine at `tcp://127.0.0.1:1` is not reachable" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_an_unchanged_project_rebuilds_to_the_same_image(
+    tmp_path, cais, engine, base_image, image_name, builder, ca_certs
+):
+    project = _project(tmp_path, cais)
+    first = _build(cais, project, f"{image_name}:1", builder, ca_certs)
+    assert first.returncode == 0, first.stderr
+    again = _build(cais, project, f"{image_name}:1", builder, ca_certs)
+    assert again.returncode == 0, again.stderr
+    first_id = engine.images.get(f"{image_name}:1").id
+    assert first_id[7:19] in first.stderr
+    assert first_id[7:19] in again.stderr  # the very same image, not a new one
+    # Both builders copy the same files: the ignore file itself stays out too.
+    listing = engine.containers.run(
+        f"{image_name}:1", entrypoint=["ls", "-A", "/app"], remove=True
+    ).decode().split()
+    assert sorted(listing) == ["README.md", "cais.yaml", "requirements.txt", "script.py"]
+

@@ -463,7 +463,8 @@ def test_builder_command_line(tmp_path, fake_cli, write, make_cert):
     secrets = [value for flag, value in pairs if flag == "--secret"]
     assert [s.split(",")[0] for s in secrets] == [f"id={PIP_CONF_SECRET}", f"id={PIP_CA_SECRET}"]
     assert (out / "Dockerfile").read_text() == "FROM python:3.11-slim\nCOPY . .\n"
-    assert (out / "dockerignore").read_text() == ".git\n"  # <Dockerfile>.dockerignore beside it
+    # <Dockerfile>.dockerignore beside it: the patterns and the ignore file itself
+    assert (out / "dockerignore").read_text() == ".git\n.dockerignore\n"
     assert (out / PIP_CA_SECRET).read_bytes() == pip.ca_bundle
     assert (out / PIP_CONF_SECRET).read_text() == pip.pip_conf(f"/run/secrets/{PIP_CA_SECRET}")
     assert (out / "mode").read_text().strip() == "drwx------"  # the secrets' folder is private
@@ -486,7 +487,8 @@ def test_builder_without_pip_settings_and_with_own_dockerignore(tmp_path, fake_c
     args = (out / "args").read_text().splitlines()
     assert args[:2] == ["build", "--progress=plain"]
     assert "--secret" not in args and "--platform" not in args and "--no-cache" not in args
-    assert not (out / "dockerignore").exists()
+    # The project's own patterns win over cais's defaults.
+    assert (out / "dockerignore").read_text() == "data\n.dockerignore\n"
 
 
 def test_builder_with_the_projects_own_dockerfile(tmp_path, fake_cli, write):

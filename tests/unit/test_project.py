@@ -540,3 +540,23 @@ def test_git_not_installed(tmp_path, write, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
     project = load_project(tmp_path)
     assert (project.revision, project.source_url) == (None, None)
+
+
+def test_source_date_is_the_newest_source_file(tmp_path, monkeypatch):
+    import os
+    from datetime import datetime, timezone
+
+    from cais.project import source_date
+
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    (tmp_path / "script.py").write_text("print(1)\n")
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "mod.py").write_text("x = 1\n")
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "index").write_text("changes all the time")
+    os.utime(tmp_path / "script.py", (1_700_000_000, 1_700_000_000))
+    os.utime(tmp_path / "pkg" / "mod.py", (1_700_000_500, 1_700_000_500))
+    os.utime(tmp_path / ".git" / "index", (1_800_000_000, 1_800_000_000))
+    assert source_date(tmp_path) == datetime.fromtimestamp(1_700_000_500, timezone.utc)
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1600000000")
+    assert source_date(tmp_path) == datetime.fromtimestamp(1_600_000_000, timezone.utc)

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from cais.builders.base import BuildProgress, BuildRequest, BuildResult
+from cais.builders.context import ignore_patterns
 from cais.builders.dockerfile import PIP_CA_SECRET, PIP_CONF_SECRET
 from cais.engine.client import unreachable
 from cais.errors import BuildError, CaisError
@@ -141,10 +142,12 @@ class BuildKitBuilder:
             if request.dockerfile_text is not None:
                 dockerfile = work / "Dockerfile"
                 dockerfile.write_text(request.dockerfile_text, encoding="utf-8")
-                if request.default_ignore and not (request.context / ".dockerignore").exists():
-                    # BuildKit reads <Dockerfile>.dockerignore beside the Dockerfile.
-                    ignore = work / "Dockerfile.dockerignore"
-                    ignore.write_text(request.default_ignore, encoding="utf-8")
+                # BuildKit reads <Dockerfile>.dockerignore beside the Dockerfile, in place of
+                # the project's: the same patterns, plus the ignore file itself (as the
+                # classic builder does), so both builders copy the same files.
+                patterns = ignore_patterns(request.context, request.default_ignore)
+                ignore = work / "Dockerfile.dockerignore"
+                ignore.write_text("\n".join([*patterns, ".dockerignore"]) + "\n", encoding="utf-8")
             else:
                 assert request.dockerfile is not None
                 dockerfile = request.dockerfile

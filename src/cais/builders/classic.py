@@ -9,7 +9,6 @@ from __future__ import annotations
 import re
 import time
 from collections import deque
-
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:

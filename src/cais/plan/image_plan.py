@@ -152,7 +152,7 @@ def plan_project(
         dependencies = None  # a pyproject project without dependencies
     name = name or project.name
     tag = tag or config.version
-    when = (created or datetime.now(timezone.utc)).replace(microsecond=0)
+    when = (created or project.source_date or datetime.now(timezone.utc)).replace(microsecond=0)
     labels = {
         "org.opencontainers.image.title": name,
         "org.opencontainers.image.version": tag,
