@@ -1,0 +1,240 @@
+"""`cais models list | show | tag | rm` through typer's CliRunner, on a store in a tmp folder."""
+
+from __future__ import annotations
+
+import datetime
+import functools
+import importlib.metadata
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from typer.testing import CliRunner
+
+from cais.bundle.store import ModelStore
+from cais.cli import app
+
+X = np.array([[0.0, 1.0], [1.0, 0.0], [4.0, 5.0], [5.0, 4.0]])
+Y = np.array([0, 0, 1, 1])
+TITLES = ["livro de receitas", "boneca de pano", "batom vermelho", "jogo de corrida"]
+CATEGORIES = ["livro", "brinquedo", "maquiagem", "game"]
+
+_packages_distributions = functools.cache(importlib.metadata.packages_distributions)
+
+
+@pytest.fixture(autouse=True)
+def _scan_installed_packages_once(monkeypatch):
+    """packages_distributions() reads every installed file list (about 0.3 s a save); it
+    does not change during the tests, so it is scanned once."""
+    monkeypatch.setattr(importlib.metadata, "packages_distributions", _packages_distributions)
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "cais-home"
+    monkeypatch.setenv("CAIS_HOME", str(folder))
+    return folder
+
+
+@pytest.fixture
+def store(home: Path) -> ModelStore:
+    """precos:1 (production), precos:2 (latest) with metrics; categorias:1."""
+    store = ModelStore(home)
+    model = LogisticRegression().fit(X, Y)
+    store.save(model, "precos", metrics={"accuracy": 0.75})
+    store.save(model, "precos", metrics={"accuracy": 0.875, "f1": 0.5})
+    store.tag("precos:1", "production")
+    text = make_pipeline(TfidfVectorizer(), LogisticRegression()).fit(TITLES, CATEGORIES)
+    store.save(text, "categorias", input_example=["livro de receitas"])
+    return store
+
+
+def assert_one_error(result, *, code: int = 1) -> str:
+    """The command failed with one `error:` sentence (and maybe a hint), no traceback."""
+    assert result.exit_code == code, result.output
+    output = result.output
+    assert output.startswith("error: "), output
+    assert "Traceback" not in output
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert all(line.startswith(("error:", "hint:")) for line in lines), lines
+    assert sum(line.startswith("error:") for line in lines) == 1
+    return output
+
+
+def rows(stdout: str) -> list[list[str]]:
+    """The table's lines, split on runs of two or more spaces."""
+    import re
+
+    return [re.split(r"\s{2,}", line.strip()) for line in stdout.splitlines() if line.strip()]
+
+
+# --- list ----------------------------------------------------------------------------------
+
+
+def test_list_shows_versions_aliases_latest_and_metrics(runner, store):
+    result = runner.invoke(app, ["models", "list"])
+    assert result.exit_code == 0, result.output
+    header, *table = rows(result.stdout)
+    assert header == ["MODEL", "VERSION", "ALIASES", "CREATED", "METRICS"]
+    today = f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d}"
+    assert [row[:3] for row in table] == [
+        ["categorias", "1", "latest"],
+        ["precos", "1", "production"],
+        ["precos", "2", "latest"],
+    ]
+    assert all(row[3].startswith(today) for row in table), table
+    assert table[0][4:] == []  # no metrics
+    assert table[1][4] == "accuracy=0.75"
+    assert table[2][4] == "accuracy=0.875, f1=0.5"
+
+
+def test_list_of_one_model(runner, store):
+    store.tag("precos:2", "staging")
+    result = runner.invoke(app, ["models", "list", "precos"])
+    assert result.exit_code == 0, result.output
+    _, *table = rows(result.stdout)
+    assert [row[:3] for row in table] == [
+        ["precos", "1", "production"],
+        ["precos", "2", "latest, staging"],
+    ]
+
+
+def test_list_of_an_empty_store(runner, home):
+    result = runner.invoke(app, ["models", "list"])
+    assert result.exit_code == 0, result.output
+    assert rows(result.stdout) == [["MODEL", "VERSION", "ALIASES", "CREATED", "METRICS"]]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="BUG cli/models.py list_models: a NAME argument is neither validated nor looked up, "
+    "so an unknown or invalid model prints an empty table and exits 0",
+)
+def test_list_of_an_unknown_model_is_an_error(runner, store):
+    output = assert_one_error(runner.invoke(app, ["models", "list", "nada"]))
+    assert "No model is named `nada`" in output
+    assert_one_error(runner.invoke(app, ["models", "list", "../x"]))
+
+
+# --- show ----------------------------------------------------------------------------------
+
+
+def test_show_prints_the_metadata_and_path_as_json(runner, store):
+    result = runner.invoke(app, ["models", "show", "precos:production"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    bundle = store.get("precos:1")
+    assert data["path"] == str(bundle.path)
+    assert data["name"] == "precos"
+    assert data["version"] == "1"
+    assert data["metrics"] == {"accuracy": 0.75}
+    assert data["files"] == bundle.metadata.files
+    assert data["packages"]["scikit-learn"] == importlib.metadata.version("scikit-learn")
+    assert data["methods"] == ["predict", "predict_proba"]
+
+
+def test_show_without_a_version_is_the_latest(runner, store):
+    result = runner.invoke(app, ["models", "show", "categorias"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["version"] == "1"
+    assert data["path"] == str(store.root / "categorias" / "1")
+    assert data["input_example"] == ["livro de receitas"]
+    assert data["inputs"] == [{"name": "input", "datatype": "BYTES", "shape": [-1]}]
+
+
+# --- tag -----------------------------------------------------------------------------------
+
+
+def test_tag_points_an_alias_at_a_version(runner, store):
+    result = runner.invoke(app, ["models", "tag", "precos:2", "production"])
+    assert result.exit_code == 0, result.output
+    assert "`precos:production` now points at `precos:2`" in result.output
+    assert result.stdout == ""  # messages go to stderr
+    assert store.aliases("precos") == {"production": "2"}
+    assert store.resolve("precos:production") == "precos:2"
+
+
+def test_tag_refuses_latest(runner, store):
+    output = assert_one_error(runner.invoke(app, ["models", "tag", "precos:1", "latest"]))
+    assert "error: `latest` cannot be an alias" in output
+    assert "hint: `latest` is always the newest version" in output
+    assert store.aliases("precos") == {"production": "1"}
+
+
+# --- rm ------------------------------------------------------------------------------------
+
+
+def test_rm_removes_a_version_and_its_aliases(runner, store):
+    result = runner.invoke(app, ["models", "rm", "precos:1"])
+    assert result.exit_code == 0, result.output
+    assert "Removed `precos:1`" in result.output
+    assert store.versions("precos") == ["2"]
+    assert store.aliases("precos") == {}
+    listed = runner.invoke(app, ["models", "list", "precos"])
+    assert [row[:3] for row in rows(listed.stdout)[1:]] == [["precos", "2", "latest"]]
+
+
+def test_rm_of_the_last_version_removes_the_model(runner, store):
+    result = runner.invoke(app, ["models", "rm", "categorias:1"])
+    assert result.exit_code == 0, result.output
+    assert store.names() == ["precos"]
+    assert not (store.root / "categorias").exists()
+
+
+# --- errors --------------------------------------------------------------------------------
+
+
+def test_rm_without_a_version_is_an_error(runner, store):
+    output = assert_one_error(runner.invoke(app, ["models", "rm", "precos"]))
+    assert "error: Name the version to remove" in output
+    assert "hint: such as `cais models rm precos:1`" in output
+    assert store.versions("precos") == ["1", "2"]
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        ["show", "nada"],
+        ["show", "nada:1"],
+        ["tag", "nada:1", "production"],
+        ["rm", "nada:1"],
+    ],
+)
+def test_an_unknown_model_is_an_error(runner, store, arguments):
+    output = assert_one_error(runner.invoke(app, ["models", *arguments]))
+    assert "error: No model is named `nada` in the store" in output
+    assert "hint: list models with `cais models list`" in output
+
+
+def test_an_unknown_version_is_an_error(runner, store):
+    output = assert_one_error(runner.invoke(app, ["models", "show", "precos:7"]))
+    assert "error: The model `precos` has no version or alias `7`" in output
+    assert "hint: versions: 1, 2" in output
+
+
+def test_an_invalid_name_is_an_error(runner, store):
+    output = assert_one_error(runner.invoke(app, ["models", "show", "Meus Modelos"]))
+    assert "is not a model name" in output
+
+
+def test_a_tampered_bundle_does_not_break_show_or_list(runner, store):
+    (store.get("precos:1").artifact).write_bytes(b"not a pickle")
+    assert runner.invoke(app, ["models", "show", "precos:1"]).exit_code == 0
+    assert runner.invoke(app, ["models", "list"]).exit_code == 0
+
+
+def test_models_without_a_command_shows_help(runner, home):
+    result = runner.invoke(app, ["models"])
+    for command in ("list", "show", "tag", "rm"):
+        assert f" {command} " in result.output
