@@ -15,7 +15,12 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
-from cais.bundle.introspect import _ModuleRecorder, modules_of_object, packages_of_modules, signature_of
+from cais.bundle.introspect import (
+    _ModuleRecorder,
+    modules_of_object,
+    packages_of_modules,
+    signature_of,
+)
 from cais.bundle.metadata import Tensor
 
 TITLES = ["livro de receitas", "boneca de pano", "batom vermelho", "jogo de corrida"]

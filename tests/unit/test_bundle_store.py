@@ -93,7 +93,6 @@ def _scan_installed_packages_once(monkeypatch):
     monkeypatch.setattr(importlib.metadata, "packages_distributions", _packages_distributions)
 
 
-
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder = tmp_path / "cais-home"
@@ -127,14 +126,14 @@ def leftovers(root: Path) -> list[Path]:
     if not root.exists():
         return []
     return [
-        p
-        for p in root.rglob("*")
-        if p.name.startswith((".saving-", ".replaced-", ".removing-"))
+        p for p in root.rglob("*") if p.name.startswith((".saving-", ".replaced-", ".removing-"))
     ]
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
 
 
 def raw_metadata(bundle: Bundle) -> dict:
@@ -349,7 +348,9 @@ def test_split_reference_refuses_invalid_names(reference):
     assert "lowercase" in caught.value.hint
 
 
-@pytest.mark.parametrize("reference", ["precos:../x", "precos:1 0", "precos:.1", "precos:a/b", "precos:-1"])
+@pytest.mark.parametrize(
+    "reference", ["precos:../x", "precos:1 0", "precos:.1", "precos:a/b", "precos:-1"]
+)
 def test_split_reference_refuses_invalid_versions(reference):
     with pytest.raises(BundleError, match="is not a version or alias"):
         split_reference(reference)
@@ -531,7 +532,9 @@ def _flip_a_byte(file: Path) -> None:
 def test_a_tampered_artifact_is_refused(store, logreg):
     bundle = store.save(logreg, "precos")
     _flip_a_byte(bundle.artifact)
-    with pytest.raises(BundleError, match=r"`model.joblib` of the bundle `precos:1` does not match") as caught:
+    with pytest.raises(
+        BundleError, match=r"`model.joblib` of the bundle `precos:1` does not match"
+    ) as caught:
         store.load("precos:1")
     assert "changed or truncated" in caught.value.message
     assert caught.value.hint
@@ -550,7 +553,9 @@ def test_a_truncated_artifact_is_refused(store, logreg):
 def test_a_missing_artifact_is_refused(store, logreg):
     bundle = store.save(logreg, "precos")
     bundle.artifact.unlink()
-    with pytest.raises(BundleError, match=r"The bundle `precos:1` is missing `model.joblib`") as caught:
+    with pytest.raises(
+        BundleError, match=r"The bundle `precos:1` is missing `model.joblib`"
+    ) as caught:
         store.load("precos:1")
     assert "cais models rm precos:1" in caught.value.hint
 
@@ -592,7 +597,9 @@ def test_unknown_names_versions_and_aliases_are_refused_with_a_hint(store, logre
     store.save(logreg, "precos")
     store.save(logreg, "precos", "1.1")
     for missing in ("7", "production"):
-        with pytest.raises(BundleError, match=rf"`precos` has no version or alias `{missing}`") as caught:
+        with pytest.raises(
+            BundleError, match=rf"`precos` has no version or alias `{missing}`"
+        ) as caught:
             store.get(f"precos:{missing}")
         assert caught.value.hint == "versions: 1, 1.1"
 
@@ -782,5 +789,7 @@ def test_a_tampered_predictor_source_is_refused(store, predictor_module):
     bundle = store.save(module.Categorias({"livro": "livro"}), "categorias")
     with (bundle.path / source.name).open("a", encoding="utf-8") as stream:
         stream.write("\nimport os  # added after the save\n")
-    with pytest.raises(BundleError, match=rf"`{source.name}` of the bundle `categorias:1` does not match"):
+    with pytest.raises(
+        BundleError, match=rf"`{source.name}` of the bundle `categorias:1` does not match"
+    ):
         cais.load_model("categorias", home=store.root.parent)
