@@ -167,12 +167,6 @@ def test_signature_of_a_dataframe_names_its_columns():
     assert outputs == [Tensor(name="predict", datatype="FP64", shape=[-1])]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="BUG introspect.py signature_of: np.dtype(column.dtype) raises TypeError for pandas "
-    "extension dtypes, and text columns have one by default in pandas 3 (`str`)",
-)
 def test_signature_of_a_dataframe_with_a_default_text_column():
     frame = pd.DataFrame({"titulo": ["livro de receitas", "batom vermelho"], "preco": [1.0, 2.0]})
     inputs, _ = signature_of(frame, None)

@@ -242,12 +242,6 @@ def test_an_interrupted_save_leaves_no_half_bundle(store, logreg, monkeypatch):
     assert snapshot(store.root) == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG store.py ModelStore.save: the model folder is created before the dump and "
-    "left empty when the first save of a name fails, so names() lists a model with no versions",
-)
 def test_an_interrupted_first_save_lists_nothing(store, logreg, monkeypatch):
     _interrupting_dump(monkeypatch)
     with pytest.raises(KeyboardInterrupt):
@@ -257,35 +251,17 @@ def test_an_interrupted_first_save_lists_nothing(store, logreg, monkeypatch):
     assert store.names() == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=(pickle.PicklingError, AttributeError),
-    reason="BUG store.py ModelStore.save: a model pickle cannot record (a lambda) escapes as "
-    "a raw PicklingError from modules_of_object instead of a BundleError with a hint",
-)
 def test_an_unpicklable_model_is_refused_with_a_bundle_error(store):
     model = make_pipeline(FunctionTransformer(lambda rows: rows), LogisticRegression()).fit(X, Y)
     with pytest.raises(BundleError):
         store.save(model, "precos")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,
-    reason="BUG store.py ModelStore.save: the version `latest` is accepted, but `latest` is "
-    "reserved: remove('m:latest') is refused, so that version can never be removed",
-)
 def test_the_version_latest_is_refused(store, logreg):
     with pytest.raises(BundleError):
         store.save(logreg, "precos", "latest")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,
-    reason="BUG store.py ModelStore.save: a version may take the name of an existing alias "
-    "(tag refuses the reverse), and then `name:alias` silently resolves to the new version",
-)
 def test_a_version_named_like_an_alias_is_refused(store, logreg):
     store.save(logreg, "precos")
     store.tag("precos:1", "production")
@@ -435,13 +411,6 @@ def test_a_dataframe_example_is_stored_as_json_with_named_columns(store):
     assert data["outputs"] == [{"name": "predict", "datatype": "INT64", "shape": [-1]}]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TypeError,
-    reason="BUG introspect.py signature_of: np.dtype() of a pandas extension dtype (the default "
-    "`str` dtype of text columns in pandas 3) raises TypeError, so a DataFrame example with a "
-    "text column cannot be saved",
-)
 def test_a_dataframe_example_with_a_text_column_can_be_saved(store):
     frame = pd.DataFrame({"titulo": TITLES, "preco": [1.0, 2.0, 0.5, 6.0] * 2})
     model = make_pipeline(

@@ -64,26 +64,12 @@ UPSTREAM = sorted(
     if issubclass(cls, BaseException) and cls.__module__ == "docker.errors"
 )
 
-# Upstream classes that engine_errors does not translate today (see the xfail reason).
-UNMAPPED = {"StreamParseError"}
-
-
 def test_every_upstream_class_has_a_sample():
     missing = sorted(set(UPSTREAM) - set(SAMPLES))
     assert missing == [], f"new docker.errors classes {missing}: add them to SAMPLES"
 
 
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(
-            name,
-        )
-        if name in UNMAPPED
-        else name
-        for name in UPSTREAM
-    ],
-)
+@pytest.mark.parametrize("name", UPSTREAM)
 def test_every_upstream_class_becomes_a_cais_error(name):
     original = SAMPLES[name]()
     assert type(original).__name__ == name

@@ -114,12 +114,6 @@ def test_list_of_an_empty_store(runner, home):
     assert rows(result.stdout) == [["MODEL", "VERSION", "ALIASES", "CREATED", "METRICS"]]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="BUG cli/models.py list_models: a NAME argument is neither validated nor looked up, "
-    "so an unknown or invalid model prints an empty table and exits 0",
-)
 def test_list_of_an_unknown_model_is_an_error(runner, store):
     output = assert_one_error(runner.invoke(app, ["models", "list", "nada"]))
     assert "No model is named `nada`" in output

@@ -91,7 +91,9 @@ def signature_of(example: object, predictions: object | None) -> tuple[list[Tens
     columns = getattr(example, "columns", None)
     if columns is not None and hasattr(example, "dtypes"):  # a pandas DataFrame
         for column in columns:
-            dtype = np.dtype(example[column].dtype) if example[column].dtype != object else np.dtype("O")
+            dtype = example[column].dtype
+            if not isinstance(dtype, np.dtype):  # pandas extension dtypes (strings, nullable ints)
+                dtype = getattr(dtype, "numpy_dtype", np.dtype("O"))
             inputs.append(Tensor(name=str(column), datatype=_datatype_of_dtype(dtype), shape=[-1]))
     else:
         array = np.asarray(example)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 import re
 import shutil
 import sys
@@ -156,7 +157,11 @@ class ModelStore:
     def names(self) -> list[str]:
         if not self.root.is_dir():
             return []
-        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and _NAME.fullmatch(p.name))
+        return sorted(
+            p.name
+            for p in self.root.iterdir()
+            if p.is_dir() and _NAME.fullmatch(p.name) and self.versions(p.name)
+        )
 
     def versions(self, name: str) -> list[str]:
         folder = self.root / name
@@ -233,13 +238,25 @@ class ModelStore:
     ) -> Bundle:
         """Write `model` as a new bundle and return it."""
         split_reference(f"{name}:{version}" if version else name)
+        if version == LATEST or (version and version in self.aliases(name)):
+            raise BundleError(
+                f"`{version}` names an alias of `{name}`, so it cannot be a version",
+                hint="choose another version, such as 2 or 1.1",
+            )
         if not callable(getattr(model, "predict", None)):
             raise BundleError(
                 f"A `{type(model).__name__}` has no `predict` method, so it cannot be served",
                 hint="save a fitted estimator, a pipeline, or a `cais.Predictor`",
             )
         methods = [m for m in ("predict", "predict_proba") if callable(getattr(model, m, None))]
-        modules = modules_of_object(model)
+        try:
+            modules = modules_of_object(model)
+        except (pickle.PicklingError, TypeError, AttributeError) as exc:
+            raise BundleError(
+                f"The model cannot be pickled: {exc}",
+                hint="define functions and classes the model uses at module level in a .py "
+                "file (not as lambdas or in a notebook), then import them",
+            ) from exc
         if "__main__" in modules:
             raise BundleError(
                 "Part of the model is defined in a notebook or in a script run as `__main__`, "
@@ -287,10 +304,15 @@ class ModelStore:
                 cais_version=__version__,
             )
             (staging / METADATA_FILE).write_text(metadata.model_dump_json(indent=2), encoding="utf-8")
-            return Bundle(self._publish(staging, folder, metadata, auto=version is None, overwrite=overwrite), metadata)
+            target = self._publish(staging, folder, metadata, auto=version is None, overwrite=overwrite)
+            return Bundle(target, metadata)
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
+            try:
+                folder.rmdir()  # only when empty: a failed first save leaves no model behind
+            except OSError:
+                pass
 
     def _next_version(self, name: str) -> str:
         numbers = [int(v) for v in self.versions(name) if v.isdigit()]

@@ -32,6 +32,8 @@ def list_models(
     table = Table(box=None, header_style="bold")
     for column in ("MODEL", "VERSION", "ALIASES", "CREATED", "METRICS"):
         table.add_column(column)
+    if name:
+        store.resolve(name)  # an unknown or malformed name is an error, not an empty table
     for model in [name] if name else store.names():
         aliases = store.aliases(model)
         versions = store.versions(model)
