@@ -13,7 +13,7 @@ import typer
 from typer.core import TyperGroup
 
 from cais import __version__
-from cais.cli import containers, doctor, images, models, project, registry
+from cais.cli import containers, doctor, images, models, project, registry, serve
 from cais.cli._output import err, report_error
 from cais.errors import CaisError
 
@@ -99,6 +99,7 @@ for command in (
     registry.logout,
     images.push,
     images.pull,
+    serve.serve,
     doctor.doctor,
 ):
     app.command(rich_help_panel=getattr(command, "panel", None))(command)

@@ -1,0 +1,45 @@
+"""`cais serve`: serve saved models over HTTP, in this process (no engine needed)."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Annotated
+
+import typer
+
+from cais.cli._output import note, success
+
+__all__ = ["serve"]
+
+
+def serve(
+    models: Annotated[
+        list[str], typer.Argument(help="Models to serve: name[:version|alias] or bundle folders.")
+    ],
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", "-p", help="Port to listen on.")] = 8080,
+    workers: Annotated[int, typer.Option("--workers", help="Worker processes.")] = 1,
+    max_body: Annotated[
+        int, typer.Option("--max-body", help="Largest request body accepted, in bytes.")
+    ] = 10 * 1024 * 1024,
+) -> None:
+    """Serve models: a simple JSON API (POST /predict) and the Open Inference Protocol V2."""
+    import uvicorn
+
+    from cais.server.app import create_app
+    from cais.server.models import ModelSet
+
+    served = ModelSet.load(models)  # fails here, with one sentence, on a bad reference
+    for loaded in served.all():
+        note(f"loaded `{loaded.name}:{loaded.version}` in {loaded.load_seconds:.2f}s")
+    success(f"Serving on http://{host}:{port} (POST /predict, /v2/models/{served.default}/infer)")
+    if workers > 1:
+        os.environ["CAIS_SERVE_MODELS"] = json.dumps(models)
+        os.environ["CAIS_SERVE_MAX_BODY"] = str(max_body)
+        uvicorn.run(
+            "cais.server.app:app_from_environment", factory=True, host=host, port=port,
+            workers=workers, log_level="warning",
+        )
+        return
+    uvicorn.run(create_app(served, max_body=max_body), host=host, port=port, log_level="warning")

@@ -1,0 +1,254 @@
+"""The ASGI app: a simple JSON API, the Open Inference Protocol V2, health and metrics.
+
+Every bad request gets a 4xx answer `{"error": "..."}` saying what was wrong; the model runs in
+a worker thread so that a slow prediction never blocks other requests.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from pydantic import ValidationError
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from cais import __version__
+from cais.server.models import LoadedModel, ModelSet, NotFound
+from cais.server.v2 import InferenceRequest, InferenceResponse, TensorError, decode_inputs, encode_output
+
+__all__ = ["DEFAULT_MAX_BODY", "create_app"]
+
+DEFAULT_MAX_BODY = 10 * 1024 * 1024
+
+
+class BadRequest(Exception):
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+class Metrics:
+    """Prometheus metrics in a registry of the app's own (never the process-global one)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        labels = ["model", "version", "protocol"]
+        self.requests = Counter("cais_requests", "Prediction requests", labels, registry=self.registry)
+        self.errors = Counter("cais_request_errors", "Prediction requests answered with an error", [*labels, "status"], registry=self.registry)
+        self.latency = Histogram(
+            "cais_request_seconds", "Time to answer a prediction request", labels,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=self.registry,
+        )
+        self.instances = Counter("cais_instances", "Instances predicted", ["model", "version"], registry=self.registry)
+        self.load_seconds = Gauge("cais_model_load_seconds", "Time to load a model", ["model", "version"], registry=self.registry)
+
+
+def create_app(models: ModelSet, *, max_body: int = DEFAULT_MAX_BODY) -> Starlette:
+    """The server for `models`: every route, error handler and metric."""
+    metrics = Metrics()
+    for loaded in models.all():
+        metrics.load_seconds.labels(loaded.name, loaded.version).set(loaded.load_seconds)
+
+    async def read_json(request: Request) -> Any:
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > max_body:
+            raise BadRequest(f"the body is larger than the limit of {max_body} bytes", 413)
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > max_body:
+                raise BadRequest(f"the body is larger than the limit of {max_body} bytes", 413)
+        if not body:
+            raise BadRequest("the body is empty: send a JSON object")
+        try:
+            return json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise BadRequest(f"the body is not valid JSON: {exc}") from exc
+
+    def find(request: Request) -> LoadedModel:
+        params = request.path_params
+        return models.get(params.get("name"), params.get("version"))
+
+    async def timed(model: LoadedModel, protocol: str, work) -> Response:
+        labels = (model.name, model.version, protocol)
+        metrics.requests.labels(*labels).inc()
+        started = time.perf_counter()
+        try:
+            return await work()
+        except BadRequest as exc:
+            metrics.errors.labels(*labels, str(exc.status)).inc()
+            raise
+        finally:
+            metrics.latency.labels(*labels).observe(time.perf_counter() - started)
+
+    async def run_model(model: LoadedModel, batch: object, method: str) -> list:
+        try:
+            return await run_in_threadpool(model.predict, batch, method=method)
+        except Exception as exc:  # the model refused this input: the client's data is wrong
+            raise BadRequest(f"the model `{model.name}` cannot predict this input: {type(exc).__name__}: {exc}", 422) from exc
+
+    # -- simple JSON API ------------------------------------------------------------------
+
+    async def predict(request: Request) -> Response:
+        model = find(request)
+
+        async def work() -> Response:
+            body = await read_json(request)
+            if not isinstance(body, dict) or "instances" not in body:
+                raise BadRequest('send {"instances": [...]}: a JSON object with a list of instances')
+            instances = body["instances"]
+            if not isinstance(instances, list):
+                raise BadRequest('"instances" must be a list')
+            if not instances:
+                raise BadRequest('"instances" is empty: send at least one instance')
+            batch = _batch_of(instances)
+            proba = request.query_params.get("proba", "").lower() in ("1", "true", "yes")
+            if proba:
+                if "predict_proba" not in model.metadata.methods:
+                    raise BadRequest(f"the model `{model.name}` gives no probabilities", 400)
+                rows = await run_model(model, batch, "predict_proba")
+                classes = [str(c) for c in model.classes]
+                predictions = [dict(zip(classes, row, strict=False)) for row in rows]
+            else:
+                predictions = await run_model(model, batch, "predict")
+            metrics.instances.labels(model.name, model.version).inc(len(instances))
+            return JSONResponse({"predictions": predictions, "model": model.name, "version": model.version})
+
+        return await timed(model, "json", work)
+
+    # -- Open Inference Protocol V2 ------------------------------------------------------
+
+    async def v2_server(request: Request) -> Response:
+        return JSONResponse({"name": "cais", "version": __version__, "extensions": []})
+
+    async def live(request: Request) -> Response:
+        return JSONResponse({"live": True})
+
+    async def ready(request: Request) -> Response:
+        return JSONResponse({"ready": bool(models.all())}, status_code=200 if models.all() else 503)
+
+    async def model_metadata(request: Request) -> Response:
+        model = find(request)
+        meta = model.metadata
+        return JSONResponse(
+            {
+                "name": model.name,
+                "versions": sorted(models.models[model.name]),
+                "platform": meta.model_class,
+                "inputs": [t.model_dump() for t in meta.inputs],
+                "outputs": [t.model_dump() for t in meta.outputs]
+                + ([{"name": "predict_proba", "datatype": "FP64", "shape": [-1, len(model.classes)]}] if "predict_proba" in meta.methods else []),
+            }
+        )
+
+    async def model_ready(request: Request) -> Response:
+        find(request)
+        return JSONResponse({"ready": True})
+
+    async def infer(request: Request) -> Response:
+        model = find(request)
+
+        async def work() -> Response:
+            body = await read_json(request)
+            try:
+                inference = InferenceRequest.model_validate(body)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(p) for p in first["loc"]) or "body"
+                raise BadRequest(f"the request is not a V2 inference request: `{where}`: {first['msg']}") from exc
+            try:
+                batch = decode_inputs(inference, [t.name for t in model.metadata.inputs])
+            except TensorError as exc:
+                raise BadRequest(str(exc)) from exc
+            wanted = [o.name for o in inference.outputs] if inference.outputs else ["predict"]
+            outputs = []
+            for name in wanted:
+                if name not in ("predict", "predict_proba") or name not in model.metadata.methods:
+                    raise BadRequest(f"the model `{model.name}` has no output `{name}` (it has: {', '.join(model.metadata.methods)})")
+                outputs.append(encode_output(name, await run_model(model, batch, name)))
+            metrics.instances.labels(model.name, model.version).inc(outputs[0].shape[0] if outputs[0].shape else 1)
+            response = InferenceResponse(model_name=model.name, model_version=model.version, id=inference.id, parameters=inference.parameters, outputs=outputs)
+            return JSONResponse(response.model_dump(exclude_none=True))
+
+        return await timed(model, "v2", work)
+
+    async def metrics_endpoint(request: Request) -> Response:
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    async def bad_request(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, BadRequest)
+        return JSONResponse({"error": exc.message}, status_code=exc.status)
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        return JSONResponse({"error": str(exc)}, status_code=404)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        text = {404: f"there is no `{request.url.path}` here", 405: f"`{request.method}` is not allowed on `{request.url.path}`"}.get(exc.status_code, str(exc.detail))
+        return JSONResponse({"error": text}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        return JSONResponse({"error": "the server failed on this request; its log says why"}, status_code=500)
+
+    model_paths = ["/v2/models/{name}", "/v2/models/{name}/versions/{version}"]
+    routes = [
+        Route("/predict", predict, methods=["POST"]),
+        Route("/models/{name}/predict", predict, methods=["POST"]),
+        Route("/models/{name}/versions/{version}/predict", predict, methods=["POST"]),
+        Route("/health/live", live, methods=["GET"]),
+        Route("/health/ready", ready, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+        Route("/v2", v2_server, methods=["GET"]),
+        Route("/v2/health/live", live, methods=["GET"]),
+        Route("/v2/health/ready", ready, methods=["GET"]),
+        *[Route(p, model_metadata, methods=["GET"]) for p in model_paths],
+        *[Route(p + "/ready", model_ready, methods=["GET"]) for p in model_paths],
+        *[Route(p + "/infer", infer, methods=["POST"]) for p in model_paths],
+    ]
+    return Starlette(
+        routes=routes,
+        exception_handlers={BadRequest: bad_request, NotFound: not_found, HTTPException: http_error, Exception: server_error},
+    )
+
+
+def _batch_of(instances: list) -> object:
+    """Instances as the model wants them: strings stay a list, rows of numbers become a 2-D
+    array, objects (column → value) a table."""
+    if all(isinstance(i, str) for i in instances):
+        return instances
+    if all(isinstance(i, dict) for i in instances):
+        try:
+            import pandas as pd
+        except ImportError as exc:
+            raise BadRequest("instances given as objects need pandas on the server; send rows of values") from exc
+        return pd.DataFrame(instances)
+    if all(isinstance(i, list) for i in instances):
+        widths = {len(i) for i in instances}
+        if len(widths) != 1:
+            raise BadRequest("every instance must have the same number of values")
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for row in instances for v in row):
+            raise BadRequest("instances given as rows must hold numbers only")
+        import numpy as np
+
+        return np.asarray(instances, dtype=float)
+    raise BadRequest("instances must all be strings, all rows of numbers, or all objects")
+
+
+def app_from_environment() -> Starlette:
+    """The app a uvicorn worker process makes (`cais serve --workers N`): the models are
+    named in CAIS_SERVE_MODELS (a JSON list), the body limit in CAIS_SERVE_MAX_BODY."""
+    import os
+
+    references = json.loads(os.environ.get("CAIS_SERVE_MODELS", "[]"))
+    max_body = int(os.environ.get("CAIS_SERVE_MAX_BODY", DEFAULT_MAX_BODY))
+    return create_app(ModelSet.load(references), max_body=max_body)

@@ -1,0 +1,101 @@
+"""The models a server holds: loaded bundles by name and version, and how to call them."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cais.bundle.metadata import BundleMetadata
+from cais.bundle.store import Bundle, ModelStore, _version_key
+from cais.errors import BundleError
+
+__all__ = ["LoadedModel", "ModelSet", "NotFound"]
+
+
+class NotFound(LookupError):
+    """No such model or version in this server (the HTTP layer answers 404)."""
+
+
+@dataclass
+class LoadedModel:
+    bundle: Bundle
+    model: object
+    load_seconds: float
+
+    @property
+    def metadata(self) -> BundleMetadata:
+        return self.bundle.metadata
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+    @property
+    def version(self) -> str:
+        return self.metadata.version
+
+    @property
+    def classes(self) -> list:
+        classes = getattr(self.model, "classes_", None)
+        return [] if classes is None else [c.item() if hasattr(c, "item") else c for c in classes]
+
+    def predict(self, batch: object, *, method: str = "predict") -> list:
+        """One call of the model for the whole batch; returns plain Python values."""
+        if method not in self.metadata.methods:
+            raise ValueError(f"the model `{self.name}` has no `{method}`")
+        result = getattr(self.model, method)(batch)
+        return result.tolist() if hasattr(result, "tolist") else list(result)
+
+
+@dataclass
+class ModelSet:
+    """Every model a server serves; the first one given is the default."""
+
+    models: dict[str, dict[str, LoadedModel]] = field(default_factory=dict)
+    default: str | None = None
+
+    @classmethod
+    def load(cls, references: list[str], *, home: Path | None = None) -> ModelSet:
+        store = ModelStore(home)
+        served = cls()
+        for reference in references:
+            path = Path(reference)
+            bundle = _bundle_from_folder(path) if path.is_dir() else store.get(reference)
+            started = time.perf_counter()
+            model = bundle.load()
+            from cais.bundle.predictor import Predictor
+
+            if isinstance(model, Predictor):
+                model.load()
+            loaded = LoadedModel(bundle, model, time.perf_counter() - started)
+            served.models.setdefault(loaded.name, {})[loaded.version] = loaded
+            served.default = served.default or loaded.name
+        return served
+
+    def get(self, name: str | None = None, version: str | None = None) -> LoadedModel:
+        name = name or self.default
+        versions = self.models.get(name or "")
+        if not versions:
+            raise NotFound(f"no model named `{name}` is served here")
+        if version is None:
+            return versions[max(versions, key=_version_key)]
+        if version not in versions:
+            raise NotFound(f"the model `{name}` has no version `{version}` here")
+        return versions[version]
+
+    def all(self) -> list[LoadedModel]:
+        return [m for versions in self.models.values() for m in versions.values()]
+
+
+def _bundle_from_folder(folder: Path) -> Bundle:
+    """A bundle folder given directly (such as the one inside a serving image)."""
+    from cais.bundle.metadata import METADATA_FILE
+
+    file = folder / METADATA_FILE
+    if not file.is_file():
+        raise BundleError(
+            f"`{folder}` is not a model bundle (it has no {METADATA_FILE})",
+            hint="give a model reference such as `products:1`, or a bundle folder",
+        )
+    return Bundle(folder, BundleMetadata.model_validate_json(file.read_text(encoding="utf-8")))

@@ -1,0 +1,176 @@
+"""The Open Inference Protocol V2 data plane: request and response models, tensor codecs."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "InferenceRequest",
+    "InferenceResponse",
+    "RequestInput",
+    "RequestOutput",
+    "ResponseOutput",
+    "TensorError",
+    "decode_inputs",
+    "encode_output",
+]
+
+# V2 datatype → numpy dtype name (BYTES stays Python strings).
+DATATYPES = {
+    "BOOL": "bool",
+    "UINT8": "uint8",
+    "UINT16": "uint16",
+    "UINT32": "uint32",
+    "UINT64": "uint64",
+    "INT8": "int8",
+    "INT16": "int16",
+    "INT32": "int32",
+    "INT64": "int64",
+    "FP16": "float16",
+    "FP32": "float32",
+    "FP64": "float64",
+    "BYTES": None,
+}
+
+
+class TensorError(ValueError):
+    """A tensor that does not match its own datatype or shape (the HTTP layer answers 400)."""
+
+
+class RequestInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    shape: list[int]
+    datatype: str
+    parameters: dict[str, Any] | None = None
+    data: Any
+
+
+class RequestOutput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    parameters: dict[str, Any] | None = None
+
+
+class InferenceRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | None = None
+    parameters: dict[str, Any] | None = None
+    inputs: list[RequestInput] = Field(min_length=1)
+    outputs: list[RequestOutput] | None = None
+
+
+class ResponseOutput(BaseModel):
+    name: str
+    shape: list[int]
+    datatype: str
+    parameters: dict[str, Any] | None = None
+    data: list[Any]
+
+
+class InferenceResponse(BaseModel):
+    model_name: str
+    model_version: str | None = None
+    id: str | None = None
+    parameters: dict[str, Any] | None = None
+    outputs: list[ResponseOutput]
+
+
+def _flatten(data: Any) -> list[Any]:
+    if not isinstance(data, list):
+        return [data]
+    flat: list[Any] = []
+    stack = [iter(data)]
+    while stack:
+        for item in stack[-1]:
+            if isinstance(item, list):
+                stack.append(iter(item))
+                break
+            flat.append(item)
+        else:
+            stack.pop()
+    return flat
+
+
+def _decode_one(tensor: RequestInput) -> Any:
+    import numpy as np
+
+    if tensor.datatype not in DATATYPES:
+        raise TensorError(
+            f"input `{tensor.name}` has the unknown datatype `{tensor.datatype}` "
+            f"(known: {', '.join(DATATYPES)})"
+        )
+    if not tensor.shape or any(d < 0 for d in tensor.shape):
+        raise TensorError(f"input `{tensor.name}` needs a shape of non-negative sizes")
+    flat = _flatten(tensor.data)
+    expected = math.prod(tensor.shape)
+    if len(flat) != expected:
+        raise TensorError(
+            f"input `{tensor.name}` has {len(flat)} values but its shape {tensor.shape} "
+            f"needs {expected}"
+        )
+    if expected == 0:
+        raise TensorError(f"input `{tensor.name}` is empty: send at least one instance")
+    if tensor.datatype == "BYTES":
+        if not all(isinstance(v, str) for v in flat):
+            raise TensorError(f"input `{tensor.name}` is BYTES: every value must be a string")
+        array = np.array(flat, dtype=object)
+    else:
+        if tensor.datatype == "BOOL":
+            if not all(isinstance(v, bool) for v in flat):
+                raise TensorError(f"input `{tensor.name}` is BOOL: every value must be true or false")
+        elif not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in flat):
+            raise TensorError(f"input `{tensor.name}` is {tensor.datatype}: every value must be a number")
+        try:
+            array = np.array(flat, dtype=DATATYPES[tensor.datatype])
+        except (OverflowError, ValueError) as exc:
+            raise TensorError(f"input `{tensor.name}` does not fit {tensor.datatype}: {exc}") from exc
+    return array.reshape(tensor.shape)
+
+
+def decode_inputs(request: InferenceRequest, input_names: list[str]) -> Any:
+    """The batch a model's predict takes: strings for a text model, a 2-D array for one
+    tabular input, a table (DataFrame, else columns stacked) for one input per column."""
+    import numpy as np
+
+    arrays = {tensor.name: _decode_one(tensor) for tensor in request.inputs}
+    if len(arrays) == 1:
+        array = next(iter(arrays.values()))
+        if array.dtype == object and (array.ndim == 1 or array.shape[1:] == (1,)):
+            return [str(v) for v in array.reshape(-1)]  # a text model takes a list of strings
+        return array.reshape(-1, 1) if array.ndim == 1 else array
+    rows = {len(a) for a in arrays.values()}
+    if len(rows) != 1:
+        raise TensorError("inputs given as columns must all have the same number of rows")
+    ordered = [n for n in input_names if n in arrays] or list(arrays)
+    missing = [n for n in input_names if n not in arrays]
+    if missing:
+        raise TensorError(f"missing input(s): {', '.join(missing)}")
+    try:
+        import pandas as pd
+
+        return pd.DataFrame({name: arrays[name].reshape(-1) for name in ordered})
+    except ImportError:
+        return np.column_stack([arrays[name].reshape(-1) for name in ordered])
+
+
+def encode_output(name: str, values: list[Any]) -> ResponseOutput:
+    import numpy as np
+
+    array = np.asarray(values)
+    if array.dtype.kind in "OUS":
+        datatype = "BYTES"
+        data = [str(v) for v in array.reshape(-1).tolist()]
+    elif array.dtype.kind == "b":
+        datatype, data = "BOOL", array.reshape(-1).tolist()
+    elif array.dtype.kind in "iu":
+        datatype, data = ("INT64" if array.dtype.kind == "i" else "UINT64"), array.reshape(-1).tolist()
+    else:
+        datatype, data = "FP64", array.astype("float64").reshape(-1).tolist()
+    return ResponseOutput(name=name, shape=list(array.shape), datatype=datatype, data=data)
