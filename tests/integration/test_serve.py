@@ -1,0 +1,110 @@
+"""`cais serve` as a real process on a real port, spoken to by Triton's own V2 HTTP client."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import numpy as np
+import pytest
+
+import cais
+
+TITLES = ["livro de receitas", "boneca de pano", "batom vermelho", "jogo de corrida",
+          "livro infantil", "carrinho de brinquedo", "base liquida", "jogo de tiro"]
+LABELS = ["livro", "brinquedo", "maquiagem", "game"] * 2
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    from sklearn.datasets import load_iris
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    home = tmp_path_factory.mktemp("cais-home")
+    text = make_pipeline(TfidfVectorizer(), LogisticRegression()).fit(TITLES, LABELS)
+    cais.save_model(text, "products", input_example=["livro azul"], home=home)
+    iris = load_iris()
+    cais.save_model(LogisticRegression(max_iter=500).fit(iris.data, iris.target), "iris",
+                    input_example=iris.data[:2], home=home)
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cais", "serve", "products", "iris", "--port", str(port)],
+        env={**os.environ, "CAIS_HOME": str(home), "NO_COLOR": "1"},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(150):
+            try:
+                if httpx.get(f"{base}/health/ready", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        else:
+            process.kill()
+            pytest.fail("cais serve never became ready:\n" + process.communicate()[0])
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        if process.stdout:
+            process.stdout.close()
+
+
+def test_triton_client_text_model(server):
+    import tritonclient.http as triton
+
+    client = triton.InferenceServerClient(url=server)
+    assert client.is_server_live() and client.is_server_ready()
+    assert client.is_model_ready("products")
+    assert client.get_model_metadata("products")["inputs"][0]["datatype"] == "BYTES"
+    data = triton.InferInput("input", [2], "BYTES")
+    data.set_data_from_numpy(np.array(["jogo de luta", "boneca"], dtype=object), binary_data=False)
+    wanted = triton.InferRequestedOutput("predict", binary_data=False)
+    result = client.infer("products", [data], outputs=[wanted], request_id="t-1")
+    assert result.get_response()["id"] == "t-1"
+    assert [v.decode() if isinstance(v, bytes) else v for v in result.as_numpy("predict")] == ["game", "brinquedo"]
+
+
+def test_triton_client_table_model_with_probabilities(server):
+    import tritonclient.http as triton
+
+    client = triton.InferenceServerClient(url=server)
+    data = triton.InferInput("input", [2, 4], "FP32")
+    data.set_data_from_numpy(np.array([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]], dtype=np.float32), binary_data=False)
+    outputs = [triton.InferRequestedOutput(n, binary_data=False) for n in ("predict", "predict_proba")]
+    result = client.infer("iris", [data], outputs=outputs)
+    assert result.as_numpy("predict").tolist() == [0, 2]
+    probabilities = result.as_numpy("predict_proba")
+    assert probabilities.shape == (2, 3)
+    assert np.allclose(probabilities.sum(axis=1), 1)
+
+
+def test_triton_client_sees_a_clear_error(server):
+    import tritonclient.http as triton
+    from tritonclient.utils import InferenceServerException
+
+    client = triton.InferenceServerClient(url=server)
+    data = triton.InferInput("input", [1, 4], "FP32")
+    data.set_data_from_numpy(np.zeros((1, 4), dtype=np.float32), binary_data=False)
+    with pytest.raises(InferenceServerException, match="no model named `nope`"):
+        client.infer("nope", [data])
+
+
+def test_simple_api_over_real_http(server):
+    answer = httpx.post(f"http://{server}/predict", json={"instances": ["livro de bolo"]})
+    assert answer.json()["predictions"] == ["livro"]
+    assert httpx.post(f"http://{server}/predict", content=b"{oops").status_code == 400
+    assert httpx.post(f"http://{server}/predict", json={"instances": ["livro"]}).status_code == 200
