@@ -54,3 +54,15 @@ class RecordingProgress:
 
     def log(self, line: str) -> None:
         self.lines.append(line)
+
+
+def assert_one_error(result, *, code: int = 1) -> str:
+    """The command failed with one `error:` sentence (and maybe a hint), no traceback."""
+    assert result.exit_code == code, result.output
+    output = result.output
+    assert output.startswith("error: "), output
+    assert "Traceback" not in output
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert all(line.startswith(("error:", "hint:")) for line in lines), lines
+    assert sum(line.startswith("error:") for line in lines) == 1
+    return output

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime
+import functools
+import importlib.metadata
 import itertools
 import shutil
 import subprocess
@@ -156,3 +158,21 @@ def unreachable_engine(monkeypatch: pytest.MonkeyPatch):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ResourceWarning)
         gc.collect()
+
+
+_packages_distributions = functools.cache(importlib.metadata.packages_distributions)
+
+
+@pytest.fixture
+def fast_package_scan(monkeypatch: pytest.MonkeyPatch) -> None:
+    """packages_distributions() reads every installed file list (about 0.3 s a save); what
+    is installed does not change during the tests, so it is scanned once."""
+    monkeypatch.setattr(importlib.metadata, "packages_distributions", _packages_distributions)
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty model store of the test's own (CAIS_HOME)."""
+    folder = tmp_path / "cais-home"
+    monkeypatch.setenv("CAIS_HOME", str(folder))
+    return folder

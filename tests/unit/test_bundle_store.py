@@ -7,7 +7,6 @@ product titles) and made in the test, so the whole file runs in a few seconds.
 from __future__ import annotations
 
 import datetime
-import functools
 import hashlib
 import importlib
 import importlib.metadata
@@ -50,6 +49,8 @@ CATEGORIES = ["livro", "brinquedo", "maquiagem", "game"] * 2
 X = np.array([[0.0, 1.0], [1.0, 0.0], [4.0, 5.0], [5.0, 4.0]])
 Y = np.array([0, 0, 1, 1])
 
+pytestmark = pytest.mark.usefixtures("fast_package_scan")
+
 
 # --- models that live in this module, so pickle can find them ------------------------------
 
@@ -82,22 +83,6 @@ class CreatesMarker:
 
 
 # --- fixtures and helpers ------------------------------------------------------------------
-
-_packages_distributions = functools.cache(importlib.metadata.packages_distributions)
-
-
-@pytest.fixture(autouse=True)
-def _scan_installed_packages_once(monkeypatch):
-    """packages_distributions() reads every installed file list (about 0.3 s a save); what
-    is installed does not change during the tests, so it is scanned once."""
-    monkeypatch.setattr(importlib.metadata, "packages_distributions", _packages_distributions)
-
-
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "cais-home"
-    monkeypatch.setenv("CAIS_HOME", str(folder))
-    return folder
 
 
 @pytest.fixture

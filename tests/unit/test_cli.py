@@ -13,6 +13,7 @@ from cais.cli import app
 from cais.errors import CaisError, ProjectError
 from cais.registry import credentials
 from cais.registry.credentials import Credentials
+from tests.support import assert_one_error
 
 TEMPLATE_FILES = ("requirements.txt", "script.py", "cais.yaml", ".dockerignore", "README.md")
 
@@ -28,19 +29,6 @@ def project(tmp_path, runner) -> Path:
     result = runner.invoke(app, ["init", str(folder)])
     assert result.exit_code == 0, result.output
     return folder
-
-
-def assert_one_error(result, *, code: int = 1) -> str:
-    """The command failed with one `error:` sentence (and maybe a hint), no traceback."""
-    assert result.exit_code == code, result.output
-    output = result.output
-    assert output.startswith("error: "), output
-    assert "Traceback" not in output
-    lines = [line for line in output.splitlines() if line.strip()]
-    assert lines[0].startswith("error: ")
-    assert all(line.startswith(("error:", "hint:", "  │")) for line in lines), lines
-    assert sum(line.startswith("error:") for line in lines) == 1
-    return output
 
 
 def test_version(runner):

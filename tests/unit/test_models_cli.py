@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import functools
 import importlib.metadata
 import json
 from pathlib import Path
@@ -17,32 +16,19 @@ from typer.testing import CliRunner
 
 from cais.bundle.store import ModelStore
 from cais.cli import app
+from tests.support import assert_one_error
 
 X = np.array([[0.0, 1.0], [1.0, 0.0], [4.0, 5.0], [5.0, 4.0]])
 Y = np.array([0, 0, 1, 1])
 TITLES = ["livro de receitas", "boneca de pano", "batom vermelho", "jogo de corrida"]
 CATEGORIES = ["livro", "brinquedo", "maquiagem", "game"]
 
-_packages_distributions = functools.cache(importlib.metadata.packages_distributions)
-
-
-@pytest.fixture(autouse=True)
-def _scan_installed_packages_once(monkeypatch):
-    """packages_distributions() reads every installed file list (about 0.3 s a save); it
-    does not change during the tests, so it is scanned once."""
-    monkeypatch.setattr(importlib.metadata, "packages_distributions", _packages_distributions)
+pytestmark = pytest.mark.usefixtures("fast_package_scan")
 
 
 @pytest.fixture
 def runner() -> CliRunner:
     return CliRunner()
-
-
-@pytest.fixture
-def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    folder = tmp_path / "cais-home"
-    monkeypatch.setenv("CAIS_HOME", str(folder))
-    return folder
 
 
 @pytest.fixture
@@ -56,18 +42,6 @@ def store(home: Path) -> ModelStore:
     text = make_pipeline(TfidfVectorizer(), LogisticRegression()).fit(TITLES, CATEGORIES)
     store.save(text, "categorias", input_example=["livro de receitas"])
     return store
-
-
-def assert_one_error(result, *, code: int = 1) -> str:
-    """The command failed with one `error:` sentence (and maybe a hint), no traceback."""
-    assert result.exit_code == code, result.output
-    output = result.output
-    assert output.startswith("error: "), output
-    assert "Traceback" not in output
-    lines = [line for line in output.splitlines() if line.strip()]
-    assert all(line.startswith(("error:", "hint:")) for line in lines), lines
-    assert sum(line.startswith("error:") for line in lines) == 1
-    return output
 
 
 def rows(stdout: str) -> list[list[str]]:
