@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import docker
 
+    from cais.bundle.store import Bundle
+
 from cais.builders.base import BuilderChoice, BuildProgress, BuildRequest, BuildResult
 from cais.builders.dockerfile import DEFAULT_DOCKERIGNORE, SecretsMode, render_dockerfile
 from cais.builders.pip_settings import PipSettings
@@ -18,7 +20,7 @@ from cais.plan import ImagePlan, plan_project
 from cais.project import Project, load_project
 from cais.registry.reference import parse_reference
 
-__all__ = ["BuildOptions", "build_project", "dockerfile_for", "default_tag"]
+__all__ = ["BuildOptions", "build_bundle", "build_project", "default_tag", "dockerfile_for"]
 
 
 @dataclass(frozen=True)
@@ -92,3 +94,83 @@ def build_project(
         default_ignore=DEFAULT_DOCKERIGNORE,
     )
     return builder.build(request, progress)
+
+
+# The server's own packages, pinned to the versions this cais runs with.
+_RUNTIME_PACKAGES = ("starlette", "uvicorn", "prometheus-client", "pydantic", "joblib")
+
+
+def _runtime_pins() -> dict[str, str]:
+    import importlib.metadata
+
+    return {name: importlib.metadata.version(name) for name in _RUNTIME_PACKAGES}
+
+
+def build_bundle(
+    connect: Callable[[], docker.DockerClient],
+    bundle: Bundle,
+    options: BuildOptions,
+    progress: BuildProgress,
+    pip: PipSettings,
+    *,
+    python: str | None = None,
+) -> BuildResult:
+    """Build an image that serves `bundle`, then prove it: the model loads inside the new
+    image and predicts its recorded input example."""
+    import shutil
+    import tempfile
+
+    import cais
+    from cais.plan.serving import plan_bundle, requirements_for
+
+    metadata = bundle.metadata
+    tags = options.tags or (f"{metadata.name}:{metadata.version}",)
+    tags = tuple(str(parse_reference(tag)) for tag in tags)
+    first = parse_reference(tags[0])
+    plan = plan_bundle(
+        metadata, name=first.name, tag=first.tag or metadata.version, python=python,
+        platform=options.platform,
+    )
+    builder = select_builder(connect, options.builder)
+    with tempfile.TemporaryDirectory(prefix="cais-serving-") as scratch:
+        context = Path(scratch)
+        (context / "requirements.txt").write_text(requirements_for(metadata, _runtime_pins()))
+        shutil.copytree(
+            Path(cais.__file__).parent, context / "cais",
+            ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "cli", "templates"),
+        )
+        shutil.copytree(bundle.path, context / "model")
+        request = BuildRequest(
+            context=context,
+            tags=tags,
+            dockerfile_text=render_dockerfile(plan, secrets=secrets_mode_for(builder, bool(pip))),
+            platform=plan.platform,
+            build_args=options.build_args or {},
+            no_cache=options.no_cache,
+            pip=pip,
+        )
+        result = builder.build(request, progress)
+    progress.step(f"[check] load {metadata.reference} in the image and predict its example")
+    _prove(connect(), tags[0])
+    return result
+
+
+def _prove(client: docker.DockerClient, image: str) -> None:
+    import docker.errors
+
+    from cais.errors import BuildError
+    from cais.plan.serving import MODEL_DIR
+
+    try:
+        client.containers.run(
+            image, ["python", "-m", "cais.server", MODEL_DIR, "--check"], remove=True,
+            stdout=True, stderr=True,
+        )
+    except docker.errors.ContainerError as exc:
+        text = (exc.stderr or b"").decode(errors="replace").strip().splitlines()
+        raise BuildError(
+            f"The image `{image}` was built, but the model does not work inside it",
+            log_tail=text[-15:],
+            hint="the packages the model was saved with may not install or run on this Python; "
+            "try `--python X.Y`",
+        ) from exc

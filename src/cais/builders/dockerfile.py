@@ -13,7 +13,7 @@ from enum import Enum
 
 from cais import __version__
 from cais.errors import PlanError
-from cais.plan import DependencyStep, ImagePlan
+from cais.plan import Copy, DependencyStep, ImagePlan
 
 __all__ = [
     "DEFAULT_DOCKERIGNORE",
@@ -122,20 +122,32 @@ def render_dockerfile(plan: ImagePlan, *, secrets: SecretsMode = SecretsMode.NON
                 )
             out += _run([*_add_user(plan), _pip_install(deps)], secrets)
         out.append("")
+    whole_context = plan.app.copies == (Copy(source=".", destination="."),)
     if secrets is SecretsMode.STAGE:
-        out += ["# The program, from the clean copy of stage 2.", "COPY --from=program /src ./"]
+        out.append("# The program, from the clean copy of stage 2.")
+        for copy in plan.app.copies:
+            source = "/src" if copy.source == "." else f"/src/{copy.source}"
+            out.append(f"COPY --from=program {source} {'./' if copy.destination == '.' else copy.destination}")
         if plan.app.install_project:
             out.append("COPY --from=program /install /usr/local")
     else:
-        out += [
-            "# The program itself; .dockerignore keeps out .git, virtualenvs, caches and data.",
-            "COPY . .",
-        ]
+        out.append(
+            "# The program itself; .dockerignore keeps out .git, virtualenvs, caches and data."
+            if whole_context
+            else "# The program."
+        )
+        out += [f"COPY {c.source} {c.destination}" for c in plan.app.copies]
         if plan.app.install_project:
             out += _run(["pip install --no-cache-dir --no-deps ."], secrets)
     out.append("")
+    if plan.model is not None:
+        out += [
+            "# The model, in the last layer: a new model version changes only this layer.",
+            f"COPY {plan.model.source} {plan.model.destination}",
+            "",
+        ]
     if plan.env:
-        out.append("# Settings of the program, from cais.yaml.")
+        out.append("# Settings of the program.")
         out.append(_key_values("ENV", plan.env))
         out.append("")
     out.append(f"USER {plan.user.spec}")
@@ -147,6 +159,12 @@ def render_dockerfile(plan: ImagePlan, *, secrets: SecretsMode = SecretsMode.NON
             "# OCI labels: what this image is, which version, built when, from which commit."
         )
         out.append(_key_values("LABEL", plan.labels))
+    if plan.healthcheck:
+        out.append("# Healthy once the model is loaded and the server answers.")
+        out.append(
+            "HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \\\n"
+            "    CMD " + json.dumps(list(plan.healthcheck), ensure_ascii=False)
+        )
     if plan.entrypoint:
         # CMD rather than ENTRYPOINT: `cais run IMAGE -- bash` can still open a shell inside.
         out.append("CMD " + json.dumps(list(plan.entrypoint), ensure_ascii=False))

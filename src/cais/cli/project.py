@@ -94,6 +94,23 @@ def dockerfile(
     success(f"Wrote `{output}`")
 
 
+def _saved_model(source: str):
+    """The bundle `source` names, when it is not a folder but a saved model's reference."""
+    if Path(source).exists() or "/" in source or source.startswith("."):
+        return None
+    from cais.bundle.store import ModelStore, split_reference
+    from cais.errors import BundleError
+
+    try:
+        name, _ = split_reference(source)
+    except BundleError:
+        return None
+    store = ModelStore()
+    if not store.versions(name):
+        return None
+    return store.get(source)
+
+
 def _build_args(values: list[str] | None) -> dict[str, str]:
     args: dict[str, str] = {}
     for value in values or []:
@@ -105,7 +122,9 @@ def _build_args(values: list[str] | None) -> dict[str, str]:
 
 
 def build(
-    directory: Annotated[Path, typer.Argument(help="Project folder.")] = Path("."),
+    source: Annotated[
+        str, typer.Argument(help="Project folder, or a saved model: name[:version|alias].")
+    ] = ".",
     tag: Annotated[
         list[str] | None,
         typer.Option("-t", "--tag", help="Name:tag of the image (repeat for more tags)."),
@@ -133,11 +152,15 @@ def build(
         BuilderChoice,
         typer.Option("--builder", help="BuildKit (docker CLI) or the classic builder."),
     ] = BuilderChoice.AUTO,
+    python: Annotated[
+        str | None,
+        typer.Option("--python", help="Python X.Y of a model's serving image (default: its own)."),
+    ] = None,
     verbose: Annotated[
         bool, typer.Option("-v", "--verbose", help="Show every build line.")
     ] = False,
 ) -> None:
-    """Build the project into an image on the Docker Engine."""
+    """Build a project, or an image that serves a saved model, on the Docker Engine."""
     from cais.build import BuildOptions, build_project
     from cais.builders.pip_settings import PipSettings, pip_settings
     from cais.engine.client import check_socket, connect
@@ -156,7 +179,22 @@ def build(
     for value in options.tags:
         parse_reference(value)
     parse_platform(platform)
-    project = load_project(directory)
+    bundle = _saved_model(source)
+    if bundle is not None:
+        from cais.build import build_bundle
+
+        pip = pip_settings(list(ca_cert or ()), index_url)
+        check_socket()
+        with BuildDisplay(verbose=verbose) as display:
+            result = build_bundle(connect, bundle, options, display, pip, python=python)
+        success(
+            f"Built `{', '.join(result.tags)}` ({result.image_id[7:19]}), serving "
+            f"`{bundle.reference}`, with {result.builder} in {result.seconds:.1f}s"
+        )
+        note(f"serve it: `cais run -p 8080:8080 {result.tags[0]}`")
+        out.print(result.tags[0], markup=False)
+        return
+    project = load_project(source)
     pip = (
         pip_settings(list(ca_cert or ()), index_url)
         if project.dockerfile is None

@@ -19,6 +19,7 @@ from cais.project import DependencyKind, Project
 __all__ = [
     "APP_DIR",
     "AppStep",
+    "Copy",
     "DependencyStep",
     "ImagePlan",
     "LayerKind",
@@ -69,11 +70,22 @@ class DependencyStep(BaseModel):
     packages: tuple[str, ...] = ()  # pip install PKG ... (pyproject projects)
 
 
-class AppStep(BaseModel):
-    """Copy the program; optionally pip-install the project itself (no dependencies)."""
+class Copy(BaseModel):
+    """One COPY from the build context into the image."""
 
     model_config = ConfigDict(frozen=True)
 
+    source: str
+    destination: str
+
+
+class AppStep(BaseModel):
+    """Copy the program (the whole context by default); optionally pip-install the project
+    itself (no dependencies)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    copies: tuple[Copy, ...] = (Copy(source=".", destination="."),)
     install_project: bool = False
 
 
@@ -93,8 +105,10 @@ class ImagePlan(BaseModel):
     env: dict[str, str] = Field(default_factory=dict)
     dependencies: DependencyStep | None = None
     app: AppStep = AppStep()
+    model: Copy | None = None  # the model, in its own last layer
     entrypoint: tuple[str, ...] = ()
     ports: tuple[int, ...] = ()
+    healthcheck: tuple[str, ...] = ()  # a command (exec form) that fails when unhealthy
     labels: dict[str, str] = Field(default_factory=dict)
 
     @property
@@ -109,7 +123,7 @@ class ImagePlan(BaseModel):
     @property
     def layers(self) -> tuple[LayerKind, ...]:
         kinds = [LayerKind.DEPENDENCIES] if self.dependencies else []
-        return (*kinds, LayerKind.APP)
+        return (*kinds, LayerKind.APP, *([LayerKind.MODEL] if self.model else []))
 
 
 def default_base_image(python: str) -> str:

@@ -1,0 +1,53 @@
+"""`python -m cais.server BUNDLE_FOLDER [--port 8080]`: the server inside a serving image.
+
+It needs only the server's packages (no CLI), and `--check` loads the model and predicts its
+recorded input example, to prove an image works before it is pushed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cais.server")
+    parser.add_argument("bundles", nargs="+", help="bundle folders or name[:version] references")
+    parser.add_argument("--host", default="0.0.0.0")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--check", action="store_true", help="load, predict the example, exit")
+    args = parser.parse_args(argv)
+
+    from cais.errors import CaisError
+    from cais.server.models import ModelSet
+
+    try:
+        served = ModelSet.load(args.bundles)
+    except CaisError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    if args.check:
+        for loaded in served.all():
+            example = loaded.metadata.input_example
+            if example is not None:
+                try:
+                    predictions = loaded.predict(example)
+                except Exception as exc:  # the proof failed: say how
+                    print(f"error: `{loaded.name}:{loaded.version}` cannot predict its input "
+                          f"example here: {type(exc).__name__}: {exc}", file=sys.stderr)
+                    return 1
+                print(f"{loaded.name}:{loaded.version} predicts {predictions!r}")
+            else:
+                print(f"{loaded.name}:{loaded.version} loads")
+        return 0
+
+    import uvicorn
+
+    from cais.server.app import create_app
+
+    uvicorn.run(create_app(served), host=args.host, port=args.port, log_level="info")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
