@@ -128,7 +128,10 @@ def build_bundle(
     tags = tuple(str(parse_reference(tag)) for tag in tags)
     first = parse_reference(tags[0])
     plan = plan_bundle(
-        metadata, name=first.name, tag=first.tag or metadata.version, python=python,
+        metadata,
+        name=first.name,
+        tag=first.tag or metadata.version,
+        python=python,
         platform=options.platform,
     )
     builder = select_builder(connect, options.builder)
@@ -136,7 +139,8 @@ def build_bundle(
         context = Path(scratch)
         (context / "requirements.txt").write_text(requirements_for(metadata, _runtime_pins()))
         shutil.copytree(
-            Path(cais.__file__).parent, context / "cais",
+            Path(cais.__file__).parent,
+            context / "cais",
             ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "cli", "templates"),
         )
         shutil.copytree(bundle.path, context / "model")
@@ -163,8 +167,11 @@ def _prove(client: docker.DockerClient, image: str) -> None:
 
     try:
         client.containers.run(
-            image, ["python", "-m", "cais.server", MODEL_DIR, "--check"], remove=True,
-            stdout=True, stderr=True,
+            image,
+            ["python", "-m", "cais.server", MODEL_DIR, "--check"],
+            remove=True,
+            stdout=True,
+            stderr=True,
         )
     except docker.errors.ContainerError as exc:
         text = (exc.stderr or b"").decode(errors="replace").strip().splitlines()

@@ -343,8 +343,21 @@ def git_revision(folder: Path) -> str | None:
 
 # Folders whose changes never reach an image (they are in every default .dockerignore).
 _NOT_SOURCES = {
-    ".git", ".hg", ".svn", ".venv", "venv", "__pycache__", "node_modules", ".mypy_cache",
-    ".pytest_cache", ".ruff_cache", ".ipynb_checkpoints", ".tox", ".nox", "data", "output",
+    ".git",
+    ".hg",
+    ".svn",
+    ".venv",
+    "venv",
+    "__pycache__",
+    "node_modules",
+    ".mypy_cache",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".ipynb_checkpoints",
+    ".tox",
+    ".nox",
+    "data",
+    "output",
 }
 _MAX_SCANNED = 20_000
 

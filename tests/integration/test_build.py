@@ -193,7 +193,9 @@ def test_dockerignore_keeps_clutter_out(
 
 def test_an_unreachable_engine_is_named_by_both_builders(tmp_path, cais, engine, builder):
     project = _project(tmp_path, cais)
-    done = cais("build", str(project), "--builder", builder, env={"DOCKER_HOST": "tcp://127.0.0.1:1"})
+    done = cais(
+        "build", str(project), "--builder", builder, env={"DOCKER_HOST": "tcp://127.0.0.1:1"}
+    )
     assert done.returncode == 1
     assert "The Docker Engine at `tcp://127.0.0.1:1` is not reachable" in done.stderr
     assert "Traceback" not in done.stderr
@@ -211,8 +213,9 @@ def test_an_unchanged_project_rebuilds_to_the_same_image(
     assert first_id[7:19] in first.stderr
     assert first_id[7:19] in again.stderr  # the very same image, not a new one
     # Both builders copy the same files: the ignore file itself stays out too.
-    listing = engine.containers.run(
-        f"{image_name}:1", entrypoint=["ls", "-A", "/app"], remove=True
-    ).decode().split()
+    listing = (
+        engine.containers.run(f"{image_name}:1", entrypoint=["ls", "-A", "/app"], remove=True)
+        .decode()
+        .split()
+    )
     assert sorted(listing) == ["README.md", "cais.yaml", "requirements.txt", "script.py"]
-

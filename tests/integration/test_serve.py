@@ -14,8 +14,16 @@ import pytest
 
 import cais
 
-TITLES = ["livro de receitas", "boneca de pano", "batom vermelho", "jogo de corrida",
-          "livro infantil", "carrinho de brinquedo", "base liquida", "jogo de tiro"]
+TITLES = [
+    "livro de receitas",
+    "boneca de pano",
+    "batom vermelho",
+    "jogo de corrida",
+    "livro infantil",
+    "carrinho de brinquedo",
+    "base liquida",
+    "jogo de tiro",
+]
 LABELS = ["livro", "brinquedo", "maquiagem", "game"] * 2
 
 
@@ -36,13 +44,19 @@ def server(tmp_path_factory):
     text = make_pipeline(TfidfVectorizer(), LogisticRegression()).fit(TITLES, LABELS)
     cais.save_model(text, "products", input_example=["livro azul"], home=home)
     iris = load_iris()
-    cais.save_model(LogisticRegression(max_iter=500).fit(iris.data, iris.target), "iris",
-                    input_example=iris.data[:2], home=home)
+    cais.save_model(
+        LogisticRegression(max_iter=500).fit(iris.data, iris.target),
+        "iris",
+        input_example=iris.data[:2],
+        home=home,
+    )
     port = _free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "cais", "serve", "products", "iris", "--port", str(port)],
         env={**os.environ, "CAIS_HOME": str(home), "NO_COLOR": "1"},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -75,7 +89,10 @@ def test_triton_client_text_model(server):
     wanted = triton.InferRequestedOutput("predict", binary_data=False)
     result = client.infer("products", [data], outputs=[wanted], request_id="t-1")
     assert result.get_response()["id"] == "t-1"
-    assert [v.decode() if isinstance(v, bytes) else v for v in result.as_numpy("predict")] == ["game", "brinquedo"]
+    assert [v.decode() if isinstance(v, bytes) else v for v in result.as_numpy("predict")] == [
+        "game",
+        "brinquedo",
+    ]
 
 
 def test_triton_client_table_model_with_probabilities(server):
@@ -83,8 +100,12 @@ def test_triton_client_table_model_with_probabilities(server):
 
     client = triton.InferenceServerClient(url=server)
     data = triton.InferInput("input", [2, 4], "FP32")
-    data.set_data_from_numpy(np.array([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]], dtype=np.float32), binary_data=False)
-    outputs = [triton.InferRequestedOutput(n, binary_data=False) for n in ("predict", "predict_proba")]
+    data.set_data_from_numpy(
+        np.array([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]], dtype=np.float32), binary_data=False
+    )
+    outputs = [
+        triton.InferRequestedOutput(n, binary_data=False) for n in ("predict", "predict_proba")
+    ]
     result = client.infer("iris", [data], outputs=outputs)
     assert result.as_numpy("predict").tolist() == [0, 2]
     probabilities = result.as_numpy("predict_proba")

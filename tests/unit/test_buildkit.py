@@ -525,7 +525,9 @@ def test_builder_failure_raises_the_build_error(tmp_path, write):
 
 def test_the_answer_is_cached_until_a_cli_changes(tmp_path, monkeypatch):
     fake = tmp_path / "docker"
-    fake.write_text("#!/bin/sh\n[ \"$1\" = buildx ] && exit 1\necho 'Docker version 20.10.24, build x'\n")
+    fake.write_text(
+        "#!/bin/sh\n[ \"$1\" = buildx ] && exit 1\necho 'Docker version 20.10.24, build x'\n"
+    )
     fake.chmod(0o755)
     monkeypatch.setattr(buildkit.shutil, "which", lambda name: str(fake))
     monkeypatch.setattr(buildkit.os, "access", lambda path, mode: str(path) == str(fake))

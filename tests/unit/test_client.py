@@ -64,6 +64,7 @@ UPSTREAM = sorted(
     if issubclass(cls, BaseException) and cls.__module__ == "docker.errors"
 )
 
+
 def test_every_upstream_class_has_a_sample():
     missing = sorted(set(UPSTREAM) - set(SAMPLES))
     assert missing == [], f"new docker.errors classes {missing}: add them to SAMPLES"

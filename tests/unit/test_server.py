@@ -11,8 +11,14 @@ from cais.server.app import create_app
 from cais.server.models import ModelSet
 
 TITLES = [
-    "livro de receitas", "boneca de pano", "batom vermelho", "jogo de corrida",
-    "livro infantil", "carrinho de brinquedo", "base liquida", "jogo de tiro",
+    "livro de receitas",
+    "boneca de pano",
+    "batom vermelho",
+    "jogo de corrida",
+    "livro infantil",
+    "carrinho de brinquedo",
+    "base liquida",
+    "jogo de tiro",
 ]
 LABELS = ["livro", "brinquedo", "maquiagem", "game"] * 2
 
@@ -39,7 +45,11 @@ def client(tmp_path_factory):
 def test_simple_api_predicts_a_batch(client):
     answer = client.post("/predict", json={"instances": ["livro de bolo", "batom rosa"]})
     assert answer.status_code == 200
-    assert answer.json() == {"predictions": ["livro", "maquiagem"], "model": "products", "version": "2"}
+    assert answer.json() == {
+        "predictions": ["livro", "maquiagem"],
+        "model": "products",
+        "version": "2",
+    }
 
 
 def test_probabilities_name_the_classes(client):
@@ -51,7 +61,12 @@ def test_probabilities_name_the_classes(client):
 
 
 def test_named_model_and_version(client):
-    assert client.post("/models/products/versions/1/predict", json={"instances": ["jogo"]}).json()["version"] == "1"
+    assert (
+        client.post("/models/products/versions/1/predict", json={"instances": ["jogo"]}).json()[
+            "version"
+        ]
+        == "1"
+    )
     iris = client.post("/models/iris/predict", json={"instances": [[5.1, 3.5, 1.4, 0.2]]})
     assert iris.json()["predictions"] == [0]
 
@@ -59,13 +74,25 @@ def test_named_model_and_version(client):
 def test_v2_text_model(client):
     answer = client.post(
         "/v2/models/products/infer",
-        json={"id": "r-1", "inputs": [{"name": "input", "shape": [2], "datatype": "BYTES", "data": ["jogo de luta", "boneca"]}]},
+        json={
+            "id": "r-1",
+            "inputs": [
+                {
+                    "name": "input",
+                    "shape": [2],
+                    "datatype": "BYTES",
+                    "data": ["jogo de luta", "boneca"],
+                }
+            ],
+        },
     )
     assert answer.status_code == 200
     body = answer.json()
     assert body["id"] == "r-1"
     assert body["model_name"] == "products"
-    assert body["outputs"] == [{"name": "predict", "shape": [2], "datatype": "BYTES", "data": ["game", "brinquedo"]}]
+    assert body["outputs"] == [
+        {"name": "predict", "shape": [2], "datatype": "BYTES", "data": ["game", "brinquedo"]}
+    ]
 
 
 @pytest.mark.parametrize("datatype", ["FP32", "FP64", "FP16"])
@@ -73,7 +100,14 @@ def test_v2_table_model_with_output_selection(client, datatype):
     answer = client.post(
         "/v2/models/iris/versions/1/infer",
         json={
-            "inputs": [{"name": "input", "shape": [2, 4], "datatype": datatype, "data": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]}],
+            "inputs": [
+                {
+                    "name": "input",
+                    "shape": [2, 4],
+                    "datatype": datatype,
+                    "data": [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]],
+                }
+            ],
             "outputs": [{"name": "predict"}, {"name": "predict_proba"}],
         },
     )
@@ -86,7 +120,11 @@ def test_v2_table_model_with_output_selection(client, datatype):
 def test_v2_integer_tensors(client):
     answer = client.post(
         "/v2/models/iris/infer",
-        json={"inputs": [{"name": "input", "shape": [1, 4], "datatype": "INT64", "data": [5, 3, 1, 0]}]},
+        json={
+            "inputs": [
+                {"name": "input", "shape": [1, 4], "datatype": "INT64", "data": [5, 3, 1, 0]}
+            ]
+        },
     )
     assert answer.status_code == 200
     assert answer.json()["outputs"][0]["data"] == [0]
@@ -110,29 +148,143 @@ BAD_REQUESTS = [
     ("post", "/predict", {"json": {"instances": "livro"}}, 400, "must be a list"),
     ("post", "/predict", {"json": {"instances": []}}, 400, "is empty"),
     ("post", "/predict", {"json": {"instances": ["a", 1]}}, 400, "all be strings"),
-    ("post", "/models/iris/predict", {"json": {"instances": [[1, 2], [1, 2, 3]]}}, 400, "same number of values"),
-    ("post", "/models/iris/predict", {"json": {"instances": [[1, 2]]}}, 422, "cannot predict this input"),
-    ("post", "/predict", {"content": b'{"instances": ["' + b"x" * 5000 + b'"]}'}, 413, "larger than the limit"),
+    (
+        "post",
+        "/models/iris/predict",
+        {"json": {"instances": [[1, 2], [1, 2, 3]]}},
+        400,
+        "same number of values",
+    ),
+    (
+        "post",
+        "/models/iris/predict",
+        {"json": {"instances": [[1, 2]]}},
+        422,
+        "cannot predict this input",
+    ),
+    (
+        "post",
+        "/predict",
+        {"content": b'{"instances": ["' + b"x" * 5000 + b'"]}'},
+        413,
+        "larger than the limit",
+    ),
     ("post", "/models/nope/predict", {"json": {"instances": ["x"]}}, 404, "no model named `nope`"),
-    ("post", "/models/products/versions/9/predict", {"json": {"instances": ["x"]}}, 404, "no version `9`"),
+    (
+        "post",
+        "/models/products/versions/9/predict",
+        {"json": {"instances": ["x"]}},
+        404,
+        "no version `9`",
+    ),
     ("get", "/predict", {}, 405, "`GET` is not allowed"),
     ("get", "/nowhere", {}, 404, "there is no `/nowhere` here"),
     ("post", "/v2/models/iris/infer", {"json": {"inputs": []}}, 400, "not a V2 inference request"),
     ("post", "/v2/models/iris/infer", {"json": {"input": []}}, 400, "not a V2 inference request"),
-    ("post", "/v2/models/iris/infer", {"json": {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3]}]}}, 400, "has 3 values but its shape [1, 4] needs 4"),
-    ("post", "/v2/models/iris/infer", {"json": {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP99", "data": [1, 2, 3, 4]}]}}, 400, "unknown datatype `FP99`"),
-    ("post", "/v2/models/iris/infer", {"json": {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": ["a", "b", "c", "d"]}]}}, 400, "must be a number"),
-    ("post", "/v2/models/iris/infer", {"json": {"inputs": [{"name": "input", "shape": [1, 2], "datatype": "BOOL", "data": [1, 0]}]}}, 400, "true or false"),
-    ("post", "/v2/models/iris/infer", {"json": {"inputs": [{"name": "input", "shape": [0, 4], "datatype": "FP32", "data": []}]}}, 400, "is empty"),
-    ("post", "/v2/models/iris/infer", {"json": {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "INT8", "data": [500, 1, 1, 1]}]}}, 400, "does not fit INT8"),
-    ("post", "/v2/models/products/infer", {"json": {"inputs": [{"name": "input", "shape": [1], "datatype": "BYTES", "data": [1]}]}}, 400, "must be a string"),
-    ("post", "/v2/models/iris/infer", {"json": {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}], "outputs": [{"name": "embedding"}]}}, 400, "no output `embedding`"),
+    (
+        "post",
+        "/v2/models/iris/infer",
+        {
+            "json": {
+                "inputs": [
+                    {"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3]}
+                ]
+            }
+        },
+        400,
+        "has 3 values but its shape [1, 4] needs 4",
+    ),
+    (
+        "post",
+        "/v2/models/iris/infer",
+        {
+            "json": {
+                "inputs": [
+                    {"name": "input", "shape": [1, 4], "datatype": "FP99", "data": [1, 2, 3, 4]}
+                ]
+            }
+        },
+        400,
+        "unknown datatype `FP99`",
+    ),
+    (
+        "post",
+        "/v2/models/iris/infer",
+        {
+            "json": {
+                "inputs": [
+                    {
+                        "name": "input",
+                        "shape": [1, 4],
+                        "datatype": "FP32",
+                        "data": ["a", "b", "c", "d"],
+                    }
+                ]
+            }
+        },
+        400,
+        "must be a number",
+    ),
+    (
+        "post",
+        "/v2/models/iris/infer",
+        {
+            "json": {
+                "inputs": [{"name": "input", "shape": [1, 2], "datatype": "BOOL", "data": [1, 0]}]
+            }
+        },
+        400,
+        "true or false",
+    ),
+    (
+        "post",
+        "/v2/models/iris/infer",
+        {"json": {"inputs": [{"name": "input", "shape": [0, 4], "datatype": "FP32", "data": []}]}},
+        400,
+        "is empty",
+    ),
+    (
+        "post",
+        "/v2/models/iris/infer",
+        {
+            "json": {
+                "inputs": [
+                    {"name": "input", "shape": [1, 4], "datatype": "INT8", "data": [500, 1, 1, 1]}
+                ]
+            }
+        },
+        400,
+        "does not fit INT8",
+    ),
+    (
+        "post",
+        "/v2/models/products/infer",
+        {"json": {"inputs": [{"name": "input", "shape": [1], "datatype": "BYTES", "data": [1]}]}},
+        400,
+        "must be a string",
+    ),
+    (
+        "post",
+        "/v2/models/iris/infer",
+        {
+            "json": {
+                "inputs": [
+                    {"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}
+                ],
+                "outputs": [{"name": "embedding"}],
+            }
+        },
+        400,
+        "no output `embedding`",
+    ),
     ("post", "/v2/models/nope/infer", {"json": {}}, 404, "no model named `nope`"),
 ]
 
 
 @pytest.mark.parametrize(("method", "path", "kwargs", "status", "message"), BAD_REQUESTS)
-def test_bad_requests_get_a_4xx_json_error_and_the_server_goes_on(client, method, path, kwargs, status, message):
+def test_bad_requests_get_a_4xx_json_error_and_the_server_goes_on(
+    client, method, path, kwargs, status, message
+):
     answer = getattr(client, method)(path, **kwargs)
     assert answer.status_code == status, answer.text
     assert message in answer.json()["error"]
@@ -144,8 +296,12 @@ def test_metrics_count_requests_errors_and_load_time(client):
     client.post("/models/iris/predict", json={"instances": []})
     text = client.get("/metrics").text
     assert 'cais_requests_total{model="iris",protocol="json",version="1"}' in text
-    assert 'cais_request_errors_total{model="iris",protocol="json",status="400",version="1"}' in text
-    assert 'cais_request_seconds_bucket{le="0.005",model="iris",protocol="json",version="1"}' in text
+    assert (
+        'cais_request_errors_total{model="iris",protocol="json",status="400",version="1"}' in text
+    )
+    assert (
+        'cais_request_seconds_bucket{le="0.005",model="iris",protocol="json",version="1"}' in text
+    )
     assert 'cais_model_load_seconds{model="products",version="1"}' in text
     assert 'cais_instances_total{model="iris",version="1"}' in text
 

@@ -178,9 +178,7 @@ class BuildKitBuilder:
         )
 
 
-def _stream(
-    args: list[str], env: dict[str, str], progress: BuildProgress
-) -> tuple[int, CaisError]:
+def _stream(args: list[str], env: dict[str, str], progress: BuildProgress) -> tuple[int, CaisError]:
     """Run the build, report steps and lines as they come; return the exit code and the error
     to raise if it failed."""
     names: dict[str, str] = {}

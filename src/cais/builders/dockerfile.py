@@ -127,7 +127,9 @@ def render_dockerfile(plan: ImagePlan, *, secrets: SecretsMode = SecretsMode.NON
         out.append("# The program, from the clean copy of stage 2.")
         for copy in plan.app.copies:
             source = "/src" if copy.source == "." else f"/src/{copy.source}"
-            out.append(f"COPY --from=program {source} {'./' if copy.destination == '.' else copy.destination}")
+            out.append(
+                f"COPY --from=program {source} {'./' if copy.destination == '.' else copy.destination}"
+            )
         if plan.app.install_project:
             out.append("COPY --from=program /install /usr/local")
     else:

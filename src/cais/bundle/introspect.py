@@ -103,5 +103,7 @@ def signature_of(example: object, predictions: object | None) -> tuple[list[Tens
     if predictions is not None:
         array = np.asarray(predictions)
         shape = [-1, *array.shape[1:]] if array.ndim else [-1]
-        outputs.append(Tensor(name="predict", datatype=_datatype_of_dtype(array.dtype), shape=shape))
+        outputs.append(
+            Tensor(name="predict", datatype=_datatype_of_dtype(array.dtype), shape=shape)
+        )
     return inputs, outputs

@@ -137,7 +137,9 @@ def _warn_on_skew(metadata: BundleMetadata) -> None:
             differ.append(f"{name} {recorded} (running {running})")
     if differ:
         warnings.warn(
-            f"`{metadata.reference}` was saved with " + ", ".join(differ) + "; predictions may differ",
+            f"`{metadata.reference}` was saved with "
+            + ", ".join(differ)
+            + "; predictions may differ",
             RuntimeWarning,
             stacklevel=3,
         )
@@ -272,7 +274,9 @@ class ModelStore:
                     f"The model cannot predict its own input example: {type(exc).__name__}: {exc}",
                     hint="pass an example shaped like the data the model was trained on",
                 ) from exc
-        inputs, outputs = signature_of(input_example, predictions) if input_example is not None else ([], [])
+        inputs, outputs = (
+            signature_of(input_example, predictions) if input_example is not None else ([], [])
+        )
         folder = self.root / name
         folder.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".saving-", dir=folder))
@@ -303,8 +307,12 @@ class ModelStore:
                 git_commit=git_commit,
                 cais_version=__version__,
             )
-            (staging / METADATA_FILE).write_text(metadata.model_dump_json(indent=2), encoding="utf-8")
-            target = self._publish(staging, folder, metadata, auto=version is None, overwrite=overwrite)
+            (staging / METADATA_FILE).write_text(
+                metadata.model_dump_json(indent=2), encoding="utf-8"
+            )
+            target = self._publish(
+                staging, folder, metadata, auto=version is None, overwrite=overwrite
+            )
             return Bundle(target, metadata)
         finally:
             if staging.exists():

@@ -12,9 +12,7 @@ from cais.cli._output import out, success
 
 __all__ = ["app"]
 
-app = typer.Typer(
-    help="Saved models: list, show, tag and remove versions.", no_args_is_help=True
-)
+app = typer.Typer(help="Saved models: list, show, tag and remove versions.", no_args_is_help=True)
 
 
 def _store():
@@ -43,7 +41,9 @@ def list_models(
             if version == versions[-1]:
                 tags.insert(0, "latest")
             metrics = ", ".join(f"{k}={v:g}" for k, v in metadata.metrics.items())
-            table.add_row(model, version, ", ".join(tags), f"{metadata.created:%Y-%m-%d %H:%M}", metrics)
+            table.add_row(
+                model, version, ", ".join(tags), f"{metadata.created:%Y-%m-%d %H:%M}", metrics
+            )
     out.print(table)
 
 

@@ -38,8 +38,12 @@ def serve(
         os.environ["CAIS_SERVE_MODELS"] = json.dumps(models)
         os.environ["CAIS_SERVE_MAX_BODY"] = str(max_body)
         uvicorn.run(
-            "cais.server.app:app_from_environment", factory=True, host=host, port=port,
-            workers=workers, log_level="warning",
+            "cais.server.app:app_from_environment",
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level="warning",
         )
         return
     uvicorn.run(create_app(served, max_body=max_body), host=host, port=port, log_level="warning")

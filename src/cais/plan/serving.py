@@ -84,7 +84,9 @@ def plan_bundle(
         entrypoint=("python", "-m", "cais.server", MODEL_DIR, "--port", str(SERVING_PORT)),
         ports=(SERVING_PORT,),
         healthcheck=(
-            "python", "-c", f"import urllib.request; urllib.request.urlopen('{ready}', timeout=2)"
+            "python",
+            "-c",
+            f"import urllib.request; urllib.request.urlopen('{ready}', timeout=2)",
         ),
         labels=labels,
     )

@@ -33,8 +33,11 @@ def main(argv: list[str] | None = None) -> int:
                 try:
                     predictions = loaded.predict(example)
                 except Exception as exc:  # the proof failed: say how
-                    print(f"error: `{loaded.name}:{loaded.version}` cannot predict its input "
-                          f"example here: {type(exc).__name__}: {exc}", file=sys.stderr)
+                    print(
+                        f"error: `{loaded.name}:{loaded.version}` cannot predict its input "
+                        f"example here: {type(exc).__name__}: {exc}",
+                        file=sys.stderr,
+                    )
                     return 1
                 print(f"{loaded.name}:{loaded.version} predicts {predictions!r}")
             else:

@@ -22,7 +22,13 @@ from starlette.routing import Route
 
 from cais import __version__
 from cais.server.models import LoadedModel, ModelSet, NotFound
-from cais.server.v2 import InferenceRequest, InferenceResponse, TensorError, decode_inputs, encode_output
+from cais.server.v2 import (
+    InferenceRequest,
+    InferenceResponse,
+    TensorError,
+    decode_inputs,
+    encode_output,
+)
 
 __all__ = ["DEFAULT_MAX_BODY", "create_app"]
 
@@ -42,15 +48,31 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         labels = ["model", "version", "protocol"]
-        self.requests = Counter("cais_requests", "Prediction requests", labels, registry=self.registry)
-        self.errors = Counter("cais_request_errors", "Prediction requests answered with an error", [*labels, "status"], registry=self.registry)
+        self.requests = Counter(
+            "cais_requests", "Prediction requests", labels, registry=self.registry
+        )
+        self.errors = Counter(
+            "cais_request_errors",
+            "Prediction requests answered with an error",
+            [*labels, "status"],
+            registry=self.registry,
+        )
         self.latency = Histogram(
-            "cais_request_seconds", "Time to answer a prediction request", labels,
+            "cais_request_seconds",
+            "Time to answer a prediction request",
+            labels,
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
             registry=self.registry,
         )
-        self.instances = Counter("cais_instances", "Instances predicted", ["model", "version"], registry=self.registry)
-        self.load_seconds = Gauge("cais_model_load_seconds", "Time to load a model", ["model", "version"], registry=self.registry)
+        self.instances = Counter(
+            "cais_instances", "Instances predicted", ["model", "version"], registry=self.registry
+        )
+        self.load_seconds = Gauge(
+            "cais_model_load_seconds",
+            "Time to load a model",
+            ["model", "version"],
+            registry=self.registry,
+        )
 
 
 def create_app(models: ModelSet, *, max_body: int = DEFAULT_MAX_BODY) -> Starlette:
@@ -95,7 +117,10 @@ def create_app(models: ModelSet, *, max_body: int = DEFAULT_MAX_BODY) -> Starlet
         try:
             return await run_in_threadpool(model.predict, batch, method=method)
         except Exception as exc:  # the model refused this input: the client's data is wrong
-            raise BadRequest(f"the model `{model.name}` cannot predict this input: {type(exc).__name__}: {exc}", 422) from exc
+            raise BadRequest(
+                f"the model `{model.name}` cannot predict this input: {type(exc).__name__}: {exc}",
+                422,
+            ) from exc
 
     # -- simple JSON API ------------------------------------------------------------------
 
@@ -105,7 +130,9 @@ def create_app(models: ModelSet, *, max_body: int = DEFAULT_MAX_BODY) -> Starlet
         async def work() -> Response:
             body = await read_json(request)
             if not isinstance(body, dict) or "instances" not in body:
-                raise BadRequest('send {"instances": [...]}: a JSON object with a list of instances')
+                raise BadRequest(
+                    'send {"instances": [...]}: a JSON object with a list of instances'
+                )
             instances = body["instances"]
             if not isinstance(instances, list):
                 raise BadRequest('"instances" must be a list')
@@ -122,7 +149,9 @@ def create_app(models: ModelSet, *, max_body: int = DEFAULT_MAX_BODY) -> Starlet
             else:
                 predictions = await run_model(model, batch, "predict")
             metrics.instances.labels(model.name, model.version).inc(len(instances))
-            return JSONResponse({"predictions": predictions, "model": model.name, "version": model.version})
+            return JSONResponse(
+                {"predictions": predictions, "model": model.name, "version": model.version}
+            )
 
         return await timed(model, "json", work)
 
@@ -147,7 +176,17 @@ def create_app(models: ModelSet, *, max_body: int = DEFAULT_MAX_BODY) -> Starlet
                 "platform": meta.model_class,
                 "inputs": [t.model_dump() for t in meta.inputs],
                 "outputs": [t.model_dump() for t in meta.outputs]
-                + ([{"name": "predict_proba", "datatype": "FP64", "shape": [-1, len(model.classes)]}] if "predict_proba" in meta.methods else []),
+                + (
+                    [
+                        {
+                            "name": "predict_proba",
+                            "datatype": "FP64",
+                            "shape": [-1, len(model.classes)],
+                        }
+                    ]
+                    if "predict_proba" in meta.methods
+                    else []
+                ),
             }
         )
 
@@ -165,7 +204,9 @@ def create_app(models: ModelSet, *, max_body: int = DEFAULT_MAX_BODY) -> Starlet
             except ValidationError as exc:
                 first = exc.errors()[0]
                 where = ".".join(str(p) for p in first["loc"]) or "body"
-                raise BadRequest(f"the request is not a V2 inference request: `{where}`: {first['msg']}") from exc
+                raise BadRequest(
+                    f"the request is not a V2 inference request: `{where}`: {first['msg']}"
+                ) from exc
             try:
                 batch = decode_inputs(inference, [t.name for t in model.metadata.inputs])
             except TensorError as exc:
@@ -174,10 +215,20 @@ def create_app(models: ModelSet, *, max_body: int = DEFAULT_MAX_BODY) -> Starlet
             outputs = []
             for name in wanted:
                 if name not in ("predict", "predict_proba") or name not in model.metadata.methods:
-                    raise BadRequest(f"the model `{model.name}` has no output `{name}` (it has: {', '.join(model.metadata.methods)})")
+                    raise BadRequest(
+                        f"the model `{model.name}` has no output `{name}` (it has: {', '.join(model.metadata.methods)})"
+                    )
                 outputs.append(encode_output(name, await run_model(model, batch, name)))
-            metrics.instances.labels(model.name, model.version).inc(outputs[0].shape[0] if outputs[0].shape else 1)
-            response = InferenceResponse(model_name=model.name, model_version=model.version, id=inference.id, parameters=inference.parameters, outputs=outputs)
+            metrics.instances.labels(model.name, model.version).inc(
+                outputs[0].shape[0] if outputs[0].shape else 1
+            )
+            response = InferenceResponse(
+                model_name=model.name,
+                model_version=model.version,
+                id=inference.id,
+                parameters=inference.parameters,
+                outputs=outputs,
+            )
             return JSONResponse(response.model_dump(exclude_none=True))
 
         return await timed(model, "v2", work)
@@ -194,11 +245,18 @@ def create_app(models: ModelSet, *, max_body: int = DEFAULT_MAX_BODY) -> Starlet
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        text = {404: f"there is no `{request.url.path}` here", 405: f"`{request.method}` is not allowed on `{request.url.path}`"}.get(exc.status_code, str(exc.detail))
-        return JSONResponse({"error": text}, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+        text = {
+            404: f"there is no `{request.url.path}` here",
+            405: f"`{request.method}` is not allowed on `{request.url.path}`",
+        }.get(exc.status_code, str(exc.detail))
+        return JSONResponse(
+            {"error": text}, status_code=exc.status_code, headers=getattr(exc, "headers", None)
+        )
 
     async def server_error(request: Request, exc: Exception) -> Response:
-        return JSONResponse({"error": "the server failed on this request; its log says why"}, status_code=500)
+        return JSONResponse(
+            {"error": "the server failed on this request; its log says why"}, status_code=500
+        )
 
     model_paths = ["/v2/models/{name}", "/v2/models/{name}/versions/{version}"]
     routes = [
@@ -217,7 +275,12 @@ def create_app(models: ModelSet, *, max_body: int = DEFAULT_MAX_BODY) -> Starlet
     ]
     return Starlette(
         routes=routes,
-        exception_handlers={BadRequest: bad_request, NotFound: not_found, HTTPException: http_error, Exception: server_error},
+        exception_handlers={
+            BadRequest: bad_request,
+            NotFound: not_found,
+            HTTPException: http_error,
+            Exception: server_error,
+        },
     )
 
 
@@ -230,13 +293,19 @@ def _batch_of(instances: list) -> object:
         try:
             import pandas as pd
         except ImportError as exc:
-            raise BadRequest("instances given as objects need pandas on the server; send rows of values") from exc
+            raise BadRequest(
+                "instances given as objects need pandas on the server; send rows of values"
+            ) from exc
         return pd.DataFrame(instances)
     if all(isinstance(i, list) for i in instances):
         widths = {len(i) for i in instances}
         if len(widths) != 1:
             raise BadRequest("every instance must have the same number of values")
-        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for row in instances for v in row):
+        if not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool)
+            for row in instances
+            for v in row
+        ):
             raise BadRequest("instances given as rows must hold numbers only")
         import numpy as np
 

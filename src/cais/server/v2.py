@@ -124,13 +124,19 @@ def _decode_one(tensor: RequestInput) -> Any:
     else:
         if tensor.datatype == "BOOL":
             if not all(isinstance(v, bool) for v in flat):
-                raise TensorError(f"input `{tensor.name}` is BOOL: every value must be true or false")
+                raise TensorError(
+                    f"input `{tensor.name}` is BOOL: every value must be true or false"
+                )
         elif not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in flat):
-            raise TensorError(f"input `{tensor.name}` is {tensor.datatype}: every value must be a number")
+            raise TensorError(
+                f"input `{tensor.name}` is {tensor.datatype}: every value must be a number"
+            )
         try:
             array = np.array(flat, dtype=DATATYPES[tensor.datatype])
         except (OverflowError, ValueError) as exc:
-            raise TensorError(f"input `{tensor.name}` does not fit {tensor.datatype}: {exc}") from exc
+            raise TensorError(
+                f"input `{tensor.name}` does not fit {tensor.datatype}: {exc}"
+            ) from exc
     return array.reshape(tensor.shape)
 
 
@@ -170,7 +176,10 @@ def encode_output(name: str, values: list[Any]) -> ResponseOutput:
     elif array.dtype.kind == "b":
         datatype, data = "BOOL", array.reshape(-1).tolist()
     elif array.dtype.kind in "iu":
-        datatype, data = ("INT64" if array.dtype.kind == "i" else "UINT64"), array.reshape(-1).tolist()
+        datatype, data = (
+            ("INT64" if array.dtype.kind == "i" else "UINT64"),
+            array.reshape(-1).tolist(),
+        )
     else:
         datatype, data = "FP64", array.astype("float64").reshape(-1).tolist()
     return ResponseOutput(name=name, shape=list(array.shape), datatype=datatype, data=data)

@@ -1,0 +1,90 @@
+"""`cais build REF`: an image that serves a saved model, built and run on the real engine."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import httpx
+import pytest
+
+
+pytestmark = pytest.mark.engine
+
+TITLES = [
+    "livro de receitas",
+    "boneca de pano",
+    "batom vermelho",
+    "jogo de corrida",
+    "livro infantil",
+    "carrinho de brinquedo",
+    "base liquida",
+    "jogo de tiro",
+]
+LABELS = ["livro", "brinquedo", "maquiagem", "game"] * 2
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_a_saved_model_becomes_a_serving_image(
+    tmp_path, cais, engine, base_image, image_name, ca_certs
+):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    import cais as cais_api
+
+    home = tmp_path / "cais-home"
+    model = make_pipeline(TfidfVectorizer(), LogisticRegression()).fit(TITLES, LABELS)
+    reference = cais_api.save_model(
+        model, "products", input_example=["livro azul"], metrics={"accuracy": 1.0}, home=home
+    )
+    env = {"CAIS_HOME": str(home)}
+    tag = f"{image_name}:1"
+    certs = [a for c in ca_certs for a in ("--ca-cert", str(c))]
+    built = cais("build", reference, "-t", tag, *certs, env=env)
+    assert built.returncode == 0, built.stderr
+    assert "load products:1 in the image and predict its example" in built.stderr
+
+    image = engine.images.get(tag)
+    config = image.attrs["Config"]
+    assert config["User"] == "1000:1000"
+    assert config["Labels"]["dev.cais.model.name"] == "products"
+    assert config["Labels"]["dev.cais.model.metrics.accuracy"] == "1"
+    assert config["Healthcheck"]["Test"][0] == "CMD"
+    layers = [h for h in engine.api.history(tag) if h.get("Size", 0) > 0]  # newest first
+    assert "model /model" in layers[0]["CreatedBy"]  # the model is the last layer
+
+    port = _free_port()
+    ran = cais("run", "-d", "--name", image_name, "-p", f"127.0.0.1:{port}:8080", tag)
+    assert ran.returncode == 0, ran.stderr
+    try:
+        for _ in range(100):
+            try:
+                answer = httpx.post(
+                    f"http://127.0.0.1:{port}/predict",
+                    json={"instances": ["livro de bolo", "jogo de luta"]},
+                    timeout=2,
+                )
+                break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        else:
+            pytest.fail("the serving container never answered")
+        assert answer.json()["predictions"] == list(
+            model.predict(["livro de bolo", "jogo de luta"])
+        )
+        assert httpx.get(f"http://127.0.0.1:{port}/v2/models/products").json()["versions"] == ["1"]
+    finally:
+        engine.containers.get(image_name).remove(force=True)
+
+
+def test_a_model_name_that_is_neither_folder_nor_saved(cais, engine, tmp_path):
+    done = cais("build", "no-such-model", env={"CAIS_HOME": str(tmp_path)})
+    assert done.returncode == 1
+    assert "does not exist" in done.stderr

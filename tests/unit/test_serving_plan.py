@@ -1,0 +1,96 @@
+"""The plan and Dockerfile of an image that serves a model bundle, and the in-image check."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from cais.builders.dockerfile import SecretsMode, render_dockerfile
+from cais.bundle.metadata import BundleMetadata
+from cais.errors import PlanError
+from cais.plan import LayerKind
+from cais.plan.serving import MODEL_DIR, plan_bundle, requirements_for
+
+
+def metadata(**changes) -> BundleMetadata:
+    values = dict(
+        name="products",
+        version="3",
+        created=datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc),
+        python="3.11.7",
+        packages={"numpy": "2.4.6", "scikit-learn": "1.9.1", "joblib": "1.6.0"},
+        files={"model.joblib": "ab" * 32},
+        metrics={"accuracy": 0.97},
+        git_commit="c0ffee",
+    )
+    values.update(changes)
+    return BundleMetadata(**values)
+
+
+def test_requirements_pin_the_stack_then_the_server_without_repeats():
+    text = requirements_for(
+        metadata(requirements=["unidecode>=1.3"]),
+        {"starlette": "1.10.0", "joblib": "1.5.0", "uvicorn": "0.54.0"},
+    )
+    lines = [line for line in text.splitlines() if not line.startswith("#")]
+    assert lines == [
+        "numpy==2.4.6",
+        "scikit-learn==1.9.1",
+        "joblib==1.6.0",
+        "unidecode>=1.3",
+        "starlette==1.10.0",
+        "uvicorn==0.54.0",
+    ]
+
+
+def test_plan_serves_the_model_from_its_own_last_layer():
+    plan = plan_bundle(metadata(), name="registry.example/products", tag="3")
+    assert plan.base_image == "python:3.11-slim"
+    assert plan.layers == (LayerKind.DEPENDENCIES, LayerKind.APP, LayerKind.MODEL)
+    assert plan.ports == (8080,)
+    assert plan.entrypoint[:4] == ("python", "-m", "cais.server", MODEL_DIR)
+    assert plan.labels["dev.cais.model.sha256"] == "ab" * 32
+    assert plan.labels["dev.cais.model.version"] == "3"
+    assert plan.labels["dev.cais.model.metrics.accuracy"] == "0.97"
+    assert plan.labels["org.opencontainers.image.revision"] == "c0ffee"
+    assert plan.labels["org.opencontainers.image.created"] == "2026-01-02T03:04:05Z"
+
+
+@pytest.mark.parametrize("mode", list(SecretsMode))
+def test_dockerfile_copies_the_model_last_and_checks_health(mode):
+    text = render_dockerfile(plan_bundle(metadata(), name="products", tag="3"), secrets=mode)
+    instructions = [line.split()[0] for line in text.splitlines() if line and line[0].isupper()]
+    copies = [line for line in text.splitlines() if line.startswith("COPY")]
+    assert copies[-1] == f"COPY model {MODEL_DIR}"
+    assert instructions[-1] == "CMD" and "HEALTHCHECK" in instructions
+    assert "USER 1000:1000" in text
+    assert "/health/ready" in text
+
+
+def test_python_override_and_old_pythons():
+    assert (
+        plan_bundle(metadata(), name="p", tag="1", python="3.12").base_image == "python:3.12-slim"
+    )
+    with pytest.raises(PlanError) as caught:
+        plan_bundle(metadata(python="3.9.18"), name="p", tag="1")
+    assert "needs Python 3.10 or newer" in caught.value.message
+    assert "--python" in caught.value.hint
+
+
+def test_server_check_loads_and_predicts_the_example(tmp_path, capsys):
+    from sklearn.linear_model import LogisticRegression
+
+    import cais
+    from cais.bundle.store import ModelStore
+    from cais.server.__main__ import main
+
+    model = LogisticRegression().fit([[0, 1], [1, 0], [0, 0], [1, 1]], [0, 1, 0, 1])
+    cais.save_model(model, "tiny", input_example=[[0, 1]], home=tmp_path)
+    folder = ModelStore(tmp_path).get("tiny").path
+    assert main([str(folder), "--check"]) == 0
+    assert "tiny:1 predicts [0]" in capsys.readouterr().out
+    (folder / "model.joblib").write_bytes(b"broken")
+    assert main([str(folder), "--check"]) == 1
+    assert "does not match its recorded sha256" in capsys.readouterr().err
+    assert main([str(tmp_path / "nothing"), "--check"]) == 1
