@@ -58,6 +58,7 @@ class ProjectConfig(BaseModel):
     entrypoint: list[str] | None = Field(default=None, description="script or command to run")
     base_image: str | None = Field(default=None, description="replaces python:X.Y-slim")
     requirements: str | None = Field(default=None, description="requirements file to install")
+    train: str | None = Field(default=None, description="training script for `cais train`")
     env: dict[str, str] = Field(default_factory=dict, description="environment of the image")
     ports: list[int] = Field(default_factory=list, description="ports the program listens on")
 

@@ -89,6 +89,7 @@ for command in (
     project.init,
     project.dockerfile,
     project.build,
+    project.train,
     containers.run,
     containers.ps,
     containers.logs,

@@ -18,49 +18,89 @@ __all__ = ["build", "dockerfile", "init"]
 
 class Template(str, Enum):
     script = "script"
+    classifier = "classifier"
 
 
-_TEMPLATE_FILES = {  # name in the package → name in the project
-    "requirements.txt": "requirements.txt",
-    "script.py": "script.py",
-    "cais.yaml": "cais.yaml",
-    "dockerignore": ".dockerignore",
-    "README.md": "README.md",
+# Files whose {name} and {python} are filled in; `dockerignore` becomes `.dockerignore`.
+_FILLED_IN = {"cais.yaml", "README.md", "train.py"}
+_NEXT_STEPS = {
+    Template.script: "`cais dockerfile {dir}` to see its Dockerfile, `cais build {dir}` to build it",
+    Template.classifier: "`cais train {dir}` to train and save the model, then `cais serve {name}`",
 }
-_FILLED_IN = {"cais.yaml", "README.md"}  # files with {name} and {python} to fill in
+
+
+def _template_files(template: Template) -> dict[str, object]:
+    """Project path → the template's file, for every file of the template."""
+    root = resources.files("cais.templates") / template.value
+    files: dict[str, object] = {}
+    pending = [(root, "")]
+    while pending:
+        folder, prefix = pending.pop()
+        for entry in folder.iterdir():
+            if entry.name == "__pycache__":
+                continue
+            if entry.is_dir():
+                pending.append((entry, f"{prefix}{entry.name}/"))
+            else:
+                target = ".dockerignore" if entry.name == "dockerignore" else entry.name
+                files[f"{prefix}{target}"] = entry
+    return dict(sorted(files.items()))
 
 
 def init(
     directory: Annotated[Path, typer.Argument(help="Folder to create the project in.")],
     template: Annotated[
-        Template, typer.Option("--template", help="Kind of project.")
+        Template, typer.Option("--template", help="Kind of project: a script, or a classifier.")
     ] = Template.script,
     force: Annotated[bool, typer.Option("--force", help="Overwrite files that exist.")] = False,
 ) -> None:
-    """Create a runnable example project: script, requirements.txt, cais.yaml, .dockerignore."""
+    """Create a runnable example project (a script, or a classifier to train and serve)."""
     from cais.project import image_name_from, running_python
 
-    source = resources.files("cais.templates") / template.value
-    existing = [name for name in _TEMPLATE_FILES.values() if (directory / name).exists()]
+    files = _template_files(template)
     if directory.exists() and not directory.is_dir():
         raise ProjectError(f"`{directory}` is a file, not a folder")
+    existing = [name for name in files if (directory / name).exists()]
     if existing and not force:
         raise ProjectError(
             f"`{directory}` already holds a project ({', '.join(existing)})",
             hint="choose another folder, or add `--force` to overwrite those files",
         )
-    directory.mkdir(parents=True, exist_ok=True)
     name = image_name_from(directory.resolve().name)
-    for package_name, project_name in _TEMPLATE_FILES.items():
-        text = (source / package_name).read_text(encoding="utf-8")
-        if package_name in _FILLED_IN:
+    for target, source in files.items():
+        text = source.read_text(encoding="utf-8")  # type: ignore[attr-defined]
+        if Path(target).name in _FILLED_IN:
             text = text.replace("{name}", name).replace("{python}", running_python())
-        (directory / project_name).write_text(text, encoding="utf-8")
+        (directory / target).parent.mkdir(parents=True, exist_ok=True)
+        (directory / target).write_text(text, encoding="utf-8")
     success(f"Created the {template.value} project `{name}` in `{directory}`")
-    note(
-        f"next: `cais dockerfile {directory}` to see its Dockerfile, "
-        f"`cais build {directory}` to build it"
-    )
+    note("next: " + _NEXT_STEPS[template].format(dir=directory, name=name))
+
+
+def train(
+    directory: Annotated[Path, typer.Argument(help="Project folder.")] = Path("."),
+) -> None:
+    """Run the project's training script (`train:` in cais.yaml, else train.py)."""
+    import subprocess
+    import sys
+
+    from cais.project import load_project
+
+    project = load_project(directory)
+    script = project.config.train or "train.py"
+    if not (project.path / script).is_file():
+        raise ProjectError(
+            f"`{project.path}` has no training script `{script}`",
+            hint="set `train: your_script.py` in cais.yaml, or create train.py",
+        )
+    note(f"running `python {script}` in `{project.path}`")
+    done = subprocess.run([sys.executable, script], cwd=project.path)
+    if done.returncode != 0:
+        raise ProjectError(
+            f"`{script}` failed with exit code {done.returncode}",
+            hint="its output above says why",
+        )
+    success(f"`{script}` finished")
 
 
 def dockerfile(
