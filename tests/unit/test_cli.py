@@ -69,7 +69,7 @@ def test_init_refuses_to_overwrite(project, runner):
     result = runner.invoke(app, ["init", str(project)])
     output = assert_one_error(result)
     assert (
-        f"error: `{project}` already holds a project (requirements.txt, script.py, cais.yaml, .dockerignore, README.md)"
+        f"error: `{project}` already holds a project (.dockerignore, README.md, cais.yaml, requirements.txt, script.py)"
         in output
     )
     assert "hint: choose another folder, or add `--force` to overwrite those files" in output
@@ -344,3 +344,31 @@ def test_logout_with_a_corrupt_config(runner):
 def test_push_of_an_invalid_reference_fails_before_the_engine(runner, unreachable_engine):
     output = assert_one_error(runner.invoke(app, ["push", "Bad/Name"]))
     assert "`Bad/Name` is not a valid image name" in output
+
+
+def test_classifier_template_trains_and_saves(runner, tmp_path, monkeypatch):
+    monkeypatch.setenv("CAIS_HOME", str(tmp_path / "home"))
+    folder = tmp_path / "shop"
+    assert runner.invoke(app, ["init", str(folder), "--template", "classifier"]).exit_code == 0
+    assert (folder / "tests" / "test_model.py").is_file()
+    assert '"shop"' in (folder / "train.py").read_text()
+    result = runner.invoke(app, ["train", str(folder)])
+    assert result.exit_code == 0, result.output
+    from cais.bundle.store import ModelStore
+
+    bundle = ModelStore(tmp_path / "home").get("shop")
+    assert bundle.metadata.metrics["accuracy"] > 0.9
+    assert bundle.metadata.input_example == ["livro de poesia capa dura", "batom vermelho"]
+
+
+def test_train_without_a_script_or_with_a_failing_one(runner, tmp_path):
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    (folder / "requirements.txt").write_text("")
+    (folder / "main.py").write_text("print(1)\n")
+    assert_one_error(runner.invoke(app, ["train", str(folder)]))
+    (folder / "train.py").write_text("raise SystemExit(3)\n")
+    result = runner.invoke(app, ["train", str(folder)])
+    assert result.exit_code == 1
+    assert "error: `train.py` failed with exit code 3" in result.output
+    assert "Traceback" not in result.output
