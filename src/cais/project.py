@@ -28,11 +28,13 @@ __all__ = [
     "CONFIG_FILE",
     "DependencyKind",
     "Dependencies",
+    "LegacyRoute",
     "Project",
     "ProjectConfig",
     "git_revision",
     "image_name_from",
     "load_project",
+    "read_config",
     "running_python",
     "source_date",
 ]
@@ -45,6 +47,18 @@ _NOT_ENTRYPOINTS = {"setup.py", "conftest.py", "noxfile.py", "fabfile.py"}
 _PYTHON_XY = re.compile(r"^(\d+)\.(\d+)(?:\.\d+)?$")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _IMAGE_NAME = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
+
+
+class LegacyRoute(BaseModel):
+    """An existing API contract a served model keeps answering, such as a hand-made Flask
+    API's `POST /predizer_categoria {"descricao": …} → {"categoria": …}`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    path: str = Field(pattern=r"^/[A-Za-z0-9_./-]*$")
+    model: str | None = None  # the default model when not given
+    input: str
+    output: str
 
 
 class ProjectConfig(BaseModel):
@@ -61,6 +75,9 @@ class ProjectConfig(BaseModel):
     train: str | None = Field(default=None, description="training script for `cais train`")
     env: dict[str, str] = Field(default_factory=dict, description="environment of the image")
     ports: list[int] = Field(default_factory=list, description="ports the program listens on")
+    routes: list[LegacyRoute] = Field(
+        default_factory=list, description="existing API contracts that `cais serve` keeps"
+    )
 
     @field_validator("entrypoint", mode="before")
     @classmethod
@@ -184,8 +201,13 @@ def load_project(path: str | Path = ".") -> Project:
     )
 
 
-def _read_config(root: Path) -> ProjectConfig:
-    file = root / CONFIG_FILE
+def read_config(file: Path) -> ProjectConfig:
+    """A cais.yaml, checked; an empty config when the file does not exist."""
+    return _read_config(file.parent, file.name)
+
+
+def _read_config(root: Path, name: str = CONFIG_FILE) -> ProjectConfig:
+    file = root / name
     if not file.is_file():
         return ProjectConfig()
     try:

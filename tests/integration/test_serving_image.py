@@ -8,7 +8,6 @@ import time
 import httpx
 import pytest
 
-
 pytestmark = pytest.mark.engine
 
 TITLES = [

@@ -315,3 +315,68 @@ def test_serving_an_unknown_model_fails_before_listening(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["serve", "nothing:1"])
     assert result.exit_code == 1
     assert "No model is named `nothing`" in result.output
+
+
+@pytest.fixture(scope="module")
+def legacy_client(tmp_path_factory):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    from cais.project import LegacyRoute
+
+    home = tmp_path_factory.mktemp("cais-home")
+    text = make_pipeline(TfidfVectorizer(), LogisticRegression()).fit(TITLES, LABELS)
+    cais.save_model(text, "products", input_example=["livro azul"], home=home)
+    route = LegacyRoute(path="/predizer_categoria", input="descricao", output="categoria")
+    with TestClient(
+        create_app(ModelSet.load(["products"], home=home), routes=[route])
+    ) as test_client:
+        yield test_client
+
+
+def test_a_kept_contract_answers_like_the_old_api(legacy_client):
+    one = legacy_client.post("/predizer_categoria", json={"descricao": "livro de bolo"})
+    assert one.json() == {"categoria": "livro"}
+    many = legacy_client.post(
+        "/predizer_categoria", json={"descricao": ["livro de bolo", "jogo de luta"]}
+    )
+    assert many.json() == {"categoria": ["livro", "game"]}
+    wrong = legacy_client.post("/predizer_categoria", json={"texto": "livro"})
+    assert wrong.status_code == 400
+    assert "`descricao`" in wrong.json()["error"]
+    assert legacy_client.post("/predizer_categoria", json={"descricao": []}).status_code == 400
+
+
+def test_openapi_docs_and_try_page(legacy_client):
+    spec = legacy_client.get("/openapi.json").json()
+    assert spec["openapi"].startswith("3.")
+    assert "/predizer_categoria" in spec["paths"]
+    example = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"][
+        "example"
+    ]
+    assert example == {"instances": ["livro azul"]}
+    assert "<title>cais — API documentation</title>" in legacy_client.get("/docs").text
+    assert "<title>cais — try a prediction</title>" in legacy_client.get("/").text
+    listed = legacy_client.get("/models").json()
+    assert listed["default"] == "products"
+    assert listed["models"][0]["classes"] == ["brinquedo", "game", "livro", "maquiagem"]
+
+
+def test_a_route_to_a_model_not_served_fails_at_start(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from cais.cli import app
+
+    home = tmp_path / "home"
+    from sklearn.linear_model import LogisticRegression
+
+    cais.save_model(LogisticRegression().fit([[0], [1]], [0, 1]), "tiny", home=home)
+    (tmp_path / "cais.yaml").write_text(
+        "routes:\n  - path: /old\n    model: other\n    input: x\n    output: y\n"
+    )
+    monkeypatch.setenv("CAIS_HOME", str(home))
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["serve", "tiny"])
+    assert result.exit_code == 1
+    assert "The route `/old` names a model that is not served" in result.output

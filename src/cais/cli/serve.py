@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -23,20 +24,39 @@ def serve(
     max_body: Annotated[
         int, typer.Option("--max-body", help="Largest request body accepted, in bytes.")
     ] = 10 * 1024 * 1024,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", help="cais.yaml whose `routes:` to keep (default: ./cais.yaml)."),
+    ] = None,
 ) -> None:
     """Serve models: a simple JSON API (POST /predict) and the Open Inference Protocol V2."""
     import uvicorn
 
+    from cais.errors import CaisError
+    from cais.project import read_config
     from cais.server.app import create_app
-    from cais.server.models import ModelSet
+    from cais.server.models import ModelSet, NotFound
 
+    if config is not None and not config.is_file():
+        raise CaisError(f"The config file `{config}` does not exist")
+    routes = list(read_config(config or Path("cais.yaml")).routes)
     served = ModelSet.load(models)  # fails here, with one sentence, on a bad reference
+    for route in routes:
+        try:
+            served.get(route.model)
+        except NotFound as exc:
+            raise CaisError(
+                f"The route `{route.path}` names a model that is not served: {exc}",
+                hint="serve that model too, or fix `routes:` in cais.yaml",
+            ) from None
+        note(f"keeping `POST {route.path}` ({route.input} → {route.output})")
     for loaded in served.all():
         note(f"loaded `{loaded.name}:{loaded.version}` in {loaded.load_seconds:.2f}s")
     success(f"Serving on http://{host}:{port} (POST /predict, /v2/models/{served.default}/infer)")
     if workers > 1:
         os.environ["CAIS_SERVE_MODELS"] = json.dumps(models)
         os.environ["CAIS_SERVE_MAX_BODY"] = str(max_body)
+        os.environ["CAIS_SERVE_ROUTES"] = json.dumps([r.model_dump() for r in routes])
         uvicorn.run(
             "cais.server.app:app_from_environment",
             factory=True,
@@ -46,4 +66,5 @@ def serve(
             log_level="warning",
         )
         return
-    uvicorn.run(create_app(served, max_body=max_body), host=host, port=port, log_level="warning")
+    app = create_app(served, max_body=max_body, routes=routes)
+    uvicorn.run(app, host=host, port=port, log_level="warning")

@@ -17,11 +17,13 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from cais import __version__
+from cais.project import LegacyRoute
 from cais.server.models import LoadedModel, ModelSet, NotFound
+from cais.server.pages import openapi_document, page
 from cais.server.v2 import (
     InferenceRequest,
     InferenceResponse,
@@ -75,8 +77,14 @@ class Metrics:
         )
 
 
-def create_app(models: ModelSet, *, max_body: int = DEFAULT_MAX_BODY) -> Starlette:
-    """The server for `models`: every route, error handler and metric."""
+def create_app(
+    models: ModelSet,
+    *,
+    max_body: int = DEFAULT_MAX_BODY,
+    routes: list[LegacyRoute] | None = None,
+) -> Starlette:
+    """The server for `models`: every route, error handler and metric; `routes` keep
+    existing API contracts (cais.yaml `routes:`) answering."""
     metrics = Metrics()
     for loaded in models.all():
         metrics.load_seconds.labels(loaded.name, loaded.version).set(loaded.load_seconds)
@@ -233,6 +241,59 @@ def create_app(models: ModelSet, *, max_body: int = DEFAULT_MAX_BODY) -> Starlet
 
         return await timed(model, "v2", work)
 
+    def legacy(route: LegacyRoute):
+        async def handler(request: Request) -> Response:
+            model = models.get(route.model)
+
+            async def work() -> Response:
+                body = await read_json(request)
+                if not isinstance(body, dict) or route.input not in body:
+                    raise BadRequest(
+                        f'send {{"{route.input}": ...}}: a JSON object with `{route.input}`'
+                    )
+                value = body[route.input]
+                many = isinstance(value, list)
+                instances = value if many else [value]
+                if not instances:
+                    raise BadRequest(f"`{route.input}` is empty")
+                predictions = await run_model(model, _batch_of(instances), "predict")
+                metrics.instances.labels(model.name, model.version).inc(len(instances))
+                return JSONResponse({route.output: predictions if many else predictions[0]})
+
+            return await timed(model, "legacy", work)
+
+        return handler
+
+    for route in routes or []:
+        models.get(route.model)  # a route to a model not served fails at start, not per request
+
+    async def openapi(request: Request) -> Response:
+        return JSONResponse(openapi_document(models, routes or []))
+
+    async def docs(request: Request) -> Response:
+        return HTMLResponse(page("docs.html"))
+
+    async def try_page(request: Request) -> Response:
+        return HTMLResponse(page("index.html"))
+
+    async def model_list(request: Request) -> Response:
+        return JSONResponse(
+            {
+                "default": models.default,
+                "models": [
+                    {
+                        "name": m.name,
+                        "version": m.version,
+                        "inputs": [t.model_dump() for t in m.metadata.inputs],
+                        "input_example": m.metadata.input_example,
+                        "classes": [str(c) for c in m.classes],
+                        "metrics": m.metadata.metrics,
+                    }
+                    for m in models.all()
+                ],
+            }
+        )
+
     async def metrics_endpoint(request: Request) -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
@@ -259,7 +320,11 @@ def create_app(models: ModelSet, *, max_body: int = DEFAULT_MAX_BODY) -> Starlet
         )
 
     model_paths = ["/v2/models/{name}", "/v2/models/{name}/versions/{version}"]
-    routes = [
+    table = [
+        Route("/", try_page, methods=["GET"]),
+        Route("/docs", docs, methods=["GET"]),
+        Route("/openapi.json", openapi, methods=["GET"]),
+        Route("/models", model_list, methods=["GET"]),
         Route("/predict", predict, methods=["POST"]),
         Route("/models/{name}/predict", predict, methods=["POST"]),
         Route("/models/{name}/versions/{version}/predict", predict, methods=["POST"]),
@@ -272,9 +337,10 @@ def create_app(models: ModelSet, *, max_body: int = DEFAULT_MAX_BODY) -> Starlet
         *[Route(p, model_metadata, methods=["GET"]) for p in model_paths],
         *[Route(p + "/ready", model_ready, methods=["GET"]) for p in model_paths],
         *[Route(p + "/infer", infer, methods=["POST"]) for p in model_paths],
+        *[Route(r.path, legacy(r), methods=["POST"]) for r in routes or []],
     ]
     return Starlette(
-        routes=routes,
+        routes=table,
         exception_handlers={
             BadRequest: bad_request,
             NotFound: not_found,
@@ -320,4 +386,7 @@ def app_from_environment() -> Starlette:
 
     references = json.loads(os.environ.get("CAIS_SERVE_MODELS", "[]"))
     max_body = int(os.environ.get("CAIS_SERVE_MAX_BODY", DEFAULT_MAX_BODY))
-    return create_app(ModelSet.load(references), max_body=max_body)
+    routes = [
+        LegacyRoute.model_validate(r) for r in json.loads(os.environ.get("CAIS_SERVE_ROUTES", "[]"))
+    ]
+    return create_app(ModelSet.load(references), max_body=max_body, routes=routes)

@@ -16,7 +16,15 @@ import cais
 
 WORDS = {
     "livro": ["livro", "romance", "edição", "capa dura", "autor", "volume", "contos", "poesia"],
-    "brinquedo": ["boneca", "carrinho", "pelúcia", "quebra-cabeça", "lego", "infantil", "brinquedo"],
+    "brinquedo": [
+        "boneca",
+        "carrinho",
+        "pelúcia",
+        "quebra-cabeça",
+        "lego",
+        "infantil",
+        "brinquedo",
+    ],
     "maquiagem": ["batom", "base", "rímel", "sombra", "blush", "pó compacto", "delineador"],
     "game": ["jogo", "console", "controle", "playstation", "xbox", "nintendo", "edição gamer"],
 }

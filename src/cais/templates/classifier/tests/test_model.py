@@ -8,7 +8,10 @@ import cais
 def test_dataset_is_balanced():
     _, labels = make_dataset(rows_per_category=10)
     assert {label: labels.count(label) for label in set(labels)} == {
-        "livro": 10, "brinquedo": 10, "maquiagem": 10, "game": 10,
+        "livro": 10,
+        "brinquedo": 10,
+        "maquiagem": 10,
+        "game": 10,
     }
 
 
