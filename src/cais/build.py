@@ -97,7 +97,15 @@ def build_project(
 
 
 # The server's own packages, pinned to the versions this cais runs with.
-_RUNTIME_PACKAGES = ("starlette", "uvicorn", "prometheus-client", "pydantic", "joblib")
+_RUNTIME_PACKAGES = (
+    "starlette",
+    "uvicorn",
+    "prometheus-client",
+    "pydantic",
+    "joblib",
+    "pyyaml",
+    "packaging",
+)
 
 
 def _runtime_pins() -> dict[str, str]:

@@ -27,6 +27,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1
     if args.check:
+        from cais.server.app import create_app
+
+        create_app(served)  # the whole server must import and assemble here, too
         for loaded in served.all():
             example = loaded.metadata.input_example
             if example is not None:
