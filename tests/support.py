@@ -66,3 +66,70 @@ def assert_one_error(result, *, code: int = 1) -> str:
     assert all(line.startswith(("error:", "hint:")) for line in lines), lines
     assert sum(line.startswith("error:") for line in lines) == 1
     return output
+
+
+# A few product titles and their categories, for small text models.
+TITLES = [
+    "livro de receitas",
+    "boneca de pano",
+    "batom vermelho",
+    "jogo de corrida",
+    "livro infantil",
+    "carrinho de brinquedo",
+    "base liquida",
+    "jogo de tiro",
+]
+LABELS = ["livro", "brinquedo", "maquiagem", "game"] * 2
+
+
+def text_model():
+    """A fitted TF-IDF + logistic regression pipeline on TITLES."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    return make_pipeline(TfidfVectorizer(), LogisticRegression()).fit(TITLES, LABELS)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until_ready(base: str, *, tries: int = 150) -> None:
+    """Poll `base`/health/ready until it answers 200, or fail the test."""
+    import time
+
+    import httpx
+
+    for _ in range(tries):
+        try:
+            if httpx.get(f"{base}/health/ready", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"{base} never became ready")
+
+
+def serve(*references: str, home: Path, cwd: Path | None = None):
+    """Start `cais serve` on a free port; returns (process, base URL) once it is ready."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cais", "serve", *references, "--port", str(port)],
+        cwd=cwd,
+        env={**os.environ, "CAIS_HOME": str(home), "NO_COLOR": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ready(base)
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    return process, base

@@ -5,7 +5,6 @@ rmi → pull → run → the same predictions."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,17 +13,11 @@ import docker.errors
 import httpx
 import pytest
 
-from tests.support import REGISTRY_PASSWORD, REGISTRY_USER
+from tests.support import REGISTRY_PASSWORD, REGISTRY_USER, free_port
 
 pytestmark = [pytest.mark.engine, pytest.mark.registry, pytest.mark.slow]
 
 TITLES = ["boneca de pelúcia", "console nintendo", "batom vermelho", "livro de poesia"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _predict(port: int) -> list:
@@ -51,7 +44,7 @@ def test_model_journey(
     assert trained.returncode == 0, trained.stderr
     assert "saved shop:1" in trained.stdout
 
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "cais", "serve", "shop", "--port", str(port)],
         env={**os.environ, **env},
@@ -71,7 +64,7 @@ def test_model_journey(
     assert built.returncode == 0, built.stderr
 
     def run_and_predict() -> list:
-        port = _free_port()
+        port = free_port()
         name = f"{image_name}-{port}"
         ran = cais("run", "-d", "--name", name, "-p", f"127.0.0.1:{port}:8080", image)
         assert ran.returncode == 0, ran.stderr

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import socket
 import time
 import uuid
 
 import httpx
 import pytest
 
+from tests.support import free_port
+
 pytestmark = pytest.mark.engine
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -31,7 +26,7 @@ def container_name(engine):
 def test_detached_server_with_published_port_ps_logs_stop(
     cais, engine, base_image, container_name, tmp_path
 ):
-    port = _free_port()
+    port = free_port()
     env_file = tmp_path / "settings.env"
     env_file.write_text("# a comment\nGREETING=from-env-file\n")
     started = cais(

@@ -2,29 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
 
 import httpx
 import pytest
 
-from tests.support import unavailable
+from tests.support import serve, text_model, unavailable
 
-TITLES = [
-    "livro de receitas",
-    "boneca de pano",
-    "batom vermelho",
-    "jogo de corrida",
-    "livro infantil",
-    "carrinho de brinquedo",
-    "base liquida",
-    "jogo de tiro",
-]
-LABELS = ["livro", "brinquedo", "maquiagem", "game"] * 2
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -37,10 +21,6 @@ CHROMIUM_ARGS = [
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-
     import cais
 
     home = tmp_path_factory.mktemp("home")
@@ -48,25 +28,8 @@ def served(tmp_path_factory):
     (folder / "cais.yaml").write_text(
         "routes:\n  - path: /predizer_categoria\n    input: descricao\n    output: categoria\n"
     )
-    model = make_pipeline(TfidfVectorizer(), LogisticRegression()).fit(TITLES, LABELS)
-    cais.save_model(model, "products", input_example=["livro azul"], home=home)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cais", "serve", "products", "--port", str(port)],
-        cwd=folder,
-        env={**os.environ, "CAIS_HOME": str(home)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(150):
-        try:
-            if httpx.get(f"{base}/health/ready", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
+    cais.save_model(text_model(), "products", input_example=["livro azul"], home=home)
+    process, base = serve("products", home=home, cwd=folder)
     yield base
     process.terminate()
     process.wait(timeout=10)

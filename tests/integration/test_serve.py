@@ -2,47 +2,21 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
-
 import httpx
 import numpy as np
 import pytest
 
 import cais
-
-TITLES = [
-    "livro de receitas",
-    "boneca de pano",
-    "batom vermelho",
-    "jogo de corrida",
-    "livro infantil",
-    "carrinho de brinquedo",
-    "base liquida",
-    "jogo de tiro",
-]
-LABELS = ["livro", "brinquedo", "maquiagem", "game"] * 2
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.support import serve, text_model
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     from sklearn.datasets import load_iris
-    from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
 
     home = tmp_path_factory.mktemp("cais-home")
-    text = make_pipeline(TfidfVectorizer(), LogisticRegression()).fit(TITLES, LABELS)
-    cais.save_model(text, "products", input_example=["livro azul"], home=home)
+    cais.save_model(text_model(), "products", input_example=["livro azul"], home=home)
     iris = load_iris()
     cais.save_model(
         LogisticRegression(max_iter=500).fit(iris.data, iris.target),
@@ -50,31 +24,10 @@ def server(tmp_path_factory):
         input_example=iris.data[:2],
         home=home,
     )
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cais", "serve", "products", "iris", "--port", str(port)],
-        env={**os.environ, "CAIS_HOME": str(home), "NO_COLOR": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(150):
-            try:
-                if httpx.get(f"{base}/health/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
-            process.kill()
-            pytest.fail("cais serve never became ready:\n" + process.communicate()[0])
-        yield f"127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        if process.stdout:
-            process.stdout.close()
+    process, base = serve("products", "iris", home=home)
+    yield base.removeprefix("http://")
+    process.terminate()
+    process.wait(timeout=10)
 
 
 def test_triton_client_text_model(server):

@@ -2,44 +2,23 @@
 
 from __future__ import annotations
 
-import socket
 import time
 
 import httpx
 import pytest
 
+from tests.support import free_port, text_model
+
 pytestmark = pytest.mark.engine
-
-TITLES = [
-    "livro de receitas",
-    "boneca de pano",
-    "batom vermelho",
-    "jogo de corrida",
-    "livro infantil",
-    "carrinho de brinquedo",
-    "base liquida",
-    "jogo de tiro",
-]
-LABELS = ["livro", "brinquedo", "maquiagem", "game"] * 2
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_a_saved_model_becomes_a_serving_image(
     tmp_path, cais, engine, base_image, image_name, ca_certs
 ):
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-
     import cais as cais_api
 
     home = tmp_path / "cais-home"
-    model = make_pipeline(TfidfVectorizer(), LogisticRegression()).fit(TITLES, LABELS)
+    model = text_model()
     reference = cais_api.save_model(
         model, "products", input_example=["livro azul"], metrics={"accuracy": 1.0}, home=home
     )
@@ -59,7 +38,7 @@ def test_a_saved_model_becomes_a_serving_image(
     layers = [h for h in engine.api.history(tag) if h.get("Size", 0) > 0]  # newest first
     assert "model /model" in layers[0]["CreatedBy"]  # the model is the last layer
 
-    port = _free_port()
+    port = free_port()
     ran = cais("run", "-d", "--name", image_name, "-p", f"127.0.0.1:{port}:8080", tag)
     assert ran.returncode == 0, ran.stderr
     try:

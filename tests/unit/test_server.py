@@ -9,29 +9,16 @@ from starlette.testclient import TestClient
 import cais
 from cais.server.app import create_app
 from cais.server.models import ModelSet
-
-TITLES = [
-    "livro de receitas",
-    "boneca de pano",
-    "batom vermelho",
-    "jogo de corrida",
-    "livro infantil",
-    "carrinho de brinquedo",
-    "base liquida",
-    "jogo de tiro",
-]
-LABELS = ["livro", "brinquedo", "maquiagem", "game"] * 2
+from tests.support import text_model
 
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
     from sklearn.datasets import load_iris
-    from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
 
     home = tmp_path_factory.mktemp("cais-home")
-    text = make_pipeline(TfidfVectorizer(), LogisticRegression()).fit(TITLES, LABELS)
+    text = text_model()
     cais.save_model(text, "products", input_example=["livro azul"], home=home)
     cais.save_model(text, "products", input_example=["jogo"], home=home)  # version 2
     iris = load_iris()
@@ -319,14 +306,11 @@ def test_serving_an_unknown_model_fails_before_listening(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def legacy_client(tmp_path_factory):
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
 
     from cais.project import LegacyRoute
 
     home = tmp_path_factory.mktemp("cais-home")
-    text = make_pipeline(TfidfVectorizer(), LogisticRegression()).fit(TITLES, LABELS)
+    text = text_model()
     cais.save_model(text, "products", input_example=["livro azul"], home=home)
     route = LegacyRoute(path="/predizer_categoria", input="descricao", output="categoria")
     with TestClient(
