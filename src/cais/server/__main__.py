@@ -7,6 +7,8 @@ recorded input example, to prove an image works before it is pushed.
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 
 
@@ -15,18 +17,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("bundles", nargs="+", help="bundle folders or name[:version] references")
     parser.add_argument("--host", default="0.0.0.0")
     parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument(
+        "--workers", type=int, default=int(os.environ.get("CAIS_WORKERS", "0")) or _cpus(),
+        help="worker processes (default: CAIS_WORKERS, else one per CPU this process may use)",
+    )
     parser.add_argument("--check", action="store_true", help="load, predict the example, exit")
     args = parser.parse_args(argv)
 
     from cais.errors import CaisError
-    from cais.server.models import ModelSet
+    from cais.server.models import ModelSet, verify_references
 
     try:
-        served = ModelSet.load(args.bundles)
+        if args.workers > 1 and not args.check:
+            # The supervising process only checks the bundles; each worker loads them.
+            verify_references(args.bundles)
+            served = None
+        else:
+            served = ModelSet.load(args.bundles)
     except CaisError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1
     if args.check:
+        assert served is not None
         from cais.server.app import create_app
 
         create_app(served)  # the whole server must import and assemble here, too
@@ -51,8 +63,24 @@ def main(argv: list[str] | None = None) -> int:
 
     from cais.server.app import create_app
 
+    if args.workers > 1:
+        # Each worker process loads the models itself (uvicorn needs an import string).
+        os.environ["CAIS_SERVE_MODELS"] = json.dumps(args.bundles)
+        uvicorn.run(
+            "cais.server.app:app_from_environment", factory=True, host=args.host,
+            port=args.port, workers=args.workers, log_level="info",
+        )
+        return 0
+    assert served is not None
     uvicorn.run(create_app(served), host=args.host, port=args.port, log_level="info")
     return 0
+
+
+def _cpus() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from cais.bundle.metadata import BundleMetadata
 from cais.bundle.store import Bundle, ModelStore, _version_key
 from cais.errors import BundleError
 
-__all__ = ["LoadedModel", "ModelSet", "NotFound"]
+__all__ = ["LoadedModel", "ModelSet", "NotFound", "verify_references"]
 
 
 class NotFound(LookupError):
@@ -57,11 +57,8 @@ class ModelSet:
 
     @classmethod
     def load(cls, references: list[str], *, home: Path | None = None) -> ModelSet:
-        store = ModelStore(home)
         served = cls()
-        for reference in references:
-            path = Path(reference)
-            bundle = _bundle_from_folder(path) if path.is_dir() else store.get(reference)
+        for bundle in _bundles(references, home):
             started = time.perf_counter()
             model = bundle.load()
             from cais.bundle.predictor import Predictor
@@ -86,6 +83,19 @@ class ModelSet:
 
     def all(self) -> list[LoadedModel]:
         return [m for versions in self.models.values() for m in versions.values()]
+
+
+def _bundles(references: list[str], home: Path | None) -> list[Bundle]:
+    store = ModelStore(home)
+    return [
+        _bundle_from_folder(Path(r)) if Path(r).is_dir() else store.get(r) for r in references
+    ]
+
+
+def verify_references(references: list[str], *, home: Path | None = None) -> None:
+    """Check that every reference names a bundle whose files are intact, without loading it."""
+    for bundle in _bundles(references, home):
+        bundle.verify()
 
 
 def _bundle_from_folder(folder: Path) -> Bundle:
