@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,8 +17,9 @@ from cais.builders.base import BuilderChoice, BuildProgress, BuildRequest, Build
 from cais.builders.dockerfile import DEFAULT_DOCKERIGNORE, SecretsMode, render_dockerfile
 from cais.builders.pip_settings import PipSettings
 from cais.builders.select import secrets_mode_for, select_builder
+from cais.errors import BuildError
 from cais.plan import ImagePlan, plan_project
-from cais.project import Project, load_project
+from cais.project import LegacyRoute, Project, load_project
 from cais.registry.reference import parse_reference
 
 __all__ = ["BuildOptions", "build_bundle", "build_project", "default_tag", "dockerfile_for"]
@@ -122,6 +124,7 @@ def build_bundle(
     pip: PipSettings,
     *,
     python: str | None = None,
+    routes: list[LegacyRoute] | None = None,
 ) -> BuildResult:
     """Build an image that serves `bundle`, then prove it: the model loads inside the new
     image and predicts its recorded input example."""
@@ -141,6 +144,7 @@ def build_bundle(
         tag=first.tag or metadata.version,
         python=python,
         platform=options.platform,
+        routes=routes,
     )
     builder = select_builder(connect, options.builder)
     with tempfile.TemporaryDirectory(prefix="cais-serving-") as scratch:
@@ -161,16 +165,35 @@ def build_bundle(
             no_cache=options.no_cache,
             pip=pip,
         )
-        result = builder.build(request, progress)
+        try:
+            result = builder.build(request, progress)
+        except BuildError as exc:
+            raise _explain_missing_wheels(exc, plan.python) from exc
     progress.step(f"[check] load {metadata.reference} in the image and predict its example")
     _prove(connect(), tags[0])
     return result
 
 
+_NO_DISTRIBUTION = re.compile(r"No matching distribution found for ([A-Za-z0-9_.\-]+(?:[=<>!~]=?[^\s]+)?)")
+
+
+def _explain_missing_wheels(error: BuildError, python: str) -> BuildError:
+    """pip's "no matching distribution" becomes a sentence that names the packages."""
+    missing = sorted(set(_NO_DISTRIBUTION.findall("\n".join(error.log_tail))))
+    if not missing:
+        return error
+    return BuildError(
+        f"{', '.join(f'`{m}`' for m in missing)} cannot be installed on Python {python}",
+        step=error.step,
+        log_tail=error.log_tail,
+        hint="the model's packages may have no wheels for this Python: try another with "
+        "`--python X.Y` (such as the one the model was trained with)",
+    )
+
+
 def _prove(client: docker.DockerClient, image: str) -> None:
     import docker.errors
 
-    from cais.errors import BuildError
     from cais.plan.serving import MODEL_DIR
 
     try:

@@ -25,7 +25,12 @@ def test_a_saved_model_becomes_a_serving_image(
     env = {"CAIS_HOME": str(home)}
     tag = f"{image_name}:1"
     certs = [a for c in ca_certs for a in ("--ca-cert", str(c))]
-    built = cais("build", reference, "-t", tag, *certs, env=env)
+    deploy = tmp_path / "deploy"  # a cais.yaml whose kept contract the image must answer too
+    deploy.mkdir()
+    (deploy / "cais.yaml").write_text(
+        "routes:\n  - {path: /predizer_categoria, input: descricao, output: categoria}\n"
+    )
+    built = cais("build", reference, "-t", tag, *certs, env=env, cwd=deploy)
     assert built.returncode == 0, built.stderr
     assert "load products:1 in the image and predict its example" in built.stderr
 
@@ -58,6 +63,8 @@ def test_a_saved_model_becomes_a_serving_image(
             model.predict(["livro de bolo", "jogo de luta"])
         )
         assert httpx.get(f"http://127.0.0.1:{port}/v2/models/products").json()["versions"] == ["1"]
+        kept = httpx.post(f"http://127.0.0.1:{port}/predizer_categoria", json={"descricao": "livro de bolo"})
+        assert kept.json() == {"categoria": "livro"}
     finally:
         engine.containers.get(image_name).remove(force=True)
 

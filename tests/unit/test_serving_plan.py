@@ -94,3 +94,23 @@ def test_server_check_loads_and_predicts_the_example(tmp_path, capsys):
     assert main([str(folder), "--check"]) == 1
     assert "does not match its recorded sha256" in capsys.readouterr().err
     assert main([str(tmp_path / "nothing"), "--check"]) == 1
+
+
+def test_packages_without_wheels_are_named_with_a_hint():
+    from cais.build import _explain_missing_wheels
+    from cais.errors import BuildError
+
+    failed = BuildError(
+        "The build failed at step `[4/6] RUN …`",
+        step="[4/6] RUN …",
+        log_tail=[
+            "ERROR: Could not find a version that satisfies the requirement scikit-learn==0.24.2",
+            "ERROR: No matching distribution found for scikit-learn==0.24.2",
+        ],
+    )
+    explained = _explain_missing_wheels(failed, "3.11")
+    assert explained.message == "`scikit-learn==0.24.2` cannot be installed on Python 3.11"
+    assert "--python" in explained.hint
+    assert explained.log_tail == failed.log_tail
+    other = BuildError("The build failed", log_tail=["ERROR: something else"])
+    assert _explain_missing_wheels(other, "3.11") is other

@@ -222,11 +222,21 @@ def build(
     bundle = _saved_model(source)
     if bundle is not None:
         from cais.build import build_bundle
+        from cais.project import read_config
 
+        # Kept API contracts (`routes:` of ./cais.yaml) are served by the image too.
+        routes = list(read_config(Path("cais.yaml")).routes)
+        if routes and any(r.model not in (None, bundle.metadata.name) for r in routes):
+            raise ProjectError(
+                "`routes:` in cais.yaml names a model this image does not serve",
+                hint=f"the image serves `{bundle.metadata.name}`; fix `model:` in the routes",
+            )
         pip = pip_settings(list(ca_cert or ()), index_url)
         check_socket()
         with BuildDisplay(verbose=verbose) as display:
-            result = build_bundle(connect, bundle, options, display, pip, python=python)
+            result = build_bundle(
+                connect, bundle, options, display, pip, python=python, routes=routes
+            )
         success(
             f"Built `{', '.join(result.tags)}` ({result.image_id[7:19]}), serving "
             f"`{bundle.reference}`, with {result.builder} in {result.seconds:.1f}s"

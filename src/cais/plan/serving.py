@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 from packaging.utils import canonicalize_name
 
 from cais import __version__
 from cais.bundle.metadata import BundleMetadata
 from cais.errors import PlanError
+from cais.project import LegacyRoute
 from cais.plan.image_plan import AppStep, Copy, DependencyStep, ImagePlan, default_base_image
 
 __all__ = [
@@ -45,6 +48,7 @@ def plan_bundle(
     tag: str,
     python: str | None = None,
     platform: str | None = None,
+    routes: list[LegacyRoute] | None = None,
 ) -> ImagePlan:
     """An image that serves `metadata`'s model on port 8080 with cais's server."""
     major_minor = python or ".".join(metadata.python.split(".")[:2])
@@ -70,6 +74,9 @@ def plan_bundle(
     if metadata.git_commit:
         labels["org.opencontainers.image.revision"] = metadata.git_commit
     ready = f"http://127.0.0.1:{SERVING_PORT}/health/ready"
+    env = {"PYTHONPATH": RUNTIME_DIR}
+    if routes:  # kept API contracts travel as settings of the server
+        env["CAIS_SERVE_ROUTES"] = json.dumps([r.model_dump() for r in routes], separators=(",", ":"))
     return ImagePlan(
         name=name,
         tag=tag,
@@ -77,7 +84,7 @@ def plan_bundle(
         python=major_minor,
         python_source=f"the Python that saved {metadata.reference}",
         platform=platform,
-        env={"PYTHONPATH": RUNTIME_DIR},
+        env=env,
         dependencies=DependencyStep(files=("requirements.txt",), requirements="requirements.txt"),
         app=AppStep(copies=(Copy(source="cais", destination=f"{RUNTIME_DIR}/cais"),)),
         model=Copy(source="model", destination=MODEL_DIR),

@@ -72,7 +72,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 0
     assert served is not None
-    uvicorn.run(create_app(served), host=args.host, port=args.port, log_level="info")
+    from cais.project import LegacyRoute
+
+    routes = [
+        LegacyRoute.model_validate(r) for r in json.loads(os.environ.get("CAIS_SERVE_ROUTES", "[]"))
+    ]
+    app = create_app(served, routes=routes)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0
 
 
