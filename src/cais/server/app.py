@@ -14,7 +14,6 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import ValidationError
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
@@ -22,6 +21,7 @@ from starlette.routing import Route
 
 from cais import __version__
 from cais.project import LegacyRoute
+from cais.server.batching import Batcher
 from cais.server.models import LoadedModel, ModelSet, NotFound
 from cais.server.pages import openapi_document, page
 from cais.server.v2 import (
@@ -86,8 +86,10 @@ def create_app(
     """The server for `models`: every route, error handler and metric; `routes` keep
     existing API contracts (cais.yaml `routes:`) answering."""
     metrics = Metrics()
+    batchers = {}
     for loaded in models.all():
         metrics.load_seconds.labels(loaded.name, loaded.version).set(loaded.load_seconds)
+        batchers[loaded.name, loaded.version] = Batcher(loaded)
 
     async def read_json(request: Request) -> Any:
         declared = request.headers.get("content-length")
@@ -123,7 +125,7 @@ def create_app(
 
     async def run_model(model: LoadedModel, batch: object, method: str) -> list:
         try:
-            return await run_in_threadpool(model.predict, batch, method=method)
+            return await batchers[model.name, model.version].predict(batch, method)
         except Exception as exc:  # the model refused this input: the client's data is wrong
             raise BadRequest(
                 f"the model `{model.name}` cannot predict this input: {type(exc).__name__}: {exc}",
