@@ -98,7 +98,8 @@ def train(
     if done.returncode != 0:
         raise ProjectError(
             f"`{script}` failed with exit code {done.returncode}",
-            hint="its output above says why",
+            hint="its output above says why; a missing module usually means the project's "
+            "packages are not installed here: `pip install -r requirements.txt`",
         )
     success(f"`{script}` finished")
 
