@@ -185,3 +185,24 @@ def test_signature_without_predictions_has_no_outputs():
 def test_signature_of_probabilities(pipeline):
     _, outputs = signature_of(TITLES, pipeline.predict_proba(TITLES))
     assert outputs == [Tensor(name="predict", datatype="FP64", shape=[-1, 4])]
+
+
+def test_large_arrays_pickled_out_of_band_are_fine():
+    """Protocol 5 hands big arrays to the writer as PickleBuffers, which have no len()."""
+    import numpy as np
+
+    class Big:
+        def __init__(self) -> None:
+            self.weights = np.zeros((800, 800))
+
+    assert "numpy" in modules_of_object(Big())
+
+
+def test_the_store_takes_a_string_folder(tmp_path):
+    from sklearn.linear_model import LogisticRegression
+
+    import cais
+
+    model = LogisticRegression().fit([[0], [1]], [0, 1])
+    assert cais.save_model(model, "tiny", home=str(tmp_path)) == "tiny:1"
+    assert cais.load_model("tiny", home=str(tmp_path)).predict([[1]]).tolist() == [1]

@@ -16,7 +16,7 @@ _STDLIB = frozenset(__import__("sys").stdlib_module_names) | {"__main__", "built
 
 class _Discard:
     def write(self, data: bytes) -> int:
-        return len(data)
+        return memoryview(data).nbytes  # protocol 5 hands over PickleBuffers too
 
 
 class _ModuleRecorder(pickle.Pickler):

@@ -149,7 +149,7 @@ class ModelStore:
     """Bundles by name and version in one folder (default `$CAIS_HOME`, else `~/.cais`)."""
 
     def __init__(self, home: Path | None = None) -> None:
-        self.root = (home or default_home()) / "models"
+        self.root = Path(home or default_home()) / "models"
 
     def __repr__(self) -> str:
         return f"ModelStore(root={str(self.root)!r})"
