@@ -160,8 +160,9 @@ def loadavg() -> float:
 
 
 def machine() -> dict:
-    import cais
     import sklearn
+
+    import cais
 
     meminfo = Path("/proc/meminfo").read_text()
     mem_kb = int(re.search(r"MemTotal:\s+(\d+)", meminfo).group(1))
@@ -575,7 +576,7 @@ def measure_server(
                 f"{server.label}: {BATCH} listings a request: {figures['rows_per_s']:.0f} rows/s, "
                 f"p99 {figures['p99'] * 1000:.1f} ms"
             )
-        results["idle_memory"] = dict(zip(("rss", "pss"), memory_of(process_tree(root))))
+        results["idle_memory"] = dict(zip(("rss", "pss"), memory_of(process_tree(root)), strict=True))
     finally:
         server.stop(handle)
     return results
@@ -623,6 +624,7 @@ def section(info: dict, opts: argparse.Namespace, res: dict, inproc: dict, notes
     host = res.get("host_routes")
     targets = evaluate(res, inproc)
     duration = f"{opts.duration:g}"
+    pins = ", ".join(f"{n} {res['versions'][n]}" for n in PINNED)
     lines = [
         SECTION_BEGIN,
         "## Serving: a cais serving image against the course's Flask + gunicorn API",
@@ -644,7 +646,7 @@ def section(info: dict, opts: argparse.Namespace, res: dict, inproc: dict, notes
         "with joblib at start, `POST /predizer_categoria {\"descricao\": …} → "
         "{\"categoria\": …}`, gunicorn with 4 sync workers, scikit-learn, numpy, scipy and "
         "joblib pinned to the trainer's versions "
-        f"({', '.join(f'{n} {res['versions'][n]}' for n in PINNED)}); "
+        f"({pins}); "
         f"its image also holds {', '.join(f'{n} {v}' for n, v in res['baseline_extra'].items())}.",
         "",
     ]
@@ -812,12 +814,15 @@ def section(info: dict, opts: argparse.Namespace, res: dict, inproc: dict, notes
     for key, data in res.items():
         if isinstance(data, dict) and "one_c16" in data:
             for load, figures in data.items():
-                if isinstance(figures, dict) and "rps" in figures:
-                    if figures["socket_errors"] or figures["non_2xx"]:
-                        errors.append(
-                            f"{key} {load}: {figures['socket_errors']} socket errors, "
-                            f"{figures['non_2xx']} non-2xx"
-                        )
+                if (
+                    isinstance(figures, dict)
+                    and "rps" in figures
+                    and (figures["socket_errors"] or figures["non_2xx"])
+                ):
+                    errors.append(
+                        f"{key} {load}: {figures['socket_errors']} socket errors, "
+                        f"{figures['non_2xx']} non-2xx"
+                    )
     lines += [
         "Load average (1 min) before each wrk run: "
         f"{min(res['loads']):.2f}–{max(res['loads']):.2f}. "
@@ -908,7 +913,7 @@ def main() -> int:
             sample = rng.sample(texts, SAMPLE_TEXTS)
             batches = [rng.sample(texts, BATCH) for _ in range(BATCHES)]
             expected = [str(p) for p in model.predict(sample[:64])]
-            probe = list(zip(sample[:64], expected))
+            probe = list(zip(sample[:64], expected, strict=True))
             res["probe_size"] = len(probe)
 
             log("in-process speed")

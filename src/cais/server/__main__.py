@@ -21,6 +21,11 @@ def main(argv: list[str] | None = None) -> int:
         "--workers", type=int, default=int(os.environ.get("CAIS_WORKERS", "0")) or _cpus(),
         help="worker processes (default: CAIS_WORKERS, else one per CPU this process may use)",
     )
+    parser.add_argument(
+        "--access-log", action=argparse.BooleanOptionalAction,
+        default=os.environ.get("CAIS_ACCESS_LOG", "") not in ("", "0", "false"),
+        help="log every request (default off: /metrics counts them; CAIS_ACCESS_LOG=1 turns it on)",
+    )
     parser.add_argument("--check", action="store_true", help="load, predict the example, exit")
     args = parser.parse_args(argv)
 
@@ -68,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["CAIS_SERVE_MODELS"] = json.dumps(args.bundles)
         uvicorn.run(
             "cais.server.app:app_from_environment", factory=True, host=args.host,
-            port=args.port, workers=args.workers, log_level="info",
+            port=args.port, workers=args.workers, log_level="info", access_log=args.access_log,
         )
         return 0
     assert served is not None
@@ -78,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         LegacyRoute.model_validate(r) for r in json.loads(os.environ.get("CAIS_SERVE_ROUTES", "[]"))
     ]
     app = create_app(served, routes=routes)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=args.access_log)
     return 0
 
 
