@@ -102,6 +102,8 @@ def build_project(
 _RUNTIME_PACKAGES = (
     "starlette",
     "uvicorn",
+    "uvloop",  # uvicorn's fast event loop and HTTP parser: measured several times faster
+    "httptools",
     "prometheus-client",
     "pydantic",
     "joblib",
