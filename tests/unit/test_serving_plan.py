@@ -114,3 +114,21 @@ def test_packages_without_wheels_are_named_with_a_hint():
     assert explained.log_tail == failed.log_tail
     other = BuildError("The build failed", log_tail=["ERROR: something else"])
     assert _explain_missing_wheels(other, "3.11") is other
+
+
+@pytest.mark.parametrize("mode", list(SecretsMode))
+def test_package_test_suites_are_deleted_in_the_install_step(mode):
+    text = render_dockerfile(plan_bundle(metadata(), name="products", tag="3"), secrets=mode)
+    runs = [block for block in text.split("\nRUN ")[1:] if "pip install" in block]
+    assert len(runs) == 1
+    assert "-name tests" in runs[0] and "rm -rf" in runs[0]  # same step: never in a layer
+
+
+def test_projects_keep_their_packages_whole():
+    from cais.plan import DependencyStep, ImagePlan
+
+    plan = ImagePlan(
+        name="app", tag="1", base_image="python:3.11-slim", python="3.11",
+        dependencies=DependencyStep(files=("requirements.txt",), requirements="requirements.txt"),
+    )
+    assert "-name tests" not in render_dockerfile(plan)

@@ -120,7 +120,7 @@ def render_dockerfile(plan: ImagePlan, *, secrets: SecretsMode = SecretsMode.NON
                     "# pip settings for the proxy or private index arrive as build secrets, "
                     "never stored in the image."
                 )
-            out += _run([*_add_user(plan), _pip_install(deps)], secrets)
+            out += _run([*_add_user(plan), _pip_install(deps), *_prune(deps, "/usr/local")], secrets)
         out.append("")
     whole_context = plan.app.copies == (Copy(source=".", destination="."),)
     if secrets is SecretsMode.STAGE:
@@ -186,7 +186,8 @@ def _throw_away_stages(plan: ImagePlan) -> list[str]:
             f"COPY {SECRETS_DIR}/ /run/secrets/",
             *_copy(deps.files, "/tmp/"),
             f"RUN {settings} \\",
-            f"    {_pip_install(deps, prefix='/install', directory='/tmp/')}",
+            f"    {_pip_install(deps, prefix='/install', directory='/tmp/')}"
+            + "".join(f" \\\n    && {c}" for c in _prune(deps, "/install")),
             "",
         ]
     out += [
@@ -238,6 +239,14 @@ def _copy(files: tuple[str, ...], destination: str) -> list[str]:
     """COPY each file to the same relative path under `destination` (so `-r reqs/x.txt`
     finds it)."""
     return [f"COPY {f} {destination}{f if '/' in f else ''}" for f in files]
+
+
+def _prune(deps: DependencyStep, prefix: str) -> list[str]:
+    if not deps.prune_tests:
+        return []
+    return [
+        f"find {prefix}/lib -depth -type d -name tests -path '*-packages/*' -exec rm -rf {{}} +"
+    ]
 
 
 def _pip_install(deps: DependencyStep, *, prefix: str | None = None, directory: str = "") -> str:

@@ -68,6 +68,9 @@ class DependencyStep(BaseModel):
     files: tuple[str, ...]  # copied into the image first
     requirements: str | None = None  # pip install -r FILE
     packages: tuple[str, ...] = ()  # pip install PKG ... (pyproject projects)
+    # Delete the installed packages' own test suites (numpy, scipy, scikit-learn ship tens of
+    # MB of them) in the same step, so they never reach a layer.
+    prune_tests: bool = False
 
 
 class Copy(BaseModel):

@@ -85,7 +85,9 @@ def plan_bundle(
         python_source=f"the Python that saved {metadata.reference}",
         platform=platform,
         env=env,
-        dependencies=DependencyStep(files=("requirements.txt",), requirements="requirements.txt"),
+        dependencies=DependencyStep(
+            files=("requirements.txt",), requirements="requirements.txt", prune_tests=True
+        ),
         app=AppStep(copies=(Copy(source="cais", destination=f"{RUNTIME_DIR}/cais"),)),
         model=Copy(source="model", destination=MODEL_DIR),
         entrypoint=("python", "-m", "cais.server", MODEL_DIR, "--port", str(SERVING_PORT)),
