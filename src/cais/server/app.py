@@ -95,7 +95,7 @@ def create_app(
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > max_body:
             raise BadRequest(f"the body is larger than the limit of {max_body} bytes", 413)
-        body = b""
+        body = bytearray()
         async for chunk in request.stream():
             body += chunk
             if len(body) > max_body:
