@@ -42,6 +42,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from _doc import write_section  # benchmarks/ is on sys.path when run as a script
+
 DOCKER = "/usr/bin/docker"
 BASE_IMAGE = "python:3.11-slim"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -721,24 +723,8 @@ base image included. Ratios are the median over runs of the ratio within each ru
 """
 
 
-DOC_HEADER = """# Benchmarks
-
-Measurements of cais against the way a Docker course does the same job, on one machine, with
-the baseline measured in the same run. How to run them: [benchmarks/README.md](../benchmarks/README.md).
-
-"""
-
-
 def write_doc(path: Path, text: str) -> None:
-    old = path.read_text(encoding="utf-8") if path.exists() else DOC_HEADER
-    if SECTION_BEGIN in old and SECTION_END in old:
-        head, rest = old.split(SECTION_BEGIN, 1)
-        tail = rest.split(SECTION_END, 1)[1].lstrip("\n")
-        new = head + text + ("\n" + tail if tail else "")
-    else:
-        new = old.rstrip("\n") + "\n\n" + text
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(new, encoding="utf-8")
+    write_section(path, text, SECTION_BEGIN, SECTION_END)
 
 
 # ----------------------------------------------------------------------------- main
