@@ -35,14 +35,13 @@ import re
 import shlex
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from _doc import write_section  # benchmarks/ is on sys.path when run as a script
+from _common import run, write_section  # benchmarks/ is on sys.path when run as a script
 
 DOCKER = "/usr/bin/docker"
 BASE_IMAGE = "python:3.11-slim"
@@ -77,26 +76,6 @@ MEASURES = [
 def log(message: str) -> None:
     print(f"[seed_build {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
-
-def run(
-    args: list[str], *, env: dict[str, str] | None = None, check: bool = True, timeout: float = 1800
-) -> tuple[float, str, int]:
-    """Run a command; its wall time in seconds, its output (stdout then stderr), exit code."""
-    started = time.perf_counter()
-    done = subprocess.run(
-        args,
-        env=env,
-        capture_output=True,
-        text=True,
-        errors="replace",
-        stdin=subprocess.DEVNULL,
-        timeout=timeout,
-    )
-    seconds = time.perf_counter() - started
-    output = done.stdout + done.stderr
-    if check and done.returncode != 0:
-        raise SystemExit(f"command failed ({done.returncode}): {' '.join(args)}\n{output[-3000:]}")
-    return seconds, output, done.returncode
 
 
 def docker(*args: str, check: bool = True) -> str:

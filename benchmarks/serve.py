@@ -39,7 +39,6 @@ import os
 import platform
 import random
 import re
-import shlex
 import shutil
 import signal
 import socket
@@ -52,7 +51,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from _doc import write_section  # benchmarks/ is on sys.path when run as a script
+from _common import run as run_command
+from _common import write_section  # benchmarks/ is on sys.path when run as a script
 
 DOCKER = "/usr/bin/docker"
 WRK = shutil.which("wrk") or "/usr/bin/wrk"
@@ -99,33 +99,8 @@ def log(message: str) -> None:
     print(f"[serve {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def run(
-    args: list[str],
-    *,
-    env: dict[str, str] | None = None,
-    cwd: Path | None = None,
-    check: bool = True,
-    timeout: float = 900,
-) -> tuple[float, str, int]:
-    """Run a command; its wall time in seconds, its output (stdout then stderr), exit code."""
-    started = time.perf_counter()
-    done = subprocess.run(
-        args,
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        errors="replace",
-        stdin=subprocess.DEVNULL,
-        timeout=timeout,
-    )
-    seconds = time.perf_counter() - started
-    output = done.stdout + done.stderr
-    if check and done.returncode != 0:
-        raise SystemExit(
-            f"command failed ({done.returncode}): {shlex.join(args)}\n{output[-3000:]}"
-        )
-    return seconds, output, done.returncode
+def run(args: list[str], *, timeout: float = 900, **options) -> tuple[float, str, int]:
+    return run_command(args, timeout=timeout, **options)
 
 
 def docker(*args: str, check: bool = True, timeout: float = 900) -> str:
