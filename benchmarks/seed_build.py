@@ -77,7 +77,6 @@ def log(message: str) -> None:
     print(f"[seed_build {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-
 def docker(*args: str, check: bool = True) -> str:
     return run([DOCKER, *args], check=check)[1].strip()
 

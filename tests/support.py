@@ -115,11 +115,11 @@ def wait_until_ready(base: str, *, tries: int = 150) -> None:
     pytest.fail(f"{base} never became ready")
 
 
-def serve(*references: str, home: Path, cwd: Path | None = None):
+def serve(*references: str, home: Path, cwd: Path | None = None, options: tuple[str, ...] = ()):
     """Start `cais serve` on a free port; returns (process, base URL) once it is ready."""
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "cais", "serve", *references, "--port", str(port)],
+        [sys.executable, "-m", "cais", "serve", *references, "--port", str(port), *options],
         cwd=cwd,
         env={**os.environ, "CAIS_HOME": str(home), "NO_COLOR": "1"},
         stdout=subprocess.DEVNULL,

@@ -19,8 +19,9 @@ from cais.builders.pip_settings import PipSettings
 from cais.builders.select import secrets_mode_for, select_builder
 from cais.errors import BuildError
 from cais.plan import ImagePlan, plan_project
-from cais.project import LegacyRoute, Project, load_project
+from cais.project import Project, load_project
 from cais.registry.reference import parse_reference
+from cais.server.routes import LegacyRoute
 
 __all__ = ["BuildOptions", "build_bundle", "build_project", "default_tag", "dockerfile_for"]
 
@@ -176,7 +177,9 @@ def build_bundle(
     return result
 
 
-_NO_DISTRIBUTION = re.compile(r"No matching distribution found for ([A-Za-z0-9_.\-]+(?:[=<>!~]=?[^\s]+)?)")
+_NO_DISTRIBUTION = re.compile(
+    r"No matching distribution found for ([A-Za-z0-9_.\-]+(?:[=<>!~]=?[^\s]+)?)"
+)
 
 
 def _explain_missing_wheels(error: BuildError, python: str) -> BuildError:

@@ -23,6 +23,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from cais.errors import ProjectError
+from cais.server.routes import LegacyRoute
 
 __all__ = [
     "CONFIG_FILE",
@@ -47,18 +48,6 @@ _NOT_ENTRYPOINTS = {"setup.py", "conftest.py", "noxfile.py", "fabfile.py"}
 _PYTHON_XY = re.compile(r"^(\d+)\.(\d+)(?:\.\d+)?$")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _IMAGE_NAME = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
-
-
-class LegacyRoute(BaseModel):
-    """An existing API contract a served model keeps answering, such as a hand-made Flask
-    API's `POST /predizer_categoria {"descricao": …} → {"categoria": …}`."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    path: str = Field(pattern=r"^/[A-Za-z0-9_./-]*$")
-    model: str | None = None  # the default model when not given
-    input: str
-    output: str
 
 
 class ProjectConfig(BaseModel):

@@ -67,7 +67,9 @@ def test_a_saved_model_becomes_a_serving_image(
             model.predict(["livro de bolo", "jogo de luta"])
         )
         assert httpx.get(f"http://127.0.0.1:{port}/v2/models/products").json()["versions"] == ["1"]
-        kept = httpx.post(f"http://127.0.0.1:{port}/predizer_categoria", json={"descricao": "livro de bolo"})
+        kept = httpx.post(
+            f"http://127.0.0.1:{port}/predizer_categoria", json={"descricao": "livro de bolo"}
+        )
         assert kept.json() == {"categoria": "livro"}
     finally:
         engine.containers.get(image_name).remove(force=True)

@@ -455,7 +455,7 @@ def test_builder_command_line(tmp_path, fake_cli, write, make_cert):
     args = (out / "args").read_text().splitlines()
     assert args[:4] == ["buildx", "build", "--load", "--progress=plain"]
     assert args[-1] == str(context)
-    pairs = list(zip(args, args[1:]))
+    pairs = list(zip(args, args[1:], strict=False))
     assert ("-t", "hello:1.0") in pairs and ("-t", "hello:latest") in pairs
     assert ("--platform", "linux/arm64") in pairs
     assert ("--build-arg", "A=1 2") in pairs
@@ -502,7 +502,7 @@ def test_builder_with_the_projects_own_dockerfile(tmp_path, fake_cli, write):
     )
     BuildKitBuilder(BuildKitCLI(str(script), True, "28.2.2")).build(request, RecordingProgress())
     args = (out / "args").read_text().splitlines()
-    assert ("-f", str(context / "Dockerfile")) in list(zip(args, args[1:]))
+    assert ("-f", str(context / "Dockerfile")) in list(zip(args, args[1:], strict=False))
     assert "--secret" not in args  # pip settings only go to Dockerfiles cais wrote
 
 

@@ -488,7 +488,7 @@ def test_layout_is_readable(mode, deps, env, ports, install):
                 f"comment {line!r} is followed by {following!r}"
             )
     # Continuation lines are indented; instructions are not.
-    for previous, line in zip(lines, lines[1:]):
+    for previous, line in zip(lines, lines[1:], strict=False):
         if previous.endswith("\\"):
             assert line.startswith("    "), line
         elif line and not line.startswith("#"):

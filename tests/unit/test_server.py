@@ -307,7 +307,7 @@ def test_serving_an_unknown_model_fails_before_listening(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def legacy_client(tmp_path_factory):
 
-    from cais.project import LegacyRoute
+    from cais.server.routes import LegacyRoute
 
     home = tmp_path_factory.mktemp("cais-home")
     text = text_model()

@@ -128,7 +128,10 @@ def test_projects_keep_their_packages_whole():
     from cais.plan import DependencyStep, ImagePlan
 
     plan = ImagePlan(
-        name="app", tag="1", base_image="python:3.11-slim", python="3.11",
+        name="app",
+        tag="1",
+        base_image="python:3.11-slim",
+        python="3.11",
         dependencies=DependencyStep(files=("requirements.txt",), requirements="requirements.txt"),
     )
     assert "-name tests" not in render_dockerfile(plan)

@@ -60,9 +60,12 @@ def find_buildkit_cli() -> BuildKitCLI | None:
     reused while the CLIs and plugin folders are unchanged."""
     candidates: list[str] = []
     for candidate in (shutil.which("docker"), "/usr/bin/docker", "/usr/local/bin/docker"):
-        if candidate and os.access(candidate, os.X_OK):
-            if os.path.realpath(candidate) not in map(os.path.realpath, candidates):
-                candidates.append(candidate)
+        if (
+            candidate
+            and os.access(candidate, os.X_OK)
+            and os.path.realpath(candidate) not in map(os.path.realpath, candidates)
+        ):
+            candidates.append(candidate)
     key = _fingerprint(candidates)
     cache = _cache_file()
     try:

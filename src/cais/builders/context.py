@@ -33,7 +33,7 @@ def context_archive(
 
     files = sorted(exclude_paths(str(context), patterns, dockerfile=dockerfile_name))
     extra = [(name, text) for name, text in extra_files.items()]
-    fileobj = tempfile.TemporaryFile()
+    fileobj = tempfile.TemporaryFile()  # noqa: SIM115 (handed to the caller, who closes it)
     create_archive(root=str(context), files=files, fileobj=fileobj, extra_files=extra)
     fileobj.seek(0)
     return fileobj

@@ -120,7 +120,9 @@ def render_dockerfile(plan: ImagePlan, *, secrets: SecretsMode = SecretsMode.NON
                     "# pip settings for the proxy or private index arrive as build secrets, "
                     "never stored in the image."
                 )
-            out += _run([*_add_user(plan), _pip_install(deps), *_prune(deps, "/usr/local")], secrets)
+            out += _run(
+                [*_add_user(plan), _pip_install(deps), *_prune(deps, "/usr/local")], secrets
+            )
         out.append("")
     whole_context = plan.app.copies == (Copy(source=".", destination="."),)
     if secrets is SecretsMode.STAGE:

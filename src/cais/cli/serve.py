@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import Annotated
 
@@ -30,8 +28,6 @@ def serve(
     ] = None,
 ) -> None:
     """Serve models: a simple JSON API (POST /predict) and the Open Inference Protocol V2."""
-    import uvicorn
-
     from cais.errors import CaisError
     from cais.project import read_config
     from cais.server.app import create_app
@@ -53,18 +49,13 @@ def serve(
     for loaded in served.all():
         note(f"loaded `{loaded.name}:{loaded.version}` in {loaded.load_seconds:.2f}s")
     success(f"Serving on http://{host}:{port} (POST /predict, /v2/models/{served.default}/infer)")
-    if workers > 1:
-        os.environ["CAIS_SERVE_MODELS"] = json.dumps(models)
-        os.environ["CAIS_SERVE_MAX_BODY"] = str(max_body)
-        os.environ["CAIS_SERVE_ROUTES"] = json.dumps([r.model_dump() for r in routes])
-        uvicorn.run(
-            "cais.server.app:app_from_environment",
-            factory=True,
-            host=host,
-            port=port,
-            workers=workers,
-            log_level="warning",
-        )
-        return
+    from cais.server.workers import serve as run_server
+
     app = create_app(served, max_body=max_body, routes=routes)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    try:
+        run_server(app, host=host, port=port, workers=workers, log_level="warning")
+    except OSError as exc:
+        raise CaisError(
+            f"Cannot listen on {host}:{port}: {exc.strerror}",
+            hint="choose another --port, or stop what is using this one",
+        ) from None

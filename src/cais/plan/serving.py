@@ -9,8 +9,8 @@ from packaging.utils import canonicalize_name
 from cais import __version__
 from cais.bundle.metadata import BundleMetadata
 from cais.errors import PlanError
-from cais.project import LegacyRoute
 from cais.plan.image_plan import AppStep, Copy, DependencyStep, ImagePlan, default_base_image
+from cais.server.routes import LegacyRoute
 
 __all__ = [
     "MODEL_DIR",
@@ -76,7 +76,9 @@ def plan_bundle(
     ready = f"http://127.0.0.1:{SERVING_PORT}/health/ready"
     env = {"PYTHONPATH": RUNTIME_DIR}
     if routes:  # kept API contracts travel as settings of the server
-        env["CAIS_SERVE_ROUTES"] = json.dumps([r.model_dump() for r in routes], separators=(",", ":"))
+        env["CAIS_SERVE_ROUTES"] = json.dumps(
+            [r.model_dump() for r in routes], separators=(",", ":")
+        )
     return ImagePlan(
         name=name,
         tag=tag,

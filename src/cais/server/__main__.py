@@ -7,7 +7,6 @@ recorded input example, to prove an image works before it is pushed.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 
@@ -18,11 +17,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="0.0.0.0")
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument(
-        "--workers", type=int, default=int(os.environ.get("CAIS_WORKERS", "0")) or _cpus(),
+        "--workers",
+        type=int,
+        default=int(os.environ.get("CAIS_WORKERS", "0")) or _cpus(),
         help="worker processes (default: CAIS_WORKERS, else one per CPU this process may use)",
     )
     parser.add_argument(
-        "--access-log", action=argparse.BooleanOptionalAction,
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
         default=os.environ.get("CAIS_ACCESS_LOG", "") not in ("", "0", "false"),
         help="log every request (default off: /metrics counts them; CAIS_ACCESS_LOG=1 turns it on)",
     )
@@ -30,60 +32,56 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from cais.errors import CaisError
-    from cais.server.models import ModelSet, verify_references
+    from cais.server.models import ModelSet
 
     try:
-        if args.workers > 1 and not args.check:
-            # The supervising process only checks the bundles; each worker loads them.
-            verify_references(args.bundles)
-            served = None
-        else:
-            served = ModelSet.load(args.bundles)
+        served = ModelSet.load(args.bundles)
     except CaisError as exc:
         print(f"error: {exc.message}", file=sys.stderr)
         return 1
-    if args.check:
-        assert served is not None
-        from cais.server.app import create_app
-
-        create_app(served)  # the whole server must import and assemble here, too
-        for loaded in served.all():
-            example = loaded.metadata.input_example
-            if example is not None:
-                try:
-                    predictions = loaded.predict(example)
-                except Exception as exc:  # the proof failed: say how
-                    print(
-                        f"error: `{loaded.name}:{loaded.version}` cannot predict its input "
-                        f"example here: {type(exc).__name__}: {exc}",
-                        file=sys.stderr,
-                    )
-                    return 1
-                print(f"{loaded.name}:{loaded.version} predicts {predictions!r}")
-            else:
-                print(f"{loaded.name}:{loaded.version} loads")
-        return 0
-
-    import uvicorn
-
     from cais.server.app import create_app
+    from cais.server.routes import routes_from_environment
 
-    if args.workers > 1:
-        # Each worker process loads the models itself (uvicorn needs an import string).
-        os.environ["CAIS_SERVE_MODELS"] = json.dumps(args.bundles)
-        uvicorn.run(
-            "cais.server.app:app_from_environment", factory=True, host=args.host,
-            port=args.port, workers=args.workers, log_level="info", access_log=args.access_log,
+    app = create_app(
+        served, routes=routes_from_environment(os.environ.get("CAIS_SERVE_ROUTES", ""))
+    )
+    if args.check:  # the whole server imported and assembled; now the model must predict
+        return _check(served)
+
+    from cais.server.workers import serve
+
+    try:
+        serve(
+            app,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level="info",
+            access_log=args.access_log,
         )
-        return 0
-    assert served is not None
-    from cais.project import LegacyRoute
+    except OSError as exc:
+        print(f"error: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
+        return 1
+    return 0
 
-    routes = [
-        LegacyRoute.model_validate(r) for r in json.loads(os.environ.get("CAIS_SERVE_ROUTES", "[]"))
-    ]
-    app = create_app(served, routes=routes)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info", access_log=args.access_log)
+
+def _check(served) -> int:
+    """Predict every model's recorded input example, as `cais build` asks of a new image."""
+    for loaded in served.all():
+        example = loaded.metadata.input_example
+        if example is None:
+            print(f"{loaded.name}:{loaded.version} loads")
+            continue
+        try:
+            predictions = loaded.predict(example)
+        except Exception as exc:  # the proof failed: say how
+            print(
+                f"error: `{loaded.name}:{loaded.version}` cannot predict its input "
+                f"example here: {type(exc).__name__}: {exc}",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"{loaded.name}:{loaded.version} predicts {predictions!r}")
     return 0
 
 

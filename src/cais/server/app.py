@@ -20,10 +20,10 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from cais import __version__
-from cais.project import LegacyRoute
 from cais.server.batching import Batcher
 from cais.server.models import LoadedModel, ModelSet, NotFound
 from cais.server.pages import openapi_document, page
+from cais.server.routes import LegacyRoute
 from cais.server.v2 import (
     InferenceRequest,
     InferenceResponse,
@@ -151,11 +151,11 @@ def create_app(
             batch = _batch_of(instances)
             proba = request.query_params.get("proba", "").lower() in ("1", "true", "yes")
             if proba:
-                if "predict_proba" not in model.metadata.methods:
+                if "predict_proba" not in model.methods:
                     raise BadRequest(f"the model `{model.name}` gives no probabilities", 400)
                 rows = await run_model(model, batch, "predict_proba")
                 classes = [str(c) for c in model.classes]
-                predictions = [dict(zip(classes, row, strict=False)) for row in rows]
+                predictions = [dict(zip(classes, row)) for row in rows]
             else:
                 predictions = await run_model(model, batch, "predict")
             metrics.instances.labels(model.name, model.version).inc(len(instances))
@@ -194,7 +194,7 @@ def create_app(
                             "shape": [-1, len(model.classes)],
                         }
                     ]
-                    if "predict_proba" in meta.methods
+                    if "predict_proba" in model.methods
                     else []
                 ),
             }
@@ -224,9 +224,9 @@ def create_app(
             wanted = [o.name for o in inference.outputs] if inference.outputs else ["predict"]
             outputs = []
             for name in wanted:
-                if name not in ("predict", "predict_proba") or name not in model.metadata.methods:
+                if name not in ("predict", "predict_proba") or name not in model.methods:
                     raise BadRequest(
-                        f"the model `{model.name}` has no output `{name}` (it has: {', '.join(model.metadata.methods)})"
+                        f"the model `{model.name}` has no output `{name}` (it has: {', '.join(model.methods)})"
                     )
                 outputs.append(encode_output(name, await run_model(model, batch, name)))
             metrics.instances.labels(model.name, model.version).inc(
@@ -379,16 +379,3 @@ def _batch_of(instances: list) -> object:
 
         return np.asarray(instances, dtype=float)
     raise BadRequest("instances must all be strings, all rows of numbers, or all objects")
-
-
-def app_from_environment() -> Starlette:
-    """The app a uvicorn worker process makes (`cais serve --workers N`): the models are
-    named in CAIS_SERVE_MODELS (a JSON list), the body limit in CAIS_SERVE_MAX_BODY."""
-    import os
-
-    references = json.loads(os.environ.get("CAIS_SERVE_MODELS", "[]"))
-    max_body = int(os.environ.get("CAIS_SERVE_MAX_BODY", DEFAULT_MAX_BODY))
-    routes = [
-        LegacyRoute.model_validate(r) for r in json.loads(os.environ.get("CAIS_SERVE_ROUTES", "[]"))
-    ]
-    return create_app(ModelSet.load(references), max_body=max_body, routes=routes)

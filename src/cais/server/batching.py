@@ -117,4 +117,3 @@ class Batcher:
             if not item.future.done():
                 item.future.set_result(results[start:end])
             start = end
-

@@ -5,13 +5,14 @@ from __future__ import annotations
 import gc
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from cais.bundle.metadata import BundleMetadata
 from cais.bundle.store import Bundle, ModelStore, _version_key
 from cais.errors import BundleError
 
-__all__ = ["LoadedModel", "ModelSet", "NotFound", "verify_references"]
+__all__ = ["LoadedModel", "ModelSet", "NotFound"]
 
 
 class NotFound(LookupError):
@@ -41,9 +42,14 @@ class LoadedModel:
         classes = getattr(self.model, "classes_", None)
         return [] if classes is None else [c.item() if hasattr(c, "item") else c for c in classes]
 
+    @cached_property
+    def methods(self) -> list[str]:
+        """What the loaded object can do (an imported model's bundle cannot know it)."""
+        return [m for m in ("predict", "predict_proba") if callable(getattr(self.model, m, None))]
+
     def predict(self, batch: object, *, method: str = "predict") -> list:
         """One call of the model for the whole batch; returns plain Python values."""
-        if method not in self.metadata.methods:
+        if method not in self.methods:
             raise ValueError(f"the model `{self.name}` has no `{method}`")
         result = getattr(self.model, method)(batch)
         return result.tolist() if hasattr(result, "tolist") else list(result)
@@ -92,15 +98,7 @@ class ModelSet:
 
 def _bundles(references: list[str], home: Path | None) -> list[Bundle]:
     store = ModelStore(home)
-    return [
-        _bundle_from_folder(Path(r)) if Path(r).is_dir() else store.get(r) for r in references
-    ]
-
-
-def verify_references(references: list[str], *, home: Path | None = None) -> None:
-    """Check that every reference names a bundle whose files are intact, without loading it."""
-    for bundle in _bundles(references, home):
-        bundle.verify()
+    return [_bundle_from_folder(Path(r)) if Path(r).is_dir() else store.get(r) for r in references]
 
 
 def _bundle_from_folder(folder: Path) -> Bundle:

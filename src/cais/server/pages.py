@@ -10,8 +10,8 @@ from functools import cache
 from importlib import resources
 
 from cais import __version__
-from cais.project import LegacyRoute
 from cais.server.models import ModelSet
+from cais.server.routes import LegacyRoute
 
 __all__ = ["openapi_document", "page"]
 

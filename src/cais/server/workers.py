@@ -1,0 +1,131 @@
+"""Run the server in one process, or in N worker processes forked after the models are loaded.
+
+uvicorn's own `--workers` starts each worker as a fresh interpreter that imports everything and
+loads every model again: slower to become ready, and N copies of the model in memory. Here the
+supervising process loads the models once and forks; the workers share the model's pages
+(copy-on-write, kept clean by `gc.freeze` after loading).
+
+On Linux each worker gets its own listening socket bound with SO_REUSEPORT, so the kernel
+spreads connections evenly instead of letting the first worker to wake take them all. The
+supervisor opens the sockets before forking (a busy port fails once, in one place) and keeps
+them open, so a worker that dies is replaced without dropping the connections queued for it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import time
+
+__all__ = ["serve"]
+
+_RESTART_PAUSE = 1.0  # seconds between replacing workers that keep dying at start-up
+
+
+def serve(
+    app: object,
+    *,
+    host: str,
+    port: int,
+    workers: int = 1,
+    log_level: str = "info",
+    access_log: bool = False,
+) -> None:
+    """Serve `app` until SIGINT/SIGTERM; raises OSError when the address cannot be used."""
+    import uvicorn
+
+    config = dict(log_level=log_level, access_log=access_log)
+    if workers <= 1 or not hasattr(os, "fork"):
+        sock = _listening_sockets(host, port, 1)[0]  # bound here, so a busy port is an OSError
+        uvicorn.Server(uvicorn.Config(app, **config)).run(sockets=[sock])
+        return
+    _Supervisor(app, _listening_sockets(host, port, workers), config).run()
+
+
+def _listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    reuse_port = hasattr(socket, "SO_REUSEPORT") and sys.platform.startswith("linux")
+    sockets = []
+    for _ in range(count if reuse_port else 1):
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            sock.close()
+            for opened in sockets:
+                opened.close()
+            raise
+        sock.listen(2048)
+        sock.set_inheritable(True)
+        sockets.append(sock)
+    return sockets if reuse_port else sockets * count
+
+
+class _Supervisor:
+    def __init__(self, app: object, sockets: list[socket.socket], config: dict) -> None:
+        self.app = app
+        self.sockets = sockets
+        self.config = config
+        self.children: dict[int, int] = {}  # pid → worker index
+        self.stopping = False
+
+    def run(self) -> None:
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        for index in range(len(self.sockets)):
+            self._start(index)
+        while self.children:
+            try:
+                pid, status = os.wait()
+            except ChildProcessError:
+                break
+            except InterruptedError:
+                continue
+            index = self.children.pop(pid, None)
+            if index is None or self.stopping:
+                continue
+            code = os.waitstatus_to_exitcode(status)
+            print(f"cais: worker {pid} exited ({code}); starting another", file=sys.stderr)
+            time.sleep(_RESTART_PAUSE)
+            if not self.stopping:
+                self._start(index)
+        for sock in set(self.sockets):
+            sock.close()
+
+    def _start(self, index: int) -> None:
+        pid = os.fork()
+        if pid == 0:  # the worker
+            code = 0
+            try:
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                self._work(self.sockets[index])
+            except BaseException:  # a worker must never return into the supervisor's loop
+                import traceback
+
+                traceback.print_exc()
+                code = 1
+            finally:
+                os._exit(code)
+        self.children[pid] = index
+
+    def _work(self, sock: socket.socket) -> None:
+        import uvicorn
+
+        for other in set(self.sockets) - {sock}:
+            other.close()
+        server = uvicorn.Server(uvicorn.Config(self.app, **self.config))
+        server.run(sockets=[sock])
+
+    def _stop(self, signum: int, frame: object) -> None:
+        self.stopping = True
+        for pid in list(self.children):
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
