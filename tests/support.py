@@ -99,6 +99,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def post_when_up(url: str, body: object, *, tries: int = 150):
+    """POST `body` as JSON to a server that is still starting (a new container): the first
+    answer it gives, or fail the test."""
+    import time
+
+    import httpx
+
+    for _ in range(tries):
+        try:
+            return httpx.post(url, json=body, timeout=2)
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    pytest.fail(f"{url} never answered")
+
+
 def wait_until_ready(base: str, *, tries: int = 150) -> None:
     """Poll `base`/health/ready until it answers 200, or fail the test."""
     import time

@@ -99,7 +99,7 @@ def build_project(
     return builder.build(request, progress)
 
 
-# The server's own packages, pinned to the versions this cais runs with.
+# The server's own packages: what the cais server inside the image imports.
 _RUNTIME_PACKAGES = (
     "starlette",
     "uvicorn",
@@ -108,15 +108,29 @@ _RUNTIME_PACKAGES = (
     "prometheus-client",
     "pydantic",
     "joblib",
-    "pyyaml",
-    "packaging",
 )
 
 
-def _runtime_pins() -> dict[str, str]:
+def _runtime_pins(python: str, model: dict[str, str]) -> dict[str, str]:
+    """Exact versions of the server's packages for an image with Python `python`.
+
+    On the Python cais runs on, the versions installed here (the ones its tests ran with);
+    on another, the newest that install from wheels there, resolved together with the
+    model's own pins so that nothing they share disagrees."""
     import importlib.metadata
 
-    return {name: importlib.metadata.version(name) for name in _RUNTIME_PACKAGES}
+    from cais.project import running_python
+
+    if python == running_python():
+        return {name: importlib.metadata.version(name) for name in _RUNTIME_PACKAGES}
+    from cais.bundle.wheels import PackageIndex, resolve
+
+    wanted: dict[str, str | None] = {name: None for name in _RUNTIME_PACKAGES}
+    if tuple(int(p) for p in python.split(".")) < (3, 10):
+        wanted["eval-type-backport"] = None  # lets pydantic read `X | None` annotations
+    wanted.update(model)
+    resolved = resolve(PackageIndex(), wanted, python)
+    return {name: version for name, version in resolved.items() if name not in model}
 
 
 def build_bundle(
@@ -152,7 +166,8 @@ def build_bundle(
     builder = select_builder(connect, options.builder)
     with tempfile.TemporaryDirectory(prefix="cais-serving-") as scratch:
         context = Path(scratch)
-        (context / "requirements.txt").write_text(requirements_for(metadata, _runtime_pins()))
+        runtime = _runtime_pins(plan.python, metadata.packages)
+        (context / "requirements.txt").write_text(requirements_for(metadata, runtime))
         shutil.copytree(
             Path(cais.__file__).parent,
             context / "cais",

@@ -4,6 +4,7 @@
     ├── ProjectError          a project folder or its cais.yaml cannot be used
     ├── BundleError           a model bundle cannot be saved, found, verified or loaded
     ├── PlanError             an ImagePlan cannot be made from what was given
+    │   └── StackError        no wheels install the packages on that Python, or PyPI cannot say
     ├── EngineError           the Docker Engine cannot be reached or refused a call
     │   └── ImageNotFound     no such image in the engine
     │   └── ContainerNotFound no such container in the engine
@@ -32,6 +33,7 @@ __all__ = [
     "PlanError",
     "ProjectError",
     "RegistryError",
+    "StackError",
 ]
 
 
@@ -60,6 +62,11 @@ class BundleError(CaisError):
 
 class PlanError(CaisError):
     """An image plan cannot be made from the inputs."""
+
+
+class StackError(PlanError):
+    """No versions of the packages install from wheels on the target Python and platform, or
+    the package index that would say so cannot be read."""
 
 
 class EngineError(CaisError):

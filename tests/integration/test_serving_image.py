@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import pytest
 
-from tests.support import free_port, text_model
+from tests.support import free_port, post_when_up, text_model
 
 pytestmark = pytest.mark.engine
 
@@ -51,18 +49,9 @@ def test_a_saved_model_becomes_a_serving_image(
     ran = cais("run", "-d", "--name", image_name, "-p", f"127.0.0.1:{port}:8080", tag)
     assert ran.returncode == 0, ran.stderr
     try:
-        for _ in range(100):
-            try:
-                answer = httpx.post(
-                    f"http://127.0.0.1:{port}/predict",
-                    json={"instances": ["livro de bolo", "jogo de luta"]},
-                    timeout=2,
-                )
-                break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        else:
-            pytest.fail("the serving container never answered")
+        answer = post_when_up(
+            f"http://127.0.0.1:{port}/predict", {"instances": ["livro de bolo", "jogo de luta"]}
+        )
         assert answer.json()["predictions"] == list(
             model.predict(["livro de bolo", "jogo de luta"])
         )

@@ -72,9 +72,11 @@ def test_python_override_and_old_pythons():
     assert (
         plan_bundle(metadata(), name="p", tag="1", python="3.12").base_image == "python:3.12-slim"
     )
+    old = plan_bundle(metadata(python="3.9.18"), name="p", tag="1")
+    assert old.base_image == "python:3.9-slim"
     with pytest.raises(PlanError) as caught:
-        plan_bundle(metadata(python="3.9.18"), name="p", tag="1")
-    assert "needs Python 3.10 or newer" in caught.value.message
+        plan_bundle(metadata(python="3.8.10"), name="p", tag="1")
+    assert "needs Python 3.9 or newer" in caught.value.message
     assert "--python" in caught.value.hint
 
 

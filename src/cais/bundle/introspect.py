@@ -11,7 +11,10 @@ from cais.bundle.metadata import Tensor
 __all__ = ["modules_of_object", "packages_of_modules", "signature_of"]
 
 # Standard-library modules are never packages to pin.
-_STDLIB = frozenset(__import__("sys").stdlib_module_names) | {"__main__", "builtins"}
+_STDLIB = frozenset(getattr(__import__("sys"), "stdlib_module_names", ())) | {
+    "__main__",
+    "builtins",
+}
 
 
 class _Discard:

@@ -29,7 +29,7 @@ class BundleMetadata(BaseModel):
     name: str
     version: str
     created: datetime
-    python: str  # X.Y.Z of the interpreter that saved it
+    python: str  # X.Y.Z of the interpreter that saved it (X.Y chosen for an imported pickle)
     packages: dict[str, str] = Field(default_factory=dict)  # distribution → exact version
     requirements: list[str] = Field(default_factory=list)  # extra ones the user named
     files: dict[str, str] = Field(default_factory=dict)  # relative path → sha256
@@ -42,6 +42,9 @@ class BundleMetadata(BaseModel):
     metrics: dict[str, float] = Field(default_factory=dict)
     labels: dict[str, str] = Field(default_factory=dict)
     git_commit: str | None = None
+    # `cais models import`: where the pickle came from and what was read from it.
+    imported: dict[str, str] = Field(default_factory=dict)
+    predictor: str | None = None  # module:Class of the Predictor wrapping an imported pickle
     cais_version: str = ""
 
     @property

@@ -20,6 +20,7 @@ import sys
 import tempfile
 import uuid
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -27,7 +28,6 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from cais import __version__
-from cais.bundle.introspect import modules_of_object, packages_of_modules, signature_of
 from cais.bundle.metadata import METADATA_FILE, BundleMetadata
 from cais.errors import BundleError
 
@@ -36,6 +36,7 @@ __all__ = ["Bundle", "ModelStore", "default_home", "split_reference"]
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,127}")
 _VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 LATEST = "latest"
+_PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle", ".sav", ".dat")
 
 
 def default_home() -> Path:
@@ -112,6 +113,8 @@ class Bundle:
         if added:  # a Predictor's source travels in the bundle
             sys.path.insert(0, str(self.path))
         try:
+            if self.metadata.predictor:  # an imported pickle, wrapped by the user's Predictor
+                return self._predictor()
             return joblib.load(self.artifact)
         except Exception as exc:  # unpickling runs foreign code: any failure is possible
             raise BundleError(
@@ -122,6 +125,36 @@ class Bundle:
         finally:
             if added:
                 sys.path.remove(str(self.path))
+
+    def _predictor(self) -> object:
+        import importlib
+
+        module, _, cls = self.metadata.predictor.partition(":")
+        instance = getattr(importlib.import_module(module), cls)()
+        instance.model_file = self.artifact  # its load() unpickles it
+        return instance
+
+
+def _predictor_entry(source: Path) -> str:
+    """`module:Class` of the one `cais.Predictor` subclass a file defines (read, not run)."""
+    import ast
+
+    try:
+        tree = ast.parse(source.read_text(encoding="utf-8"), filename=str(source))
+    except (OSError, UnicodeDecodeError, SyntaxError) as exc:
+        raise BundleError(f"The predictor file `{source}` cannot be read: {exc}") from exc
+    found = [
+        node.name
+        for node in tree.body
+        if isinstance(node, ast.ClassDef)
+        and any(ast.unparse(base).split(".")[-1] == "Predictor" for base in node.bases)
+    ]
+    if len(found) != 1:
+        raise BundleError(
+            f"`{source}` defines {len(found) or 'no'} `cais.Predictor` subclasses; it needs one",
+            hint="write one `class MyModel(cais.Predictor)` with `predict(self, batch)`",
+        )
+    return f"{source.stem}:{found[0]}"
 
 
 def _warn_on_skew(metadata: BundleMetadata) -> None:
@@ -239,12 +272,9 @@ class ModelStore:
         git_commit: str | None = None,
     ) -> Bundle:
         """Write `model` as a new bundle and return it."""
-        split_reference(f"{name}:{version}" if version else name)
-        if version == LATEST or (version and version in self.aliases(name)):
-            raise BundleError(
-                f"`{version}` names an alias of `{name}`, so it cannot be a version",
-                hint="choose another version, such as 2 or 1.1",
-            )
+        from cais.bundle.introspect import modules_of_object, packages_of_modules, signature_of
+
+        self._check_new_reference(name, version)
         if not callable(getattr(model, "predict", None)):
             raise BundleError(
                 f"A `{type(model).__name__}` has no `predict` method, so it cannot be served",
@@ -277,35 +307,117 @@ class ModelStore:
         inputs, outputs = (
             signature_of(input_example, predictions) if input_example is not None else ([], [])
         )
-        folder = self.root / name
-        folder.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=".saving-", dir=folder))
-        try:
+
+        def write(staging: Path) -> str:
             import joblib
 
             joblib.dump(model, staging / "model.joblib")
             source = _predictor_source(model)
             if source is not None:
                 shutil.copy2(source, staging / source.name)
+            return "model.joblib"
+
+        return self._stage(
+            name,
+            version,
+            write,
+            overwrite=overwrite,
+            python=".".join(str(v) for v in sys.version_info[:3]),
+            packages=packages_of_modules(modules - {"__main__"}),
+            requirements=list(requirements or []),
+            model_class=f"{type(model).__module__}.{type(model).__qualname__}",
+            methods=methods,
+            inputs=inputs,
+            outputs=outputs,
+            input_example=_jsonable(input_example),
+            metrics=dict(metrics or {}),
+            labels=dict(labels or {}),
+            git_commit=git_commit,
+        )
+
+    def adopt(
+        self,
+        file: Path,
+        name: str,
+        version: str | None = None,
+        *,
+        python: str,
+        packages: dict[str, str],
+        model_class: str,
+        imported: dict[str, str],
+        predictor: Path | None = None,
+        input_example: object | None = None,
+        labels: dict[str, str] | None = None,
+        overwrite: bool = False,
+    ) -> Bundle:
+        """Keep a pickle made elsewhere as a bundle, byte for byte, with the Python and the
+        packages chosen for it (`cais models import`); `predictor` wraps it when given."""
+        from cais.bundle.introspect import signature_of
+
+        self._check_new_reference(name, version)
+        inputs = []
+        if input_example is not None:
+            try:
+                inputs = signature_of(input_example, None)[0]
+            except ImportError:  # numpy is not installed here: the server infers it anyway
+                pass
+        artifact = "model" + (file.suffix if file.suffix in _PICKLE_SUFFIXES else ".pkl")
+
+        def write(staging: Path) -> str:
+            shutil.copyfile(file, staging / artifact)
+            if predictor is not None:
+                shutil.copy2(predictor, staging / predictor.name)
+            return artifact
+
+        return self._stage(
+            name,
+            version,
+            write,
+            overwrite=overwrite,
+            python=python,
+            packages=packages,
+            model_class=model_class,
+            inputs=inputs,
+            input_example=_jsonable(input_example),
+            labels=dict(labels or {}),
+            imported=imported,
+            predictor=_predictor_entry(predictor) if predictor is not None else None,
+        )
+
+    def _check_new_reference(self, name: str, version: str | None) -> None:
+        split_reference(f"{name}:{version}" if version else name)
+        if version == LATEST or (version and version in self.aliases(name)):
+            raise BundleError(
+                f"`{version}` names an alias of `{name}`, so it cannot be a version",
+                hint="choose another version, such as 2 or 1.1",
+            )
+
+    def _stage(
+        self,
+        name: str,
+        version: str | None,
+        write: Callable[[Path], str],
+        *,
+        overwrite: bool,
+        **fields: object,
+    ) -> Bundle:
+        """Write a bundle in a hidden folder (`write` puts the files there and returns the
+        artifact's name), record the sha256 of every file, then rename it into place."""
+        folder = self.root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".saving-", dir=folder))
+        try:
+            artifact = write(staging)
             files = {p.name: _sha256(p) for p in sorted(staging.iterdir()) if p.is_file()}
             chosen = version or self._next_version(name)
             metadata = BundleMetadata(
                 name=name,
                 version=chosen,
                 created=datetime.now(timezone.utc),
-                python=".".join(str(v) for v in sys.version_info[:3]),
-                packages=packages_of_modules(modules - {"__main__"}),
-                requirements=list(requirements or []),
                 files=files,
-                model_class=f"{type(model).__module__}.{type(model).__qualname__}",
-                methods=methods,
-                inputs=inputs,
-                outputs=outputs,
-                input_example=_jsonable(input_example),
-                metrics=dict(metrics or {}),
-                labels=dict(labels or {}),
-                git_commit=git_commit,
+                artifact=artifact,
                 cais_version=__version__,
+                **fields,
             )
             (staging / METADATA_FILE).write_text(
                 metadata.model_dump_json(indent=2), encoding="utf-8"

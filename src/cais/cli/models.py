@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from cais.cli._output import out, success
+from cais.cli._output import note, out, success
 
 __all__ = ["app"]
 
-app = typer.Typer(help="Saved models: list, show, tag and remove versions.", no_args_is_help=True)
+app = typer.Typer(
+    help="Saved models: import, list, show, tag and remove versions.", no_args_is_help=True
+)
 
 
 def _store():
@@ -75,3 +78,86 @@ def rm(
     """Remove a saved version (and the aliases pointing at it)."""
     removed = _store().remove(reference)
     success(f"Removed `{removed}`")
+
+
+@app.command("import")
+def import_model(
+    file: Annotated[Path, typer.Argument(help="A pickle or joblib file made elsewhere.")],
+    name: Annotated[str, typer.Option("--name", "-n", help="The model's name in the store.")],
+    version: Annotated[
+        str | None, typer.Option("--version", help="Its version (default: the next number).")
+    ] = None,
+    predictor: Annotated[
+        Path | None,
+        typer.Option("--predictor", help="A .py file whose cais.Predictor wraps the pickle."),
+    ] = None,
+    python: Annotated[
+        str | None,
+        typer.Option(
+            "--python", help="Python X.Y of the image (default: chosen, see CAIS_PYTHONS)."
+        ),
+    ] = None,
+    requirement: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--requirement", "-r", help="Another package to install: NAME or NAME==VERSION."
+        ),
+    ] = None,
+    input_example: Annotated[
+        str | None,
+        typer.Option("--input-example", help="A few inputs as JSON, such as '[\"livro azul\"]'."),
+    ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace name:version.")] = False,
+) -> None:
+    """Adopt an existing pickle: find the scikit-learn that made it, pin its whole stack, and
+    choose the newest Python for which all of it installs from wheels."""
+    from cais.bundle.adopt import plan_adoption
+    from cais.errors import BundleError
+
+    for given, what in ((file, "model file"), (predictor, "predictor file")):
+        if given is not None and not given.is_file():
+            raise BundleError(f"The {what} `{given}` does not exist")
+    example = None
+    if input_example is not None:
+        try:
+            example = json.loads(input_example)
+        except json.JSONDecodeError as exc:
+            raise BundleError(
+                f"--input-example is not JSON: {exc}", hint="such as '[\"livro azul\"]'"
+            ) from None
+        if not isinstance(example, list) or not example:
+            raise BundleError("--input-example must be a non-empty JSON list of inputs")
+    own = {predictor.stem} if predictor is not None else set()
+    adoption = plan_adoption(file, python=python, requirements=requirement, own_modules=own)
+    facts = adoption.facts
+    made_with = (
+        f"scikit-learn {facts.sklearn_version}" if facts.sklearn_version else "no recorded version"
+    )
+    note(f"read `{file.name}`: {facts.format}, a `{facts.top_class or 'object'}` ({made_with})")
+    if adoption.cutoff is not None:
+        note(f"the stack as of {adoption.cutoff:%Y-%m-%d}, when {adoption.anchor} came out")
+    note("pinned " + " ".join(f"{n}=={v}" for n, v in adoption.packages.items()))
+    note(
+        f"Python {adoption.python}: "
+        + ("as asked" if python else "the newest with wheels for all of it")
+    )
+    bundle = _store().adopt(
+        file,
+        name,
+        version,
+        python=adoption.python,
+        packages=adoption.packages,
+        model_class=facts.top_class,
+        imported={
+            "file": file.name,
+            "format": facts.format,
+            "sklearn_version": facts.sklearn_version or "",
+        },
+        predictor=predictor,
+        input_example=example,
+        overwrite=overwrite,
+    )
+    success(
+        f"Imported `{bundle.reference}`; build its image with "
+        f"`cais build {bundle.reference} -t {bundle.metadata.name}:{bundle.metadata.version}`"
+    )

@@ -10,6 +10,7 @@ from cais import __version__
 from cais.bundle.metadata import BundleMetadata
 from cais.errors import PlanError
 from cais.plan.image_plan import AppStep, Copy, DependencyStep, ImagePlan, default_base_image
+from cais.server import RUNTIME_PYTHON_MIN
 from cais.server.routes import LegacyRoute
 
 __all__ = [
@@ -52,11 +53,11 @@ def plan_bundle(
 ) -> ImagePlan:
     """An image that serves `metadata`'s model on port 8080 with cais's server."""
     major_minor = python or ".".join(metadata.python.split(".")[:2])
-    if tuple(int(p) for p in major_minor.split(".")) < (3, 10):
+    if tuple(int(p) for p in major_minor.split(".")) < RUNTIME_PYTHON_MIN:
         raise PlanError(
-            f"`{metadata.reference}` was saved with Python {metadata.python}, and cais's server "
-            "needs Python 3.10 or newer",
-            hint="pass --python 3.10 (or newer) when its packages install there",
+            f"`{metadata.reference}` needs Python {major_minor}, and cais's server needs "
+            "Python 3.9 or newer",
+            hint="pass --python 3.9 (or newer) when its packages install there",
         )
     artifact_sha = metadata.files.get(metadata.artifact, "")
     labels = {
