@@ -96,6 +96,7 @@ def test_an_imported_file_is_kept_byte_for_byte(old_pickle, home):
         python="3.9",
         packages={"scikit-learn": "0.24.2"},
         model_class="sklearn.pipeline.Pipeline",
+        modules=["sklearn.pipeline"],
         imported={"file": old_pickle.name, "sklearn_version": "0.24.2"},
         input_example=["livro azul"],
     )
@@ -130,6 +131,7 @@ def test_a_predictor_wraps_an_imported_pickle(tmp_path, home):
         python="3.11",
         packages={},
         model_class="",
+        modules=[],
         imported={"file": file.name},
         predictor=predictor,
     )
@@ -148,7 +150,7 @@ def test_a_predictor_file_needs_exactly_one_predictor(tmp_path, home, old_pickle
     predictor.write_text(source)
     with pytest.raises(BundleError, match=f"defines {count} `cais.Predictor` subclasses"):
         ModelStore(home).adopt(
-            old_pickle, "x", python="3.9", packages={}, model_class="", imported={},
+            old_pickle, "x", python="3.9", packages={}, model_class="", modules=[], imported={},
             predictor=predictor,
         )  # fmt: skip
     assert not (home / "models" / "x").exists()
@@ -176,6 +178,7 @@ def test_the_import_command(old_pickle, home, fake_pypi):
     assert "cais build legacy:2021" in result.output
     shown = json.loads(CliRunner().invoke(app, ["models", "show", "legacy:2021"]).stdout)
     assert shown["packages"]["numpy"] == "1.20.2"
+    assert "sklearn.pipeline" in shown["modules"]  # byte-compiled in its image
 
 
 @pytest.mark.parametrize(

@@ -137,3 +137,26 @@ def test_projects_keep_their_packages_whole():
         dependencies=DependencyStep(files=("requirements.txt",), requirements="requirements.txt"),
     )
     assert "-name tests" not in render_dockerfile(plan)
+
+
+@pytest.mark.parametrize("mode", list(SecretsMode))
+def test_only_what_serving_imports_is_byte_compiled(mode):
+    modules = ["sklearn.pipeline", "sklearn.linear_model._logistic"]
+    text = render_dockerfile(
+        plan_bundle(metadata(modules=modules), name="products", tag="3"), secrets=mode
+    )
+    assert "pip install --no-cache-dir --no-compile" in text
+    precompile = next(line for line in text.splitlines() if "PYTHONDONTWRITEBYTECODE= " in line)
+    assert precompile.rstrip(" \\").endswith(
+        "joblib sklearn.pipeline sklearn.linear_model._logistic"
+    )
+    assert "uvicorn.main" in precompile
+    if mode is SecretsMode.STAGE:  # the throw-away stage imports from where it installed
+        assert "PYTHONPATH=/install/lib/python3.11/site-packages" in precompile
+    assert "-name '*.pyx'" in text and "-name tests" in text  # build-only files pruned too
+
+
+def test_bundles_without_recorded_modules_keep_pip_compiling_everything():
+    text = render_dockerfile(plan_bundle(metadata(), name="products", tag="3"))
+    assert "--no-compile" not in text
+    assert "PYTHONDONTWRITEBYTECODE= " not in text

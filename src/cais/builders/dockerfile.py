@@ -121,7 +121,13 @@ def render_dockerfile(plan: ImagePlan, *, secrets: SecretsMode = SecretsMode.NON
                     "never stored in the image."
                 )
             out += _run(
-                [*_add_user(plan), _pip_install(deps), *_prune(deps, "/usr/local")], secrets
+                [
+                    *_add_user(plan),
+                    _pip_install(deps),
+                    *_prune(deps, "/usr/local"),
+                    *_precompile(deps),
+                ],
+                secrets,
             )
         out.append("")
     whole_context = plan.app.copies == (Copy(source=".", destination="."),)
@@ -189,7 +195,13 @@ def _throw_away_stages(plan: ImagePlan) -> list[str]:
             *_copy(deps.files, "/tmp/"),
             f"RUN {settings} \\",
             f"    {_pip_install(deps, prefix='/install', directory='/tmp/')}"
-            + "".join(f" \\\n    && {c}" for c in _prune(deps, "/install")),
+            + "".join(
+                f" \\\n    && {c}"
+                for c in [
+                    *_prune(deps, "/install"),
+                    *_precompile(deps, f"/install/lib/python{plan.python}/site-packages"),
+                ]
+            ),
             "",
         ]
     out += [
@@ -244,15 +256,40 @@ def _copy(files: tuple[str, ...], destination: str) -> list[str]:
 
 
 def _prune(deps: DependencyStep, prefix: str) -> list[str]:
-    if not deps.prune_tests:
+    if not deps.prune:
         return []
+    build_only = " -o ".join(f"-name '*.{e}'" for e in _BUILD_ONLY)
     return [
-        f"find {prefix}/lib -depth -type d -name tests -path '*-packages/*' -exec rm -rf {{}} +"
+        f"find {prefix}/lib -depth -type d -name tests -path '*-packages/*' -exec rm -rf {{}} +",
+        f"find {prefix}/lib -path '*-packages/*' -type f \\( {build_only} \\) -delete",
     ]
+
+
+# Files wheels carry for building against them or type-checking, never read at run time.
+_BUILD_ONLY = ("pyx", "pxd", "pxi", "pyi", "h", "hpp", "c", "cpp")
+
+# Imports each module given, skipping the ones that do not exist in these package versions;
+# Python writes the .pyc files of everything they load (PYTHONDONTWRITEBYTECODE is cleared).
+_PRECOMPILE = (
+    "import importlib, sys\\n"
+    "for name in sys.argv[1:]:\\n"
+    "    try: importlib.import_module(name)\\n"
+    "    except ImportError: pass"
+)
+
+
+def _precompile(deps: DependencyStep, site_packages: str | None = None) -> list[str]:
+    if not deps.precompile:
+        return []
+    path = f"PYTHONPATH={site_packages} " if site_packages else ""
+    modules = " ".join(shlex.quote(m) for m in deps.precompile)
+    return [f"{path}PYTHONDONTWRITEBYTECODE= python -c 'exec(\"{_PRECOMPILE}\")' {modules}"]
 
 
 def _pip_install(deps: DependencyStep, *, prefix: str | None = None, directory: str = "") -> str:
     args = ["pip", "install", "--no-cache-dir"]
+    if deps.precompile:
+        args.append("--no-compile")
     if prefix:
         args += [f"--prefix={prefix}"]
     if deps.requirements:

@@ -8,7 +8,13 @@ from collections.abc import Iterable
 
 from cais.bundle.metadata import Tensor
 
-__all__ = ["modules_of_object", "packages_of_modules", "signature_of"]
+__all__ = [
+    "module_paths_of_object",
+    "modules_of_object",
+    "packages_of_modules",
+    "signature_of",
+    "top_levels",
+]
 
 # Standard-library modules are never packages to pin.
 _STDLIB = frozenset(getattr(__import__("sys"), "stdlib_module_names", ())) | {
@@ -36,11 +42,22 @@ class _ModuleRecorder(pickle.Pickler):
         return NotImplemented
 
 
-def modules_of_object(obj: object) -> set[str]:
-    """Top-level modules whose code unpickling `obj` will import."""
+def module_paths_of_object(obj: object) -> set[str]:
+    """Dotted names of the modules whose code unpickling `obj` will import (the standard
+    library left out): what a serving image byte-compiles ahead of time."""
     recorder = _ModuleRecorder()
     recorder.dump(obj)
-    return {m.split(".", 1)[0] for m in recorder.modules if m} - (_STDLIB - {"__main__"})
+    outside = _STDLIB - {"__main__"}
+    return {m for m in recorder.modules if m and m.split(".", 1)[0] not in outside}
+
+
+def modules_of_object(obj: object) -> set[str]:
+    """Top-level modules whose code unpickling `obj` will import."""
+    return top_levels(module_paths_of_object(obj))
+
+
+def top_levels(paths: Iterable[str]) -> set[str]:
+    return {path.split(".", 1)[0] for path in paths}
 
 
 def packages_of_modules(modules: Iterable[str]) -> dict[str, str]:

@@ -35,6 +35,9 @@ class BundleMetadata(BaseModel):
     files: dict[str, str] = Field(default_factory=dict)  # relative path → sha256
     artifact: str = "model.joblib"
     model_class: str = ""  # module.QualName of the saved object
+    # The modules the pickle's objects come from (sklearn.pipeline …): a serving image
+    # byte-compiles what they import, and nothing else.
+    modules: list[str] = Field(default_factory=list)
     methods: list[str] = Field(default_factory=list)  # predict, predict_proba …
     inputs: list[Tensor] = Field(default_factory=list)
     outputs: list[Tensor] = Field(default_factory=list)

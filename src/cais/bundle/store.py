@@ -272,7 +272,12 @@ class ModelStore:
         git_commit: str | None = None,
     ) -> Bundle:
         """Write `model` as a new bundle and return it."""
-        from cais.bundle.introspect import modules_of_object, packages_of_modules, signature_of
+        from cais.bundle.introspect import (
+            module_paths_of_object,
+            packages_of_modules,
+            signature_of,
+            top_levels,
+        )
 
         self._check_new_reference(name, version)
         if not callable(getattr(model, "predict", None)):
@@ -282,13 +287,14 @@ class ModelStore:
             )
         methods = [m for m in ("predict", "predict_proba") if callable(getattr(model, m, None))]
         try:
-            modules = modules_of_object(model)
+            paths = module_paths_of_object(model)
         except (pickle.PicklingError, TypeError, AttributeError) as exc:
             raise BundleError(
                 f"The model cannot be pickled: {exc}",
                 hint="define functions and classes the model uses at module level in a .py "
                 "file (not as lambdas or in a notebook), then import them",
             ) from exc
+        modules = top_levels(paths)
         if "__main__" in modules:
             raise BundleError(
                 "Part of the model is defined in a notebook or in a script run as `__main__`, "
@@ -324,6 +330,7 @@ class ModelStore:
             overwrite=overwrite,
             python=".".join(str(v) for v in sys.version_info[:3]),
             packages=packages_of_modules(modules - {"__main__"}),
+            modules=sorted(paths),
             requirements=list(requirements or []),
             model_class=f"{type(model).__module__}.{type(model).__qualname__}",
             methods=methods,
@@ -344,6 +351,7 @@ class ModelStore:
         python: str,
         packages: dict[str, str],
         model_class: str,
+        modules: list[str],
         imported: dict[str, str],
         predictor: Path | None = None,
         input_example: object | None = None,
@@ -377,6 +385,7 @@ class ModelStore:
             python=python,
             packages=packages,
             model_class=model_class,
+            modules=modules,
             inputs=inputs,
             input_example=_jsonable(input_example),
             labels=dict(labels or {}),

@@ -148,6 +148,9 @@ def import_model(
         python=adoption.python,
         packages=adoption.packages,
         model_class=facts.top_class,
+        modules=sorted(
+            {c.rpartition(".")[0] for c in facts.classes if c.split(".")[0] in facts.modules}
+        ),
         imported={
             "file": file.name,
             "format": facts.format,

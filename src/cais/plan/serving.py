@@ -10,7 +10,7 @@ from cais import __version__
 from cais.bundle.metadata import BundleMetadata
 from cais.errors import PlanError
 from cais.plan.image_plan import AppStep, Copy, DependencyStep, ImagePlan, default_base_image
-from cais.server import RUNTIME_PYTHON_MIN
+from cais.server import RUNTIME_IMPORTS, RUNTIME_PYTHON_MIN
 from cais.server.routes import LegacyRoute
 
 __all__ = [
@@ -89,7 +89,11 @@ def plan_bundle(
         platform=platform,
         env=env,
         dependencies=DependencyStep(
-            files=("requirements.txt",), requirements="requirements.txt", prune_tests=True
+            files=("requirements.txt",),
+            requirements="requirements.txt",
+            prune=True,
+            # Bundles saved before cais recorded their modules keep pip's compile-everything.
+            precompile=(*RUNTIME_IMPORTS, *metadata.modules) if metadata.modules else (),
         ),
         app=AppStep(copies=(Copy(source="cais", destination=f"{RUNTIME_DIR}/cais"),)),
         model=Copy(source="model", destination=MODEL_DIR),
