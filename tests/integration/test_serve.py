@@ -66,6 +66,25 @@ def test_triton_client_table_model_with_probabilities(server):
     assert np.allclose(probabilities.sum(axis=1), 1)
 
 
+def test_triton_client_binary_inputs(server):
+    """The client's defaults: inputs in the binary tensor data extension, binary outputs asked
+    for (cais answers them in JSON, which the client reads too)."""
+    import tritonclient.http as triton
+
+    client = triton.InferenceServerClient(url=server)
+    text = triton.InferInput("input", [2], "BYTES")
+    text.set_data_from_numpy(np.array(["jogo de luta", "boneca"], dtype=object))
+    result = client.infer("products", [text])
+    assert [v.decode() if isinstance(v, bytes) else v for v in result.as_numpy("predict")] == [
+        "game",
+        "brinquedo",
+    ]
+    table = triton.InferInput("input", [2, 4], "FP64")
+    table.set_data_from_numpy(np.array([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]))
+    result = client.infer("iris", [table], outputs=[triton.InferRequestedOutput("predict")])
+    assert result.as_numpy("predict").tolist() == [0, 2]
+
+
 def test_triton_client_sees_a_clear_error(server):
     import tritonclient.http as triton
     from tritonclient.utils import InferenceServerException

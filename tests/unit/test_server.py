@@ -3,6 +3,9 @@ and every kind of bad request (each answered 4xx with a JSON error, then a good 
 
 from __future__ import annotations
 
+import json
+
+import numpy as np
 import pytest
 from starlette.testclient import TestClient
 
@@ -118,7 +121,11 @@ def test_v2_integer_tensors(client):
 
 
 def test_v2_metadata_health_and_readiness(client):
-    assert client.get("/v2").json()["name"] == "cais"
+    assert client.get("/v2").json() == {
+        "name": "cais",
+        "version": cais.__version__,
+        "extensions": ["binary_tensor_data"],
+    }
     assert client.get("/v2/health/live").json() == {"live": True}
     assert client.get("/v2/health/ready").status_code == 200
     assert client.get("/health/ready").json() == {"ready": True}
@@ -266,6 +273,96 @@ BAD_REQUESTS = [
     ),
     ("post", "/v2/models/nope/infer", {"json": {}}, 404, "no model named `nope`"),
 ]
+
+
+def _binary_body(inputs: list[tuple[dict, bytes]], **request) -> tuple[bytes, dict]:
+    """A request in the binary tensor data extension: the JSON part, then each tensor's bytes."""
+    header = json.dumps(
+        {
+            **request,
+            "inputs": [
+                {**meta, "parameters": {"binary_data_size": len(raw)}} for meta, raw in inputs
+            ],
+        }
+    ).encode()
+    body = header + b"".join(raw for _, raw in inputs)
+    headers = {
+        "content-type": "application/octet-stream",
+        "inference-header-content-length": str(len(header)),
+    }
+    return body, headers
+
+
+def _bytes_elements(*texts: str) -> bytes:
+    return b"".join(len(t.encode()).to_bytes(4, "little") + t.encode() for t in texts)
+
+
+ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
+
+
+@pytest.mark.parametrize("datatype", ["FP32", "FP64"])
+def test_v2_binary_tensor_data(client, datatype):
+    raw = np.array(ROWS, dtype="<f4" if datatype == "FP32" else "<f8").tobytes()
+    body, headers = _binary_body(
+        [({"name": "input", "shape": [2, 4], "datatype": datatype}, raw)],
+        id="bin-1",
+        model_name="iris",
+        outputs=[{"name": "predict", "parameters": {"binary_data": True}}],
+    )
+    answer = client.post("/v2/models/iris/infer", content=body, headers=headers)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["id"] == "bin-1"
+    assert answer.json()["outputs"][0]["data"] == [0, 2]
+
+
+def test_v2_binary_text_tensor(client):
+    body, headers = _binary_body(
+        [
+            (
+                {"name": "input", "shape": [2], "datatype": "BYTES"},
+                _bytes_elements("livro azul", "jogo de luta"),
+            )
+        ]
+    )
+    answer = client.post("/v2/models/products/infer", content=body, headers=headers)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["outputs"][0]["data"] == list(
+        text_model().predict(["livro azul", "jogo de luta"])
+    )
+
+
+def _binary_case(raw: bytes, *, shape=(1, 4), datatype="FP32", length=None, extra=b""):
+    body, headers = _binary_body(
+        [({"name": "input", "shape": list(shape), "datatype": datatype}, raw)]
+    )
+    if length is not None:
+        headers["inference-header-content-length"] = length
+    return {"content": body + extra, "headers": headers}
+
+
+BINARY_FOUR = np.zeros(4, dtype="<f4").tobytes()
+BAD_REQUESTS += [
+    ("post", "/v2/models/iris/infer", _binary_case(BINARY_FOUR, length="lots"), 400,
+     "must be the length of the JSON part"),
+    ("post", "/v2/models/iris/infer", _binary_case(BINARY_FOUR, length="99999"), 400,
+     "must be the length of the JSON part"),
+    ("post", "/v2/models/iris/infer", _binary_case(BINARY_FOUR[:6]), 400,
+     "6 bytes are not a whole number of FP32 values"),
+    ("post", "/v2/models/iris/infer", _binary_case(BINARY_FOUR, shape=(2, 4)), 400,
+     "has 4 values but its shape [2, 4] needs 8"),
+    ("post", "/v2/models/iris/infer", _binary_case(BINARY_FOUR, extra=b"more"), 400,
+     "4 bytes after the JSON part that no input declares"),
+    ("post", "/v2/models/products/infer",
+     _binary_case(_bytes_elements("livro")[:-2], shape=(1,), datatype="BYTES"), 400,
+     "cut short"),
+    ("post", "/v2/models/iris/infer",
+     {"json": {"model_name": "products", "inputs": [
+         {"name": "input", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}},
+     400, "`model_name` is `products`, but this path serves `iris`"),
+    ("post", "/v2/models/iris/infer",
+     {"json": {"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32"}]}},
+     400, "input `input` has no data"),
+]  # fmt: skip
 
 
 @pytest.mark.parametrize(("method", "path", "kwargs", "status", "message"), BAD_REQUESTS)

@@ -25,11 +25,14 @@ from cais.server.models import LoadedModel, ModelSet, NotFound
 from cais.server.pages import openapi_document, page
 from cais.server.routes import LegacyRoute
 from cais.server.v2 import (
+    BINARY_HEADER_LENGTH,
     InferenceRequest,
     InferenceResponse,
     TensorError,
+    attach_binary_inputs,
     decode_inputs,
     encode_output,
+    split_binary_body,
 )
 
 __all__ = ["DEFAULT_MAX_BODY", "create_app"]
@@ -91,7 +94,7 @@ def create_app(
         metrics.load_seconds.labels(loaded.name, loaded.version).set(loaded.load_seconds)
         batchers[loaded.name, loaded.version] = Batcher(loaded)
 
-    async def read_json(request: Request) -> Any:
+    async def read_body(request: Request) -> bytearray:
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > max_body:
             raise BadRequest(f"the body is larger than the limit of {max_body} bytes", 413)
@@ -102,10 +105,16 @@ def create_app(
                 raise BadRequest(f"the body is larger than the limit of {max_body} bytes", 413)
         if not body:
             raise BadRequest("the body is empty: send a JSON object")
+        return body
+
+    def parse_json(body: bytes | bytearray) -> Any:
         try:
             return json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise BadRequest(f"the body is not valid JSON: {exc}") from exc
+
+    async def read_json(request: Request) -> Any:
+        return parse_json(await read_body(request))
 
     def find(request: Request) -> LoadedModel:
         params = request.path_params
@@ -168,7 +177,9 @@ def create_app(
     # -- Open Inference Protocol V2 ------------------------------------------------------
 
     async def v2_server(request: Request) -> Response:
-        return JSONResponse({"name": "cais", "version": __version__, "extensions": []})
+        return JSONResponse(
+            {"name": "cais", "version": __version__, "extensions": ["binary_tensor_data"]}
+        )
 
     async def live(request: Request) -> Response:
         return JSONResponse({"live": True})
@@ -208,16 +219,25 @@ def create_app(
         model = find(request)
 
         async def work() -> Response:
-            body = await read_json(request)
+            body = await read_body(request)
+            try:  # the binary tensor data extension: a JSON header, then the tensors' bytes
+                header, tensors = split_binary_body(body, request.headers.get(BINARY_HEADER_LENGTH))
+            except TensorError as exc:
+                raise BadRequest(str(exc)) from exc
             try:
-                inference = InferenceRequest.model_validate(body)
+                inference = InferenceRequest.model_validate(parse_json(header))
             except ValidationError as exc:
                 first = exc.errors()[0]
                 where = ".".join(str(p) for p in first["loc"]) or "body"
                 raise BadRequest(
                     f"the request is not a V2 inference request: `{where}`: {first['msg']}"
                 ) from exc
+            for field, served in (("model_name", model.name), ("model_version", model.version)):
+                named = getattr(inference, field)
+                if named is not None and named != served:
+                    raise BadRequest(f"`{field}` is `{named}`, but this path serves `{served}`")
             try:
+                attach_binary_inputs(inference, tensors)
                 batch = decode_inputs(inference, [t.name for t in model.metadata.inputs])
             except TensorError as exc:
                 raise BadRequest(str(exc)) from exc

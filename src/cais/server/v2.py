@@ -8,15 +8,22 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 __all__ = [
+    "BINARY_HEADER_LENGTH",
     "InferenceRequest",
     "InferenceResponse",
     "RequestInput",
     "RequestOutput",
     "ResponseOutput",
     "TensorError",
+    "attach_binary_inputs",
     "decode_inputs",
     "encode_output",
+    "split_binary_body",
 ]
+
+# The binary tensor data extension: this header gives the length of the JSON part of a body
+# whose tensors follow as raw bytes (what KServe's and Triton's clients send by default).
+BINARY_HEADER_LENGTH = "inference-header-content-length"
 
 # V2 datatype → numpy dtype name (BYTES stays Python strings).
 DATATYPES = {
@@ -47,7 +54,7 @@ class RequestInput(BaseModel):
     shape: list[int]
     datatype: str
     parameters: dict[str, Any] | None = None
-    data: Any
+    data: Any = None  # None when the tensor comes as binary data
 
 
 class RequestOutput(BaseModel):
@@ -61,6 +68,9 @@ class InferenceRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str | None = None
+    # Not in the protocol's request, but KServe's client sends them; checked against the path.
+    model_name: str | None = None
+    model_version: str | None = None
     parameters: dict[str, Any] | None = None
     inputs: list[RequestInput] = Field(min_length=1)
     outputs: list[RequestOutput] | None = None
@@ -98,6 +108,71 @@ def _flatten(data: Any) -> list[Any]:
     return flat
 
 
+def split_binary_body(body: bytes | bytearray, header_length: str | None) -> tuple[bytes, bytes]:
+    """(JSON part, tensor bytes) of a request body; all JSON without the extension's header."""
+    if header_length is None:
+        return bytes(body), b""
+    if not header_length.strip().isdigit() or int(header_length) > len(body):
+        raise TensorError(
+            f"the {BINARY_HEADER_LENGTH} header must be the length of the JSON part of the "
+            f"body (at most {len(body)}), not `{header_length}`"
+        )
+    split = int(header_length)
+    return bytes(body[:split]), bytes(body[split:])
+
+
+def _from_bytes(tensor: RequestInput, chunk: bytes) -> Any:
+    import numpy as np
+
+    if tensor.datatype == "BYTES":  # each element: a 4-byte little-endian length, then bytes
+        values, offset = [], 0
+        while offset < len(chunk):
+            if offset + 4 > len(chunk):
+                raise TensorError(f"input `{tensor.name}`: its BYTES data is cut short")
+            size = int.from_bytes(chunk[offset : offset + 4], "little")
+            element = chunk[offset + 4 : offset + 4 + size]
+            if len(element) != size:
+                raise TensorError(f"input `{tensor.name}`: its BYTES data is cut short")
+            try:
+                values.append(element.decode("utf-8"))
+            except UnicodeDecodeError as exc:
+                raise TensorError(f"input `{tensor.name}`: an element is not UTF-8 text") from exc
+            offset += 4 + size
+        return values
+    dtype = np.dtype(DATATYPES[tensor.datatype]).newbyteorder("<")
+    if len(chunk) % dtype.itemsize:
+        raise TensorError(
+            f"input `{tensor.name}`: {len(chunk)} bytes are not a whole number of "
+            f"{tensor.datatype} values"
+        )
+    return np.frombuffer(chunk, dtype=dtype)
+
+
+def attach_binary_inputs(request: InferenceRequest, tensors: bytes) -> None:
+    """Give each input that declares `binary_data_size` its bytes, in the inputs' order."""
+    offset = 0
+    for tensor in request.inputs:
+        size = (tensor.parameters or {}).get("binary_data_size")
+        if size is None:
+            continue
+        if tensor.datatype not in DATATYPES:
+            raise TensorError(f"input `{tensor.name}` has the unknown datatype `{tensor.datatype}`")
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            raise TensorError(f"input `{tensor.name}`: binary_data_size must be a byte count")
+        if offset + size > len(tensors):
+            raise TensorError(
+                f"input `{tensor.name}` declares {size} bytes of binary data, but the body "
+                f"holds only {len(tensors) - offset} more"
+            )
+        tensor.data = _from_bytes(tensor, tensors[offset : offset + size])
+        offset += size
+    if offset != len(tensors):
+        raise TensorError(
+            f"the body holds {len(tensors) - offset} bytes after the JSON part that no "
+            "input declares (parameters.binary_data_size)"
+        )
+
+
 def _decode_one(tensor: RequestInput) -> Any:
     import numpy as np
 
@@ -108,6 +183,16 @@ def _decode_one(tensor: RequestInput) -> Any:
         )
     if not tensor.shape or any(d < 0 for d in tensor.shape):
         raise TensorError(f"input `{tensor.name}` needs a shape of non-negative sizes")
+    if tensor.data is None:
+        raise TensorError(f"input `{tensor.name}` has no data")
+    if isinstance(tensor.data, np.ndarray):  # binary data, already of its datatype
+        expected = math.prod(tensor.shape)
+        if tensor.data.size != expected or expected == 0:
+            raise TensorError(
+                f"input `{tensor.name}` has {tensor.data.size} values but its shape "
+                f"{tensor.shape} needs {expected}"
+            )
+        return tensor.data.astype(tensor.data.dtype.newbyteorder("=")).reshape(tensor.shape)
     flat = _flatten(tensor.data)
     expected = math.prod(tensor.shape)
     if len(flat) != expected:
