@@ -66,6 +66,20 @@ def test_workers_are_forked_replaced_and_stopped(home):
     assert not _children(process.pid)
 
 
+def test_workers_stop_when_the_supervisor_is_killed(home):
+    process, base = serve("products", home=home, options=("--workers", "2"))
+    workers = _wait_for(lambda: len(_children(process.pid)) == 2 and _children(process.pid))
+    process.kill()  # SIGKILL: the supervisor cannot tell them
+    process.wait(timeout=10)
+
+    def gone() -> bool:
+        return not any(Path(f"/proc/{pid}").exists() for pid in workers)
+
+    assert _wait_for(gone)
+    with pytest.raises(httpx.ConnectError):
+        httpx.post(f"{base}/predict", json={"instances": ["livro"]}, timeout=2)
+
+
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_a_busy_port_is_one_error(home, workers):
     port = free_port()

@@ -17,11 +17,13 @@ import os
 import signal
 import socket
 import sys
+import threading
 import time
 
 __all__ = ["serve"]
 
 _RESTART_PAUSE = 1.0  # seconds between replacing workers that keep dying at start-up
+_WATCH_INTERVAL = 0.5  # seconds between a worker's checks that its supervisor still lives
 
 
 def serve(
@@ -120,6 +122,15 @@ class _Supervisor:
         for other in set(self.sockets) - {sock}:
             other.close()
         server = uvicorn.Server(uvicorn.Config(self.app, **self.config))
+        supervisor = os.getppid()
+
+        def watch() -> None:  # a killed supervisor must not leave workers holding the port
+            while not server.should_exit:
+                if os.getppid() != supervisor:
+                    server.should_exit = True
+                time.sleep(_WATCH_INTERVAL)
+
+        threading.Thread(target=watch, name="cais-supervisor-watch", daemon=True).start()
         server.run(sockets=[sock])
 
     def _stop(self, signum: int, frame: object) -> None:
