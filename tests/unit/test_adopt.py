@@ -200,3 +200,14 @@ def test_import_errors_are_one_sentence(tmp_path, home, old_pickle, fake_pypi, a
     message = assert_one_error(result)
     assert says in message
     assert not (home / "models" / "legacy").exists()
+
+
+def test_an_unreachable_package_index_is_one_error(old_pickle, home, monkeypatch):
+    from tests.support import free_port
+
+    monkeypatch.setenv("CAIS_PYPI_JSON_URL", f"http://127.0.0.1:{free_port()}/pypi")
+    monkeypatch.setenv("CAIS_PYTHONS", "3.9")
+    result = CliRunner().invoke(app, ["models", "import", str(old_pickle), "--name", "legacy"])
+    message = assert_one_error(result)
+    assert "did not answer about scikit-learn" in message
+    assert not (home / "models" / "legacy").exists()
