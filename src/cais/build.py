@@ -111,25 +111,34 @@ _RUNTIME_PACKAGES = (
 )
 
 
-def _runtime_pins(python: str, model: dict[str, str]) -> dict[str, str]:
+def _runtime_pins(
+    python: str, model: dict[str, str], *, platform: str | None, pip: PipSettings
+) -> dict[str, str]:
     """Exact versions of the server's packages for an image with Python `python`.
 
     On the Python cais runs on, the versions installed here (the ones its tests ran with);
     on another, the newest that install from wheels there, resolved together with the
-    model's own pins so that nothing they share disagrees."""
+    model's own pins so that nothing they share disagrees (or, when the model's pins cannot
+    be resolved from the index, such as sdists or private packages, alone: pip places them)."""
     import importlib.metadata
+    import platform as host
 
     from cais.project import running_python
 
     if python == running_python():
         return {name: importlib.metadata.version(name) for name in _RUNTIME_PACKAGES}
     from cais.bundle.wheels import PackageIndex, resolve
+    from cais.errors import StackError
 
     wanted: dict[str, str | None] = {name: None for name in _RUNTIME_PACKAGES}
     if tuple(int(p) for p in python.split(".")) < (3, 10):
         wanted["eval-type-backport"] = None  # lets pydantic read `X | None` annotations
-    wanted.update(model)
-    resolved = resolve(PackageIndex(), wanted, python)
+    machine = platform.split("/")[1] if platform and "/" in platform else host.machine()
+    with PackageIndex(ca_bundle=pip.ca_bundle) as index:
+        try:
+            resolved = resolve(index, {**wanted, **model}, python, machine=machine)
+        except StackError:
+            resolved = resolve(index, wanted, python, machine=machine)
     return {name: version for name, version in resolved.items() if name not in model}
 
 
@@ -166,7 +175,7 @@ def build_bundle(
     builder = select_builder(connect, options.builder)
     with tempfile.TemporaryDirectory(prefix="cais-serving-") as scratch:
         context = Path(scratch)
-        runtime = _runtime_pins(plan.python, metadata.packages)
+        runtime = _runtime_pins(plan.python, metadata.packages, platform=plan.platform, pip=pip)
         (context / "requirements.txt").write_text(requirements_for(metadata, runtime))
         shutil.copytree(
             Path(cais.__file__).parent,

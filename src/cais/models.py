@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cais.bundle.predictor import Predictor
 from cais.bundle.store import ModelStore
 
 __all__ = ["save_model", "load_model"]
@@ -54,7 +53,4 @@ def save_model(
 
 def load_model(reference: str, *, home: Path | None = None) -> object:
     """Load `name[:version|alias]` after checking the sha256 of every file of its bundle."""
-    model = ModelStore(home).load(reference)
-    if isinstance(model, Predictor):
-        model.load()
-    return model
+    return ModelStore(home).load(reference)

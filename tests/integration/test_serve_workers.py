@@ -100,3 +100,19 @@ def test_a_busy_port_is_one_error(home, workers):
     assert "Traceback" not in result.stdout + result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert errors == [f"error: Cannot listen on 127.0.0.1:{port}: Address already in use"]
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_second_server_cannot_share_the_port(home, workers):
+    process, base = serve("products", home=home, options=("--workers", "2"))
+    try:
+        port = base.rsplit(":", 1)[1]
+        result = run_cais(
+            "serve", "products", "--port", port, "--workers", workers,
+            env={"CAIS_HOME": str(home)}, timeout=60,
+        )  # fmt: skip
+        assert result.returncode == 1, result.stderr
+        assert f"error: Cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
+    finally:
+        process.terminate()
+        process.wait(timeout=15)

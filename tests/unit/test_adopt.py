@@ -190,12 +190,17 @@ def test_the_import_command(old_pickle, home, fake_pypi):
         (["{pickle}", "--input-example", "[]"], "non-empty JSON list"),
         (["{pickle}", "--predictor", "nowhere.py"], "predictor file `nowhere.py` does not exist"),
         (["{pickle}", "--python", "3.11"], "no wheel for Python 3.11"),
+        (["{pickle}", "--python", "3.8"], "needs Python 3.9 or newer, not 3.8"),
+        (["{pickle}", "--python", "three"], "`three` is not a Python version"),
+        (["{pickle}", "--predictor", "{dashed}"], "`my-predictor.py` cannot be imported"),
     ],
 )
 def test_import_errors_are_one_sentence(tmp_path, home, old_pickle, fake_pypi, args, says):
     csv = tmp_path / "data.csv"
     csv.write_text("titulo,categoria\nlivro,livro\n")
-    args = [a.format(csv=csv, pickle=old_pickle) for a in args]
+    dashed = tmp_path / "my-predictor.py"
+    dashed.write_text(PREDICTOR)
+    args = [a.format(csv=csv, pickle=old_pickle, dashed=dashed) for a in args]
     result = CliRunner().invoke(app, ["models", "import", *args, "--name", "legacy"])
     message = assert_one_error(result)
     assert says in message
@@ -211,3 +216,16 @@ def test_an_unreachable_package_index_is_one_error(old_pickle, home, monkeypatch
     message = assert_one_error(result)
     assert "did not answer about scikit-learn" in message
     assert not (home / "models" / "legacy").exists()
+
+
+def test_a_wrapped_pickle_that_cannot_load_is_one_error(tmp_path, home, old_pickle):
+    predictor = tmp_path / "shouting.py"
+    predictor.write_text(PREDICTOR)
+    ModelStore(home).adopt(
+        old_pickle, "wrapped", python="3.11", packages={}, model_class="", modules=[],
+        imported={}, predictor=predictor,
+    )  # fmt: skip
+    with pytest.raises(BundleError) as caught:  # its classes are not in today's scikit-learn
+        cais.load_model("wrapped", home=home)
+    assert "cannot be loaded" in caught.value.message
+    assert "ModuleNotFoundError" in caught.value.message

@@ -24,6 +24,7 @@ import joblib
 import numpy as np
 import pytest
 import sklearn
+from joblib.numpy_pickle import NumpyArrayWrapper
 from sklearn.ensemble import GradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -350,7 +351,7 @@ def test_scanning_imports_nothing_it_names(tmp_path):
     packed = _dump(tmp_path / "model.joblib", _old_model(large=False), compress=3)
     script = f"""
         import json, sys
-        from cais.bundle.pickle_scan import scan_pickle
+        from cais.bundle.pickle_scan import _scan_here as scan_pickle  # in this process
         facts = [scan_pickle(p) for p in ({str(plain)!r}, {str(packed)!r})]
         print(json.dumps({{
             "versions": [f.sklearn_version for f in facts],
@@ -371,7 +372,7 @@ def test_without_numpy_and_joblib(tmp_path):
     script = f"""
         import json, sys
         sys.modules["numpy"] = sys.modules["joblib"] = None  # neither can be imported
-        from cais.bundle.pickle_scan import scan_pickle
+        from cais.bundle.pickle_scan import _scan_here as scan_pickle  # in this process
         from cais.errors import BundleError
         facts = scan_pickle({str(plain)!r})
         hints = []
@@ -449,3 +450,51 @@ def test_a_compression_that_is_not_installed(tmp_path):
     error = _error(path)
     assert "compressed with lz4" in str(error)
     assert error.hint == "pip install lz4"
+
+
+# --- crafted files ------------------------------------------------------------------------------
+
+
+class _LyingDtype:  # a dtype whose state says "no objects" while its one field is an object
+    def __reduce__(self):
+        state = (3, "|", None, ("a",), {"a": (np.dtype("O"), 0)}, 8, 1, 0)
+        return (np.dtype, ("V8", False, True), state)
+
+
+class _ForgedPointer:  # raw bytes read as that dtype: an object pointer of the file's choosing
+    def __reduce__(self):
+        from numpy._core import numeric
+
+        return (
+            numeric._frombuffer,
+            ((0x4141414141).to_bytes(8, "little"), _LyingDtype(), (1,), "C"),
+        )
+
+
+class _Printed:
+    def __reduce__(self):
+        return (str, (_ForgedPointer(),))
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param(pickle.dumps(_Printed(), protocol=4), id="forged object pointer"),
+        pytest.param(  # BUILD on a class: would set NumpyArrayWrapper.read for the process
+            b"\x80\x02cjoblib.numpy_pickle\nNumpyArrayWrapper\n"
+            b"N}X\x04\x00\x00\x00readX\x01\x00\x00\x00xs\x86b.",
+            id="state set on a class",
+        ),
+        pytest.param(  # bytes(512 GiB): fails within the reading process's memory limit
+            b"\x80\x02cbuiltins\nbytes\n\x8a\x05\x00\x00\x00\x00\x80\x85R.", id="huge allocation"
+        ),
+    ],
+)
+def test_crafted_files_are_refused_and_this_process_is_untouched(tmp_path, content):
+    path = tmp_path / "crafted.pkl"
+    path.write_bytes(content)
+    read_before = NumpyArrayWrapper.read
+    with pytest.raises(BundleError) as caught:
+        scan_pickle(path)
+    assert str(path) in caught.value.message
+    assert NumpyArrayWrapper.read is read_before

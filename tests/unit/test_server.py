@@ -315,6 +315,21 @@ def test_v2_binary_tensor_data(client, datatype):
     assert answer.json()["outputs"][0]["data"] == [0, 2]
 
 
+def test_v2_a_version_named_in_the_body_is_served(client):
+    body = {
+        "model_version": "1",
+        "inputs": [{"name": "input", "shape": [1], "datatype": "BYTES", "data": ["livro azul"]}],
+    }
+    answer = client.post("/v2/models/products/infer", json=body)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["model_version"] == "1"  # not the latest, 2
+    missing = client.post("/v2/models/products/infer", json={**body, "model_version": "9"})
+    assert missing.status_code == 404
+    clash = client.post("/v2/models/products/versions/2/infer", json=body)
+    assert clash.status_code == 400
+    assert "`model_version` is `1`, but this path serves `2`" in clash.json()["error"]
+
+
 def test_v2_binary_text_tensor(client):
     body, headers = _binary_body(
         [
@@ -345,6 +360,10 @@ BAD_REQUESTS += [
     ("post", "/v2/models/iris/infer", _binary_case(BINARY_FOUR, length="lots"), 400,
      "must be the length of the JSON part"),
     ("post", "/v2/models/iris/infer", _binary_case(BINARY_FOUR, length="99999"), 400,
+     "must be the length of the JSON part"),
+    ("post", "/v2/models/iris/infer", _binary_case(BINARY_FOUR, length=b"\xb2"), 400,
+     "must be the length of the JSON part"),
+    ("post", "/v2/models/iris/infer", _binary_case(BINARY_FOUR, length="9" * 5000), 400,
      "must be the length of the JSON part"),
     ("post", "/v2/models/iris/infer", _binary_case(BINARY_FOUR[:6]), 400,
      "6 bytes are not a whole number of FP32 values"),

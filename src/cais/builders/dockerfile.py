@@ -265,16 +265,18 @@ def _prune(deps: DependencyStep, prefix: str) -> list[str]:
     ]
 
 
-# Files wheels carry for building against them or type-checking, never read at run time.
-_BUILD_ONLY = ("pyx", "pxd", "pxi", "pyi", "h", "hpp", "c", "cpp")
+# Files wheels carry for Cython builds and type checkers, never read at run time (C sources
+# and headers stay: some packages compile them at run time, such as triton's driver).
+_BUILD_ONLY = ("pyx", "pxd", "pxi", "pyi")
 
-# Imports each module given, skipping the ones that do not exist in these package versions;
-# Python writes the .pyc files of everything they load (PYTHONDONTWRITEBYTECODE is cleared).
+# Imports each module given, skipping any that fails (it may not exist in these versions, or
+# need what only the running image has): this only saves start-up time. Python writes the
+# .pyc files of everything they load (PYTHONDONTWRITEBYTECODE is cleared).
 _PRECOMPILE = (
     "import importlib, sys\\n"
     "for name in sys.argv[1:]:\\n"
     "    try: importlib.import_module(name)\\n"
-    "    except ImportError: pass"
+    "    except Exception: pass"
 )
 
 

@@ -10,6 +10,8 @@ the base images a site can have, for which all of them install from wheels.
 
 from __future__ import annotations
 
+import platform
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -104,8 +106,16 @@ def plan_adoption(
     dates = {name: index.release_date(name, version) for name, version in exact.items()}
     anchor = max(dates, key=dates.get) if dates else None
     cutoff = dates[anchor] if anchor else None
+    machine = platform.machine()
     if python is not None:
-        packages = resolve(index, pins, python, cutoff=cutoff)
+        if not re.fullmatch(r"\d+\.\d+", python):
+            raise BundleError(f"`{python}` is not a Python version", hint="such as --python 3.9")
+        if tuple(int(x) for x in python.split(".")) < RUNTIME_PYTHON_MIN:
+            raise BundleError(
+                f"cais's server needs Python 3.9 or newer, not {python}",
+                hint="pass --python 3.9 or newer",
+            )
+        packages = resolve(index, pins, python, cutoff=cutoff, machine=machine)
         chosen = python
     else:
         candidates = [
@@ -118,7 +128,7 @@ def plan_adoption(
                 "None of the Pythons to choose from can run cais's server (3.9 or newer)",
                 hint="set CAIS_PYTHONS to include 3.9 or newer, or pass --python",
             )
-        chosen, packages = choose_python(index, pins, candidates, cutoff=cutoff)
+        chosen, packages = choose_python(index, pins, candidates, cutoff=cutoff, machine=machine)
     return Adoption(
         facts=facts,
         python=chosen,

@@ -17,6 +17,7 @@ import copyreg
 import importlib
 import inspect
 import io
+import os
 import pickle
 import sys
 import warnings
@@ -173,7 +174,14 @@ class _SymbolicUnpickler(NumpyUnpickler):
         return found
 
     def load_build(self) -> None:
+        target = self.stack[-2]
+        if isinstance(target, type):  # would set attributes of a class, for the whole process
+            raise pickle.UnpicklingError("the file sets the state of a class")
         pickle._Unpickler.load_build(self)
+        if np is not None and isinstance(target, np.dtype) and _lies(target):
+            raise pickle.UnpicklingError(
+                "the file describes a numpy dtype that is not what it says"
+            )
         wrapper = self.stack[-1]
         if np is None or not isinstance(wrapper, NumpyArrayWrapper):
             return
@@ -186,6 +194,21 @@ class _SymbolicUnpickler(NumpyUnpickler):
             self.stack[-1] = wrapper.read(self, *_READ_ARGS)
 
     dispatch[pickle.BUILD[0]] = load_build
+
+
+def _holds_objects(dtype: object) -> bool:
+    """From the dtype's structure, not from the flags its pickled state sets."""
+    if dtype.kind == "O":
+        return True
+    if dtype.subdtype is not None:
+        return _holds_objects(dtype.subdtype[0])
+    return any(_holds_objects(field[0]) for field in (dtype.fields or {}).values())
+
+
+def _lies(dtype: object) -> bool:
+    """A dtype whose state claims no Python objects while its fields hold some would let raw
+    bytes become object pointers: a crafted file, never one numpy wrote."""
+    return _holds_objects(dtype) and not dtype.hasobject
 
 
 def _needs_joblib(path: Path, what: str) -> BundleError:
@@ -253,14 +276,80 @@ def _unreadable(path: Path, head: bytes, compressed: bool, exc: Exception) -> Bu
 
 
 def scan_pickle(path: Path) -> PickleFacts:
-    """What the pickle or joblib file at `path` needs, without importing any of it."""
+    """What the pickle or joblib file at `path` needs, without importing any of it.
+
+    The scan runs in a child process with a memory limit: a crafted file that crashes numpy's
+    array code or asks for a huge allocation fails that process, not this one."""
+    import json
+    import subprocess
+
     path = Path(path)
+    _check_file(path)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "cais.bundle.pickle_scan", str(path.resolve())],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            preexec_fn=_limit_memory if sys.platform.startswith("linux") else None,
+            env={
+                **os.environ,
+                "PYTHONPATH": os.pathsep.join(
+                    filter(None, [_PACKAGE_ROOT, os.environ.get("PYTHONPATH")])
+                ),
+            },
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise BundleError(f"Reading `{path}` took over 10 minutes", hint=_CRAFTED) from exc
+    answer = done.stdout.strip().splitlines()[-1:] if done.returncode == 0 else []
+    if not answer:
+        raise BundleError(
+            f"Reading `{path}` made the reader fail ({_ending(done.returncode)})", hint=_CRAFTED
+        )
+    result = json.loads(answer[0])
+    if "error" in result:
+        raise BundleError(result["error"], hint=result.get("hint"))
+    return PickleFacts(
+        **{
+            **result,
+            "modules": frozenset(result["modules"]),
+            "classes": frozenset(result["classes"]),
+        }
+    )
+
+
+_CRAFTED = "the file is damaged, or was made to attack readers; get it again from its source"
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])  # the folder that holds cais/
+_MEMORY_LIMIT = 8 << 30  # bytes of address space the reading process may use
+
+
+def _limit_memory() -> None:
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_AS, (_MEMORY_LIMIT, _MEMORY_LIMIT))
+
+
+def _ending(code: int) -> str:
+    if code < 0:
+        import signal
+
+        return f"it was stopped by {signal.Signals(-code).name}"
+    return f"exit code {code}"
+
+
+def _check_file(path: Path) -> None:
     if not path.exists():
         raise BundleError(f"`{path}` does not exist", hint="check the path of the model file")
     if path.is_dir():
         raise BundleError(f"`{path}` is a folder, not a model file", hint="give the file in it")
     if path.stat().st_size == 0:
         raise BundleError(f"`{path}` is empty", hint="the model was never written; save it again")
+
+
+def _scan_here(path: Path) -> PickleFacts:
+    """The scan itself, in this process (`scan_pickle` runs it in a child)."""
+    path = Path(path)
+    _check_file(path)
     try:
         raw = open(path, "rb")  # noqa: SIM115 - closed below
     except OSError as exc:
@@ -274,6 +363,10 @@ def scan_pickle(path: Path) -> PickleFacts:
             top = unpickler.load()
         except BundleError:
             raise
+        except MemoryError as exc:
+            raise BundleError(
+                f"`{path}` asks for more memory than it may use", hint=_CRAFTED
+            ) from exc
         except Exception as exc:  # anything a damaged or foreign file makes the unpickler do
             raise _unreadable(path, head, compression is not None, exc) from exc
         version = _sklearn_version(top)
@@ -286,3 +379,20 @@ def scan_pickle(path: Path) -> PickleFacts:
         sklearn_version=version,
         pickle_protocol=unpickler.proto,
     )
+
+
+def _main(argv: list[str]) -> int:
+    import json
+
+    try:
+        facts = _scan_here(Path(argv[0]))
+    except BundleError as exc:
+        print(json.dumps({"error": exc.message, "hint": exc.hint}))
+        return 0
+    fields = {**facts.__dict__, "modules": sorted(facts.modules), "classes": sorted(facts.classes)}
+    print(json.dumps(fields))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main(sys.argv[1:]))

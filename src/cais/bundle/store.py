@@ -31,7 +31,7 @@ from cais import __version__
 from cais.bundle.metadata import METADATA_FILE, BundleMetadata
 from cais.errors import BundleError
 
-__all__ = ["Bundle", "ModelStore", "default_home", "split_reference"]
+__all__ = ["Bundle", "ModelStore", "default_home", "predictor_entry", "split_reference"]
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,127}")
 _VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -103,8 +103,8 @@ class Bundle:
                 )
 
     def load(self) -> object:
-        """Verify every file, then unpickle the model; warn when the running package versions
-        differ from the recorded ones."""
+        """Verify every file, then unpickle the model (and run a Predictor's `load()`); warn
+        when the running package versions differ from the recorded ones."""
         self.verify()
         _warn_on_skew(self.metadata)
         import joblib
@@ -112,10 +112,14 @@ class Bundle:
         added = str(self.path) not in sys.path
         if added:  # a Predictor's source travels in the bundle
             sys.path.insert(0, str(self.path))
+        from cais.bundle.predictor import Predictor
+
         try:
-            if self.metadata.predictor:  # an imported pickle, wrapped by the user's Predictor
-                return self._predictor()
-            return joblib.load(self.artifact)
+            # An imported pickle is wrapped by the user's Predictor, when it has one.
+            model = self._predictor() if self.metadata.predictor else joblib.load(self.artifact)
+            if isinstance(model, Predictor):
+                model.load()
+            return model
         except Exception as exc:  # unpickling runs foreign code: any failure is possible
             raise BundleError(
                 f"The model `{self.reference}` cannot be loaded: {type(exc).__name__}: {exc}",
@@ -135,7 +139,7 @@ class Bundle:
         return instance
 
 
-def _predictor_entry(source: Path) -> str:
+def predictor_entry(source: Path) -> str:
     """`module:Class` of the one `cais.Predictor` subclass a file defines (read, not run)."""
     import ast
 
@@ -149,6 +153,11 @@ def _predictor_entry(source: Path) -> str:
         if isinstance(node, ast.ClassDef)
         and any(ast.unparse(base).split(".")[-1] == "Predictor" for base in node.bases)
     ]
+    if not source.stem.isidentifier():
+        raise BundleError(
+            f"`{source.name}` cannot be imported as a module",
+            hint="name the file with letters, digits and _ only, such as my_predictor.py",
+        )
     if len(found) != 1:
         raise BundleError(
             f"`{source}` defines {len(found) or 'no'} `cais.Predictor` subclasses; it needs one",
@@ -390,7 +399,7 @@ class ModelStore:
             input_example=_jsonable(input_example),
             labels=dict(labels or {}),
             imported=imported,
-            predictor=_predictor_entry(predictor) if predictor is not None else None,
+            predictor=predictor_entry(predictor) if predictor is not None else None,
         )
 
     def _check_new_reference(self, name: str, version: str | None) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import ssl
 import zipfile
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -126,10 +127,17 @@ class PackageIndex:
         *,
         client: httpx.Client | None = None,
         timeout: float = 30.0,
+        ca_bundle: bytes = b"",
     ) -> None:
+        """`ca_bundle`: PEM certificates to trust instead of the default ones (the build's own,
+        for a TLS-intercepting proxy)."""
         self.url = (url or os.environ.get("CAIS_PYPI_JSON_URL") or PYPI_JSON_URL).rstrip("/")
         self._owns_client = client is None
+        verify: ssl.SSLContext | bool = True
+        if ca_bundle:
+            verify = ssl.create_default_context(cadata=ca_bundle.decode("ascii", "replace"))
         self._client = client or httpx.Client(
+            verify=verify,
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             follow_redirects=True,
             headers={"User-Agent": f"cais/{__version__}", "Accept": "application/json"},

@@ -127,7 +127,11 @@ def import_model(
             ) from None
         if not isinstance(example, list) or not example:
             raise BundleError("--input-example must be a non-empty JSON list of inputs")
-    own = {predictor.stem} if predictor is not None else set()
+    from cais.bundle.store import predictor_entry
+
+    own = set()
+    if predictor is not None:  # checked before the slower work that follows
+        own.add(predictor_entry(predictor).partition(":")[0])
     adoption = plan_adoption(file, python=python, requirements=requirement, own_modules=own)
     facts = adoption.facts
     made_with = (

@@ -70,7 +70,7 @@ class DependencyStep(BaseModel):
     packages: tuple[str, ...] = ()  # pip install PKG ... (pyproject projects)
     # Delete what running never reads, in the same step so it never reaches a layer: the
     # packages' own test suites (numpy, scipy, scikit-learn ship tens of MB of them), Cython
-    # sources, C headers and type stubs.
+    # sources and type stubs.
     prune: bool = False
     # Byte-compile only what importing these modules loads, instead of every module of every
     # package as pip does (a model server imports about half of it); missing ones are skipped.

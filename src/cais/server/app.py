@@ -232,6 +232,10 @@ def create_app(
                 raise BadRequest(
                     f"the request is not a V2 inference request: `{where}`: {first['msg']}"
                 ) from exc
+            nonlocal model
+            named_version = inference.model_version
+            if named_version and "version" not in request.path_params:
+                model = models.get(model.name, named_version)  # the body names the version
             for field, served in (("model_name", model.name), ("model_version", model.version)):
                 named = getattr(inference, field)
                 if named is not None and named != served:

@@ -68,10 +68,6 @@ class ModelSet:
         for bundle in _bundles(references, home):
             started = time.perf_counter()
             model = bundle.load()
-            from cais.bundle.predictor import Predictor
-
-            if isinstance(model, Predictor):
-                model.load()
             loaded = LoadedModel(bundle, model, time.perf_counter() - started)
             served.models.setdefault(loaded.name, {})[loaded.version] = loaded
             served.default = served.default or loaded.name

@@ -112,12 +112,14 @@ def split_binary_body(body: bytes | bytearray, header_length: str | None) -> tup
     """(JSON part, tensor bytes) of a request body; all JSON without the extension's header."""
     if header_length is None:
         return bytes(body), b""
-    if not header_length.strip().isdigit() or int(header_length) > len(body):
+    digits = header_length.strip()
+    is_count = 0 < len(digits) <= 12 and all("0" <= c <= "9" for c in digits)  # not ², not 10⁵⁰⁰⁰
+    if not is_count or int(digits) > len(body):
         raise TensorError(
             f"the {BINARY_HEADER_LENGTH} header must be the length of the JSON part of the "
             f"body (at most {len(body)}), not `{header_length}`"
         )
-    split = int(header_length)
+    split = int(digits)
     return bytes(body[:split]), bytes(body[split:])
 
 

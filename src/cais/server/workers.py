@@ -47,9 +47,17 @@ def serve(
 
 
 def _listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
+    """`count` sockets listening on host:port (one shared socket where SO_REUSEPORT is not
+    available, and for a single worker)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    reuse_port = hasattr(socket, "SO_REUSEPORT") and sys.platform.startswith("linux")
-    sockets = []
+    reuse_port = count > 1 and hasattr(socket, "SO_REUSEPORT") and sys.platform.startswith("linux")
+    if reuse_port:
+        # SO_REUSEPORT would let these sockets share the port with another server of this
+        # user's: bind once without it first, so a port in use is an error here too.
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind((host, port))
+    sockets: list[socket.socket] = []
     for _ in range(count if reuse_port else 1):
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -74,13 +82,15 @@ class _Supervisor:
         self.sockets = sockets
         self.config = config
         self.children: dict[int, int] = {}  # pid → worker index
+        self.told: set[int] = set()  # workers sent SIGTERM
         self.stopping = False
 
     def run(self) -> None:
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
         for index in range(len(self.sockets)):
-            self._start(index)
+            if not self.stopping:  # a SIGTERM during start-up: start no more
+                self._start(index)
         while self.children:
             try:
                 pid, status = os.wait()
@@ -100,12 +110,18 @@ class _Supervisor:
             sock.close()
 
     def _start(self, index: int) -> None:
+        # Signals wait until the child has its own handlers and the supervisor knows its pid,
+        # so a SIGTERM in between neither reaches the supervisor's handler in the child nor
+        # misses the new worker.
+        stop_signals = {signal.SIGTERM, signal.SIGINT}
+        signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
         pid = os.fork()
         if pid == 0:  # the worker
             code = 0
             try:
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)
                 self._work(self.sockets[index])
             except BaseException:  # a worker must never return into the supervisor's loop
                 import traceback
@@ -115,6 +131,9 @@ class _Supervisor:
             finally:
                 os._exit(code)
         self.children[pid] = index
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)
+        if self.stopping:  # the signal came just before the fork: this worker must stop too
+            self._terminate(pid)
 
     def _work(self, sock: socket.socket) -> None:
         import uvicorn
@@ -136,7 +155,13 @@ class _Supervisor:
     def _stop(self, signum: int, frame: object) -> None:
         self.stopping = True
         for pid in list(self.children):
-            try:
-                os.kill(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+            self._terminate(pid)
+
+    def _terminate(self, pid: int) -> None:
+        if pid in self.told:  # a second SIGTERM would make uvicorn skip its graceful shutdown
+            return
+        self.told.add(pid)
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
