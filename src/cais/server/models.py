@@ -73,7 +73,6 @@ class ModelSet:
             served.default = served.default or loaded.name
         # The models live as long as the server: keep the garbage collector from walking
         # their (often huge) object graphs again and again, which shows up as latency spikes.
-        gc.collect()
         gc.freeze()
         return served
 
