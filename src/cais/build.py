@@ -23,7 +23,14 @@ from cais.project import Project, load_project
 from cais.registry.reference import parse_reference
 from cais.server.routes import LegacyRoute
 
-__all__ = ["BuildOptions", "build_bundle", "build_project", "default_tag", "dockerfile_for"]
+__all__ = [
+    "BuildOptions",
+    "build_bundle",
+    "build_project",
+    "copy_runtime",
+    "default_tag",
+    "dockerfile_for",
+]
 
 
 @dataclass(frozen=True)
@@ -111,6 +118,39 @@ _RUNTIME_PACKAGES = (
 )
 
 
+# What of cais (at the top of its package) a serving image leaves out: the command line and
+# what only it uses (a unit test serves from such a copy).
+_NOT_SERVED = (
+    "cli",
+    "templates",
+    "builders",
+    "engine",
+    "registry",
+    "plan",
+    "build.py",
+    "project.py",
+    "__main__.py",
+)
+
+
+def copy_runtime(target: Path) -> None:
+    """Copy what of cais serving needs (its server and bundles) into the folder `target`."""
+    import shutil
+
+    import cais
+
+    package = Path(cais.__file__).parent
+    caches = shutil.ignore_patterns("__pycache__", "*.pyc")
+
+    def ignore(directory: str, names: list[str]) -> set[str]:
+        left_out = set(caches(directory, names))
+        if Path(directory) == package:
+            left_out.update(n for n in names if n in _NOT_SERVED)
+        return left_out
+
+    shutil.copytree(package, target, ignore=ignore)
+
+
 def _runtime_pins(
     python: str, model: dict[str, str], *, platform: str | None, pip: PipSettings
 ) -> dict[str, str]:
@@ -158,7 +198,7 @@ def build_bundle(
     import tempfile
 
     import cais
-    from cais.plan.serving import plan_bundle, requirements_for
+    from cais.plan.serving import SLIMLIBS, plan_bundle, requirements_for
 
     metadata = bundle.metadata
     tags = options.tags or (f"{metadata.name}:{metadata.version}",)
@@ -177,11 +217,8 @@ def build_bundle(
         context = Path(scratch)
         runtime = _runtime_pins(plan.python, metadata.packages, platform=plan.platform, pip=pip)
         (context / "requirements.txt").write_text(requirements_for(metadata, runtime))
-        shutil.copytree(
-            Path(cais.__file__).parent,
-            context / "cais",
-            ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "cli", "templates"),
-        )
+        shutil.copyfile(Path(cais.__file__).parent / "builders" / "slimlibs.py", context / SLIMLIBS)
+        copy_runtime(context / "cais")
         shutil.copytree(bundle.path, context / "model")
         request = BuildRequest(
             context=context,

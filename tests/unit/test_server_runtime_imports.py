@@ -48,3 +48,33 @@ def test_runtime_imports_cover_what_serving_imports():
     assert done.returncode == 0, done.stderr
     missed = json.loads(done.stdout.splitlines()[-1])
     assert missed == [], f"add these to RUNTIME_IMPORTS (or a parent of theirs): {missed}"
+
+
+SERVE_FROM_THE_COPY = """
+import sys
+sys.path.insert(0, sys.argv[1])
+import cais, cais.server.__main__, cais.server.workers, cais.server.batching
+from cais.server.app import create_app
+from cais.server.models import ModelSet
+assert cais.__file__.startswith(sys.argv[1]), cais.__file__
+assert cais.Predictor and cais.load_model
+create_app(ModelSet())
+print("served from the copy")
+"""
+
+
+def test_the_copy_of_cais_in_a_serving_image_holds_what_serving_imports(tmp_path):
+    from cais.build import copy_runtime
+
+    copy_runtime(tmp_path / "cais")
+    assert not (tmp_path / "cais" / "cli").exists()  # the command line stays out
+    assert not (tmp_path / "cais" / "builders").exists()
+    done = subprocess.run(
+        [sys.executable, "-c", SERVE_FROM_THE_COPY, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "served from the copy"

@@ -160,3 +160,38 @@ def test_bundles_without_recorded_modules_keep_pip_compiling_everything():
     text = render_dockerfile(plan_bundle(metadata(), name="products", tag="3"))
     assert "--no-compile" not in text
     assert "PYTHONDONTWRITEBYTECODE= " not in text
+
+
+@pytest.mark.parametrize("mode", list(SecretsMode))
+def test_compiled_libraries_are_stripped_in_the_install_step(mode):
+    modules = ["sklearn.pipeline"]
+    text = render_dockerfile(
+        plan_bundle(metadata(modules=modules), name="products", tag="3"), secrets=mode
+    )
+    runs = [block for block in text.split("\nRUN ")[1:] if "pip install" in block]
+    assert len(runs) == 1  # the same step as the install: the debugging sections never land
+    steps = [step.strip(" \\\n") for step in runs[0].split("\n\n")[0].split("&& ")]
+    prefix = "/install" if mode is SecretsMode.STAGE else "/usr/local"
+    script = "/tmp/slimlibs.py" if mode is SecretsMode.STAGE else "slimlibs.py"
+    strip = f"python {script} {prefix}/lib"
+    assert strip in steps
+    # after the test suites went, before the modules are byte-compiled
+    assert steps.index(strip) > next(i for i, s in enumerate(steps) if "-name tests" in s)
+    assert steps.index(strip) < next(i for i, s in enumerate(steps) if "PYTHONDONTWRITE" in s)
+    copied = "/tmp/" if mode is SecretsMode.STAGE else "./"
+    assert f"COPY requirements.txt slimlibs.py {copied}" in text
+
+
+@pytest.mark.parametrize("mode", list(SecretsMode))
+def test_the_server_code_is_byte_compiled_once_copied(mode):
+    text = render_dockerfile(plan_bundle(metadata(), name="products", tag="3"), secrets=mode)
+    lines = text.splitlines()
+    copy = next(
+        i for i, line in enumerate(lines) if line.startswith("COPY") and "/opt/cais/cais" in line
+    )
+    compile_all = next(i for i, line in enumerate(lines) if "compileall" in line)
+    assert compile_all > copy
+    assert lines[compile_all] == (
+        "RUN python -m compileall -q --invalidation-mode unchecked-hash /opt/cais/cais"
+    )
+    assert compile_all < lines.index(f"COPY model {MODEL_DIR}")  # the model stays the last layer

@@ -75,6 +75,9 @@ class DependencyStep(BaseModel):
     # Byte-compile only what importing these modules loads, instead of every module of every
     # package as pip does (a model server imports about half of it); missing ones are skipped.
     precompile: tuple[str, ...] = ()
+    # One of `files`: cais's ELF stripper (cais/builders/slimlibs.py), run on the installed
+    # packages to drop the debugging sections many wheels ship in their compiled libraries.
+    strip_with: str | None = None
 
 
 class Copy(BaseModel):
@@ -94,6 +97,9 @@ class AppStep(BaseModel):
 
     copies: tuple[Copy, ...] = (Copy(source=".", destination="."),)
     install_project: bool = False
+    # Folders to byte-compile once copied (hash-checked .pyc files): the image's user cannot
+    # write them at start-up, so without them every start compiles these modules again.
+    byte_compile: tuple[str, ...] = ()
 
 
 class ImagePlan(BaseModel):

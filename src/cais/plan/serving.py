@@ -14,6 +14,7 @@ from cais.server import RUNTIME_IMPORTS, RUNTIME_PYTHON_MIN
 from cais.server.routes import LegacyRoute
 
 __all__ = [
+    "SLIMLIBS",
     "MODEL_DIR",
     "RUNTIME_DIR",
     "SERVING_PORT",
@@ -22,6 +23,7 @@ __all__ = [
 ]
 
 MODEL_DIR = "/model"
+SLIMLIBS = "slimlibs.py"  # cais/builders/slimlibs.py, beside requirements.txt in the context
 RUNTIME_DIR = "/opt/cais"  # cais's own server code, on PYTHONPATH
 SERVING_PORT = 8080
 
@@ -89,13 +91,17 @@ def plan_bundle(
         platform=platform,
         env=env,
         dependencies=DependencyStep(
-            files=("requirements.txt",),
+            files=("requirements.txt", SLIMLIBS),
             requirements="requirements.txt",
             prune=True,
+            strip_with=SLIMLIBS,
             # Bundles saved before cais recorded their modules keep pip's compile-everything.
             precompile=(*RUNTIME_IMPORTS, *metadata.modules) if metadata.modules else (),
         ),
-        app=AppStep(copies=(Copy(source="cais", destination=f"{RUNTIME_DIR}/cais"),)),
+        app=AppStep(
+            copies=(Copy(source="cais", destination=f"{RUNTIME_DIR}/cais"),),
+            byte_compile=(f"{RUNTIME_DIR}/cais",),
+        ),
         model=Copy(source="model", destination=MODEL_DIR),
         entrypoint=("python", "-m", "cais.server", MODEL_DIR, "--port", str(SERVING_PORT)),
         ports=(SERVING_PORT,),
