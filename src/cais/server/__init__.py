@@ -13,7 +13,7 @@ RUNTIME_IMPORTS = (
     "uvicorn.protocols.http.httptools_impl",
     "uvicorn.lifespan.on",
     "uvicorn.loops.auto",
-    "uvicorn.loops.uvloop",
+    "uvicorn.loops.asyncio",
     "uvicorn.protocols.http.auto",
     "uvicorn.protocols.websockets.auto",
     "starlette.applications",

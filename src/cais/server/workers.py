@@ -59,7 +59,10 @@ def _listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
             probe.bind((host, port))
     sockets: list[socket.socket] = []
     for _ in range(count if reuse_port else 1):
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        # IPPROTO_TCP named, not 0: asyncio turns Nagle's algorithm off (TCP_NODELAY) only on
+        # connections whose socket says TCP; without it every keep-alive answer waits ~40 ms
+        # for the client's delayed ACK.
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if reuse_port:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
