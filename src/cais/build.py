@@ -117,8 +117,8 @@ _RUNTIME_PACKAGES = (
 )
 
 
-# What of cais (at the top of its package) a serving image leaves out: the command line and
-# what only it uses (a unit test serves from such a copy).
+# What of cais a serving image leaves out (paths in its package): the command line and what
+# only it uses, such as adopting old pickles (a unit test serves from such a copy).
 _NOT_SERVED = (
     "cli",
     "templates",
@@ -129,6 +129,9 @@ _NOT_SERVED = (
     "build.py",
     "project.py",
     "__main__.py",
+    "bundle/adopt.py",
+    "bundle/pickle_scan.py",
+    "bundle/wheels.py",
 )
 
 
@@ -143,8 +146,8 @@ def copy_runtime(target: Path) -> None:
 
     def ignore(directory: str, names: list[str]) -> set[str]:
         left_out = set(caches(directory, names))
-        if Path(directory) == package:
-            left_out.update(n for n in names if n in _NOT_SERVED)
+        folder = Path(directory).relative_to(package)
+        left_out.update(n for n in names if (folder / n).as_posix() in _NOT_SERVED)
         return left_out
 
     shutil.copytree(package, target, ignore=ignore)

@@ -295,9 +295,10 @@ def _strip(deps: DependencyStep, prefix: str, *, directory: str = "") -> list[st
     return [f"python {directory}{deps.strip_with} {prefix}/lib"]
 
 
-# Files wheels carry for Cython builds and type checkers, never read at run time (C sources
-# and headers stay: some packages compile them at run time, such as triton's driver).
-_BUILD_ONLY = ("pyx", "pxd", "pxi", "pyi")
+# Files wheels carry for Cython builds (sources, their Tempita templates), for linking (static
+# libraries) and for type checkers, never read at run time (C sources and headers stay: some
+# packages compile them at run time, such as triton's driver).
+_BUILD_ONLY = ("pyx", "pxd", "pxi", "pyx.tp", "pxd.tp", "pxi.tp", "pyi", "a")
 
 # Imports each module given, skipping any that fails (it may not exist in these versions, or
 # need what only the running image has): this only saves start-up time. Python writes the
