@@ -813,7 +813,11 @@ def evaluate(res: dict, inproc: dict) -> dict:
         text += f" (and {rows / image_rows * 100:.0f} % of the image's Python: {image_rows:,.0f})"
     out["batch"] = (share >= 0.7, text)
     cold = statistics.median(cais["cold"])
-    out["cold"] = (cold <= 1.5, f"{cold:.2f} s")
+    out["cold"] = (
+        cold <= 1.5,
+        f"{cold:.2f} s (the baseline's: {statistics.median(base['cold']):.2f} s, "
+        f"×{cold / statistics.median(base['cold']):.2f})",
+    )
     last = f"one_c{CONNECTIONS[-1]}"
     mem = cais[last]["memory"]["rss_max"] / base[last]["memory"]["rss_max"]
     out["memory"] = (
@@ -824,7 +828,7 @@ def evaluate(res: dict, inproc: dict) -> dict:
     size = res["sizes"]["cais"] / res["sizes"]["baseline"]
     out["image"] = (
         size <= 0.8,
-        f"×{size:.2f} ({res['sizes']['cais'] / 1e6:.1f} against "
+        f"×{size:.4f} ({res['sizes']['cais'] / 1e6:.1f} against "
         f"{res['sizes']['baseline'] / 1e6:.1f} MB)",
     )
     return out
