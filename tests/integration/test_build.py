@@ -59,6 +59,11 @@ def test_build_and_run_the_script_project(
     assert "Hello, Ana!" in ran.stdout
     assert (output / "greeting.txt").read_text().startswith("Hello, Ana!")
 
+    # The user has a name, a group and a home folder it can write its caches to.
+    who = cais("run", "--rm", tag, "--", "sh", "-c", 'id; echo "$HOME"; touch "$HOME/.cache"')
+    assert who.returncode == 0, who.stderr
+    assert who.stdout.splitlines() == ["uid=1000(app) gid=1000(app) groups=1000(app)", "/home/app"]
+
 
 def test_code_change_reuses_the_dependency_layer(
     tmp_path, cais, engine, base_image, image_name, builder, ca_certs

@@ -188,10 +188,16 @@ def test_the_user_is_added_in_the_dependency_step():
     steps = instructions(render_dockerfile(make_plan()))
     runs = [args for kw, args in steps if kw == "RUN"]
     assert len(runs) == 1
-    commands = [c.strip() for c in runs[0].split("&&")]
-    assert commands[0].startswith("groupadd --gid 1000 app")
-    assert commands[1].startswith("useradd --uid 1000 --gid 1000 --create-home --no-log-init")
-    assert commands[2].startswith("pip install")
+    commands = [c.strip() for c in runs[0].split(" && ")]
+    assert commands[0] == (
+        "{ grep -q '^[^:]*:[^:]*:1000:' /etc/group || echo 'app:x:1000:' >> /etc/group; }"
+    )
+    assert commands[1] == (
+        "{ grep -q '^[^:]*:[^:]*:1000:' /etc/passwd "
+        "|| echo 'app:x:1000:1000::/home/app:/usr/sbin/nologin' >> /etc/passwd; }"
+    )
+    assert commands[2:4] == ["mkdir -p /home/app", "chown 1000:1000 /home/app"]
+    assert commands[4].startswith("pip install")
 
 
 def test_dependencies_are_copied_and_installed_before_the_code():
@@ -257,9 +263,9 @@ def test_runs_as_uid_1000_never_root(mode):
     users = [args for kw, args in steps if kw == "USER"]
     assert users == ["1000:1000"]
     assert index_of(steps, "USER") > program_copy(steps)
-    groupadd = index_of(steps, "RUN", "groupadd")
-    assert "--gid 1000 app" in steps[groupadd][1]
-    assert "useradd --uid 1000 --gid 1000" in steps[groupadd][1]
+    added = index_of(steps, "RUN", "/etc/passwd")
+    assert "echo 'app:x:1000:' >> /etc/group" in steps[added][1]
+    assert "echo 'app:x:1000:1000::/home/app:/usr/sbin/nologin' >> /etc/passwd" in steps[added][1]
 
 
 def test_python_environment():
