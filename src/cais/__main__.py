@@ -1,3 +1,3 @@
-from cais.cli import main
+from cais._entry import main
 
 main()

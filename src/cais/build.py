@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -103,7 +103,7 @@ def build_project(
         pip=pip,
         default_ignore=DEFAULT_DOCKERIGNORE,
     )
-    return builder.build(request, progress)
+    return replace(builder.build(request, progress), base_image=plan.base_image)
 
 
 # The server's own packages: what the cais server inside the image imports.

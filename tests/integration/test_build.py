@@ -224,3 +224,39 @@ def test_an_unchanged_project_rebuilds_to_the_same_image(
         .split()
     )
     assert sorted(listing) == ["README.md", "cais.yaml", "requirements.txt", "script.py"]
+
+
+def test_a_rebuild_with_nothing_changed_is_a_lookup(tmp_path, cais, engine, base_image, image_name):
+    project = _project(tmp_path, cais)
+    # Steps of their own: `--no-cache` below adds a second cached result for each step, and
+    # other tests must not find two for theirs.
+    requirements = project / "requirements.txt"
+    requirements.write_text(f"# {image_name}\n{requirements.read_text()}")
+    tag = f"{image_name}:1"
+    first = cais("build", str(project), "-t", tag)
+    assert first.returncode == 0, first.stderr
+    built = engine.images.get(tag).id
+
+    again = cais("build", str(project), "-t", tag)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.strip() == tag
+    assert f"`{tag}` ({built[7:19]}) is up to date" in again.stderr
+    assert "[1/" not in again.stderr  # no build step ran
+
+    # Each of these makes the next build a real one again.
+    (project / "script.py").write_text("print('changed')\n")
+    edited = cais("build", str(project), "-t", tag)
+    assert "Built" in edited.stderr and "up to date" not in edited.stderr
+    assert cais("build", str(project), "-t", tag).stderr.count("up to date") == 1
+    engine.images.remove(tag)
+    removed = cais("build", str(project), "-t", tag)
+    assert removed.returncode == 0 and "Built" in removed.stderr, removed.stderr
+    forced = cais("build", str(project), "-t", tag, "--no-cache")
+    assert forced.returncode == 0 and "Built" in forced.stderr, forced.stderr
+    assert "up to date" in cais("build", str(project), "-t", tag).stderr  # it counts too
+    moved = f"{image_name}:other"
+    engine.images.get(f"{base_image}").tag(moved)
+    engine.images.get(moved).tag(tag)  # the tag now names another image
+    retagged = cais("build", str(project), "-t", tag)
+    assert "Built" in retagged.stderr, retagged.stderr
+    engine.images.remove(moved)

@@ -13,15 +13,12 @@ from pathlib import Path
 
 import pytest
 
-# Variables of the machine running the tests that change what cais decides.
+from cais.builders.record import BUILD_ENVIRONMENT
+
+# Variables of the machine running the tests that change what cais decides: those that reach
+# a build, and more.
 _HOST_VARIABLES = (
-    "PIP_CERT",
-    "SSL_CERT_FILE",
-    "REQUESTS_CA_BUNDLE",
-    "PIP_INDEX_URL",
-    "PIP_EXTRA_INDEX_URL",
-    "PIP_TRUSTED_HOST",
-    "DOCKER_HOST",
+    *BUILD_ENVIRONMENT,
     "DOCKER_TLS_VERIFY",
     "DOCKER_CERT_PATH",
     "DOCKER_CONTEXT",

@@ -48,6 +48,7 @@ class BuildResult:
     builder: str
     seconds: float
     used_pip_settings: bool = False
+    base_image: str | None = None  # the FROM of a Dockerfile cais wrote
 
 
 class BuildProgress(Protocol):

@@ -19,8 +19,8 @@ from cais.errors import BuildError, CaisError
 
 __all__ = ["BuildDisplay", "LayerDisplay", "err", "out", "report_error", "success", "note"]
 
-out = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
+out = Console(highlight=False, emoji=False)  # data: printed exactly as it is
+err = Console(stderr=True, highlight=False, emoji=False)
 
 
 def _ticks(text: str) -> str:

@@ -204,6 +204,7 @@ def build(
     """Build a project, or an image that serves a saved model, on the Docker Engine."""
     from cais.build import BuildOptions, build_project
     from cais.builders.pip_settings import PipSettings, pip_settings
+    from cais.builders.record import BuildRecord, fingerprint, image_id, remember
     from cais.engine.client import check_socket, connect
     from cais.plan import parse_platform
     from cais.project import load_project
@@ -252,8 +253,18 @@ def build(
         else PipSettings()
     )
     check_socket()
+    # Unless options change what is built, the next `cais build DIR [-t TAG]` of unchanged
+    # inputs is a lookup (cais._entry): take the inputs' fingerprint before the build reads
+    # them. (--no-cache and --builder change how, not what.)
+    plain = not (platform or build_arg or ca_cert or index_url or python)
+    key = fingerprint(Path(source), options.tags) if plain else None
     with BuildDisplay(verbose=verbose) as display:
         result = build_project(connect, project, options, display, pip)
+    if key and result.base_image and (base_id := image_id(result.base_image)):
+        remember(
+            key,
+            BuildRecord(result.image_id, result.tags, result.base_image, base_id, result.builder),
+        )
     if result.used_pip_settings:
         note(f"pip used {pip.describe()}; kept out of the image")
     if project.dockerfile is not None:

@@ -1,0 +1,228 @@
+"""What `cais build` built from which inputs, so that a rebuild with nothing changed is a lookup.
+
+A project build's inputs (every file of the project folder, the tags asked for, the settings
+and environment that reach the Dockerfile or pip, the git commit, cais itself) are reduced to
+a fingerprint of names, sizes and modification times, as make and git do. After a build, the
+fingerprint is kept in the user's cache with the image id, the tags and the base image's id.
+When the same fingerprint comes again and the engine still has those tags on that image and
+the same base image, the image is up to date, and saying so takes a few milliseconds instead
+of starting the CLI and a docker build.
+
+This module is imported before the command line itself (`cais._entry`), so it uses only the
+standard library, and anything unexpected means "not known to be up to date": the ordinary
+build then runs, and its own layer cache decides.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+from typing import NamedTuple
+
+from cais import __version__
+
+__all__ = [
+    "BUILD_ENVIRONMENT",
+    "BuildRecord",
+    "fingerprint",
+    "forget_all",
+    "image_id",
+    "lookup",
+    "remember",
+]
+
+# Settings read from the environment that change what a build makes or how pip reaches it.
+BUILD_ENVIRONMENT = (
+    "DOCKER_HOST",
+    "DOCKER_BUILDKIT",
+    "SOURCE_DATE_EPOCH",
+    "PIP_CERT",
+    "SSL_CERT_FILE",
+    "REQUESTS_CA_BUNDLE",
+    "PIP_INDEX_URL",
+    "PIP_EXTRA_INDEX_URL",
+    "PIP_TRUSTED_HOST",
+)
+_CA_VARIABLES = ("PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
+_MAX_ENTRIES = 20_000  # a larger folder is not fingerprinted: the build decides
+_KEPT_RECORDS = 200
+_ENGINE_TIMEOUT = 2.0
+# What an image reference is made of (name, tag, digest); anything else is not looked up.
+_REFERENCE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-/:@")
+
+
+class BuildRecord(NamedTuple):
+    image_id: str
+    tags: tuple[str, ...]
+    base_image: str
+    base_id: str
+    builder: str
+
+
+def fingerprint(folder: Path, tags: tuple[str, ...]) -> str | None:
+    """The fingerprint of building `folder` with `tags` (as given) and no other options; None
+    when it cannot be taken cheaply and surely (a huge folder, an unusual git checkout)."""
+    digest = hashlib.sha256()
+
+    def feed(*values: object) -> None:
+        digest.update(json.dumps(values).encode() + b"\n")
+
+    try:
+        root = folder.resolve(strict=True)
+        feed(__version__, sys.version, str(root), list(tags))
+        feed({name: os.environ.get(name) for name in BUILD_ENVIRONMENT})
+        for name in _CA_VARIABLES:
+            if os.environ.get(name):
+                feed(name, _stamp(Path(os.environ[name])))
+        for module in sorted(Path(__file__).resolve().parent.parent.rglob("*.py")):
+            feed(str(module), _stamp(module))  # cais itself: a changed renderer, another image
+        if not _feed_tree(root, feed) or not _feed_git(root, feed):
+            return None
+    except (OSError, ValueError):
+        return None
+    return digest.hexdigest()
+
+
+def _stamp(path: Path) -> list:
+    info = path.stat()
+    return [info.st_mode, info.st_size, info.st_mtime_ns]
+
+
+def _feed_tree(root: Path, feed) -> bool:
+    """Every entry of the folder (but the repository's own `.git`), in a fixed order."""
+    seen = 0
+    pending = [root]
+    while pending:
+        folder = pending.pop()
+        with os.scandir(folder) as scan:
+            entries = sorted(scan, key=lambda e: e.name)
+        for entry in entries:
+            seen += 1
+            if seen > _MAX_ENTRIES:
+                return False
+            if entry.name == ".git" and folder == root:
+                continue
+            info = entry.stat(follow_symlinks=False)
+            relative = os.path.relpath(entry.path, root)
+            if entry.is_symlink():
+                feed(relative, "link", os.readlink(entry.path))
+            elif entry.is_dir(follow_symlinks=False):
+                feed(relative, "dir", info.st_mode)
+                pending.append(Path(entry.path))
+            else:
+                feed(relative, info.st_mode, info.st_size, info.st_mtime_ns)
+    return True
+
+
+def _feed_git(root: Path, feed) -> bool:
+    """The checked-out commit and the origin, which label the image: the files git keeps
+    them in, found the way git finds its folder."""
+    for folder in (root, *root.parents):
+        git = folder / ".git"
+        if git.is_dir():
+            break
+        if git.exists():
+            return False  # a worktree or submodule (`.git` is a file): leave it to git
+    else:
+        feed("no git")
+        return True
+    head = (git / "HEAD").read_text(encoding="utf-8", errors="replace").strip()
+    feed("git", str(git), head)
+    for name in (
+        "config",
+        "packed-refs",
+        head.removeprefix("ref: ") if head.startswith("ref: ") else "",
+    ):
+        path = git / name
+        if name and path.is_file():
+            feed(name, _stamp(path))
+    return True
+
+
+def _records_file() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return Path(base) / "cais" / "builds.json"
+
+
+def _load() -> dict[str, dict]:
+    try:
+        records = json.loads(_records_file().read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return records if isinstance(records, dict) else {}
+
+
+def remember(key: str, record: BuildRecord) -> None:
+    """Keep `record` as what `key`'s inputs built (the oldest records make room)."""
+    records = _load()
+    records.pop(key, None)
+    records[key] = {**record._asdict(), "tags": list(record.tags), "at": time.time()}
+    kept = dict(list(records.items())[-_KEPT_RECORDS:])
+    file = _records_file()
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        temporary = file.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(kept), encoding="utf-8")
+        os.replace(temporary, file)
+    except OSError:
+        pass  # a read-only cache only costs a docker build next time
+
+
+def forget_all() -> None:
+    try:
+        _records_file().unlink()
+    except OSError:
+        pass
+
+
+def lookup(key: str) -> BuildRecord | None:
+    """The image `key`'s inputs built, when the engine still holds it under every one of its
+    tags and its base image is the one it was built on."""
+    saved = _load().get(key)
+    try:
+        record = BuildRecord(
+            image_id=saved["image_id"],
+            tags=tuple(saved["tags"]),
+            base_image=saved["base_image"],
+            base_id=saved["base_id"],
+            builder=saved["builder"],
+        )
+    except (TypeError, KeyError):
+        return None
+    if not record.tags:
+        return None
+    for tag in record.tags:
+        if image_id(tag) != record.image_id:
+            return None
+    if image_id(record.base_image) != record.base_id:
+        return None
+    return record
+
+
+def image_id(reference: str) -> str | None:
+    """The engine's id for `reference`, or None (no such image, or no engine on a local
+    socket to ask)."""
+    host = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+    if not host.startswith("unix://") or not _REFERENCE.issuperset(reference):
+        return None
+    # One HTTP/1.0 request by hand: http.client would import the email package, which alone
+    # takes longer than the whole lookup.
+    request = f"GET /images/{reference.replace('/', '%2F')}/json HTTP/1.0\r\nHost: docker\r\n\r\n"
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(_ENGINE_TIMEOUT)
+            sock.connect(host.removeprefix("unix://"))
+            sock.sendall(request.encode())
+            answer = b"".join(iter(lambda: sock.recv(65536), b""))
+        head, _, body = answer.partition(b"\r\n\r\n")
+        if head.split(b" ", 2)[1:2] != [b"200"]:
+            return None
+        found = json.loads(body).get("Id")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return found if isinstance(found, str) else None

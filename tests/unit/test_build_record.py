@@ -1,0 +1,261 @@
+"""Build records (cais.builders.record) and the up-to-date answer of `cais build` (cais._entry)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from cais import _entry
+from cais.builders import record
+from cais.builders.record import BuildRecord, fingerprint, lookup, remember
+
+
+@pytest.fixture(autouse=True)
+def cache(tmp_path, monkeypatch) -> Path:
+    """Records in a folder of this test's own."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    for name in record.BUILD_ENVIRONMENT:
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path / "cache" / "cais" / "builds.json"
+
+
+@pytest.fixture
+def project(tmp_path) -> Path:
+    folder = tmp_path / "hello"
+    (folder / "pkg").mkdir(parents=True)
+    (folder / "script.py").write_text("print('hello')\n")
+    (folder / "requirements.txt").write_text("humanize\n")
+    (folder / "pkg" / "data.txt").write_text("a\n")
+    return folder
+
+
+def test_the_fingerprint_is_stable_while_nothing_changes(project):
+    first = fingerprint(project, ("hello:1",))
+    assert first and first == fingerprint(project, ("hello:1",))
+    assert first == fingerprint(project / "." / "pkg" / "..", ("hello:1",))  # same folder
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        "edit",
+        "add",
+        "remove",
+        "rename",
+        "mode",
+        "nested edit",
+        "symlink",
+        "tags",
+        "environment",
+        "ca file",
+    ],
+)
+def test_the_fingerprint_changes_with_any_input(project, change, monkeypatch, tmp_path):
+    ca = tmp_path / "proxy.pem"
+    ca.write_text("one\n")
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca))
+    tags = ("hello:1",)
+    before = fingerprint(project, tags)
+    script = project / "script.py"
+    if change == "edit":
+        script.write_text("print('hello!')\n")  # other size, other time
+    elif change == "add":
+        (project / "extra.py").write_text("")
+    elif change == "remove":
+        (project / "requirements.txt").unlink()
+    elif change == "rename":
+        script.rename(project / "main.py")
+    elif change == "mode":
+        script.chmod(0o755)
+    elif change == "nested edit":
+        os.utime(project / "pkg" / "data.txt", ns=(0, 1_000_000_000))
+    elif change == "symlink":
+        (project / "link").symlink_to("script.py")
+    elif change == "tags":
+        tags = ("hello:2",)
+    elif change == "environment":
+        monkeypatch.setenv("PIP_INDEX_URL", "https://pypi.example/simple")
+    elif change == "ca file":
+        ca.write_text("one and two\n")
+    assert fingerprint(project, tags) != before
+
+
+def test_the_git_commit_is_an_input(project):
+    git = project / ".git"
+    (git / "refs" / "heads").mkdir(parents=True)
+    (git / "HEAD").write_text("ref: refs/heads/main\n")
+    (git / "refs" / "heads" / "main").write_text("a" * 40 + "\n")
+    before = fingerprint(project, ())
+    (git / "objects").mkdir()  # git's own bookkeeping is not an input
+    assert fingerprint(project, ()) == before
+    (git / "refs" / "heads" / "main").write_text("b" * 39 + "\n")  # a new commit
+    assert fingerprint(project, ()) != before
+    middle = fingerprint(project, ())
+    (git / "HEAD").write_text("ref: refs/heads/other\n")  # another branch checked out
+    assert fingerprint(project, ()) != middle
+
+
+def test_unusual_folders_are_not_fingerprinted(project, monkeypatch):
+    (project / ".git").write_text("gitdir: ../elsewhere\n")  # a worktree: leave it to git
+    assert fingerprint(project, ()) is None
+    (project / ".git").unlink()
+    monkeypatch.setattr(record, "_MAX_ENTRIES", 3)  # too large to scan quickly
+    assert fingerprint(project, ()) is None
+    assert fingerprint(project / "missing", ()) is None
+
+
+def engine_with(images: dict[str, str], monkeypatch) -> None:
+    monkeypatch.setattr(record, "image_id", images.get)
+
+
+def built(tags=("hello:1",)) -> BuildRecord:
+    return BuildRecord("sha256:img", tags, "python:3.11-slim", "sha256:base", "buildkit")
+
+
+def test_a_recorded_build_is_up_to_date_while_the_engine_holds_it(monkeypatch):
+    engine_with({"hello:1": "sha256:img", "python:3.11-slim": "sha256:base"}, monkeypatch)
+    assert lookup("key") is None
+    remember("key", built())
+    assert lookup("key") == built()
+
+
+@pytest.mark.parametrize(
+    "images",
+    [
+        {"python:3.11-slim": "sha256:base"},  # the image was removed
+        {"hello:1": "sha256:other", "python:3.11-slim": "sha256:base"},  # the tag moved
+        {"hello:1": "sha256:img", "hello:latest": "sha256:x", "python:3.11-slim": "sha256:base"},
+        {"hello:1": "sha256:img", "python:3.11-slim": "sha256:newer"},  # a new base image
+        {"hello:1": "sha256:img"},  # the base image is gone
+    ],
+)
+def test_a_recorded_build_is_stale_when_the_engine_says_otherwise(images, monkeypatch):
+    engine_with(images, monkeypatch)
+    remember("key", built(("hello:1", "hello:latest")) if "hello:latest" in images else built())
+    assert lookup("key") is None
+
+
+def test_records_survive_a_damaged_file_and_stay_few(cache, monkeypatch):
+    engine_with({"hello:1": "sha256:img", "python:3.11-slim": "sha256:base"}, monkeypatch)
+    cache.parent.mkdir(parents=True)
+    cache.write_text("{not json")
+    assert lookup("key") is None
+    remember("key", built())
+    assert lookup("key") == built()
+    cache.write_text(json.dumps({"key": {"image_id": "sha256:img"}}))  # a record cut short
+    assert lookup("key") is None
+    monkeypatch.setattr(record, "_KEPT_RECORDS", 3)
+    for number in range(5):
+        remember(f"key{number}", built())
+    assert list(json.loads(cache.read_text())) == ["key2", "key3", "key4"]
+    record.forget_all()
+    assert not cache.exists()
+
+
+@pytest.fixture
+def fake_engine(tmp_path, monkeypatch):
+    """A unix socket that answers image inspections as the Docker Engine does."""
+    path = tmp_path / "docker.sock"
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen()
+    asked: list[str] = []
+
+    def answer() -> None:
+        while True:
+            try:
+                connection, _ = server.accept()
+            except OSError:
+                return
+            with connection:
+                request = connection.recv(65536).decode()
+                target = request.split(" ")[1]
+                asked.append(target)
+                if target == "/images/hello:1/json":
+                    body = json.dumps({"Id": "sha256:abc", "RepoTags": ["hello:1"]}).encode()
+                    head = f"HTTP/1.0 200 OK\r\nContent-Length: {len(body)}\r\n\r\n"
+                else:
+                    body = b'{"message":"No such image"}'
+                    head = "HTTP/1.0 404 Not Found\r\n\r\n"
+                connection.sendall(head.encode() + body)
+
+    threading.Thread(target=answer, daemon=True).start()
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{path}")
+    yield asked
+    server.close()
+
+
+def test_image_ids_come_from_the_engine_socket(fake_engine):
+    assert record.image_id("hello:1") == "sha256:abc"
+    assert record.image_id("127.0.0.1:5000/team/hello:2") is None
+    assert fake_engine == ["/images/hello:1/json", "/images/127.0.0.1:5000%2Fteam%2Fhello:2/json"]
+    assert record.image_id("hello 1\r\nX: y") is None  # never sent: not a reference
+    assert len(fake_engine) == 2
+
+
+def test_no_engine_means_not_known(monkeypatch, tmp_path):
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/absent.sock")
+    assert record.image_id("hello:1") is None
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:2375")  # not asked: only local sockets
+    assert record.image_id("hello:1") is None
+
+
+@pytest.mark.parametrize(
+    ("args", "plain"),
+    [
+        ([], (".", ())),
+        (["DIR"], ("DIR", ())),
+        (["DIR", "-t", "a:1", "--tag", "b:2", "--tag=c:3"], ("DIR", ("a:1", "b:2", "c:3"))),
+        (["-v", "DIR"], ("DIR", ())),
+        (["DIR", "--no-cache"], None),
+        (["DIR", "--platform", "linux/arm64"], None),
+        (["DIR", "--build-arg", "A=1"], None),
+        (["DIR", "--builder", "classic"], None),
+        (["DIR", "--ca-cert", "x.pem"], None),
+        (["DIR", "-t"], None),
+        (["DIR", "other"], None),
+        (["products:1"], None),  # a saved model, not a folder
+        (["missing"], None),
+    ],
+)
+def test_only_plain_folder_builds_are_looked_up(args, plain, tmp_path, monkeypatch):
+    (tmp_path / "DIR").mkdir()
+    monkeypatch.chdir(tmp_path)
+    found = _entry._plain_build(args)
+    assert found == (None if plain is None else (Path(plain[0]), plain[1]))
+
+
+def test_an_up_to_date_build_says_so_as_a_build_would(project, monkeypatch, capsys):
+    engine_with({"hello:1": "sha256:" + "c" * 64, "python:3.11-slim": "sha256:base"}, monkeypatch)
+    key = fingerprint(project, ("hello:1",))
+    assert not _entry.up_to_date_build([str(project), "-t", "hello:1"])
+    remember(key, built()._replace(image_id="sha256:" + "c" * 64))
+    assert _entry.up_to_date_build([str(project), "-t", "hello:1"])
+    out, err = capsys.readouterr()
+    assert out == "hello:1\n"
+    assert "`hello:1` (cccccccccccc) is up to date" in err
+    (project / "script.py").write_text("print('changed')\n")
+    assert not _entry.up_to_date_build([str(project), "-t", "hello:1"])
+
+
+def test_the_command_starts_without_the_command_line_libraries(project, cache):
+    """The lookup must not pay for Typer, Rich, Pydantic or the Docker SDK."""
+    check = (
+        "import sys\n"
+        "from cais._entry import up_to_date_build\n"
+        f"up_to_date_build([{str(project)!r}, '-t', 'hello:1'])\n"
+        "heavy = {'typer', 'rich', 'pydantic', 'docker', 'yaml', 'httpx', 'click'}\n"
+        "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", check], capture_output=True, text=True, env=os.environ, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
