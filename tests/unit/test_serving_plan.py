@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from datetime import datetime, timezone
 
 import pytest
@@ -96,6 +97,16 @@ def test_server_check_loads_and_predicts_the_example(tmp_path, capsys):
     assert main([str(folder), "--check"]) == 1
     assert "does not match its recorded sha256" in capsys.readouterr().err
     assert main([str(tmp_path / "nothing"), "--check"]) == 1
+    assert gc.isenabled()  # collections pause only while the server starts
+
+
+def test_the_collector_pauses_while_the_server_starts(tmp_path, monkeypatch):
+    from cais.server import __main__ as entry
+
+    seen = []
+    monkeypatch.setattr(entry, "_main", lambda argv: seen.append(gc.isenabled()) or 0)
+    assert entry.main([str(tmp_path)]) == 0
+    assert seen == [False] and gc.isenabled()
 
 
 def test_packages_without_wheels_are_named_with_a_hint():

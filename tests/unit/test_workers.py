@@ -28,14 +28,18 @@ def test_connections_on_the_workers_sockets_turn_nagle_off_under_asyncio(count):
             transport.close()
 
     async def accept_one() -> None:
-        server = await asyncio.get_running_loop().create_server(Note, sock=sockets[0])
-        async with server:
-            reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            await reader.read()  # the server closes it once it has looked
-            writer.close()
+        loop = asyncio.get_running_loop()
+        # The kernel hands the connection to any of the SO_REUSEPORT sockets: serve them all.
+        servers = [await loop.create_server(Note, sock=sock) for sock in set(sockets)]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        await reader.read()  # the server closes it once it has looked
+        writer.close()
+        for server in servers:
+            server.close()
+            await server.wait_closed()
 
     try:
-        asyncio.run(accept_one())
+        asyncio.run(asyncio.wait_for(accept_one(), timeout=30))
     finally:
         for sock in sockets:
             sock.close()

@@ -28,6 +28,18 @@ def serve(
     ] = None,
 ) -> None:
     """Serve models: a simple JSON API (POST /predict) and the Open Inference Protocol V2."""
+    import gc
+
+    gc.disable()  # until the models are loaded and frozen: see cais.server.__main__
+    try:
+        _serve(models, host, port, workers, max_body, config)
+    finally:
+        gc.enable()
+
+
+def _serve(
+    models: list[str], host: str, port: int, workers: int, max_body: int, config: Path | None
+) -> None:
     from cais.errors import CaisError
     from cais.project import read_config
     from cais.server.app import create_app

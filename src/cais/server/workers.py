@@ -3,7 +3,7 @@
 uvicorn's own `--workers` starts each worker as a fresh interpreter that imports everything and
 loads every model again: slower to become ready, and N copies of the model in memory. Here the
 supervising process loads the models once and forks; the workers share the model's pages
-(copy-on-write, kept clean by `gc.freeze` after loading).
+(copy-on-write, kept clean by `gc.freeze` before forking).
 
 On Linux each worker gets its own listening socket bound with SO_REUSEPORT, so the kernel
 spreads connections evenly instead of letting the first worker to wake take them all. The
@@ -13,6 +13,7 @@ them open, so a worker that dies is replaced without dropping the connections qu
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import socket
@@ -38,9 +39,15 @@ def serve(
     """Serve `app` until SIGINT/SIGTERM; raises OSError when the address cannot be used."""
     import uvicorn
 
+    # What exists now (the models, the app, every module) lives as long as the server: out of
+    # the collector's sight, it is never walked again, and forked workers keep sharing its
+    # pages. Python's recipe for servers that fork: gc.disable() early (the entry points do),
+    # gc.freeze() before fork(), gc.enable() in the children.
+    gc.freeze()
     config = dict(log_level=log_level, access_log=access_log)
     if workers <= 1 or not hasattr(os, "fork"):
         sock = _listening_sockets(host, port, 1)[0]  # bound here, so a busy port is an OSError
+        gc.enable()
         uvicorn.Server(uvicorn.Config(app, **config)).run(sockets=[sock])
         return
     _Supervisor(app, _listening_sockets(host, port, workers), config).run()
@@ -94,6 +101,7 @@ class _Supervisor:
         for index in range(len(self.sockets)):
             if not self.stopping:  # a SIGTERM during start-up: start no more
                 self._start(index)
+        gc.enable()
         while self.children:
             try:
                 pid, status = os.wait()
@@ -141,6 +149,7 @@ class _Supervisor:
     def _work(self, sock: socket.socket) -> None:
         import uvicorn
 
+        gc.enable()
         for other in set(self.sockets) - {sock}:
             other.close()
         server = uvicorn.Server(uvicorn.Config(self.app, **self.config))
