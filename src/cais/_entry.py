@@ -48,7 +48,15 @@ def _plain_build(args: list[str]) -> tuple[Path, tuple[str, ...]] | None:
 
 
 def up_to_date_build(args: list[str]) -> bool:
-    """Whether `cais build ARGS` is already done; if so, say so as a build would."""
+    """Whether `cais build ARGS` is already done; if so, say so as a build would. Anything
+    unexpected means no: the real command then runs, and reports errors its own way."""
+    try:
+        return _up_to_date_build(args)
+    except Exception:
+        return False
+
+
+def _up_to_date_build(args: list[str]) -> bool:
     plain = _plain_build(args)
     if plain is None:
         return False

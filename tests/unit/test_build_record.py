@@ -52,8 +52,11 @@ def test_the_fingerprint_is_stable_while_nothing_changes(project):
         "mode",
         "nested edit",
         "symlink",
+        "symlink target",
+        "same size and time",
         "tags",
         "environment",
+        "platform",
         "ca file",
     ],
 )
@@ -61,6 +64,9 @@ def test_the_fingerprint_changes_with_any_input(project, change, monkeypatch, tm
     ca = tmp_path / "proxy.pem"
     ca.write_text("one\n")
     monkeypatch.setenv("SSL_CERT_FILE", str(ca))
+    shared = tmp_path / "shared.yaml"
+    shared.write_text("name: hello\n")
+    (project / "cais.yaml").symlink_to(shared)
     tags = ("hello:1",)
     before = fingerprint(project, tags)
     script = project / "script.py"
@@ -78,10 +84,18 @@ def test_the_fingerprint_changes_with_any_input(project, change, monkeypatch, tm
         os.utime(project / "pkg" / "data.txt", ns=(0, 1_000_000_000))
     elif change == "symlink":
         (project / "link").symlink_to("script.py")
+    elif change == "symlink target":
+        shared.write_text("name: hello2\n")
+    elif change == "same size and time":  # as cp -p or rsync -a leave it
+        stat = script.stat()
+        script.write_text("print('HELLO')\n")
+        os.utime(script, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     elif change == "tags":
         tags = ("hello:2",)
     elif change == "environment":
         monkeypatch.setenv("PIP_INDEX_URL", "https://pypi.example/simple")
+    elif change == "platform":  # the docker CLI builds for another architecture
+        monkeypatch.setenv("DOCKER_DEFAULT_PLATFORM", "linux/arm64")
     elif change == "ca file":
         ca.write_text("one and two\n")
     assert fingerprint(project, tags) != before
@@ -100,6 +114,21 @@ def test_the_git_commit_is_an_input(project):
     middle = fingerprint(project, ())
     (git / "HEAD").write_text("ref: refs/heads/other\n")  # another branch checked out
     assert fingerprint(project, ()) != middle
+
+
+def test_a_git_folder_the_image_would_hold_is_not_followed(project):
+    (project / ".git" / "refs").mkdir(parents=True)
+    (project / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    assert fingerprint(project, ()) is not None  # cais's own ignore list leaves .git out
+    (project / ".dockerignore").write_text("data/\n")  # the project's own does not
+    assert fingerprint(project, ()) is None
+    (project / ".dockerignore").write_text("data/\n.git\n")
+    assert fingerprint(project, ()) is not None
+    (project / ".dockerignore").write_text(".git\n!.git/HEAD\n")
+    assert fingerprint(project, ()) is None
+    (project / ".dockerignore").write_text(".git/\n")
+    (project / ".git" / "reftable").mkdir()  # refs in git's newer format
+    assert fingerprint(project, ()) is None
 
 
 def test_unusual_folders_are_not_fingerprinted(project, monkeypatch):
@@ -150,6 +179,9 @@ def test_records_survive_a_damaged_file_and_stay_few(cache, monkeypatch):
     remember("key", built())
     assert lookup("key") == built()
     cache.write_text(json.dumps({"key": {"image_id": "sha256:img"}}))  # a record cut short
+    assert lookup("key") is None
+    odd = {**built()._asdict(), "tags": [["hello:1"]]}
+    cache.write_text(json.dumps({"key": odd}))  # a record of the wrong shape
     assert lookup("key") is None
     monkeypatch.setattr(record, "_KEPT_RECORDS", 3)
     for number in range(5):
@@ -243,6 +275,14 @@ def test_an_up_to_date_build_says_so_as_a_build_would(project, monkeypatch, caps
     assert "`hello:1` (cccccccccccc) is up to date" in err
     (project / "script.py").write_text("print('changed')\n")
     assert not _entry.up_to_date_build([str(project), "-t", "hello:1"])
+
+
+def test_anything_unexpected_means_the_real_command_runs(monkeypatch, tmp_path):
+    def fail(args):
+        raise PermissionError("[Errno 13] Permission denied: '/root/project'")
+
+    monkeypatch.setattr(_entry, "_up_to_date_build", fail)
+    assert _entry.up_to_date_build([str(tmp_path)]) is False
 
 
 def test_the_command_starts_without_the_command_line_libraries(project, cache):

@@ -184,7 +184,7 @@ def test_compiled_libraries_are_stripped_in_the_install_step(mode):
     steps = [step.strip(" \\\n") for step in runs[0].split("\n\n")[0].split("&& ")]
     prefix = "/install" if mode is SecretsMode.STAGE else "/usr/local"
     script = "/tmp/slimlibs.py" if mode is SecretsMode.STAGE else "slimlibs.py"
-    strip = f"python {script} {prefix}/lib"
+    strip = f"python {script} {prefix}/lib/python3.11/site-packages"
     assert strip in steps
     # after the test suites went, before the modules are byte-compiled
     assert steps.index(strip) > next(i for i, s in enumerate(steps) if "-name tests" in s)

@@ -179,4 +179,26 @@ def test_identical_libraries_become_one_file(tmp_path):
     assert (two / "libother.so").stat().st_nlink == 1
     assert (two / "README").stat().st_nlink == 1
     assert link_duplicates(str(tmp_path)) == (0, 0)  # a second run finds nothing more
-    assert not list(tmp_path.rglob(".slimlibs-*"))
+    assert not list(tmp_path.rglob("*slimlibs-*"))
+
+
+@needs_toolchain
+def test_a_section_with_an_alignment_no_linker_makes_keeps_the_file_whole(library):
+    from cais.builders.slimlibs import _Format
+
+    data = bytearray(library.read_bytes())
+    fmt = _Format.of(bytes(data))
+    header = fmt.header.unpack_from(data)
+    shoff, shentsize, shnum = header[6], header[11], header[12]
+    odd = None
+    for index in range(1, shnum):
+        section = list(fmt.section.unpack_from(data, shoff + index * shentsize))
+        if not section[2] & 0x2:  # not loaded: a section the stripper would move
+            section[8] = 3  # sh_addralign, not a power of two
+            fmt.section.pack_into(data, shoff + index * shentsize, *section)
+            odd = index
+            break
+    assert odd is not None
+    library.write_bytes(bytes(data))
+    assert strip_file(str(library)) == 0
+    assert library.read_bytes() == bytes(data)

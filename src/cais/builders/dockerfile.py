@@ -131,7 +131,7 @@ def render_dockerfile(plan: ImagePlan, *, secrets: SecretsMode = SecretsMode.NON
                     *_add_user(plan),
                     _pip_install(deps),
                     *_prune(deps, "/usr/local"),
-                    *_strip(deps, "/usr/local"),
+                    *_strip(deps, f"/usr/local/lib/python{plan.python}/site-packages"),
                     *_precompile(deps),
                 ],
                 secrets,
@@ -216,7 +216,9 @@ def _throw_away_stages(plan: ImagePlan) -> list[str]:
                 f" \\\n    && {c}"
                 for c in [
                     *_prune(deps, "/install"),
-                    *_strip(deps, "/install", directory="/tmp/"),
+                    *_strip(
+                        deps, f"/install/lib/python{plan.python}/site-packages", directory="/tmp/"
+                    ),
                     *_precompile(deps, f"/install/lib/python{plan.python}/site-packages"),
                 ]
             ),
@@ -298,10 +300,12 @@ def _prune(deps: DependencyStep, prefix: str) -> list[str]:
     ]
 
 
-def _strip(deps: DependencyStep, prefix: str, *, directory: str = "") -> list[str]:
+def _strip(deps: DependencyStep, site_packages: str, *, directory: str = "") -> list[str]:
+    """Only what pip installed: the base image's own libraries stay as they are (a changed
+    file would be copied whole into the new layer)."""
     if not deps.strip_with:
         return []
-    return [f"python {directory}{deps.strip_with} {prefix}/lib"]
+    return [f"python {directory}{deps.strip_with} {site_packages}"]
 
 
 # Files wheels carry for Cython builds (sources, their Tempita templates), for linking (static

@@ -36,10 +36,15 @@ __all__ = [
     "remember",
 ]
 
-# Settings read from the environment that change what a build makes or how pip reaches it.
+# Settings read from the environment that change what a build makes or how pip reaches it
+# (the docker CLI that runs BuildKit reads the DOCKER_ and BUILDX_ ones).
 BUILD_ENVIRONMENT = (
     "DOCKER_HOST",
     "DOCKER_BUILDKIT",
+    "DOCKER_CONTEXT",
+    "DOCKER_CONFIG",
+    "DOCKER_DEFAULT_PLATFORM",
+    "BUILDX_BUILDER",
     "SOURCE_DATE_EPOCH",
     "PIP_CERT",
     "SSL_CERT_FILE",
@@ -81,6 +86,10 @@ def fingerprint(folder: Path, tags: tuple[str, ...]) -> str | None:
                 feed(name, _stamp(Path(os.environ[name])))
         for module in sorted(Path(__file__).resolve().parent.parent.rglob("*.py")):
             feed(str(module), _stamp(module))  # cais itself: a changed renderer, another image
+        # The docker CLI's current context and buildx builder, which choose where it builds.
+        docker = Path(os.environ.get("DOCKER_CONFIG") or Path.home() / ".docker")
+        for file in (docker / "config.json", docker / "buildx" / "current"):
+            feed(str(file), _stamp(file) if file.exists() else None)
         if not _feed_tree(root, feed) or not _feed_git(root, feed):
             return None
     except (OSError, ValueError):
@@ -89,12 +98,20 @@ def fingerprint(folder: Path, tags: tuple[str, ...]) -> str | None:
 
 
 def _stamp(path: Path) -> list:
-    info = path.stat()
-    return [info.st_mode, info.st_size, info.st_mtime_ns]
+    return _stat_stamp(path.stat())
+
+
+def _stat_stamp(info: os.stat_result) -> list:
+    """What git compares to notice a change: the change time too, which tools that restore a
+    modification time (cp -p, rsync -a, tar) cannot set back."""
+    return [info.st_mode, info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino]
 
 
 def _feed_tree(root: Path, feed) -> bool:
-    """Every entry of the folder (but the repository's own `.git`), in a fixed order."""
+    """Every entry of the folder (but the repository's own `.git` when the build leaves it
+    out), in a fixed order; links by their text and by what they point to."""
+    if (root / ".git").exists() and not _ignores_git(root):
+        return False  # the image would hold .git: too much changes in it to follow
     seen = 0
     pending = [root]
     while pending:
@@ -110,13 +127,31 @@ def _feed_tree(root: Path, feed) -> bool:
             info = entry.stat(follow_symlinks=False)
             relative = os.path.relpath(entry.path, root)
             if entry.is_symlink():
-                feed(relative, "link", os.readlink(entry.path))
+                try:
+                    target = _stat_stamp(os.stat(entry.path))  # cais.yaml -> ../shared.yaml
+                except OSError:
+                    target = None
+                feed(relative, "link", os.readlink(entry.path), target)
             elif entry.is_dir(follow_symlinks=False):
                 feed(relative, "dir", info.st_mode)
                 pending.append(Path(entry.path))
             else:
-                feed(relative, info.st_mode, info.st_size, info.st_mtime_ns)
+                feed(relative, _stat_stamp(info))
     return True
+
+
+def _ignores_git(root: Path) -> bool:
+    """Whether the build context leaves `.git` out: cais's own ignore list does, and so does a
+    project's .dockerignore that names it and re-includes nothing."""
+    ignore = root / ".dockerignore"
+    if not ignore.exists():
+        return True
+    lines = [
+        line.strip() for line in ignore.read_text(encoding="utf-8", errors="replace").splitlines()
+    ]
+    if any(line.startswith("!") for line in lines):
+        return False
+    return any(line.strip("/") in (".git", ".git/**") for line in lines)
 
 
 def _feed_git(root: Path, feed) -> bool:
@@ -131,6 +166,8 @@ def _feed_git(root: Path, feed) -> bool:
     else:
         feed("no git")
         return True
+    if (git / "reftable").exists():
+        return False  # refs in git's reftable format: leave them to git
     head = (git / "HEAD").read_text(encoding="utf-8", errors="replace").strip()
     feed("git", str(git), head)
     for name in (
@@ -194,7 +231,8 @@ def lookup(key: str) -> BuildRecord | None:
         )
     except (TypeError, KeyError):
         return None
-    if not record.tags:
+    texts = [record.image_id, record.base_image, record.base_id, record.builder, *record.tags]
+    if not record.tags or not all(isinstance(text, str) for text in texts):
         return None
     for tag in record.tags:
         if image_id(tag) != record.image_id:

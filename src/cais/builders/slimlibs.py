@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import mmap
 import os
 import struct
 import sys
@@ -33,6 +34,7 @@ _SHF_ALLOC = 0x2
 _SHN_LORESERVE = 0xFF00
 _ET_EXEC, _ET_DYN = 2, 3
 _PT_LOAD = 1
+_FOUR_KIB_PAGES = {3, 62}  # e_machine: i386, x86-64
 
 
 @dataclass
@@ -70,29 +72,84 @@ _NAME, _TYPE, _FLAGS, _ADDR, _OFFSET, _SIZE, _LINK, _INFO, _ALIGN, _ENTSIZE = ra
 
 def strip_file(path: str) -> int:
     """Strip `path` in place when it is an ELF shared library or executable with something to
-    drop; returns the bytes saved (0 when the file was left alone)."""
-    with open(path, "rb") as f:
-        data = f.read()
+    drop; returns the bytes saved (0 when the file was left alone: any doubt keeps it)."""
     try:
-        stripped = _stripped(data)
-    except (ValueError, IndexError, struct.error):  # truncated or inconsistent: not ours to fix
-        stripped = None
-    if stripped is None or len(stripped) >= len(data):
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size < 64 or f.read(4) != _MAGIC:
+                return 0
+            # Mapped, not read: CUDA libraries in some wheels are gigabytes; the new file is
+            # written in slices of the mapping.
+            with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                layout = _stripped(data)
+                if layout is None or layout.size >= size:
+                    return 0
+                _replace(path, layout, data)
+    except Exception:  # truncated, inconsistent, unwritable: not ours to fix
         return 0
-    directory = os.path.dirname(path) or "."
-    fd, temporary = tempfile.mkstemp(dir=directory, prefix=".slimlibs-")
+    return size - layout.size
+
+
+def _replace(path: str, layout: _Layout, data: mmap.mmap) -> None:
+    fd, temporary = tempfile.mkstemp(dir=os.path.dirname(path) or ".", prefix=".slimlibs-")
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(stripped)
+        with os.fdopen(fd, "wb") as out:
+            layout.write(out, data)
         os.chmod(temporary, os.stat(path).st_mode & 0o7777)
         os.replace(temporary, path)
     except BaseException:
         os.unlink(temporary)
         raise
-    return len(data) - len(stripped)
 
 
-def _stripped(data: bytes) -> bytes | None:
+class _Layout:
+    """The stripped file as pieces: spans of the original, zeros, and new bytes laid over
+    what was copied (the ELF header and the program headers, rewritten)."""
+
+    def __init__(self) -> None:
+        self.pieces: list[tuple[int, int] | bytes] = []  # (start, end) of the original, or bytes
+        self.size = 0
+        self.patches: dict[int, bytes] = {}  # offset in the new file → bytes laid over it
+
+    def copy(self, start: int, end: int) -> None:
+        self.pieces.append((start, end))
+        self.size += end - start
+
+    def add(self, content: bytes) -> None:
+        self.pieces.append(content)
+        self.size += len(content)
+
+    def pad(self, alignment: int) -> None:
+        self.add(bytes(-self.size % alignment))
+
+    def write(self, out, data: mmap.mmap) -> None:
+        view = memoryview(data)
+        applied = 0
+        try:
+            position = 0
+            for piece in self.pieces:
+                if isinstance(piece, bytes):
+                    out.write(piece)
+                    position += len(piece)
+                    continue
+                start, end = piece
+                for offset, content in sorted(self.patches.items()):
+                    inside = offset - position
+                    if inside >= 0 and inside + len(content) <= end - start:
+                        out.write(view[start : start + inside])
+                        out.write(content)
+                        position += inside + len(content)
+                        start += inside + len(content)
+                        applied += 1
+                out.write(view[start:end])
+                position += end - start
+        finally:
+            view.release()
+        if applied != len(self.patches) or position != self.size:
+            raise ValueError("the new headers do not lie inside what was copied")
+
+
+def _stripped(data: mmap.mmap) -> _Layout | None:
     fmt = _Format.of(data)
     if fmt is None:
         return None
@@ -141,7 +198,10 @@ def _stripped(data: bytes) -> bytes | None:
         if s[_FLAGS] & _SHF_ALLOC and s[_TYPE] != _SHT_NOBITS and s[_SIZE]
     ]
     runs = _merged(fixed)
-    page = max([4096] + [p[p_align] for p in programs if p[0] == _PT_LOAD])
+    # x86 kernels use 4 KiB pages; others may use up to 64 KiB, and map a file whose segments
+    # say 4 KiB only when its offsets happen to agree: keep those agreeing.
+    smallest = 0x1000 if header[2] in _FOUR_KIB_PAGES else 0x10000
+    page = max([smallest] + [p[p_align] for p in programs if p[0] == _PT_LOAD])
     movable = [
         i
         for i, s in enumerate(sections)
@@ -154,16 +214,18 @@ def _stripped(data: bytes) -> bytes | None:
     if not _only_described(data, runs, _merged(described)):
         return None  # bytes that no header accounts for: not safe to move
 
-    out = bytearray()
+    if runs[0][0] != 0 or any(not _power_of_two(s[_ALIGN]) for s in sections):
+        return None
+    out = _Layout()
     starts: list[int] = []  # each run's old start, and how far it moved
     shifts: list[int] = []
     for number, (start, end) in enumerate(runs):
         if number:
             gap = start - runs[number - 1][1]
-            out += b"\0" * (gap % page)
+            out.add(bytes(gap % page))
         starts.append(start)
-        shifts.append(start - len(out))
-        out += data[start:end]
+        shifts.append(start - out.size)
+        out.copy(start, end)
 
     def moved(offset: int) -> int:
         run = bisect.bisect_right(starts, offset) - 1
@@ -183,28 +245,34 @@ def _stripped(data: bytes) -> bytes | None:
         if any(a <= section[_OFFSET] < b for a, b in runs):
             section[_OFFSET] = moved(section[_OFFSET])  # inside a loaded run: it moved with it
             continue
-        out += b"\0" * (-len(out) % max(section[_ALIGN], 1))
+        out.pad(max(section[_ALIGN], 1))
         start = section[_OFFSET]
-        section[_OFFSET] = len(out)
-        out += data[start : start + section[_SIZE]]
-    out += b"\0" * (-len(out) % fmt.word)
-    header[5], header[6] = moved(e_phoff), len(out)
-    for section in sections:
-        out += fmt.section.pack(*section)
-    for index, program in enumerate(programs):
-        fmt.program.pack_into(out, header[5] + index * e_phentsize, *program)
-    fmt.header.pack_into(out, 0, *header)
-    return bytes(out)
+        section[_OFFSET] = out.size
+        out.copy(start, start + section[_SIZE])
+    out.pad(fmt.word)
+    header[5], header[6] = moved(e_phoff), out.size
+    out.add(b"".join(fmt.section.pack(*section) for section in sections))
+    out.patches[header[5]] = b"".join(fmt.program.pack(*program) for program in programs)
+    out.patches[0] = fmt.header.pack(*header)
+    return out
 
 
-def _droppable(data: bytes, sections: list[list[int]], shstrndx: int) -> set[int]:
+def _power_of_two(alignment: int) -> bool:
+    """A section alignment this can honour (0 and 1 mean none; more than a page is odd)."""
+    return alignment <= 1 or (alignment & (alignment - 1) == 0 and alignment <= 0x10000)
+
+
+def _droppable(data: mmap.mmap, sections: list[list[int]], shstrndx: int) -> set[int]:
     """Indices of the debugging sections and the static symbol table (with its strings when
     nothing else uses them); never a section the loader maps."""
     names = sections[shstrndx][_OFFSET]
 
     def name(section: list[int]) -> bytes:
         start = names + section[_NAME]
-        return data[start : data.index(b"\0", start)]
+        end = data.find(b"\0", start)
+        if end < 0:
+            raise ValueError("a section name without its end")
+        return data[start:end]
 
     drop = {
         index
@@ -237,14 +305,15 @@ def _merged(ranges: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 
 def _only_described(
-    data: bytes, runs: list[tuple[int, int]], described: list[tuple[int, int]]
+    data: mmap.mmap, runs: list[tuple[int, int]], described: list[tuple[int, int]]
 ) -> bool:
     """Whether every non-zero byte outside `runs` lies in one of the `described` ranges."""
     covered = _merged(runs + described)
     position = 0
     for start, end in [*covered, (len(data), len(data))]:
-        if data[position:start].strip(b"\0"):
-            return False
+        for chunk in range(position, start, 1 << 20):  # a MiB at a time: no large copies
+            if data[chunk : min(chunk + (1 << 20), start)].strip(b"\0"):
+                return False
         position = max(position, end)
     return True
 
@@ -277,26 +346,36 @@ def strip_tree(*roots: str) -> tuple[int, int]:
 def link_duplicates(*roots: str) -> tuple[int, int]:
     """Replace each shared library under `roots` whose bytes, mode and owner equal an earlier
     one's with a hard link to it; returns (files linked, bytes saved)."""
-    first: dict[tuple[int, int, int, int, int, str], str] = {}
+    alike: dict[tuple[int, int, int, int, int], list[str]] = {}
     seen: set[tuple[int, int]] = set()
-    count = saved = 0
     for path in _libraries(roots):
         info = os.stat(path)
-        if (info.st_dev, info.st_ino) in seen:
-            continue  # already a link to one seen before
-        seen.add((info.st_dev, info.st_ino))
-        with open(path, "rb") as f:
-            digest = hashlib.sha256(f.read()).hexdigest()
-        key = (info.st_dev, info.st_size, info.st_mode, info.st_uid, info.st_gid, digest)
-        original = first.setdefault(key, path)
-        if original == path:
-            continue
-        temporary = os.path.join(os.path.dirname(path), ".slimlibs-link")
-        os.link(original, temporary)
-        os.replace(temporary, path)
-        count += 1
-        saved += info.st_size
+        if (info.st_dev, info.st_ino) not in seen:  # not a link to one seen before
+            seen.add((info.st_dev, info.st_ino))
+            key = (info.st_dev, info.st_size, info.st_mode, info.st_uid, info.st_gid)
+            alike.setdefault(key, []).append(path)
+    count = saved = 0
+    for (_, size, *_), paths in alike.items():
+        if len(paths) < 2:
+            continue  # only files of the same size are read
+        first: dict[str, str] = {}
+        for path in paths:
+            original = first.setdefault(_sha256(path), path)
+            if original != path:
+                temporary = f"{path}.slimlibs-{os.getpid()}"
+                os.link(original, temporary)
+                os.replace(temporary, path)
+                count += 1
+                saved += size
     return count, saved
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def main(argv: list[str]) -> int:

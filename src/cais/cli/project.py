@@ -217,6 +217,11 @@ def build(
         no_cache=no_cache,
         builder=builder,
     )
+    # Unless options change what is built, the next `cais build DIR [-t TAG]` of unchanged
+    # inputs is a lookup (cais._entry): take the inputs' fingerprint before anything reads
+    # them. (--no-cache and --builder change how, not what.)
+    plain = not (platform or build_arg or ca_cert or index_url or python)
+    key = fingerprint(Path(source), options.tags) if plain else None
     # A bad project, tag, platform or certificate fails before the engine is contacted.
     for value in options.tags:
         parse_reference(value)
@@ -253,11 +258,6 @@ def build(
         else PipSettings()
     )
     check_socket()
-    # Unless options change what is built, the next `cais build DIR [-t TAG]` of unchanged
-    # inputs is a lookup (cais._entry): take the inputs' fingerprint before the build reads
-    # them. (--no-cache and --builder change how, not what.)
-    plain = not (platform or build_arg or ca_cert or index_url or python)
-    key = fingerprint(Path(source), options.tags) if plain else None
     with BuildDisplay(verbose=verbose) as display:
         result = build_project(connect, project, options, display, pip)
     if key and result.base_image and (base_id := image_id(result.base_image)):
