@@ -187,8 +187,6 @@ def test_records_survive_a_damaged_file_and_stay_few(cache, monkeypatch):
     for number in range(5):
         remember(f"key{number}", built())
     assert list(json.loads(cache.read_text())) == ["key2", "key3", "key4"]
-    record.forget_all()
-    assert not cache.exists()
 
 
 @pytest.fixture

@@ -204,6 +204,7 @@ def _throw_away_stages(plan: ImagePlan) -> list[str]:
     out: list[str] = []
     deps = plan.dependencies
     if deps is not None:
+        site_packages = f"/install/lib/python{plan.python}/site-packages"
         out += [
             "# Stage 1, thrown away after the build: installs the dependencies with the pip",
             "# settings (CA certificates, index URL) that must not stay in the image.",
@@ -216,10 +217,8 @@ def _throw_away_stages(plan: ImagePlan) -> list[str]:
                 f" \\\n    && {c}"
                 for c in [
                     *_prune(deps, "/install"),
-                    *_strip(
-                        deps, f"/install/lib/python{plan.python}/site-packages", directory="/tmp/"
-                    ),
-                    *_precompile(deps, f"/install/lib/python{plan.python}/site-packages"),
+                    *_strip(deps, site_packages, directory="/tmp/"),
+                    *_precompile(deps, site_packages),
                 ]
             ),
             "",

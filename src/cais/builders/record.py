@@ -2,7 +2,8 @@
 
 A project build's inputs (every file of the project folder, the tags asked for, the settings
 and environment that reach the Dockerfile or pip, the git commit, cais itself) are reduced to
-a fingerprint of names, sizes and modification times, as make and git do. After a build, the
+a fingerprint of names and file stamps (mode, size, modification and change times, inode),
+as git compares them. After a build, the
 fingerprint is kept in the user's cache with the image id, the tags and the base image's id.
 When the same fingerprint comes again and the engine still has those tags on that image and
 the same base image, the image is up to date, and saying so takes a few milliseconds instead
@@ -30,7 +31,6 @@ __all__ = [
     "BUILD_ENVIRONMENT",
     "BuildRecord",
     "fingerprint",
-    "forget_all",
     "image_id",
     "lookup",
     "remember",
@@ -208,13 +208,6 @@ def remember(key: str, record: BuildRecord) -> None:
         os.replace(temporary, file)
     except OSError:
         pass  # a read-only cache only costs a docker build next time
-
-
-def forget_all() -> None:
-    try:
-        _records_file().unlink()
-    except OSError:
-        pass
 
 
 def lookup(key: str) -> BuildRecord | None:

@@ -28,13 +28,10 @@ def serve(
     ] = None,
 ) -> None:
     """Serve models: a simple JSON API (POST /predict) and the Open Inference Protocol V2."""
-    import gc
+    from cais.server.workers import collector_paused
 
-    gc.disable()  # until the models are loaded and frozen: see cais.server.__main__
-    try:
+    with collector_paused():
         _serve(models, host, port, workers, max_body, config)
-    finally:
-        gc.enable()
 
 
 def _serve(

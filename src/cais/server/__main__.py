@@ -7,20 +7,15 @@ recorded input example, to prove an image works before it is pushed.
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import sys
 
+from cais.server.workers import collector_paused
+
 
 def main(argv: list[str] | None = None) -> int:
-    # No collections while the server's and the model's modules load: they are nearly all
-    # long-lived, and walking them again and again made start-up ~15 % slower. The loaded
-    # objects are frozen before the workers fork (`workers.serve`), which enables it again.
-    gc.disable()
-    try:
+    with collector_paused():
         return _main(argv)
-    finally:
-        gc.enable()
 
 
 def _main(argv: list[str] | None) -> int:

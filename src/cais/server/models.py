@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import time
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -71,9 +70,6 @@ class ModelSet:
             loaded = LoadedModel(bundle, model, time.perf_counter() - started)
             served.models.setdefault(loaded.name, {})[loaded.version] = loaded
             served.default = served.default or loaded.name
-        # The models live as long as the server: keep the garbage collector from walking
-        # their (often huge) object graphs again and again, which shows up as latency spikes.
-        gc.freeze()
         return served
 
     def get(self, name: str | None = None, version: str | None = None) -> LoadedModel:
