@@ -13,12 +13,10 @@ from pathlib import Path
 import pytest
 
 from cais.builders.slimlibs import link_duplicates, strip_file, strip_tree
+from tests.support import unavailable
 
 GCC = shutil.which("gcc")
 READELF = shutil.which("readelf")
-needs_toolchain = pytest.mark.skipif(
-    not (GCC and READELF), reason="needs gcc and readelf (Debian's gcc and binutils)"
-)
 
 SOURCE = r"""
 #include <string.h>
@@ -32,7 +30,7 @@ size_t greeting_length(void) { return strlen(greeting); }
 def library(tmp_path: Path) -> Path:
     """A shared library built with full debugging information."""
     if not (GCC and READELF):
-        pytest.skip("needs gcc and readelf (Debian's gcc and binutils)")
+        unavailable("needs gcc and readelf (Debian's gcc and binutils: scripts/test-infra)")
     source = tmp_path / "answer.c"
     source.write_text(SOURCE)
     out = tmp_path / "libanswer.so"
@@ -57,7 +55,6 @@ def active(path: Path) -> set[str]:
     return {name for name, kind in sections(path).items() if kind != "NULL"}
 
 
-@needs_toolchain
 def test_debugging_sections_and_static_symbols_go_and_the_library_still_works(library):
     before = library.stat().st_size
     assert {".debug_info", ".symtab", ".strtab"} <= active(library)
@@ -76,7 +73,6 @@ def test_debugging_sections_and_static_symbols_go_and_the_library_still_works(li
     assert loaded.greeting_length() == len("olá".encode())
 
 
-@needs_toolchain
 def test_a_stripped_library_is_left_as_it_is(library):
     strip_file(str(library))
     content = library.read_bytes()
@@ -84,7 +80,6 @@ def test_a_stripped_library_is_left_as_it_is(library):
     assert library.read_bytes() == content
 
 
-@needs_toolchain
 def test_bytes_no_header_accounts_for_are_never_moved(library):
     with library.open("ab") as f:
         f.write(b"\x01signature appended by some tool\x01")
@@ -107,7 +102,6 @@ def test_files_that_are_not_shared_libraries_are_left_alone(tmp_path):
     assert strip_tree(str(tmp_path)) == (0, 0)
 
 
-@needs_toolchain
 def test_a_tree_is_stripped_once_per_file_and_links_are_not_followed(tmp_path, library):
     package = tmp_path / "site-packages" / "pkg"
     package.mkdir(parents=True)
@@ -130,7 +124,8 @@ def test_a_tree_is_stripped_once_per_file_and_links_are_not_followed(tmp_path, l
 def test_numpy_from_a_wheel_still_computes_after_stripping(tmp_path):
     """numpy's wheel is repaired by auditwheel: patchelf appends segments after the static
     symbol table, which must then be cut out without moving anything the loader maps."""
-    numpy = pytest.importorskip("numpy")
+    import numpy  # a test dependency (through scikit-learn)
+
     source = Path(numpy.__file__).parent
     target = tmp_path / "site-packages"
     for folder in [source, source.parent / "numpy.libs"]:
@@ -182,7 +177,6 @@ def test_identical_libraries_become_one_file(tmp_path):
     assert not list(tmp_path.rglob("*slimlibs-*"))
 
 
-@needs_toolchain
 def test_a_section_with_an_alignment_no_linker_makes_keeps_the_file_whole(library):
     from cais.builders.slimlibs import _Format
 
