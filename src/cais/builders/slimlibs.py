@@ -198,6 +198,8 @@ def _stripped(data: mmap.mmap) -> _Layout | None:
         if s[_FLAGS] & _SHF_ALLOC and s[_TYPE] != _SHT_NOBITS and s[_SIZE]
     ]
     runs = _merged(fixed)
+    if runs[0][0] != 0 or not all(_usable_alignment(s[_ALIGN]) for s in sections):
+        return None
     # x86 kernels use 4 KiB pages; others may use up to 64 KiB, and map a file whose segments
     # say 4 KiB only when its offsets happen to agree: keep those agreeing.
     smallest = 0x1000 if header[2] in _FOUR_KIB_PAGES else 0x10000
@@ -214,8 +216,6 @@ def _stripped(data: mmap.mmap) -> _Layout | None:
     if not _only_described(data, runs, _merged(described)):
         return None  # bytes that no header accounts for: not safe to move
 
-    if runs[0][0] != 0 or any(not _power_of_two(s[_ALIGN]) for s in sections):
-        return None
     out = _Layout()
     starts: list[int] = []  # each run's old start, and how far it moved
     shifts: list[int] = []
@@ -257,7 +257,7 @@ def _stripped(data: mmap.mmap) -> _Layout | None:
     return out
 
 
-def _power_of_two(alignment: int) -> bool:
+def _usable_alignment(alignment: int) -> bool:
     """A section alignment this can honour (0 and 1 mean none; more than a page is odd)."""
     return alignment <= 1 or (alignment & (alignment - 1) == 0 and alignment <= 0x10000)
 
