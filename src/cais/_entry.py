@@ -1,9 +1,11 @@
-"""The `cais` command: answers a rebuild with nothing changed before the CLI is even imported.
+"""The `cais` command: answers a rebuild before the CLI is even imported.
 
 Starting the full command line (Typer, Rich, Pydantic, the builders) takes longer than Docker
 takes to find that every step of an unchanged build is cached. So `cais build [DIR] [-t TAG]…`
-first looks its inputs up in the build records (`cais.builders.record`); only when they are not
-known to have built the image that the engine still holds does the real command run.
+first looks its inputs up in the build records (`cais.builders.record`): when they are known to
+have built the image that the engine still holds, it says so; when only the contents of the
+code changed since a BuildKit build, it runs that build again (`cais.builders.replay`). Only
+otherwise does the real command run.
 """
 
 from __future__ import annotations
@@ -12,22 +14,25 @@ import os
 import sys
 from pathlib import Path
 
-__all__ = ["main", "up_to_date_build"]
+__all__ = ["main", "quick_build"]
 
 
 def main() -> None:
-    if sys.argv[1:2] == ["build"] and up_to_date_build(sys.argv[2:]):
-        sys.exit(0)
+    if sys.argv[1:2] == ["build"]:
+        code = quick_build(sys.argv[2:])
+        if code is not None:
+            sys.exit(code)
     from cais.cli import main as cli
 
     cli()
 
 
-def _plain_build(args: list[str]) -> tuple[Path, tuple[str, ...]] | None:
-    """(folder, tags) of `build [DIR] [-t TAG]… [-v]`; None for anything else (other options
-    change the image or how it is built: the real command handles them)."""
+def _plain_build(args: list[str]) -> tuple[Path, tuple[str, ...], bool] | None:
+    """(folder, tags, verbose) of `build [DIR] [-t TAG]… [-v]`; None for anything else (other
+    options change the image or how it is built: the real command handles them)."""
     folder: str | None = None
     tags: list[str] = []
+    verbose = False
     rest = iter(args)
     for arg in rest:
         if arg in ("-t", "--tag"):
@@ -38,32 +43,43 @@ def _plain_build(args: list[str]) -> tuple[Path, tuple[str, ...]] | None:
         elif arg.startswith("--tag="):
             tags.append(arg.removeprefix("--tag="))
         elif arg in ("-v", "--verbose"):
-            continue
+            verbose = True
         elif arg.startswith("-") or folder is not None:
             return None
         else:
             folder = arg
     path = Path(folder or ".")
-    return (path, tuple(tags)) if path.is_dir() else None
+    return (path, tuple(tags), verbose) if path.is_dir() else None
 
 
-def up_to_date_build(args: list[str]) -> bool:
-    """Whether `cais build ARGS` is already done; if so, say so as a build would. Anything
-    unexpected means no: the real command then runs, and reports errors its own way."""
+def quick_build(args: list[str]) -> int | None:
+    """The exit code of `cais build ARGS` when it is answered here: already done (said as a
+    build would say it) or run again from its recipe; None when the real command must run.
+    Anything unexpected before a build starts means None: the real command then reports
+    errors its own way."""
     try:
-        return _up_to_date_build(args)
+        plain = _plain_build(args)
+        if plain is None:
+            return None
+        from cais.builders.record import fingerprint
+
+        folder, tags, verbose = plain
+        keys = fingerprint(folder, tags)
+        if keys is None:
+            return None
+        if _up_to_date(keys.inputs):
+            return 0
     except Exception:
-        return False
+        return None
+    from cais.builders.replay import replay
+
+    return replay(keys, verbose=verbose)
 
 
-def _up_to_date_build(args: list[str]) -> bool:
-    plain = _plain_build(args)
-    if plain is None:
-        return False
-    from cais.builders.record import fingerprint, lookup
+def _up_to_date(key: str) -> bool:
+    from cais.builders.record import lookup
 
-    key = fingerprint(*plain)
-    record = lookup(key) if key else None
+    record = lookup(key)
     if record is None:
         return False
     color = sys.stderr.isatty() and not os.environ.get("NO_COLOR")

@@ -103,7 +103,8 @@ def build_project(
         pip=pip,
         default_ignore=DEFAULT_DOCKERIGNORE,
     )
-    return replace(builder.build(request, progress), base_image=plan.base_image)
+    result = builder.build(request, progress)
+    return replace(result, base_image=plan.base_image, dockerfile_text=text)
 
 
 # The server's own packages: what the cais server inside the image imports.
@@ -129,6 +130,8 @@ _NOT_SERVED = (
     "build.py",
     "project.py",
     "__main__.py",
+    "output.py",
+    "sources.py",
     "bundle/adopt.py",
     "bundle/pickle_scan.py",
     "bundle/wheels.py",

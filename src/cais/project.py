@@ -6,14 +6,13 @@ after it touches the file system to decide what goes into an image.
 
 from __future__ import annotations
 
-import os
 import platform
 import re
 import shlex
 import subprocess
 import sys
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from enum import Enum
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from cais.errors import ProjectError
 from cais.server.routes import LegacyRoute
+from cais.sources import source_date
 
 __all__ = [
     "CONFIG_FILE",
@@ -37,7 +37,6 @@ __all__ = [
     "load_project",
     "read_config",
     "running_python",
-    "source_date",
 ]
 
 CONFIG_FILE = "cais.yaml"
@@ -351,50 +350,6 @@ def image_name_from(folder: str) -> str:
 def git_revision(folder: Path) -> str | None:
     """The commit checked out in `folder`, when it is in a git repository."""
     return _git_info(folder)[0]
-
-
-# Folders whose changes never reach an image (they are in every default .dockerignore).
-_NOT_SOURCES = {
-    ".git",
-    ".hg",
-    ".svn",
-    ".venv",
-    "venv",
-    "__pycache__",
-    "node_modules",
-    ".mypy_cache",
-    ".pytest_cache",
-    ".ruff_cache",
-    ".ipynb_checkpoints",
-    ".tox",
-    ".nox",
-    "data",
-    "output",
-}
-_MAX_SCANNED = 20_000
-
-
-def source_date(root: Path) -> datetime:
-    """SOURCE_DATE_EPOCH when set, else the newest modification time among the project's
-    files (now, for a tree too large to scan quickly)."""
-    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
-    if epoch.isdigit():
-        return datetime.fromtimestamp(int(epoch), timezone.utc)
-    newest = 0.0
-    scanned = 0
-    pending = [str(root)]
-    while pending:
-        with os.scandir(pending.pop()) as entries:
-            for entry in entries:
-                scanned += 1
-                if scanned > _MAX_SCANNED:
-                    return datetime.now(timezone.utc)
-                if entry.is_dir(follow_symlinks=False):
-                    if entry.name not in _NOT_SOURCES:
-                        pending.append(entry.path)
-                elif entry.is_file(follow_symlinks=False):
-                    newest = max(newest, entry.stat(follow_symlinks=False).st_mtime)
-    return datetime.fromtimestamp(int(newest), timezone.utc)
 
 
 def _git_info(root: Path) -> tuple[str | None, str | None]:

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from cais import _entry
 from cais.builders.buildkit import find_buildkit_cli
+from cais.sources import created_label, source_date
 from tests.support import unavailable
 
 pytestmark = pytest.mark.engine
@@ -260,3 +262,42 @@ def test_a_rebuild_with_nothing_changed_is_a_lookup(tmp_path, cais, engine, base
     retagged = cais("build", str(project), "-t", tag)
     assert "Built" in retagged.stderr, retagged.stderr
     engine.images.remove(moved)
+
+
+def test_a_rebuild_after_an_edit_of_the_code_runs_the_last_build_again(
+    tmp_path, cais, engine, base_image, image_name, capsys
+):
+    if find_buildkit_cli() is None:
+        unavailable("no docker CLI that can build with BuildKit")
+    project = _project(tmp_path, cais)
+    requirements = project / "requirements.txt"
+    requirements.write_text(f"# {image_name}\n{requirements.read_text()}")  # steps of its own
+    tag = f"{image_name}:1"
+    first = cais("build", str(project), "-t", tag)
+    assert first.returncode == 0, first.stderr
+
+    # Called here, in this process, to know it was the replay that answered.
+    (project / "script.py").write_text("print('edited')\n")
+    assert _entry.quick_build([str(project), "-t", tag]) == 0
+    out, err = capsys.readouterr()
+    assert out == f"{tag}\n" and f"Built `{tag}`" in err
+    replayed = engine.images.get(tag)
+    assert engine.containers.run(tag, remove=True).decode() == "edited\n"
+    labels = replayed.labels
+    assert labels["org.opencontainers.image.created"] == created_label(source_date(project))
+    # The full command, from the same inputs, makes the very same image.
+    full = cais("build", str(project), "-t", tag, "--builder", "buildkit")
+    assert full.returncode == 0, full.stderr
+    assert engine.images.get(tag).id == replayed.id
+
+    # A new package: pip runs again, and reaches the index through the proxy, whose CA
+    # certificate the replay passes as the full command does (and keeps out of the image).
+    requirements.write_text(requirements.read_text() + "six\n")
+    assert _entry.quick_build([str(project), "-t", tag]) == 0, capsys.readouterr().err
+    check = ["python", "-c", "import six; print('six', six.__version__)"]
+    assert engine.containers.run(tag, check, remove=True).decode().startswith("six ")
+    assert "pip used CA certificates" in capsys.readouterr().err
+
+    # A change that can change the Dockerfile is left to the full command.
+    (project / "cais.yaml").write_text((project / "cais.yaml").read_text() + "\n# edited\n")
+    assert _entry.quick_build([str(project), "-t", tag]) is None

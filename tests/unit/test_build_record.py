@@ -1,4 +1,4 @@
-"""Build records (cais.builders.record) and the up-to-date answer of `cais build` (cais._entry)."""
+"""Build records (cais.builders.record) and the quick answers of `cais build` (cais._entry)."""
 
 from __future__ import annotations
 
@@ -42,24 +42,26 @@ def test_the_fingerprint_is_stable_while_nothing_changes(project):
     assert first == fingerprint(project / "." / "pkg" / "..", ("hello:1",))  # same folder
 
 
-@pytest.mark.parametrize(
-    "change",
-    [
-        "edit",
-        "add",
-        "remove",
-        "rename",
-        "mode",
-        "nested edit",
-        "symlink",
-        "symlink target",
-        "same size and time",
-        "tags",
-        "environment",
-        "platform",
-        "ca file",
-    ],
-)
+# Each change, and whether it can change the Dockerfile cais writes (the build's shape).
+CHANGES = {
+    "edit": False,
+    "add": True,  # another script: which one runs may change
+    "remove": True,
+    "rename": True,
+    "mode": False,
+    "nested edit": False,
+    "symlink": True,
+    "symlink target": True,  # cais.yaml links to it
+    "same size and time": False,
+    "dockerignore": True,
+    "tags": True,
+    "environment": True,
+    "platform": True,
+    "ca file": True,
+}
+
+
+@pytest.mark.parametrize("change", CHANGES)
 def test_the_fingerprint_changes_with_any_input(project, change, monkeypatch, tmp_path):
     ca = tmp_path / "proxy.pem"
     ca.write_text("one\n")
@@ -98,7 +100,11 @@ def test_the_fingerprint_changes_with_any_input(project, change, monkeypatch, tm
         monkeypatch.setenv("DOCKER_DEFAULT_PLATFORM", "linux/arm64")
     elif change == "ca file":
         ca.write_text("one and two\n")
-    assert fingerprint(project, tags) != before
+    elif change == "dockerignore":
+        (project / ".dockerignore").write_text("data/\n")
+    after = fingerprint(project, tags)
+    assert after.inputs != before.inputs
+    assert (after.shape != before.shape) is CHANGES[change]
 
 
 def test_the_git_commit_is_an_input(project):
@@ -259,36 +265,37 @@ def test_only_plain_folder_builds_are_looked_up(args, plain, tmp_path, monkeypat
     (tmp_path / "DIR").mkdir()
     monkeypatch.chdir(tmp_path)
     found = _entry._plain_build(args)
-    assert found == (None if plain is None else (Path(plain[0]), plain[1]))
+    verbose = "-v" in args
+    assert found == (None if plain is None else (Path(plain[0]), plain[1], verbose))
 
 
 def test_an_up_to_date_build_says_so_as_a_build_would(project, monkeypatch, capsys):
     engine_with({"hello:1": "sha256:" + "c" * 64, "python:3.11-slim": "sha256:base"}, monkeypatch)
-    key = fingerprint(project, ("hello:1",))
-    assert not _entry.up_to_date_build([str(project), "-t", "hello:1"])
-    remember(key, built()._replace(image_id="sha256:" + "c" * 64))
-    assert _entry.up_to_date_build([str(project), "-t", "hello:1"])
+    keys = fingerprint(project, ("hello:1",))
+    assert _entry.quick_build([str(project), "-t", "hello:1"]) is None
+    remember(keys.inputs, built()._replace(image_id="sha256:" + "c" * 64))
+    assert _entry.quick_build([str(project), "-t", "hello:1"]) == 0
     out, err = capsys.readouterr()
     assert out == "hello:1\n"
     assert "`hello:1` (cccccccccccc) is up to date" in err
     (project / "script.py").write_text("print('changed')\n")
-    assert not _entry.up_to_date_build([str(project), "-t", "hello:1"])
+    assert _entry.quick_build([str(project), "-t", "hello:1"]) is None  # and no recipe
 
 
 def test_anything_unexpected_means_the_real_command_runs(monkeypatch, tmp_path):
-    def fail(args):
+    def fail(key):
         raise PermissionError("[Errno 13] Permission denied: '/root/project'")
 
-    monkeypatch.setattr(_entry, "_up_to_date_build", fail)
-    assert _entry.up_to_date_build([str(tmp_path)]) is False
+    monkeypatch.setattr(_entry, "_up_to_date", fail)
+    assert _entry.quick_build([str(tmp_path)]) is None
 
 
 def test_the_command_starts_without_the_command_line_libraries(project, cache):
     """The lookup must not pay for Typer, Rich, Pydantic or the Docker SDK."""
     check = (
         "import sys\n"
-        "from cais._entry import up_to_date_build\n"
-        f"up_to_date_build([{str(project)!r}, '-t', 'hello:1'])\n"
+        "from cais._entry import quick_build\n"
+        f"quick_build([{str(project)!r}, '-t', 'hello:1'])\n"
         "heavy = {'typer', 'rich', 'pydantic', 'docker', 'yaml', 'httpx', 'click'}\n"
         "print(sorted(heavy & {m.split('.')[0] for m in sys.modules}))\n"
     )

@@ -12,13 +12,11 @@ from cais.builders.base import BuildRequest
 from cais.builders.classic import ClassicBuilder
 from cais.builders.dockerfile import (
     DEFAULT_DOCKERIGNORE,
-    PIP_CA_SECRET,
-    PIP_CONF_SECRET,
     SECRETS_DIR,
     SecretsMode,
     render_dockerfile,
 )
-from cais.builders.pip_settings import PipSettings
+from cais.builders.pip_settings import PIP_CA_SECRET, PIP_CONF_SECRET, PipSettings
 from cais.errors import BuildError, EngineError
 from cais.plan import plan_project
 from cais.project import load_project

@@ -546,7 +546,7 @@ def test_source_date_is_the_newest_source_file(tmp_path, monkeypatch):
     import os
     from datetime import datetime, timezone
 
-    from cais.project import source_date
+    from cais.sources import source_date
 
     monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
     (tmp_path / "script.py").write_text("print(1)\n")

@@ -49,6 +49,7 @@ class BuildResult:
     seconds: float
     used_pip_settings: bool = False
     base_image: str | None = None  # the FROM of a Dockerfile cais wrote
+    dockerfile_text: str | None = None  # the Dockerfile cais wrote
 
 
 class BuildProgress(Protocol):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from cais.builders.base import BuildProgress, BuildRequest, BuildResult
 from cais.builders.context import ignore_patterns
-from cais.builders.dockerfile import PIP_CA_SECRET, PIP_CONF_SECRET
+from cais.builders.pip_settings import PIP_CA_SECRET, PIP_CONF_SECRET
 from cais.engine.client import unreachable
 from cais.errors import BuildError, CaisError
 

@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 
 from cais.builders.base import BuildProgress, BuildRequest, BuildResult
 from cais.builders.context import context_archive, ignore_patterns
-from cais.builders.dockerfile import PIP_CA_SECRET, PIP_CONF_SECRET, SECRETS_DIR
+from cais.builders.dockerfile import SECRETS_DIR
+from cais.builders.pip_settings import PIP_CA_SECRET, PIP_CONF_SECRET
 from cais.engine.client import engine_errors
 from cais.errors import BuildError
 

@@ -13,22 +13,18 @@ import textwrap
 from enum import Enum
 
 from cais import __version__
+from cais.builders.pip_settings import PIP_CA_SECRET, PIP_CONF_SECRET
 from cais.errors import PlanError
 from cais.plan import Copy, DependencyStep, ImagePlan
 
 __all__ = [
     "DEFAULT_DOCKERIGNORE",
-    "PIP_CA_SECRET",
-    "PIP_CONF_SECRET",
     "SECRETS_DIR",
     "SecretsMode",
     "render_dockerfile",
 ]
 
-# Names of the pip settings a build receives (BuildKit secret ids, or files in the context).
-PIP_CONF_SECRET = "cais-pip.conf"
-PIP_CA_SECRET = "cais-ca.pem"
-# Where a classic build finds them inside its throw-away stage.
+# Where a classic build finds the pip settings inside its throw-away stage.
 SECRETS_DIR = ".cais-build-secrets"
 
 DEFAULT_DOCKERIGNORE = """\

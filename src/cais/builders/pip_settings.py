@@ -15,7 +15,11 @@ from pathlib import Path
 
 from cais.errors import PlanError
 
-__all__ = ["PipSettings", "pip_settings"]
+__all__ = ["PIP_CA_SECRET", "PIP_CONF_SECRET", "PipSettings", "pip_settings"]
+
+# Names of the pip settings a build receives (BuildKit secret ids, or files in the context).
+PIP_CONF_SECRET = "cais-pip.conf"
+PIP_CA_SECRET = "cais-ca.pem"
 
 _PEM_BLOCK = re.compile(
     rb"-----BEGIN CERTIFICATE-----\r?\n.+?\r?\n-----END CERTIFICATE-----", re.DOTALL

@@ -9,6 +9,12 @@ When the same fingerprint comes again and the engine still has those tags on tha
 the same base image, the image is up to date, and saying so takes a few milliseconds instead
 of starting the CLI and a docker build.
 
+A second fingerprint, the build's shape, leaves out the stamps of the files whose contents
+cais never reads (the code, the data; not cais.yaml or .dockerignore): the same shape means
+the same Dockerfile but for its `created` label. After a BuildKit build, how it ran (its
+Dockerfile, tags, docker CLI) is kept under its shape, so that a rebuild after an edit of the
+code runs docker again at once (`cais.builders.replay`).
+
 This module is imported before the command line itself (`cais._entry`), so it uses only the
 standard library, and anything unexpected means "not known to be up to date": the ordinary
 build then runs, and its own layer cache decides.
@@ -20,6 +26,7 @@ import hashlib
 import json
 import os
 import socket
+import stat
 import sys
 import time
 from pathlib import Path
@@ -29,11 +36,15 @@ from cais import __version__
 
 __all__ = [
     "BUILD_ENVIRONMENT",
+    "SHAPING_FILES",
     "BuildRecord",
+    "Fingerprints",
     "fingerprint",
     "image_id",
     "lookup",
+    "recipe_for",
     "remember",
+    "remember_recipe",
 ]
 
 # Settings read from the environment that change what a build makes or how pip reaches it
@@ -56,6 +67,8 @@ BUILD_ENVIRONMENT = (
 _CA_VARIABLES = ("PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
 _MAX_ENTRIES = 20_000  # a larger folder is not fingerprinted: the build decides
 _KEPT_RECORDS = 200
+_BUILDS = "builds.json"
+_RECIPES = "recipes.json"
 _ENGINE_TIMEOUT = 2.0
 # What an image reference is made of (name, tag, digest); anything else is not looked up.
 _REFERENCE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-/:@")
@@ -69,13 +82,29 @@ class BuildRecord(NamedTuple):
     builder: str
 
 
-def fingerprint(folder: Path, tags: tuple[str, ...]) -> str | None:
-    """The fingerprint of building `folder` with `tags` (as given) and no other options; None
-    when it cannot be taken cheaply and surely (a huge folder, an unusual git checkout)."""
-    digest = hashlib.sha256()
+# The files of a project whose contents cais reads to write its Dockerfile (of every other
+# file only the name matters to cais; docker itself compares their contents).
+SHAPING_FILES = frozenset(
+    {"cais.yaml", "pyproject.toml", ".python-version", ".dockerignore", "Dockerfile"}
+)
 
-    def feed(*values: object) -> None:
-        digest.update(json.dumps(values).encode() + b"\n")
+
+class Fingerprints(NamedTuple):
+    inputs: str  # everything a build reads, each file by its stamps
+    shape: str  # what decides the Dockerfile cais writes: the same, less the other files' stamps
+
+
+def fingerprint(folder: Path, tags: tuple[str, ...]) -> Fingerprints | None:
+    """The fingerprints of building `folder` with `tags` (as given) and no other options;
+    None when they cannot be taken cheaply and surely (a huge folder, an unusual git
+    checkout)."""
+    inputs, shape = hashlib.sha256(), hashlib.sha256()
+
+    def feed(*values: object, shaping: bool = True) -> None:
+        line = json.dumps(values).encode() + b"\n"
+        inputs.update(line)
+        if shaping:
+            shape.update(line)
 
     try:
         root = folder.resolve(strict=True)
@@ -94,7 +123,7 @@ def fingerprint(folder: Path, tags: tuple[str, ...]) -> str | None:
             return None
     except (OSError, ValueError):
         return None
-    return digest.hexdigest()
+    return Fingerprints(inputs.hexdigest(), shape.hexdigest())
 
 
 def _stamp(path: Path) -> list:
@@ -131,12 +160,16 @@ def _feed_tree(root: Path, feed) -> bool:
                     target = _stat_stamp(os.stat(entry.path))  # cais.yaml -> ../shared.yaml
                 except OSError:
                     target = None
-                feed(relative, "link", os.readlink(entry.path), target)
+                kind = None if target is None else "dir" if stat.S_ISDIR(target[0]) else "file"
+                feed(relative, "link", os.readlink(entry.path), kind)
+                feed(relative, target, shaping=folder == root and entry.name in SHAPING_FILES)
             elif entry.is_dir(follow_symlinks=False):
                 feed(relative, "dir", info.st_mode)
                 pending.append(Path(entry.path))
             else:
-                feed(relative, _stat_stamp(info))
+                shaping = folder == root and entry.name in SHAPING_FILES
+                feed(relative, "file")
+                feed(relative, _stat_stamp(info), shaping=shaping)
     return True
 
 
@@ -181,26 +214,26 @@ def _feed_git(root: Path, feed) -> bool:
     return True
 
 
-def _records_file() -> Path:
+def _cache_file(name: str) -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
-    return Path(base) / "cais" / "builds.json"
+    return Path(base) / "cais" / name
 
 
-def _load() -> dict[str, dict]:
+def _load(name: str = _BUILDS) -> dict[str, dict]:
     try:
-        records = json.loads(_records_file().read_text(encoding="utf-8"))
+        records = json.loads(_cache_file(name).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     return records if isinstance(records, dict) else {}
 
 
-def remember(key: str, record: BuildRecord) -> None:
-    """Keep `record` as what `key`'s inputs built (the oldest records make room)."""
-    records = _load()
+def _keep(name: str, key: str, value: dict) -> None:
+    """Store `value` under `key` in the cache file `name` (the oldest entries make room)."""
+    records = _load(name)
     records.pop(key, None)
-    records[key] = {**record._asdict(), "tags": list(record.tags), "at": time.time()}
+    records[key] = {**value, "at": time.time()}
     kept = dict(list(records.items())[-_KEPT_RECORDS:])
-    file = _records_file()
+    file = _cache_file(name)
     try:
         file.parent.mkdir(parents=True, exist_ok=True)
         temporary = file.with_suffix(f".{os.getpid()}.tmp")
@@ -208,6 +241,22 @@ def remember(key: str, record: BuildRecord) -> None:
         os.replace(temporary, file)
     except OSError:
         pass  # a read-only cache only costs a docker build next time
+
+
+def remember(key: str, record: BuildRecord) -> None:
+    """Keep `record` as what `key`'s inputs built."""
+    _keep(_BUILDS, key, {**record._asdict(), "tags": list(record.tags)})
+
+
+def remember_recipe(shape: str, recipe: dict) -> None:
+    """Keep how a build of this shape ran (`cais.builders.replay` runs it again)."""
+    _keep(_RECIPES, shape, recipe)
+
+
+def recipe_for(shape: str) -> dict | None:
+    """The recipe kept for `shape`, as it was given to `remember_recipe`."""
+    found = _load(_RECIPES).get(shape)
+    return found if isinstance(found, dict) else None
 
 
 def lookup(key: str) -> BuildRecord | None:

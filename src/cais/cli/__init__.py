@@ -14,8 +14,8 @@ from typer.core import TyperGroup
 
 from cais import __version__
 from cais.cli import containers, doctor, images, models, project, registry, serve
-from cais.cli._output import err, report_error
 from cais.errors import CaisError
+from cais.output import report_error, report_interrupted, report_unexpected
 
 __all__ = ["app", "main"]
 
@@ -33,19 +33,14 @@ class _Group(TyperGroup):
             report_error(exc)
             raise typer.Exit(1) from None
         except KeyboardInterrupt:
-            err.print("[yellow]interrupted[/yellow]")
+            report_interrupted()
             raise typer.Exit(130) from None
         except Exception as exc:
             # Exits and usage errors belong to Typer (which vendors click): let them through.
             if _debug(ctx) or type(exc).__module__.startswith(("typer", "click")):
                 raise
             # Anything else is a bug: one line, unless asked for the traceback.
-            report_error(
-                CaisError(
-                    f"cais failed unexpectedly: {type(exc).__name__}: {exc}",
-                    hint="run again with `cais --debug …` for the traceback, and report it",
-                )
-            )
+            report_unexpected(exc)
             raise typer.Exit(2) from None
 
     def list_commands(self, ctx: typer.Context) -> list[str]:

@@ -10,8 +10,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cais.cli._output import LayerDisplay, note, out, success
 from cais.errors import CaisError
+from cais.output import LayerDisplay, note, out, success
 
 __all__ = ["logs", "ps", "run", "stop"]
 

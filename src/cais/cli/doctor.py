@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from cais.cli._output import _ticks, out
 from cais.errors import CaisError
+from cais.output import _ticks, out
 
 __all__ = ["doctor"]
 

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cais.cli._output import LayerDisplay, note, out, success
+from cais.output import LayerDisplay, note, out, success
 
 __all__ = ["images", "pull", "push", "rmi"]
 

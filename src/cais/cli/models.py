@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cais.cli._output import note, out, success
+from cais.output import note, out, success
 
 __all__ = ["app"]
 

@@ -10,8 +10,8 @@ from typing import Annotated
 import typer
 
 from cais.builders.base import BuilderChoice
-from cais.cli._output import BuildDisplay, note, out, success
 from cais.errors import CaisError, ProjectError
+from cais.output import BuildDisplay, note, out, report_built, success
 
 __all__ = ["build", "dockerfile", "init"]
 
@@ -204,7 +204,7 @@ def build(
     """Build a project, or an image that serves a saved model, on the Docker Engine."""
     from cais.build import BuildOptions, build_project
     from cais.builders.pip_settings import PipSettings, pip_settings
-    from cais.builders.record import BuildRecord, fingerprint, image_id, remember
+    from cais.builders.record import fingerprint
     from cais.engine.client import check_socket, connect
     from cais.plan import parse_platform
     from cais.project import load_project
@@ -221,7 +221,7 @@ def build(
     # inputs is a lookup (cais._entry): take the inputs' fingerprint before anything reads
     # them. (--no-cache and --builder change how, not what.)
     plain = not (platform or build_arg or ca_cert or index_url or python)
-    key = fingerprint(Path(source), options.tags) if plain else None
+    keys = fingerprint(Path(source), options.tags) if plain else None
     # A bad project, tag, platform or certificate fails before the engine is contacted.
     for value in options.tags:
         parse_reference(value)
@@ -260,18 +260,32 @@ def build(
     check_socket()
     with BuildDisplay(verbose=verbose) as display:
         result = build_project(connect, project, options, display, pip)
-    if key and result.base_image and (base_id := image_id(result.base_image)):
+    if keys:
+        _keep_records(keys, project, result)
+    report_built(result, pip, own_dockerfile=project.dockerfile)
+
+
+def _keep_records(keys, project, result) -> None:
+    """After a plain build: the image its inputs made (a rebuild with nothing changed is a
+    lookup) and, for BuildKit, how it ran (a rebuild after an edit of the code runs it again
+    at once); see `cais.builders.record` and `cais.builders.replay`."""
+    from cais.builders.buildkit import find_buildkit_cli
+    from cais.builders.dockerfile import DEFAULT_DOCKERIGNORE
+    from cais.builders.record import BuildRecord, image_id, remember
+    from cais.builders.replay import keep_recipe
+
+    if result.base_image and (base_id := image_id(result.base_image)):
         remember(
-            key,
+            keys.inputs,
             BuildRecord(result.image_id, result.tags, result.base_image, base_id, result.builder),
         )
-    if result.used_pip_settings:
-        note(f"pip used {pip.describe()}; kept out of the image")
-    if project.dockerfile is not None:
-        note(f"built with the project's own `{project.dockerfile.name}`")
-    success(
-        f"Built `{', '.join(result.tags)}` ({result.image_id[7:19]}) with {result.builder} "
-        f"in {result.seconds:.1f}s"
-    )
-    note(f"run it: `cais run {result.tags[0]}`")
-    out.print(result.tags[0], markup=False)
+    cli = find_buildkit_cli() if result.builder == "buildkit" else None
+    if cli is not None:
+        keep_recipe(
+            keys.shape,
+            result,
+            context=project.path,
+            dockerfile=project.dockerfile,
+            default_ignore=None if project.dockerfile else DEFAULT_DOCKERIGNORE,
+            cli=cli,
+        )

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from cais.cli._output import success
 from cais.errors import CaisError
+from cais.output import success
 from cais.registry.reference import DOCKER_HUB
 
 __all__ = ["login", "logout"]

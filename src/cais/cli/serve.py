@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from cais.cli._output import note, success
+from cais.output import note, success
 
 __all__ = ["serve"]
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from cais import __version__
 from cais.errors import PlanError
 from cais.project import DependencyKind, Project
+from cais.sources import created_label
 
 __all__ = [
     "APP_DIR",
@@ -179,11 +180,11 @@ def plan_project(
         dependencies = None  # a pyproject project without dependencies
     name = name or project.name
     tag = tag or config.version
-    when = (created or project.source_date or datetime.now(timezone.utc)).replace(microsecond=0)
+    when = created or project.source_date or datetime.now(timezone.utc)
     labels = {
         "org.opencontainers.image.title": name,
         "org.opencontainers.image.version": tag,
-        "org.opencontainers.image.created": when.isoformat().replace("+00:00", "Z"),
+        "org.opencontainers.image.created": created_label(when),
     }
     if project.revision:
         labels["org.opencontainers.image.revision"] = project.revision

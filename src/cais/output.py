@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
@@ -17,7 +18,24 @@ from rich.progress import (
 
 from cais.errors import BuildError, CaisError
 
-__all__ = ["BuildDisplay", "LayerDisplay", "err", "out", "report_error", "success", "note"]
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from cais.builders.base import BuildResult
+    from cais.builders.pip_settings import PipSettings
+
+__all__ = [
+    "BuildDisplay",
+    "LayerDisplay",
+    "err",
+    "note",
+    "out",
+    "report_built",
+    "report_error",
+    "report_interrupted",
+    "report_unexpected",
+    "success",
+]
 
 out = Console(highlight=False, emoji=False)  # data: printed exactly as it is
 err = Console(stderr=True, highlight=False, emoji=False)
@@ -38,6 +56,34 @@ def report_error(error: CaisError) -> None:
     if error.hint:
         err.print()
         err.print(f"[cyan bold]hint:[/cyan bold] {_ticks(error.hint)}")
+
+
+def report_unexpected(exc: Exception) -> None:
+    """A failure cais did not foresee is a bug: one line, and how to get the traceback."""
+    report_error(
+        CaisError(
+            f"cais failed unexpectedly: {type(exc).__name__}: {exc}",
+            hint="run again with `cais --debug …` for the traceback, and report it",
+        )
+    )
+
+
+def report_interrupted() -> None:
+    err.print("[yellow]interrupted[/yellow]")
+
+
+def report_built(result: BuildResult, pip: PipSettings, *, own_dockerfile: Path | None) -> None:
+    """What a project build made and how to run it; the tag alone goes to stdout."""
+    if result.used_pip_settings:
+        note(f"pip used {pip.describe()}; kept out of the image")
+    if own_dockerfile is not None:
+        note(f"built with the project's own `{own_dockerfile.name}`")
+    success(
+        f"Built `{', '.join(result.tags)}` ({result.image_id[7:19]}) with {result.builder} "
+        f"in {result.seconds:.1f}s"
+    )
+    note(f"run it: `cais run {result.tags[0]}`")
+    out.print(result.tags[0], markup=False)
 
 
 def success(text: str) -> None:

@@ -1,0 +1,148 @@
+"""A rebuild after an edit of the code runs the last BuildKit build of the same shape again.
+
+The full `cais build` loads the project, plans and renders its Dockerfile, all inside a
+command line of Typer and Pydantic; for a one-line edit of a script that takes longer than
+docker's own rebuild. When the build's shape (`cais.builders.record`) is one cais built before
+with BuildKit, the Dockerfile it wrote then is the one it would write now, but for its
+`created` label: that label is computed again, and the same docker CLI runs the same build,
+with the same display, the pip settings read again from where they come from (they are never
+kept), and the same record afterwards.
+
+Only the standard library and cais's light modules are imported before the build starts;
+anything unexpected before then means "no replay", and the full command runs.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cais.builders.record import Fingerprints, recipe_for, remember_recipe
+
+if TYPE_CHECKING:
+    from cais.builders.base import BuildRequest, BuildResult
+    from cais.builders.buildkit import BuildKitCLI
+
+__all__ = ["keep_recipe", "replay"]
+
+_CREATED = re.compile(r'org\.opencontainers\.image\.created="([^"]*)"')
+
+
+def keep_recipe(
+    shape: str,
+    result: BuildResult,
+    *,
+    context: Path,
+    dockerfile: Path | None,
+    default_ignore: str | None,
+    cli: BuildKitCLI,
+) -> None:
+    """Keep how a BuildKit build of `shape` ran; a build whose Dockerfile's `created` label
+    cannot be found exactly once is not kept."""
+    created = None
+    if result.dockerfile_text is not None:
+        found = _CREATED.findall(result.dockerfile_text)
+        if len(found) != 1:
+            return
+        created = found[0]
+    elif dockerfile is None:
+        return
+    remember_recipe(
+        shape,
+        {
+            "context": str(context),
+            "tags": list(result.tags),
+            "dockerfile_text": result.dockerfile_text,
+            "dockerfile": str(dockerfile) if dockerfile else None,
+            "default_ignore": default_ignore,
+            "created": created,
+            "pip": result.used_pip_settings,
+            "base_image": result.base_image,
+            "cli": [cli.path, cli.buildx, cli.version],
+        },
+    )
+
+
+def replay(keys: Fingerprints, *, verbose: bool = False) -> int | None:
+    """Run the build kept for `keys.shape` again, as `cais build` would report it; its exit
+    code, or None when there is none to run (or anything is unexpected before it starts)."""
+    try:
+        prepared = _prepare(keys.shape)
+    except Exception:
+        return None
+    if prepared is None:
+        return None
+    request, cli, recipe = prepared
+    return _run(keys, request, cli, recipe, verbose)
+
+
+def _prepare(shape: str) -> tuple[BuildRequest, BuildKitCLI, dict] | None:
+    from cais.builders.base import BuildRequest
+    from cais.builders.buildkit import BuildKitCLI, find_buildkit_cli
+    from cais.builders.pip_settings import PipSettings, pip_settings
+    from cais.engine.client import check_socket
+    from cais.sources import created_label, source_date
+
+    recipe = recipe_for(shape)
+    if recipe is None:
+        return None
+    cli = BuildKitCLI(*recipe["cli"])
+    if find_buildkit_cli() != cli:
+        return None  # another docker CLI now: the full command chooses again
+    context = Path(recipe["context"])
+    text = recipe["dockerfile_text"]
+    if text is not None:
+        old = f'org.opencontainers.image.created="{recipe["created"]}"'
+        new = f'org.opencontainers.image.created="{created_label(source_date(context))}"'
+        if text.count(old) != 1:
+            return None
+        text = text.replace(old, new)
+        recipe = {**recipe, "dockerfile_text": text, "created": new.split('"')[1]}
+    check_socket()
+    request = BuildRequest(
+        context=context,
+        tags=tuple(recipe["tags"]),
+        dockerfile_text=text,
+        dockerfile=Path(recipe["dockerfile"]) if recipe["dockerfile"] else None,
+        pip=pip_settings() if recipe["pip"] else PipSettings(),
+        default_ignore=recipe["default_ignore"],
+    )
+    return request, cli, recipe
+
+
+def _run(
+    keys: Fingerprints, request: BuildRequest, cli: BuildKitCLI, recipe: dict, verbose: bool
+) -> int:
+    from cais.builders.buildkit import BuildKitBuilder
+    from cais.builders.record import BuildRecord, image_id, remember
+    from cais.errors import CaisError
+    from cais.output import (
+        BuildDisplay,
+        report_built,
+        report_error,
+        report_interrupted,
+        report_unexpected,
+    )
+
+    try:
+        with BuildDisplay(verbose=verbose) as display:
+            result = BuildKitBuilder(cli).build(request, display)
+        base = recipe["base_image"]
+        if base and (base_id := image_id(base)):
+            remember(
+                keys.inputs,
+                BuildRecord(result.image_id, result.tags, base, base_id, result.builder),
+            )
+        remember_recipe(keys.shape, recipe)
+        report_built(result, request.pip, own_dockerfile=request.dockerfile)
+    except CaisError as exc:
+        report_error(exc)
+        return 1
+    except KeyboardInterrupt:
+        report_interrupted()
+        return 130
+    except Exception as exc:  # a bug: one line, as the full command reports it
+        report_unexpected(exc)
+        return 2
+    return 0

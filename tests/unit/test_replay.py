@@ -1,0 +1,289 @@
+"""Rebuilds after an edit of the code (cais.builders.replay), without an engine: the docker CLI
+run is replaced here; tests/integration/test_build.py runs the real one."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cais import _entry
+from cais.builders import buildkit, record, replay
+from cais.builders.base import BuildResult
+from cais.builders.buildkit import BuildKitCLI
+from cais.errors import BuildError
+
+CLI = BuildKitCLI("/usr/bin/docker", False, "20.10.24")
+DOCKERFILE = """FROM python:3.11-slim
+COPY . .
+LABEL org.opencontainers.image.title="hello" \\
+      org.opencontainers.image.created="2020-01-01T00:00:00Z"
+CMD ["python", "script.py"]
+"""
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    for name in record.BUILD_ENVIRONMENT:
+        monkeypatch.delenv(name, raising=False)
+    socket = tmp_path / "docker.sock"
+    socket.touch()  # only its existence is checked before the (replaced) build
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{socket}")
+    monkeypatch.setattr(buildkit, "find_buildkit_cli", lambda: CLI)
+    monkeypatch.setattr(record, "image_id", {"python:3.11-slim": "sha256:base"}.get)
+
+
+@pytest.fixture
+def project(tmp_path) -> Path:
+    folder = tmp_path / "hello"
+    folder.mkdir()
+    (folder / "script.py").write_text("print('hello')\n")
+    (folder / "requirements.txt").write_text("humanize\n")
+    os.utime(folder / "script.py", (1_700_000_000, 1_700_000_000))
+    os.utime(folder / "requirements.txt", (1_700_000_000, 1_700_000_000))
+    return folder
+
+
+def result(text: str | None = DOCKERFILE, **changes) -> BuildResult:
+    fields = dict(
+        image_id="sha256:" + "a" * 64,
+        tags=("hello:1",),
+        builder="buildkit",
+        seconds=0.2,
+        base_image="python:3.11-slim",
+        dockerfile_text=text,
+    )
+    return BuildResult(**{**fields, **changes})
+
+
+def keep(project: Path, built: BuildResult = result(), dockerfile: Path | None = None) -> None:
+    keys = record.fingerprint(project, ("hello:1",))
+    replay.keep_recipe(
+        keys.shape,
+        built,
+        context=project,
+        dockerfile=dockerfile,
+        default_ignore=None if dockerfile else ".git\n",
+        cli=CLI,
+    )
+
+
+@pytest.fixture
+def builds(monkeypatch) -> list:
+    """What the replaced docker CLI was asked to build."""
+    asked: list = []
+
+    def build(self, request, progress):
+        asked.append(request)
+        progress.step("[1/2] COPY . .")
+        return result(image_id="sha256:" + "b" * 64, seconds=0.1)
+
+    monkeypatch.setattr(buildkit.BuildKitBuilder, "build", build)
+    return asked
+
+
+def quick(project: Path) -> int | None:
+    return _entry.quick_build([str(project), "-t", "hello:1"])
+
+
+def test_an_edit_of_the_code_runs_the_kept_build_again(project, builds, capsys, monkeypatch):
+    keep(project)
+    (project / "script.py").write_text("print('hello, edited')\n")
+    os.utime(project / "script.py", (1_800_000_000, 1_800_000_000))
+    assert quick(project) == 0
+    [request] = builds
+    assert request.context == project and request.tags == ("hello:1",)
+    # The same Dockerfile, but for when the sources last changed.
+    assert request.dockerfile_text == DOCKERFILE.replace(
+        "2020-01-01T00:00:00Z", "2027-01-15T08:00:00Z"
+    )
+    assert request.default_ignore == ".git\n" and request.dockerfile is None
+    out, err = capsys.readouterr()
+    assert out == "hello:1\n"
+    assert "Built `hello:1` (bbbbbbbbbbbb) with buildkit" in err
+    # Now the edited inputs are known to have built that image: a lookup answers next.
+    engine = {"hello:1": "sha256:" + "b" * 64, "python:3.11-slim": "sha256:base"}
+    monkeypatch.setattr(record, "image_id", engine.get)
+    assert quick(project) == 0
+    assert len(builds) == 1
+    assert "is up to date" in capsys.readouterr().err
+
+
+def test_a_second_edit_replays_the_first_replay(project, builds):
+    keep(project)
+    (project / "script.py").write_text("one\n")
+    assert quick(project) == 0
+    (project / "script.py").write_text("two\n")
+    os.utime(project / "script.py", (1_800_000_000, 1_800_000_000))
+    assert quick(project) == 0
+    assert "2027-01-15T08:00:00Z" in builds[-1].dockerfile_text
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["cais.yaml", "new script", "rename", "dockerignore", "environment", "tags"],
+)
+def test_a_change_that_can_change_the_dockerfile_runs_the_full_command(
+    project, builds, change, monkeypatch
+):
+    keep(project)
+    tags = ["-t", "hello:1"]
+    if change == "cais.yaml":
+        (project / "cais.yaml").write_text("env: {NAME: you}\n")
+    elif change == "new script":
+        (project / "other.py").write_text("")
+    elif change == "rename":
+        (project / "script.py").rename(project / "main.py")
+    elif change == "dockerignore":
+        (project / ".dockerignore").write_text("data/\n")
+    elif change == "environment":
+        monkeypatch.setenv("PIP_INDEX_URL", "https://pypi.example/simple")
+    elif change == "tags":
+        tags = ["-t", "hello:2"]
+    assert _entry.quick_build([str(project), *tags]) is None
+    assert builds == []
+
+
+def test_a_projects_own_dockerfile_is_replayed_as_it_is(project, builds):
+    own = project / "Dockerfile"
+    own.write_text("FROM python:3.11-slim\nCOPY . .\n")
+    keep(project, result(text=None, base_image=None), dockerfile=own)
+    (project / "script.py").write_text("print('edited')\n")
+    assert quick(project) == 0
+    [request] = builds
+    assert request.dockerfile == own and request.dockerfile_text is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [DOCKERFILE.replace("org.opencontainers.image.created", "x"), DOCKERFILE + DOCKERFILE],
+)
+def test_a_dockerfile_without_one_created_label_is_not_kept(project, builds, text):
+    keep(project, result(text=text))
+    (project / "script.py").write_text("print('edited')\n")
+    assert quick(project) is None
+
+
+def test_nothing_is_replayed_where_it_could_not_run_the_same(project, builds, monkeypatch):
+    keep(project)
+    (project / "script.py").write_text("print('edited')\n")
+    monkeypatch.setattr(buildkit, "find_buildkit_cli", lambda: None)  # the CLI is gone
+    assert quick(project) is None
+    monkeypatch.setattr(buildkit, "find_buildkit_cli", lambda: CLI._replace(version="27.0.1"))
+    assert quick(project) is None  # another CLI: the full command chooses again
+    monkeypatch.setattr(buildkit, "find_buildkit_cli", lambda: CLI)
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    assert quick(project) is None  # the full command says the engine is not reachable
+    assert builds == []
+
+
+def test_pip_settings_are_read_again_and_never_kept(project, builds, tmp_path, monkeypatch):
+    ca = tmp_path / "proxy.pem"
+    ca.write_bytes(b"-----BEGIN CERTIFICATE-----\nMIIBproxy\n-----END CERTIFICATE-----\n")
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca))
+    keep(project, result(used_pip_settings=True))
+    saved = (tmp_path / "cache" / "cais" / "recipes.json").read_text()
+    assert "MIIBproxy" not in saved and str(ca) not in saved
+    (project / "requirements.txt").write_text("humanize\nsix\n")  # pip runs again
+    assert quick(project) == 0
+    [request] = builds
+    assert b"MIIBproxy" in request.pip.ca_bundle
+
+
+def test_a_failed_replay_is_reported_as_the_full_command_would(project, monkeypatch, capsys):
+    def failing(self, request, progress):
+        raise BuildError("The build failed at step `[3/5] COPY . .`", log_tail=["no space left"])
+
+    monkeypatch.setattr(buildkit.BuildKitBuilder, "build", failing)
+    keep(project)
+    (project / "script.py").write_text("print('edited')\n")
+    assert quick(project) == 1
+    err = capsys.readouterr().err
+    assert "error: The build failed at step `[3/5] COPY . .`" in err and "no space left" in err
+
+    def broken(self, request, progress):
+        raise ValueError("odd")
+
+    monkeypatch.setattr(buildkit.BuildKitBuilder, "build", broken)
+    assert quick(project) == 2
+    assert "cais failed unexpectedly: ValueError: odd" in capsys.readouterr().err
+
+
+def test_the_replay_starts_the_build_without_the_command_line_libraries(project, tmp_path):
+    """The point of the replay: Typer, Pydantic and the Docker SDK are not paid for."""
+    check = f"""
+import sys
+from cais.builders import buildkit, record, replay
+from cais.builders.base import BuildResult
+cli = buildkit.BuildKitCLI("/usr/bin/docker", False, "20.10.24")
+buildkit.find_buildkit_cli = lambda: cli
+record.image_id = lambda reference: None
+seen = []
+def build(self, request, progress):
+    seen.extend(sorted({{m.split(".")[0] for m in sys.modules}} & heavy))
+    return BuildResult("sha256:" + "b" * 64, ("hello:1",), "buildkit", 0.1)
+heavy = {{"typer", "pydantic", "docker", "yaml", "httpx", "click", "packaging"}}
+buildkit.BuildKitBuilder.build = build
+project = {str(project)!r}
+from pathlib import Path
+keys = record.fingerprint(Path(project), ("hello:1",))
+text = 'LABEL org.opencontainers.image.created="x"'
+built = BuildResult("sha256:1", ("hello:1",), "buildkit", 1.0, dockerfile_text=text)
+replay.keep_recipe(keys.shape, built, context=Path(project), dockerfile=None,
+                   default_ignore=None, cli=cli)
+Path(project, "script.py").write_text("edited")
+from cais._entry import quick_build
+code = quick_build([project, "-t", "hello:1"])
+print(code, seen)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", check], capture_output=True, text=True, env=os.environ, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "0 []"
+
+
+def test_cais_reads_no_other_file_of_a_project_to_write_its_dockerfile(tmp_path):
+    """What the shape leaves out must be what cais never reads: the contents of every file but
+    SHAPING_FILES (their names still count)."""
+    from cais.build import dockerfile_for
+    from cais.builders.context import ignore_patterns
+    from cais.builders.dockerfile import DEFAULT_DOCKERIGNORE
+
+    folder = tmp_path / "full"
+    (folder / "pkg").mkdir(parents=True)
+    files = {
+        "cais.yaml": "name: full\nentrypoint: main.py\nrequirements: deps/base.txt\n",
+        "pyproject.toml": "[project]\nname = 'full'\nrequires-python = '>=3.10'\n",
+        ".python-version": "3.11\n",
+        ".dockerignore": "data/\n",
+        "main.py": "print('hi')\n",
+        "app.py": "print('app')\n",
+        "setup.py": "from setuptools import setup\nsetup()\n",
+        "requirements.txt": "humanize\n",
+        "deps/base.txt": "six\n",
+        "pkg/__init__.py": "",
+        "notes.md": "# notes\n",
+    }
+    for name, text in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(text)
+    opened: list[str] = []
+    watching = [True]
+
+    def hook(event: str, args: tuple) -> None:
+        if watching[0] and event == "open" and isinstance(args[0], str):
+            opened.append(args[0])
+
+    sys.addaudithook(hook)  # cannot be removed: it stops watching at the end instead
+    try:
+        project, _ = dockerfile_for(folder)
+        ignore_patterns(project.path, DEFAULT_DOCKERIGNORE)
+    finally:
+        watching[0] = False
+    read = {Path(p).resolve().relative_to(folder).as_posix() for p in opened if str(folder) in p}
+    assert read and read <= record.SHAPING_FILES, read - record.SHAPING_FILES
