@@ -7,19 +7,13 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TransferSpeedColumn,
-)
 
 from cais.errors import BuildError, CaisError
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from rich.progress import TaskID
 
     from cais.builders.base import BuildResult
     from cais.builders.pip_settings import PipSettings
@@ -138,6 +132,15 @@ class LayerDisplay:
     """Per-layer bars with bytes and speed for pushes and pulls."""
 
     def __init__(self) -> None:
+        # Imported here: builds, which start most often, have no use for the bars.
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TransferSpeedColumn,
+        )
+
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(bar_width=24),

@@ -117,17 +117,13 @@ def _run(
     from cais.builders.buildkit import BuildKitBuilder
     from cais.builders.record import BuildRecord, image_id, remember
     from cais.errors import CaisError
-    from cais.output import (
-        BuildDisplay,
-        report_built,
-        report_error,
-        report_interrupted,
-        report_unexpected,
-    )
 
+    display = _DisplayFromFirstLine(verbose)
     try:
-        with BuildDisplay(verbose=verbose) as display:
+        with display:
             result = BuildKitBuilder(cli).build(request, display)
+        from cais.output import report_built
+
         base = recipe["base_image"]
         if base and (base_id := image_id(base)):
             remember(
@@ -137,12 +133,47 @@ def _run(
         remember_recipe(keys.shape, recipe)
         report_built(result, request.pip, own_dockerfile=request.dockerfile)
     except CaisError as exc:
+        from cais.output import report_error
+
         report_error(exc)
         return 1
     except KeyboardInterrupt:
+        from cais.output import report_interrupted
+
         report_interrupted()
         return 130
     except Exception as exc:  # a bug: one line, as the full command reports it
+        from cais.output import report_unexpected
+
         report_unexpected(exc)
         return 2
     return 0
+
+
+class _DisplayFromFirstLine:
+    """cais's build display, started by the build's first line: importing Rich then happens
+    while the docker CLI is already at work, instead of before it starts."""
+
+    def __init__(self, verbose: bool) -> None:
+        self.verbose = verbose
+        self.display = None
+
+    def __enter__(self) -> _DisplayFromFirstLine:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.display is not None:
+            self.display.__exit__(*exc_info)
+
+    def _shown(self):
+        if self.display is None:
+            from cais.output import BuildDisplay
+
+            self.display = BuildDisplay(verbose=self.verbose).__enter__()
+        return self.display
+
+    def step(self, name: str) -> None:
+        self._shown().step(name)
+
+    def log(self, line: str) -> None:
+        self._shown().log(line)
