@@ -69,11 +69,16 @@ def quick_build(args: list[str]) -> int | None:
             return None
         if _up_to_date(keys.inputs):
             return 0
+        from cais.builders.replay import replay
+
+        return replay(keys, verbose=verbose)
+    except KeyboardInterrupt:
+        from cais.output import report_interrupted
+
+        report_interrupted()
+        return 130
     except Exception:
         return None
-    from cais.builders.replay import replay
-
-    return replay(keys, verbose=verbose)
 
 
 def _up_to_date(key: str) -> bool:

@@ -107,6 +107,39 @@ def test_the_fingerprint_changes_with_any_input(project, change, monkeypatch, tm
     assert (after.shape != before.shape) is CHANGES[change]
 
 
+@pytest.mark.parametrize(
+    "name", ["cais.yaml", "pyproject.toml", ".python-version", ".dockerignore", "Dockerfile"]
+)
+def test_an_edit_of_a_file_cais_reads_changes_the_shape(project, name):
+    (project / name).write_text("one\n")
+    before = fingerprint(project, ())
+    (project / name).write_text("two, longer\n")
+    after = fingerprint(project, ())
+    assert after.shape != before.shape and after.inputs != before.inputs
+    (project / "requirements.txt").write_text("humanize\nsix\n")  # read by pip, not cais
+    assert fingerprint(project, ()).shape == after.shape
+
+
+def test_names_of_files_cais_reads_are_compared_without_case(project):
+    """On macOS and Windows file systems, `Cais.yaml` is the cais.yaml cais opens."""
+    (project / "Cais.yaml").write_text("name: one\n")
+    before = fingerprint(project, ())
+    (project / "Cais.yaml").write_text("name: two\n")
+    assert fingerprint(project, ()).shape != before.shape
+
+
+def test_git_settings_from_the_environment_are_inputs(project, monkeypatch):
+    before = fingerprint(project, ())
+    monkeypatch.setenv("GIT_DIR", "/elsewhere/.git")  # another repository: another commit
+    assert fingerprint(project, ()).shape != before.shape
+    monkeypatch.delenv("GIT_DIR")
+    monkeypatch.setenv("GIT_CONFIG_COUNT", "1")
+    assert fingerprint(project, ()).shape != before.shape
+    monkeypatch.delenv("GIT_CONFIG_COUNT")
+    monkeypatch.setenv("GIT_EDITOR", "vim")  # changes nothing git answers
+    assert fingerprint(project, ()) == before
+
+
 def test_the_git_commit_is_an_input(project):
     git = project / ".git"
     (git / "refs" / "heads").mkdir(parents=True)
@@ -133,6 +166,10 @@ def test_a_git_folder_the_image_would_hold_is_not_followed(project):
     (project / ".dockerignore").write_text(".git\n!.git/HEAD\n")
     assert fingerprint(project, ()) is None
     (project / ".dockerignore").write_text(".git/\n")
+    (project / ".git" / "config").write_text('[includeIf "gitdir:~/work/"]\n\tpath = w\n')
+    assert fingerprint(project, ()) is None  # settings in files elsewhere
+    (project / ".git" / "config").write_text("[core]\n\tbare = false\n")
+    assert fingerprint(project, ()) is not None
     (project / ".git" / "reftable").mkdir()  # refs in git's newer format
     assert fingerprint(project, ()) is None
 

@@ -3,6 +3,7 @@ run is replaced here; tests/integration/test_build.py runs the real one."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
@@ -115,8 +116,11 @@ def test_an_edit_of_the_code_runs_the_kept_build_again(project, builds, capsys, 
 
 def test_a_second_edit_replays_the_first_replay(project, builds):
     keep(project)
+    shape = record.fingerprint(project, ("hello:1",)).shape
     (project / "script.py").write_text("one\n")
+    os.utime(project / "script.py", (1_750_000_000, 1_750_000_000))
     assert quick(project) == 0
+    assert record.recipe_for(shape)["created"] == "2025-06-15T15:06:40Z"  # kept anew
     (project / "script.py").write_text("two\n")
     os.utime(project / "script.py", (1_800_000_000, 1_800_000_000))
     assert quick(project) == 0
@@ -164,8 +168,7 @@ def test_a_projects_own_dockerfile_is_replayed_as_it_is(project, builds):
 )
 def test_a_dockerfile_without_one_created_label_is_not_kept(project, builds, text):
     keep(project, result(text=text))
-    (project / "script.py").write_text("print('edited')\n")
-    assert quick(project) is None
+    assert record.recipe_for(record.fingerprint(project, ("hello:1",)).shape) is None
 
 
 def test_nothing_is_replayed_where_it_could_not_run_the_same(project, builds, monkeypatch):
@@ -173,10 +176,11 @@ def test_nothing_is_replayed_where_it_could_not_run_the_same(project, builds, mo
     (project / "script.py").write_text("print('edited')\n")
     monkeypatch.setattr(buildkit, "find_buildkit_cli", lambda: None)  # the CLI is gone
     assert quick(project) is None
-    monkeypatch.setattr(buildkit, "find_buildkit_cli", lambda: CLI._replace(version="27.0.1"))
+    newer = dataclasses.replace(CLI, version="27.0.1")
+    monkeypatch.setattr(buildkit, "find_buildkit_cli", lambda: newer)
     assert quick(project) is None  # another CLI: the full command chooses again
     monkeypatch.setattr(buildkit, "find_buildkit_cli", lambda: CLI)
-    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    Path(os.environ["DOCKER_HOST"].removeprefix("unix://")).unlink()  # the engine stopped
     assert quick(project) is None  # the full command says the engine is not reachable
     assert builds == []
 
@@ -192,6 +196,27 @@ def test_pip_settings_are_read_again_and_never_kept(project, builds, tmp_path, m
     assert quick(project) == 0
     [request] = builds
     assert b"MIIBproxy" in request.pip.ca_bundle
+
+
+def test_a_build_without_pip_settings_gets_none_on_replay(project, builds, monkeypatch):
+    """A Dockerfile written without secret mounts gets no settings, whatever is set."""
+    monkeypatch.setenv("PIP_INDEX_URL", "https://user:token@pypi.example/simple")
+    keep(project, result(used_pip_settings=False))
+    (project / "script.py").write_text("print('edited')\n")
+    assert quick(project) == 0
+    [request] = builds
+    assert not request.pip
+
+
+def test_an_interruption_before_the_build_exits_as_the_full_command_would(
+    project, monkeypatch, capsys
+):
+    def interrupted(folder, tags):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(record, "fingerprint", interrupted)
+    assert quick(project) == 130
+    assert "interrupted" in capsys.readouterr().err
 
 
 def test_a_failed_replay_is_reported_as_the_full_command_would(project, monkeypatch, capsys):
@@ -285,5 +310,32 @@ def test_cais_reads_no_other_file_of_a_project_to_write_its_dockerfile(tmp_path)
         ignore_patterns(project.path, DEFAULT_DOCKERIGNORE)
     finally:
         watching[0] = False
-    read = {Path(p).resolve().relative_to(folder).as_posix() for p in opened if str(folder) in p}
+    read = {
+        Path(p).resolve().relative_to(folder).as_posix().casefold()
+        for p in opened
+        if str(folder) in p
+    }
     assert read and read <= record.SHAPING_FILES, read - record.SHAPING_FILES
+
+
+@pytest.mark.parametrize(
+    ("config", "own"),
+    [
+        ("entrypoint: script.py\nrequirements: requirements.txt\n", True),
+        ("entrypoint: [python, -m, app]\n", True),
+        ("entrypoint: linked/run.py\n", False),  # through a linked folder
+        ("requirements: ../outside.txt\n", False),  # outside the project
+    ],
+)
+def test_recipes_are_kept_only_for_projects_naming_their_own_files(project, config, own):
+    """The shape follows the project's own entries, not what links or `..` reach."""
+    from cais.cli.project import _names_only_own_files
+    from cais.project import load_project
+
+    elsewhere = project.parent / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "run.py").write_text("")
+    (project / "linked").symlink_to(elsewhere)
+    (project.parent / "outside.txt").write_text("six\n")
+    (project / "cais.yaml").write_text(config)
+    assert _names_only_own_files(load_project(project)) is own

@@ -65,6 +65,15 @@ BUILD_ENVIRONMENT = (
     "PIP_TRUSTED_HOST",
 )
 _CA_VARIABLES = ("PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
+# Settings that change where git finds the repository and its config, so the commit and origin.
+_GIT_ENVIRONMENT = (
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_COMMON_DIR",
+    "GIT_CEILING_DIRECTORIES",
+    "GIT_DISCOVERY_ACROSS_FILESYSTEM",
+    "GIT_CONFIG",  # and every GIT_CONFIG_… (files, count, keys and values, parameters)
+)
 _MAX_ENTRIES = 20_000  # a larger folder is not fingerprinted: the build decides
 _KEPT_RECORDS = 200
 _BUILDS = "builds.json"
@@ -83,9 +92,10 @@ class BuildRecord(NamedTuple):
 
 
 # The files of a project whose contents cais reads to write its Dockerfile (of every other
-# file only the name matters to cais; docker itself compares their contents).
+# file only the name matters to cais; docker itself compares their contents). In lower case:
+# names are compared without case.
 SHAPING_FILES = frozenset(
-    {"cais.yaml", "pyproject.toml", ".python-version", ".dockerignore", "Dockerfile"}
+    {"cais.yaml", "pyproject.toml", ".python-version", ".dockerignore", "dockerfile"}
 )
 
 
@@ -162,15 +172,20 @@ def _feed_tree(root: Path, feed) -> bool:
                     target = None
                 kind = None if target is None else "dir" if stat.S_ISDIR(target[0]) else "file"
                 feed(relative, "link", os.readlink(entry.path), kind)
-                feed(relative, target, shaping=folder == root and entry.name in SHAPING_FILES)
+                feed(relative, target, shaping=folder == root and _shaping(entry.name))
             elif entry.is_dir(follow_symlinks=False):
                 feed(relative, "dir", info.st_mode)
                 pending.append(Path(entry.path))
             else:
-                shaping = folder == root and entry.name in SHAPING_FILES
+                shaping = folder == root and _shaping(entry.name)
                 feed(relative, "file")
                 feed(relative, _stat_stamp(info), shaping=shaping)
     return True
+
+
+def _shaping(name: str) -> bool:
+    # Compared without case: on macOS and Windows file systems `Cais.yaml` is cais.yaml.
+    return name.casefold() in SHAPING_FILES
 
 
 def _ignores_git(root: Path) -> bool:
@@ -190,6 +205,7 @@ def _ignores_git(root: Path) -> bool:
 def _feed_git(root: Path, feed) -> bool:
     """The checked-out commit and the origin, which label the image: the files git keeps
     them in, found the way git finds its folder."""
+    feed({k: v for k, v in os.environ.items() if k.startswith(_GIT_ENVIRONMENT)})
     for folder in (root, *root.parents):
         git = folder / ".git"
         if git.is_dir():
@@ -201,6 +217,9 @@ def _feed_git(root: Path, feed) -> bool:
         return True
     if (git / "reftable").exists():
         return False  # refs in git's reftable format: leave them to git
+    config = git / "config"
+    if config.is_file() and "[include" in config.read_text(encoding="utf-8", errors="replace"):
+        return False  # settings in other files (include, includeIf): leave them to git
     head = (git / "HEAD").read_text(encoding="utf-8", errors="replace").strip()
     feed("git", str(git), head)
     for name in (
