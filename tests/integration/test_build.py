@@ -313,3 +313,30 @@ def test_a_rebuild_after_an_edit_of_the_code_runs_the_last_build_again(
     # A change that can change the Dockerfile is left to the full command.
     (project / "cais.yaml").write_text((project / "cais.yaml").read_text() + "\n# edited\n")
     assert _entry.quick_build([str(project), "-t", tag]) is None
+
+
+def test_a_projects_own_dockerfile_is_replayed_after_an_edit(
+    tmp_path, cais, engine, base_image, image_name, capsys
+):
+    if find_buildkit_cli() is None:
+        unavailable("no docker CLI that can build with BuildKit")
+    project = tmp_path / "own"
+    project.mkdir()
+    (project / "Dockerfile").write_text(
+        f'FROM {base_image}\nCOPY message.txt /\nCMD ["cat", "/message.txt"]\n'
+    )
+    (project / "message.txt").write_text(f"first {image_name}\n")
+    tag = f"{image_name}:own"
+    first = cais("build", str(project), "-t", tag)
+    assert first.returncode == 0, first.stderr
+    (project / "message.txt").write_text(f"second {image_name}\n")
+    assert _entry.quick_build([str(project), "-t", tag]) == 0
+    assert "built with the project's own `Dockerfile`" in capsys.readouterr().err
+    assert engine.containers.run(tag, remove=True).decode() == f"second {image_name}\n"
+    replayed = engine.images.get(tag).id
+    full = cais("build", str(project), "-t", tag, "--builder", "buildkit")
+    assert full.returncode == 0, full.stderr
+    assert engine.images.get(tag).id == replayed
+    # An edit of the Dockerfile goes to the full command, as any shaping file's does.
+    (project / "Dockerfile").write_text(f"FROM {base_image}\nCOPY message.txt /\n")
+    assert _entry.quick_build([str(project), "-t", tag]) is None
