@@ -15,7 +15,9 @@ from cais import _entry
 from cais.builders import buildkit, record, replay
 from cais.builders.base import BuildResult
 from cais.builders.buildkit import BuildKitCLI
+from cais.builders.dockerfile import DEFAULT_DOCKERIGNORE
 from cais.errors import BuildError
+from cais.project import load_project
 
 CLI = BuildKitCLI("/usr/bin/docker", False, "20.10.24")
 DOCKERFILE = """FROM python:3.11-slim
@@ -61,16 +63,9 @@ def result(text: str | None = DOCKERFILE, **changes) -> BuildResult:
     return BuildResult(**{**fields, **changes})
 
 
-def keep(project: Path, built: BuildResult = result(), dockerfile: Path | None = None) -> None:
+def keep(project: Path, built: BuildResult = result()) -> None:
     keys = record.fingerprint(project, ("hello:1",))
-    replay.keep_recipe(
-        keys.shape,
-        built,
-        context=project,
-        dockerfile=dockerfile,
-        default_ignore=None if dockerfile else ".git\n",
-        cli=CLI,
-    )
+    replay.keep_recipe(keys.shape, built, load_project(project), CLI)
 
 
 @pytest.fixture
@@ -102,7 +97,7 @@ def test_an_edit_of_the_code_runs_the_kept_build_again(project, builds, capsys, 
     assert request.dockerfile_text == DOCKERFILE.replace(
         "2020-01-01T00:00:00Z", "2027-01-15T08:00:00Z"
     )
-    assert request.default_ignore == ".git\n" and request.dockerfile is None
+    assert request.default_ignore == DEFAULT_DOCKERIGNORE and request.dockerfile is None
     out, err = capsys.readouterr()
     assert out == "hello:1\n"
     assert "Built `hello:1` (bbbbbbbbbbbb) with buildkit" in err
@@ -120,7 +115,8 @@ def test_a_second_edit_replays_the_first_replay(project, builds):
     (project / "script.py").write_text("one\n")
     os.utime(project / "script.py", (1_750_000_000, 1_750_000_000))
     assert quick(project) == 0
-    assert record.recipe_for(shape)["created"] == "2025-06-15T15:06:40Z"  # kept anew
+    kept = record.recipe_for(shape)["dockerfile_text"]  # kept anew
+    assert 'org.opencontainers.image.created="2025-06-15T15:06:40Z"' in kept
     (project / "script.py").write_text("two\n")
     os.utime(project / "script.py", (1_800_000_000, 1_800_000_000))
     assert quick(project) == 0
@@ -155,7 +151,7 @@ def test_a_change_that_can_change_the_dockerfile_runs_the_full_command(
 def test_a_projects_own_dockerfile_is_replayed_as_it_is(project, builds):
     own = project / "Dockerfile"
     own.write_text("FROM python:3.11-slim\nCOPY . .\n")
-    keep(project, result(text=None, base_image=None), dockerfile=own)
+    keep(project, result(text=None, base_image=None))
     (project / "script.py").write_text("print('edited')\n")
     assert quick(project) == 0
     [request] = builds
@@ -240,9 +236,10 @@ def test_a_failed_replay_is_reported_as_the_full_command_would(project, monkeypa
 
 def test_the_replay_starts_the_build_without_the_command_line_libraries(project, tmp_path):
     """The point of the replay: Typer, Pydantic and the Docker SDK are not paid for."""
+    keep(project, result(text='LABEL org.opencontainers.image.created="x"'))  # here: it loads
     check = f"""
 import sys
-from cais.builders import buildkit, record, replay
+from cais.builders import buildkit, record
 from cais.builders.base import BuildResult
 cli = buildkit.BuildKitCLI("/usr/bin/docker", False, "20.10.24")
 buildkit.find_buildkit_cli = lambda: cli
@@ -255,11 +252,6 @@ heavy = {{"typer", "pydantic", "docker", "yaml", "httpx", "click", "packaging"}}
 buildkit.BuildKitBuilder.build = build
 project = {str(project)!r}
 from pathlib import Path
-keys = record.fingerprint(Path(project), ("hello:1",))
-text = 'LABEL org.opencontainers.image.created="x"'
-built = BuildResult("sha256:1", ("hello:1",), "buildkit", 1.0, dockerfile_text=text)
-replay.keep_recipe(keys.shape, built, context=Path(project), dockerfile=None,
-                   default_ignore=None, cli=cli)
 Path(project, "script.py").write_text("edited")
 from cais._entry import quick_build
 code = quick_build([project, "-t", "hello:1"])
@@ -329,13 +321,12 @@ def test_cais_reads_no_other_file_of_a_project_to_write_its_dockerfile(tmp_path)
 )
 def test_recipes_are_kept_only_for_projects_naming_their_own_files(project, config, own):
     """The shape follows the project's own entries, not what links or `..` reach."""
-    from cais.cli.project import _names_only_own_files
-    from cais.project import load_project
-
     elsewhere = project.parent / "elsewhere"
     elsewhere.mkdir()
     (elsewhere / "run.py").write_text("")
     (project / "linked").symlink_to(elsewhere)
     (project.parent / "outside.txt").write_text("six\n")
     (project / "cais.yaml").write_text(config)
-    assert _names_only_own_files(load_project(project)) is own
+    assert replay._names_only_own_files(load_project(project)) is own
+    keep(project)
+    assert (record.recipe_for(record.fingerprint(project, ("hello:1",)).shape) is not None) is own

@@ -30,9 +30,12 @@ import stat
 import sys
 import time
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from cais import __version__
+
+if TYPE_CHECKING:
+    from cais.builders.base import BuildResult
 
 __all__ = [
     "BUILD_ENVIRONMENT",
@@ -45,6 +48,7 @@ __all__ = [
     "recipe_for",
     "remember",
     "remember_recipe",
+    "remember_result",
 ]
 
 # Settings read from the environment that change what a build makes or how pip reaches it
@@ -265,6 +269,16 @@ def _keep(name: str, key: str, value: dict) -> None:
 def remember(key: str, record: BuildRecord) -> None:
     """Keep `record` as what `key`'s inputs built."""
     _keep(_BUILDS, key, {**record._asdict(), "tags": list(record.tags)})
+
+
+def remember_result(key: str, result: BuildResult) -> None:
+    """Keep what `key`'s inputs built, when its base image is known and in the engine (only
+    then can a later lookup check it)."""
+    if result.base_image and (base_id := image_id(result.base_image)):
+        remember(
+            key,
+            BuildRecord(result.image_id, result.tags, result.base_image, base_id, result.builder),
+        )
 
 
 def remember_recipe(shape: str, recipe: dict) -> None:

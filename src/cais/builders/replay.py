@@ -14,6 +14,7 @@ anything unexpected before then means "no replay", and the full command runs.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,40 +24,33 @@ from cais.builders.record import Fingerprints, recipe_for, remember_recipe
 if TYPE_CHECKING:
     from cais.builders.base import BuildRequest, BuildResult
     from cais.builders.buildkit import BuildKitCLI
+    from cais.project import Project
 
 __all__ = ["keep_recipe", "replay"]
 
 _CREATED = re.compile(r'org\.opencontainers\.image\.created="([^"]*)"')
 
 
-def keep_recipe(
-    shape: str,
-    result: BuildResult,
-    *,
-    context: Path,
-    dockerfile: Path | None,
-    default_ignore: str | None,
-    cli: BuildKitCLI,
-) -> None:
-    """Keep how a BuildKit build of `shape` ran; a build whose Dockerfile's `created` label
-    cannot be found exactly once is not kept."""
-    created = None
-    if result.dockerfile_text is not None:
-        found = _CREATED.findall(result.dockerfile_text)
-        if len(found) != 1:
-            return
-        created = found[0]
-    elif dockerfile is None:
+def keep_recipe(shape: str, result: BuildResult, project: Project, cli: BuildKitCLI) -> None:
+    """Keep how a BuildKit build of `project` with this shape ran. Not kept: a Dockerfile
+    whose `created` label is not there exactly once, and a project whose cais.yaml names
+    files the shape does not follow (see `_names_only_own_files`)."""
+    if result.dockerfile_text is not None and len(_CREATED.findall(result.dockerfile_text)) != 1:
         return
+    if result.dockerfile_text is None and project.dockerfile is None:
+        return
+    if not _names_only_own_files(project):
+        return
+    from cais.builders.dockerfile import DEFAULT_DOCKERIGNORE
+
     remember_recipe(
         shape,
         {
-            "context": str(context),
+            "context": str(project.path),
             "tags": list(result.tags),
             "dockerfile_text": result.dockerfile_text,
-            "dockerfile": str(dockerfile) if dockerfile else None,
-            "default_ignore": default_ignore,
-            "created": created,
+            "dockerfile": str(project.dockerfile) if project.dockerfile else None,
+            "default_ignore": None if project.dockerfile else DEFAULT_DOCKERIGNORE,
             "pip": result.used_pip_settings,
             "base_image": result.base_image,
             "cli": [cli.path, cli.buildx, cli.version],
@@ -64,13 +58,26 @@ def keep_recipe(
     )
 
 
+def _names_only_own_files(project: Project) -> bool:
+    """Whether the files cais.yaml names (requirements, entrypoint script) are the project's
+    own, not reached through a linked folder or outside it: the build's shape follows only
+    the project's own entries, and a replay must fail wherever a full build would."""
+    config = project.config
+    named = [config.requirements] if config.requirements else []
+    if config.entrypoint and config.entrypoint[0].endswith(".py"):
+        named.append(config.entrypoint[0])
+    for name in named:
+        path = os.path.normpath(project.path / name)
+        if os.path.realpath(path) != path or not path.startswith(f"{project.path}{os.sep}"):
+            return False
+    return True
+
+
 def replay(keys: Fingerprints, *, verbose: bool = False) -> int | None:
     """Run the build kept for `keys.shape` again, as `cais build` would report it; its exit
-    code, or None when there is none to run (or anything is unexpected before it starts)."""
-    try:
-        prepared = _prepare(keys.shape)
-    except Exception:
-        return None
+    code, or None when there is none to run. An error before the build starts is raised (the
+    caller then runs the full command); one during or after it is reported here."""
+    prepared = _prepare(keys.shape)
     if prepared is None:
         return None
     request, cli, recipe = prepared
@@ -93,12 +100,11 @@ def _prepare(shape: str) -> tuple[BuildRequest, BuildKitCLI, dict] | None:
     context = Path(recipe["context"])
     text = recipe["dockerfile_text"]
     if text is not None:
-        old = f'org.opencontainers.image.created="{recipe["created"]}"'
-        new = f'org.opencontainers.image.created="{created_label(source_date(context))}"'
-        if text.count(old) != 1:
+        if len(_CREATED.findall(text)) != 1:
             return None
-        text = text.replace(old, new)
-        recipe = {**recipe, "dockerfile_text": text, "created": new.split('"')[1]}
+        label = f'org.opencontainers.image.created="{created_label(source_date(context))}"'
+        text = _CREATED.sub(label, text)
+        recipe = {**recipe, "dockerfile_text": text}
     check_socket()
     request = BuildRequest(
         context=context,
@@ -114,8 +120,10 @@ def _prepare(shape: str) -> tuple[BuildRequest, BuildKitCLI, dict] | None:
 def _run(
     keys: Fingerprints, request: BuildRequest, cli: BuildKitCLI, recipe: dict, verbose: bool
 ) -> int:
+    from dataclasses import replace
+
     from cais.builders.buildkit import BuildKitBuilder
-    from cais.builders.record import BuildRecord, image_id, remember
+    from cais.builders.record import remember_result
     from cais.errors import CaisError
 
     display = _DisplayFromFirstLine(verbose)
@@ -124,12 +132,8 @@ def _run(
             result = BuildKitBuilder(cli).build(request, display)
         from cais.output import report_built
 
-        base = recipe["base_image"]
-        if base and (base_id := image_id(base)):
-            remember(
-                keys.inputs,
-                BuildRecord(result.image_id, result.tags, base, base_id, result.builder),
-            )
+        result = replace(result, base_image=recipe["base_image"])
+        remember_result(keys.inputs, result)
         remember_recipe(keys.shape, recipe)
         report_built(result, request.pip, own_dockerfile=request.dockerfile)
     except CaisError as exc:

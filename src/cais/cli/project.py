@@ -270,39 +270,10 @@ def _keep_records(keys, project, result) -> None:
     lookup) and, for BuildKit, how it ran (a rebuild after an edit of the code runs it again
     at once); see `cais.builders.record` and `cais.builders.replay`."""
     from cais.builders.buildkit import find_buildkit_cli
-    from cais.builders.dockerfile import DEFAULT_DOCKERIGNORE
-    from cais.builders.record import BuildRecord, image_id, remember
+    from cais.builders.record import remember_result
     from cais.builders.replay import keep_recipe
 
-    if result.base_image and (base_id := image_id(result.base_image)):
-        remember(
-            keys.inputs,
-            BuildRecord(result.image_id, result.tags, result.base_image, base_id, result.builder),
-        )
+    remember_result(keys.inputs, result)
     cli = find_buildkit_cli() if result.builder == "buildkit" else None
-    if cli is not None and _names_only_own_files(project):
-        keep_recipe(
-            keys.shape,
-            result,
-            context=project.path,
-            dockerfile=project.dockerfile,
-            default_ignore=None if project.dockerfile else DEFAULT_DOCKERIGNORE,
-            cli=cli,
-        )
-
-
-def _names_only_own_files(project) -> bool:
-    """Whether the files cais.yaml names (requirements, entrypoint script) are the project's
-    own, not reached through a linked folder or outside it: the build's shape follows only
-    the project's own entries, and a replay must fail wherever a full build would."""
-    import os
-
-    config = project.config
-    named = [config.requirements] if config.requirements else []
-    if config.entrypoint and config.entrypoint[0].endswith(".py"):
-        named.append(config.entrypoint[0])
-    for name in named:
-        path = os.path.normpath(project.path / name)
-        if os.path.realpath(path) != path or not path.startswith(f"{project.path}{os.sep}"):
-            return False
-    return True
+    if cli is not None:
+        keep_recipe(keys.shape, result, project, cli)
