@@ -619,10 +619,9 @@ def reading(candidates: dict[str, Candidate], stats: dict, startup: dict[str, fl
             f"the course's `COPY . .` copies."
         )
     out.append(
-        "- A's rebuild after the edit does not load the project or start the command line: "
-        "cais runs its last build of the same shape again (`cais/builders/replay.py`), the "
-        "same docker command with the Dockerfile's `created` label brought up to date; an "
-        "integration test checks that the full command builds the very same image id."
+        "- A's rebuild after the edit goes through the whole command (project, plan, "
+        "Dockerfile, BuildKit); only a rebuild with nothing changed is answered from the "
+        "build records."
     )
     rb = stats["A/B"]
     if rb["cold"] < 1 and rb["edit"] < 1:

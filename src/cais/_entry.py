@@ -1,11 +1,9 @@
-"""The `cais` command: answers a rebuild before the CLI is even imported.
+"""The `cais` command: answers a rebuild with nothing changed before the CLI is imported.
 
 Starting the full command line (Typer, Rich, Pydantic, the builders) takes longer than Docker
 takes to find that every step of an unchanged build is cached. So `cais build [DIR] [-t TAG]…`
 first looks its inputs up in the build records (`cais.builders.record`): when they are known to
-have built the image that the engine still holds, it says so; when only the contents of the
-code changed since a BuildKit build, it runs that build again (`cais.builders.replay`). Only
-otherwise does the real command run.
+have built the image that the engine still holds, it says so. Otherwise the real command runs.
 """
 
 from __future__ import annotations
@@ -27,12 +25,11 @@ def main() -> None:
     cli()
 
 
-def _plain_build(args: list[str]) -> tuple[Path, tuple[str, ...], bool] | None:
-    """(folder, tags, verbose) of `build [DIR] [-t TAG]… [-v]`; None for anything else (other
-    options change the image or how it is built: the real command handles them)."""
+def _plain_build(args: list[str]) -> tuple[Path, tuple[str, ...]] | None:
+    """(folder, tags) of `build [DIR] [-t TAG]… [-v]`; None for anything else (other options
+    change the image or how it is built: the real command handles them)."""
     folder: str | None = None
     tags: list[str] = []
-    verbose = False
     rest = iter(args)
     for arg in rest:
         if arg in ("-t", "--tag"):
@@ -43,19 +40,18 @@ def _plain_build(args: list[str]) -> tuple[Path, tuple[str, ...], bool] | None:
         elif arg.startswith("--tag="):
             tags.append(arg.removeprefix("--tag="))
         elif arg in ("-v", "--verbose"):
-            verbose = True
+            pass  # more lines of a build, if one runs
         elif arg.startswith("-") or folder is not None:
             return None
         else:
             folder = arg
     path = Path(folder or ".")
-    return (path, tuple(tags), verbose) if path.is_dir() else None
+    return (path, tuple(tags)) if path.is_dir() else None
 
 
 def quick_build(args: list[str]) -> int | None:
-    """The exit code of `cais build ARGS` when it is answered here: already done (said as a
-    build would say it) or run again from its recipe; None when the real command must run.
-    Anything unexpected before a build starts means None: the real command then reports
+    """0 when `cais build ARGS` is already done (said as a build would say it); None when the
+    real command must run. Anything unexpected means None: the real command then reports
     errors its own way."""
     try:
         plain = _plain_build(args)
@@ -63,15 +59,9 @@ def quick_build(args: list[str]) -> int | None:
             return None
         from cais.builders.record import fingerprint
 
-        folder, tags, verbose = plain
-        keys = fingerprint(folder, tags)
-        if keys is None:
-            return None
-        if _up_to_date(keys.inputs):
-            return 0
-        from cais.builders.replay import replay
-
-        return replay(keys, verbose=verbose)
+        folder, tags = plain
+        key = fingerprint(folder, tags)
+        return 0 if key is not None and _up_to_date(key) else None
     except KeyboardInterrupt:
         from cais.output import report_interrupted
 

@@ -1,8 +1,4 @@
-"""When a project's sources last changed: the image's `created` label.
-
-Only the standard library: the rebuild fast path (`cais.builders.replay`) computes the label
-again without loading the project.
-"""
+"""When a project's sources last changed: the image's `created` label."""
 
 from __future__ import annotations
 

@@ -7,13 +7,8 @@ as git compares them. After a build, the
 fingerprint is kept in the user's cache with the image id, the tags and the base image's id.
 When the same fingerprint comes again and the engine still has those tags on that image and
 the same base image, the image is up to date, and saying so takes a few milliseconds instead
-of starting the CLI and a docker build.
-
-A second fingerprint, the build's shape, leaves out the stamps of the files whose contents
-cais never reads (the code, the data; not cais.yaml or .dockerignore): the same shape means
-the same Dockerfile but for its `created` label. After a BuildKit build, how it ran (its
-Dockerfile, tags, docker CLI) is kept under its shape, so that a rebuild after an edit of the
-code runs docker again at once (`cais.builders.replay`).
+of starting the CLI and a docker build. Any other rebuild is a real build, whose own layer
+cache decides what runs again.
 
 This module is imported before the command line itself (`cais._entry`), so it uses only the
 standard library, and anything unexpected means "not known to be up to date": the ordinary
@@ -39,15 +34,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BUILD_ENVIRONMENT",
-    "SHAPING_FILES",
     "BuildRecord",
-    "Fingerprints",
     "fingerprint",
     "image_id",
     "lookup",
-    "recipe_for",
     "remember",
-    "remember_recipe",
     "remember_result",
 ]
 
@@ -81,7 +72,6 @@ _GIT_ENVIRONMENT = (
 _MAX_ENTRIES = 20_000  # a larger folder is not fingerprinted: the build decides
 _KEPT_RECORDS = 200
 _BUILDS = "builds.json"
-_RECIPES = "recipes.json"
 _ENGINE_TIMEOUT = 2.0
 # What an image reference is made of (name, tag, digest); anything else is not looked up.
 _REFERENCE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-/:@")
@@ -95,30 +85,14 @@ class BuildRecord(NamedTuple):
     builder: str
 
 
-# The files of a project whose contents cais reads to write its Dockerfile (of every other
-# file only the name matters to cais; docker itself compares their contents). In lower case:
-# names are compared without case.
-SHAPING_FILES = frozenset(
-    {"cais.yaml", "pyproject.toml", ".python-version", ".dockerignore", "dockerfile"}
-)
-
-
-class Fingerprints(NamedTuple):
-    inputs: str  # everything a build reads, each file by its stamps
-    shape: str  # what decides the Dockerfile cais writes: the same, less the other files' stamps
-
-
-def fingerprint(folder: Path, tags: tuple[str, ...]) -> Fingerprints | None:
-    """The fingerprints of building `folder` with `tags` (as given) and no other options;
-    None when they cannot be taken cheaply and surely (a huge folder, an unusual git
+def fingerprint(folder: Path, tags: tuple[str, ...]) -> str | None:
+    """The fingerprint of building `folder` with `tags` (as given) and no other options;
+    None when it cannot be taken cheaply and surely (a huge folder, an unusual git
     checkout)."""
-    inputs, shape = hashlib.sha256(), hashlib.sha256()
+    inputs = hashlib.sha256()
 
-    def feed(*values: object, shaping: bool = True) -> None:
-        line = json.dumps(values).encode() + b"\n"
-        inputs.update(line)
-        if shaping:
-            shape.update(line)
+    def feed(*values: object) -> None:
+        inputs.update(json.dumps(values).encode() + b"\n")
 
     try:
         root = folder.resolve(strict=True)
@@ -137,7 +111,7 @@ def fingerprint(folder: Path, tags: tuple[str, ...]) -> Fingerprints | None:
             return None
     except (OSError, ValueError):
         return None
-    return Fingerprints(inputs.hexdigest(), shape.hexdigest())
+    return inputs.hexdigest()
 
 
 def _stamp(path: Path) -> list:
@@ -175,21 +149,13 @@ def _feed_tree(root: Path, feed) -> bool:
                 except OSError:
                     target = None
                 kind = None if target is None else "dir" if stat.S_ISDIR(target[0]) else "file"
-                feed(relative, "link", os.readlink(entry.path), kind)
-                feed(relative, target, shaping=folder == root and _shaping(entry.name))
+                feed(relative, "link", os.readlink(entry.path), kind, target)
             elif entry.is_dir(follow_symlinks=False):
                 feed(relative, "dir", info.st_mode)
                 pending.append(Path(entry.path))
             else:
-                shaping = folder == root and _shaping(entry.name)
-                feed(relative, "file")
-                feed(relative, _stat_stamp(info), shaping=shaping)
+                feed(relative, "file", _stat_stamp(info))
     return True
-
-
-def _shaping(name: str) -> bool:
-    # Compared without case: on macOS and Windows file systems `Cais.yaml` is cais.yaml.
-    return name.casefold() in SHAPING_FILES
 
 
 def _ignores_git(root: Path) -> bool:
@@ -279,17 +245,6 @@ def remember_result(key: str, result: BuildResult) -> None:
             key,
             BuildRecord(result.image_id, result.tags, result.base_image, base_id, result.builder),
         )
-
-
-def remember_recipe(shape: str, recipe: dict) -> None:
-    """Keep how a build of this shape ran (`cais.builders.replay` runs it again)."""
-    _keep(_RECIPES, shape, recipe)
-
-
-def recipe_for(shape: str) -> dict | None:
-    """The recipe kept for `shape`, as it was given to `remember_recipe`."""
-    found = _load(_RECIPES).get(shape)
-    return found if isinstance(found, dict) else None
 
 
 def lookup(key: str) -> BuildRecord | None:

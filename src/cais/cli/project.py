@@ -221,7 +221,7 @@ def build(
     # inputs is a lookup (cais._entry): take the inputs' fingerprint before anything reads
     # them. (--no-cache and --builder change how, not what.)
     plain = not (platform or build_arg or ca_cert or index_url or python)
-    keys = fingerprint(Path(source), options.tags) if plain else None
+    key = fingerprint(Path(source), options.tags) if plain else None
     # A bad project, tag, platform or certificate fails before the engine is contacted.
     for value in options.tags:
         parse_reference(value)
@@ -260,20 +260,8 @@ def build(
     check_socket()
     with BuildDisplay(verbose=verbose) as display:
         result = build_project(connect, project, options, display, pip)
-    if keys:
-        _keep_records(keys, project, result)
+    if key:
+        from cais.builders.record import remember_result
+
+        remember_result(key, result)  # a rebuild with nothing changed is then a lookup
     report_built(result, pip, own_dockerfile=project.dockerfile)
-
-
-def _keep_records(keys, project, result) -> None:
-    """After a plain build: the image its inputs made (a rebuild with nothing changed is a
-    lookup) and, for BuildKit, how it ran (a rebuild after an edit of the code runs it again
-    at once); see `cais.builders.record` and `cais.builders.replay`."""
-    from cais.builders.buildkit import find_buildkit_cli
-    from cais.builders.record import remember_result
-    from cais.builders.replay import keep_recipe
-
-    remember_result(keys.inputs, result)
-    cli = find_buildkit_cli() if result.builder == "buildkit" else None
-    if cli is not None:
-        keep_recipe(keys.shape, result, project, cli)
