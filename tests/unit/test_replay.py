@@ -148,6 +148,47 @@ def test_a_change_that_can_change_the_dockerfile_runs_the_full_command(
     assert builds == []
 
 
+@pytest.mark.parametrize(
+    "script",
+    [
+        "from flask import Flask\napp = Flask(__name__)\n",  # now a web app
+        "from fastapi import FastAPI\napp = FastAPI()\n",
+        "from web import app\napp.run()\n",  # a server on 127.0.0.1: a warning
+    ],
+)
+def test_an_edit_that_changes_what_cais_reads_of_the_script_runs_the_full_command(
+    project, builds, script
+):
+    keep(project)
+    (project / "script.py").write_text(script)
+    assert quick(project) is None
+    assert builds == []
+
+
+def test_an_edit_that_lists_the_web_server_runs_the_full_command(project, builds):
+    (project / "script.py").write_text("from flask import Flask\napp = Flask(__name__)\n")
+    keep(project)
+    (project / "script.py").write_text("from flask import Flask\napp = Flask('edited')\n")
+    assert quick(project) == 0  # the same web app: replayed
+    (project / "requirements.txt").write_text("flask\ngunicorn\n")
+    assert quick(project) is None  # the Dockerfile no longer adds gunicorn
+    assert len(builds) == 1
+
+
+def test_a_script_without_requirements_is_replayed_while_it_imports_the_standard_library(
+    tmp_path, builds
+):
+    folder = tmp_path / "hello"
+    folder.mkdir()
+    (folder / "script.py").write_text("import json\n")
+    keep(folder)
+    (folder / "script.py").write_text("import json, os\n")
+    assert quick(folder) == 0
+    (folder / "script.py").write_text("import numpy\n")
+    assert quick(folder) is None  # the full command says which package it needs
+    assert len(builds) == 1
+
+
 def test_a_projects_own_dockerfile_is_replayed_as_it_is(project, builds):
     own = project / "Dockerfile"
     own.write_text("FROM python:3.11-slim\nCOPY . .\n")
@@ -270,6 +311,7 @@ def test_cais_reads_no_other_file_of_a_project_to_write_its_dockerfile(tmp_path)
     from cais.build import dockerfile_for
     from cais.builders.context import ignore_patterns
     from cais.builders.dockerfile import DEFAULT_DOCKERIGNORE
+    from cais.pysource import source_facts
 
     folder = tmp_path / "full"
     (folder / "pkg").mkdir(parents=True)
@@ -296,18 +338,26 @@ def test_cais_reads_no_other_file_of_a_project_to_write_its_dockerfile(tmp_path)
         if watching[0] and event == "open" and isinstance(args[0], str):
             opened.append(args[0])
 
+    def project_files() -> set[str]:
+        return {
+            Path(p).resolve().relative_to(folder).as_posix().casefold()
+            for p in opened
+            if str(folder) in p
+        }
+
     sys.addaudithook(hook)  # cannot be removed: it stops watching at the end instead
     try:
         project, _ = dockerfile_for(folder)
         ignore_patterns(project.path, DEFAULT_DOCKERIGNORE)
+        read = project_files()
+        opened.clear()
+        # Other files are read only for what a replay checks again before it runs.
+        source_facts(project.path, *project.read_sources)
+        checked = project_files()
     finally:
         watching[0] = False
-    read = {
-        Path(p).resolve().relative_to(folder).as_posix().casefold()
-        for p in opened
-        if str(folder) in p
-    }
-    assert read and read <= record.SHAPING_FILES, read - record.SHAPING_FILES
+    assert read and read - record.SHAPING_FILES <= checked, read - record.SHAPING_FILES
+    assert checked == {"main.py"}
 
 
 @pytest.mark.parametrize(
@@ -330,3 +380,16 @@ def test_recipes_are_kept_only_for_projects_naming_their_own_files(project, conf
     assert replay._names_only_own_files(load_project(project)) is own
     keep(project)
     assert (record.recipe_for(record.fingerprint(project, ("hello:1",)).shape) is not None) is own
+
+
+def test_the_run_hint_publishes_the_ports_after_a_replay_and_a_lookup(
+    project, builds, capsys, monkeypatch
+):
+    keep(project, result(ports=(8000,)))
+    (project / "script.py").write_text("print('edited')\n")
+    assert quick(project) == 0
+    assert "• run it: `cais run -p 8000:8000 hello:1`" in capsys.readouterr().err
+    engine = {"hello:1": "sha256:" + "b" * 64, "python:3.11-slim": "sha256:base"}
+    monkeypatch.setattr(record, "image_id", engine.get)
+    assert quick(project) == 0
+    assert "• run it: `cais run -p 8000:8000 hello:1`" in capsys.readouterr().err

@@ -42,7 +42,9 @@ def keep_recipe(shape: str, result: BuildResult, project: Project, cli: BuildKit
     if not _names_only_own_files(project):
         return
     from cais.builders.dockerfile import DEFAULT_DOCKERIGNORE
+    from cais.pysource import source_facts
 
+    read = list(project.read_sources)
     remember_recipe(
         shape,
         {
@@ -53,7 +55,11 @@ def keep_recipe(shape: str, result: BuildResult, project: Project, cli: BuildKit
             "default_ignore": None if project.dockerfile else DEFAULT_DOCKERIGNORE,
             "pip": result.used_pip_settings,
             "base_image": result.base_image,
+            "ports": list(result.ports),
             "cli": [cli.path, cli.buildx, cli.version],
+            # What cais read of other files (the web app of the entry script …): a replay
+            # checks it is unchanged.
+            "sources": [read, source_facts(project.path, *read)],
         },
     )
 
@@ -98,6 +104,8 @@ def _prepare(shape: str) -> tuple[BuildRequest, BuildKitCLI, dict] | None:
     if find_buildkit_cli() != cli:
         return None  # another docker CLI now: the full command chooses again
     context = Path(recipe["context"])
+    if not _same_sources(context, recipe.get("sources")):
+        return None  # an edit changed what the Dockerfile is made from
     text = recipe["dockerfile_text"]
     if text is not None:
         if len(_CREATED.findall(text)) != 1:
@@ -117,6 +125,15 @@ def _prepare(shape: str) -> tuple[BuildRequest, BuildKitCLI, dict] | None:
     return request, cli, recipe
 
 
+def _same_sources(context: Path, sources: object) -> bool:
+    from cais.pysource import source_facts
+
+    if not isinstance(sources, list) or len(sources) != 2:
+        return False
+    (script, scan, requirements), facts = sources
+    return source_facts(context, script, scan, requirements) == facts
+
+
 def _run(
     keys: Fingerprints, request: BuildRequest, cli: BuildKitCLI, recipe: dict, verbose: bool
 ) -> int:
@@ -132,7 +149,8 @@ def _run(
             result = BuildKitBuilder(cli).build(request, display)
         from cais.output import report_built
 
-        result = replace(result, base_image=recipe["base_image"])
+        ports = tuple(recipe.get("ports") or ())
+        result = replace(result, base_image=recipe["base_image"], ports=ports)
         remember_result(keys.inputs, result)
         remember_recipe(keys.shape, recipe)
         report_built(result, request.pip, own_dockerfile=request.dockerfile)
