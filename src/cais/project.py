@@ -99,7 +99,13 @@ class ProjectConfig(BaseModel):
     def _split_entrypoint(cls, value: object) -> object:
         # `entrypoint: script.py` is the common case; a list is a full command.
         if isinstance(value, str):
-            return shlex.split(value)
+            try:
+                return shlex.split(value)
+            except ValueError as exc:
+                raise _Fix(
+                    f"`{value}` has a quote that is never closed",
+                    hint="close it, or write the command as a list: `entrypoint: [python, app.py]`",
+                ) from exc
         return value
 
     @field_validator("entrypoint", mode="after")
@@ -579,7 +585,7 @@ def _command_warnings(root: Path, config: ProjectConfig, command: tuple[str, ...
     elif server == "gunicorn" and not given("--bind", "-b"):
         configured = "GUNICORN_CMD_ARGS" in config.env or (root / "gunicorn.conf.py").is_file()
         if not configured:
-            return [where + "`--bind 0.0.0.0:8000`"]
+            return [where + f"`--bind 0.0.0.0:{(config.ports or [8000])[0]}`"]
     return []
 
 

@@ -479,6 +479,7 @@ def test_image_name_with_a_trailing_newline(tmp_path, write):
         ("entrypoint: {a: 1}\n", "entrypoint", '`{"a": 1}` is not a list'),
         ("requirements: [a.txt]\n", "requirements", '`["a.txt"]` is not text'),
         ("base_image: 3\n", "base_image", "`3` is not text"),
+        ("entrypoint: python 'a\n", "entrypoint", "`python 'a` has a quote that is never closed"),
     ],
 )
 def test_wrong_type_of_a_setting(tmp_path, write, text, where, shown):
