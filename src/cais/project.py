@@ -546,12 +546,13 @@ def _web_app(
 ) -> tuple[WebApp | None, tuple[str, ...]]:
     """The web app the entrypoint script defines, when a production server is to serve it,
     and warnings about servers that would listen on 127.0.0.1 inside the container."""
+    commands = tuple(_command_warnings(root, config, entrypoint))
     if entrypoint[:1] != ("python",) or len(entrypoint) < 2 or not entrypoint[1].endswith(".py"):
-        return None, tuple(_command_warnings(root, config, entrypoint))
+        return None, commands
     script = entrypoint[1]
     tree = parse_script(root / script)
     if tree is None:
-        return None, ()
+        return None, commands
     # Only a bare script (found, or `entrypoint: app.py`): `[python, app.py]` or arguments
     # ask for the script itself to run.
     bare = len(entrypoint) == 2 and config.entrypoint in (None, [script])
@@ -559,14 +560,16 @@ def _web_app(
     app = find_web_app(script, tree) if bare and importable else None
     if app is not None:
         return app, ()
-    return None, tuple(str(server) for server in local_servers(script, tree))
+    return None, (*(str(server) for server in local_servers(script, tree)), *commands)
 
 
 def _command_warnings(root: Path, config: ProjectConfig, command: tuple[str, ...]) -> list[str]:
     """A server command in cais.yaml that would listen on 127.0.0.1 (each one's default)."""
     words = list(command)
-    if words[:2] == ["python", "-m"] or words[:2] == ["python3", "-m"]:
+    if words[:2] in (["python", "-m"], ["python3", "-m"]):
         words = words[2:]
+    elif words[:1] in (["python"], ["python3"]):
+        words = words[1:]  # python manage.py runserver
     if not words:
         return []
 
@@ -582,6 +585,13 @@ def _command_warnings(root: Path, config: ProjectConfig, command: tuple[str, ...
             return [where + "`--host 0.0.0.0`"]
     elif server == "uvicorn" and not given("--host") and "UVICORN_HOST" not in config.env:
         return [where + "`--host 0.0.0.0`"]
+    elif words[0].endswith("manage.py") and "runserver" in words:
+        # Django's development server takes [addr:]port after the command; 127.0.0.1 by default.
+        address = words[words.index("runserver") + 1 :]
+        if not any(
+            w.startswith(("0.0.0.0:", "[::]:")) or w in ("0.0.0.0", "[::]") for w in address
+        ):
+            return [where + f"`0.0.0.0:{(config.ports or [8000])[0]}` after `runserver`"]
     elif server == "gunicorn" and not given("--bind", "-b"):
         configured = "GUNICORN_CMD_ARGS" in config.env or (root / "gunicorn.conf.py").is_file()
         if not configured:

@@ -54,8 +54,11 @@ def test_a_fastapi_factory_without_uvicorn_in_its_requirements(
     (project / "requirements.txt").write_text("fastapi\n")
     (project / "cais.yaml").write_text('python: "3.11"\nports: [8080]\n')
     tag = f"{image_name}:1"
-    build = cais("build", str(project), "-t", tag, *_ca_args(ca_certs))
+    # The classic builder installs in a throw-away stage (the journey test builds with
+    # BuildKit): the added server must reach the image from there too.
+    build = cais("build", str(project), "-t", tag, "--builder", "classic", *_ca_args(ca_certs))
     assert build.returncode == 0, build.stderr
+    assert "with classic" in build.stderr
     assert "`uvicorn` is not in requirements.txt: the image installs its newest" in build.stderr
     assert f"run it: `cais run -p 8080:8080 {tag}`" in build.stderr
     config = engine.images.get(tag).attrs["Config"]

@@ -786,6 +786,8 @@ def test_a_web_app_asked_to_run_as_a_script_runs_as_one(tmp_path, write, config)
         ("python -m flask run --port 8000", "`--host 0.0.0.0`"),
         ("uvicorn main:app", "`--host 0.0.0.0`"),
         ("gunicorn app:app", "`--bind 0.0.0.0:8000`"),
+        ("python manage.py runserver", "`0.0.0.0:8000` after `runserver`"),
+        ("python manage.py runserver 8080", "`0.0.0.0:8000` after `runserver`"),
     ],
 )
 def test_a_server_command_on_127_0_0_1_is_warned_about(tmp_path, write, entrypoint, fix):
@@ -807,6 +809,8 @@ def test_a_server_command_on_127_0_0_1_is_warned_about(tmp_path, write, entrypoi
         "entrypoint: gunicorn -b 0.0.0.0:80 app:app\n",
         "entrypoint: gunicorn app:app\nenv: {GUNICORN_CMD_ARGS: '--bind=0.0.0.0'}\n",
         "entrypoint: python -m http.server\n",
+        "entrypoint: python manage.py runserver 0.0.0.0:8000\n",
+        "entrypoint: python manage.py runserver [::]:80 --noreload\n",
     ],
 )
 def test_server_commands_that_every_interface_reaches(tmp_path, write, config):
