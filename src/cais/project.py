@@ -149,11 +149,12 @@ class ProjectConfig(BaseModel):
     def _python_xy(cls, value: object) -> object:
         if value is None:
             return None
-        if isinstance(value, float):
-            # YAML reads `python: 3.10` as the number 3.1.
-            raise ValueError(
-                f'write the version in quotes, such as python: "3.10" (YAML reads an unquoted '
-                f"3.10 as the number {value})"
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            # A cais.yaml is refused earlier, quoting the text as written (see
+            # _refuse_numbered_versions); this covers settings made in code.
+            raise _Fix(
+                f"`{value}` is a number, not a version",
+                hint='write the version as text, such as "3.11"',
             )
         match = _PYTHON_XY.fullmatch(str(value).strip())
         if match is None:

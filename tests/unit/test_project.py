@@ -838,3 +838,9 @@ def test_a_folder_of_notebooks_says_how_to_export_them(tmp_path, write, notebook
         f"`{tmp_path.resolve()}` has notebooks ({', '.join(notebooks)}) but no Python script to run"
     )
     assert f"`jupyter nbconvert --to script {notebooks[0]}`" in error.hint
+
+
+@pytest.mark.parametrize("value", [3.1, 3])
+def test_a_python_version_given_as_a_number_in_code_is_refused(value):
+    with pytest.raises(ValueError, match="is a number, not a version"):
+        project_module.ProjectConfig(python=value)
