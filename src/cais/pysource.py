@@ -9,6 +9,7 @@ unchanged, without loading the command line.
 from __future__ import annotations
 
 import ast
+import os
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -212,17 +213,19 @@ def program_imports(root: Path) -> dict[str, str] | None:
     """The modules the program's files import that are neither in the standard library nor
     the project's own, each with the first file importing it; None when a file cannot be
     parsed (or there are too many to read), as what it imports is then unknown."""
-    files = [
-        path
-        for path in sorted(root.rglob("*.py"))
-        if not any(
-            part in _NOT_PROGRAM or part.startswith(".")
-            for part in path.parts[len(root.parts) : -1]
+    files: list[Path] = []
+    for folder, subfolders, names in os.walk(root):
+        # Pruned while walking: a virtualenv or data folder is never listed file by file.
+        subfolders[:] = sorted(
+            d for d in subfolders if d not in _NOT_PROGRAM and not d.startswith(".")
         )
-        and not path.name.startswith("test_")
-    ]
-    if len(files) > _MAX_FILES:
-        return None
+        files += [
+            Path(folder, n)
+            for n in sorted(names)
+            if n.endswith(".py") and not n.startswith("test_")
+        ]
+        if len(files) > _MAX_FILES:
+            return None
     local = {p.stem for p in root.glob("*.py")} | {p.name for p in root.iterdir() if p.is_dir()}
     found: dict[str, str] = {}
     for path in files:
