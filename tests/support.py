@@ -102,13 +102,26 @@ def free_port() -> int:
 def post_when_up(url: str, body: object, *, tries: int = 150):
     """POST `body` as JSON to a server that is still starting (a new container): the first
     answer it gives, or fail the test."""
+    import httpx
+
+    return _first_answer(lambda: httpx.post(url, json=body, timeout=2), url, tries)
+
+
+def get_when_up(url: str, *, tries: int = 150):
+    """GET `url` of a server that is still starting: the first answer, or fail the test."""
+    import httpx
+
+    return _first_answer(lambda: httpx.get(url, timeout=2), url, tries)
+
+
+def _first_answer(send, url: str, tries: int):
     import time
 
     import httpx
 
     for _ in range(tries):
         try:
-            return httpx.post(url, json=body, timeout=2)
+            return send()
         except httpx.HTTPError:
             time.sleep(0.2)
     pytest.fail(f"{url} never answered")

@@ -82,7 +82,9 @@ def _up_to_date(key: str) -> bool:
     tags = ", ".join(record.tags)
     print(
         f"{tick} `{tags}` ({record.image_id.removeprefix('sha256:')[:12]}) is up to date: "
-        f"nothing it was built from has changed\n• run it: `cais run {record.tags[0]}`",
+        f"nothing it was built from has changed\n• run it: `cais run "
+        + "".join(f"-p {port}:{port} " for port in record.ports)
+        + f"{record.tags[0]}`",
         file=sys.stderr,
     )
     print(record.tags[0])

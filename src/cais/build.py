@@ -104,7 +104,7 @@ def build_project(
         default_ignore=DEFAULT_DOCKERIGNORE,
     )
     result = builder.build(request, progress)
-    return replace(result, base_image=plan.base_image, dockerfile_text=text)
+    return replace(result, base_image=plan.base_image, dockerfile_text=text, ports=plan.ports)
 
 
 # The server's own packages: what the cais server inside the image imports.

@@ -28,7 +28,9 @@ __all__ = [
     "report_error",
     "report_interrupted",
     "report_unexpected",
+    "run_command",
     "success",
+    "warning",
 ]
 
 out = Console(highlight=False, emoji=False)  # data: printed exactly as it is
@@ -76,8 +78,13 @@ def report_built(result: BuildResult, pip: PipSettings, *, own_dockerfile: Path 
         f"Built `{', '.join(result.tags)}` ({result.image_id[7:19]}) with {result.builder} "
         f"in {result.seconds:.1f}s"
     )
-    note(f"run it: `cais run {result.tags[0]}`")
+    note(f"run it: `{run_command(result.tags[0], result.ports)}`")
     out.print(result.tags[0], markup=False)
+
+
+def run_command(image: str, ports: tuple[int, ...] | list[int] = ()) -> str:
+    """`cais run` of an image, publishing each port it listens on to the same host port."""
+    return "cais run " + "".join(f"-p {port}:{port} " for port in ports) + image
 
 
 def success(text: str) -> None:
@@ -86,6 +93,10 @@ def success(text: str) -> None:
 
 def note(text: str) -> None:
     err.print(f"[dim]•[/dim] {_ticks(text)}")
+
+
+def warning(text: str) -> None:
+    err.print(f"[yellow bold]warning:[/yellow bold] {_ticks(text)}")
 
 
 class BuildDisplay:

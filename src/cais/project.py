@@ -6,6 +6,7 @@ after it touches the file system to decide what goes into an image.
 
 from __future__ import annotations
 
+import json
 import platform
 import re
 import shlex
@@ -22,6 +23,14 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from cais.errors import ProjectError
+from cais.pysource import (
+    WebApp,
+    find_web_app,
+    lists_package,
+    local_servers,
+    parse_script,
+    program_imports,
+)
 from cais.server.routes import LegacyRoute
 from cais.sources import source_date
 
@@ -49,6 +58,24 @@ _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _IMAGE_NAME = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
 
 
+class _Fix(ValueError):
+    """A wrong value in cais.yaml, with what to write instead."""
+
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+def _check_reference(text: str) -> None:
+    from cais.errors import PlanError
+    from cais.registry.reference import parse_reference
+
+    try:
+        parse_reference(text)
+    except PlanError as exc:
+        raise _Fix(exc.message, hint=exc.hint or "") from exc
+
+
 class ProjectConfig(BaseModel):
     """What `cais.yaml` may say; every field is optional."""
 
@@ -72,19 +99,62 @@ class ProjectConfig(BaseModel):
     def _split_entrypoint(cls, value: object) -> object:
         # `entrypoint: script.py` is the common case; a list is a full command.
         if isinstance(value, str):
-            return shlex.split(value)
+            try:
+                return shlex.split(value)
+            except ValueError as exc:
+                raise _Fix(
+                    f"`{value}` has a quote that is never closed",
+                    hint="close it, or write the command as a list: `entrypoint: [python, app.py]`",
+                ) from exc
         return value
+
+    @field_validator("entrypoint", mode="after")
+    @classmethod
+    def _no_empty_entrypoint(cls, value: list[str] | None) -> list[str] | None:
+        return value or None
+
+    @field_validator("version")
+    @classmethod
+    def _tag(cls, value: str) -> str:
+        # The version is the image's tag: checked as one (a `/` would make `image:` a host).
+        _check_reference(f"image:{value.replace('/', ' ')}")
+        return value
+
+    @field_validator("base_image")
+    @classmethod
+    def _image_reference(cls, value: str | None) -> str | None:
+        if value is not None:
+            _check_reference(value)
+        return value
+
+    @field_validator("ports", mode="before")
+    @classmethod
+    def _ports(cls, value: object) -> object:
+        if value is None:
+            return []
+        ports: list[int] = []
+        for item in value if isinstance(value, list) else [value]:
+            number = int(item) if isinstance(item, str) and item.strip().isdigit() else item
+            if isinstance(number, bool) or not isinstance(number, int) or not 0 < number < 65536:
+                raise _Fix(
+                    f"`{item}` is not a port number",
+                    hint="ports are whole numbers from 1 to 65535, such as `ports: [8000]`",
+                )
+            if number not in ports:
+                ports.append(number)
+        return ports
 
     @field_validator("python", mode="before")
     @classmethod
     def _python_xy(cls, value: object) -> object:
         if value is None:
             return None
-        if isinstance(value, float):
-            # YAML reads `python: 3.10` as the number 3.1.
-            raise ValueError(
-                f'write the version in quotes, such as python: "3.10" (YAML reads an unquoted '
-                f"3.10 as the number {value})"
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            # A cais.yaml is refused earlier, quoting the text as written (see
+            # _refuse_numbered_versions); this covers settings made in code.
+            raise _Fix(
+                f"`{value}` is a number, not a version",
+                hint='write the version as text, such as "3.11"',
             )
         match = _PYTHON_XY.fullmatch(str(value).strip())
         if match is None:
@@ -94,12 +164,26 @@ class ProjectConfig(BaseModel):
     @field_validator("env", mode="before")
     @classmethod
     def _env_strings(cls, value: object) -> object:
-        if isinstance(value, dict):
-            for key in value:
-                if not _ENV_NAME.fullmatch(str(key)):
-                    raise ValueError(f"`{key}` is not an environment variable name")
-            return {str(k): "" if v is None else str(v) for k, v in value.items()}
-        return value
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise _Fix(
+                "`env` must be a mapping of names to values",
+                hint="write one setting per line under `env:`, such as `NAME: world`",
+            )
+        for key, item in value.items():
+            if not _ENV_NAME.fullmatch(str(key)):
+                raise ValueError(f"`{key}` is not an environment variable name")
+            if isinstance(item, (dict, list)):
+                raise _Fix(
+                    f"`{key}` has a list or mapping as its value, not text",
+                    hint=f"give `{key}` one value, in quotes if it holds : or #",
+                )
+        # YAML's true/false become the text a program would read from the environment.
+        return {
+            str(k): "" if v is None else str(v).lower() if isinstance(v, bool) else str(v)
+            for k, v in value.items()
+        }
 
     @field_validator("name")
     @classmethod
@@ -114,6 +198,7 @@ class ProjectConfig(BaseModel):
 class DependencyKind(str, Enum):
     REQUIREMENTS = "requirements"
     PYPROJECT = "pyproject"
+    NONE = "none"  # a script that imports only the standard library
 
 
 @dataclass(frozen=True)
@@ -145,6 +230,12 @@ class Project:
     # project rebuilds to the very same image (SOURCE_DATE_EPOCH overrides it).
     source_date: datetime | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # The web app the entrypoint script defines, served by a production server, and whether
+    # the project's dependencies list that server.
+    web_app: WebApp | None = None
+    server_listed: bool = False
+    # What in the project will not work in a container (a server on 127.0.0.1), one line each.
+    warnings: tuple[str, ...] = ()
 
 
 def load_project(path: str | Path = ".") -> Project:
@@ -169,9 +260,11 @@ def load_project(path: str | Path = ".") -> Project:
         # A project's own Dockerfile is built as it is: nothing else needs to be found.
         dependencies = Dependencies(DependencyKind.REQUIREMENTS, "")
         entrypoint: tuple[str, ...] = ()
+        web_app, warnings = None, ()
     else:
-        dependencies = _detect_dependencies(root, config, pyproject)
         entrypoint = _detect_entrypoint(root, config, pyproject)
+        dependencies = _detect_dependencies(root, config, pyproject, entrypoint)
+        web_app, warnings = _web_app(root, config, entrypoint)
     revision, source_url = _git_info(root)
     return Project(
         path=root,
@@ -186,6 +279,9 @@ def load_project(path: str | Path = ".") -> Project:
         revision=revision,
         source_url=source_url,
         source_date=source_date(root),
+        web_app=web_app,
+        server_listed=web_app is not None and _lists(root, dependencies, web_app.server),
+        warnings=warnings,
     )
 
 
@@ -214,19 +310,80 @@ def _read_config(root: Path, name: str = CONFIG_FILE) -> ProjectConfig:
             f"`{file}` must be a mapping of settings (name:, python:, entrypoint: …)",
             hint="`cais init` shows a valid example",
         )
+    _refuse_numbered_versions(file, data)
     try:
         return ProjectConfig.model_validate(data)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "(top level)"
-        message = first["msg"].removeprefix("Value error, ")
-        if first["type"] == "extra_forbidden":
-            text = f"`{file}` has a setting cais does not know: `{where}`"
-        else:
-            text = f"`{file}` has a wrong value for `{where}`: {message}"
+        raise _config_error(file, exc) from exc
+
+
+def _refuse_numbered_versions(file: Path, data: dict) -> None:
+    """`python: 3.10` is the number 3.1 to YAML, `version: 1.10` is 1.1: versions must be
+    quoted. The message quotes the value as it was written."""
+    for key in ("python", "version"):
+        value = data.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        written = _written(file, key) or str(value)
+        read = "" if written == str(value) else f" {value}"
         raise ProjectError(
-            text, hint="known settings: " + ", ".join(ProjectConfig.model_fields)
-        ) from exc
+            f"`{file}` has a wrong value for `{key}`: YAML reads the unquoted `{written}` "
+            f"as the number{read}",
+            hint=f'write it in quotes: `{key}: "{written}"`',
+        )
+
+
+def _written(file: Path, key: str) -> str | None:
+    """The text of a top-level setting's value, as written in the YAML file."""
+    try:
+        root = yaml.compose(file.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return None
+    for key_node, value_node in getattr(root, "value", []):
+        if getattr(key_node, "value", None) == key and isinstance(value_node, yaml.ScalarNode):
+            return value_node.value
+    return None
+
+
+# What a setting of the wrong type should have been, by pydantic's error type.
+_EXPECTED = {
+    "string_type": "text",
+    "list_type": "a list",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+}
+
+
+def _config_error(file: Path, exc: ValidationError) -> ProjectError:
+    """One sentence for the first wrong setting: the key, the value, what to write."""
+    import difflib
+
+    first = exc.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    known = list(ProjectConfig.model_fields)
+    cause = first.get("ctx", {}).get("error")
+    if first["type"] == "extra_forbidden":
+        close = difflib.get_close_matches(where, known, n=1, cutoff=0.75)
+        return ProjectError(
+            f"`{file}` has a setting cais does not know: `{where}`",
+            hint=f"did you mean `{close[0]}`?" if close else "known settings: " + ", ".join(known),
+        )
+    if isinstance(cause, _Fix):
+        return ProjectError(f"`{file}` has a wrong value for `{where}`: {cause}", hint=cause.hint)
+    if first["type"] in _EXPECTED:
+        shown = json.dumps(first["input"], ensure_ascii=False, default=str)
+        return ProjectError(
+            f"`{file}` has a wrong value for `{where}`: `{shown}` is not "
+            f"{_EXPECTED[first['type']]}",
+            hint=f"fix `{first['loc'][0]}:` in {CONFIG_FILE}; `cais init` shows a valid example",
+        )
+    message = first["msg"].removeprefix("Value error, ")
+    return ProjectError(
+        f"`{file}` has a wrong value for `{where}`: {message}",
+        hint=f"fix `{first['loc'][0]}:` in {CONFIG_FILE}",
+    )
 
 
 def _read_pyproject(root: Path) -> dict:
@@ -279,7 +436,9 @@ def running_python() -> str:
     return f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
-def _detect_dependencies(root: Path, config: ProjectConfig, pyproject: dict) -> Dependencies:
+def _detect_dependencies(
+    root: Path, config: ProjectConfig, pyproject: dict, entrypoint: tuple[str, ...]
+) -> Dependencies:
     if config.requirements:
         if not (root / config.requirements).is_file():
             raise ProjectError(
@@ -300,11 +459,7 @@ def _detect_dependencies(root: Path, config: ProjectConfig, pyproject: dict) -> 
             packages=tuple(packages),
             installable="build-system" in pyproject,
         )
-    raise ProjectError(
-        f"`{root}` has no requirements.txt",
-        hint="list the packages your script imports in requirements.txt, one per line "
-        "(an empty file if it needs none)",
-    )
+    return _standard_library_only(root, entrypoint)
 
 
 def _detect_entrypoint(root: Path, config: ProjectConfig, pyproject: dict) -> tuple[str, ...]:
@@ -332,6 +487,13 @@ def _detect_entrypoint(root: Path, config: ProjectConfig, pyproject: dict) -> tu
     if len(candidates) == 1:
         return ("python", candidates[0])
     if not candidates:
+        notebooks = sorted(p.name for p in root.glob("*.ipynb"))
+        if notebooks:
+            raise ProjectError(
+                f"`{root}` has notebooks ({', '.join(notebooks)}) but no Python script to run",
+                hint=f"export the notebook as a script: `jupyter nbconvert --to script "
+                f"{notebooks[0]}` (or `jupytext --to py {notebooks[0]}`), then build again",
+            )
         raise ProjectError(
             f"`{root}` has no Python script to run",
             hint="add your script, or set `entrypoint:` in cais.yaml",
@@ -340,6 +502,93 @@ def _detect_entrypoint(root: Path, config: ProjectConfig, pyproject: dict) -> tu
         f"`{root}` has several scripts ({', '.join(candidates)}) and cais cannot tell which to run",
         hint="set `entrypoint: <script>.py` in cais.yaml",
     )
+
+
+def _standard_library_only(root: Path, entrypoint: tuple[str, ...]) -> Dependencies:
+    """A project without requirements.txt or pyproject.toml needs none when its Python files
+    import only the standard library and each other; otherwise the error names what they
+    import."""
+    missing = ProjectError(
+        f"`{root}` has no requirements.txt",
+        hint="list the packages your script imports in requirements.txt, one per line "
+        "(an empty file if it needs none)",
+    )
+    if entrypoint[:1] != ("python",):
+        raise missing  # a command (gunicorn, uvicorn …) is itself a package to install
+    imports = program_imports(root)
+    if imports is None:
+        raise missing  # cais cannot tell what it imports
+    if not imports:
+        return Dependencies(DependencyKind.NONE, "")
+    named = ", ".join(f"`{module}` ({file})" for module, file in sorted(imports.items()))
+    raise ProjectError(
+        f"`{root}` has no requirements.txt, and its code imports {named}",
+        hint="list the packages that provide them in requirements.txt, one per line",
+    )
+
+
+def _web_app(
+    root: Path, config: ProjectConfig, entrypoint: tuple[str, ...]
+) -> tuple[WebApp | None, tuple[str, ...]]:
+    """The web app the entrypoint script defines, when a production server is to serve it,
+    and warnings about servers that would listen on 127.0.0.1 inside the container."""
+    commands = tuple(_command_warnings(root, config, entrypoint))
+    if entrypoint[:1] != ("python",) or len(entrypoint) < 2 or not entrypoint[1].endswith(".py"):
+        return None, commands
+    script = entrypoint[1]
+    tree = parse_script(root / script)
+    if tree is None:
+        return None, commands
+    # Only a bare script (found, or `entrypoint: app.py`): `[python, app.py]` or arguments
+    # ask for the script itself to run.
+    bare = len(entrypoint) == 2 and config.entrypoint in (None, [script])
+    importable = "/" not in script and Path(script).stem.isidentifier()
+    app = find_web_app(script, tree) if bare and importable else None
+    if app is not None:
+        return app, ()
+    return None, (*(str(server) for server in local_servers(script, tree)), *commands)
+
+
+def _command_warnings(root: Path, config: ProjectConfig, command: tuple[str, ...]) -> list[str]:
+    """A server command in cais.yaml that would listen on 127.0.0.1 (each one's default)."""
+    words = list(command)
+    if words[:2] in (["python", "-m"], ["python3", "-m"]):
+        words = words[2:]
+    elif words[:1] in (["python"], ["python3"]):
+        words = words[1:]  # python manage.py runserver
+    if not words:
+        return []
+
+    def given(*options: str) -> bool:
+        return any(w in options or w.startswith(tuple(f"{o}=" for o in options)) for w in words)
+
+    shown = shlex.join(command)
+    where = f"the entrypoint `{shown}` in {CONFIG_FILE} listens on 127.0.0.1, which nothing "
+    where += "outside the container can reach; add "
+    server = words[0]
+    if server == "flask" and "run" in words and not given("--host", "-h"):
+        if "FLASK_RUN_HOST" not in config.env:
+            return [where + "`--host 0.0.0.0`"]
+    elif server == "uvicorn" and not given("--host") and "UVICORN_HOST" not in config.env:
+        return [where + "`--host 0.0.0.0`"]
+    elif words[0].endswith("manage.py") and "runserver" in words:
+        # Django's development server takes [addr:]port after the command; 127.0.0.1 by default.
+        address = words[words.index("runserver") + 1 :]
+        if not any(
+            w.startswith(("0.0.0.0:", "[::]:")) or w in ("0.0.0.0", "[::]") for w in address
+        ):
+            return [where + f"`0.0.0.0:{(config.ports or [8000])[0]}` after `runserver`"]
+    elif server == "gunicorn" and not given("--bind", "-b"):
+        configured = "GUNICORN_CMD_ARGS" in config.env or (root / "gunicorn.conf.py").is_file()
+        if not configured:
+            return [where + f"`--bind 0.0.0.0:{(config.ports or [8000])[0]}`"]
+    return []
+
+
+def _lists(root: Path, dependencies: Dependencies, package: str) -> bool:
+    if dependencies.kind is DependencyKind.REQUIREMENTS:
+        return lists_package(root / dependencies.file, package)
+    return lists_package(dependencies.packages, package)
 
 
 def image_name_from(folder: str) -> str:

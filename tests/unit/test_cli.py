@@ -239,6 +239,30 @@ def test_build_arg_without_equals(project, runner, unreachable_engine):
     assert "--build-arg KEY=VALUE" in output
 
 
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ("ports: [80000]", "has a wrong value for `ports`: `80000` is not a port number"),
+        ("ports: [web]", "has a wrong value for `ports`: `web` is not a port number"),
+        ("version: 1.10", "has a wrong value for `version`: YAML reads the unquoted `1.10`"),
+        ("python: 3.10", "has a wrong value for `python`: YAML reads the unquoted `3.10`"),
+        ("base_image: Python:3.11", "`Python:3.11` is not a valid image name"),
+        ("base_image: 'python:3.11 slim'", "`3.11 slim` is not a valid tag"),
+        ("port: 8000", "has a setting cais does not know: `port`"),
+        ("env: [A=1]", "`env` must be a mapping of names to values"),
+    ],
+)
+@pytest.mark.parametrize("command", ["build", "dockerfile"])
+def test_a_bad_cais_yaml_fails_before_the_engine(
+    project, runner, unreachable_engine, setting, message, command
+):
+    (project / "cais.yaml").write_text(f"name: hello\n{setting}\n")
+    output = assert_one_error(runner.invoke(app, [command, str(project)]))
+    assert message in output
+    assert "hint: " in output
+    assert "not reachable" not in output
+
+
 def test_build_with_a_missing_ca_cert_fails_before_the_engine(project, runner, unreachable_engine):
     output = assert_one_error(
         runner.invoke(app, ["build", str(project), "--ca-cert", "/missing.pem"])
@@ -372,3 +396,43 @@ def test_train_without_a_script_or_with_a_failing_one(runner, tmp_path):
     assert result.exit_code == 1
     assert "error: `train.py` failed with exit code 3" in result.output
     assert "Traceback" not in result.output
+
+
+# --- web apps ---------------------------------------------------------------------------------
+
+
+def test_init_a_flask_project(tmp_path, runner):
+    folder = tmp_path / "web"
+    result = runner.invoke(app, ["init", str(folder), "--template", "flask"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in folder.iterdir()) == [
+        ".dockerignore",
+        "README.md",
+        "app.py",
+        "cais.yaml",
+        "requirements.txt",
+    ]
+    assert "cais run -d -p 8080:8000 web:0.1.0" in result.stderr
+    assert "{name}" not in (folder / "README.md").read_text()
+
+
+def test_dockerfile_of_a_flask_project_says_how_to_run_it(tmp_path, runner):
+    folder = tmp_path / "web"
+    assert runner.invoke(app, ["init", str(folder), "--template", "flask"]).exit_code == 0
+    result = runner.invoke(app, ["dockerfile", str(folder), "-t", "me/web:2"])
+    assert result.exit_code == 0, result.output
+    assert 'CMD ["gunicorn", "--bind", "0.0.0.0:8000", "app:app"]' in result.stdout
+    assert result.stderr.splitlines() == [
+        "• `app.py` defines a Flask app: gunicorn serves it on port 8000",
+        "• once built, run it: `cais run -p 8000:8000 me/web:2`",
+    ]
+
+
+def test_dockerfile_warns_of_a_server_on_127_0_0_1(project, runner):
+    (project / "script.py").write_text("from web import app\n\napp.run(debug=True)\n")
+    result = runner.invoke(app, ["dockerfile", str(project)])
+    assert result.exit_code == 0, result.output
+    assert result.stderr == (
+        "warning: `script.py` line 3: `app.run(debug=True)` listens on 127.0.0.1, which "
+        'nothing outside the container can reach; pass `host="0.0.0.0"`\n'
+    )

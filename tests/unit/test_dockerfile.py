@@ -522,3 +522,46 @@ def test_default_dockerignore_keeps_out_what_must_not_reach_an_image():
         ".dockerignore",
     ):
         assert needed in patterns
+
+
+# --- web apps ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("framework", ["flask", "fastapi"])
+def test_a_web_app_project_is_served_on_every_interface(tmp_path, write, framework):
+    source = {
+        "flask": "from flask import Flask\napp = Flask(__name__)\n",
+        "fastapi": "from fastapi import FastAPI\napp = FastAPI()\n",
+    }[framework]
+    write(tmp_path, {"app.py": source, "requirements.txt": f"{framework}\n"})
+    text = render_dockerfile(plan_project(load_project(tmp_path)))
+    steps = instructions(text)
+    server = "gunicorn" if framework == "flask" else "uvicorn"
+    install = index_of(steps, "RUN", "pip install")
+    # The server the requirements do not list is installed with them, and the file says so.
+    words = " ".join(_last_command(steps[install][1]))
+    assert words == f"pip install --no-cache-dir -r requirements.txt {server}"
+    assert f"# {server}: added by cais, as requirements.txt does not list it." in text
+    assert ("EXPOSE", "8000") in steps
+    keyword, args = steps[-1]
+    assert keyword == "CMD"
+    command = json.loads(args)
+    assert command[0] == server and "0.0.0.0" in " ".join(command)
+    comment = text.split("\nCMD ")[0].rsplit("\n\n", 1)[1]
+    assert comment.startswith(f"# {server}, a production ")
+    assert "publish it with `-p 8000:8000`" in " ".join(comment.split())
+
+
+def test_an_added_server_in_the_classic_builders_stage():
+    deps = REQUIREMENTS.model_copy(update={"packages": ("gunicorn",), "added": ("gunicorn",)})
+    text = render_dockerfile(make_plan(dependencies=deps), secrets=SecretsMode.STAGE)
+    assert "--prefix=/install -r /tmp/requirements.txt gunicorn" in text
+
+
+def test_a_program_of_the_standard_library_installs_nothing(tmp_path, write):
+    write(tmp_path, {"script.py": "import json\nprint(json.dumps({}))\n"})
+    for mode in SecretsMode:
+        text = render_dockerfile(plan_project(load_project(tmp_path)), secrets=mode)
+        assert "pip install" not in text and "secret" not in text
+        assert "requirements" not in text
+        assert json.loads(instructions(text)[-1][1]) == ["python", "script.py"]

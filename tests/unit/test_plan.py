@@ -184,3 +184,104 @@ def test_plan_is_frozen(project):
 def test_platform_with_a_trailing_newline_is_refused():
     with pytest.raises(PlanError):
         parse_platform("linux/amd64\n")
+
+
+# --- web apps and programs of the standard library --------------------------------------------
+
+
+def web_project(tmp_path, write, source, requirements="flask\n", config=""):
+    write(tmp_path, {"app.py": source, "requirements.txt": requirements, "cais.yaml": config})
+    return load_project(tmp_path)
+
+
+FLASK = "from flask import Flask\napp = Flask(__name__)\n"
+FASTAPI = "from fastapi import FastAPI\napp = FastAPI()\n"
+
+
+@pytest.mark.parametrize(
+    ("source", "config", "command", "ports"),
+    [
+        (FLASK, "", ("gunicorn", "--bind", "0.0.0.0:8000", "app:app"), (8000,)),
+        (
+            FLASK,
+            "ports: [5000, 9100]\n",
+            ("gunicorn", "--bind", "0.0.0.0:5000", "app:app"),
+            (5000, 9100),
+        ),
+        (
+            "from flask import Flask\ndef create_app():\n    return Flask(__name__)\n",
+            "",
+            ("gunicorn", "--bind", "0.0.0.0:8000", "app:create_app()"),
+            (8000,),
+        ),
+        (FASTAPI, "", ("uvicorn", "app:app", "--host", "0.0.0.0", "--port", "8000"), (8000,)),
+        (
+            "from fastapi import FastAPI\ndef create_app():\n    return FastAPI()\n",
+            "ports: 80\n",
+            ("uvicorn", "app:create_app", "--host", "0.0.0.0", "--port", "80", "--factory"),
+            (80,),
+        ),
+    ],
+)
+def test_a_web_app_is_served_by_a_production_server(
+    tmp_path, write, source, config, command, ports
+):
+    plan = plan_project(web_project(tmp_path, write, source, config=config), created=CREATED)
+    assert plan.entrypoint == command
+    assert plan.ports == ports
+    assert f"port {ports[0]}" in plan.entrypoint_about
+    assert f"-p {ports[0]}:{ports[0]}" in plan.entrypoint_about
+    assert (
+        plan.notes[0] == f"`app.py` defines a {'Flask' if 'flask' in source else 'FastAPI'} "
+        f"app: {command[0]} serves it on port {ports[0]}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("source", "requirements", "server"),
+    [(FLASK, "flask\n", "gunicorn"), (FASTAPI, "fastapi==0.115\n", "uvicorn")],
+)
+def test_a_server_the_requirements_do_not_list_is_installed_and_said(
+    tmp_path, write, source, requirements, server
+):
+    plan = plan_project(web_project(tmp_path, write, source, requirements), created=CREATED)
+    assert plan.dependencies.requirements == "requirements.txt"
+    assert plan.dependencies.packages == plan.dependencies.added == (server,)
+    assert plan.notes[1] == (
+        f"`{server}` is not in requirements.txt: the image installs its newest release "
+        f"(add `{server}` to requirements.txt to pin it)"
+    )
+
+
+def test_a_server_the_requirements_list_is_not_added(tmp_path, write):
+    plan = plan_project(web_project(tmp_path, write, FLASK, "flask\ngunicorn==27.0.1\n"))
+    assert plan.dependencies.packages == plan.dependencies.added == ()
+    assert len(plan.notes) == 1
+
+
+def test_a_pyproject_web_app_gets_its_server_beside_its_packages(tmp_path, write):
+    write(
+        tmp_path,
+        {"app.py": FASTAPI, "pyproject.toml": "[project]\nname='x'\ndependencies=['fastapi']\n"},
+    )
+    plan = plan_project(load_project(tmp_path))
+    assert plan.dependencies.packages == ("fastapi", "uvicorn")
+    assert plan.dependencies.added == ("uvicorn",)
+
+
+def test_warnings_of_the_project_reach_the_plan(tmp_path, write):
+    write(
+        tmp_path,
+        {"main.py": "from web import app\napp.run()\n", "requirements.txt": "", "cais.yaml": ""},
+    )
+    plan = plan_project(load_project(tmp_path))
+    assert plan.entrypoint == ("python", "main.py")
+    assert plan.warnings and plan.warnings[0].startswith("`main.py` line 2: `app.run()`")
+
+
+def test_a_program_of_the_standard_library_has_no_dependency_step(tmp_path, write):
+    write(tmp_path, {"script.py": "import json\n"})
+    plan = plan_project(load_project(tmp_path))
+    assert plan.dependencies is None
+    assert not plan.uses_pip
+    assert plan.layers == (LayerKind.APP,)

@@ -50,16 +50,6 @@ def test_python_from_cais_yaml_drops_the_patch_release(tmp_path, write):
     assert load_project(tmp_path).python == "3.12"
 
 
-def test_unquoted_python_3_10_is_not_read_as_3_1(tmp_path, write):
-    write(tmp_path, {**SCRIPT, CONFIG_FILE: "python: 3.10\n"})
-    try:
-        project = load_project(tmp_path)
-    except ProjectError as exc:  # refusing it with a hint to quote the value is fine too
-        assert '"3.10"' in f"{exc} {exc.hint}"
-    else:
-        assert project.python == "3.10"
-
-
 def test_python_version_file_keeps_major_minor(tmp_path, write):
     write(tmp_path, {**SCRIPT, ".python-version": "3.10.4\n"})
     project = load_project(tmp_path)
@@ -243,8 +233,53 @@ def test_invalid_pyproject(tmp_path, write):
     assert "is not valid TOML" in error_of(tmp_path).message
 
 
-def test_no_dependencies_at_all(tmp_path, write):
-    write(tmp_path, {"script.py": ""})
+@pytest.mark.parametrize(
+    "files",
+    [
+        {"script.py": ""},
+        {"script.py": "import json, os\nfrom pathlib import Path\n"},
+        {
+            "main.py": "import helpers\nfrom pkg import tool\n",
+            "helpers.py": "import csv\n",
+            "pkg/__init__.py": "",
+            "pkg/tool.py": "import sqlite3\n",
+        },
+        {"main.py": "import os\n", "tests/test_main.py": "import pytest\n"},
+    ],
+)
+def test_a_program_of_the_standard_library_needs_no_requirements(tmp_path, write, files):
+    write(tmp_path, files)
+    assert load_project(tmp_path).dependencies == Dependencies(DependencyKind.NONE, "")
+
+
+@pytest.mark.parametrize(
+    ("files", "named"),
+    [
+        ({"script.py": "import numpy as np\n"}, "`numpy` (script.py)"),
+        (
+            {"main.py": "import helpers\n", "helpers.py": "from flask import Flask\n"},
+            "`flask` (helpers.py)",
+        ),
+        ({"script.py": "import requests\nimport yaml\n"}, "`requests` (script.py), `yaml`"),
+    ],
+)
+def test_no_requirements_for_a_program_that_imports_packages(tmp_path, write, files, named):
+    write(tmp_path, files)
+    error = error_of(tmp_path)
+    assert error.message.startswith(f"`{tmp_path.resolve()}` has no requirements.txt, and its")
+    assert named in error.message
+    assert "requirements.txt" in error.hint
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        {"script.py": "def (:\n"},  # what it imports is unknown
+        {"script.py": "", CONFIG_FILE: "entrypoint: [gunicorn, app:app]\n"},  # a package
+    ],
+)
+def test_no_dependencies_at_all(tmp_path, write, files):
+    write(tmp_path, files)
     error = error_of(tmp_path)
     assert error.message == f"`{tmp_path.resolve()}` has no requirements.txt"
     assert "requirements.txt" in error.hint
@@ -436,9 +471,120 @@ def test_image_name_with_a_trailing_newline(tmp_path, write):
     assert "has a wrong value for `name`" in error.message
 
 
-def test_wrong_type_of_a_setting(tmp_path, write):
-    write(tmp_path, {**SCRIPT, CONFIG_FILE: "ports: [http]\n"})
-    assert "has a wrong value for `ports.0`" in error_of(tmp_path).message
+@pytest.mark.parametrize(
+    ("text", "where", "shown"),
+    [
+        ("env: [A=1]\n", "env", "`env` must be a mapping"),
+        ("env: {A: {b: 1}}\n", "env", "`A` has a list or mapping as its value"),
+        ("entrypoint: {a: 1}\n", "entrypoint", '`{"a": 1}` is not a list'),
+        ("requirements: [a.txt]\n", "requirements", '`["a.txt"]` is not text'),
+        ("base_image: 3\n", "base_image", "`3` is not text"),
+        ("entrypoint: python 'a\n", "entrypoint", "`python 'a` has a quote that is never closed"),
+    ],
+)
+def test_wrong_type_of_a_setting(tmp_path, write, text, where, shown):
+    write(tmp_path, {**SCRIPT, CONFIG_FILE: text})
+    error = error_of(tmp_path)
+    assert error.message.startswith(f"`{tmp_path.resolve() / CONFIG_FILE}` has a wrong value")
+    assert f"for `{where}`: {shown}" in error.message
+    assert error.hint and "\n" not in error.message
+
+
+@pytest.mark.parametrize(
+    ("text", "written", "read"),
+    [
+        ("python: 3.10\n", "3.10", "3.1"),
+        ("python: 3.9\n", "3.9", ""),
+        ("python: 3\n", "3", ""),
+        ("version: 1.10\n", "1.10", "1.1"),
+        ("version: 1.0\n", "1.0", ""),
+        ("version: 2\n", "2", ""),
+        ("version: 010\n", "010", "8"),
+    ],
+)
+def test_versions_written_as_numbers_are_refused_with_the_quoted_form(
+    tmp_path, write, text, written, read
+):
+    write(tmp_path, {**SCRIPT, CONFIG_FILE: text})
+    error = error_of(tmp_path)
+    key = text.split(":")[0]
+    assert error.message == (
+        f"`{tmp_path.resolve() / CONFIG_FILE}` has a wrong value for `{key}`: YAML reads the "
+        f"unquoted `{written}` as the number{' ' + read if read else ''}"
+    )
+    assert error.hint == f'write it in quotes: `{key}: "{written}"`'
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("0", "0"),
+        ("70000", "70000"),
+        ("[http]", "http"),
+        ("[true]", "True"),
+        ("['8080/tcp']", "8080/tcp"),
+        ("[8080.5]", "8080.5"),
+        ("[-1]", "-1"),
+    ],
+)
+def test_ports_are_numbers_from_1_to_65535(tmp_path, write, value, shown):
+    write(tmp_path, {**SCRIPT, CONFIG_FILE: f"ports: {value}\n"})
+    error = error_of(tmp_path)
+    assert error.message.endswith(f"has a wrong value for `ports`: `{shown}` is not a port number")
+    assert "1 to 65535" in error.hint
+
+
+@pytest.mark.parametrize(
+    ("value", "ports"), [("8080", [8080]), ("['8080', 9000, 8080]", [8080, 9000]), ("", [])]
+)
+def test_ports_in_other_shapes(tmp_path, write, value, ports):
+    write(tmp_path, {**SCRIPT, CONFIG_FILE: f"ports: {value}\n"})
+    assert load_project(tmp_path).config.ports == ports
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("Python:3.11", "`Python:3.11` is not a valid image name"),
+        ("python:3.11 slim", "`3.11 slim` is not a valid tag"),
+        ("https://example.com/python", "is not an image reference"),
+        ("python@sha256:abc", "has a malformed digest"),
+    ],
+)
+def test_base_image_is_an_image_reference(tmp_path, write, value, shown):
+    write(tmp_path, {**SCRIPT, CONFIG_FILE: f"base_image: '{value}'\n"})
+    error = error_of(tmp_path)
+    assert "has a wrong value for `base_image`: " in error.message
+    assert shown in error.message
+    assert error.hint
+
+
+@pytest.mark.parametrize("value", ["'1.0 beta'", "'-rc1'", "'.1'", "'v/1'"])
+def test_version_is_an_image_tag(tmp_path, write, value):
+    write(tmp_path, {**SCRIPT, CONFIG_FILE: f"version: {value}\n"})
+    error = error_of(tmp_path)
+    assert "has a wrong value for `version`: " in error.message
+    assert "is not a valid tag" in error.message
+
+
+@pytest.mark.parametrize(
+    ("key", "meant"),
+    [("port", "ports"), ("enviroment", None), ("base-image", "base_image"), ("pyhton", "python")],
+)
+def test_unknown_settings_are_named_with_the_closest_known_one(tmp_path, write, key, meant):
+    write(tmp_path, {**SCRIPT, CONFIG_FILE: f"{key}: 1\n"})
+    error = error_of(tmp_path)
+    assert error.message.endswith(f"has a setting cais does not know: `{key}`")
+    assert error.hint == (
+        f"did you mean `{meant}`?"
+        if meant
+        else "known settings: " + ", ".join(project_module.ProjectConfig.model_fields)
+    )
+
+
+def test_yaml_booleans_in_env_are_the_text_a_program_reads(tmp_path, write):
+    write(tmp_path, {**SCRIPT, CONFIG_FILE: "env: {DEBUG: true, QUIET: no, N: 1}\n"})
+    assert load_project(tmp_path).config.env == {"DEBUG": "true", "QUIET": "false", "N": "1"}
 
 
 def test_missing_folder(tmp_path):
@@ -560,3 +706,141 @@ def test_source_date_is_the_newest_source_file(tmp_path, monkeypatch):
     assert source_date(tmp_path) == datetime.fromtimestamp(1_700_000_500, timezone.utc)
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1600000000")
     assert source_date(tmp_path) == datetime.fromtimestamp(1_600_000_000, timezone.utc)
+
+
+# --- web apps, servers on 127.0.0.1, notebooks ----------------------------------------------
+
+FLASK_APP = "from flask import Flask\napp = Flask(__name__)\n"
+
+
+@pytest.mark.parametrize(
+    ("files", "script", "server", "listed"),
+    [
+        (
+            {"app.py": FLASK_APP, "requirements.txt": "flask\ngunicorn==27.0.1\n"},
+            "app.py",
+            "gunicorn",
+            True,
+        ),
+        ({"app.py": FLASK_APP, "requirements.txt": "flask\n"}, "app.py", "gunicorn", False),
+        (
+            {
+                "main.py": "import fastapi\napp = fastapi.FastAPI()\n",
+                "requirements.txt": "fastapi[standard]\n",
+            },
+            "main.py",
+            "uvicorn",
+            True,
+        ),
+        (
+            {
+                "api.py": "from fastapi import FastAPI\napp = FastAPI()\n",
+                "requirements.txt": "",
+                CONFIG_FILE: "entrypoint: api.py\n",
+                "other.py": "",
+            },
+            "api.py",
+            "uvicorn",
+            False,
+        ),
+        (
+            {
+                "app.py": FLASK_APP,
+                "pyproject.toml": "[project]\nname='x'\ndependencies=['flask', 'gunicorn']\n",
+            },
+            "app.py",
+            "gunicorn",
+            True,
+        ),
+    ],
+)
+def test_a_script_that_defines_a_web_app(tmp_path, write, files, script, server, listed):
+    write(tmp_path, files)
+    project = load_project(tmp_path)
+    assert project.web_app.script == script
+    assert project.web_app.server == server
+    assert project.server_listed is listed
+    assert project.warnings == ()
+
+
+@pytest.mark.parametrize(
+    "config",
+    ["entrypoint: [python, app.py]\n", "entrypoint: app.py --debug\n"],
+)
+def test_a_web_app_asked_to_run_as_a_script_runs_as_one(tmp_path, write, config):
+    source = FLASK_APP + "app.run()\n"
+    write(tmp_path, {"app.py": source, "requirements.txt": "flask\n", CONFIG_FILE: config})
+    project = load_project(tmp_path)
+    assert project.web_app is None
+    assert project.entrypoint[:2] == ("python", "app.py")
+    assert project.warnings == (
+        "`app.py` line 3: `app.run()` listens on 127.0.0.1, which nothing outside the "
+        'container can reach; pass `host="0.0.0.0"`',
+    )
+
+
+@pytest.mark.parametrize(
+    ("entrypoint", "fix"),
+    [
+        ("flask run", "`--host 0.0.0.0`"),
+        ("python -m flask run --port 8000", "`--host 0.0.0.0`"),
+        ("uvicorn main:app", "`--host 0.0.0.0`"),
+        ("gunicorn app:app", "`--bind 0.0.0.0:8000`"),
+        ("python manage.py runserver", "`0.0.0.0:8000` after `runserver`"),
+        ("python manage.py runserver 8080", "`0.0.0.0:8000` after `runserver`"),
+    ],
+)
+def test_a_server_command_on_127_0_0_1_is_warned_about(tmp_path, write, entrypoint, fix):
+    write(tmp_path, {**SCRIPT, CONFIG_FILE: f"entrypoint: {entrypoint}\n"})
+    [warning] = load_project(tmp_path).warnings
+    assert warning == (
+        f"the entrypoint `{entrypoint}` in cais.yaml listens on 127.0.0.1, which nothing "
+        f"outside the container can reach; add {fix}"
+    )
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        "entrypoint: flask run --host=0.0.0.0\n",
+        "entrypoint: flask run -h 0.0.0.0\n",
+        "entrypoint: flask run\nenv: {FLASK_RUN_HOST: 0.0.0.0}\n",
+        "entrypoint: uvicorn main:app --host 0.0.0.0\n",
+        "entrypoint: gunicorn -b 0.0.0.0:80 app:app\n",
+        "entrypoint: gunicorn app:app\nenv: {GUNICORN_CMD_ARGS: '--bind=0.0.0.0'}\n",
+        "entrypoint: python -m http.server\n",
+        "entrypoint: python manage.py runserver 0.0.0.0:8000\n",
+        "entrypoint: python manage.py runserver [::]:80 --noreload\n",
+    ],
+)
+def test_server_commands_that_every_interface_reaches(tmp_path, write, config):
+    write(tmp_path, {**SCRIPT, CONFIG_FILE: config})
+    assert load_project(tmp_path).warnings == ()
+
+
+def test_a_gunicorn_config_file_may_bind_it(tmp_path, write):
+    write(
+        tmp_path,
+        {
+            **SCRIPT,
+            "gunicorn.conf.py": "bind = '0.0.0.0:80'\n",
+            CONFIG_FILE: "entrypoint: gunicorn app:app\n",
+        },
+    )
+    assert load_project(tmp_path).warnings == ()
+
+
+@pytest.mark.parametrize("notebooks", [["analysis.ipynb"], ["a.ipynb", "b.ipynb"]])
+def test_a_folder_of_notebooks_says_how_to_export_them(tmp_path, write, notebooks):
+    write(tmp_path, {"requirements.txt": "", **{name: "{}" for name in notebooks}})
+    error = error_of(tmp_path)
+    assert error.message == (
+        f"`{tmp_path.resolve()}` has notebooks ({', '.join(notebooks)}) but no Python script to run"
+    )
+    assert f"`jupyter nbconvert --to script {notebooks[0]}`" in error.hint
+
+
+@pytest.mark.parametrize("value", [3.1, 3])
+def test_a_python_version_given_as_a_number_in_code_is_refused(value):
+    with pytest.raises(ValueError, match="is a number, not a version"):
+        project_module.ProjectConfig(python=value)

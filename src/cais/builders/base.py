@@ -50,6 +50,7 @@ class BuildResult:
     used_pip_settings: bool = False
     base_image: str | None = None  # the FROM of a Dockerfile cais wrote
     dockerfile_text: str | None = None  # the Dockerfile cais wrote
+    ports: tuple[int, ...] = ()  # the ports it EXPOSEs, for the `cais run -p` hint
 
 
 class BuildProgress(Protocol):

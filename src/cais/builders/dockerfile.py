@@ -103,7 +103,11 @@ def render_dockerfile(plan: ImagePlan, *, secrets: SecretsMode = SecretsMode.NON
         ]
     if deps is not None:
         files = " or ".join(deps.files)
-        about = f"Dependencies first, in their own layer: it is rebuilt only when {files} changes."
+        about = "Dependencies first, in their own layer"
+        about += f": it is rebuilt only when {files} changes." if files else "."
+        if deps.added:
+            added = ", ".join(deps.added)
+            about += f" {added}: added by cais, as {files or 'the project'} does not list it."
         if deps.strip_with:
             about += (
                 f" {deps.strip_with} strips the debugging sections many wheels leave in their "
@@ -188,6 +192,8 @@ def render_dockerfile(plan: ImagePlan, *, secrets: SecretsMode = SecretsMode.NON
             "HEALTHCHECK --interval=10s --timeout=3s --start-period=30s --retries=3 \\\n"
             "    CMD " + json.dumps(list(plan.healthcheck), ensure_ascii=False)
         )
+    if plan.entrypoint_about:
+        out += ["", *_comment(plan.entrypoint_about)]
     if plan.entrypoint:
         # CMD rather than ENTRYPOINT: `cais run IMAGE -- bash` can still open a shell inside.
         out.append("CMD " + json.dumps(list(plan.entrypoint), ensure_ascii=False))
@@ -335,9 +341,7 @@ def _pip_install(deps: DependencyStep, *, prefix: str | None = None, directory: 
         args += [f"--prefix={prefix}"]
     if deps.requirements:
         args += ["-r", f"{directory}{deps.requirements}"]
-    else:
-        args += list(deps.packages)
-    return shlex.join(args)
+    return shlex.join([*args, *deps.packages])
 
 
 def _quote(value: str) -> str:

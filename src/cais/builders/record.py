@@ -83,6 +83,7 @@ class BuildRecord(NamedTuple):
     base_image: str
     base_id: str
     builder: str
+    ports: tuple[int, ...] = ()  # for the `cais run -p` hint
 
 
 def fingerprint(folder: Path, tags: tuple[str, ...]) -> str | None:
@@ -234,7 +235,9 @@ def _keep(name: str, key: str, value: dict) -> None:
 
 def remember(key: str, record: BuildRecord) -> None:
     """Keep `record` as what `key`'s inputs built."""
-    _keep(_BUILDS, key, {**record._asdict(), "tags": list(record.tags)})
+    _keep(
+        _BUILDS, key, {**record._asdict(), "tags": list(record.tags), "ports": list(record.ports)}
+    )
 
 
 def remember_result(key: str, result: BuildResult) -> None:
@@ -243,7 +246,14 @@ def remember_result(key: str, result: BuildResult) -> None:
     if result.base_image and (base_id := image_id(result.base_image)):
         remember(
             key,
-            BuildRecord(result.image_id, result.tags, result.base_image, base_id, result.builder),
+            BuildRecord(
+                result.image_id,
+                result.tags,
+                result.base_image,
+                base_id,
+                result.builder,
+                result.ports,
+            ),
         )
 
 
@@ -258,11 +268,14 @@ def lookup(key: str) -> BuildRecord | None:
             base_image=saved["base_image"],
             base_id=saved["base_id"],
             builder=saved["builder"],
+            ports=tuple(saved.get("ports") or ()),
         )
-    except (TypeError, KeyError):
+    except (TypeError, KeyError, AttributeError):
         return None
     texts = [record.image_id, record.base_image, record.base_id, record.builder, *record.tags]
     if not record.tags or not all(isinstance(text, str) for text in texts):
+        return None
+    if not all(isinstance(port, int) for port in record.ports):
         return None
     for tag in record.tags:
         if image_id(tag) != record.image_id:

@@ -11,13 +11,14 @@ import typer
 
 from cais.builders.base import BuilderChoice
 from cais.errors import CaisError, ProjectError
-from cais.output import BuildDisplay, note, out, report_built, success
+from cais.output import BuildDisplay, note, out, report_built, run_command, success, warning
 
 __all__ = ["build", "dockerfile", "init"]
 
 
 class Template(str, Enum):
     script = "script"
+    flask = "flask"
     classifier = "classifier"
 
 
@@ -25,6 +26,8 @@ class Template(str, Enum):
 _FILLED_IN = {"cais.yaml", "README.md", "train.py"}
 _NEXT_STEPS = {
     Template.script: "`cais dockerfile {dir}` to see its Dockerfile, `cais build {dir}` to build it",
+    Template.flask: "`cais build {dir}`, then `cais run -d -p 8080:8000 {name}:0.1.0` and open "
+    "http://127.0.0.1:8080",
     Template.classifier: "`cais train {dir}` to train and save the model, then `cais serve {name}`",
 }
 
@@ -50,11 +53,15 @@ def _template_files(template: Template) -> dict[str, object]:
 def init(
     directory: Annotated[Path, typer.Argument(help="Folder to create the project in.")],
     template: Annotated[
-        Template, typer.Option("--template", help="Kind of project: a script, or a classifier.")
+        Template,
+        typer.Option(
+            "--template", help="Kind of project: a script, a Flask web app, or a classifier."
+        ),
     ] = Template.script,
     force: Annotated[bool, typer.Option("--force", help="Overwrite files that exist.")] = False,
 ) -> None:
-    """Create a runnable example project (a script, or a classifier to train and serve)."""
+    """Create a runnable example project (a script, a Flask web app, or a classifier to train
+    and serve)."""
     from cais.project import image_name_from, running_python
 
     files = _template_files(template)
@@ -130,9 +137,27 @@ def dockerfile(
         )
     if output is None:
         out.print(text, end="", markup=False, soft_wrap=True)
-        return
-    output.write_text(text, encoding="utf-8")
-    success(f"Wrote `{output}`")
+    else:
+        output.write_text(text, encoding="utf-8")
+        success(f"Wrote `{output}`")
+    plan = _tell(project)
+    if plan.ports:
+        from cais.build import default_tag
+
+        image = (tag or [default_tag(project)])[0]
+        note(f"once built, run it: `{run_command(image, plan.ports)}`")
+
+
+def _tell(project):
+    """Print what cais decided for the project's image and what will not work in it."""
+    from cais.plan import plan_project
+
+    plan = plan_project(project)
+    for text in plan.notes:
+        note(text)
+    for text in plan.warnings:
+        warning(text)
+    return plan
 
 
 def _saved_model(source: str):
@@ -252,6 +277,8 @@ def build(
         out.print(result.tags[0], markup=False)
         return
     project = load_project(source)
+    if project.dockerfile is None:
+        _tell(project)
     pip = (
         pip_settings(list(ca_cert or ()), index_url)
         if project.dockerfile is None

@@ -3,6 +3,7 @@
 from cais.plan.image_plan import (
     APP_DIR,
     RUNTIME_USER,
+    WEB_PORT,
     AppStep,
     Copy,
     DependencyStep,
@@ -17,6 +18,7 @@ from cais.plan.image_plan import (
 __all__ = [
     "APP_DIR",
     "RUNTIME_USER",
+    "WEB_PORT",
     "AppStep",
     "Copy",
     "DependencyStep",

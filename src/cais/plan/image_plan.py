@@ -15,10 +15,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from cais import __version__
 from cais.errors import PlanError
 from cais.project import DependencyKind, Project
+from cais.pysource import WebApp
 from cais.sources import created_label
 
 __all__ = [
     "APP_DIR",
+    "WEB_PORT",
     "AppStep",
     "Copy",
     "DependencyStep",
@@ -32,6 +34,9 @@ __all__ = [
 ]
 
 APP_DIR = "/app"
+# The port a web app is served on when cais.yaml names none: gunicorn's and uvicorn's own
+# default, so the command in the image reads as their documentation does.
+WEB_PORT = 8000
 _PLATFORM = re.compile(r"^(linux|windows)/(amd64|arm64|arm|386|ppc64le|s390x|riscv64)(/v[5-8])?$")
 
 
@@ -69,6 +74,9 @@ class DependencyStep(BaseModel):
     files: tuple[str, ...]  # copied into the image first
     requirements: str | None = None  # pip install -r FILE
     packages: tuple[str, ...] = ()  # pip install PKG ... (pyproject projects)
+    # Of `packages`, those cais adds because the program needs them and the project does not
+    # list them (the web server): said in the Dockerfile and the build's output.
+    added: tuple[str, ...] = ()
     # Delete what running never reads, in the same step so it never reaches a layer: the
     # packages' own test suites (numpy, scipy, scikit-learn ship tens of MB of them), Cython
     # sources and type stubs.
@@ -124,6 +132,11 @@ class ImagePlan(BaseModel):
     ports: tuple[int, ...] = ()
     healthcheck: tuple[str, ...] = ()  # a command (exec form) that fails when unhealthy
     labels: dict[str, str] = Field(default_factory=dict)
+    # What the command does, written above CMD (such as which server serves the app).
+    entrypoint_about: str | None = None
+    # What the user should know about decisions cais made, and what will not work.
+    notes: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
 
     @property
     def reference(self) -> str:
@@ -177,7 +190,28 @@ def plan_project(
     elif deps.packages:
         dependencies = DependencyStep(files=(deps.file,), packages=deps.packages)
     else:
-        dependencies = None  # a pyproject project without dependencies
+        dependencies = None  # a pyproject project without dependencies, or a stdlib script
+    entrypoint, ports, about, notes = project.entrypoint, tuple(config.ports), None, []
+    app = project.web_app
+    if app is not None:
+        port = ports[0] if ports else WEB_PORT
+        ports = ports or (port,)
+        entrypoint = _server_command(app, port)
+        about = (
+            f"{app.server}, a production {app.interface.upper()} server, serves the "
+            f"{app.framework} app of {app.script} on every interface of the container "
+            f"(0.0.0.0), port {port}: publish it with `-p {port}:{port}`."
+        )
+        notes.append(
+            f"`{app.script}` defines a {app.framework} app: {app.server} serves it on port {port}"
+        )
+        if not project.server_listed:
+            dependencies = _adding(dependencies, deps.file, app.server)
+            listing = deps.file or "requirements.txt"
+            notes.append(
+                f"`{app.server}` is not in {listing}: the image installs its newest release "
+                f"(add `{app.server}` to {listing} to pin it)"
+            )
     name = name or project.name
     tag = tag or config.version
     when = created or project.source_date or datetime.now(timezone.utc)
@@ -201,7 +235,28 @@ def plan_project(
         env=dict(config.env),
         dependencies=dependencies,
         app=AppStep(install_project=deps.installable),
-        entrypoint=project.entrypoint,
-        ports=tuple(config.ports),
+        entrypoint=entrypoint,
+        ports=ports,
         labels=labels,
+        entrypoint_about=about,
+        notes=tuple(notes),
+        warnings=project.warnings,
+    )
+
+
+def _server_command(app: WebApp, port: int) -> tuple[str, ...]:
+    """gunicorn or uvicorn serving `app` on every interface, in exec form."""
+    target = f"{app.module}:{app.attribute}"
+    if app.server == "gunicorn":
+        return ("gunicorn", "--bind", f"0.0.0.0:{port}", target + ("()" if app.factory else ""))
+    factory = ("--factory",) if app.factory else ()
+    return ("uvicorn", target, "--host", "0.0.0.0", "--port", str(port), *factory)
+
+
+def _adding(step: DependencyStep | None, file: str, package: str) -> DependencyStep:
+    """The dependency step with `package` installed too."""
+    if step is None:
+        return DependencyStep(files=(file,) if file else (), packages=(package,), added=(package,))
+    return step.model_copy(
+        update={"packages": (*step.packages, package), "added": (*step.added, package)}
     )
