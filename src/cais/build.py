@@ -205,6 +205,10 @@ def build_bundle(
     import cais
     from cais.plan.serving import SLIMLIBS, plan_bundle, requirements_for
 
+    # A tampered or truncated bundle, or an imported pickle that would run code nobody
+    # trusted, is refused before the engine is contacted.
+    bundle.verify()
+    bundle.check_globals()
     metadata = bundle.metadata
     tags = options.tags or (f"{metadata.name}:{metadata.version}",)
     tags = tuple(str(parse_reference(tag)) for tag in tags)
