@@ -447,3 +447,37 @@ def test_a_skew_with_pins_says_pinned_not_saved_with(tmp_path, home):
     )  # fmt: skip
     with pytest.warns(RuntimeWarning, match=r"`pins:1` is pinned to numpy 0.0.1 \(running "):
         cais.load_model("pins", home=home)
+
+
+@pytest.mark.parametrize("protocol", [0, 2, 5])
+@pytest.mark.parametrize("compress", [0, 3])
+def test_a_pickle_replaced_after_the_import_is_stopped_in_the_unpickler(
+    tmp_path, home, fake_pypi, stack_here, protocol, compress
+):
+    """Even with its hash and its recorded globals made to match, the replaced file's new
+    global is refused by the unpickler that reads it, before it is imported or called."""
+    import hashlib
+    import os
+
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.mkdir, (str(marker),))
+
+    file = _trusting_pickle(tmp_path)
+    assert (
+        CliRunner().invoke(app, ["models", "import", str(file), "-n", "frac", "--trust"]).exit_code
+        == 0
+    )
+    bundle = ModelStore(home).get("frac:1")
+    joblib.dump([text_model(), Payload()], bundle.artifact, compress=compress, protocol=protocol)
+    digest = hashlib.sha256(bundle.artifact.read_bytes()).hexdigest()
+    _edited(bundle, files={bundle.metadata.artifact: digest})
+    with pytest.raises(BundleError, match="names `posix.mkdir`, which it did not name") as caught:
+        cais.load_model("frac", home=home)
+    assert "import it again" in caught.value.hint
+    assert not marker.exists()
+    # Outside the load, the same file runs its payload: the guard is what stopped it.
+    joblib.load(bundle.artifact)
+    assert marker.is_dir()

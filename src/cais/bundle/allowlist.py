@@ -8,16 +8,26 @@ left out, by module and by name, since a pickle can call any function with argum
 choice. A name with dots inside an allowed module is refused too: `sklearn.base` + `os.system`
 would reach `os` through the module's own imports.
 
-Kept to the standard library and Python 3.9: the server inside an image checks bundles with it.
+The import refuses such a file after reading it without running it; loading an imported bundle
+enforces the same verdict in the real unpickler (`only_allowed`), through the audit event
+every unpickler raises before it resolves a global (`pickle.find_class`), whatever the joblib
+or numpy version that reads the file. Kept to the standard library and Python 3.9: the server
+inside an image loads bundles with it.
 """
 
 from __future__ import annotations
 
+import _compat_pickle
 import ast
-from collections.abc import Iterable
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
-__all__ = ["STACK", "defined_globals", "outside"]
+from cais.errors import BundleError
+
+__all__ = ["STACK", "defined_globals", "only_allowed", "outside"]
 
 STACK = ("sklearn", "numpy", "scipy", "joblib", "pandas")
 
@@ -149,3 +159,45 @@ def defined_globals(source: Path) -> set[str]:
     tree = ast.parse(source.read_text(encoding="utf-8"), filename=str(source))
     kinds = (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
     return {f"{source.stem}.{node.name}" for node in tree.body if isinstance(node, kinds)}
+
+
+# The check of the load running in this context, if any. An audit hook cannot be removed, so
+# one is added, once, and does nothing outside `only_allowed`.
+_CHECK: ContextVar[Callable[[str, str], None] | None] = ContextVar(
+    "cais_pickle_check", default=None
+)
+_HOOKED: list[bool] = []
+
+
+def _audit(event: str, args: tuple) -> None:
+    if event == "pickle.find_class":
+        check = _CHECK.get()
+        if check is not None:
+            check(*args)
+
+
+@contextmanager
+def only_allowed(reference: str, own: Iterable[str], trusted: Iterable[str]) -> Iterator[None]:
+    """Within the block, unpickling a global outside the allowlist and not in `trusted`
+    (`module.name`) raises a BundleError instead of importing or calling it."""
+    own, trusted = set(own), set(trusted)
+
+    def check(module: str, name: str) -> None:
+        # Python 2 names are mapped after the event, as pickle does for protocols 0 to 2.
+        module, name = _compat_pickle.NAME_MAPPING.get((module, name), (module, name))
+        module = _compat_pickle.IMPORT_MAPPING.get(module, module)
+        if outside([(module, name)], own) and f"{module}.{name}" not in trusted:
+            raise BundleError(
+                f"The pickle of `{reference}` names `{module}.{name}`, which it did not name "
+                "when it was imported: it was not loaded",
+                hint="the file was replaced after the import; import it again from its source",
+            )
+
+    if not _HOOKED:
+        sys.addaudithook(_audit)
+        _HOOKED.append(True)
+    token = _CHECK.set(check)
+    try:
+        yield
+    finally:
+        _CHECK.reset(token)

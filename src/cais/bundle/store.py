@@ -10,6 +10,7 @@ save leaves no half bundle; an existing `name:version` is replaced only when ask
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -128,13 +129,10 @@ class Bundle:
                     hint="import the file again with `cais models import`",
                 )
             return
-        from cais.bundle.allowlist import defined_globals, outside
+        from cais.bundle.allowlist import outside
 
-        own: set[str] = set()
-        if metadata.predictor:
-            own = defined_globals(self.path / f"{metadata.predictor.partition(':')[0]}.py")
         pairs = [g.partition(":")[::2] for g in metadata.pickle_globals]
-        untrusted = sorted(set(outside(pairs, own)) - set(metadata.trusted_globals))
+        untrusted = sorted(set(outside(pairs, self._own())) - set(metadata.trusted_globals))
         if untrusted:
             raise BundleError(
                 f"The imported model `{self.reference}` would run "
@@ -142,6 +140,23 @@ class Bundle:
                 + ", which was not trusted when it was imported",
                 hint="import the file again, with --trust if you trust where it comes from",
             )
+
+    def _own(self) -> set[str]:
+        """`module.Name` of what the bundle's predictor file defines."""
+        from cais.bundle.allowlist import defined_globals
+
+        if not self.metadata.predictor:
+            return set()
+        return defined_globals(self.path / f"{self.metadata.predictor.partition(':')[0]}.py")
+
+    def _guard(self) -> contextlib.AbstractContextManager:
+        """What unpickling an imported pickle may name: what the import allowed or the user
+        trusted (a model saved by cais is the user's own objects)."""
+        if self.metadata.pickle_globals is None:
+            return contextlib.nullcontext()
+        from cais.bundle.allowlist import only_allowed
+
+        return only_allowed(self.reference, self._own(), self.metadata.trusted_globals)
 
     def load(self) -> object:
         """Verify every file and what an imported pickle runs, then unpickle the model (and
@@ -158,11 +173,14 @@ class Bundle:
         from cais.bundle.predictor import Predictor
 
         try:
-            # An imported pickle is wrapped by the user's Predictor, when it has one.
-            model = self._predictor() if self.metadata.predictor else joblib.load(self.artifact)
-            if isinstance(model, Predictor):
-                model.load()
+            with self._guard():
+                # An imported pickle is wrapped by the user's Predictor, when it has one.
+                model = self._predictor() if self.metadata.predictor else joblib.load(self.artifact)
+                if isinstance(model, Predictor):
+                    model.load()
             return model
+        except BundleError:
+            raise
         except Exception as exc:  # unpickling runs foreign code: any failure is possible
             raise BundleError(
                 f"The model `{self.reference}` cannot be loaded: {type(exc).__name__}: {exc}",
