@@ -284,6 +284,5 @@ def _prove(client: docker.DockerClient, image: str) -> None:
         raise BuildError(
             f"The image `{image}` was built, but the model does not work inside it",
             log_tail=text[-15:],
-            hint="the packages the model was saved with may not install or run on this Python; "
-            "try `--python X.Y`",
+            hint="the model's packages may not install or run on this Python; try `--python X.Y`",
         ) from exc

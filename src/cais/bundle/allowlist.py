@@ -27,34 +27,20 @@ from pathlib import Path
 
 from cais.errors import BundleError
 
-__all__ = ["STACK", "defined_globals", "only_allowed", "outside"]
+__all__ = ["BUILTINS", "STACK", "defined_globals", "only_allowed", "outside"]
 
 STACK = ("sklearn", "numpy", "scipy", "joblib", "pandas")
 
 # What real pickles of the installed scikit-learn, numpy and pandas name outside them
 # (pipelines with TF-IDF, forests, boosting, a ColumnTransformer, a DataFrame; protocols 0
 # to 5, joblib with and without compression), and the plain data types beside them.
+BUILTINS = "object set frozenset slice complex bytearray bytes int float str bool range"
 _STANDARD = {
     ("_codecs", "encode"),  # bytes, as protocol 2 writes them
     ("copyreg", "_reconstructor"),  # every object, in protocols 0 and 1
     ("collections", "OrderedDict"),
     ("collections", "defaultdict"),
-} | {
-    ("builtins", name)
-    for name in [
-        "object",
-        "set",
-        "frozenset",
-        "slice",
-        "complex",
-        "bytearray",
-        "bytes",
-        "int",
-        "float",
-        "str",
-        "bool",
-        "range",
-    ]
+    *(("builtins", name) for name in BUILTINS.split()),
 }
 
 # Parts of the stack that touch the machine rather than compute (module prefixes).

@@ -25,6 +25,7 @@ from collections import Counter, OrderedDict, defaultdict, deque
 from dataclasses import dataclass
 from pathlib import Path
 
+from cais.bundle.allowlist import BUILTINS
 from cais.errors import BundleError
 
 try:
@@ -43,7 +44,6 @@ _STDLIB = frozenset(getattr(sys, "stdlib_module_names", ())) | {"builtins", "cop
 _MAGIC = {b"ZF": "zfile", b"\x78": "zlib", b"\x1f\x8b": "gzip", b"BZ": "bz2", b"\x5d\x00": "lzma"}
 _MAGIC.update({b"\xfd7zXZ": "xz", b"\x04\x22\x4d\x18": "lz4"})
 _WRAPPERS = ("NumpyArrayWrapper", "NDArrayWrapper", "ZNDArrayWrapper")  # joblib's, all versions
-_BUILTINS = "object set frozenset slice complex bytearray bytes int float str bool range"
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ def _encode(text: str, encoding: str = "utf-8") -> bytes:
 def _allowed() -> dict[tuple[str, str], object]:
     """What is safe to run and needed to rebuild data: numpy arrays, joblib's wrappers."""
     allowed: dict[tuple[str, str], object] = {
-        ("builtins", name): getattr(builtins, name) for name in _BUILTINS.split()
+        ("builtins", name): getattr(builtins, name) for name in BUILTINS.split()
     }
     allowed[("collections", "OrderedDict")] = OrderedDict
     allowed[("collections", "defaultdict")] = defaultdict
