@@ -275,29 +275,34 @@ def test_a_damaged_alias_file_is_listed_and_the_versions_still_are(runner, store
 # --- rm through an alias asks; untag removes only the alias ---------------------------------
 
 
-@pytest.mark.parametrize("answer", [None, "n\n", "\n"])
+@pytest.mark.parametrize("answer", [None, "n\n", "\n", "no\n", "yess\n"])
 def test_rm_through_an_alias_without_a_yes_removes_nothing(runner, store, answer):
-    result = runner.invoke(app, ["models", "rm", "precos:production"], input=answer)
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert result.exit_code == 1, result.output
-    assert "Traceback" not in result.output
-    errors = [line for line in lines if line.startswith("error:")]
-    assert errors == [
-        "error: Nothing was removed: `precos:production` is an alias of `precos:1`"
-    ], lines
-    assert any("cais models untag precos:production" in line for line in lines)
+    output = assert_one_error(
+        runner.invoke(app, ["models", "rm", "precos:production"], input=answer)
+    )
+    assert "error: Nothing was removed: `precos:production` is an alias of `precos:1`" in output
+    assert "cais models untag precos:production" in output
     assert store.versions("precos") == ["1", "2"]
     assert store.aliases("precos") == {"production": "1"}
 
 
-@pytest.mark.parametrize("how", [["--yes"], ["-y"], "y\n"])
-def test_rm_through_an_alias_with_a_yes_removes_the_version(runner, store, how):
-    args = ["models", "rm", "precos:production"]
-    result = runner.invoke(
-        app,
-        args + how if isinstance(how, list) else args,
-        input=None if isinstance(how, list) else how,
-    )
+def test_rm_through_an_alias_from_a_closed_stdin_is_one_sentence(store):
+    from tests.support import run_cais
+
+    done = run_cais("models", "rm", "precos:production", input="")
+    assert done.returncode == 1, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert lines[0] == "error: Nothing was removed: `precos:production` is an alias of `precos:1`"
+    assert [line.split(":")[0] for line in lines] == ["error", "hint"]
+    assert store.versions("precos") == ["1", "2"]
+    assert store.aliases("precos") == {"production": "1"}
+
+
+@pytest.mark.parametrize(
+    ("options", "answer"), [(["--yes"], None), (["-y"], None), ([], "y\n"), ([], "YES\n")]
+)
+def test_rm_through_an_alias_with_a_yes_removes_the_version(runner, store, options, answer):
+    result = runner.invoke(app, ["models", "rm", "precos:production", *options], input=answer)
     assert result.exit_code == 0, result.output
     assert "Removed `precos:1`, and its aliases `production`" in result.output
     assert store.versions("precos") == ["2"]

@@ -104,9 +104,10 @@ class Bundle:
 
     def verify(self) -> None:
         """Recheck the sha256 of every file; refuse a tampered, truncated or missing one."""
-        for relative in self.missing()[:1]:
+        missing = self.missing()
+        if missing:
             raise BundleError(
-                f"The bundle `{self.reference}` is missing `{relative}`",
+                f"The bundle `{self.reference}` is missing `{missing[0]}`",
                 hint=f"save the model again, or remove it with `cais models rm {self.reference}`",
             )
         for relative, expected in self.metadata.files.items():
@@ -250,8 +251,12 @@ def _warn_on_skew(metadata: BundleMetadata) -> None:
 
 def read_bundle(folder: Path, reference: str | None = None) -> Bundle:
     """The bundle in `folder`, its metadata checked; one sentence when it cannot be read."""
+    hint = (
+        f"remove it with `cais models rm {reference}` and save it again"
+        if reference
+        else "give the folder of a bundle cais saved, unchanged"
+    )
     reference = reference or str(folder)
-    hint = f"remove it with `cais models rm {reference}` and save it again"
     file = folder / METADATA_FILE
     try:
         text = file.read_text(encoding="utf-8")
@@ -320,14 +325,15 @@ class ModelStore:
             return {}
         try:
             aliases = json.loads(file.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            aliases = exc
+        except (OSError, ValueError):
+            aliases = None
         if not isinstance(aliases, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in aliases.items()
         ):
             raise BundleError(
                 f"The aliases of `{name}` (`{file}`) are damaged",
-                hint=f"remove the file and tag the versions again with `cais models tag {name}:VERSION ALIAS`",
+                hint="remove the file and tag the versions again with "
+                f"`cais models tag {name}:VERSION ALIAS`",
             )
         return aliases
 
@@ -375,7 +381,7 @@ class ModelStore:
                 if version == versions[-1]:
                     tags.insert(0, LATEST)
                 try:
-                    bundle = self.get(f"{model}:{version}")
+                    bundle = read_bundle(self.root / model / version, f"{model}:{version}")
                 except BundleError as exc:
                     found.append(Listed(model, version, tags, None, exc.message))
                     continue

@@ -94,17 +94,25 @@ def rm(
             hint=f"remove the version with `cais models rm {resolved}` (or --yes), or only "
             f"the alias with `cais models untag {reference}`",
         )
-        try:
-            confirmed = typer.confirm(question, err=True)
-        except typer.Abort:  # no answer: stdin is closed or not a terminal
-            err.print()  # end the question's line
-            raise refusal from None
-        if not confirmed:
+        if not _confirmed(question):
             raise refusal
     aliases = store.points_at(resolved) if wanted else []
     removed = store.remove(reference)
     gone = f", and its aliases {', '.join(f'`{a}`' for a in aliases)}" if aliases else ""
     success(f"Removed `{removed}`{gone}")
+
+
+def _confirmed(question: str) -> bool:
+    """Ask on a terminal; from a pipe or a closed stdin, read one answer without asking."""
+    import sys
+
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().strip().lower() in ("y", "yes")
+    try:
+        return typer.confirm(question, err=True)
+    except typer.Abort:  # Ctrl-D or Ctrl-C
+        err.print()  # end the question's line
+        return False
 
 
 @app.command("import")
