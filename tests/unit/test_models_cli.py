@@ -248,6 +248,9 @@ def test_a_damaged_bundle_is_listed_with_its_reason_among_the_others(runner, sto
     ]
     assert table[1][4].startswith(reason), table[1]
     assert table[2][4] == "accuracy=0.875, f1=0.5"
+    if damage is not _no_artifact:  # its metadata: one sentence when shown
+        shown = assert_one_error(runner.invoke(app, ["models", "show", "precos:1"]))
+        assert reason in shown
     removed = runner.invoke(app, ["models", "rm", "precos:1"])  # and it can be removed
     assert removed.exit_code == 0, removed.output
     assert store.versions("precos") == ["2"]
