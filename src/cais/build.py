@@ -205,6 +205,10 @@ def build_bundle(
     import cais
     from cais.plan.serving import SLIMLIBS, plan_bundle, requirements_for
 
+    # A tampered or truncated bundle, or an imported pickle that would run code nobody
+    # trusted, is refused before the engine is contacted.
+    bundle.verify()
+    bundle.check_globals()
     metadata = bundle.metadata
     tags = options.tags or (f"{metadata.name}:{metadata.version}",)
     tags = tuple(str(parse_reference(tag)) for tag in tags)
@@ -280,6 +284,5 @@ def _prove(client: docker.DockerClient, image: str) -> None:
         raise BuildError(
             f"The image `{image}` was built, but the model does not work inside it",
             log_tail=text[-15:],
-            hint="the packages the model was saved with may not install or run on this Python; "
-            "try `--python X.Y`",
+            hint="the model's packages may not install or run on this Python; try `--python X.Y`",
         ) from exc

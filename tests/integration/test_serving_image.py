@@ -68,3 +68,34 @@ def test_a_model_name_that_is_neither_folder_nor_saved(cais, engine, tmp_path):
     done = cais("build", "no-such-model", env={"CAIS_HOME": str(tmp_path)})
     assert done.returncode == 1
     assert "does not exist" in done.stderr
+
+
+def _flip_a_byte(file) -> None:
+    data = bytearray(file.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    file.write_bytes(bytes(data))
+
+
+def _truncate(file) -> None:
+    file.write_bytes(file.read_bytes()[:-1])
+
+
+def _remove(file) -> None:
+    file.unlink()
+
+
+@pytest.mark.parametrize("damage", [_flip_a_byte, _truncate, _remove])
+def test_a_damaged_bundle_is_refused_before_any_build(cais, engine, tmp_path, image_name, damage):
+    import cais as cais_api
+    from cais.bundle.store import ModelStore
+
+    home = tmp_path / "cais-home"
+    cais_api.save_model(text_model(), "products", input_example=["livro azul"], home=home)
+    damage(ModelStore(home).get("products:1").artifact)
+    done = cais("build", "products:1", "-t", f"{image_name}:1", env={"CAIS_HOME": str(home)})
+    assert done.returncode == 1, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert lines[0].startswith("error: ") and "products:1" in lines[0], lines
+    assert all(line.startswith(("error:", "hint:")) for line in lines), lines  # no build output
+    assert done.stdout == ""
+    assert not engine.images.list(name=image_name)

@@ -80,9 +80,9 @@ def test_a_module_of_ones_own_must_be_named(tmp_path, index):
         file = _dump(tmp_path / "custom.pkl", model)
     with pytest.raises(BundleError) as caught:
         plan_adoption(file, pythons=["3.9"], index=index)
-    assert "`mycompany`" in caught.value.message
+    assert "`mycompany.Cleaner`" in caught.value.message
     assert "--predictor" in caught.value.hint
-    adoption = plan_adoption(file, pythons=["3.9"], own_modules={"mycompany"}, index=index)
+    adoption = plan_adoption(file, pythons=["3.9"], own_globals={"mycompany.Cleaner"}, index=index)
     assert "mycompany" not in adoption.packages
 
 
@@ -98,6 +98,7 @@ def test_an_imported_file_is_kept_byte_for_byte(old_pickle, home):
         model_class="sklearn.pipeline.Pipeline",
         modules=["sklearn.pipeline"],
         imported={"file": old_pickle.name, "sklearn_version": "0.24.2"},
+        pickle_globals=["sklearn.pipeline:Pipeline"],
         input_example=["livro azul"],
     )
     assert bundle.reference == "legacy:1"
@@ -133,6 +134,7 @@ def test_a_predictor_wraps_an_imported_pickle(tmp_path, home):
         model_class="",
         modules=[],
         imported={"file": file.name},
+        pickle_globals=[],
         predictor=predictor,
     )
     assert bundle.metadata.predictor == "shouting:Shouting"
@@ -151,7 +153,7 @@ def test_a_predictor_file_needs_exactly_one_predictor(tmp_path, home, old_pickle
     with pytest.raises(BundleError, match=f"defines {count} `cais.Predictor` subclasses"):
         ModelStore(home).adopt(
             old_pickle, "x", python="3.9", packages={}, model_class="", modules=[], imported={},
-            predictor=predictor,
+            pickle_globals=[], predictor=predictor,
         )  # fmt: skip
     assert not (home / "models" / "x").exists()
 
@@ -223,9 +225,259 @@ def test_a_wrapped_pickle_that_cannot_load_is_one_error(tmp_path, home, old_pick
     predictor.write_text(PREDICTOR)
     ModelStore(home).adopt(
         old_pickle, "wrapped", python="3.11", packages={}, model_class="", modules=[],
-        imported={}, predictor=predictor,
+        imported={}, pickle_globals=[], predictor=predictor,
     )  # fmt: skip
     with pytest.raises(BundleError) as caught:  # its classes are not in today's scikit-learn
         cais.load_model("wrapped", home=home)
     assert "cannot be loaded" in caught.value.message
     assert "ModuleNotFoundError" in caught.value.message
+
+
+# --- pickles are code ----------------------------------------------------------------------
+
+
+def _protocol_0(module: str, name: str, args: str = "(S'true'\ntR") -> bytes:
+    """A pickle that calls `module.name` with `args` (pickle's own opcodes, as a crafted file
+    would be written)."""
+    return f"c{module}\n{name}\n{args}.".encode()
+
+
+EVIL = {
+    "os.system": (_protocol_0("posix", "system"), "`posix.system`"),
+    "subprocess": (
+        _protocol_0("subprocess", "check_call", "((S'true'\nltR"),
+        "`subprocess.check_call`",
+    ),
+    "eval": (_protocol_0("builtins", "eval", "(S'1+1'\ntR"), "`builtins.eval`"),
+    "exec": (_protocol_0("__builtin__", "exec", "(S'pass'\ntR"), "`builtins.exec`"),
+    "getattr": (
+        b"cbuiltins\ngetattr\n(cbuiltins\n__import__\n(S'os'\ntRS'system'\ntR.",
+        "`builtins.__import__`, `builtins.getattr`",
+    ),
+    "importlib": (
+        _protocol_0("importlib", "import_module", "(S'os'\ntR"),
+        "`importlib.import_module`",
+    ),
+    "numpy.load": (_protocol_0("numpy", "load", "(S'/x.npy'\ntR"), "`numpy.load`"),
+    "numpy.testing": (
+        _protocol_0("numpy.testing._private.utils", "runstring", "(S'1'\n(dtR"),
+        "`numpy.testing._private.utils.runstring`",
+    ),
+    "a dotted name": (_protocol_0("sklearn.base", "os.system"), "`sklearn.base.os.system`"),
+    "pandas.read_pickle": (
+        _protocol_0("pandas", "read_pickle", "(S'/x'\ntR"),
+        "`pandas.read_pickle`",
+    ),
+    "joblib.load": (_protocol_0("joblib", "load", "(S'/x'\ntR"), "`joblib.load`"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(EVIL))
+def test_a_pickle_that_runs_code_outside_the_stack_is_refused_by_name(
+    tmp_path, home, fake_pypi, case
+):
+    content, named = EVIL[case]
+    file = tmp_path / "model.pkl"
+    file.write_bytes(content)
+    result = CliRunner().invoke(app, ["models", "import", str(file), "--name", "evil"])
+    message = assert_one_error(result)
+    assert f"error: `model.pkl` would run {named} when loaded" in message
+    assert "--trust" in message
+    assert not (home / "models" / "evil").exists()
+
+
+def test_code_in_a_compressed_joblib_file_is_refused_too(tmp_path, home, fake_pypi):
+    import os
+
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.mkdir, (str(marker),))
+
+    file = tmp_path / "model.joblib"
+    joblib.dump([text_model(), Payload()], file, compress=3)
+    message = assert_one_error(
+        CliRunner().invoke(app, ["models", "import", str(file), "--name", "evil"])
+    )
+    assert "would run `posix.mkdir` when loaded" in message
+    assert not marker.exists()
+
+
+@pytest.fixture
+def stack_here(monkeypatch):
+    """Wheels for the running stack are not on the fake index: choosing the Python keeps the
+    pins it is given (and records them)."""
+    import cais.bundle.wheels
+
+    chosen = {}
+
+    def choose_python(index, pins, candidates, **options):
+        chosen.update(pins=dict(pins), **options)
+        return candidates[-1], {name: version for name, version in pins.items() if version}
+
+    monkeypatch.setattr(cais.bundle.wheels, "choose_python", choose_python)
+    return chosen
+
+
+def _trusting_pickle(tmp_path) -> Path:
+    """Today's text model with a `fractions.Fraction` in it: outside the stack, harmless."""
+    from fractions import Fraction
+
+    model = text_model()
+    model.weight = Fraction(1, 3)
+    file = tmp_path / "model.joblib"
+    joblib.dump(model, file)
+    return file
+
+
+def test_trust_imports_says_what_was_trusted_and_records_it(tmp_path, home, fake_pypi, stack_here):
+    import importlib.metadata
+
+    file = _trusting_pickle(tmp_path)
+    refused = CliRunner().invoke(app, ["models", "import", str(file), "--name", "frac"])
+    assert "would run `fractions.Fraction`" in assert_one_error(refused)
+    result = CliRunner().invoke(
+        app,
+        [
+            "models",
+            "import",
+            str(file),
+            "--name",
+            "frac",
+            "--trust",
+            "--input-example",
+            '["livro"]',
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "trusted, as asked: `fractions.Fraction`" in result.output
+    shown = json.loads(CliRunner().invoke(app, ["models", "show", "frac:1"]).stdout)
+    assert shown["trusted_globals"] == ["fractions.Fraction"]
+    assert "fractions:Fraction" in shown["pickle_globals"]
+    assert "sklearn.pipeline:Pipeline" in shown["pickle_globals"]
+    # Made by the scikit-learn installed here: pinned to the stack installed here, no dates.
+    assert shown["pinned_by"].startswith("cais: the stack installed here")
+    for package in ("scikit-learn", "numpy", "scipy", "joblib"):
+        assert shown["packages"][package] == importlib.metadata.version(package)
+    assert stack_here["cutoff"] is None
+    assert cais.load_model("frac", home=home).predict(["livro azul"]) == ["livro"]
+
+
+def _edited(bundle, **fields) -> None:
+    from cais.bundle.metadata import METADATA_FILE
+
+    file = bundle.path / METADATA_FILE
+    data = json.loads(file.read_text())
+    data.update(fields)
+    file.write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize(
+    ("fields", "says"),
+    [
+        ({"trusted_globals": []}, "would run `fractions.Fraction`, which was not trusted"),
+        ({"pickle_globals": None}, "does not record what its pickle runs"),
+        ({"pickle_globals": ["posix:system"]}, "would run `posix.system`"),
+    ],
+)
+def test_loading_and_building_keep_the_verdict(tmp_path, home, fake_pypi, stack_here, fields, says):
+    from cais.build import BuildOptions, build_bundle
+    from cais.builders.pip_settings import PipSettings
+    from cais.server.models import ModelSet
+    from tests.support import RecordingProgress
+
+    file = _trusting_pickle(tmp_path)
+    args = ["models", "import", str(file), "--name", "frac", "--trust"]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    store = ModelStore(home)
+    _edited(store.get("frac:1"), **fields)
+    bundle = store.get("frac:1")
+    for load in (
+        lambda: cais.load_model("frac", home=home),
+        lambda: ModelSet.load([str(bundle.path)]),
+        lambda: build_bundle(
+            _no_engine, bundle, BuildOptions(), RecordingProgress(), PipSettings()
+        ),
+    ):
+        with pytest.raises(BundleError, match=says):
+            load()
+
+
+def _no_engine():
+    raise AssertionError("the engine was contacted")
+
+
+def test_classes_the_predictor_file_defines_are_allowed(tmp_path, home, fake_pypi, index):
+    model = OldPipeline(steps=[("clean", CustomStep())], _sklearn_version="0.24.2")
+    with _importable(CustomStep):
+        file = _dump(tmp_path / "custom.pkl", model)
+    predictor = tmp_path / "mycompany.py"
+    predictor.write_text(PREDICTOR + "\n\nclass Cleaner:\n    pass\n")
+    args = ["models", "import", str(file), "--name", "own", "--predictor", str(predictor)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "trusted" not in result.output
+    bundle = ModelStore(home).get("own")
+    assert bundle.metadata.trusted_globals == []
+    bundle.check_globals()
+    predictor.write_text(PREDICTOR)  # a file that does not define Cleaner
+    refused = CliRunner().invoke(app, [*args, "--version", "2"])
+    assert "would run `mycompany.Cleaner`" in assert_one_error(refused)
+
+
+def test_guessed_versions_are_labelled_as_pins(old_pickle, home, fake_pypi):
+    result = CliRunner().invoke(app, ["models", "import", str(old_pickle), "--name", "legacy"])
+    assert result.exit_code == 0, result.output
+    assert "pinned by cais: each package's newest release before 2021-" in result.output
+    shown = json.loads(CliRunner().invoke(app, ["models", "show", "legacy"]).stdout)
+    assert shown["pinned_by"].endswith("when scikit-learn 0.24.2 came out")
+    from cais.plan.serving import requirements_for
+
+    text = requirements_for(ModelStore(home).get("legacy").metadata, {})
+    assert text.startswith("# legacy:1: the packages pinned by cais: each package's newest")
+
+
+def test_a_skew_with_pins_says_pinned_not_saved_with(tmp_path, home):
+    file = tmp_path / "model.joblib"
+    joblib.dump(text_model(), file)
+    ModelStore(home).adopt(
+        file, "pins", python="3.11", packages={"numpy": "0.0.1"}, model_class="", modules=[],
+        imported={"file": file.name}, pickle_globals=[], pinned_by="cais: a guess",
+    )  # fmt: skip
+    with pytest.warns(RuntimeWarning, match=r"`pins:1` is pinned to numpy 0.0.1 \(running "):
+        cais.load_model("pins", home=home)
+
+
+@pytest.mark.parametrize("protocol", [0, 2, 5])
+@pytest.mark.parametrize("compress", [0, 3])
+def test_a_pickle_replaced_after_the_import_is_stopped_in_the_unpickler(
+    tmp_path, home, fake_pypi, stack_here, protocol, compress
+):
+    """Even with its hash and its recorded globals made to match, the replaced file's new
+    global is refused by the unpickler that reads it, before it is imported or called."""
+    import hashlib
+    import os
+
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.mkdir, (str(marker),))
+
+    file = _trusting_pickle(tmp_path)
+    assert (
+        CliRunner().invoke(app, ["models", "import", str(file), "-n", "frac", "--trust"]).exit_code
+        == 0
+    )
+    bundle = ModelStore(home).get("frac:1")
+    joblib.dump([text_model(), Payload()], bundle.artifact, compress=compress, protocol=protocol)
+    digest = hashlib.sha256(bundle.artifact.read_bytes()).hexdigest()
+    _edited(bundle, files={bundle.metadata.artifact: digest})
+    with pytest.raises(BundleError, match="names `posix.mkdir`, which it did not name") as caught:
+        cais.load_model("frac", home=home)
+    assert "import it again" in caught.value.hint
+    assert not marker.exists()
+    # Outside the load, the same file runs its payload: the guard is what stopped it.
+    joblib.load(bundle.artifact)
+    assert marker.is_dir()

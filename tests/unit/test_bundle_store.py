@@ -526,6 +526,72 @@ def test_a_tampered_artifact_is_refused_before_it_is_unpickled(store, logreg, tm
     assert marker.is_dir()
 
 
+def _truncate(file: Path) -> None:
+    file.write_bytes(file.read_bytes()[:-1])
+
+
+def _load_by_reference(store: ModelStore, bundle: Bundle) -> None:
+    from cais.server.models import ModelSet
+
+    ModelSet.load([bundle.reference], home=store.root.parent)
+
+
+def _load_the_folder(store: ModelStore, bundle: Bundle) -> None:
+    """As the server inside an image does: `python -m cais.server /model`."""
+    from cais.server.models import ModelSet
+
+    ModelSet.load([str(bundle.path)])
+
+
+def _build(store: ModelStore, bundle: Bundle) -> None:
+    from cais.build import BuildOptions, build_bundle
+    from cais.builders.pip_settings import PipSettings
+    from tests.support import RecordingProgress
+
+    def connect():
+        raise AssertionError("the engine was contacted")
+
+    progress = RecordingProgress()
+    try:
+        build_bundle(connect, bundle, BuildOptions(), progress, PipSettings())
+    finally:
+        assert progress.steps == [] and progress.lines == []
+
+
+@pytest.mark.parametrize("damage", [_flip_a_byte, _truncate], ids=["tampered", "truncated"])
+@pytest.mark.parametrize(
+    "use",
+    [
+        lambda store, bundle: cais.load_model(bundle.reference, home=store.root.parent),
+        _load_by_reference,
+        _load_the_folder,
+        _build,
+    ],
+    ids=["load_model", "cais serve", "the image's server", "cais build"],
+)
+def test_every_path_checks_the_hashes_before_unpickling(store, logreg, tmp_path, damage, use):
+    bundle = store.save(logreg, "precos")
+    marker = tmp_path / "unpickled"
+    payload = pickle.dumps(CreatesMarker(marker))
+    bundle.artifact.write_bytes(payload)  # a different file under the recorded hash ...
+    edit_metadata(bundle, lambda data: data["files"].update({"model.joblib": "0" * 64}))
+    with pytest.raises(BundleError, match="does not match its recorded sha256"):
+        use(store, store.get("precos:1"))
+    assert not marker.exists()
+    bundle = store.save(logreg, "precos", overwrite=True, version="1")
+    damage(bundle.artifact)  # ... and the saved file, damaged
+    with pytest.raises(BundleError, match="does not match its recorded sha256"):
+        use(store, bundle)
+
+
+def test_damaged_metadata_is_one_sentence_on_every_path(store, logreg):
+    bundle = store.save(logreg, "precos")
+    (bundle.path / METADATA_FILE).write_text('{"name": "precos"}', encoding="utf-8")
+    for use in (_load_by_reference, _load_the_folder):
+        with pytest.raises(BundleError, match=r"is damaged: Field required at `version`"):
+            use(store, bundle)
+
+
 def test_a_package_version_skew_warns_and_names_the_package(store, logreg):
     bundle = store.save(logreg, "precos")
 
@@ -561,7 +627,7 @@ def test_unknown_names_versions_and_aliases_are_refused_with_a_hint(store, logre
 def test_corrupt_metadata_is_a_bundle_error(store, logreg):
     bundle = store.save(logreg, "precos")
     (bundle.path / METADATA_FILE).write_text("{not json", encoding="utf-8")
-    with pytest.raises(BundleError, match="metadata of `precos:1` cannot be read"):
+    with pytest.raises(BundleError, match="metadata of `precos:1` is damaged: Invalid JSON"):
         store.load("precos")
 
 

@@ -206,3 +206,147 @@ def test_models_without_a_command_shows_help(runner, home):
     result = runner.invoke(app, ["models"])
     for command in ("list", "show", "tag", "rm"):
         assert f" {command} " in result.output
+
+
+# --- a damaged store ------------------------------------------------------------------------
+
+
+def _bad_json(bundle_path: Path) -> None:
+    (bundle_path / "cais-model.json").write_text("{not json", encoding="utf-8")
+
+
+def _no_metadata(bundle_path: Path) -> None:
+    (bundle_path / "cais-model.json").unlink()
+
+
+def _no_artifact(bundle_path: Path) -> None:
+    (bundle_path / "model.joblib").unlink()
+
+
+def _wrong_fields(bundle_path: Path) -> None:
+    (bundle_path / "cais-model.json").write_text('{"name": 3}', encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (_bad_json, "The metadata of `precos:1` is damaged: Invalid JSON"),
+        (_no_metadata, "`precos:1` has no cais-model.json"),
+        (_no_artifact, "`model.joblib` is missing"),
+        (_wrong_fields, "The metadata of `precos:1` is damaged: Input should be a valid string"),
+    ],
+)
+def test_a_damaged_bundle_is_listed_with_its_reason_among_the_others(runner, store, damage, reason):
+    damage(store.root / "precos" / "1")
+    result = runner.invoke(app, ["models", "list"])
+    assert result.exit_code == 0, result.output
+    _, *table = rows(result.stdout)
+    assert [row[:4] for row in table] == [
+        ["categorias", "1", "latest", table[0][3]],
+        ["precos", "1", "production", "damaged"],
+        ["precos", "2", "latest", table[2][3]],
+    ]
+    assert table[1][4].startswith(reason), table[1]
+    assert table[2][4] == "accuracy=0.875, f1=0.5"
+    if damage is not _no_artifact:  # its metadata: one sentence when shown
+        shown = assert_one_error(runner.invoke(app, ["models", "show", "precos:1"]))
+        assert reason in shown
+    removed = runner.invoke(app, ["models", "rm", "precos:1"])  # and it can be removed
+    assert removed.exit_code == 0, removed.output
+    assert store.versions("precos") == ["2"]
+
+
+@pytest.mark.parametrize("content", ["{not json", '["production"]', '{"production": 1}', ""])
+def test_a_damaged_alias_file_is_listed_and_the_versions_still_are(runner, store, content):
+    (store.root / "precos" / "aliases.json").write_text(content, encoding="utf-8")
+    result = runner.invoke(app, ["models", "list"])
+    assert result.exit_code == 0, result.output
+    _, *table = rows(result.stdout)
+    assert [row[:3] for row in table] == [
+        ["categorias", "1", "latest"],
+        ["precos", "-", "damaged"],
+        ["precos", "1", table[2][2]],
+        ["precos", "2", "latest"],
+    ]
+    assert table[1][3].startswith("The aliases of `precos`"), table[1]
+    assert table[2][2] not in ("damaged",)
+    assert runner.invoke(app, ["models", "show", "precos:1"]).exit_code == 0
+    output = assert_one_error(runner.invoke(app, ["models", "show", "precos:production"]))
+    assert "The aliases of `precos`" in output
+
+
+# --- rm through an alias asks; untag removes only the alias ---------------------------------
+
+
+@pytest.mark.parametrize("answer", [None, "n\n", "\n", "no\n", "yess\n"])
+def test_rm_through_an_alias_without_a_yes_removes_nothing(runner, store, answer):
+    output = assert_one_error(
+        runner.invoke(app, ["models", "rm", "precos:production"], input=answer)
+    )
+    assert "error: Nothing was removed: `precos:production` is an alias of `precos:1`" in output
+    assert "cais models untag precos:production" in output
+    assert store.versions("precos") == ["1", "2"]
+    assert store.aliases("precos") == {"production": "1"}
+
+
+def test_rm_through_an_alias_from_a_closed_stdin_is_one_sentence(store):
+    from tests.support import run_cais
+
+    done = run_cais("models", "rm", "precos:production", input="")
+    assert done.returncode == 1, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert lines[0] == "error: Nothing was removed: `precos:production` is an alias of `precos:1`"
+    assert [line.split(":")[0] for line in lines] == ["error", "hint"]
+    assert store.versions("precos") == ["1", "2"]
+    assert store.aliases("precos") == {"production": "1"}
+
+
+@pytest.mark.parametrize(
+    ("options", "answer"), [(["--yes"], None), (["-y"], None), ([], "y\n"), ([], "YES\n")]
+)
+def test_rm_through_an_alias_with_a_yes_removes_the_version(runner, store, options, answer):
+    result = runner.invoke(app, ["models", "rm", "precos:production", *options], input=answer)
+    assert result.exit_code == 0, result.output
+    assert "Removed `precos:1`, and its aliases `production`" in result.output
+    assert store.versions("precos") == ["2"]
+    assert store.aliases("precos") == {}
+
+
+def test_rm_of_a_version_names_the_aliases_it_takes_along(runner, store):
+    store.tag("precos:1", "staging")
+    result = runner.invoke(app, ["models", "rm", "precos:1"])
+    assert result.exit_code == 0, result.output
+    assert "Removed `precos:1`, and its aliases `production`, `staging`" in result.output
+
+
+def test_untag_removes_only_the_alias(runner, store):
+    store.tag("precos:2", "staging")
+    result = runner.invoke(app, ["models", "untag", "precos:production"])
+    assert result.exit_code == 0, result.output
+    assert "Removed the alias `precos:production` (`precos:1` stays)" in result.output
+    assert store.versions("precos") == ["1", "2"]
+    assert store.aliases("precos") == {"staging": "2"}
+
+
+@pytest.mark.parametrize(
+    ("reference", "says"),
+    [
+        ("precos:1", "error: `precos:1` is a version, not an alias"),
+        ("precos:latest", "error: `precos` has no alias `latest` to remove"),
+        ("precos:staging", "error: `precos` has no alias `staging` to remove"),
+        ("precos", "error: Name the alias to remove"),
+        ("nada:production", "error: No model is named `nada`"),
+    ],
+)
+def test_untag_errors_are_one_sentence(runner, store, reference, says):
+    output = assert_one_error(runner.invoke(app, ["models", "untag", reference]))
+    assert says in output
+    assert store.aliases("precos") == {"production": "1"}
+
+
+@pytest.mark.parametrize("alias", ["3", "2021", "1.5", "2rc1", "0-beta"])
+def test_tag_refuses_an_alias_that_looks_like_a_version(runner, store, alias):
+    output = assert_one_error(runner.invoke(app, ["models", "tag", "precos:1", alias]))
+    assert f"error: `{alias}` cannot be an alias" in output
+    assert "starts with a letter" in output
+    assert store.aliases("precos") == {"production": "1"}

@@ -498,3 +498,40 @@ def test_crafted_files_are_refused_and_this_process_is_untouched(tmp_path, conte
         scan_pickle(path)
     assert str(path) in caught.value.message
     assert NumpyArrayWrapper.read is read_before
+
+
+def test_globals_keep_the_module_apart_from_a_dotted_name(tmp_path):
+    file = tmp_path / "dotted.pkl"
+    file.write_bytes(b"csklearn.base\nos.system\n(S'true'\ntR.")
+    facts = scan_pickle(file)
+    assert facts.globals == {("sklearn.base", "os.system")}
+    assert facts.classes == {"sklearn.base.os.system"}
+
+
+def test_the_allowlist_covers_real_pickles_of_the_installed_stack(tmp_path, fitted):
+    """What the import lets through without --trust: today's estimators, in every format."""
+    import pandas as pd
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.preprocessing import OneHotEncoder
+
+    from cais.bundle.allowlist import outside
+
+    frame = pd.DataFrame({"n": np.arange(8.0), "c": ["a", "b"] * 4, "t": ["livro azul"] * 8})
+    columns = ColumnTransformer(
+        [
+            ("n", StandardScaler(), ["n"]),
+            ("c", OneHotEncoder(), ["c"]),
+            ("t", TfidfVectorizer(), "t"),
+        ]
+    )
+    forest = make_pipeline(columns, RandomForestClassifier(n_estimators=2))
+    models = (*fitted, forest.fit(frame, [0, 1] * 4), frame)
+    for how, protocol in (("pickle", 0), ("pickle", 2), ("pickle", 5), ("joblib", 0), ("zlib", 3)):
+        file = tmp_path / f"model.{how}{protocol}"
+        if how == "pickle":
+            file.write_bytes(pickle.dumps(models, protocol=protocol))
+        else:
+            joblib.dump(models, file, compress=protocol)
+        assert outside(scan_pickle(file).globals) == [], file.name

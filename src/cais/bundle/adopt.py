@@ -4,8 +4,12 @@ The file is read without being unpickled (the scikit-learn that made it is usual
 installed here); what it refers to and the scikit-learn version its estimators recorded give
 the packages to pin. An old scikit-learn needs its whole contemporary stack, not only itself:
 its wheels were built against the numpy of their day, so each other package is pinned to its
-newest release from before that scikit-learn came out. The Python is the newest one, among
-the base images a site can have, for which all of them install from wheels.
+newest release from before that scikit-learn came out; a pickle made by the scikit-learn
+installed here is pinned to the stack installed here instead. The Python is the newest one,
+among the base images a site can have, for which all of them install from wheels.
+
+Unpickling calls every global the file names, so a file naming any outside the allowlist
+(`bundle/allowlist.py`) is refused unless the user trusts it.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from cais.bundle.allowlist import outside
 from cais.bundle.pickle_scan import PickleFacts, scan_pickle
 from cais.errors import BundleError
 from cais.server import RUNTIME_PYTHON_MIN
@@ -50,6 +55,8 @@ class Adoption:
     packages: dict[str, str]  # the whole stack, exact versions
     anchor: str  # what the stack's date comes from, such as "scikit-learn 0.24.2"
     cutoff: datetime | None
+    pinned_by: str  # how the packages were chosen, in words
+    trusted: list[str]  # globals outside the allowlist that the user trusted
 
 
 def _pins(facts: PickleFacts, requirements: list[str], own_modules: set[str]) -> dict:
@@ -87,25 +94,73 @@ def _pins(facts: PickleFacts, requirements: list[str], own_modules: set[str]) ->
     return pins
 
 
+def _check_globals(facts: PickleFacts, file: Path, own: set[str], trust: bool) -> list[str]:
+    """The globals outside the allowlist, when the user trusts them; else a refusal."""
+    found = outside(facts.globals, own)
+    if found and not trust:
+        raise BundleError(
+            f"`{file.name}` would run {', '.join(f'`{g}`' for g in found)} when loaded, "
+            "which is outside the model stack cais allows",
+            hint="pass the .py file that defines your own classes with --predictor; if you "
+            "trust where the file comes from, import it with --trust",
+        )
+    return found
+
+
+def _running_stack(facts: PickleFacts, pins: dict) -> dict[str, str] | None:
+    """The installed versions of the pickle's stack, when the installed scikit-learn made it."""
+    import importlib.metadata
+
+    from cais.bundle.introspect import packages_of_modules
+
+    try:
+        running = importlib.metadata.version("scikit-learn")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    if facts.sklearn_version != running:
+        return None
+    installed = packages_of_modules(facts.modules | {"joblib"})
+    chosen = {name: version for name, version in pins.items() if version}  # the user's pins win
+    return {**{name: installed.get(name) for name in pins}, **installed, **chosen}
+
+
 def plan_adoption(
     file: Path,
     *,
     python: str | None = None,
     pythons: list[str] | None = None,
     requirements: list[str] | None = None,
-    own_modules: set[str] | None = None,
+    own_globals: set[str] | None = None,
+    trust: bool = False,
     index: object | None = None,
 ) -> Adoption:
-    """Read `file` and choose the Python and exact packages that can load it."""
+    """Read `file`, check what it would run, and choose the Python and exact packages that
+    can load it. `own_globals` (`module.Name`) are defined by the user's predictor file."""
     from cais.bundle.wheels import PackageIndex, choose_python, default_pythons, resolve
 
     facts = scan_pickle(file)
-    pins = _pins(facts, list(requirements or []), set(own_modules or ()))
+    own = set(own_globals or ())
+    trusted = _check_globals(facts, file, own, trust)
+    pins = _pins(facts, list(requirements or []), {g.partition(".")[0] for g in own})
     index = index or PackageIndex()
-    exact = {name: version for name, version in pins.items() if version}
-    dates = {name: index.release_date(name, version) for name, version in exact.items()}
-    anchor = max(dates, key=dates.get) if dates else None
-    cutoff = dates[anchor] if anchor else None
+    running = _running_stack(facts, pins)
+    if running is not None:
+        pins, anchor, cutoff = running, None, None
+        pinned_by = (
+            f"cais: the stack installed here, since its scikit-learn {facts.sklearn_version} "
+            "made the file"
+        )
+    else:
+        exact = {name: version for name, version in pins.items() if version}
+        dates = {name: index.release_date(name, version) for name, version in exact.items()}
+        anchor = max(dates, key=dates.get) if dates else None
+        cutoff = dates[anchor] if anchor else None
+        pinned_by = (
+            f"cais: each package's newest release before {cutoff:%Y-%m-%d}, when "
+            f"{anchor} {exact[anchor]} came out"
+            if anchor
+            else "cais: the newest releases with wheels for the chosen Python"
+        )
     machine = platform.machine()
     if python is not None:
         if not re.fullmatch(r"\d+\.\d+", python):
@@ -133,6 +188,8 @@ def plan_adoption(
         facts=facts,
         python=chosen,
         packages=packages,
-        anchor=f"{anchor} {exact[anchor]}" if anchor else "",
+        anchor=f"{anchor} {pins[anchor]}" if anchor else "",
         cutoff=cutoff,
+        pinned_by=pinned_by,
+        trusted=trusted,
     )

@@ -30,7 +30,9 @@ class BundleMetadata(BaseModel):
     version: str
     created: datetime
     python: str  # X.Y.Z of the interpreter that saved it (X.Y chosen for an imported pickle)
-    packages: dict[str, str] = Field(default_factory=dict)  # distribution → exact version
+    # distribution → exact version: the running stack when saved, or, for an imported
+    # pickle, the pins `pinned_by` explains (cais chose them; the file does not record them)
+    packages: dict[str, str] = Field(default_factory=dict)
     requirements: list[str] = Field(default_factory=list)  # extra ones the user named
     files: dict[str, str] = Field(default_factory=dict)  # relative path → sha256
     artifact: str = "model.joblib"
@@ -48,6 +50,11 @@ class BundleMetadata(BaseModel):
     # `cais models import`: where the pickle came from and what was read from it.
     imported: dict[str, str] = Field(default_factory=dict)
     predictor: str | None = None  # module:Class of the Predictor wrapping an imported pickle
+    pinned_by: str = ""  # how an imported pickle's packages were chosen
+    # Every global an imported pickle names (`module:name`), and those outside the allowlist
+    # that the user trusted (`module.name`, `--trust`): loading refuses any other outside one.
+    pickle_globals: list[str] | None = None
+    trusted_globals: list[str] = Field(default_factory=list)
     cais_version: str = ""
 
     @property

@@ -25,6 +25,7 @@ from collections import Counter, OrderedDict, defaultdict, deque
 from dataclasses import dataclass
 from pathlib import Path
 
+from cais.bundle.allowlist import BUILTINS
 from cais.errors import BundleError
 
 try:
@@ -43,7 +44,6 @@ _STDLIB = frozenset(getattr(sys, "stdlib_module_names", ())) | {"builtins", "cop
 _MAGIC = {b"ZF": "zfile", b"\x78": "zlib", b"\x1f\x8b": "gzip", b"BZ": "bz2", b"\x5d\x00": "lzma"}
 _MAGIC.update({b"\xfd7zXZ": "xz", b"\x04\x22\x4d\x18": "lz4"})
 _WRAPPERS = ("NumpyArrayWrapper", "NDArrayWrapper", "ZNDArrayWrapper")  # joblib's, all versions
-_BUILTINS = "object set frozenset slice complex bytearray bytes int float str bool range"
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,7 @@ class PickleFacts:
     format: str  # "pickle", "joblib", "joblib (zlib)", "joblib (gzip)", ...
     modules: frozenset[str]  # top-level modules named by the file, standard library excluded
     classes: frozenset[str]  # "module.QualName" of every global the file names
+    globals: frozenset[tuple[str, str]]  # the same, as (module, name): names may hold dots
     top_class: str  # class of the top-level object, "" if the file does not name it
     sklearn_version: str | None  # `_sklearn_version` in the estimators' state
     pickle_protocol: int  # 0 for protocols 0 and 1, which do not record it
@@ -103,7 +104,7 @@ def _encode(text: str, encoding: str = "utf-8") -> bytes:
 def _allowed() -> dict[tuple[str, str], object]:
     """What is safe to run and needed to rebuild data: numpy arrays, joblib's wrappers."""
     allowed: dict[tuple[str, str], object] = {
-        ("builtins", name): getattr(builtins, name) for name in _BUILTINS.split()
+        ("builtins", name): getattr(builtins, name) for name in BUILTINS.split()
     }
     allowed[("collections", "OrderedDict")] = OrderedDict
     allowed[("collections", "defaultdict")] = defaultdict
@@ -149,7 +150,7 @@ class _SymbolicUnpickler(NumpyUnpickler):
         pickle._Unpickler.__init__(self, file, encoding="latin1")  # latin1: Python 2 arrays
         self.file_handle, self.filename, self.path, self.mmap_mode = file, str(path), path, None
         self.compat_mode = self.ensure_native_byte_order = self.wrapped = False
-        self.np, self.modules, self.classes = np, set(), set()
+        self.np, self.modules, self.classes, self.globals = np, set(), set(), set()
         self.stubs: dict[str, type] = {}
         self.names: dict[object, str] = {}  # what the file calls each class it named
 
@@ -162,6 +163,7 @@ class _SymbolicUnpickler(NumpyUnpickler):
             raise pickle.UnpicklingError(f"{full!r} is not the name of a global")
         self.modules.add(module)
         self.classes.add(full)
+        self.globals.add((module, name))
         if "joblib" in module and name in _WRAPPERS:
             self.wrapped = True
             if np is None:
@@ -314,6 +316,7 @@ def scan_pickle(path: Path) -> PickleFacts:
             **result,
             "modules": frozenset(result["modules"]),
             "classes": frozenset(result["classes"]),
+            "globals": frozenset(tuple(pair) for pair in result["globals"]),
         }
     )
 
@@ -375,6 +378,7 @@ def _scan_here(path: Path) -> PickleFacts:
         format=f"joblib ({compression})" if compression else "joblib" if joblib else "pickle",
         modules=frozenset(m.partition(".")[0] for m in unpickler.modules) - _STDLIB,
         classes=frozenset(unpickler.classes),
+        globals=frozenset(unpickler.globals),
         top_class=unpickler.names.get(type(top), ""),
         sklearn_version=version,
         pickle_protocol=unpickler.proto,
@@ -389,7 +393,12 @@ def _main(argv: list[str]) -> int:
     except BundleError as exc:
         print(json.dumps({"error": exc.message, "hint": exc.hint}))
         return 0
-    fields = {**facts.__dict__, "modules": sorted(facts.modules), "classes": sorted(facts.classes)}
+    fields = {
+        **facts.__dict__,
+        "modules": sorted(facts.modules),
+        "classes": sorted(facts.classes),
+        "globals": sorted(facts.globals),
+    }
     print(json.dumps(fields))
     return 0
 

@@ -10,6 +10,7 @@ save leaves no half bundle; an existing `name:version` is replaced only when ask
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -31,10 +32,19 @@ from cais import __version__
 from cais.bundle.metadata import METADATA_FILE, BundleMetadata
 from cais.errors import BundleError
 
-__all__ = ["Bundle", "ModelStore", "default_home", "predictor_entry", "split_reference"]
+__all__ = [
+    "Bundle",
+    "Listed",
+    "ModelStore",
+    "default_home",
+    "predictor_entry",
+    "read_bundle",
+    "split_reference",
+]
 
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,127}")
 _VERSION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_ALIAS = re.compile(r"[A-Za-z][A-Za-z0-9._-]{0,63}")  # never a number: versions are
 LATEST = "latest"
 _PICKLE_SUFFIXES = (".joblib", ".pkl", ".pickle", ".sav", ".dat")
 
@@ -86,26 +96,75 @@ class Bundle:
     def artifact(self) -> Path:
         return self.path / self.metadata.artifact
 
+    def missing(self) -> list[str]:
+        """The recorded files that are not there (cheap: no hashing)."""
+        return [
+            relative for relative in self.metadata.files if not (self.path / relative).is_file()
+        ]
+
     def verify(self) -> None:
         """Recheck the sha256 of every file; refuse a tampered, truncated or missing one."""
+        missing = self.missing()
+        if missing:
+            raise BundleError(
+                f"The bundle `{self.reference}` is missing `{missing[0]}`",
+                hint=f"save the model again, or remove it with `cais models rm {self.reference}`",
+            )
         for relative, expected in self.metadata.files.items():
-            file = self.path / relative
-            if not file.is_file():
-                raise BundleError(
-                    f"The bundle `{self.reference}` is missing `{relative}`",
-                    hint=f"save the model again, or remove it with `cais models rm {self.reference}`",
-                )
-            if _sha256(file) != expected:
+            if _sha256(self.path / relative) != expected:
                 raise BundleError(
                     f"`{relative}` of the bundle `{self.reference}` does not match its recorded "
                     "sha256: it was changed or truncated after the save",
                     hint="never edit a bundle; save the model again under a new version",
                 )
 
+    def check_globals(self) -> None:
+        """Refuse an imported pickle that names globals outside the allowlist which the user
+        did not trust at import (or one imported before cais recorded them)."""
+        metadata = self.metadata
+        if metadata.pickle_globals is None:
+            if metadata.imported:
+                raise BundleError(
+                    f"The imported model `{self.reference}` does not record what its pickle "
+                    "runs when loaded",
+                    hint="import the file again with `cais models import`",
+                )
+            return
+        from cais.bundle.allowlist import outside
+
+        pairs = [g.partition(":")[::2] for g in metadata.pickle_globals]
+        untrusted = sorted(set(outside(pairs, self._own())) - set(metadata.trusted_globals))
+        if untrusted:
+            raise BundleError(
+                f"The imported model `{self.reference}` would run "
+                + ", ".join(f"`{g}`" for g in untrusted)
+                + ", which was not trusted when it was imported",
+                hint="import the file again, with --trust if you trust where it comes from",
+            )
+
+    def _own(self) -> set[str]:
+        """`module.Name` of what the bundle's predictor file defines."""
+        from cais.bundle.allowlist import defined_globals
+
+        if not self.metadata.predictor:
+            return set()
+        return defined_globals(self.path / f"{self.metadata.predictor.partition(':')[0]}.py")
+
+    def _guard(self) -> contextlib.AbstractContextManager:
+        """What unpickling an imported pickle may name: what the import allowed or the user
+        trusted (a model saved by cais is the user's own objects)."""
+        if self.metadata.pickle_globals is None:
+            return contextlib.nullcontext()
+        from cais.bundle.allowlist import only_allowed
+
+        return only_allowed(self.reference, self._own(), self.metadata.trusted_globals)
+
     def load(self) -> object:
-        """Verify every file, then unpickle the model (and run a Predictor's `load()`); warn
-        when the running package versions differ from the recorded ones."""
+        """Verify every file and what an imported pickle runs, then unpickle the model (and
+        run a Predictor's `load()`); warn when the running package versions differ from the
+        recorded ones."""
         self.verify()
+        self.check_globals()
         _warn_on_skew(self.metadata)
         import joblib
 
@@ -115,16 +174,20 @@ class Bundle:
         from cais.bundle.predictor import Predictor
 
         try:
-            # An imported pickle is wrapped by the user's Predictor, when it has one.
-            model = self._predictor() if self.metadata.predictor else joblib.load(self.artifact)
-            if isinstance(model, Predictor):
-                model.load()
+            with self._guard():
+                # An imported pickle is wrapped by the user's Predictor, when it has one.
+                model = self._predictor() if self.metadata.predictor else joblib.load(self.artifact)
+                if isinstance(model, Predictor):
+                    model.load()
             return model
+        except BundleError:
+            raise
         except Exception as exc:  # unpickling runs foreign code: any failure is possible
             raise BundleError(
                 f"The model `{self.reference}` cannot be loaded: {type(exc).__name__}: {exc}",
-                hint="load it with the Python and packages it was saved with "
-                f"(`cais models show {self.reference}` lists them)",
+                hint="load it with the Python and packages "
+                + ("pinned for it" if self.metadata.pinned_by else "it was saved with")
+                + f" (`cais models show {self.reference}` lists them)",
             ) from exc
         finally:
             if added:
@@ -178,13 +241,54 @@ def _warn_on_skew(metadata: BundleMetadata) -> None:
         if running != recorded:
             differ.append(f"{name} {recorded} (running {running})")
     if differ:
+        how = "is pinned to" if metadata.pinned_by else "was saved with"
         warnings.warn(
-            f"`{metadata.reference}` was saved with "
-            + ", ".join(differ)
-            + "; predictions may differ",
+            f"`{metadata.reference}` {how} " + ", ".join(differ) + "; predictions may differ",
             RuntimeWarning,
             stacklevel=3,
         )
+
+
+def read_bundle(folder: Path, reference: str | None = None) -> Bundle:
+    """The bundle in `folder`, its metadata checked; one sentence when it cannot be read."""
+    hint = (
+        f"remove it with `cais models rm {reference}` and save it again"
+        if reference
+        else "give the folder of a bundle cais saved, unchanged"
+    )
+    reference = reference or str(folder)
+    file = folder / METADATA_FILE
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise BundleError(f"`{reference}` has no {METADATA_FILE}", hint=hint) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BundleError(
+            f"The metadata of `{reference}` cannot be read: {exc}", hint=hint
+        ) from exc
+    try:
+        metadata = BundleMetadata.model_validate_json(text)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"])
+        raise BundleError(
+            f"The metadata of `{reference}` is damaged: {first['msg']}"
+            + (f" at `{where}`" if where else ""),
+            hint=hint,
+        ) from None
+    return Bundle(folder, metadata)
+
+
+@dataclass(frozen=True)
+class Listed:
+    """A row of the store's listing: a version (empty for the model's alias file), its
+    aliases, its metadata when it can be read, and what is wrong with it, if anything."""
+
+    name: str
+    version: str
+    aliases: list[str]
+    metadata: BundleMetadata | None
+    problem: str | None
 
 
 class ModelStore:
@@ -211,11 +315,8 @@ class ModelStore:
         folder = self.root / name
         if not folder.is_dir():
             return []
-        found = [
-            p.name
-            for p in folder.iterdir()
-            if p.is_dir() and not p.name.startswith(".") and (p / METADATA_FILE).is_file()
-        ]
+        # A folder without its metadata is a damaged version: listed, and removable.
+        found = [p.name for p in folder.iterdir() if p.is_dir() and _VERSION.fullmatch(p.name)]
         return sorted(found, key=_version_key)
 
     def aliases(self, name: str) -> dict[str, str]:
@@ -223,9 +324,18 @@ class ModelStore:
         if not file.is_file():
             return {}
         try:
-            return dict(json.loads(file.read_text(encoding="utf-8")))
-        except (ValueError, TypeError) as exc:
-            raise BundleError(f"`{file}` is corrupt", hint="remove it and tag again") from exc
+            aliases = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            aliases = None
+        if not isinstance(aliases, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in aliases.items()
+        ):
+            raise BundleError(
+                f"The aliases of `{name}` (`{file}`) are damaged",
+                hint="remove the file and tag the versions again with "
+                f"`cais models tag {name}:VERSION ALIAS`",
+            )
+        return aliases
 
     def resolve(self, reference: str) -> str:
         """`name[:version|alias]` → `name:version`."""
@@ -250,17 +360,35 @@ class ModelStore:
 
     def get(self, reference: str) -> Bundle:
         name, version = self.resolve(reference).split(":", 1)
-        folder = self.root / name / version
-        try:
-            metadata = BundleMetadata.model_validate_json(
-                (folder / METADATA_FILE).read_text(encoding="utf-8")
-            )
-        except (OSError, ValidationError) as exc:
-            raise BundleError(
-                f"The metadata of `{name}:{version}` cannot be read: {exc}",
-                hint=f"remove it with `cais models rm {name}:{version}` and save it again",
-            ) from exc
-        return Bundle(folder, metadata)
+        return read_bundle(self.root / name / version, f"{name}:{version}")
+
+    def listing(self, name: str | None = None) -> list[Listed]:
+        """Every version (of one model, or of all), damaged ones included with the reason:
+        one damaged bundle or alias file never hides the others."""
+        if name:
+            self.resolve(name)  # an unknown or malformed name is an error, not an empty list
+        found = []
+        for model in [split_reference(name)[0]] if name else self.names():
+            try:
+                aliases, problem = self.aliases(model), None
+            except BundleError as exc:
+                aliases, problem = {}, exc.message
+            versions = self.versions(model)
+            if problem:
+                found.append(Listed(model, "", [], None, problem))
+            for version in versions:
+                tags = [a for a, v in sorted(aliases.items()) if v == version]
+                if version == versions[-1]:
+                    tags.insert(0, LATEST)
+                try:
+                    bundle = read_bundle(self.root / model / version, f"{model}:{version}")
+                except BundleError as exc:
+                    found.append(Listed(model, version, tags, None, exc.message))
+                    continue
+                lost = bundle.missing()
+                problem = f"`{lost[0]}` is missing" if lost else None
+                found.append(Listed(model, version, tags, bundle.metadata, problem))
+        return found
 
     def load(self, reference: str) -> object:
         return self.get(reference).load()
@@ -362,6 +490,9 @@ class ModelStore:
         model_class: str,
         modules: list[str],
         imported: dict[str, str],
+        pickle_globals: list[str],
+        trusted_globals: list[str] | None = None,
+        pinned_by: str = "",
         predictor: Path | None = None,
         input_example: object | None = None,
         labels: dict[str, str] | None = None,
@@ -399,6 +530,9 @@ class ModelStore:
             input_example=_jsonable(input_example),
             labels=dict(labels or {}),
             imported=imported,
+            pickle_globals=list(pickle_globals),
+            trusted_globals=list(trusted_globals or []),
+            pinned_by=pinned_by,
             predictor=predictor_entry(predictor) if predictor is not None else None,
         )
 
@@ -486,15 +620,47 @@ class ModelStore:
         """Point `alias` of the model at the version `reference` names; returns `name:version`."""
         resolved = self.resolve(reference)
         name, version = resolved.split(":", 1)
-        if alias == LATEST or alias in self.versions(name) or not _VERSION.fullmatch(alias):
+        if alias == LATEST or alias in self.versions(name) or not _ALIAS.fullmatch(alias):
             raise BundleError(
                 f"`{alias}` cannot be an alias",
-                hint="`latest` is always the newest version, and aliases must differ from versions",
+                hint="`latest` is always the newest version, and an alias starts with a letter "
+                "so that it never looks like a version (such as `production`)",
             )
         aliases = self.aliases(name)
         aliases[alias] = version
         _write_json_atomically(self.root / name / "aliases.json", aliases)
         return resolved
+
+    def untag(self, reference: str) -> str:
+        """Remove the alias `name:alias` (not the version it points at); returns the
+        `name:version` it pointed at."""
+        name, alias = split_reference(reference)
+        self.resolve(name)  # an unknown model is an error
+        if alias is None:
+            raise BundleError(
+                "Name the alias to remove", hint=f"such as `cais models untag {name}:production`"
+            )
+        aliases = self.aliases(name)
+        if alias is None or alias == LATEST or alias not in aliases:
+            if alias in self.versions(name):
+                raise BundleError(
+                    f"`{name}:{alias}` is a version, not an alias",
+                    hint=f"remove a version with `cais models rm {name}:{alias}`",
+                )
+            known = ", ".join(f"`{a}`" for a in sorted(aliases)) or "none"
+            what = "`latest` always names the newest version; " if alias == LATEST else ""
+            raise BundleError(
+                f"`{name}` has no alias `{alias or ''}` to remove",
+                hint=f"{what}its aliases: {known}",
+            )
+        version = aliases.pop(alias)
+        _write_json_atomically(self.root / name / "aliases.json", aliases)
+        return f"{name}:{version}"
+
+    def points_at(self, reference: str) -> list[str]:
+        """The aliases that point at the version `reference` resolves to."""
+        name, version = self.resolve(reference).split(":", 1)
+        return sorted(a for a, v in self.aliases(name).items() if v == version)
 
     def remove(self, reference: str) -> str:
         """Remove one version (and the aliases pointing at it); returns `name:version`."""
@@ -505,15 +671,19 @@ class ModelStore:
             )
         resolved = self.resolve(reference)
         version = resolved.split(":", 1)[1]
+        try:
+            aliases = self.aliases(name)
+        except BundleError:  # a damaged alias file does not stop the removal of a version
+            aliases = None
         folder = self.root / name
         trash = folder / f".removing-{uuid.uuid4().hex}"
         os.rename(folder / version, trash)
         shutil.rmtree(trash, ignore_errors=True)
-        aliases = {a: v for a, v in self.aliases(name).items() if v != version}
-        if self.versions(name):
-            _write_json_atomically(folder / "aliases.json", aliases)
-        else:
+        if not self.versions(name):
             shutil.rmtree(folder, ignore_errors=True)
+        elif aliases is not None:
+            kept = {a: v for a, v in aliases.items() if v != version}
+            _write_json_atomically(folder / "aliases.json", kept)
         return resolved
 
 

@@ -1,4 +1,4 @@
-"""`cais models list | show | tag | rm`: the model store."""
+"""`cais models list | show | tag | untag | rm | import`: the model store."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cais.output import note, out, success
+from cais.output import err, note, out, success
 
 __all__ = ["app"]
 
@@ -29,24 +29,17 @@ def list_models(
     name: Annotated[str | None, typer.Argument(help="Only the versions of this model.")] = None,
 ) -> None:
     """List saved models and their versions."""
-    store = _store()
     table = Table(box=None, header_style="bold")
     for column in ("MODEL", "VERSION", "ALIASES", "CREATED", "METRICS"):
         table.add_column(column)
-    if name:
-        store.resolve(name)  # an unknown or malformed name is an error, not an empty table
-    for model in [name] if name else store.names():
-        aliases = store.aliases(model)
-        versions = store.versions(model)
-        for version in versions:
-            metadata = store.get(f"{model}:{version}").metadata
-            tags = [a for a, v in sorted(aliases.items()) if v == version]
-            if version == versions[-1]:
-                tags.insert(0, "latest")
-            metrics = ", ".join(f"{k}={v:g}" for k, v in metadata.metrics.items())
-            table.add_row(
-                model, version, ", ".join(tags), f"{metadata.created:%Y-%m-%d %H:%M}", metrics
-            )
+    for row in _store().listing(name):
+        tags = ", ".join(row.aliases)
+        if row.problem is not None:  # listed, so that it can be seen and removed
+            table.add_row(row.name, row.version or "-", tags, "damaged", row.problem)
+            continue
+        metrics = ", ".join(f"{k}={v:g}" for k, v in row.metadata.metrics.items())
+        created = f"{row.metadata.created:%Y-%m-%d %H:%M}"
+        table.add_row(row.name, row.version, tags, created, metrics)
     out.print(table)
 
 
@@ -72,12 +65,54 @@ def tag(
 
 
 @app.command()
+def untag(
+    reference: Annotated[str, typer.Argument(help="name:alias to remove")],
+) -> None:
+    """Remove an alias; the version it points at stays."""
+    version = _store().untag(reference)
+    success(f"Removed the alias `{reference}` (`{version}` stays)")
+
+
+@app.command()
 def rm(
     reference: Annotated[str, typer.Argument(help="name:version to remove")],
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Remove the version an alias points at.")
+    ] = False,
 ) -> None:
     """Remove a saved version (and the aliases pointing at it)."""
-    removed = _store().remove(reference)
-    success(f"Removed `{removed}`")
+    from cais.bundle.store import split_reference
+    from cais.errors import BundleError
+
+    store = _store()
+    name, wanted = split_reference(reference)
+    resolved = store.resolve(reference) if wanted else reference
+    if wanted and resolved != f"{name}:{wanted}" and not yes:  # named through an alias
+        question = f"`{reference}` points at `{resolved}`: remove the version `{resolved}`?"
+        refusal = BundleError(
+            f"Nothing was removed: `{reference}` is an alias of `{resolved}`",
+            hint=f"remove the version with `cais models rm {resolved}` (or --yes), or only "
+            f"the alias with `cais models untag {reference}`",
+        )
+        if not _confirmed(question):
+            raise refusal
+    aliases = store.points_at(resolved) if wanted else []
+    removed = store.remove(reference)
+    gone = f", and its aliases {', '.join(f'`{a}`' for a in aliases)}" if aliases else ""
+    success(f"Removed `{removed}`{gone}")
+
+
+def _confirmed(question: str) -> bool:
+    """Ask on a terminal; from a pipe or a closed stdin, read one answer without asking."""
+    import sys
+
+    if not sys.stdin.isatty():
+        return sys.stdin.readline().strip().lower() in ("y", "yes")
+    try:
+        return typer.confirm(question, err=True)
+    except typer.Abort:  # Ctrl-D or Ctrl-C
+        err.print()  # end the question's line
+        return False
 
 
 @app.command("import")
@@ -108,6 +143,12 @@ def import_model(
         typer.Option("--input-example", help="A few inputs as JSON, such as '[\"livro azul\"]'."),
     ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace name:version.")] = False,
+    trust: Annotated[
+        bool,
+        typer.Option(
+            "--trust", help="Import a pickle that names code outside the model stack (it runs it)."
+        ),
+    ] = False,
 ) -> None:
     """Adopt an existing pickle: find the scikit-learn that made it, pin its whole stack, and
     choose the newest Python for which all of it installs from wheels."""
@@ -127,19 +168,24 @@ def import_model(
             ) from None
         if not isinstance(example, list) or not example:
             raise BundleError("--input-example must be a non-empty JSON list of inputs")
+    from cais.bundle.allowlist import defined_globals
     from cais.bundle.store import predictor_entry
 
     own = set()
     if predictor is not None:  # checked before the slower work that follows
-        own.add(predictor_entry(predictor).partition(":")[0])
-    adoption = plan_adoption(file, python=python, requirements=requirement, own_modules=own)
+        predictor_entry(predictor)
+        own = defined_globals(predictor)
+    adoption = plan_adoption(
+        file, python=python, requirements=requirement, own_globals=own, trust=trust
+    )
     facts = adoption.facts
+    if adoption.trusted:
+        note("trusted, as asked: " + ", ".join(f"`{g}`" for g in adoption.trusted))
     made_with = (
         f"scikit-learn {facts.sklearn_version}" if facts.sklearn_version else "no recorded version"
     )
     note(f"read `{file.name}`: {facts.format}, a `{facts.top_class or 'object'}` ({made_with})")
-    if adoption.cutoff is not None:
-        note(f"the stack as of {adoption.cutoff:%Y-%m-%d}, when {adoption.anchor} came out")
+    note(f"pinned by {adoption.pinned_by}")
     note("pinned " + " ".join(f"{n}=={v}" for n, v in adoption.packages.items()))
     note(
         f"Python {adoption.python}: "
@@ -160,6 +206,9 @@ def import_model(
             "format": facts.format,
             "sklearn_version": facts.sklearn_version or "",
         },
+        pinned_by=adoption.pinned_by,
+        pickle_globals=sorted(f"{module}:{name}" for module, name in facts.globals),
+        trusted_globals=adoption.trusted,
         predictor=predictor,
         input_example=example,
         overwrite=overwrite,

@@ -31,7 +31,8 @@ SERVING_PORT = 8080
 def requirements_for(metadata: BundleMetadata, runtime: dict[str, str]) -> str:
     """requirements.txt of a serving image: the model's exact stack, the extra requirements
     saved with it, then the server's own packages where the model does not pin them."""
-    lines = [f"# {metadata.reference}: the packages it was saved with, exactly"]
+    how = f"pinned by {metadata.pinned_by}" if metadata.pinned_by else "it was saved with"
+    lines = [f"# {metadata.reference}: the packages {how}, exactly"]
     pinned = set()
     for name, version in metadata.packages.items():
         lines.append(f"{name}=={version}")

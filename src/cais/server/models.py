@@ -8,7 +8,7 @@ from functools import cached_property
 from pathlib import Path
 
 from cais.bundle.metadata import BundleMetadata
-from cais.bundle.store import Bundle, ModelStore, _version_key
+from cais.bundle.store import Bundle, ModelStore, _version_key, read_bundle
 from cais.errors import BundleError
 
 __all__ = ["LoadedModel", "ModelSet", "NotFound"]
@@ -96,10 +96,9 @@ def _bundle_from_folder(folder: Path) -> Bundle:
     """A bundle folder given directly (such as the one inside a serving image)."""
     from cais.bundle.metadata import METADATA_FILE
 
-    file = folder / METADATA_FILE
-    if not file.is_file():
+    if not (folder / METADATA_FILE).is_file():
         raise BundleError(
             f"`{folder}` is not a model bundle (it has no {METADATA_FILE})",
             hint="give a model reference such as `products:1`, or a bundle folder",
         )
-    return Bundle(folder, BundleMetadata.model_validate_json(file.read_text(encoding="utf-8")))
+    return read_bundle(folder)
