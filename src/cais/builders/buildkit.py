@@ -20,6 +20,7 @@ from pathlib import Path
 
 from cais.builders.base import BuildProgress, BuildRequest, BuildResult
 from cais.builders.context import ignore_patterns
+from cais.builders.failures import build_error
 from cais.builders.pip_settings import PIP_CA_SECRET, PIP_CONF_SECRET
 from cais.engine.client import unreachable
 from cais.errors import BuildError, CaisError
@@ -212,7 +213,8 @@ def _stream(args: list[str], env: dict[str, str], progress: BuildProgress) -> tu
             vertex, rest = match.groups()
             if vertex not in names:
                 names[vertex] = rest
-                logs[vertex] = deque(maxlen=25)
+                # Enough for the recogniser to find which package a pip failure is about.
+                logs[vertex] = deque(maxlen=400)
                 if _STEP_NAME.match(rest):
                     progress.step(rest)
                 continue
@@ -226,12 +228,6 @@ def _stream(args: list[str], env: dict[str, str], progress: BuildProgress) -> tu
                 progress.log(timed.group(1))
         returncode = process.wait()
     step = names.get(failed_vertex) if failed_vertex else None
-    tail = list(logs.get(failed_vertex, ())) if failed_vertex else []
-    if not tail:
-        tail = final_error[-10:]
     if any("connect to the docker daemon" in line.lower() for line in final_error):
         return returncode, unreachable()
-    message = f"The build failed at step `{step}`" if step else "The build failed"
-    return returncode, BuildError(
-        message, step=step, log_tail=tail, hint="fix the step above, then run `cais build` again"
-    )
+    return returncode, build_error(step, list(logs.get(failed_vertex or "", ())), final_error)
