@@ -14,7 +14,7 @@ import requests
 
 from cais.builders.buildkit import _stream
 from cais.builders.classic import ClassicBuilder
-from cais.builders.failures import build_error, missing_packages
+from cais.builders.failures import build_error
 from cais.errors import BuildError
 from tests.support import RecordingProgress
 from tests.unit.test_classic import FakeClient, request_for
@@ -204,11 +204,13 @@ def test_the_package_that_does_not_build_is_named(lines, package):
     assert error.message == f"`{package}` could not be built from source"
 
 
-def test_missing_packages_reads_pips_own_words():
+def test_the_requirements_pip_could_not_find_are_kept():
     lines = [
         "ERROR: No matching distribution found for torch==9.9",
         "ERROR: No matching distribution found for torch==9.9",
-        "ERROR: No matching distribution found for scikit_learn>=99",
     ]
-    assert missing_packages(lines) == ["scikit_learn>=99", "torch==9.9"]
-    assert missing_packages(["Successfully installed rich"]) == []
+    assert build_error("[2/2] RUN pip install torch==9.9", lines).packages == ["torch==9.9"]
+    assert buildkit_error("newer-python").packages == ["django==6.0"]
+    # Not when pip never read the index, nor for other failures.
+    assert buildkit_error("untrusted-proxy").packages == []
+    assert buildkit_error("wheel").packages == []

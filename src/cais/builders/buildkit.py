@@ -7,7 +7,6 @@ use BuildKit at all, so `find_buildkit_cli` looks past them (to Debian's /usr/bi
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -22,6 +21,7 @@ from cais.builders.base import BuildProgress, BuildRequest, BuildResult
 from cais.builders.context import ignore_patterns
 from cais.builders.failures import build_error
 from cais.builders.pip_settings import PIP_CA_SECRET, PIP_CONF_SECRET
+from cais.builders.record import load_cache, save_cache
 from cais.engine.client import unreachable
 from cais.errors import BuildError, CaisError
 
@@ -32,6 +32,7 @@ _VERSION = re.compile(r"version (\d+)\.(\d+)")
 _VERTEX = re.compile(r"^#(\d+) (.*)$")
 _TIMED = re.compile(r"^\d+\.\d+ (.*)$")
 _STEP_NAME = re.compile(r"^\[(?!internal\]|auth\])[^\]]*\] ")
+_CACHE = "docker-cli.json"
 
 
 @dataclass(frozen=True)
@@ -68,27 +69,15 @@ def find_buildkit_cli() -> BuildKitCLI | None:
         ):
             candidates.append(candidate)
     key = _fingerprint(candidates)
-    cache = _cache_file()
+    saved = load_cache(_CACHE)
     try:
-        saved = json.loads(cache.read_text())
-        if saved.get("key") == key:
-            return BuildKitCLI(**saved["cli"]) if saved["cli"] else None
-    except (OSError, ValueError, TypeError, KeyError):
+        if saved["key"] == key:  # type: ignore[index]
+            return BuildKitCLI(**saved["cli"]) if saved["cli"] else None  # type: ignore[index]
+    except (TypeError, KeyError):
         pass
     found = _probe(candidates)
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        temporary = cache.with_suffix(f".{os.getpid()}.tmp")
-        temporary.write_text(json.dumps({"key": key, "cli": asdict(found) if found else None}))
-        os.replace(temporary, cache)
-    except OSError:
-        pass  # a read-only home only costs the probe next time
+    save_cache(_CACHE, {"key": key, "cli": asdict(found) if found else None})
     return found
-
-
-def _cache_file() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
-    return Path(base) / "cais" / "docker-cli.json"
 
 
 def _fingerprint(candidates: list[str]) -> list:

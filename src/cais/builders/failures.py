@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 
 from cais.errors import BuildError
 
-__all__ = ["build_error", "missing_packages"]
+__all__ = ["build_error"]
 
 _SHOWN = 15  # last lines of a step shown under a failure that is not recognised
 # How the builders restate a failed RUN: the whole command again, then its exit code.
@@ -118,7 +118,7 @@ def build_error(step: str | None, lines: Sequence[str], final: Sequence[str] = (
     )
 
 
-def missing_packages(lines: Sequence[str]) -> list[str]:
+def _missing_packages(lines: Sequence[str]) -> list[str]:
     """The requirements pip found no distribution for, as pip wrote them."""
     return sorted({m.group(1) for m in map(_NO_DISTRIBUTION.search, lines) if m})
 
@@ -146,10 +146,10 @@ def _first(pattern: re.Pattern[str], lines: Sequence[str]) -> str | None:
 
 
 def _pip_not_found(step: str | None, lines: list[str]) -> BuildError | None:
-    missing = missing_packages(lines)
+    missing = _missing_packages(lines)
     if not missing:
         return None
-    requirement = missing[0]
+    # "No matching distribution" after retries means pip never read the index.
     attempts = [line for line in lines if "Retrying" in line or "Could not fetch URL" in line]
     if _search(_UNTRUSTED, attempts):
         why = _search(_UNTRUSTED_WHY, attempts)
@@ -166,6 +166,12 @@ def _pip_not_found(step: str | None, lines: list[str]) -> BuildError | None:
             hint="check the index address (`--index-url`, `PIP_INDEX_URL`) and that the "
             "network or proxy lets containers reach it",
         )
+    error = _not_on_the_index(missing[0], lines)
+    error.packages = missing
+    return error
+
+
+def _not_on_the_index(requirement: str, lines: list[str]) -> BuildError:
     name = _NAME.match(requirement)
     package = name.group(0) if name else requirement
     versions_match = _search(_NO_VERSION, lines)
