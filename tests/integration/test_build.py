@@ -217,6 +217,34 @@ def test_a_failed_build_is_one_sentence_and_leaves_no_tag(
     assert not engine.images.list(name=image_name)
 
 
+def test_a_base_image_that_needs_a_login_is_named_with_its_registry(
+    tmp_path, cais, engine, auth_registry, image_name, builder
+):
+    project = tmp_path / "private"
+    project.mkdir()
+    (project / "Dockerfile").write_text(f"FROM {auth_registry}/{image_name}/base:1\n")
+    logged_out = tmp_path / "docker-config"  # no credentials, whatever this machine has
+    logged_out.mkdir()
+    done = cais(
+        "build",
+        str(project),
+        "-t",
+        f"{image_name}:private",
+        "--builder",
+        builder,
+        env={"DOCKER_CONFIG": str(logged_out)},
+    )
+    assert done.returncode == 1
+    report = done.stderr[done.stderr.index("error: ") :]
+    assert report.startswith(
+        f"error: The registry `{auth_registry}` refused the base image "
+        f"`{auth_registry}/{image_name}/base:1`: it needs a login\n"
+    )
+    assert f"hint: log in with `cais login {auth_registry}`" in report
+    assert "Traceback" not in done.stderr
+    assert not engine.images.list(name=image_name)
+
+
 def test_a_project_with_its_own_dockerfile_is_built_as_it_is(
     tmp_path, cais, engine, base_image, image_name, builder
 ):

@@ -87,6 +87,12 @@ EXPECTED = {
         None,
         BASE_IMAGE_HINT,
     ),
+    "private-image": (
+        "The registry `127.0.0.1:5001` refused the base image "
+        "`127.0.0.1:5001/cais-test-infra/nosuch:latest`: it needs a login",
+        None,
+        "log in with `cais login 127.0.0.1:5001`",
+    ),
     "unreachable-registry": (
         "The base image `nosuch/python:3.11-slim` cannot be pulled: its registry "
         "`registry-1.docker.io` is not reachable",

@@ -72,8 +72,10 @@ _COMPILER = re.compile(
 # The engine's words for a base image it cannot pull, a bad Dockerfile, a missing file.
 _FROM_STEP = re.compile(r"(?:load metadata for |^(?:\[[^\]]*\] )?FROM (?:--\S+ )*)(\S+)", re.I)
 _IMAGE_NOT_FOUND = re.compile(
-    r"not found|manifest unknown|pull access denied|repository does not exist|unauthorized"
-    r"|authentication required"
+    r"not found|manifest unknown|pull access denied|repository does not exist"
+)
+_IMAGE_NEEDS_LOGIN = re.compile(
+    r"401 Unauthorized|no basic auth credentials|authentication required|unauthorized:", re.I
 )
 _REGISTRY_HOST = re.compile(r"https?://([^/\s\"]+)/v2/")
 _REGISTRY_UNREACHABLE = re.compile(
@@ -294,6 +296,16 @@ def _base_image(step: str | None, lines: list[str]) -> BuildError | None:
     if found is None or not lines:
         return None
     image = re.sub(r"^docker\.io/(?:library/)?", "", found.group(1))
+    refused = _first(_IMAGE_NEEDS_LOGIN, lines)
+    if refused:
+        registry = _registry_of(image)
+        login = "cais login" if registry == "docker.io" else f"cais login {registry}"
+        return BuildError(
+            f"The registry `{registry}` refused the base image `{image}`: it needs a login",
+            log_tail=[_short_line(refused)],
+            hint=f"log in with `{login}` (the Docker Engine uses the same credentials), then "
+            "build again",
+        )
     unreachable = _first(_REGISTRY_UNREACHABLE, lines)
     not_found = _first(_IMAGE_NOT_FOUND, lines)
     if unreachable and not not_found:
@@ -313,6 +325,14 @@ def _base_image(step: str | None, lines: list[str]) -> BuildError | None:
             "Dockerfile); a private image needs `cais login REGISTRY` first",
         )
     return None
+
+
+def _registry_of(image: str) -> str:
+    """The registry of an image reference, as `cais login` takes it."""
+    first, _, rest = image.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        return first
+    return "docker.io"
 
 
 def _dockerfile_syntax(step: str | None, lines: list[str]) -> BuildError | None:
