@@ -21,7 +21,7 @@ from tests.unit.test_classic import FakeClient, request_for
 
 LOGS = Path(__file__).parent / "build_logs"
 
-BASE_IMAGE_HINT = "check its name and tag (`base_image:` in cais.yaml"
+BASE_IMAGE_HINT = "check its name and tag (`python:` or `base_image:` in cais.yaml"
 FROM_SOURCE_HINT = "pin a version that has a wheel for the image's Python and platform"
 
 # case → (message, the lines shown under it, words of the hint)
@@ -45,6 +45,11 @@ EXPECTED = {
         "No distribution of `numpy==2.1.0` was found on the package index",
         [],
         "may need a newer Python",
+    ),
+    "invalid-requirement": (
+        "Line 2 of `requirements.txt` is not a valid requirement: `numpy = 1.0`",
+        [],
+        "pip says: = is not a valid operator. Did you mean == ?",
     ),
     "untrusted-proxy": (
         "pip cannot reach the package index: its TLS certificate is not trusted "
@@ -220,3 +225,8 @@ def test_the_requirements_pip_could_not_find_are_kept():
     # Not when pip never read the index, nor for other failures.
     assert buildkit_error("untrusted-proxy").packages == []
     assert buildkit_error("wheel").packages == []
+
+
+def test_a_copy_from_another_stage_is_not_blamed_on_the_context():
+    error = build_error("[3/3] COPY --from=build /app/dist /app", ['ERROR: "/app/dist": not found'])
+    assert error.message == "The step `[3/3] COPY --from=build /app/dist /app` failed"

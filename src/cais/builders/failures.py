@@ -35,6 +35,8 @@ _IGNORED = re.compile(
 )
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*")
 _RELEASE = re.compile(r"^\d+(?:\.\d+)*$")
+_INVALID = re.compile(r"Invalid requirement: '(.*)' \(from line (\d+) of (\S+)\)")
+_PIP_HINT = re.compile(r"^Hint: (.*)")
 # pip retries an index that does not answer, and its warnings say why.
 _UNTRUSTED = re.compile(r"CERTIFICATE_VERIFY_FAILED|SSLError")
 _UNTRUSTED_WHY = re.compile(r"certificate verify failed: ([^(')]+)")
@@ -268,6 +270,20 @@ def _build_cause(lines: list[str]) -> str | None:
     return cause
 
 
+def _pip_invalid_requirement(step: str | None, lines: list[str]) -> BuildError | None:
+    found = _search(_INVALID, lines)
+    if found is None:
+        return None
+    requirement, number, file = found.groups()
+    advice = _search(_PIP_HINT, [line.strip() for line in lines])
+    return BuildError(
+        f"Line {number} of `{file.rsplit('/', 1)[-1]}` is not a valid requirement: `{requirement}`",
+        hint=f"pip says: {advice.group(1)}"
+        if advice
+        else "write it as `name`, `name==1.2.3` or `name>=1.2`",
+    )
+
+
 def _pip_conflict(step: str | None, lines: list[str]) -> BuildError | None:
     if not any(
         "ResolutionImpossible" in line or "conflicting dependencies" in line for line in lines
@@ -321,8 +337,8 @@ def _base_image(step: str | None, lines: list[str]) -> BuildError | None:
         return BuildError(
             f"The base image `{image}` was not found",
             log_tail=[_short_line(not_found)],
-            hint="check its name and tag (`base_image:` in cais.yaml, or FROM in the project's "
-            "Dockerfile); a private image needs `cais login REGISTRY` first",
+            hint="check its name and tag (`python:` or `base_image:` in cais.yaml, or FROM in the "
+            "project's Dockerfile); a private image needs `cais login REGISTRY` first",
         )
     return None
 
@@ -347,8 +363,8 @@ def _dockerfile_syntax(step: str | None, lines: list[str]) -> BuildError | None:
 
 
 def _copy_missing(step: str | None, lines: list[str]) -> BuildError | None:
-    if step is None or not _COPY_STEP.search(step):
-        return None
+    if step is None or not _COPY_STEP.search(step) or "--from=" in step:
+        return None  # (a COPY from another stage or image reads no context)
     for pattern in _MISSING_SOURCE:
         found = _search(pattern, lines)
         if found:
@@ -365,6 +381,7 @@ _RECOGNISERS: tuple[Callable[[str | None, list[str]], BuildError | None], ...] =
     _base_image,
     _dockerfile_syntax,
     _copy_missing,
+    _pip_invalid_requirement,
     _pip_conflict,
     _pip_build_failed,
     _pip_not_found,
