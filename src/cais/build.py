@@ -265,30 +265,34 @@ def _explain_missing_wheels(error: BuildError, python: str) -> BuildError:
 
 
 def _prove(client: docker.DockerClient, image_id: str, model: str) -> None:
+    """Run the model's check in the image; its container is removed whatever happens (an
+    interrupted check included)."""
     import docker.errors
 
     from cais.engine.client import engine_errors
     from cais.plan.serving import MODEL_DIR
 
     with engine_errors(image=image_id):
+        container = client.containers.create(
+            image_id, ["python", "-m", "cais.server", MODEL_DIR, "--check"]
+        )
         try:
-            client.containers.run(
-                image_id,
-                ["python", "-m", "cais.server", MODEL_DIR, "--check"],
-                remove=True,
-                stdout=True,
-                stderr=True,
-            )
-        except docker.errors.ContainerError as exc:
-            text = (exc.stderr or b"").decode(errors="replace").strip().splitlines()
-            raise BuildError(
-                f"The model `{model}` does not work inside the image built for it, so the "
-                "image was not kept",
-                log_tail=text[-15:],
-                hint="the lines above say why: the image holds only the bundle's files and "
-                "packages (`requirements=` of `cais.save_model` adds packages); `--python X.Y` "
-                "builds on another Python",
-            ) from exc
+            container.start()
+            if container.wait()["StatusCode"] != 0:
+                text = container.logs(stdout=False, stderr=True).decode(errors="replace")
+                raise BuildError(
+                    f"The model `{model}` does not work inside the image built for it, so the "
+                    "image was not kept",
+                    log_tail=text.strip().splitlines()[-15:],
+                    hint="the lines above say why: the image holds only the bundle's files and "
+                    "packages (`requirements=` of `cais.save_model` adds packages); "
+                    "`--python X.Y` builds on another Python",
+                )
+        finally:
+            try:
+                container.remove(force=True)
+            except docker.errors.DockerException:
+                pass  # the check's own outcome matters more
 
 
 def _discard(client: docker.DockerClient, image_id: str) -> None:
