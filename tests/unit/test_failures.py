@@ -127,7 +127,9 @@ def buildkit_error(case: str) -> BuildError:
     return error
 
 
-def classic_error(case: str, project: Path) -> BuildError:
+def classic_error(
+    case: str, project: Path, progress: RecordingProgress | None = None
+) -> BuildError:
     """What the classic builder makes of the captured Engine API build stream."""
     log = LOGS / f"{case}.classic.jsonl"
     if log.exists():
@@ -135,7 +137,9 @@ def classic_error(case: str, project: Path) -> BuildError:
     else:  # the engine refused the request itself: a 400 before any chunk
         chunks = _refused("dockerfile parse error line 2: unknown instruction: FORM")
     with pytest.raises(BuildError) as caught:
-        ClassicBuilder(FakeClient(chunks)).build(request_for(project), RecordingProgress())
+        ClassicBuilder(FakeClient(chunks)).build(
+            request_for(project), progress or RecordingProgress()
+        )
     return caught.value
 
 
@@ -230,3 +234,11 @@ def test_the_requirements_pip_could_not_find_are_kept():
 def test_a_copy_from_another_stage_is_not_blamed_on_the_context():
     error = build_error("[3/3] COPY --from=build /app/dist /app", ['ERROR: "/app/dist": not found'])
     assert error.message == "The step `[3/3] COPY --from=build /app/dist /app` failed"
+
+
+def test_the_engines_colour_codes_are_not_shown(project):
+    # The engine colours what a step writes to stderr (JSON-escaped in the captured stream).
+    assert "\\u001b[91m" in (LOGS / "no-such-version.classic.jsonl").read_text()
+    progress = RecordingProgress()
+    classic_error("no-such-version", project, progress)
+    assert progress.lines and not any("\x1b" in line for line in progress.lines)
