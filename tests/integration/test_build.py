@@ -392,6 +392,18 @@ def test_a_rebuild_after_an_edit_of_the_code_runs_the_last_build_again(
     said = "".join(capsys.readouterr().err.split())  # as the console wrapped it, unwrapped
     assert f"pipusedCAcertificatesfrom`{ca}`" in said
 
+    # A package that does not exist: the replay fails as the full command does, in one
+    # sentence, and the tag stays on the image it named.
+    before = engine.images.get(tag).id
+    good = requirements.read_text()
+    requirements.write_text(good + "nosuchpackage-cais-test==1.0\n")
+    assert _entry.quick_build([str(project), "-t", tag]) == 1
+    said = "".join(capsys.readouterr().err.split())
+    sentence = "error: The package `nosuchpackage-cais-test` was not found on the package index"
+    assert "".join(sentence.split()) in said
+    assert engine.images.get(tag).id == before
+    requirements.write_text(good)
+
     # A change that can change the Dockerfile is left to the full command.
     (project / "cais.yaml").write_text((project / "cais.yaml").read_text() + "\n# edited\n")
     assert _entry.quick_build([str(project), "-t", tag]) is None
