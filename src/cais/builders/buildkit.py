@@ -70,11 +70,11 @@ def find_buildkit_cli() -> BuildKitCLI | None:
             candidates.append(candidate)
     key = _fingerprint(candidates)
     saved = load_cache(_CACHE)
-    try:
-        if saved["key"] == key:  # type: ignore[index]
-            return BuildKitCLI(**saved["cli"]) if saved["cli"] else None  # type: ignore[index]
-    except (TypeError, KeyError):
-        pass
+    if isinstance(saved, dict) and saved.get("key") == key:
+        try:
+            return BuildKitCLI(**saved["cli"]) if saved["cli"] else None
+        except (TypeError, KeyError):
+            pass  # a cache of another shape: ask again
     found = _probe(candidates)
     save_cache(_CACHE, {"key": key, "cli": asdict(found) if found else None})
     return found

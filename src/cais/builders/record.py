@@ -42,7 +42,6 @@ __all__ = [
     "SHAPING_FILES",
     "BuildRecord",
     "Fingerprints",
-    "cache_file",
     "fingerprint",
     "image_id",
     "load_cache",
@@ -240,7 +239,7 @@ def _feed_git(root: Path, feed) -> bool:
     return True
 
 
-def cache_file(name: str) -> Path:
+def _cache_file(name: str) -> Path:
     """The file `name` of cais's cache folder (`$XDG_CACHE_HOME/cais`, else `~/.cache/cais`)."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
     return Path(base) / "cais" / name
@@ -249,7 +248,7 @@ def cache_file(name: str) -> Path:
 def load_cache(name: str) -> object:
     """What `save_cache(name, …)` wrote; None when there is nothing to read."""
     try:
-        return json.loads(cache_file(name).read_text(encoding="utf-8"))
+        return json.loads(_cache_file(name).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
 
@@ -257,7 +256,7 @@ def load_cache(name: str) -> object:
 def save_cache(name: str, data: object) -> None:
     """Write the cache file `name` whole or not at all (a temporary file renamed into place;
     a cache that cannot be written only costs work next time, and leaves nothing behind)."""
-    file = cache_file(name)
+    file = _cache_file(name)
     temporary = file.with_suffix(f".{os.getpid()}.tmp")
     try:
         file.parent.mkdir(parents=True, exist_ok=True)
