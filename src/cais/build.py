@@ -297,12 +297,13 @@ def _prove(client: docker.DockerClient, image_id: str, model: str) -> None:
 
 def _discard(client: docker.DockerClient, image_id: str) -> None:
     """Remove an image that failed its check, unless a tag already held it (a rebuild of an
-    image that was kept before). Its layers stay in the build cache."""
+    image that was kept before), with the classic builder's step images that only it used (as
+    `docker rmi` does: kept, they would show as untagged images)."""
     import docker.errors
 
     try:
         if not client.images.get(image_id).tags:
-            client.images.remove(image_id, noprune=True)
+            client.images.remove(image_id)
     except docker.errors.DockerException:
         pass  # best effort: the failure being reported matters more
 

@@ -207,7 +207,7 @@ class FakeEngine:
     def __init__(self, container: FakeContainer | None = None, tags: list[str] | None = None):
         self.container = container
         self.image_tags = tags or []
-        self.removed: list[tuple[str, bool]] = []
+        self.removed: list[str] = []
         self.containers = self.images = self
 
     def create(self, image: str, command: list[str]) -> FakeContainer:
@@ -217,8 +217,8 @@ class FakeEngine:
     def get(self, image_id: str) -> FakeImage:
         return FakeImage(self.image_tags)
 
-    def remove(self, image_id: str, *, noprune: bool) -> None:
-        self.removed.append((image_id, noprune))
+    def remove(self, image_id: str) -> None:
+        self.removed.append(image_id)
 
 
 def test_a_model_that_fails_in_the_image_is_named_and_its_container_removed():
@@ -248,7 +248,7 @@ def test_a_passing_check_removes_its_container_too():
 def test_an_image_that_failed_is_removed_unless_a_tag_holds_it():
     untagged = FakeEngine()
     build_module._discard(untagged, "sha256:new")
-    assert untagged.removed == [("sha256:new", True)]  # its layers stay in the build cache
+    assert untagged.removed == ["sha256:new"]
     held = FakeEngine(tags=["m:1"])  # the very image a tag already named: not this build's
     build_module._discard(held, "sha256:old")
     assert held.removed == []
