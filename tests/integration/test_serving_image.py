@@ -7,7 +7,7 @@ import os
 import httpx
 import pytest
 
-from tests.support import free_port, post_when_up, text_model
+from tests.support import free_port, post_when_up, text_model, unavailable
 
 pytestmark = pytest.mark.engine
 
@@ -104,9 +104,14 @@ for version, kind in enumerate(sys.argv[2:], start=1):
 """
 
 
+@pytest.mark.parametrize("builder", ["buildkit", "classic"])
 def test_an_image_whose_model_fails_its_check_is_not_kept(
-    tmp_path, cais, engine, base_image, image_name, ca_certs
+    tmp_path, cais, engine, base_image, image_name, ca_certs, builder
 ):
+    from cais.builders.buildkit import find_buildkit_cli
+
+    if builder == "buildkit" and find_buildkit_cli() is None:
+        unavailable("no docker CLI that can build with BuildKit")
     import subprocess
     import sys
 
@@ -127,6 +132,7 @@ def test_an_image_whose_model_fails_its_check_is_not_kept(
     env = {"CAIS_HOME": str(home)}
     tag = f"{image_name}:serving"
     certs = [a for c in ca_certs for a in ("--ca-cert", str(c))]
+    certs += ["--builder", builder]
 
     good = cais("build", f"{image_name}:1", "-t", tag, *certs, env=env, cwd=tmp_path)
     assert good.returncode == 0, good.stderr
@@ -140,7 +146,8 @@ def test_an_image_whose_model_fails_its_check_is_not_kept(
     )
     assert "the marker file is missing" in broken.stderr
     assert "Traceback" not in broken.stderr
-    # The tag still names the image that passed; the one that failed is gone, untagged or not.
+    # The tag still names the image that passed; the one that failed is gone, and so are the
+    # classic builder's step images that only it used (they carry the same labels).
     assert engine.images.get(tag).id == kept
     labelled = engine.images.list(filters={"label": f"dev.cais.model.name={image_name}"})
     assert [image.id for image in labelled] == [kept]
