@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -198,7 +197,8 @@ def build_bundle(
     routes: list[LegacyRoute] | None = None,
 ) -> BuildResult:
     """Build an image that serves `bundle`, then prove it: the model loads inside the new
-    image and predicts its recorded input example."""
+    image and predicts its recorded input example. Only then is the image tagged: an image
+    that fails the check is removed, and the tags stay where they were."""
     import shutil
     import tempfile
 
@@ -231,7 +231,7 @@ def build_bundle(
         shutil.copytree(bundle.path, context / "model")
         request = BuildRequest(
             context=context,
-            tags=tags,
+            tags=(),  # tagged after the check
             dockerfile_text=render_dockerfile(plan, secrets=secrets_mode_for(builder, bool(pip))),
             platform=plan.platform,
             build_args=options.build_args or {},
@@ -243,46 +243,80 @@ def build_bundle(
         except BuildError as exc:
             raise _explain_missing_wheels(exc, plan.python) from exc
     progress.step(f"[check] load {metadata.reference} in the image and predict its example")
-    _prove(connect(), tags[0])
-    return result
-
-
-_NO_DISTRIBUTION = re.compile(
-    r"No matching distribution found for ([A-Za-z0-9_.\-]+(?:[=<>!~]=?[^\s]+)?)"
-)
+    client = connect()
+    try:
+        _prove(client, result.image_id, metadata.reference)
+    except BaseException:
+        _discard(client, result.image_id)
+        raise
+    _tag(client, result.image_id, tags)
+    return replace(result, tags=tags)
 
 
 def _explain_missing_wheels(error: BuildError, python: str) -> BuildError:
-    """pip's "no matching distribution" becomes a sentence that names the packages."""
-    missing = sorted(set(_NO_DISTRIBUTION.findall("\n".join(error.log_tail))))
-    if not missing:
+    """A requirement pip found nothing to install for: in a serving image these are the
+    model's exact pins, so the image's Python is the likely cause."""
+    if not error.packages:
         return error
     return BuildError(
-        f"{', '.join(f'`{m}`' for m in missing)} cannot be installed on Python {python}",
+        f"{', '.join(f'`{m}`' for m in error.packages)} cannot be installed on Python {python}",
         step=error.step,
         log_tail=error.log_tail,
+        packages=error.packages,
         hint="the model's packages may have no wheels for this Python: try another with "
         "`--python X.Y` (such as the one the model was trained with)",
     )
 
 
-def _prove(client: docker.DockerClient, image: str) -> None:
+def _prove(client: docker.DockerClient, image_id: str, model: str) -> None:
+    """Run the model's check in the image; its container is removed whatever happens (an
+    interrupted check included)."""
     import docker.errors
 
+    from cais.engine.client import engine_errors
     from cais.plan.serving import MODEL_DIR
 
-    try:
-        client.containers.run(
-            image,
-            ["python", "-m", "cais.server", MODEL_DIR, "--check"],
-            remove=True,
-            stdout=True,
-            stderr=True,
+    with engine_errors(image=image_id):
+        container = client.containers.create(
+            image_id, ["python", "-m", "cais.server", MODEL_DIR, "--check"]
         )
-    except docker.errors.ContainerError as exc:
-        text = (exc.stderr or b"").decode(errors="replace").strip().splitlines()
-        raise BuildError(
-            f"The image `{image}` was built, but the model does not work inside it",
-            log_tail=text[-15:],
-            hint="the model's packages may not install or run on this Python; try `--python X.Y`",
-        ) from exc
+        try:
+            container.start()
+            if container.wait()["StatusCode"] != 0:
+                text = container.logs(stdout=False, stderr=True).decode(errors="replace")
+                raise BuildError(
+                    f"The model `{model}` does not work inside the image built for it, so the "
+                    "image was not kept",
+                    log_tail=text.strip().splitlines()[-15:],
+                    hint="the lines above say why: the image holds only the bundle's files and "
+                    "packages (`requirements=` of `cais.save_model` adds packages); "
+                    "`--python X.Y` builds on another Python",
+                )
+        finally:
+            try:
+                container.remove(force=True)
+            except docker.errors.DockerException:
+                pass  # the check's own outcome matters more
+
+
+def _discard(client: docker.DockerClient, image_id: str) -> None:
+    """Remove an image that failed its check, unless a tag already held it (a rebuild of an
+    image that was kept before), with the classic builder's step images that only it used (as
+    `docker rmi` does: kept, they would show as untagged images)."""
+    import docker.errors
+
+    try:
+        if not client.images.get(image_id).tags:
+            client.images.remove(image_id)
+    except docker.errors.DockerException:
+        pass  # best effort: the failure being reported matters more
+
+
+def _tag(client: docker.DockerClient, image_id: str, tags: tuple[str, ...]) -> None:
+    from cais.engine.client import engine_errors
+
+    with engine_errors(image=image_id):
+        image = client.images.get(image_id)
+        for tag in tags:
+            reference = parse_reference(tag)
+            image.tag(reference.name, reference.tag)

@@ -82,7 +82,8 @@ class ContainerNotFound(EngineError):
 
 
 class BuildError(CaisError):
-    """A build failed; `step` and `log_tail` say where and why."""
+    """A build failed; `step` and `log_tail` say where and why, `packages` which requirements
+    pip found nothing to install for (when that was the failure)."""
 
     def __init__(
         self,
@@ -91,10 +92,12 @@ class BuildError(CaisError):
         hint: str | None = None,
         step: str | None = None,
         log_tail: list[str] | None = None,
+        packages: list[str] | None = None,
     ) -> None:
         super().__init__(message, hint=hint)
         self.step = step
         self.log_tail = log_tail or []
+        self.packages = packages or []
 
 
 class RegistryError(CaisError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import TYPE_CHECKING
 
@@ -126,7 +127,7 @@ class BuildDisplay:
 
     def step(self, name: str) -> None:
         self._finish()
-        self.current = _shorten(name, 110)
+        self.current = _shorten(_MOUNTS.sub("", name), 110)
         self.started = time.monotonic()
         self.status.update(escape(self.current))
 
@@ -196,6 +197,10 @@ class LayerDisplay:
             self.progress.update(
                 task, description=description, completed=current, total=total or None
             )
+
+
+# A RUN's secret and cache mounts say nothing about what the step does.
+_MOUNTS = re.compile(r"--mount=\S+\s+")
 
 
 def _shorten(text: str, width: int) -> str:

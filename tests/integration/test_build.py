@@ -148,17 +148,99 @@ def test_ca_certificates_and_index_never_reach_the_image(
     )
 
 
-def test_a_failing_step_is_named_with_its_last_lines(
-    tmp_path, cais, engine, base_image, image_name, builder, ca_certs
+def _requirements(text: str):
+    def change(project: Path, registry: str) -> None:
+        (project / "requirements.txt").write_text(text)
+
+    return change
+
+
+def _base_image(project: Path, registry: str) -> None:
+    with (project / "cais.yaml").open("a") as config:
+        config.write(f"base_image: {registry}/nosuch/python:3.11-slim\n")
+
+
+def _own_dockerfile(text: str):
+    def change(project: Path, registry: str) -> None:
+        (project / "Dockerfile").write_text(text)
+
+    return change
+
+
+# What breaks a build, and the sentence that says so (`{registry}`: the open test registry).
+BROKEN = {
+    "no such package": (
+        _requirements("nosuchpackage-cais-test==1.0\n"),
+        "The package `nosuchpackage-cais-test` was not found on the package index",
+    ),
+    "no such version": (
+        _requirements("requests==0.0.0\n"),
+        "`requests==0.0.0` matches none of the versions of `requests` on the package index",
+    ),
+    "no compiler": (
+        _requirements("netifaces==0.11.0\n"),  # an sdist with a C extension, no cp311 wheel
+        "`netifaces` must be compiled from source, and the image has no C compiler",
+    ),
+    "no such base image": (
+        _base_image,
+        "The base image `{registry}/nosuch/python:3.11-slim` was not found",
+    ),
+    "dockerfile syntax": (
+        _own_dockerfile("FROM python:3.11-slim\nFORM nothing\n"),
+        "Line 2 of the Dockerfile is not valid: unknown instruction: FORM",
+    ),
+    "copy of a missing file": (
+        _own_dockerfile("FROM python:3.11-slim\nCOPY nosuch.txt /app/\n"),
+        "`nosuch.txt` is not in the build context",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BROKEN))
+def test_a_failed_build_is_one_sentence_and_leaves_no_tag(
+    tmp_path, cais, engine, base_image, registry, image_name, builder, ca_certs, case
 ):
+    change, sentence = BROKEN[case]
     project = _project(tmp_path, cais)
-    (project / "requirements.txt").write_text("cais-no-such-package-xyz==9.9.9\n")
+    change(project, registry)
     done = _build(cais, project, f"{image_name}:broken", builder, ca_certs)
     assert done.returncode == 1
-    assert "The build failed at step" in done.stderr
-    assert "pip install" in done.stderr
-    assert "cais-no-such-package-xyz" in done.stderr
+    report = done.stderr[done.stderr.index("error: ") :]
+    lines = [line for line in report.splitlines() if line.strip()]
+    assert lines[0] == f"error: {sentence.format(registry=registry)}"
+    assert lines[-1].startswith("hint: ")
+    assert all(line.startswith(("error:", "hint:", "  │")) for line in lines), lines
     assert "Traceback" not in done.stderr
+    assert "--mount" not in report and "fix the step above" not in report
+    assert not engine.images.list(name=image_name)
+
+
+def test_a_base_image_that_needs_a_login_is_named_with_its_registry(
+    tmp_path, cais, engine, auth_registry, image_name, builder
+):
+    project = tmp_path / "private"
+    project.mkdir()
+    (project / "Dockerfile").write_text(f"FROM {auth_registry}/{image_name}/base:1\n")
+    logged_out = tmp_path / "docker-config"  # no credentials, whatever this machine has
+    logged_out.mkdir()
+    done = cais(
+        "build",
+        str(project),
+        "-t",
+        f"{image_name}:private",
+        "--builder",
+        builder,
+        env={"DOCKER_CONFIG": str(logged_out)},
+    )
+    assert done.returncode == 1
+    report = done.stderr[done.stderr.index("error: ") :]
+    assert report.startswith(
+        f"error: The registry `{auth_registry}` refused the base image "
+        f"`{auth_registry}/{image_name}/base:1`: it needs a login\n"
+    )
+    assert f"hint: log in with `cais login {auth_registry}`" in report
+    assert "Traceback" not in done.stderr
+    assert not engine.images.list(name=image_name)
 
 
 def test_a_project_with_its_own_dockerfile_is_built_as_it_is(

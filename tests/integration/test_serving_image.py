@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
+
 import httpx
 import pytest
 
-from tests.support import free_port, post_when_up, text_model
+from tests.support import free_port, post_when_up, text_model, unavailable
 
 pytestmark = pytest.mark.engine
 
@@ -99,3 +101,84 @@ def test_a_damaged_bundle_is_refused_before_any_build(cais, engine, tmp_path, im
     assert all(line.startswith(("error:", "hint:")) for line in lines), lines  # no build output
     assert done.stdout == ""
     assert not engine.images.list(name=image_name)
+
+
+PREDICTORS = '''
+from pathlib import Path
+
+import cais
+
+
+class Sturdy(cais.Predictor):
+    def predict(self, batch):
+        return [len(text) for text in batch]
+
+
+class Fragile(cais.Predictor):
+    """Answers only beside its marker file: here, but not inside an image."""
+
+    def predict(self, batch):
+        if not Path(__file__).with_name("works-here").exists():
+            raise RuntimeError("the marker file is missing")
+        return [len(text) for text in batch]
+'''
+
+SAVE = """
+import sys
+
+import cais
+import predictors
+
+for version, kind in enumerate(sys.argv[2:], start=1):
+    model = getattr(predictors, kind)()
+    cais.save_model(model, sys.argv[1], str(version), input_example=["abc"])
+"""
+
+
+@pytest.mark.parametrize("builder", ["buildkit", "classic"])
+def test_an_image_whose_model_fails_its_check_is_not_kept(
+    tmp_path, cais, engine, base_image, image_name, ca_certs, builder
+):
+    from cais.builders.buildkit import find_buildkit_cli
+
+    if builder == "buildkit" and find_buildkit_cli() is None:
+        unavailable("no docker CLI that can build with BuildKit")
+    import subprocess
+    import sys
+
+    home = tmp_path / "cais-home"
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "predictors.py").write_text(PREDICTORS)
+    (code / "works-here").write_text("")
+    (code / "save.py").write_text(SAVE)
+    saved = subprocess.run(
+        [sys.executable, "save.py", image_name, "Sturdy", "Fragile"],
+        cwd=code,
+        env={**os.environ, "CAIS_HOME": str(home)},
+        capture_output=True,
+        text=True,
+    )
+    assert saved.returncode == 0, saved.stderr
+    env = {"CAIS_HOME": str(home)}
+    tag = f"{image_name}:serving"
+    certs = [a for c in ca_certs for a in ("--ca-cert", str(c))]
+    certs += ["--builder", builder]
+
+    good = cais("build", f"{image_name}:1", "-t", tag, *certs, env=env, cwd=tmp_path)
+    assert good.returncode == 0, good.stderr
+    kept = engine.images.get(tag).id
+
+    broken = cais("build", f"{image_name}:2", "-t", tag, *certs, env=env, cwd=tmp_path)
+    assert broken.returncode == 1
+    assert (
+        f"error: The model `{image_name}:2` does not work inside the image built for it, so the "
+        "image was not kept" in broken.stderr
+    )
+    assert "the marker file is missing" in broken.stderr
+    assert "Traceback" not in broken.stderr
+    # The tag still names the image that passed; the one that failed is gone, and so are the
+    # classic builder's step images that only it used (they carry the same labels).
+    assert engine.images.get(tag).id == kept
+    labelled = engine.images.list(filters={"label": f"dev.cais.model.name={image_name}"})
+    assert [image.id for image in labelled] == [kept]

@@ -172,3 +172,83 @@ def test_build_project_bad_platform(project, monkeypatch):
             object(), project, BuildOptions(platform="amd64"), SilentProgress(), PipSettings()
         )
     assert builder.requests == []
+
+
+# --- the serving image's check, with a fake engine ---------------------------------------------
+
+
+class FakeContainer:
+    def __init__(self, status: int = 0, stderr: bytes = b"", interrupt: bool = False) -> None:
+        self.status, self.stderr, self.interrupt = status, stderr, interrupt
+        self.removed = False
+
+    def start(self) -> None:
+        pass
+
+    def wait(self) -> dict:
+        if self.interrupt:
+            raise KeyboardInterrupt
+        return {"StatusCode": self.status}
+
+    def logs(self, *, stdout: bool, stderr: bool) -> bytes:
+        assert stderr and not stdout
+        return self.stderr
+
+    def remove(self, *, force: bool) -> None:
+        self.removed = force
+
+
+class FakeImage:
+    def __init__(self, tags: list[str]) -> None:
+        self.tags = tags
+
+
+class FakeEngine:
+    def __init__(self, container: FakeContainer | None = None, tags: list[str] | None = None):
+        self.container = container
+        self.image_tags = tags or []
+        self.removed: list[str] = []
+        self.containers = self.images = self
+
+    def create(self, image: str, command: list[str]) -> FakeContainer:
+        assert command[-1] == "--check"
+        return self.container  # type: ignore[return-value]
+
+    def get(self, image_id: str) -> FakeImage:
+        return FakeImage(self.image_tags)
+
+    def remove(self, image_id: str) -> None:
+        self.removed.append(image_id)
+
+
+def test_a_model_that_fails_in_the_image_is_named_and_its_container_removed():
+    container = FakeContainer(1, b"loading\nerror: `m:2` cannot predict its input example\n")
+    with pytest.raises(BuildError) as caught:
+        build_module._prove(FakeEngine(container), "sha256:new", "m:2")
+    assert caught.value.message == (
+        "The model `m:2` does not work inside the image built for it, so the image was not kept"
+    )
+    assert caught.value.log_tail == ["loading", "error: `m:2` cannot predict its input example"]
+    assert container.removed
+
+
+def test_an_interrupted_check_leaves_no_container():
+    container = FakeContainer(interrupt=True)
+    with pytest.raises(KeyboardInterrupt):
+        build_module._prove(FakeEngine(container), "sha256:new", "m:2")
+    assert container.removed
+
+
+def test_a_passing_check_removes_its_container_too():
+    container = FakeContainer(0)
+    build_module._prove(FakeEngine(container), "sha256:new", "m:2")
+    assert container.removed
+
+
+def test_an_image_that_failed_is_removed_unless_a_tag_holds_it():
+    untagged = FakeEngine()
+    build_module._discard(untagged, "sha256:new")
+    assert untagged.removed == ["sha256:new"]
+    held = FakeEngine(tags=["m:1"])  # the very image a tag already named: not this build's
+    build_module._discard(held, "sha256:old")
+    assert held.removed == []

@@ -318,3 +318,18 @@ def test_the_command_starts_without_the_command_line_libraries(project, cache):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_a_cache_file_that_cannot_be_written_leaves_nothing_behind(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    record.save_cache("builds.json", {"a": 1})
+    assert record.load_cache("builds.json") == {"a": 1}
+    (tmp_path / "cais" / "in-the-way.json").mkdir()  # the rename onto it fails
+    record.save_cache("in-the-way.json", {"b": 2})
+    assert sorted(p.name for p in (tmp_path / "cais").iterdir()) == [
+        "builds.json",
+        "in-the-way.json",
+    ]
+    assert record.load_cache("in-the-way.json") is None
+    (tmp_path / "cais" / "builds.json").write_text("{half")
+    assert record.load_cache("builds.json") is None

@@ -7,7 +7,6 @@ use BuildKit at all, so `find_buildkit_cli` looks past them (to Debian's /usr/bi
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -20,7 +19,9 @@ from pathlib import Path
 
 from cais.builders.base import BuildProgress, BuildRequest, BuildResult
 from cais.builders.context import ignore_patterns
+from cais.builders.failures import build_error
 from cais.builders.pip_settings import PIP_CA_SECRET, PIP_CONF_SECRET
+from cais.builders.record import load_cache, save_cache
 from cais.engine.client import unreachable
 from cais.errors import BuildError, CaisError
 
@@ -31,6 +32,7 @@ _VERSION = re.compile(r"version (\d+)\.(\d+)")
 _VERTEX = re.compile(r"^#(\d+) (.*)$")
 _TIMED = re.compile(r"^\d+\.\d+ (.*)$")
 _STEP_NAME = re.compile(r"^\[(?!internal\]|auth\])[^\]]*\] ")
+_CACHE = "docker-cli.json"
 
 
 @dataclass(frozen=True)
@@ -67,27 +69,15 @@ def find_buildkit_cli() -> BuildKitCLI | None:
         ):
             candidates.append(candidate)
     key = _fingerprint(candidates)
-    cache = _cache_file()
-    try:
-        saved = json.loads(cache.read_text())
-        if saved.get("key") == key:
+    saved = load_cache(_CACHE)
+    if isinstance(saved, dict) and saved.get("key") == key:
+        try:
             return BuildKitCLI(**saved["cli"]) if saved["cli"] else None
-    except (OSError, ValueError, TypeError, KeyError):
-        pass
+        except (TypeError, KeyError):
+            pass  # a cache of another shape: ask again
     found = _probe(candidates)
-    try:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        temporary = cache.with_suffix(f".{os.getpid()}.tmp")
-        temporary.write_text(json.dumps({"key": key, "cli": asdict(found) if found else None}))
-        os.replace(temporary, cache)
-    except OSError:
-        pass  # a read-only home only costs the probe next time
+    save_cache(_CACHE, {"key": key, "cli": asdict(found) if found else None})
     return found
-
-
-def _cache_file() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
-    return Path(base) / "cais" / "docker-cli.json"
 
 
 def _fingerprint(candidates: list[str]) -> list:
@@ -212,7 +202,8 @@ def _stream(args: list[str], env: dict[str, str], progress: BuildProgress) -> tu
             vertex, rest = match.groups()
             if vertex not in names:
                 names[vertex] = rest
-                logs[vertex] = deque(maxlen=25)
+                # Enough for the recogniser to find which package a pip failure is about.
+                logs[vertex] = deque(maxlen=400)
                 if _STEP_NAME.match(rest):
                     progress.step(rest)
                 continue
@@ -226,12 +217,6 @@ def _stream(args: list[str], env: dict[str, str], progress: BuildProgress) -> tu
                 progress.log(timed.group(1))
         returncode = process.wait()
     step = names.get(failed_vertex) if failed_vertex else None
-    tail = list(logs.get(failed_vertex, ())) if failed_vertex else []
-    if not tail:
-        tail = final_error[-10:]
     if any("connect to the docker daemon" in line.lower() for line in final_error):
         return returncode, unreachable()
-    message = f"The build failed at step `{step}`" if step else "The build failed"
-    return returncode, BuildError(
-        message, step=step, log_tail=tail, hint="fix the step above, then run `cais build` again"
-    )
+    return returncode, build_error(step, list(logs.get(failed_vertex or "", ())), final_error)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import time
 from collections import deque
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
 from cais.builders.base import BuildProgress, BuildRequest, BuildResult
 from cais.builders.context import context_archive, ignore_patterns
 from cais.builders.dockerfile import SECRETS_DIR
+from cais.builders.failures import build_error
 from cais.builders.pip_settings import PIP_CA_SECRET, PIP_CONF_SECRET
 from cais.engine.client import engine_errors
 from cais.errors import BuildError
@@ -24,6 +26,7 @@ from cais.errors import BuildError
 __all__ = ["ClassicBuilder"]
 
 _STEP = re.compile(r"^Step (\d+/\d+) : (.*)$")
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # the engine colours what a step writes to stderr
 _GENERATED_DOCKERFILE = ".cais.Dockerfile"
 
 
@@ -52,7 +55,7 @@ class ClassicBuilder:
         keep = [f"!{SECRETS_DIR}", f"!{SECRETS_DIR}/*"] if request.pip else []
         ignore = [*patterns, dockerfile_name, ".dockerignore", *keep]
         extra[".dockerignore"] = "\n".join(ignore) + "\n"
-        tail: deque[str] = deque(maxlen=25)
+        tail: deque[str] = deque(maxlen=400)  # enough for the recogniser (see failures.py)
         step: str | None = None
         image_id: str | None = None
         with (
@@ -68,7 +71,7 @@ class ClassicBuilder:
                 fileobj=archive,
                 custom_context=True,
                 dockerfile=dockerfile_name,
-                tag=request.tags[0],
+                tag=request.tags[0] if request.tags else None,
                 platform=request.platform,
                 buildargs=request.build_args or None,
                 nocache=request.no_cache,
@@ -76,21 +79,16 @@ class ClassicBuilder:
                 forcerm=True,
                 decode=True,
             )
-            for chunk in stream:
+            for chunk in _refusals_as_build_errors(stream):
                 if "error" in chunk:
                     detail = chunk.get("errorDetail", {}).get("message") or chunk["error"]
-                    raise BuildError(
-                        f"The build failed at step `{step}`" if step else "The build failed",
-                        step=step,
-                        log_tail=[*tail, str(detail).strip()],
-                        hint="fix the step above, then run `cais build` again",
-                    )
+                    raise build_error(step, list(tail), [str(detail)])
                 if "aux" in chunk and "ID" in chunk["aux"]:
                     image_id = chunk["aux"]["ID"]
                 text = chunk.get("stream")
                 if not text:
                     continue
-                for line in text.splitlines():
+                for line in _ANSI.sub("", text).splitlines():
                     match = _STEP.match(line.strip())
                     if match:
                         step = f"[{match.group(1)}] {match.group(2)}"
@@ -109,3 +107,16 @@ class ClassicBuilder:
         return BuildResult(
             image_id, request.tags, self.name, time.monotonic() - started, bool(request.pip)
         )
+
+
+def _refusals_as_build_errors(stream: Iterator[dict]) -> Iterator[dict]:
+    """The build's chunks; the engine's refusal of the request itself (a Dockerfile that does
+    not parse, a bad option: a 4xx before any step) is a build error, said like the others."""
+    import docker.errors
+
+    try:
+        yield from stream
+    except docker.errors.APIError as exc:
+        if not exc.is_client_error():
+            raise
+        raise build_error(None, [], [str(exc.explanation or exc)]) from exc

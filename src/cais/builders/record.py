@@ -37,9 +37,11 @@ __all__ = [
     "BuildRecord",
     "fingerprint",
     "image_id",
+    "load_cache",
     "lookup",
     "remember",
     "remember_result",
+    "save_cache",
 ]
 
 # Settings read from the environment that change what a build makes or how pip reaches it
@@ -205,15 +207,37 @@ def _feed_git(root: Path, feed) -> bool:
 
 
 def _cache_file(name: str) -> Path:
+    """The file `name` of cais's cache folder (`$XDG_CACHE_HOME/cais`, else `~/.cache/cais`)."""
     base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
     return Path(base) / "cais" / name
 
 
-def _load(name: str = _BUILDS) -> dict[str, dict]:
+def load_cache(name: str) -> object:
+    """What `save_cache(name, …)` wrote; None when there is nothing to read."""
     try:
-        records = json.loads(_cache_file(name).read_text(encoding="utf-8"))
+        return json.loads(_cache_file(name).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return {}
+        return None
+
+
+def save_cache(name: str, data: object) -> None:
+    """Write the cache file `name` whole or not at all (a temporary file renamed into place;
+    a cache that cannot be written only costs work next time, and leaves nothing behind)."""
+    file = _cache_file(name)
+    temporary = file.with_suffix(f".{os.getpid()}.tmp")
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        temporary.write_text(json.dumps(data), encoding="utf-8")
+        os.replace(temporary, file)
+    except OSError:
+        try:
+            temporary.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
+def _load(name: str = _BUILDS) -> dict[str, dict]:
+    records = load_cache(name)
     return records if isinstance(records, dict) else {}
 
 
@@ -222,15 +246,7 @@ def _keep(name: str, key: str, value: dict) -> None:
     records = _load(name)
     records.pop(key, None)
     records[key] = {**value, "at": time.time()}
-    kept = dict(list(records.items())[-_KEPT_RECORDS:])
-    file = _cache_file(name)
-    try:
-        file.parent.mkdir(parents=True, exist_ok=True)
-        temporary = file.with_suffix(f".{os.getpid()}.tmp")
-        temporary.write_text(json.dumps(kept), encoding="utf-8")
-        os.replace(temporary, file)
-    except OSError:
-        pass  # a read-only cache only costs a docker build next time
+    save_cache(name, dict(list(records.items())[-_KEPT_RECORDS:]))
 
 
 def remember(key: str, record: BuildRecord) -> None:
