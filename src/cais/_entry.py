@@ -2,7 +2,8 @@
 
 Starting the full command line (Typer, Rich, Pydantic, the builders) takes longer than Docker
 takes to find that every step of an unchanged build is cached. So `cais build [DIR] [-t TAG]…`
-first looks its inputs up in the build records (`cais.builders.record`): when they are known to
+first looks its inputs up in the build records (`cais.builders.record`), when DIR can only
+mean a project folder (`cais.resolve.is_plain_project`): when they are known to
 have built the image that the engine still holds, it says so; when only the contents of the
 code changed since a BuildKit build, it runs that build again (`cais.builders.replay`). Only
 otherwise does the real command run.
@@ -13,6 +14,8 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+
+from cais.resolve import is_plain_project
 
 __all__ = ["main", "quick_build"]
 
@@ -48,8 +51,11 @@ def _plain_build(args: list[str]) -> tuple[Path, tuple[str, ...], bool] | None:
             return None
         else:
             folder = arg
-    path = Path(folder or ".")
-    return (path, tuple(tags), verbose) if path.is_dir() else None
+    # Only a folder that can mean nothing but a project: a saved model or a training
+    # project's model is for the real command (cais.resolve).
+    if not is_plain_project(folder or "."):
+        return None
+    return (Path(folder or "."), tuple(tags), verbose)
 
 
 def quick_build(args: list[str]) -> int | None:

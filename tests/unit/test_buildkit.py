@@ -166,7 +166,7 @@ def test_failed_build(tmp_path):
         'ERROR: process "/bin/sh -c pip install --no-cache-dir -r requirements.txt" did not complete '
         "successfully: exit code: 1",
     ]
-    assert "cais build" in error.hint
+    assert error.hint == "fix the step above, then run the same command again"
 
 
 def test_failed_build_of_an_older_cli_with_stages_and_interleaving(tmp_path):

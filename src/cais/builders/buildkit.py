@@ -233,5 +233,8 @@ def _stream(args: list[str], env: dict[str, str], progress: BuildProgress) -> tu
         return returncode, unreachable()
     message = f"The build failed at step `{step}`" if step else "The build failed"
     return returncode, BuildError(
-        message, step=step, log_tail=tail, hint="fix the step above, then run `cais build` again"
+        message,
+        step=step,
+        log_tail=tail,
+        hint="fix the step above, then run the same command again",
     )

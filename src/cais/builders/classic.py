@@ -83,7 +83,7 @@ class ClassicBuilder:
                         f"The build failed at step `{step}`" if step else "The build failed",
                         step=step,
                         log_tail=[*tail, str(detail).strip()],
-                        hint="fix the step above, then run `cais build` again",
+                        hint="fix the step above, then run the same command again",
                     )
                 if "aux" in chunk and "ID" in chunk["aux"]:
                     image_id = chunk["aux"]["ID"]

@@ -78,6 +78,17 @@ class Bundle:
     path: Path
     metadata: BundleMetadata
 
+    @classmethod
+    def from_folder(cls, folder: Path) -> Bundle:
+        """A bundle folder given directly (such as the one inside a serving image)."""
+        file = folder / METADATA_FILE
+        if not file.is_file():
+            raise BundleError(
+                f"`{folder}` is not a model bundle (it has no {METADATA_FILE})",
+                hint="give a model reference such as `products:1`, or a bundle folder",
+            )
+        return cls(folder, BundleMetadata.model_validate_json(file.read_text(encoding="utf-8")))
+
     @property
     def reference(self) -> str:
         return self.metadata.reference
