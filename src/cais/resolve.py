@@ -21,6 +21,7 @@ Nothing but the standard library is imported here at start: `cais._entry` asks
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -34,6 +35,9 @@ PROJECT_FILES = ("cais.yaml", "requirements.txt", "pyproject.toml", "Dockerfile"
 # The metadata file of a bundle folder (cais.bundle.metadata.METADATA_FILE, which needs
 # pydantic to import).
 BUNDLE_FILE = "cais-model.json"
+# Anything that may be a `train:` key of cais.yaml (also in a comment: when unsure, the full
+# command decides).
+_TRAIN_KEY = re.compile(r"\btrain\b\W*:")
 
 
 class Resolved(NamedTuple):
@@ -63,7 +67,7 @@ def is_plain_project(argument: str, home: Path | None = None) -> bool:
     if not folder.is_dir() or (folder / BUNDLE_FILE).exists():
         return False
     config = folder / "cais.yaml"
-    if config.is_file() and "train" in config.read_text(encoding="utf-8", errors="replace"):
+    if config.is_file() and _TRAIN_KEY.search(config.read_text(encoding="utf-8", errors="replace")):
         return False  # perhaps a training project: only the full command reads the YAML
     if is_path(argument):
         return True
