@@ -239,21 +239,23 @@ def test_build_of_a_training_project_builds_its_model_not_the_folder(
     runner, store, here, monkeypatch, unreachable_engine
 ):
     """The folder's own image would run train.py without cais and crash: the serving image
-    of its newest model is built instead, saying so."""
+    of its newest model is built instead, saying so, with the project's `routes:`."""
     import cais.build
 
     built = []
 
     def build_bundle(connect, bundle, options, display, pip, **kwargs):
-        built.append(bundle.reference)
+        built.append((bundle.reference, [route.path for route in kwargs["routes"]]))
         raise CaisError("stopped before the engine")
 
     monkeypatch.setattr(cais.build, "build_bundle", build_bundle)
     monkeypatch.setattr("cais.engine.client.check_socket", lambda: None)
     save(store, "shop")
     training_project(here / "shop")
+    with (here / "shop" / "cais.yaml").open("a") as config:  # the project's API contract
+        config.write("routes:\n  - {path: /old, input: text, output: label}\n")
     result = runner.invoke(app, ["build", "shop", "-t", "shop:1"])
-    assert built == ["shop:1"]
+    assert built == [("shop:1", ["/old"])]
     assert "• `shop` is a training project: taking its newest model `shop:1`" in result.output
 
 
