@@ -25,5 +25,8 @@ def shell(tmp_path, engine, image_name, ca_certs, docker_config):
         if image_name in container.attrs.get("Image", ""):
             try:
                 container.remove(force=True)
-            except docker.errors.NotFound:
-                pass
+            except docker.errors.APIError:  # gone, or being removed by its own --rm
+                try:
+                    container.wait(condition="removed", timeout=60)
+                except docker.errors.APIError:
+                    pass
