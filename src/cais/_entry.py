@@ -2,8 +2,9 @@
 
 Starting the full command line (Typer, Rich, Pydantic, the builders) takes longer than Docker
 takes to find that every step of an unchanged build is cached. So `cais build [DIR] [-t TAG]…`
-first looks its inputs up in the build records (`cais.builders.record`): when they are known to
-have built the image that the engine still holds, it says so. Otherwise the real command runs.
+first looks its inputs up in the build records (`cais.builders.record`), when DIR can only
+mean a project folder (`cais.resolve.is_plain_project`): when they are known to have built the
+image that the engine still holds, it says so. Otherwise the real command runs.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+
+from cais.resolve import is_plain_project
 
 __all__ = ["main", "quick_build"]
 
@@ -45,8 +48,11 @@ def _plain_build(args: list[str]) -> tuple[Path, tuple[str, ...]] | None:
             return None
         else:
             folder = arg
-    path = Path(folder or ".")
-    return (path, tuple(tags)) if path.is_dir() else None
+    # Only a folder that can mean nothing but a project: a saved model or a training
+    # project's model is for the real command (cais.resolve).
+    if not is_plain_project(folder or "."):
+        return None
+    return (Path(folder or "."), tuple(tags))
 
 
 def quick_build(args: list[str]) -> int | None:

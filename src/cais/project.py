@@ -301,14 +301,14 @@ def _read_config(root: Path, name: str = CONFIG_FILE) -> ProjectConfig:
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise ProjectError(
             f"`{file}` is not valid YAML{where}",
-            hint="fix the syntax; `cais init` shows a valid example",
+            hint="fix the syntax; `cais init example` writes a valid one",
         ) from exc
     if data is None:
         return ProjectConfig()
     if not isinstance(data, dict):
         raise ProjectError(
             f"`{file}` must be a mapping of settings (name:, python:, entrypoint: …)",
-            hint="`cais init` shows a valid example",
+            hint="`cais init example` writes a valid one",
         )
     _refuse_numbered_versions(file, data)
     try:

@@ -1,5 +1,6 @@
-"""The course's journey, run with the `cais` command as a user would:
-init → dockerfile → build → run → login (wrong, then right) → push → rmi → pull → run."""
+"""The course's journey, as the README tells it (tests/e2e/readme.py): init → dockerfile →
+build → run → login → build → push; then what follows it: rmi → pull → run. A wrong password
+first, which must leave no login behind."""
 
 from __future__ import annotations
 
@@ -8,65 +9,53 @@ import json
 import docker.errors
 import pytest
 
+from tests.e2e.readme import SEED, readme_block, replaced
 from tests.support import REGISTRY_PASSWORD, REGISTRY_USER
 
 pytestmark = [pytest.mark.engine, pytest.mark.registry, pytest.mark.slow]
 
 
-def test_seed_journey(
-    tmp_path, cais, engine, base_image, auth_registry, docker_config, image_name, ca_certs
-):
-    project = tmp_path / "hello"
-    assert cais("init", str(project)).returncode == 0
-
-    dockerfile = cais("dockerfile", str(project))
-    assert dockerfile.returncode == 0
-    assert dockerfile.stdout.startswith("# Dockerfile for hello")
-    assert "FROM python:3.11-slim" in dockerfile.stdout
-
-    image = f"{auth_registry}/{image_name}:0.1.0"
-    build = cais(
-        "build", str(project), "-t", image, *[a for c in ca_certs for a in ("--ca-cert", str(c))]
-    )
-    assert build.returncode == 0, build.stderr
-    assert build.stdout.strip() == image
-
-    output = tmp_path / "output"
-    first = cais("run", "--rm", image, "-e", "NAME=Maria", "-v", f"{output}:/data")
-    assert first.returncode == 0, first.stderr
-    assert "Hello, Maria!" in first.stdout
-    written = (output / "greeting.txt").read_text()
-    assert written.startswith("Hello, Maria!")
-
+def test_seed_journey(shell, engine, base_image, auth_registry, docker_config, image_name):
     config = docker_config / "config.json"
-    wrong = cais(
-        "login", auth_registry, "-u", REGISTRY_USER, "--password-stdin", input="not-the-password"
+    wrong = shell.run(
+        f"cais login {auth_registry} -u {REGISTRY_USER} --password-stdin <<< not-the-password",
+        check=False,
     )
     assert wrong.returncode == 1
     assert "refused" in wrong.stderr
     assert not config.exists()
 
-    login = cais(
-        "login", auth_registry, "-u", REGISTRY_USER, "--password-stdin", input=REGISTRY_PASSWORD
+    lines = replaced(
+        readme_block(SEED),
+        [
+            ("cais login -u USER", f"cais login {auth_registry} -u {REGISTRY_USER}"),
+            (" hello:0.1.0", f" {image_name}:0.1.0"),
+            ("USER/", f"{auth_registry}/{image_name}/"),
+        ],
     )
-    assert login.returncode == 0, login.stderr
+    (shell.folder / "token.txt").write_text(REGISTRY_PASSWORD)
+    init, dockerfile, build, run, login, publish = (shell.run(line) for line in lines)
+
+    assert (shell.folder / "hello" / "cais.yaml").is_file()
+    assert dockerfile.stdout.startswith("# Dockerfile for hello")
+    assert "FROM python:3.11-slim" in dockerfile.stdout
+    assert build.stdout.strip() == f"{image_name}:0.1.0"
+    assert run.stdout.splitlines()[0] == "Hello, Ana!"
+    output = shell.folder / "output"
+    assert (output / "greeting.txt").read_text().startswith("Hello, Ana!")
     assert auth_registry in json.loads(config.read_text())["auths"]
+    image = f"{auth_registry}/{image_name}/hello:0.1.0"
+    *_, pushed = publish.stdout.split()
+    assert pushed.startswith(image.rpartition(":")[0] + "@sha256:"), pushed
+    digest = pushed.rpartition("@")[2]
 
-    push = cais("push", image)
-    assert push.returncode == 0, push.stderr
-    digest = push.stdout.strip().rpartition("@")[2]
     local_id = engine.images.get(image).id
-
-    assert cais("rmi", image).returncode == 0
+    shell.run(f"cais rmi {image}")
     with pytest.raises(docker.errors.ImageNotFound):
         engine.images.get(image)
-
-    pull = cais("pull", image)
-    assert pull.returncode == 0, pull.stderr
+    shell.run(f"cais pull {image}")
     pulled = engine.images.get(image)
     assert pulled.id == local_id
     assert any(d.endswith(digest) for d in pulled.attrs["RepoDigests"])
-
-    second = cais("run", "--rm", image, "-e", "NAME=Maria", "-v", f"{output}:/data")
-    assert second.returncode == 0, second.stderr
-    assert second.stdout.splitlines()[0] == first.stdout.splitlines()[0] == "Hello, Maria!"
+    again = shell.run(f"cais run --rm {image} -e NAME=Ana -v ./output:/data")
+    assert again.stdout.splitlines()[0] == "Hello, Ana!"

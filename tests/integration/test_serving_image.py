@@ -69,7 +69,7 @@ def test_a_saved_model_becomes_a_serving_image(
 def test_a_model_name_that_is_neither_folder_nor_saved(cais, engine, tmp_path):
     done = cais("build", "no-such-model", env={"CAIS_HOME": str(tmp_path)})
     assert done.returncode == 1
-    assert "does not exist" in done.stderr
+    assert "error: `no-such-model` is neither a folder here nor a saved model" in done.stderr
 
 
 def _flip_a_byte(file) -> None:

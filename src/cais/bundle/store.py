@@ -88,6 +88,16 @@ class Bundle:
     path: Path
     metadata: BundleMetadata
 
+    @classmethod
+    def from_folder(cls, folder: Path) -> Bundle:
+        """A bundle folder given directly (such as the one inside a serving image)."""
+        if not (folder / METADATA_FILE).is_file():
+            raise BundleError(
+                f"`{folder}` is not a model bundle (it has no {METADATA_FILE})",
+                hint="give a model reference such as `products:1`, or a bundle folder",
+            )
+        return read_bundle(folder)
+
     @property
     def reference(self) -> str:
         return self.metadata.reference

@@ -45,10 +45,17 @@ def list_models(
 
 @app.command()
 def show(
-    reference: Annotated[str, typer.Argument(help="name[:version|alias]")],
+    reference: Annotated[
+        str, typer.Argument(help="name[:version|alias], a bundle folder or a training project")
+    ],
 ) -> None:
     """Show everything a bundle records (JSON)."""
-    bundle = _store().get(reference)
+    from cais.resolve import resolve
+
+    found = resolve(reference, projects=False, store=_store())
+    if found.note:
+        note(found.note)
+    bundle = found.bundle
     data = json.loads(bundle.metadata.model_dump_json())
     data["path"] = str(bundle.path)
     out.print_json(data=data)

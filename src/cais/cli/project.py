@@ -101,14 +101,30 @@ def train(
             hint="set `train: your_script.py` in cais.yaml, or create train.py",
         )
     note(f"running `python {script}` in `{project.path}`")
+    saved = _saved_versions()
     done = subprocess.run([sys.executable, script], cwd=project.path)
     if done.returncode != 0:
+        requirements = directory / (project.config.requirements or "requirements.txt")
         raise ProjectError(
             f"`{script}` failed with exit code {done.returncode}",
             hint="its output above says why; a missing module usually means the project's "
-            "packages are not installed here: `pip install -r requirements.txt`",
+            f"packages are not installed here: `pip install -r {requirements}`",
         )
     success(f"`{script}` finished")
+    new = sorted(_saved_versions() - saved)
+    if project.config.train and any(r.startswith(f"{project.name}:") for r in new):
+        # The folder stands for its newest model (cais.resolve), from here as from inside.
+        note(f"next: `cais serve {directory}` serves it, `cais build {directory}` builds its image")
+    elif new:
+        note(f"next: `cais serve {new[-1]}` serves it, `cais build {new[-1]}` builds its image")
+
+
+def _saved_versions() -> set[str]:
+    """Every `name:version` in the model store."""
+    from cais.bundle.store import ModelStore
+
+    store = ModelStore()
+    return {f"{name}:{version}" for name in store.names() for version in store.versions(name)}
 
 
 def dockerfile(
@@ -160,23 +176,6 @@ def _tell(project):
     return plan
 
 
-def _saved_model(source: str):
-    """The bundle `source` names, when it is not a folder but a saved model's reference."""
-    if Path(source).exists() or "/" in source or source.startswith("."):
-        return None
-    from cais.bundle.store import ModelStore, split_reference
-    from cais.errors import BundleError
-
-    try:
-        name, _ = split_reference(source)
-    except BundleError:
-        return None
-    store = ModelStore()
-    if not store.versions(name):
-        return None
-    return store.get(source)
-
-
 def _build_args(values: list[str] | None) -> dict[str, str]:
     args: dict[str, str] = {}
     for value in values or []:
@@ -189,7 +188,11 @@ def _build_args(values: list[str] | None) -> dict[str, str]:
 
 def build(
     source: Annotated[
-        str, typer.Argument(help="Project folder, or a saved model: name[:version|alias].")
+        str,
+        typer.Argument(
+            help="Project folder, or a saved model: name[:version|alias] (a training project "
+            "means its newest model)."
+        ),
     ] = ".",
     tag: Annotated[
         list[str] | None,
@@ -234,6 +237,7 @@ def build(
     from cais.plan import parse_platform
     from cais.project import load_project
     from cais.registry.reference import parse_reference
+    from cais.resolve import resolve
 
     options = BuildOptions(
         tags=tuple(tag or ()),
@@ -251,13 +255,16 @@ def build(
     for value in options.tags:
         parse_reference(value)
     parse_platform(platform)
-    bundle = _saved_model(source)
+    found = resolve(source, projects=True)
+    if found.note:
+        note(found.note)
+    bundle = found.bundle
     if bundle is not None:
         from cais.build import build_bundle
         from cais.project import read_config
 
-        # Kept API contracts (`routes:` of ./cais.yaml) are served by the image too.
-        routes = list(read_config(Path("cais.yaml")).routes)
+        # Kept API contracts (`routes:` of the project's cais.yaml) are served by the image too.
+        routes = list(read_config((found.origin or Path(".")) / "cais.yaml").routes)
         if routes and any(r.model not in (None, bundle.metadata.name) for r in routes):
             raise ProjectError(
                 "`routes:` in cais.yaml names a model this image does not serve",
@@ -276,7 +283,7 @@ def build(
         note(f"serve it: `cais run -p 8080:8080 {result.tags[0]}`")
         out.print(result.tags[0], markup=False)
         return
-    project = load_project(source)
+    project = load_project(source)  # found.project: the folder, spelled as the user did
     if project.dockerfile is None:
         _tell(project)
     pip = (

@@ -14,7 +14,7 @@ __all__ = ["serve"]
 
 def serve(
     models: Annotated[
-        list[str], typer.Argument(help="Models to serve: name[:version|alias] or bundle folders.")
+        list[str], typer.Argument(help="Models: name[:version|alias], bundle or project folders.")
     ],
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", "-p", help="Port to listen on.")] = 8080,
@@ -24,7 +24,7 @@ def serve(
     ] = 10 * 1024 * 1024,
     config: Annotated[
         Path | None,
-        typer.Option("--config", help="cais.yaml whose `routes:` to keep (default: ./cais.yaml)."),
+        typer.Option("--config", help="cais.yaml of `routes:` to keep (default: the project's)."),
     ] = None,
 ) -> None:
     """Serve models: a simple JSON API (POST /predict) and the Open Inference Protocol V2."""
@@ -39,13 +39,20 @@ def _serve(
 ) -> None:
     from cais.errors import CaisError
     from cais.project import read_config
+    from cais.resolve import resolve
     from cais.server.app import create_app
     from cais.server.models import ModelSet, NotFound
 
     if config is not None and not config.is_file():
         raise CaisError(f"The config file `{config}` does not exist")
-    routes = list(read_config(config or Path("cais.yaml")).routes)
-    served = ModelSet.load(models)  # fails here, with one sentence, on a bad reference
+    found = [resolve(m, projects=False) for m in models]  # one sentence on a bad reference
+    for each in found:
+        if each.note:
+            note(each.note)
+    # A training project named on the command line brings its cais.yaml (`routes:`).
+    origin = next((f.origin for f in found if f.origin is not None), Path("."))
+    routes = list(read_config(config or origin / "cais.yaml").routes)
+    served = ModelSet.of([f.bundle for f in found])
     for route in routes:
         try:
             served.get(route.model)

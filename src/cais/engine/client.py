@@ -81,10 +81,11 @@ def _translate(exc: Exception, image: str | None, container: str | None) -> Cais
     import requests.exceptions
 
     if isinstance(exc, docker.errors.ImageNotFound):
+        name = image or "NAME"
         return ImageNotFound(
             f"The image `{image or _explanation(exc)}` does not exist in the Docker Engine",
-            hint="list images with `cais images`, build one with `cais build`, "
-            "or fetch one with `cais pull`",
+            hint=f"list images with `cais images`, build it with `cais build DIR -t {name}`, "
+            f"or fetch it with `cais pull {name}`",
         )
     if isinstance(exc, docker.errors.NotFound):
         if container is not None:
@@ -94,7 +95,7 @@ def _translate(exc: Exception, image: str | None, container: str | None) -> Cais
         if image is not None:
             return ImageNotFound(
                 f"The image `{image}` does not exist in the Docker Engine",
-                hint="list images with `cais images`, or fetch it with `cais pull`",
+                hint=f"list images with `cais images`, or fetch it with `cais pull {image}`",
             )
         return EngineError(f"The Docker Engine did not find it: {_explanation(exc)}")
     if isinstance(exc, docker.errors.APIError):

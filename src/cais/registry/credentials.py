@@ -18,7 +18,7 @@ from pathlib import Path
 from docker.credentials import CredentialsNotFound, Store, StoreError
 
 from cais.errors import CredentialsError
-from cais.registry.reference import registry_key
+from cais.registry.reference import DOCKER_HUB_CONFIG_KEY, registry_key
 
 __all__ = ["Credentials", "config_path", "erase", "get", "logged_in_registries", "store"]
 
@@ -104,6 +104,10 @@ def store(registry: str | None, credentials: Credentials) -> str:
     return f"`{config_path()}`"
 
 
+def _login_command(key: str) -> str:
+    return "cais login" if key == DOCKER_HUB_CONFIG_KEY else f"cais login {key}"
+
+
 def get(registry: str | None) -> Credentials | None:
     key = registry_key(registry)
     data = _load()
@@ -123,7 +127,7 @@ def get(registry: str | None) -> Credentials | None:
         except (ValueError, UnicodeDecodeError) as exc:
             raise CredentialsError(
                 f"The saved login for `{key}` in `{config_path()}` is corrupt",
-                hint="log in again with `cais login`",
+                hint=f"log in again with `{_login_command(key)}`",
             ) from exc
         return Credentials(username, password)
     if entry.get("username") and entry.get("password"):

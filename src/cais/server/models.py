@@ -8,8 +8,7 @@ from functools import cached_property
 from pathlib import Path
 
 from cais.bundle.metadata import BundleMetadata
-from cais.bundle.store import Bundle, ModelStore, _version_key, read_bundle
-from cais.errors import BundleError
+from cais.bundle.store import Bundle, ModelStore, _version_key
 
 __all__ = ["LoadedModel", "ModelSet", "NotFound"]
 
@@ -63,8 +62,13 @@ class ModelSet:
 
     @classmethod
     def load(cls, references: list[str], *, home: Path | None = None) -> ModelSet:
+        return cls.of(_bundles(references, home))
+
+    @classmethod
+    def of(cls, bundles: list[Bundle]) -> ModelSet:
+        """Load each bundle (verified first) into a new set."""
         served = cls()
-        for bundle in _bundles(references, home):
+        for bundle in bundles:
             started = time.perf_counter()
             model = bundle.load()
             loaded = LoadedModel(bundle, model, time.perf_counter() - started)
@@ -89,16 +93,4 @@ class ModelSet:
 
 def _bundles(references: list[str], home: Path | None) -> list[Bundle]:
     store = ModelStore(home)
-    return [_bundle_from_folder(Path(r)) if Path(r).is_dir() else store.get(r) for r in references]
-
-
-def _bundle_from_folder(folder: Path) -> Bundle:
-    """A bundle folder given directly (such as the one inside a serving image)."""
-    from cais.bundle.metadata import METADATA_FILE
-
-    if not (folder / METADATA_FILE).is_file():
-        raise BundleError(
-            f"`{folder}` is not a model bundle (it has no {METADATA_FILE})",
-            hint="give a model reference such as `products:1`, or a bundle folder",
-        )
-    return read_bundle(folder)
+    return [Bundle.from_folder(Path(r)) if Path(r).is_dir() else store.get(r) for r in references]
