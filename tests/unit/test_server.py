@@ -3,6 +3,7 @@ and every kind of bad request (each answered 4xx with a JSON error, then a good 
 
 from __future__ import annotations
 
+import functools
 import json
 
 import numpy as np
@@ -12,23 +13,22 @@ from starlette.testclient import TestClient
 import cais
 from cais.server.app import create_app
 from cais.server.models import ModelSet
-from tests.support import text_model
+from cais.server.routes import LegacyRoute
+from tests.support import serving_models, text_model
+
+MAX_BODY = 100_000
 
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
-    from sklearn.datasets import load_iris
-    from sklearn.linear_model import LogisticRegression
-
     home = tmp_path_factory.mktemp("cais-home")
-    text = text_model()
-    cais.save_model(text, "products", input_example=["livro azul"], home=home)
-    cais.save_model(text, "products", input_example=["jogo"], home=home)  # version 2
-    iris = load_iris()
-    table = LogisticRegression(max_iter=500).fit(iris.data, iris.target)
-    cais.save_model(table, "iris", input_example=iris.data[:2], home=home)
-    models = ModelSet.load(["products:1", "products:2", "iris"], home=home)
-    with TestClient(create_app(models, max_body=4096)) as test_client:
+    cais.save_model(text_model(), "bare", home=home)  # no input example: no signature
+    models = serving_models(home, "bare")
+    routes = [
+        LegacyRoute(path="/predizer_categoria", input="descricao", output="categoria"),
+        LegacyRoute(path="/flor", model="iris", input="medidas", output="especie"),
+    ]
+    with TestClient(create_app(models, max_body=MAX_BODY, routes=routes)) as test_client:
         yield test_client
 
 
@@ -154,12 +154,12 @@ BAD_REQUESTS = [
         "/models/iris/predict",
         {"json": {"instances": [[1, 2]]}},
         422,
-        "cannot predict this input",
+        "the model `iris` takes rows of 4 numbers, not rows of 2 numbers",
     ),
     (
         "post",
         "/predict",
-        {"content": b'{"instances": ["' + b"x" * 5000 + b'"]}'},
+        {"content": b'{"instances": ["' + b"x" * MAX_BODY + b'"]}'},
         413,
         "larger than the limit",
     ),
@@ -384,13 +384,169 @@ BAD_REQUESTS += [
 ]  # fmt: skip
 
 
+def _infer(*inputs: dict, **request) -> dict:
+    return {"json": {**request, "inputs": list(inputs)}}
+
+
+def _tensor(shape: list[int], datatype: str, data, name: str = "input") -> dict:
+    return {"name": name, "shape": shape, "datatype": datatype, "data": data}
+
+
+DEEP = b"[" * 20_000 + b"]" * 20_000
+LONG = b"1" * 5000  # more digits than Python reads into an integer
+ROW = [5.1, 3.5, 1.4, 0.2]
+GRID = [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]
+
+
+@pytest.mark.parametrize(
+    ("path", "tensor", "answer"),
+    [
+        ("/v2/models/iris/infer", _tensor([1, 4], "FP32", ROW, "predict"), [0]),
+        ("/v2/models/iris/infer", _tensor([1, 4], "FP64", ROW, "x"), [0]),
+        ("/v2/models/products/infer", _tensor([1], "BYTES", ["livro de bolo"], "predict"), ["livro"]),
+        ("/v2/models/grid/infer", _tensor([1, 2, 3], "FP64", GRID, "image"), [0]),
+    ],
+)  # fmt: skip
+def test_v2_a_single_input_model_takes_its_input_under_any_name(client, path, tensor, answer):
+    response = client.post(path, json={"inputs": [tensor]})
+    assert response.status_code == 200, response.text
+    assert response.json()["outputs"][0]["data"] == answer
+
+
+def test_arrays_and_tables_on_both_protocols(client):
+    grid = client.post("/models/grid/predict", json={"instances": [GRID, GRID]})
+    assert grid.status_code == 200, grid.text
+    assert grid.json()["predictions"] == [0, 0]
+    parts = [{"size": 1.0, "weight": 10.0}, {"size": 4.0, "weight": 1.0}]
+    table = client.post("/models/parts/predict", json={"instances": parts})
+    assert table.json()["predictions"] == ["big", "small"]
+    columns = [
+        _tensor([2], "FP64", [p[name] for p in parts], name) for name in ("weight", "size")
+    ]  # by name, in any order
+    v2 = client.post("/v2/models/parts/infer", json={"inputs": columns})
+    assert v2.json()["outputs"][0]["data"] == ["big", "small"]
+    assert client.post("/flor", json={"medidas": ROW}).json() == {"especie": 0}
+    proba = client.post("/models/iris/predict?proba=yes", json={"instances": [ROW]})
+    assert set(proba.json()["predictions"][0]) == {"0", "1", "2"}
+    plain = client.post("/models/iris/predict?proba=false", json={"instances": [ROW]})
+    assert plain.json()["predictions"] == [0]
+
+
+# Classes of bodies that once got a 500, or an error that spoke of the server's insides
+# (`'numpy.ndarray' object has no attribute 'lower'`), each on every route it can reach.
+BAD_REQUESTS += [
+    # nesting deeper than a JSON reader can follow
+    ("post", "/predict", {"content": DEEP}, 400, "nested too deeply"),
+    ("post", "/models/iris/predict", {"content": b'{"instances": ' + DEEP + b"}"}, 400,
+     "nested too deeply"),
+    ("post", "/v2/models/iris/infer", {"content": b'{"inputs": ' + DEEP + b"}"}, 400,
+     "nested too deeply"),
+    ("post", "/predizer_categoria", {"content": b'{"descricao": ' + DEEP + b"}"}, 400,
+     "nested too deeply"),
+    ("post", "/models/iris/predict", {"json": {"instances": [functools.reduce(
+        lambda v, _: [v], range(100), 1.0)]}}, 400, "instances are nested too deeply"),
+    # integers too long to read, or to convert
+    ("post", "/models/iris/predict", {"content": b'{"instances": [[' + LONG + b', 1, 1, 1]]}'},
+     400, "integer too long to read"),
+    ("post", "/v2/models/iris/infer", {"content": b'{"inputs": [{"name": "input", "shape": [1],'
+     b' "datatype": "INT64", "data": [' + LONG + b"]}]}"}, 400, "integer too long to read"),
+    ("post", "/flor", {"content": b'{"medidas": [' + LONG + b"]}"}, 400,
+     "integer too long to read"),
+    ("post", "/models/iris/predict", {"json": {"instances": [[10**400, 1, 1, 1]]}}, 400,
+     "too large for a float"),
+    ("post", "/v2/models/iris/infer", _infer(_tensor([1, 4], "FP64", [10**400, 1, 1, 1])), 400,
+     "does not fit FP64"),
+    ("post", "/v2/models/iris/infer", _infer(_tensor([1, 4], "INT64", [2**63, 1, 1, 1])), 400,
+     "does not fit INT64: its values must be from -9223372036854775808"),
+    # numbers out of range for the datatype, and numbers JSON does not have
+    ("post", "/v2/models/iris/infer", _infer(_tensor([1, 4], "FP32", [1e39, 1, 1, 1])), 400,
+     "does not fit FP32"),
+    ("post", "/v2/models/iris/infer", _infer(_tensor([1, 4], "FP16", [70000, 1, 1, 1])), 400,
+     "does not fit FP16"),
+    ("post", "/v2/models/iris/infer", _infer(_tensor([1, 4], "UINT8", [-1, 1, 1, 1])), 400,
+     "does not fit UINT8: its values must be from 0 to 255"),
+    ("post", "/v2/models/iris/infer", _infer(_tensor([1, 4], "INT32", [1.5, 1, 1, 1])), 400,
+     "every value must be a whole number"),
+    ("post", "/v2/models/iris/infer", _infer(_tensor([1, 4], "FP64", [True, 1, 1, 1])), 400,
+     "every value must be a number"),
+    ("post", "/v2/models/iris/infer", {"content": b'{"inputs": [{"name": "input", "shape": [1, 4],'
+     b' "datatype": "FP64", "data": [NaN, 1, 1, 1]}]}'}, 400, "the body holds `NaN`"),
+    ("post", "/models/iris/predict", {"content": b'{"instances": [[Infinity, 1, 1, 1]]}'}, 400,
+     "the body holds `Infinity`"),
+    ("post", "/flor", {"content": b'{"medidas": [[-Infinity, 1, 1, 1]]}'}, 400,
+     "the body holds `-Infinity`"),
+    ("post", "/models/iris/predict", {"content": b'{"instances": [[1e400, 1, 1, 1]]}'}, 400,
+     "finite numbers"),
+    ("post", "/v2/models/iris/infer", {"content": b'{"inputs": [{"name": "input", "shape": [1, 4],'
+     b' "datatype": "FP64", "data": [1e400, 1, 1, 1]}]}'}, 400, "holds NaN or infinity"),
+    ("post", "/v2/models/iris/infer", _binary_case(np.array([np.inf, 1, 1, 1], "<f4").tobytes()),
+     400, "holds NaN or infinity"),
+    ("post", "/v2/models/iris/infer", {"content": b'{"parameters": {"x": 1e400}, "inputs": [{"name":'
+     b' "input", "shape": [1, 4], "datatype": "FP64", "data": [1, 1, 1, 1]}]}'}, 400,
+     "`parameters` hold a number that is not finite"),
+    # more inputs than a single-input model takes; a table's inputs go by name
+    ("post", "/v2/models/iris/infer", _infer(_tensor([1, 4], "FP32", ROW, "a"),
+     _tensor([1, 4], "FP32", ROW, "b")), 400, "takes one input, and this request has 2: `a`, `b`"),
+    ("post", "/v2/models/products/infer", _infer(_tensor([1], "BYTES", ["a"]),
+     _tensor([1], "BYTES", ["b"], "other")), 400, "takes one input, and this request has 2"),
+    ("post", "/v2/models/parts/infer", _infer(_tensor([1], "FP64", [1.0], "size"),
+     _tensor([1], "FP64", [1.0], "height")), 400, "no input `height` (it has: size, weight)"),
+    ("post", "/v2/models/parts/infer", _infer(_tensor([1], "FP64", [1.0], "size")), 400,
+     "missing input(s): weight"),
+    ("post", "/v2/models/parts/infer", _infer(_tensor([1, 2], "FP64", [1.0, 2.0], "size"),
+     _tensor([1], "FP64", [1.0], "weight")), 400, "input `size` is one column of a table"),
+    ("post", "/v2/models/parts/infer", _infer(_tensor([1], "FP64", [1.0], "size"),
+     _tensor([1], "FP64", [1.0], "size")), 400, "each input must have its own name"),
+    # shapes (and kinds) that do not fit the model's input
+    ("post", "/v2/models/iris/infer", _infer(_tensor([1, 3], "FP32", [1, 2, 3])), 422,
+     "the model `iris` takes rows of 4 numbers, not rows of 3 numbers"),
+    ("post", "/v2/models/grid/infer", _infer(_tensor([1, 6], "FP32", [1, 2, 3, 4, 5, 6])), 422,
+     "the model `grid` takes arrays of numbers of shape [2, 3], one per instance, not rows of 6"),
+    ("post", "/models/grid/predict", {"json": {"instances": [[1, 2, 3, 4, 5, 6]]}}, 422,
+     "the model `grid` takes arrays of numbers of shape [2, 3]"),
+    ("post", "/models/grid/predict", {"json": {"instances": [[[1, 2], [3, 4], [5, 6]]]}}, 422,
+     "not arrays of numbers of shape [3, 2]"),
+    ("post", "/models/products/predict", {"json": {"instances": [ROW]}}, 422,
+     "the model `products` takes text (one string per instance), not rows of 4 numbers"),
+    ("post", "/v2/models/products/infer", _infer(_tensor([1, 4], "FP32", ROW)), 422,
+     "the model `products` takes text"),
+    ("post", "/v2/models/iris/infer", _infer(_tensor([1, 4], "BYTES", ["a", "b", "c", "d"])), 422,
+     "the model `iris` takes rows of 4 numbers, not text of shape [4]"),
+    ("post", "/models/iris/predict", {"json": {"instances": ["livro"]}}, 422,
+     "the model `iris` takes rows of 4 numbers, not text"),
+    ("post", "/models/iris/predict", {"json": {"instances": [{"a": 1}]}}, 422,
+     "the model `iris` takes rows of 4 numbers, not objects with `a`"),
+    ("post", "/models/parts/predict", {"json": {"instances": [{"size": 1.0}]}}, 422,
+     "the model `parts` takes objects with `size`, `weight`, not objects with `size`"),
+    ("post", "/models/parts/predict", {"json": {"instances": [["x"]]}}, 400,
+     "must hold numbers only"),
+    ("post", "/predizer_categoria", {"json": {"descricao": [ROW]}}, 422,
+     "the model `products` takes text"),
+    ("post", "/flor", {"json": {"medidas": "livro"}}, 422, "the model `iris` takes rows of 4"),
+    ("post", "/models/bare/predict", {"json": {"instances": [ROW]}}, 422,
+     "the model `bare` cannot predict this input"),
+    # invalid query parameters
+    ("post", "/predict?proba=maybe", {"json": {"instances": ["livro"]}}, 400,
+     "the query parameter `proba` must be true or false, not `maybe`"),
+    ("post", "/models/iris/predict?proba=2", {"json": {"instances": [ROW]}}, 400,
+     "`proba` must be true or false, not `2`"),
+    ("post", "/models/products/versions/1/predict?proba=", {"json": {"instances": ["livro"]}},
+     400, "the query parameter `proba` must be true or false"),
+]  # fmt: skip
+
+# What an error message must never show: the server's insides.
+INTERNALS = ("numpy", "ndarray", "object has no attribute", "Traceback", "sys.", "Error:")
+
+
 @pytest.mark.parametrize(("method", "path", "kwargs", "status", "message"), BAD_REQUESTS)
 def test_bad_requests_get_a_4xx_json_error_and_the_server_goes_on(
     client, method, path, kwargs, status, message
 ):
     answer = getattr(client, method)(path, **kwargs)
     assert answer.status_code == status, answer.text
-    assert message in answer.json()["error"]
+    error = answer.json()["error"]
+    assert message in error
+    assert not any(word in error for word in INTERNALS), error
     assert client.post("/predict", json={"instances": ["livro"]}).status_code == 200
 
 
