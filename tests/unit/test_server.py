@@ -636,3 +636,68 @@ def test_a_route_to_a_model_not_served_fails_at_start(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["serve", "tiny"])
     assert result.exit_code == 1
     assert "The route `/old` names a model that is not served" in result.output
+
+
+def test_an_access_log_line_per_request(tmp_path):
+    import io
+    import re
+
+    log = io.StringIO()
+    cais.save_model(text_model(), "products", home=tmp_path)
+    app = create_app(ModelSet.load(["products"], home=tmp_path), access_log=log)
+    with TestClient(app) as client:
+        client.post("/predict", json={"instances": ["livro"]})
+        client.post("/predict?proba=maybe", json={"instances": ["livro"]})
+        client.get("/nowhere")
+    lines = log.getvalue().splitlines()
+    assert [line.rsplit(" ", 1)[0] for line in lines] == [
+        "POST /predict 200",
+        "POST /predict 400",
+        "GET /nowhere 404",
+    ]
+    assert all(re.fullmatch(r".* \d+\.\dms", line) for line in lines), lines
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--port", "70000"], "Invalid value `70000` for `--port` / `-p`: input should be less"),
+        (["--port", "-1"], "Invalid value `-1` for `--port` / `-p`: input should be greater"),
+        (["--port", "http"], "Invalid value `http` for `--port` / `-p`: input should be a valid"),
+        (["--workers", "0"], "Invalid value `0` for `--workers`: input should be greater than"),
+        (["--max-body", "-5"], "Invalid value `-5` for `--max-body`: input should be greater"),
+        (["--max-body", "1e9"], "Invalid value `1e9` for `--max-body`"),
+        (["--prot", "80"], "No such option: --prot"),
+    ],
+)
+def test_serve_refuses_settings_out_of_range_in_one_sentence(options, message, tmp_path):
+    from typer.testing import CliRunner
+
+    from cais.cli import app
+    from tests.support import assert_one_error
+
+    result = CliRunner().invoke(app, ["serve", "products", *options])
+    output = assert_one_error(result, code=2)
+    assert message in output
+    assert "hint: see `cais serve --help`" in output
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_on_a_busy_port_fails_in_one_sentence_before_loading(workers, monkeypatch, tmp_path):
+    import socket
+
+    from typer.testing import CliRunner
+
+    from cais.cli import app
+    from tests.support import assert_one_error
+
+    monkeypatch.setenv("CAIS_HOME", str(tmp_path))  # empty: loading would fail otherwise
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(
+            app, ["serve", "products", "-p", str(port), "--workers", workers]
+        )
+    output = assert_one_error(result)
+    assert f"error: Cannot listen on 127.0.0.1:{port}: Address already in use" in output

@@ -9,18 +9,20 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Any
+from typing import Any, TextIO
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from cais import __version__
+from cais.server.access_log import AccessLog
 from cais.server.batching import Batcher
 from cais.server.models import LoadedModel, ModelSet, NotFound
 from cais.server.pages import openapi_document, page
@@ -88,9 +90,11 @@ def create_app(
     *,
     max_body: int = DEFAULT_MAX_BODY,
     routes: list[LegacyRoute] | None = None,
+    access_log: TextIO | None = None,
 ) -> Starlette:
     """The server for `models`: every route, error handler and metric; `routes` keep
-    existing API contracts (cais.yaml `routes:`) answering."""
+    existing API contracts (cais.yaml `routes:`) answering; `access_log` gets a line per
+    request."""
     metrics = Metrics()
     batchers = {}
     for loaded in models.all():
@@ -388,6 +392,7 @@ def create_app(
     ]
     return Starlette(
         routes=table,
+        middleware=[Middleware(AccessLog, stream=access_log)] if access_log else [],
         exception_handlers={
             BadRequest: bad_request,
             NotFound: not_found,
