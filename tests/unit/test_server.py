@@ -701,3 +701,50 @@ def test_serve_on_a_busy_port_fails_in_one_sentence_before_loading(workers, monk
         )
     output = assert_one_error(result)
     assert f"error: Cannot listen on 127.0.0.1:{port}: Address already in use" in output
+
+
+def test_openapi_describes_every_route_with_its_parameters_and_bodies(client):
+    spec = client.get("/openapi.json").json()
+    served = {route.path for route in client.app.routes} - {"/", "/docs", "/openapi.json"}
+    assert set(spec["paths"]) == served
+    for path, item in spec["paths"].items():
+        for operation in item.values():
+            declared = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
+            assert declared == {part[1:-1] for part in path.split("/") if part.startswith("{")}
+    name = spec["paths"]["/models/{name}/predict"]["post"]["parameters"][0]
+    assert name["schema"]["enum"] == ["bare", "grid", "iris", "parts", "products"]
+    body = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["schema"]["properties"]["instances"]["items"] == {"type": "string"}
+    infer = spec["paths"]["/v2/models/{name}/infer"]["post"]["requestBody"]["content"]
+    assert infer["application/json"]["schema"] == {"$ref": "#/components/schemas/InferenceRequest"}
+    assert {"InferenceRequest", "RequestInput", "InferenceResponse"} <= set(
+        spec["components"]["schemas"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("arguments", "environment", "message"),
+    [
+        (["--port", "70000"], {}, "argument --port: must be a whole number from 0 to 65535, not `70000`"),
+        (["--port", "²"], {}, "argument --port: must be a whole number from 0 to 65535, not `²`"),
+        (["--workers", "-2"], {}, "argument --workers: must be a whole number of at least 1, not `-2`"),
+        ([], {"CAIS_WORKERS": "many"}, "argument --workers: must be a whole number of at least 1, not `many`"),
+    ],
+)  # fmt: skip
+def test_the_image_server_refuses_bad_settings_in_one_line(
+    tmp_path, arguments, environment, message
+):
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "cais.server", str(tmp_path), *arguments],
+        env={**os.environ, **environment},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[-1] == f"python -m cais.server: error: {message}"
+    assert "Traceback" not in done.stderr
