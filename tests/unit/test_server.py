@@ -413,6 +413,25 @@ def test_v2_a_single_input_model_takes_its_input_under_any_name(client, path, te
     assert response.json()["outputs"][0]["data"] == answer
 
 
+def test_missing_values_reach_a_model_that_takes_them(tmp_path):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    rows = [[0.0], [1.0], [np.nan], [2.0]] * 5
+    model = HistGradientBoostingClassifier(max_iter=5).fit(rows, [0, 1, 0, 1] * 5)
+    cais.save_model(model, "gaps", input_example=np.array([[np.nan], [1.0]]), home=tmp_path)
+    expected = model.predict([[np.nan], [1.0]]).tolist()
+    with TestClient(create_app(ModelSet.load(["gaps"], home=tmp_path))) as client:
+        null = client.post("/predict", json={"instances": [[None], [1.0]]})
+        assert null.json()["predictions"] == expected
+        nan = client.post("/predict", content=b'{"instances": [[NaN], [1.0]]}')  # Python's json
+        assert nan.json()["predictions"] == expected
+        tensor = _tensor([2, 1], "FP32", [1.0, 1.0])
+        binary = _binary_case(np.array([np.nan, 1.0], "<f4").tobytes(), shape=(2, 1))
+        assert client.post("/v2/models/gaps/infer", json={"inputs": [tensor]}).status_code == 200
+        answer = client.post("/v2/models/gaps/infer", **binary)
+        assert answer.json()["outputs"][0]["data"] == expected
+
+
 def test_arrays_and_tables_on_both_protocols(client):
     grid = client.post("/models/grid/predict", json={"instances": [GRID, GRID]})
     assert grid.status_code == 200, grid.text
@@ -470,17 +489,20 @@ BAD_REQUESTS += [
     ("post", "/v2/models/iris/infer", _infer(_tensor([1, 4], "FP64", [True, 1, 1, 1])), 400,
      "every value must be a number"),
     ("post", "/v2/models/iris/infer", {"content": b'{"inputs": [{"name": "input", "shape": [1, 4],'
-     b' "datatype": "FP64", "data": [NaN, 1, 1, 1]}]}'}, 400, "the body holds `NaN`"),
+     b' "datatype": "FP64", "data": [NaN, 1, 1, 1]}]}'}, 422,
+     "the model `iris` cannot predict this input: Input X contains NaN."),
+    ("post", "/models/iris/predict", {"json": {"instances": [[None, 1, 1, 1]]}}, 422,
+     "the model `iris` cannot predict this input: Input X contains NaN."),
     ("post", "/models/iris/predict", {"content": b'{"instances": [[Infinity, 1, 1, 1]]}'}, 400,
-     "the body holds `Infinity`"),
+     "the body holds `Infinity`: numbers must be finite"),
     ("post", "/flor", {"content": b'{"medidas": [[-Infinity, 1, 1, 1]]}'}, 400,
      "the body holds `-Infinity`"),
     ("post", "/models/iris/predict", {"content": b'{"instances": [[1e400, 1, 1, 1]]}'}, 400,
-     "finite numbers"),
+     "instances hold a number too large for a float"),
     ("post", "/v2/models/iris/infer", {"content": b'{"inputs": [{"name": "input", "shape": [1, 4],'
-     b' "datatype": "FP64", "data": [1e400, 1, 1, 1]}]}'}, 400, "holds NaN or infinity"),
+     b' "datatype": "FP64", "data": [1e400, 1, 1, 1]}]}'}, 400, "holds an infinity"),
     ("post", "/v2/models/iris/infer", _binary_case(np.array([np.inf, 1, 1, 1], "<f4").tobytes()),
-     400, "holds NaN or infinity"),
+     400, "input `input` holds an infinity: send finite numbers"),
     ("post", "/v2/models/iris/infer", {"content": b'{"parameters": {"x": 1e400}, "inputs": [{"name":'
      b' "input", "shape": [1, 4], "datatype": "FP64", "data": [1, 1, 1, 1]}]}'}, 400,
      "`parameters` hold a number that is not finite"),

@@ -7,6 +7,7 @@ a worker thread so that a slow prediction never blocks other requests.
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from typing import Any, TextIO
@@ -116,7 +117,7 @@ def create_app(
 
     def parse_json(body: bytes | bytearray) -> Any:
         try:
-            return json.loads(body, parse_constant=_refuse_constant)
+            return json.loads(body, parse_constant=_constant)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise BadRequest(f"the body is not valid JSON: {exc}") from exc
         except ValueError as exc:  # Python's limit on the digits of an integer
@@ -402,8 +403,11 @@ def create_app(
     )
 
 
-def _refuse_constant(name: str) -> Any:
-    raise BadRequest(f"the body holds `{name}`: JSON numbers must be finite")
+def _constant(name: str) -> float:
+    """`NaN` (what Python's json writes for a missing value) is read; infinities are not."""
+    if name == "NaN":
+        return math.nan
+    raise BadRequest(f"the body holds `{name}`: numbers must be finite")
 
 
 _TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
@@ -459,23 +463,23 @@ def _batch_of(instances: list) -> object:
             ) from exc
         return pd.DataFrame(instances)
     if all(isinstance(i, list) for i in instances):
-        if not all(type(v) in (int, float) for v in flatten(instances)):
-            raise BadRequest("instances given as rows must hold numbers only")
+        if not all(type(v) in (int, float) or v is None for v in flatten(instances)):
+            raise BadRequest(
+                "instances given as rows must hold numbers only (or null for a missing value)"
+            )
         import numpy as np
 
         try:
-            array = np.asarray(instances, dtype=float)
+            array = np.asarray(instances, dtype=float)  # null becomes NaN, a missing value
         except OverflowError as exc:
             raise BadRequest("instances hold a number too large for a float") from exc
         except ValueError as exc:  # ragged rows, or more than numpy's 64 dimensions
             if _depth(instances) > 32:
                 raise BadRequest("instances are nested too deeply: at most 32 levels") from exc
             raise BadRequest("every instance must have the same number of values") from exc
-        if array.ndim < 2 or not np.isfinite(array).all():
-            raise BadRequest(
-                "every instance must be a row of finite numbers (or an array of them)"
-                if array.ndim >= 2
-                else "every instance must have at least one value"
-            )
+        if array.ndim < 2:
+            raise BadRequest("every instance must have at least one value")
+        if np.isinf(array).any():  # a number beyond a float's range
+            raise BadRequest("instances hold a number too large for a float")
         return array
     raise BadRequest("instances must all be strings, all rows of numbers, or all objects")

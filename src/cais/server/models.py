@@ -89,7 +89,7 @@ class Expected:
                 },
                 "required": list(self.columns),
             }
-        schema: dict = {"type": "number"}
+        schema: dict = {"type": ["number", "null"]}  # null: a missing value
         for size in reversed(self.shape):
             schema = {"type": "array", "items": schema}
             if size >= 0:

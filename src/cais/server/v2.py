@@ -244,7 +244,8 @@ def _numbers(tensor: RequestInput, flat: list[Any]) -> Any:
     except OverflowError as exc:  # an integer beyond any float
         raise TensorError(f"input `{tensor.name}` does not fit {tensor.datatype}") from exc
     _check_finite(tensor, wide)
-    if dtype != wide.dtype and len(wide) and np.abs(wide).max() > np.finfo(dtype).max:
+    sizes = np.abs(wide[~np.isnan(wide)])  # NaN, a missing value, fits every float type
+    if dtype != wide.dtype and sizes.size and sizes.max() > np.finfo(dtype).max:
         raise TensorError(
             f"input `{tensor.name}` does not fit {tensor.datatype}: its values must be at "
             f"most {float(np.finfo(dtype).max):g} in size"
@@ -255,8 +256,8 @@ def _numbers(tensor: RequestInput, flat: list[Any]) -> Any:
 def _check_finite(tensor: RequestInput, array: Any) -> None:
     import numpy as np
 
-    if array.dtype.kind == "f" and not np.isfinite(array).all():
-        raise TensorError(f"input `{tensor.name}` holds NaN or infinity: send finite numbers")
+    if array.dtype.kind == "f" and np.isinf(array).any():  # NaN stands for a missing value
+        raise TensorError(f"input `{tensor.name}` holds an infinity: send finite numbers")
 
 
 def decode_inputs(request: InferenceRequest, input_names: list[str]) -> Any:
