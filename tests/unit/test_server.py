@@ -770,3 +770,28 @@ def test_the_image_server_refuses_bad_settings_in_one_line(
     assert done.returncode == 2
     assert done.stderr.splitlines()[-1] == f"python -m cais.server: error: {message}"
     assert "Traceback" not in done.stderr
+
+
+def test_a_one_column_table_takes_its_v2_input_under_any_name(tmp_path):
+    import pandas as pd
+    from sklearn.compose import make_column_transformer
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    from tests.support import LABELS, TITLES
+
+    frame = pd.DataFrame({"title": TITLES})
+    by_column = make_column_transformer((TfidfVectorizer(), "title"))
+    model = make_pipeline(by_column, LogisticRegression()).fit(frame, LABELS)
+    cais.save_model(model, "titles", input_example=frame[:2], home=tmp_path)
+    with TestClient(create_app(ModelSet.load(["titles"], home=tmp_path))) as client:
+        for name in ("title", "input", "predict"):
+            tensor = _tensor([1], "BYTES", ["livro de bolo"], name)
+            answer = client.post("/v2/models/titles/infer", json={"inputs": [tensor]})
+            assert answer.json()["outputs"][0]["data"] == ["livro"], answer.text
+        table = client.post("/predict", json={"instances": [{"title": "livro de bolo"}]})
+        assert table.json()["predictions"] == ["livro"]
+        text = client.post("/predict", json={"instances": ["livro de bolo"]})
+        assert text.status_code == 422
+        assert text.json()["error"] == "the model `titles` takes objects with `title`, not text"

@@ -266,28 +266,31 @@ def decode_inputs(request: InferenceRequest, input_names: list[str]) -> Any:
     else columns stacked) for one input per column, matched by name."""
     import numpy as np
 
-    if len(request.inputs) == 1 and len(input_names) <= 1:
-        array = _decode_one(request.inputs[0])
-        if array.dtype == object and (array.ndim == 1 or array.shape[1:] == (1,)):
-            return [str(v) for v in array.reshape(-1)]  # a text model takes a list of strings
-        return array.reshape(-1, 1) if array.ndim == 1 else array
     given = [tensor.name for tensor in request.inputs]
-    if len(input_names) == 1:
+    if len(input_names) == 1 and len(given) > 1:
         raise TensorError(
             f"the model takes one input, and this request has {len(given)}: "
             + ", ".join(f"`{n}`" for n in given)
         )
-    if len(set(given)) != len(given):
-        raise TensorError("each input must have its own name")
-    unknown = [n for n in given if input_names and n not in input_names]
-    if unknown:
-        raise TensorError(
-            f"the model has no input `{unknown[0]}` (it has: {', '.join(input_names)})"
-        )
-    missing = [n for n in input_names if n not in given]
-    if missing:
-        raise TensorError(f"missing input(s): {', '.join(missing)}")
-    arrays = {tensor.name: _decode_one(tensor) for tensor in request.inputs}
+    if len(given) == 1 and len(input_names) <= 1:
+        if input_names in ([], ["input"]):
+            array = _decode_one(request.inputs[0])
+            if array.dtype == object and (array.ndim == 1 or array.shape[1:] == (1,)):
+                return [str(v) for v in array.reshape(-1)]  # a text model takes strings
+            return array.reshape(-1, 1) if array.ndim == 1 else array
+        arrays = {input_names[0]: _decode_one(request.inputs[0])}  # a table of one column
+    else:
+        if len(set(given)) != len(given):
+            raise TensorError("each input must have its own name")
+        unknown = [n for n in given if input_names and n not in input_names]
+        if unknown:
+            raise TensorError(
+                f"the model has no input `{unknown[0]}` (it has: {', '.join(input_names)})"
+            )
+        missing = [n for n in input_names if n not in given]
+        if missing:
+            raise TensorError(f"missing input(s): {', '.join(missing)}")
+        arrays = {tensor.name: _decode_one(tensor) for tensor in request.inputs}
     for name, array in arrays.items():
         if array.ndim > 2 or array.shape[1:] not in ((), (1,)):
             raise TensorError(
@@ -295,7 +298,7 @@ def decode_inputs(request: InferenceRequest, input_names: list[str]) -> Any:
             )
     if len({len(a) for a in arrays.values()}) != 1:
         raise TensorError("inputs given as columns must all have the same number of rows")
-    ordered = [n for n in input_names if n in arrays] or given
+    ordered = [n for n in input_names if n in arrays] or list(arrays)
     try:
         import pandas as pd
 
