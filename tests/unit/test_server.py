@@ -795,3 +795,20 @@ def test_a_one_column_table_takes_its_v2_input_under_any_name(tmp_path):
         text = client.post("/predict", json={"instances": ["livro de bolo"]})
         assert text.status_code == 422
         assert text.json()["error"] == "the model `titles` takes objects with `title`, not text"
+
+
+def test_what_a_model_takes_is_read_from_its_signature_and_example():
+    from cais.bundle.metadata import Tensor
+    from cais.server.models import Expected
+
+    text = [Tensor(name="input", datatype="BYTES", shape=[-1])]
+    assert Expected.of(text, ["livro", "jogo"]) == Expected("text")
+    assert Expected.of(text, [["livro"]]) == Expected("text")
+    assert Expected.of(text, [{"texto": "livro"}]) is None  # a custom predictor's objects
+    assert Expected.of(text, None) is None
+    grid = [Tensor(name="input", datatype="FP32", shape=[-1, 2, 3])]
+    assert Expected.of(grid, [[[0.0] * 3] * 2]) == Expected("arrays", shape=(2, 3))
+    assert Expected.of([Tensor(name="input", datatype="FP64", shape=[-1])], [1.0]) is None
+    columns = [Tensor(name="size", datatype="FP64", shape=[-1])]
+    assert Expected.of(columns, {"size": [1.0]}).columns == ("size",)
+    assert Expected.of([], None) is None

@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from cais.bundle.metadata import BundleMetadata, Tensor
 from cais.bundle.store import Bundle, ModelStore, _version_key
@@ -24,18 +25,19 @@ class Expected:
     arrays (one numeric array per instance, of `shape`; -1 is any size) or a table (one
     object per instance, with `columns`)."""
 
-    kind: str
+    kind: Literal["text", "arrays", "table"]
     shape: tuple[int, ...] = ()
     columns: tuple[str, ...] = ()
     datatypes: tuple[str, ...] = ()  # the columns' V2 datatypes
 
     @classmethod
-    def of(cls, inputs: list[Tensor]) -> Expected | None:
-        """None when the signature does not say (no input example was recorded)."""
+    def of(cls, inputs: list[Tensor], example: object = None) -> Expected | None:
+        """None when the signature does not say (no input example was recorded, or one
+        that is neither text, numbers nor a table, such as a custom predictor's objects)."""
         if len(inputs) == 1 and inputs[0].name == "input":
             tensor = inputs[0]
             if tensor.datatype == "BYTES" and tensor.shape in ([-1], [-1, 1]):
-                return cls("text")
+                return cls("text") if _all_text(example) else None
             if tensor.datatype != "BYTES" and len(tensor.shape) >= 2:
                 return cls("arrays", shape=tuple(tensor.shape[1:]))
             return None
@@ -97,6 +99,12 @@ class Expected:
         return schema
 
 
+def _all_text(example: object) -> bool:
+    """A list of strings (or of one-string rows), as a text model's example is recorded."""
+    rows = example if isinstance(example, list) else [None]
+    return all(isinstance(r[0] if isinstance(r, list) and len(r) == 1 else r, str) for r in rows)
+
+
 def _json_type(datatype: str) -> str:
     if datatype in ("BYTES", "BOOL"):
         return "string" if datatype == "BYTES" else "boolean"
@@ -146,7 +154,7 @@ class LoadedModel:
 
     @cached_property
     def expects(self) -> Expected | None:
-        return Expected.of(self.metadata.inputs)
+        return Expected.of(self.metadata.inputs, self.metadata.input_example)
 
     def refuses(self, batch: object) -> str | None:
         """Why the model cannot take `batch`, said of the request; None when it can."""
