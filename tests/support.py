@@ -161,3 +161,36 @@ def serve(*references: str, home: Path, cwd: Path | None = None, options: tuple[
         process.wait()
         raise
     return process, base
+
+
+def serving_models(home: Path, *more: str):
+    """A ModelSet of every form of input the server knows, saved with input examples:
+    `products` (text; versions 1 and 2), `iris` (rows of 4 numbers), `grid` (2×3 arrays of
+    numbers per instance) and `parts` (a table: objects with `size` and `weight`), then the
+    `more` references (saved in `home` by the caller)."""
+    import functools
+
+    import numpy as np
+    import pandas as pd
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    import cais
+    from cais.server.models import ModelSet
+
+    text = text_model()
+    cais.save_model(text, "products", input_example=["livro azul"], home=home)
+    cais.save_model(text, "products", input_example=["jogo"], home=home)  # version 2
+    iris = load_iris()
+    table = LogisticRegression(max_iter=500).fit(iris.data, iris.target)
+    cais.save_model(table, "iris", input_example=iris.data[:2], home=home)
+    grids = np.arange(48, dtype=float).reshape(8, 2, 3) % 7
+    flatten = FunctionTransformer(functools.partial(np.reshape, shape=(-1, 6)))
+    grid = make_pipeline(flatten, LogisticRegression()).fit(grids, [0, 1] * 4)
+    cais.save_model(grid, "grid", input_example=grids[:2], home=home)
+    parts = pd.DataFrame({"size": [1.0, 2.0, 3.0, 4.0], "weight": [10.0, 9.0, 2.0, 1.0]})
+    part = LogisticRegression().fit(parts, ["big", "big", "small", "small"])
+    cais.save_model(part, "parts", input_example=parts[:2], home=home)
+    return ModelSet.load(["products:1", "products:2", "iris", "grid", "parts", *more], home=home)

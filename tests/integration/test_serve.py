@@ -101,3 +101,59 @@ def test_simple_api_over_real_http(server):
     assert answer.json()["predictions"] == ["livro"]
     assert httpx.post(f"http://{server}/predict", content=b"{oops").status_code == 400
     assert httpx.post(f"http://{server}/predict", json={"instances": ["livro"]}).status_code == 200
+
+
+def _start(home, *options: str):
+    """`cais serve products --port 0 OPTIONS`: the process and the URL its success line gives
+    (read from stderr as it comes; the line must name the port the system chose)."""
+    import os
+    import re
+    import subprocess
+    import sys
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cais", "serve", "products", "--port", "0", *options],
+        env={**os.environ, "CAIS_HOME": str(home), "NO_COLOR": "1", "COLUMNS": "200"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    for line in process.stderr:
+        found = re.search(r"Serving on (http://127\.0\.0\.1:(\d+))", line)
+        if found:
+            assert found.group(2) != "0"
+            return process, found.group(1)
+    process.communicate()
+    pytest.fail(f"`cais serve` exited ({process.returncode}) without saying it serves")
+
+
+def _stop(process) -> list[str]:
+    process.terminate()
+    return process.communicate(timeout=30)[1].splitlines()
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_says_it_serves_once_it_answers_on_the_port_it_got(tmp_path, workers):
+    cais.save_model(text_model(), "products", home=tmp_path)
+    process, base = _start(tmp_path, "--workers", workers)
+    try:
+        # No waiting, no retry: once the line is out, every worker answers.
+        with httpx.Client() as client:
+            for _ in range(4):
+                answer = client.post(f"{base}/predict", json={"instances": ["livro de bolo"]})
+                assert answer.json()["predictions"] == ["livro"]
+            assert client.get(f"{base}/nowhere").status_code == 404
+    finally:
+        lines = _stop(process)
+    logged = [line.rsplit(" ", 1)[0] for line in lines if line.startswith(("POST ", "GET "))]
+    assert logged == ["POST /predict 200"] * 4 + ["GET /nowhere 404"], lines
+
+
+def test_serve_quiet_logs_no_requests(tmp_path):
+    cais.save_model(text_model(), "products", home=tmp_path)
+    process, base = _start(tmp_path, "--quiet")
+    try:
+        assert httpx.post(f"{base}/predict", json={"instances": ["livro"]}).status_code == 200
+    finally:
+        lines = _stop(process)
+    assert not [line for line in lines if "/predict" in line], lines

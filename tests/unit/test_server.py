@@ -3,6 +3,7 @@ and every kind of bad request (each answered 4xx with a JSON error, then a good 
 
 from __future__ import annotations
 
+import functools
 import json
 
 import numpy as np
@@ -12,23 +13,22 @@ from starlette.testclient import TestClient
 import cais
 from cais.server.app import create_app
 from cais.server.models import ModelSet
-from tests.support import text_model
+from cais.server.routes import LegacyRoute
+from tests.support import serving_models, text_model
+
+MAX_BODY = 100_000
 
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
-    from sklearn.datasets import load_iris
-    from sklearn.linear_model import LogisticRegression
-
     home = tmp_path_factory.mktemp("cais-home")
-    text = text_model()
-    cais.save_model(text, "products", input_example=["livro azul"], home=home)
-    cais.save_model(text, "products", input_example=["jogo"], home=home)  # version 2
-    iris = load_iris()
-    table = LogisticRegression(max_iter=500).fit(iris.data, iris.target)
-    cais.save_model(table, "iris", input_example=iris.data[:2], home=home)
-    models = ModelSet.load(["products:1", "products:2", "iris"], home=home)
-    with TestClient(create_app(models, max_body=4096)) as test_client:
+    cais.save_model(text_model(), "bare", home=home)  # no input example: no signature
+    models = serving_models(home, "bare")
+    routes = [
+        LegacyRoute(path="/predizer_categoria", input="descricao", output="categoria"),
+        LegacyRoute(path="/flor", model="iris", input="medidas", output="especie"),
+    ]
+    with TestClient(create_app(models, max_body=MAX_BODY, routes=routes)) as test_client:
         yield test_client
 
 
@@ -154,12 +154,12 @@ BAD_REQUESTS = [
         "/models/iris/predict",
         {"json": {"instances": [[1, 2]]}},
         422,
-        "cannot predict this input",
+        "the model `iris` takes rows of 4 numbers, not rows of 2 numbers",
     ),
     (
         "post",
         "/predict",
-        {"content": b'{"instances": ["' + b"x" * 5000 + b'"]}'},
+        {"content": b'{"instances": ["' + b"x" * MAX_BODY + b'"]}'},
         413,
         "larger than the limit",
     ),
@@ -384,13 +384,191 @@ BAD_REQUESTS += [
 ]  # fmt: skip
 
 
+def _infer(*inputs: dict, **request) -> dict:
+    return {"json": {**request, "inputs": list(inputs)}}
+
+
+def _tensor(shape: list[int], datatype: str, data, name: str = "input") -> dict:
+    return {"name": name, "shape": shape, "datatype": datatype, "data": data}
+
+
+DEEP = b"[" * 20_000 + b"]" * 20_000
+LONG = b"1" * 5000  # more digits than Python reads into an integer
+ROW = [5.1, 3.5, 1.4, 0.2]
+GRID = [[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]]
+
+
+@pytest.mark.parametrize(
+    ("path", "tensor", "answer"),
+    [
+        ("/v2/models/iris/infer", _tensor([1, 4], "FP32", ROW, "predict"), [0]),
+        ("/v2/models/iris/infer", _tensor([1, 4], "FP64", ROW, "x"), [0]),
+        ("/v2/models/products/infer", _tensor([1], "BYTES", ["livro de bolo"], "predict"), ["livro"]),
+        ("/v2/models/grid/infer", _tensor([1, 2, 3], "FP64", GRID, "image"), [0]),
+    ],
+)  # fmt: skip
+def test_v2_a_single_input_model_takes_its_input_under_any_name(client, path, tensor, answer):
+    response = client.post(path, json={"inputs": [tensor]})
+    assert response.status_code == 200, response.text
+    assert response.json()["outputs"][0]["data"] == answer
+
+
+def test_missing_values_reach_a_model_that_takes_them(tmp_path):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    rows = [[0.0], [1.0], [np.nan], [2.0]] * 5
+    model = HistGradientBoostingClassifier(max_iter=5).fit(rows, [0, 1, 0, 1] * 5)
+    cais.save_model(model, "gaps", input_example=np.array([[np.nan], [1.0]]), home=tmp_path)
+    expected = model.predict([[np.nan], [1.0]]).tolist()
+    with TestClient(create_app(ModelSet.load(["gaps"], home=tmp_path))) as client:
+        null = client.post("/predict", json={"instances": [[None], [1.0]]})
+        assert null.json()["predictions"] == expected
+        nan = client.post("/predict", content=b'{"instances": [[NaN], [1.0]]}')  # Python's json
+        assert nan.json()["predictions"] == expected
+        tensor = _tensor([2, 1], "FP32", [1.0, 1.0])
+        binary = _binary_case(np.array([np.nan, 1.0], "<f4").tobytes(), shape=(2, 1))
+        assert client.post("/v2/models/gaps/infer", json={"inputs": [tensor]}).status_code == 200
+        answer = client.post("/v2/models/gaps/infer", **binary)
+        assert answer.json()["outputs"][0]["data"] == expected
+
+
+def test_arrays_and_tables_on_both_protocols(client):
+    grid = client.post("/models/grid/predict", json={"instances": [GRID, GRID]})
+    assert grid.status_code == 200, grid.text
+    assert grid.json()["predictions"] == [0, 0]
+    parts = [{"size": 1.0, "weight": 10.0}, {"size": 4.0, "weight": 1.0}]
+    table = client.post("/models/parts/predict", json={"instances": parts})
+    assert table.json()["predictions"] == ["big", "small"]
+    columns = [
+        _tensor([2], "FP64", [p[name] for p in parts], name) for name in ("weight", "size")
+    ]  # by name, in any order
+    v2 = client.post("/v2/models/parts/infer", json={"inputs": columns})
+    assert v2.json()["outputs"][0]["data"] == ["big", "small"]
+    assert client.post("/flor", json={"medidas": ROW}).json() == {"especie": 0}
+    proba = client.post("/models/iris/predict?proba=yes", json={"instances": [ROW]})
+    assert set(proba.json()["predictions"][0]) == {"0", "1", "2"}
+    plain = client.post("/models/iris/predict?proba=false", json={"instances": [ROW]})
+    assert plain.json()["predictions"] == [0]
+
+
+# Classes of bodies that once got a 500, or an error that spoke of the server's insides
+# (`'numpy.ndarray' object has no attribute 'lower'`), each on every route it can reach.
+BAD_REQUESTS += [
+    # nesting deeper than a JSON reader can follow
+    ("post", "/predict", {"content": DEEP}, 400, "nested too deeply"),
+    ("post", "/models/iris/predict", {"content": b'{"instances": ' + DEEP + b"}"}, 400,
+     "nested too deeply"),
+    ("post", "/v2/models/iris/infer", {"content": b'{"inputs": ' + DEEP + b"}"}, 400,
+     "nested too deeply"),
+    ("post", "/predizer_categoria", {"content": b'{"descricao": ' + DEEP + b"}"}, 400,
+     "nested too deeply"),
+    ("post", "/models/iris/predict", {"json": {"instances": [functools.reduce(
+        lambda v, _: [v], range(100), 1.0)]}}, 400, "instances are nested too deeply"),
+    # integers too long to read, or to convert
+    ("post", "/models/iris/predict", {"content": b'{"instances": [[' + LONG + b', 1, 1, 1]]}'},
+     400, "integer too long to read"),
+    ("post", "/v2/models/iris/infer", {"content": b'{"inputs": [{"name": "input", "shape": [1],'
+     b' "datatype": "INT64", "data": [' + LONG + b"]}]}"}, 400, "integer too long to read"),
+    ("post", "/flor", {"content": b'{"medidas": [' + LONG + b"]}"}, 400,
+     "integer too long to read"),
+    ("post", "/models/iris/predict", {"json": {"instances": [[10**400, 1, 1, 1]]}}, 400,
+     "too large for a float"),
+    ("post", "/v2/models/iris/infer", _infer(_tensor([1, 4], "FP64", [10**400, 1, 1, 1])), 400,
+     "does not fit FP64"),
+    ("post", "/v2/models/iris/infer", _infer(_tensor([1, 4], "INT64", [2**63, 1, 1, 1])), 400,
+     "does not fit INT64: its values must be from -9223372036854775808"),
+    # numbers out of range for the datatype, and numbers JSON does not have
+    ("post", "/v2/models/iris/infer", _infer(_tensor([1, 4], "FP32", [1e39, 1, 1, 1])), 400,
+     "does not fit FP32"),
+    ("post", "/v2/models/iris/infer", _infer(_tensor([1, 4], "FP16", [70000, 1, 1, 1])), 400,
+     "does not fit FP16"),
+    ("post", "/v2/models/iris/infer", _infer(_tensor([1, 4], "UINT8", [-1, 1, 1, 1])), 400,
+     "does not fit UINT8: its values must be from 0 to 255"),
+    ("post", "/v2/models/iris/infer", _infer(_tensor([1, 4], "INT32", [1.5, 1, 1, 1])), 400,
+     "every value must be a whole number"),
+    ("post", "/v2/models/iris/infer", _infer(_tensor([1, 4], "FP64", [True, 1, 1, 1])), 400,
+     "every value must be a number"),
+    ("post", "/v2/models/iris/infer", {"content": b'{"inputs": [{"name": "input", "shape": [1, 4],'
+     b' "datatype": "FP64", "data": [NaN, 1, 1, 1]}]}'}, 422,
+     "the model `iris` cannot predict this input: Input X contains NaN."),
+    ("post", "/models/iris/predict", {"json": {"instances": [[None, 1, 1, 1]]}}, 422,
+     "the model `iris` cannot predict this input: Input X contains NaN."),
+    ("post", "/models/iris/predict", {"content": b'{"instances": [[Infinity, 1, 1, 1]]}'}, 400,
+     "the body holds `Infinity`: numbers must be finite"),
+    ("post", "/flor", {"content": b'{"medidas": [[-Infinity, 1, 1, 1]]}'}, 400,
+     "the body holds `-Infinity`"),
+    ("post", "/models/iris/predict", {"content": b'{"instances": [[1e400, 1, 1, 1]]}'}, 400,
+     "instances hold a number too large for a float"),
+    ("post", "/v2/models/iris/infer", {"content": b'{"inputs": [{"name": "input", "shape": [1, 4],'
+     b' "datatype": "FP64", "data": [1e400, 1, 1, 1]}]}'}, 400, "holds an infinity"),
+    ("post", "/v2/models/iris/infer", _binary_case(np.array([np.inf, 1, 1, 1], "<f4").tobytes()),
+     400, "input `input` holds an infinity: send finite numbers"),
+    ("post", "/v2/models/iris/infer", {"content": b'{"parameters": {"x": 1e400}, "inputs": [{"name":'
+     b' "input", "shape": [1, 4], "datatype": "FP64", "data": [1, 1, 1, 1]}]}'}, 400,
+     "`parameters` hold a number that is not finite"),
+    # more inputs than a single-input model takes; a table's inputs go by name
+    ("post", "/v2/models/iris/infer", _infer(_tensor([1, 4], "FP32", ROW, "a"),
+     _tensor([1, 4], "FP32", ROW, "b")), 400, "takes one input, and this request has 2: `a`, `b`"),
+    ("post", "/v2/models/products/infer", _infer(_tensor([1], "BYTES", ["a"]),
+     _tensor([1], "BYTES", ["b"], "other")), 400, "takes one input, and this request has 2"),
+    ("post", "/v2/models/parts/infer", _infer(_tensor([1], "FP64", [1.0], "size"),
+     _tensor([1], "FP64", [1.0], "height")), 400, "no input `height` (it has: size, weight)"),
+    ("post", "/v2/models/parts/infer", _infer(_tensor([1], "FP64", [1.0], "size")), 400,
+     "missing input(s): weight"),
+    ("post", "/v2/models/parts/infer", _infer(_tensor([1, 2], "FP64", [1.0, 2.0], "size"),
+     _tensor([1], "FP64", [1.0], "weight")), 400, "input `size` is one column of a table"),
+    ("post", "/v2/models/parts/infer", _infer(_tensor([1], "FP64", [1.0], "size"),
+     _tensor([1], "FP64", [1.0], "size")), 400, "each input must have its own name"),
+    # shapes (and kinds) that do not fit the model's input
+    ("post", "/v2/models/iris/infer", _infer(_tensor([1, 3], "FP32", [1, 2, 3])), 422,
+     "the model `iris` takes rows of 4 numbers, not rows of 3 numbers"),
+    ("post", "/v2/models/grid/infer", _infer(_tensor([1, 6], "FP32", [1, 2, 3, 4, 5, 6])), 422,
+     "the model `grid` takes arrays of numbers of shape [2, 3], one per instance, not rows of 6"),
+    ("post", "/models/grid/predict", {"json": {"instances": [[1, 2, 3, 4, 5, 6]]}}, 422,
+     "the model `grid` takes arrays of numbers of shape [2, 3]"),
+    ("post", "/models/grid/predict", {"json": {"instances": [[[1, 2], [3, 4], [5, 6]]]}}, 422,
+     "not arrays of numbers of shape [3, 2]"),
+    ("post", "/models/products/predict", {"json": {"instances": [ROW]}}, 422,
+     "the model `products` takes text (one string per instance), not rows of 4 numbers"),
+    ("post", "/v2/models/products/infer", _infer(_tensor([1, 4], "FP32", ROW)), 422,
+     "the model `products` takes text"),
+    ("post", "/v2/models/iris/infer", _infer(_tensor([1, 4], "BYTES", ["a", "b", "c", "d"])), 422,
+     "the model `iris` takes rows of 4 numbers, not text of shape [4]"),
+    ("post", "/models/iris/predict", {"json": {"instances": ["livro"]}}, 422,
+     "the model `iris` takes rows of 4 numbers, not text"),
+    ("post", "/models/iris/predict", {"json": {"instances": [{"a": 1}]}}, 422,
+     "the model `iris` takes rows of 4 numbers, not objects with `a`"),
+    ("post", "/models/parts/predict", {"json": {"instances": [{"size": 1.0}]}}, 422,
+     "the model `parts` takes objects with `size`, `weight`, not objects with `size`"),
+    ("post", "/models/parts/predict", {"json": {"instances": [["x"]]}}, 400,
+     "must hold numbers only"),
+    ("post", "/predizer_categoria", {"json": {"descricao": [ROW]}}, 422,
+     "the model `products` takes text"),
+    ("post", "/flor", {"json": {"medidas": "livro"}}, 422, "the model `iris` takes rows of 4"),
+    ("post", "/models/bare/predict", {"json": {"instances": [ROW]}}, 422,
+     "the model `bare` cannot predict this input"),
+    # invalid query parameters
+    ("post", "/predict?proba=maybe", {"json": {"instances": ["livro"]}}, 400,
+     "the query parameter `proba` must be true or false, not `maybe`"),
+    ("post", "/models/iris/predict?proba=2", {"json": {"instances": [ROW]}}, 400,
+     "`proba` must be true or false, not `2`"),
+    ("post", "/models/products/versions/1/predict?proba=", {"json": {"instances": ["livro"]}},
+     400, "the query parameter `proba` must be true or false"),
+]  # fmt: skip
+
+# What an error message must never show: the server's insides.
+INTERNALS = ("numpy", "ndarray", "object has no attribute", "Traceback", "sys.", "Error:")
+
+
 @pytest.mark.parametrize(("method", "path", "kwargs", "status", "message"), BAD_REQUESTS)
 def test_bad_requests_get_a_4xx_json_error_and_the_server_goes_on(
     client, method, path, kwargs, status, message
 ):
     answer = getattr(client, method)(path, **kwargs)
     assert answer.status_code == status, answer.text
-    assert message in answer.json()["error"]
+    error = answer.json()["error"]
+    assert message in error
+    assert not any(word in error for word in INTERNALS), error
     assert client.post("/predict", json={"instances": ["livro"]}).status_code == 200
 
 
@@ -480,3 +658,157 @@ def test_a_route_to_a_model_not_served_fails_at_start(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["serve", "tiny"])
     assert result.exit_code == 1
     assert "The route `/old` names a model that is not served" in result.output
+
+
+def test_an_access_log_line_per_request(tmp_path):
+    import io
+    import re
+
+    log = io.StringIO()
+    cais.save_model(text_model(), "products", home=tmp_path)
+    app = create_app(ModelSet.load(["products"], home=tmp_path), access_log=log)
+    with TestClient(app) as client:
+        client.post("/predict", json={"instances": ["livro"]})
+        client.post("/predict?proba=maybe", json={"instances": ["livro"]})
+        client.get("/nowhere")
+    lines = log.getvalue().splitlines()
+    assert [line.rsplit(" ", 1)[0] for line in lines] == [
+        "POST /predict 200",
+        "POST /predict 400",
+        "GET /nowhere 404",
+    ]
+    assert all(re.fullmatch(r".* \d+\.\dms", line) for line in lines), lines
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--port", "70000"], "Invalid value `70000` for `--port` / `-p`: input should be less"),
+        (["--port", "-1"], "Invalid value `-1` for `--port` / `-p`: input should be greater"),
+        (["--port", "http"], "Invalid value `http` for `--port` / `-p`: input should be a valid"),
+        (["--workers", "0"], "Invalid value `0` for `--workers`: input should be greater than"),
+        (["--max-body", "-5"], "Invalid value `-5` for `--max-body`: input should be greater"),
+        (["--max-body", "1e9"], "Invalid value `1e9` for `--max-body`"),
+        (["--prot", "80"], "No such option: --prot"),
+    ],
+)
+def test_serve_refuses_settings_out_of_range_in_one_sentence(options, message, tmp_path):
+    from typer.testing import CliRunner
+
+    from cais.cli import app
+    from tests.support import assert_one_error
+
+    result = CliRunner().invoke(app, ["serve", "products", *options])
+    output = assert_one_error(result, code=2)
+    assert message in output
+    assert "hint: see `cais serve --help`" in output
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_on_a_busy_port_fails_in_one_sentence_before_loading(workers, monkeypatch, tmp_path):
+    import socket
+
+    from typer.testing import CliRunner
+
+    from cais.cli import app
+    from tests.support import assert_one_error
+
+    monkeypatch.setenv("CAIS_HOME", str(tmp_path))  # empty: loading would fail otherwise
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(
+            app, ["serve", "products", "-p", str(port), "--workers", workers]
+        )
+    output = assert_one_error(result)
+    assert f"error: Cannot listen on 127.0.0.1:{port}: Address already in use" in output
+
+
+def test_openapi_describes_every_route_with_its_parameters_and_bodies(client):
+    spec = client.get("/openapi.json").json()
+    served = {route.path for route in client.app.routes} - {"/", "/docs", "/openapi.json"}
+    assert set(spec["paths"]) == served
+    for path, item in spec["paths"].items():
+        for operation in item.values():
+            declared = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
+            assert declared == {part[1:-1] for part in path.split("/") if part.startswith("{")}
+    name = spec["paths"]["/models/{name}/predict"]["post"]["parameters"][0]
+    assert name["schema"]["enum"] == ["bare", "grid", "iris", "parts", "products"]
+    body = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
+    assert body["schema"]["properties"]["instances"]["items"] == {"type": "string"}
+    infer = spec["paths"]["/v2/models/{name}/infer"]["post"]["requestBody"]["content"]
+    assert infer["application/json"]["schema"] == {"$ref": "#/components/schemas/InferenceRequest"}
+    assert {"InferenceRequest", "RequestInput", "InferenceResponse"} <= set(
+        spec["components"]["schemas"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("arguments", "environment", "message"),
+    [
+        (["--port", "70000"], {}, "argument --port: must be a whole number from 0 to 65535, not `70000`"),
+        (["--port", "²"], {}, "argument --port: must be a whole number from 0 to 65535, not `²`"),
+        (["--workers", "-2"], {}, "argument --workers: must be a whole number of at least 1, not `-2`"),
+        ([], {"CAIS_WORKERS": "many"}, "argument --workers: must be a whole number of at least 1, not `many`"),
+    ],
+)  # fmt: skip
+def test_the_image_server_refuses_bad_settings_in_one_line(
+    tmp_path, arguments, environment, message
+):
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "cais.server", str(tmp_path), *arguments],
+        env={**os.environ, **environment},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr.splitlines()[-1] == f"python -m cais.server: error: {message}"
+    assert "Traceback" not in done.stderr
+
+
+def test_a_one_column_table_takes_its_v2_input_under_any_name(tmp_path):
+    import pandas as pd
+    from sklearn.compose import make_column_transformer
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    from tests.support import LABELS, TITLES
+
+    frame = pd.DataFrame({"title": TITLES})
+    by_column = make_column_transformer((TfidfVectorizer(), "title"))
+    model = make_pipeline(by_column, LogisticRegression()).fit(frame, LABELS)
+    cais.save_model(model, "titles", input_example=frame[:2], home=tmp_path)
+    with TestClient(create_app(ModelSet.load(["titles"], home=tmp_path))) as client:
+        for name in ("title", "input", "predict"):
+            tensor = _tensor([1], "BYTES", ["livro de bolo"], name)
+            answer = client.post("/v2/models/titles/infer", json={"inputs": [tensor]})
+            assert answer.json()["outputs"][0]["data"] == ["livro"], answer.text
+        table = client.post("/predict", json={"instances": [{"title": "livro de bolo"}]})
+        assert table.json()["predictions"] == ["livro"]
+        text = client.post("/predict", json={"instances": ["livro de bolo"]})
+        assert text.status_code == 422
+        assert text.json()["error"] == "the model `titles` takes objects with `title`, not text"
+
+
+def test_what_a_model_takes_is_read_from_its_signature_and_example():
+    from cais.bundle.metadata import Tensor
+    from cais.server.models import Expected
+
+    text = [Tensor(name="input", datatype="BYTES", shape=[-1])]
+    assert Expected.of(text, ["livro", "jogo"]) == Expected("text")
+    assert Expected.of(text, [["livro"]]) == Expected("text")
+    assert Expected.of(text, [{"texto": "livro"}]) is None  # a custom predictor's objects
+    assert Expected.of(text, None) is None
+    grid = [Tensor(name="input", datatype="FP32", shape=[-1, 2, 3])]
+    assert Expected.of(grid, [[[0.0] * 3] * 2]) == Expected("arrays", shape=(2, 3))
+    assert Expected.of([Tensor(name="input", datatype="FP64", shape=[-1])], [1.0]) is None
+    columns = [Tensor(name="size", datatype="FP64", shape=[-1])]
+    assert Expected.of(columns, {"size": [1.0]}).columns == ("size",)
+    assert Expected.of([], None) is None

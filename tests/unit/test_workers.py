@@ -44,3 +44,14 @@ def test_connections_on_the_workers_sockets_turn_nagle_off_under_asyncio(count):
         for sock in sockets:
             sock.close()
     assert len(seen) == 1 and seen[0] != 0
+
+
+@pytest.mark.parametrize("count", [1, 2, 3])
+def test_port_0_gives_every_worker_the_same_port(count):
+    sockets = _listening_sockets("127.0.0.1", 0, count)
+    try:
+        ports = {sock.getsockname()[1] for sock in sockets}
+        assert len(sockets) == count and len(ports) == 1 and ports != {0}
+    finally:
+        for sock in set(sockets):
+            sock.close()

@@ -6,10 +6,12 @@ them, so `cais --help` and light commands start fast.
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Annotated
 
 import typer
+from typer._click.exceptions import BadParameter, UsageError
 from typer.core import TyperGroup
 
 from cais import __version__
@@ -35,6 +37,11 @@ class _Group(TyperGroup):
         except KeyboardInterrupt:
             report_interrupted()
             raise typer.Exit(130) from None
+        except UsageError as exc:  # a value the command refuses (click's exit code, 2)
+            if _debug(ctx):
+                raise
+            report_error(_usage_error(exc))
+            raise typer.Exit(2) from None
         except Exception as exc:
             # Exits and usage errors belong to Typer (which vendors click): let them through.
             if _debug(ctx) or type(exc).__module__.startswith(("typer", "click")):
@@ -45,6 +52,19 @@ class _Group(TyperGroup):
 
     def list_commands(self, ctx: typer.Context) -> list[str]:
         return list(self.commands)  # keep the journey order in --help
+
+
+def _usage_error(exc: UsageError) -> CaisError:
+    """Click's message as one sentence: names in backticks, no final period, and the value
+    refused (Typer checks values with Pydantic, whose error keeps it)."""
+    message = exc.format_message()
+    errors = getattr(exc.__cause__, "errors", None)
+    if isinstance(exc, BadParameter) and exc.param is not None and callable(errors):
+        value, hint = errors()[0].get("input"), exc.param.get_error_hint()
+        message = f"Invalid value `{value}` for {hint}: {exc.message[:1].lower()}{exc.message[1:]}"
+    message = re.sub(r"'([^'\s]+)'", r"`\1`", message).rstrip(".")
+    command = exc.ctx.command_path if exc.ctx is not None else "cais"
+    return CaisError(message, hint=f"see `{command} --help`")
 
 
 def _debug(ctx: typer.Context) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -17,25 +19,54 @@ def serve(
         list[str], typer.Argument(help="Models: name[:version|alias], bundle or project folders.")
     ],
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", "-p", help="Port to listen on.")] = 8080,
-    workers: Annotated[int, typer.Option("--workers", help="Worker processes.")] = 1,
+    port: Annotated[
+        int,
+        typer.Option("--port", "-p", min=0, max=65535, help="Port to listen on (0: any free one)."),
+    ] = 8080,
+    workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes.")] = 1,
     max_body: Annotated[
-        int, typer.Option("--max-body", help="Largest request body accepted, in bytes.")
+        int, typer.Option("--max-body", min=1, help="Largest request body accepted, in bytes.")
     ] = 10 * 1024 * 1024,
     config: Annotated[
         Path | None,
         typer.Option("--config", help="cais.yaml of `routes:` to keep (default: the project's)."),
     ] = None,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No line on stderr for each request.")
+    ] = False,
 ) -> None:
     """Serve models: a simple JSON API (POST /predict) and the Open Inference Protocol V2."""
     from cais.server.workers import collector_paused
 
     with collector_paused():
-        _serve(models, host, port, workers, max_body, config)
+        sockets = _listen(host, port, workers)  # before the models load: a busy port fails now
+        try:
+            _serve(sockets, models, host, max_body, config, quiet)
+        finally:
+            for sock in set(sockets):
+                sock.close()
+
+
+def _listen(host: str, port: int, workers: int) -> list[socket.socket]:
+    from cais.errors import CaisError
+    from cais.server.workers import listen
+
+    try:
+        return listen(host, port, workers)
+    except OSError as exc:
+        raise CaisError(
+            f"Cannot listen on {host}:{port}: {exc.strerror or exc}",
+            hint="choose another --port, or stop what is using this one",
+        ) from None
 
 
 def _serve(
-    models: list[str], host: str, port: int, workers: int, max_body: int, config: Path | None
+    sockets: list[socket.socket],
+    models: list[str],
+    host: str,
+    max_body: int,
+    config: Path | None,
+    quiet: bool,
 ) -> None:
     from cais.errors import CaisError
     from cais.project import read_config
@@ -64,14 +95,14 @@ def _serve(
         note(f"keeping `POST {route.path}` ({route.input} → {route.output})")
     for loaded in served.all():
         note(f"loaded `{loaded.name}:{loaded.version}` in {loaded.load_seconds:.2f}s")
-    success(f"Serving on http://{host}:{port} (POST /predict, /v2/models/{served.default}/infer)")
     from cais.server.workers import serve as run_server
 
-    app = create_app(served, max_body=max_body, routes=routes)
-    try:
-        run_server(app, host=host, port=port, workers=workers, log_level="warning")
-    except OSError as exc:
-        raise CaisError(
-            f"Cannot listen on {host}:{port}: {exc.strerror}",
-            hint="choose another --port, or stop what is using this one",
-        ) from None
+    def listening(port: int) -> None:  # said once every worker answers, with the real port
+        success(
+            f"Serving on http://{host}:{port} (POST /predict, /v2/models/{served.default}/infer)"
+        )
+
+    app = create_app(
+        served, max_body=max_body, routes=routes, access_log=None if quiet else sys.stderr
+    )
+    run_server(app, sockets, log_level="warning", on_ready=listening)

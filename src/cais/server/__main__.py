@@ -22,11 +22,12 @@ def _main(argv: list[str] | None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cais.server")
     parser.add_argument("bundles", nargs="+", help="bundle folders or name[:version] references")
     parser.add_argument("--host", default="0.0.0.0")
-    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--port", type=_whole(0, 65535), default=8080)
+    workers = os.environ.get("CAIS_WORKERS", "").strip()
     parser.add_argument(
         "--workers",
-        type=int,
-        default=int(os.environ.get("CAIS_WORKERS", "0")) or _cpus(),
+        type=_whole(1),
+        default=workers if workers not in ("", "0") else str(_cpus()),  # type converts it
         help="worker processes (default: CAIS_WORKERS, else one per CPU this process may use)",
     )
     parser.add_argument(
@@ -50,25 +51,28 @@ def _main(argv: list[str] | None) -> int:
     from cais.server.routes import routes_from_environment
 
     app = create_app(
-        served, routes=routes_from_environment(os.environ.get("CAIS_SERVE_ROUTES", ""))
+        served,
+        routes=routes_from_environment(os.environ.get("CAIS_SERVE_ROUTES", "")),
+        access_log=sys.stderr if args.access_log else None,
     )
     if args.check:  # the whole server imported and assembled; now the model must predict
         return _check(served)
 
-    from cais.server.workers import serve
+    from cais.server.workers import listen, serve
 
     try:
-        serve(
-            app,
-            host=args.host,
-            port=args.port,
-            workers=args.workers,
-            log_level="info",
-            access_log=args.access_log,
-        )
+        sockets = listen(args.host, args.port, args.workers)
     except OSError as exc:
         print(f"error: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
         return 1
+    serve(
+        app,
+        sockets,
+        log_level="info",
+        on_ready=lambda port: print(
+            f"cais: serving on http://{args.host}:{port}", file=sys.stderr, flush=True
+        ),
+    )
     return 0
 
 
@@ -90,6 +94,22 @@ def _check(served) -> int:
             return 1
         print(f"{loaded.name}:{loaded.version} predicts {predictions!r}")
     return 0
+
+
+def _whole(low: int, high: int | None = None):
+    """An argparse type: a whole number from `low` (to `high`)."""
+
+    def convert(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if value < low or (high is not None and value > high):
+            limits = f"from {low} to {high}" if high is not None else f"of at least {low}"
+            raise argparse.ArgumentTypeError(f"must be a whole number {limits}, not `{text}`")
+        return value
+
+    return convert
 
 
 def _cpus() -> int:

@@ -7,19 +7,23 @@ a worker thread so that a slow prediction never blocks other requests.
 from __future__ import annotations
 
 import json
+import math
+import sys
 import time
-from typing import Any
+from typing import Any, TextIO
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from cais import __version__
+from cais.server.access_log import AccessLog
 from cais.server.batching import Batcher
 from cais.server.models import LoadedModel, ModelSet, NotFound
 from cais.server.pages import openapi_document, page
@@ -30,8 +34,10 @@ from cais.server.v2 import (
     InferenceResponse,
     TensorError,
     attach_binary_inputs,
+    check_parameters,
     decode_inputs,
     encode_output,
+    flatten,
     split_binary_body,
 )
 
@@ -85,9 +91,11 @@ def create_app(
     *,
     max_body: int = DEFAULT_MAX_BODY,
     routes: list[LegacyRoute] | None = None,
+    access_log: TextIO | None = None,
 ) -> Starlette:
     """The server for `models`: every route, error handler and metric; `routes` keep
-    existing API contracts (cais.yaml `routes:`) answering."""
+    existing API contracts (cais.yaml `routes:`) answering; `access_log` gets a line per
+    request."""
     metrics = Metrics()
     batchers = {}
     for loaded in models.all():
@@ -109,9 +117,15 @@ def create_app(
 
     def parse_json(body: bytes | bytearray) -> Any:
         try:
-            return json.loads(body)
+            return json.loads(body, parse_constant=_constant)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise BadRequest(f"the body is not valid JSON: {exc}") from exc
+        except ValueError as exc:  # Python's limit on the digits of an integer
+            raise BadRequest(
+                "the body holds an integer too long to read: send at most 4300 digits"
+            ) from exc
+        except RecursionError as exc:
+            raise BadRequest("the body is nested too deeply to read") from exc
 
     async def read_json(request: Request) -> Any:
         return parse_json(await read_body(request))
@@ -133,12 +147,20 @@ def create_app(
             metrics.latency.labels(*labels).observe(time.perf_counter() - started)
 
     async def run_model(model: LoadedModel, batch: object, method: str) -> list:
+        refused = model.refuses(batch)
+        if refused is not None:
+            raise BadRequest(refused, 422)
         try:
             return await batchers[model.name, model.version].predict(batch, method)
         except Exception as exc:  # the model refused this input: the client's data is wrong
+            raise BadRequest(_model_failure(model, exc), 422) from exc
+
+    def answer(model: LoadedModel, content: dict) -> Response:
+        try:
+            return JSONResponse(content)
+        except ValueError as exc:  # NaN or infinity, which JSON cannot carry
             raise BadRequest(
-                f"the model `{model.name}` cannot predict this input: {type(exc).__name__}: {exc}",
-                422,
+                f"the model `{model.name}` gave a number that is not finite for this input", 422
             ) from exc
 
     # -- simple JSON API ------------------------------------------------------------------
@@ -158,8 +180,7 @@ def create_app(
             if not instances:
                 raise BadRequest('"instances" is empty: send at least one instance')
             batch = _batch_of(instances)
-            proba = request.query_params.get("proba", "").lower() in ("1", "true", "yes")
-            if proba:
+            if _flag(request, "proba"):
                 if "predict_proba" not in model.methods:
                     raise BadRequest(f"the model `{model.name}` gives no probabilities", 400)
                 rows = await run_model(model, batch, "predict_proba")
@@ -168,8 +189,8 @@ def create_app(
             else:
                 predictions = await run_model(model, batch, "predict")
             metrics.instances.labels(model.name, model.version).inc(len(instances))
-            return JSONResponse(
-                {"predictions": predictions, "model": model.name, "version": model.version}
+            return answer(
+                model, {"predictions": predictions, "model": model.name, "version": model.version}
             )
 
         return await timed(model, "json", work)
@@ -243,6 +264,7 @@ def create_app(
             try:
                 attach_binary_inputs(inference, tensors)
                 batch = decode_inputs(inference, [t.name for t in model.metadata.inputs])
+                check_parameters(inference)
             except TensorError as exc:
                 raise BadRequest(str(exc)) from exc
             wanted = [o.name for o in inference.outputs] if inference.outputs else ["predict"]
@@ -263,7 +285,7 @@ def create_app(
                 parameters=inference.parameters,
                 outputs=outputs,
             )
-            return JSONResponse(response.model_dump(exclude_none=True))
+            return answer(model, response.model_dump(exclude_none=True))
 
         return await timed(model, "v2", work)
 
@@ -278,13 +300,17 @@ def create_app(
                         f'send {{"{route.input}": ...}}: a JSON object with `{route.input}`'
                     )
                 value = body[route.input]
-                many = isinstance(value, list)
+                expected = model.expects
+                if expected is not None and expected.kind == "arrays":  # one instance: a list
+                    many = _depth(value) > len(expected.shape)
+                else:
+                    many = isinstance(value, list)
                 instances = value if many else [value]
                 if not instances:
                     raise BadRequest(f"`{route.input}` is empty")
                 predictions = await run_model(model, _batch_of(instances), "predict")
                 metrics.instances.labels(model.name, model.version).inc(len(instances))
-                return JSONResponse({route.output: predictions if many else predictions[0]})
+                return answer(model, {route.output: predictions if many else predictions[0]})
 
             return await timed(model, "legacy", work)
 
@@ -367,6 +393,7 @@ def create_app(
     ]
     return Starlette(
         routes=table,
+        middleware=[Middleware(AccessLog, stream=access_log)] if access_log else [],
         exception_handlers={
             BadRequest: bad_request,
             NotFound: not_found,
@@ -376,9 +403,55 @@ def create_app(
     )
 
 
+def _constant(name: str) -> float:
+    """`NaN` (what Python's json writes for a missing value) is read; infinities are not."""
+    if name == "NaN":
+        return math.nan
+    raise BadRequest(f"the body holds `{name}`: numbers must be finite")
+
+
+_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def _flag(request: Request, name: str) -> bool:
+    """A true/false query parameter (absent: false)."""
+    value = request.query_params.get(name)
+    if value is None or value.lower() in _FALSE:
+        return False
+    if value.lower() in _TRUE:
+        return True
+    given = f", not `{value}`" if value else ""
+    raise BadRequest(f"the query parameter `{name}` must be true or false{given}")
+
+
+def _model_failure(model: LoadedModel, exc: Exception) -> str:
+    """What to tell the client when the model raised: a ValueError speaks of the data (what
+    scikit-learn raises for values it cannot take); anything else speaks of the model's
+    insides, so the client hears what the model takes and the server's log gets the rest."""
+    print(
+        f"cais: the model `{model.name}:{model.version}` raised {type(exc).__name__}: {exc}",
+        file=sys.stderr,
+    )
+    if isinstance(exc, ValueError) and not isinstance(exc, UnicodeError):
+        detail = str(exc).strip().splitlines()
+        return f"the model `{model.name}` cannot predict this input: " + (
+            detail[0] if detail else "it refused its values"
+        )
+    expected = model.expects
+    takes = f": it takes {expected.describe()}" if expected is not None else ""
+    return f"the model `{model.name}` cannot predict this input{takes}"
+
+
+def _depth(value: object) -> int:
+    depth = 0
+    while isinstance(value, list) and value:
+        value, depth = value[0], depth + 1
+    return depth
+
+
 def _batch_of(instances: list) -> object:
-    """Instances as the model wants them: strings stay a list, rows of numbers become a 2-D
-    array, objects (column → value) a table."""
+    """Instances as the model wants them: strings stay a list, (nested) rows of numbers become
+    an array, objects (column → value) a table."""
     if all(isinstance(i, str) for i in instances):
         return instances
     if all(isinstance(i, dict) for i in instances):
@@ -390,16 +463,23 @@ def _batch_of(instances: list) -> object:
             ) from exc
         return pd.DataFrame(instances)
     if all(isinstance(i, list) for i in instances):
-        widths = {len(i) for i in instances}
-        if len(widths) != 1:
-            raise BadRequest("every instance must have the same number of values")
-        if not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool)
-            for row in instances
-            for v in row
-        ):
-            raise BadRequest("instances given as rows must hold numbers only")
+        if not all(type(v) in (int, float) or v is None for v in flatten(instances)):
+            raise BadRequest(
+                "instances given as rows must hold numbers only (or null for a missing value)"
+            )
         import numpy as np
 
-        return np.asarray(instances, dtype=float)
+        try:
+            array = np.asarray(instances, dtype=float)  # null becomes NaN, a missing value
+        except OverflowError as exc:
+            raise BadRequest("instances hold a number too large for a float") from exc
+        except ValueError as exc:  # ragged rows, or more than numpy's 64 dimensions
+            if _depth(instances) > 32:
+                raise BadRequest("instances are nested too deeply: at most 32 levels") from exc
+            raise BadRequest("every instance must have the same number of values") from exc
+        if array.ndim < 2:
+            raise BadRequest("every instance must have at least one value")
+        if np.isinf(array).any():  # a number beyond a float's range
+            raise BadRequest("instances hold a number too large for a float")
+        return array
     raise BadRequest("instances must all be strings, all rows of numbers, or all objects")

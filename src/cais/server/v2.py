@@ -16,8 +16,10 @@ __all__ = [
     "ResponseOutput",
     "TensorError",
     "attach_binary_inputs",
+    "check_parameters",
     "decode_inputs",
     "encode_output",
+    "flatten",
     "split_binary_body",
 ]
 
@@ -92,7 +94,8 @@ class InferenceResponse(BaseModel):
     outputs: list[ResponseOutput]
 
 
-def _flatten(data: Any) -> list[Any]:
+def flatten(data: Any) -> list[Any]:
+    """The leaves of nested lists, in order (without recursion: any depth is safe)."""
     if not isinstance(data, list):
         return [data]
     flat: list[Any] = []
@@ -194,8 +197,9 @@ def _decode_one(tensor: RequestInput) -> Any:
                 f"input `{tensor.name}` has {tensor.data.size} values but its shape "
                 f"{tensor.shape} needs {expected}"
             )
+        _check_finite(tensor, tensor.data)
         return tensor.data.astype(tensor.data.dtype.newbyteorder("=")).reshape(tensor.shape)
-    flat = _flatten(tensor.data)
+    flat = flatten(tensor.data)
     expected = math.prod(tensor.shape)
     if len(flat) != expected:
         raise TensorError(
@@ -208,49 +212,110 @@ def _decode_one(tensor: RequestInput) -> Any:
         if not all(isinstance(v, str) for v in flat):
             raise TensorError(f"input `{tensor.name}` is BYTES: every value must be a string")
         array = np.array(flat, dtype=object)
+    elif tensor.datatype == "BOOL":
+        if not all(isinstance(v, bool) for v in flat):
+            raise TensorError(f"input `{tensor.name}` is BOOL: every value must be true or false")
+        array = np.array(flat, dtype=bool)
     else:
-        if tensor.datatype == "BOOL":
-            if not all(isinstance(v, bool) for v in flat):
-                raise TensorError(
-                    f"input `{tensor.name}` is BOOL: every value must be true or false"
-                )
-        elif not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in flat):
-            raise TensorError(
-                f"input `{tensor.name}` is {tensor.datatype}: every value must be a number"
-            )
-        try:
-            array = np.array(flat, dtype=DATATYPES[tensor.datatype])
-        except (OverflowError, ValueError) as exc:
-            raise TensorError(
-                f"input `{tensor.name}` does not fit {tensor.datatype}: {exc}"
-            ) from exc
+        array = _numbers(tensor, flat)
     return array.reshape(tensor.shape)
 
 
-def decode_inputs(request: InferenceRequest, input_names: list[str]) -> Any:
-    """The batch a model's predict takes: strings for a text model, a 2-D array for one
-    tabular input, a table (DataFrame, else columns stacked) for one input per column."""
+def _numbers(tensor: RequestInput, flat: list[Any]) -> Any:
+    """`flat` as an array of the tensor's numeric datatype, refusing what it cannot hold
+    exactly: fractions in an integer type, values out of its range, NaN and infinity."""
     import numpy as np
 
-    arrays = {tensor.name: _decode_one(tensor) for tensor in request.inputs}
-    if len(arrays) == 1:
-        array = next(iter(arrays.values()))
-        if array.dtype == object and (array.ndim == 1 or array.shape[1:] == (1,)):
-            return [str(v) for v in array.reshape(-1)]  # a text model takes a list of strings
-        return array.reshape(-1, 1) if array.ndim == 1 else array
-    rows = {len(a) for a in arrays.values()}
-    if len(rows) != 1:
+    dtype = np.dtype(DATATYPES[tensor.datatype])
+    kinds = (int,) if dtype.kind in "iu" else (int, float)
+    if not all(type(v) in kinds for v in flat):
+        kind = "a whole number" if dtype.kind in "iu" else "a number"
+        raise TensorError(f"input `{tensor.name}` is {tensor.datatype}: every value must be {kind}")
+    if dtype.kind in "iu":
+        limits = np.iinfo(dtype)
+        if not all(limits.min <= v <= limits.max for v in flat):
+            raise TensorError(
+                f"input `{tensor.name}` does not fit {tensor.datatype}: its values must be "
+                f"from {limits.min} to {limits.max}"
+            )
+        return np.array(flat, dtype=dtype)
+    try:
+        wide = np.array(flat, dtype="float64")
+    except OverflowError as exc:  # an integer beyond any float
+        raise TensorError(f"input `{tensor.name}` does not fit {tensor.datatype}") from exc
+    _check_finite(tensor, wide)
+    sizes = np.abs(wide[~np.isnan(wide)])  # NaN, a missing value, fits every float type
+    if dtype != wide.dtype and sizes.size and sizes.max() > np.finfo(dtype).max:
+        raise TensorError(
+            f"input `{tensor.name}` does not fit {tensor.datatype}: its values must be at "
+            f"most {float(np.finfo(dtype).max):g} in size"
+        )
+    return wide.astype(dtype)
+
+
+def _check_finite(tensor: RequestInput, array: Any) -> None:
+    import numpy as np
+
+    if array.dtype.kind == "f" and np.isinf(array).any():  # NaN stands for a missing value
+        raise TensorError(f"input `{tensor.name}` holds an infinity: send finite numbers")
+
+
+def decode_inputs(request: InferenceRequest, input_names: list[str]) -> Any:
+    """The batch a model's predict takes: strings for a text model, an array for one input
+    (under any name, as MLServer does: clients name it as they please), a table (DataFrame,
+    else columns stacked) for one input per column, matched by name."""
+    import numpy as np
+
+    given = [tensor.name for tensor in request.inputs]
+    if len(input_names) == 1 and len(given) > 1:
+        raise TensorError(
+            f"the model takes one input, and this request has {len(given)}: "
+            + ", ".join(f"`{n}`" for n in given)
+        )
+    if len(given) == 1 and len(input_names) <= 1:
+        if input_names in ([], ["input"]):
+            array = _decode_one(request.inputs[0])
+            if array.dtype == object and (array.ndim == 1 or array.shape[1:] == (1,)):
+                return [str(v) for v in array.reshape(-1)]  # a text model takes strings
+            return array.reshape(-1, 1) if array.ndim == 1 else array
+        arrays = {input_names[0]: _decode_one(request.inputs[0])}  # a table of one column
+    else:
+        if len(set(given)) != len(given):
+            raise TensorError("each input must have its own name")
+        unknown = [n for n in given if input_names and n not in input_names]
+        if unknown:
+            raise TensorError(
+                f"the model has no input `{unknown[0]}` (it has: {', '.join(input_names)})"
+            )
+        missing = [n for n in input_names if n not in given]
+        if missing:
+            raise TensorError(f"missing input(s): {', '.join(missing)}")
+        arrays = {tensor.name: _decode_one(tensor) for tensor in request.inputs}
+    for name, array in arrays.items():
+        if array.ndim > 2 or array.shape[1:] not in ((), (1,)):
+            raise TensorError(
+                f"input `{name}` is one column of a table: give it the shape [rows] or [rows, 1]"
+            )
+    if len({len(a) for a in arrays.values()}) != 1:
         raise TensorError("inputs given as columns must all have the same number of rows")
     ordered = [n for n in input_names if n in arrays] or list(arrays)
-    missing = [n for n in input_names if n not in arrays]
-    if missing:
-        raise TensorError(f"missing input(s): {', '.join(missing)}")
     try:
         import pandas as pd
 
         return pd.DataFrame({name: arrays[name].reshape(-1) for name in ordered})
     except ImportError:
         return np.column_stack([arrays[name].reshape(-1) for name in ordered])
+
+
+def check_parameters(request: InferenceRequest) -> None:
+    """The request's `parameters` are sent back in the answer: JSON must be able to carry them."""
+    import json
+
+    if request.parameters:
+        try:
+            json.dumps(request.parameters, allow_nan=False)
+        except ValueError as exc:
+            raise TensorError("`parameters` hold a number that is not finite") from exc
 
 
 def encode_output(name: str, values: list[Any]) -> ResponseOutput:

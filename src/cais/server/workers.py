@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gc
 import os
+import select
 import signal
 import socket
 import sys
@@ -22,8 +23,9 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any, Callable
 
-__all__ = ["collector_paused", "serve"]
+__all__ = ["collector_paused", "listen", "serve"]
 
 _RESTART_PAUSE = 1.0  # seconds between replacing workers that keep dying at start-up
 _WATCH_INTERVAL = 0.5  # seconds between a worker's checks that its supervisor still lives
@@ -41,31 +43,50 @@ def collector_paused() -> Iterator[None]:
         gc.enable()
 
 
+def listen(host: str, port: int, workers: int = 1) -> list[socket.socket]:
+    """The listening sockets of `workers` workers on host:port (port 0: one the system
+    chooses); raises OSError when the address cannot be used. Called before the models
+    load, a busy port fails at once."""
+    forking = workers > 1 and hasattr(os, "fork")
+    return _listening_sockets(host, port, workers if forking else 1)
+
+
 def serve(
     app: object,
+    sockets: list[socket.socket],
     *,
-    host: str,
-    port: int,
-    workers: int = 1,
     log_level: str = "info",
-    access_log: bool = False,
+    on_ready: Callable[[int], None] | None = None,
 ) -> None:
-    """Serve `app` until SIGINT/SIGTERM; raises OSError when the address cannot be used."""
-    import uvicorn
-
+    """Serve `app` on `sockets` (from `listen`, one worker each) until SIGINT/SIGTERM.
+    `on_ready(port)` is called once every worker answers."""
     # What exists now (the models, the app, every module) lives as long as the server: out of
     # the collector's sight, it is never walked again (a large model's object graph made p99
     # latency spikes), and forked workers keep sharing its pages. Python's recipe for servers
     # that fork: gc.disable() early (`collector_paused`), gc.freeze() before fork(),
     # gc.enable() in the children.
     gc.freeze()
-    config = dict(log_level=log_level, access_log=access_log)
-    if workers <= 1 or not hasattr(os, "fork"):
-        sock = _listening_sockets(host, port, 1)[0]  # bound here, so a busy port is an OSError
+    config = dict(log_level=log_level, access_log=False)  # the app logs requests itself
+    if len(sockets) == 1:
         gc.enable()
-        uvicorn.Server(uvicorn.Config(app, **config)).run(sockets=[sock])
+        port = sockets[0].getsockname()[1]
+        started = (lambda: on_ready(port)) if on_ready else None
+        _server(app, config, started).run(sockets=sockets)
         return
-    _Supervisor(app, _listening_sockets(host, port, workers), config).run()
+    _Supervisor(app, sockets, config, on_ready).run()
+
+
+def _server(app: object, config: dict, started: Callable[[], None] | None) -> Any:
+    """A uvicorn server that calls `started()` once it accepts connections."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started and started is not None:
+                started()
+
+    return Server(uvicorn.Config(app, **config))
 
 
 def _listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
@@ -73,7 +94,7 @@ def _listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
     available, and for a single worker)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     reuse_port = count > 1 and hasattr(socket, "SO_REUSEPORT") and sys.platform.startswith("linux")
-    if reuse_port:
+    if reuse_port and port != 0:  # port 0: the first socket's port, which nothing else has
         # SO_REUSEPORT would let these sockets share the port with another server of this
         # user's: bind once without it first, so a port in use is an error here too.
         with socket.socket(family, socket.SOCK_STREAM) as probe:
@@ -95,6 +116,7 @@ def _listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
             for opened in sockets:
                 opened.close()
             raise
+        port = sock.getsockname()[1]  # the others share the port the system chose for 0
         sock.listen(2048)
         sock.set_inheritable(True)
         sockets.append(sock)
@@ -102,13 +124,23 @@ def _listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
 
 
 class _Supervisor:
-    def __init__(self, app: object, sockets: list[socket.socket], config: dict) -> None:
+    def __init__(
+        self,
+        app: object,
+        sockets: list[socket.socket],
+        config: dict,
+        on_ready: Callable[[int], None] | None = None,
+    ) -> None:
         self.app = app
         self.sockets = sockets
         self.config = config
         self.children: dict[int, int] = {}  # pid → worker index
         self.told: set[int] = set()  # workers sent SIGTERM
         self.stopping = False
+        self.on_ready = on_ready
+        # Each worker writes a byte here once it answers; the supervisor counts them.
+        self.ready_pipe = os.pipe()
+        self.ready = 0
 
     def run(self) -> None:
         signal.signal(signal.SIGTERM, self._stop)
@@ -119,10 +151,12 @@ class _Supervisor:
         gc.enable()
         while self.children:
             try:
-                pid, status = os.wait()
+                pid, status = self._wait()
             except ChildProcessError:
                 break
             except InterruptedError:
+                continue
+            if pid == 0:
                 continue
             index = self.children.pop(pid, None)
             if index is None or self.stopping:
@@ -134,6 +168,20 @@ class _Supervisor:
                 self._start(index)
         for sock in set(self.sockets):
             sock.close()
+        for end in self.ready_pipe:
+            os.close(end)
+
+    def _wait(self) -> tuple[int, int]:
+        """The next worker to exit, as os.wait(); (0, 0) after a while when not every worker
+        has said it answers yet (their bytes on the pipe are counted meanwhile)."""
+        if self.ready >= len(self.sockets):
+            return os.wait()
+        readable, _, _ = select.select([self.ready_pipe[0]], [], [], _WATCH_INTERVAL)
+        if readable:
+            self.ready += len(os.read(self.ready_pipe[0], 64))
+            if self.ready >= len(self.sockets) and self.on_ready is not None:
+                self.on_ready(self.sockets[0].getsockname()[1])
+        return os.waitpid(-1, os.WNOHANG)
 
     def _start(self, index: int) -> None:
         # Signals wait until the child has its own handlers and the supervisor knows its pid,
@@ -162,12 +210,12 @@ class _Supervisor:
             self._terminate(pid)
 
     def _work(self, sock: socket.socket) -> None:
-        import uvicorn
-
         gc.enable()
         for other in set(self.sockets) - {sock}:
             other.close()
-        server = uvicorn.Server(uvicorn.Config(self.app, **self.config))
+        os.close(self.ready_pipe[0])
+        ready = self.ready_pipe[1]
+        server = _server(self.app, self.config, lambda: os.write(ready, b"."))
         supervisor = os.getppid()
 
         def watch() -> None:  # a killed supervisor must not leave workers holding the port
