@@ -43,7 +43,7 @@ class BuildOptions:
 
 
 def default_tag(project: Project) -> str:
-    return f"{project.name}:{project.config.version}"
+    return f"{project.name}:{project.version}"
 
 
 def _plan(project: Project, tags: tuple[str, ...], platform: str | None) -> ImagePlan:

@@ -390,7 +390,7 @@ def test_secrets_stage_installs_in_a_throw_away_stage():
     assert first[0] == ("FROM", "python:3.11-slim AS dependencies")
     assert final[0] == ("FROM", "python:3.11-slim")  # the image itself, unnamed and last
     assert ("COPY", f"{SECRETS_DIR}/ /run/secrets/") in first
-    assert ("COPY", "requirements.txt /tmp/") in first
+    assert ("COPY", "requirements.txt ./") in first
     install = first[index_of(first, "RUN", "pip install")][1]
     assert install.startswith(f"PIP_CONFIG_FILE=/run/secrets/{PIP_CONF_SECRET} ")
     assert shlex.split(install)[1:] == [
@@ -399,7 +399,7 @@ def test_secrets_stage_installs_in_a_throw_away_stage():
         "--no-cache-dir",
         "--prefix=/install",
         "-r",
-        "/tmp/requirements.txt",
+        "requirements.txt",
     ]
     dependencies = ("COPY", "--from=dependencies /install /usr/local")
     assert dependencies in final

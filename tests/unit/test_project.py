@@ -152,7 +152,7 @@ def test_python_defaults_to_the_running_interpreter(tmp_path, write):
 def test_requirements_txt(tmp_path, write):
     write(tmp_path, {"requirements.txt": "requests\n", "script.py": ""})
     assert load_project(tmp_path).dependencies == Dependencies(
-        DependencyKind.REQUIREMENTS, "requirements.txt"
+        DependencyKind.REQUIREMENTS, "requirements.txt", files=("requirements.txt",)
     )
 
 
@@ -167,7 +167,7 @@ def test_requirements_named_in_cais_yaml(tmp_path, write):
         },
     )
     assert load_project(tmp_path).dependencies == Dependencies(
-        DependencyKind.REQUIREMENTS, "reqs/prod.txt"
+        DependencyKind.REQUIREMENTS, "reqs/prod.txt", files=("reqs/prod.txt",)
     )
 
 
@@ -194,6 +194,7 @@ def test_pyproject_dependencies(tmp_path, write):
         "pyproject.toml",
         packages=("requests>=2", "rich"),
         installable=False,
+        files=("pyproject.toml",),
     )
 
 

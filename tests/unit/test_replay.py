@@ -307,7 +307,10 @@ def test_cais_reads_no_other_file_of_a_project_to_write_its_dockerfile(tmp_path)
         for p in opened
         if str(folder) in p
     }
-    assert read and read <= record.SHAPING_FILES, read - record.SHAPING_FILES
+    # The requirement file too: a replay reads it again and leaves any that names other
+    # files or folders to the full command (replay._plain).
+    shaping = record.SHAPING_FILES | {"deps/base.txt"}
+    assert read and read <= shaping, read - shaping
 
 
 @pytest.mark.parametrize(
@@ -316,7 +319,6 @@ def test_cais_reads_no_other_file_of_a_project_to_write_its_dockerfile(tmp_path)
         ("entrypoint: script.py\nrequirements: requirements.txt\n", True),
         ("entrypoint: [python, -m, app]\n", True),
         ("entrypoint: linked/run.py\n", False),  # through a linked folder
-        ("requirements: ../outside.txt\n", False),  # outside the project
     ],
 )
 def test_recipes_are_kept_only_for_projects_naming_their_own_files(project, config, own):
@@ -330,3 +332,42 @@ def test_recipes_are_kept_only_for_projects_naming_their_own_files(project, conf
     assert replay._names_only_own_files(load_project(project)) is own
     keep(project)
     assert (record.recipe_for(record.fingerprint(project, ("hello:1",)).shape) is not None) is own
+
+
+@pytest.mark.parametrize(
+    ("text", "plain"),
+    [
+        ("humanize\nsix>=1.16 ; python_version >= '3.8'  # a comment\n", True),
+        ("", True),
+        ("six\n-r base.txt\n", False),
+        ("--constraint c.txt\n", False),
+        ("./mypkg\n", False),
+        ("-e ./mypkg\n", False),
+        ("pkg @ file:///srv/pkg\n", False),
+        ("file:mypkg\n", False),
+        ("libs/pkg-1.0-py3-none-any.whl\n", False),
+    ],
+)
+def test_a_requirement_file_naming_other_files_is_left_to_the_full_command(tmp_path, text, plain):
+    (tmp_path / "requirements.txt").write_text(text)
+    assert replay._plain(tmp_path / "requirements.txt") is plain
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        {"requirements.txt": "-r base.txt\n", "base.txt": "six\n"},
+        {"requirements.txt": "./mypkg\n", "mypkg/setup.py": ""},
+    ],
+)
+def test_no_recipe_for_requirements_with_includes_or_local_packages(project, files, monkeypatch):
+    for name, text in files.items():
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        (project / name).write_text(text)
+    kept = []
+    monkeypatch.setattr(replay, "remember_recipe", lambda shape, recipe: kept.append(recipe))
+    replay.keep_recipe("shape", result(), load_project(project), CLI)
+    assert kept == []
+    (project / "requirements.txt").write_text("six\n")
+    replay.keep_recipe("shape", result(), load_project(project), CLI)
+    assert kept and kept[0]["requirements"] == "requirements.txt"

@@ -41,6 +41,12 @@ def keep_recipe(shape: str, result: BuildResult, project: Project, cli: BuildKit
         return
     if not _names_only_own_files(project):
         return
+    deps = project.dependencies
+    requirements = (
+        deps.file if deps.kind.value == "requirements" and project.dockerfile is None else None
+    )
+    if requirements and (len(deps.files) > 1 or deps.folders):
+        return  # the Dockerfile follows those includes and local packages: see _plain
     from cais.builders.dockerfile import DEFAULT_DOCKERIGNORE
 
     remember_recipe(
@@ -54,6 +60,7 @@ def keep_recipe(shape: str, result: BuildResult, project: Project, cli: BuildKit
             "pip": result.used_pip_settings,
             "base_image": result.base_image,
             "cli": [cli.path, cli.buildx, cli.version],
+            "requirements": requirements,
         },
     )
 
@@ -71,6 +78,21 @@ def _names_only_own_files(project: Project) -> bool:
         if os.path.realpath(path) != path or not path.startswith(f"{project.path}{os.sep}"):
             return False
     return True
+
+
+# A requirement line that names another file or a folder (`-r base.txt`, `./mypkg`,
+# `pkg @ file:…`): the Dockerfile copies what those name, so it may differ now.
+_NAMES_FILES = re.compile(r"^\s*(-|\.|/|~|file:)|@\s*file:|^[^#]*[/\\]")
+
+
+def _plain(requirements: Path) -> bool:
+    """Whether the requirement file still names only packages: then an edit of it changes
+    the dependency layer (docker sees it) but not the Dockerfile cais writes."""
+    try:
+        text = requirements.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+    return not any(_NAMES_FILES.search(line) for line in text.splitlines())
 
 
 def replay(keys: Fingerprints, *, verbose: bool = False) -> int | None:
@@ -98,6 +120,8 @@ def _prepare(shape: str) -> tuple[BuildRequest, BuildKitCLI, dict] | None:
     if find_buildkit_cli() != cli:
         return None  # another docker CLI now: the full command chooses again
     context = Path(recipe["context"])
+    if recipe.get("requirements") and not _plain(context / recipe["requirements"]):
+        return None
     text = recipe["dockerfile_text"]
     if text is not None:
         if len(_CREATED.findall(text)) != 1:

@@ -128,6 +128,8 @@ def dockerfile(
             f"`{project.dockerfile}` is the project's own Dockerfile, which cais builds as it is",
             hint="remove it to let cais write one",
         )
+    for line in project.notes:
+        note(line)
     if output is None:
         out.print(text, end="", markup=False, soft_wrap=True)
         return
@@ -252,6 +254,8 @@ def build(
         out.print(result.tags[0], markup=False)
         return
     project = load_project(source)
+    for line in project.notes:
+        note(line)
     pip = (
         pip_settings(list(ca_cert or ()), index_url)
         if project.dockerfile is None

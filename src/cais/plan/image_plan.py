@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from cais import __version__
 from cais.errors import PlanError
 from cais.project import DependencyKind, Project
+from cais.requirements import LockFile
 from cais.sources import created_label
 
 __all__ = [
@@ -67,8 +68,10 @@ class DependencyStep(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     files: tuple[str, ...]  # copied into the image first
+    folders: tuple[str, ...] = ()  # local packages a requirement file names, copied too
     requirements: str | None = None  # pip install -r FILE
     packages: tuple[str, ...] = ()  # pip install PKG ... (pyproject projects)
+    lock: LockFile | None = None  # the packages pinned in this lock file (one of `files`)
     # Delete what running never reads, in the same step so it never reaches a layer: the
     # packages' own test suites (numpy, scipy, scikit-learn ship tens of MB of them), Cython
     # sources and type stubs.
@@ -172,14 +175,17 @@ def plan_project(
         )
     config = project.config
     deps = project.dependencies
+    files = deps.files or (deps.file,)
     if deps.kind is DependencyKind.REQUIREMENTS:
-        dependencies = DependencyStep(files=(deps.file,), requirements=deps.file)
+        dependencies = DependencyStep(files=files, folders=deps.folders, requirements=deps.file)
+    elif deps.lock is not None:
+        dependencies = DependencyStep(files=files, lock=deps.lock)
     elif deps.packages:
-        dependencies = DependencyStep(files=(deps.file,), packages=deps.packages)
+        dependencies = DependencyStep(files=files, packages=deps.packages)
     else:
         dependencies = None  # a pyproject project without dependencies
     name = name or project.name
-    tag = tag or config.version
+    tag = tag or project.version
     when = created or project.source_date or datetime.now(timezone.utc)
     labels = {
         "org.opencontainers.image.title": name,
