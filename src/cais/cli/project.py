@@ -204,8 +204,8 @@ def build(
     ] = False,
 ) -> None:
     """Build a project, or an image that serves a saved model, on the Docker Engine."""
-    from cais.build import BuildOptions, build_project
-    from cais.builders.pip_settings import PipSettings, pip_settings
+    from cais.build import BuildOptions, build_project, pip_settings_unused
+    from cais.builders.pip_settings import pip_settings
     from cais.builders.record import fingerprint
     from cais.engine.client import check_socket, connect
     from cais.plan import parse_platform
@@ -256,11 +256,10 @@ def build(
     project = load_project(source)
     for line in project.notes:
         note(line)
-    pip = (
-        pip_settings(list(ca_cert or ()), index_url)
-        if project.dockerfile is None
-        else PipSettings()
-    )
+    pip = pip_settings(list(ca_cert or ()), index_url)
+    unused = pip_settings_unused(project, pip)
+    if unused:
+        note(unused)
     check_socket()
     with BuildDisplay(verbose=verbose) as display:
         result = build_project(connect, project, options, display, pip)
