@@ -69,10 +69,12 @@ def read_requirements(root: Path, file: str) -> RequirementFiles:
             ) from exc
         for invalid in parsed.invalid_lines:
             line = invalid.requirement_line
+            # pip's reason is its message's first line: "Invalid requirement: : Expected …"
+            reason = invalid.error_message.splitlines()[0].removeprefix("Invalid requirement:")
             raise ProjectError(
-                f"`{current}` line {line.line_number} is not a requirement pip understands: "
+                f"Line {line.line_number} of `{current}` is not a valid requirement: "
                 f"`{line.line.strip()}`",
-                hint=invalid.error_message,
+                hint=f"pip reads it as: {reason.strip(' :.')}",
             )
         for option in parsed.options:
             line = option.requirement_line

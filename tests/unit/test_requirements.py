@@ -147,13 +147,19 @@ def test_a_requirement_file_named_outside_the_project_is_one_sentence(tmp_path, 
     )
 
 
-def test_a_line_pip_cannot_read_is_one_sentence(tmp_path, write):
-    write(tmp_path, {"requirements.txt": "six\nnot a requirement ===\n", "script.py": ""})
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ("not a requirement ===", "Expected semicolon (after name with no version specifier)"),
+        ("https://example.com/x.whl", "x.whl is not a valid wheel filename"),
+    ],
+)
+def test_a_line_pip_cannot_read_is_one_sentence(tmp_path, write, line, reason):
+    write(tmp_path, {"requirements.txt": f"six\n{line}\n", "script.py": ""})
     error = error_of(tmp_path)
-    assert error.message.startswith(
-        "`requirements.txt` line 2 is not a requirement pip understands: `not a requirement ===`"
-    )
-    assert error.hint
+    assert error.message == f"Line 2 of `requirements.txt` is not a valid requirement: `{line}`"
+    assert error.hint.startswith(f"pip reads it as: {reason}")
+    assert "\n" not in error.hint and not error.hint.endswith(".")
 
 
 # --- local packages -------------------------------------------------------------------------
@@ -340,6 +346,7 @@ def test_a_lock_file_without_pyproject_is_one_sentence(tmp_path, write):
         {"requirements.txt": "-r missing.txt\n"},
         {"requirements.txt": "-r requirements.txt\n"},
         {"requirements.txt": "../outside\n"},
+        {"requirements.txt": "six\nnot a requirement ===\n"},
         {"Pipfile.lock": "{}"},
     ],
 )
