@@ -22,7 +22,7 @@ from cais.builders.pip_settings import (
     mounted_pip_secrets,
 )
 from cais.builders.select import secrets_mode_for, select_builder
-from cais.errors import BuildError
+from cais.errors import BuildError, ProjectError
 from cais.plan import ImagePlan, plan_project
 from cais.project import Project, load_project
 from cais.registry.reference import parse_reference
@@ -54,12 +54,36 @@ def default_tag(project: Project) -> str:
 
 def _plan(project: Project, tags: tuple[str, ...], platform: str | None) -> ImagePlan:
     first = parse_reference(tags[0]) if tags else None
-    return plan_project(
+    plan = plan_project(
         project,
         name=first.name if first else None,
         tag=first.tag if first else None,
         platform=platform,
     )
+    _check_dependency_files(project, plan)
+    return plan
+
+
+def _check_dependency_files(project: Project, plan: ImagePlan) -> None:
+    """The files the install step copies must be in the build context."""
+    from cais.builders.context import excluded, ignore_patterns
+
+    deps = plan.dependencies
+    if deps is None:
+        return
+    patterns = ignore_patterns(project.path, DEFAULT_DOCKERIGNORE)
+    for path in excluded(patterns, (*deps.files, *deps.folders)):
+        if project.has_dockerignore:
+            raise ProjectError(
+                f"`{path}` is needed to install the packages, but .dockerignore keeps it out "
+                "of the build",
+                hint=f"add `!{path}` to .dockerignore, or remove the pattern that matches it",
+            )
+        raise ProjectError(
+            f"`{path}` is needed to install the packages, but cais's default ignore list keeps "
+            "it out of the build",
+            hint="give the project a .dockerignore of its own, which replaces cais's defaults",
+        )
 
 
 def dockerfile_for(

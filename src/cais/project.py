@@ -22,7 +22,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from cais.errors import ProjectError
-from cais.requirements import LockFile, find_lock_file, read_requirements
+from cais.requirements import LockFile, find_lock_file, lock_sources, read_requirements
 from cais.server.routes import LegacyRoute
 from cais.sources import source_date
 
@@ -305,11 +305,13 @@ def _detect_dependencies(root: Path, config: ProjectConfig, pyproject: dict) -> 
                 f"`{lock.value}` in `{root}` has no pyproject.toml beside it",
                 hint="a lock file is installed with the pyproject.toml it was made from",
             )
+        found = lock_sources(root, lock)
         return Dependencies(
             DependencyKind.PYPROJECT,
             "pyproject.toml",
             installable="build-system" in pyproject,
-            files=("pyproject.toml", lock.value),
+            files=found.files,
+            folders=found.folders,
             lock=lock,
         )
     project_table = pyproject.get("project")

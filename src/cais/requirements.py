@@ -15,9 +15,11 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 
+import tomllib
+
 from cais.errors import ProjectError
 
-__all__ = ["LockFile", "RequirementFiles", "find_lock_file", "read_requirements"]
+__all__ = ["LockFile", "RequirementFiles", "find_lock_file", "lock_sources", "read_requirements"]
 
 
 class LockFile(str, Enum):
@@ -103,22 +105,43 @@ def read_requirements(root: Path, file: str) -> RequirementFiles:
             name = link.url
             if name.startswith("file:"):  # file:mypkg, file:///srv/pkg
                 name = url2pathname(urlsplit(name).path)
-            where = (
-                f"`{name}`, named in `{current}` (line {requirement.requirement_line.line_number}),"
-            )
-            if os.path.isabs(name):
-                raise ProjectError(
-                    f"{where} is an absolute path, which does not exist inside the image",
-                    hint="write it relative to the project folder, such as `./mypkg`",
-                )
+            line = requirement.requirement_line.line_number
             # pip finds local packages from where it runs: the project folder, in the image.
-            target = _inside(root, root / name, where)
-            if not target.exists():
-                raise ProjectError(
-                    f"{where} does not exist", hint="fix the path (relative to the project folder)"
-                )
+            target = _local_package(
+                root, name, f"`{name}`, named in `{current}` (line {line}),", "the path"
+            )
             (folders if target.is_dir() else files).append(_relative(root, target))
     return RequirementFiles(tuple(files), tuple(dict.fromkeys(folders)))
+
+
+def lock_sources(root: Path, lock: LockFile) -> RequirementFiles:
+    """The lock file with the local packages it locks (uv's `path`, `directory` and
+    `editable` sources, workspace members; Poetry's `directory` and `file` sources): the
+    export names them, so they are copied beside it."""
+    try:
+        data = tomllib.loads((root / lock.value).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ProjectError(
+            f"`{lock.value}` cannot be read: {exc}",
+            hint=f"make it again with `{lock.name.lower()} lock`",
+        ) from exc
+    files: list[str] = ["pyproject.toml", lock.value]
+    folders: list[str] = []
+    for package in data.get("package", []):
+        source = package.get("source") or {}
+        if lock is LockFile.UV:
+            names = [source.get(k) for k in ("path", "directory", "editable", "virtual")]
+        elif source.get("type") in ("directory", "file"):
+            names = [source.get("url")]
+        else:
+            names = []
+        for name in names:
+            if not isinstance(name, str) or name == ".":
+                continue  # the project itself: installed with its code
+            where = f"`{name}`, a local package in `{lock.value}`,"
+            target = _local_package(root, name, where, "its path in pyproject.toml")
+            (folders if target.is_dir() else files).append(_relative(root, target))
+    return RequirementFiles(tuple(dict.fromkeys(files)), tuple(dict.fromkeys(folders)))
 
 
 def find_lock_file(root: Path) -> LockFile | None:
@@ -139,6 +162,19 @@ def find_lock_file(root: Path) -> LockFile | None:
                 hint=f"write a requirements.txt instead: {instead}",
             )
     return None
+
+
+def _local_package(root: Path, name: str, where: str, what: str) -> Path:
+    """The local package `name` of the project, which must reach the image."""
+    if os.path.isabs(name):
+        raise ProjectError(
+            f"{where} is an absolute path, which does not exist inside the image",
+            hint=f"make {what} relative to the project folder, such as `./mypkg`",
+        )
+    target = _inside(root, root / name, where)
+    if not target.exists():
+        raise ProjectError(f"{where} does not exist", hint=f"fix {what}")
+    return target
 
 
 def _inside(root: Path, path: Path, where: str) -> Path:

@@ -108,7 +108,16 @@ def test_the_fingerprint_changes_with_any_input(project, change, monkeypatch, tm
 
 
 @pytest.mark.parametrize(
-    "name", ["cais.yaml", "pyproject.toml", ".python-version", ".dockerignore", "Dockerfile"]
+    "name",
+    [
+        "cais.yaml",
+        "pyproject.toml",
+        ".python-version",
+        ".dockerignore",
+        "Dockerfile",
+        "uv.lock",
+        "poetry.lock",
+    ],
 )
 def test_an_edit_of_a_file_cais_reads_changes_the_shape(project, name):
     (project / name).write_text("one\n")

@@ -364,3 +364,133 @@ def test_the_command_line_shows_the_note_on_a_dynamic_version(tmp_path, write):
     assert done.exit_code == 0, done.output
     assert "the version in pyproject.toml is dynamic" in done.output
     assert 'org.opencontainers.image.version="0.1.0"' in done.output
+
+
+# --- what the build context leaves out ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("files", "path"),
+    [
+        ({"requirements.txt": "-r reqs/base.txt\n", "reqs/base.txt": "six\n"}, "reqs/base.txt"),
+        (
+            {"requirements.txt": "./dist/pkg-1.0-py3-none-any.whl\n"},
+            "dist/pkg-1.0-py3-none-any.whl",
+        ),
+        ({"requirements.txt": "-e ./mypkg\n", "mypkg/setup.py": ""}, "mypkg"),
+    ],
+)
+def test_a_file_the_install_needs_that_dockerignore_leaves_out_is_one_sentence(
+    tmp_path, write, files, path
+):
+    write(tmp_path, {**files, "script.py": "", ".dockerignore": "reqs\ndist/\nmypkg\n"})
+    (tmp_path / "dist").mkdir(exist_ok=True)
+    (tmp_path / "dist/pkg-1.0-py3-none-any.whl").touch()
+    with pytest.raises(ProjectError) as caught:
+        dockerfile_for(tmp_path)
+    assert caught.value.message == (
+        f"`{path}` is needed to install the packages, but .dockerignore keeps it out of the build"
+    )
+    assert caught.value.hint.startswith(f"add `!{path}` to .dockerignore")
+
+
+def test_a_file_cais_default_ignore_list_leaves_out_is_one_sentence(tmp_path, write):
+    write(tmp_path, {"requirements.txt": "./pkg-1.0.tar.gz\n", "script.py": ""})
+    (tmp_path / "pkg-1.0.tar.gz").touch()  # an sdist: `*.tar.gz` is on cais's list
+    output = assert_one_error(CliRunner().invoke(app, ["dockerfile", str(tmp_path)]))
+    assert "`pkg-1.0.tar.gz` is needed to install the packages, but cais's default" in output
+    # with a .dockerignore of its own, the project decides
+    (tmp_path / ".dockerignore").write_text(".git\n")
+    assert CliRunner().invoke(app, ["dockerfile", str(tmp_path)]).exit_code == 0
+
+
+def _uv_lock(*sources: tuple[str, str]) -> str:
+    """A uv.lock of packages from these sources (name, TOML source table)."""
+    packages = (f'[[package]]\nname = "{n}"\nversion = "1"\nsource = {s}\n' for n, s in sources)
+    return "version = 1\n\n" + "\n".join(packages)
+
+
+UV_LOCK_WITH_LOCAL_PACKAGES = _uv_lock(
+    ("x", '{ editable = "." }'),
+    ("member", '{ editable = "packages/member" }'),
+    ("wheeled", '{ path = "dist/wheeled-1.0-py3-none-any.whl" }'),
+    ("six", '{ registry = "https://pypi.org/simple" }'),
+)
+POETRY_LOCK_WITH_LOCAL_PACKAGES = """\
+[[package]]
+name = "member"
+version = "0.1"
+
+[package.source]
+type = "directory"
+url = "packages/member"
+
+[[package]]
+name = "wheeled"
+version = "1.0"
+
+[package.source]
+type = "file"
+url = "dist/wheeled-1.0-py3-none-any.whl"
+"""
+
+
+@pytest.mark.parametrize(
+    ("lock", "text"),
+    [
+        (LockFile.UV, UV_LOCK_WITH_LOCAL_PACKAGES),
+        (LockFile.POETRY, POETRY_LOCK_WITH_LOCAL_PACKAGES),
+    ],
+)
+def test_local_packages_of_a_lock_file_are_copied_beside_it(tmp_path, write, lock, text):
+    write(
+        tmp_path,
+        {
+            "script.py": "",
+            "pyproject.toml": PYPROJECT,
+            lock.value: text,
+            "packages/member/pyproject.toml": "",
+            "dist/wheeled-1.0-py3-none-any.whl": "",
+        },
+    )
+    deps = load_project(tmp_path).dependencies
+    assert deps.files == ("pyproject.toml", lock.value, "dist/wheeled-1.0-py3-none-any.whl")
+    assert deps.folders == ("packages/member",)
+    text = render_dockerfile(plan_project(load_project(tmp_path)))
+    export = text.index("cais-locked")
+    assert text.index("COPY packages/member ./packages/member/") < export
+
+
+@pytest.mark.parametrize(
+    ("source", "expected"),
+    [
+        (
+            '{ editable = "packages/gone" }',
+            "`packages/gone`, a local package in `uv.lock`, does not exist",
+        ),
+        (
+            '{ directory = "../lib" }',
+            "`../lib`, a local package in `uv.lock`, is outside the project",
+        ),
+        (
+            '{ path = "/srv/x.whl" }',
+            "`/srv/x.whl`, a local package in `uv.lock`, is an absolute path",
+        ),
+    ],
+)
+def test_a_local_package_of_a_lock_file_that_cannot_reach_the_image_is_one_sentence(
+    tmp_path, write, source, expected
+):
+    lock = _uv_lock(("p", source))
+    write(tmp_path, {"lib/setup.py": ""})
+    project = write(
+        tmp_path / "app", {"script.py": "", "pyproject.toml": PYPROJECT, "uv.lock": lock}
+    )
+    assert error_of(project).message.startswith(expected)
+
+
+def test_a_lock_file_that_is_not_toml_is_one_sentence(tmp_path, write):
+    write(tmp_path, {"script.py": "", "pyproject.toml": PYPROJECT, "poetry.lock": "[[package\n"})
+    error = error_of(tmp_path)
+    assert error.message.startswith("`poetry.lock` cannot be read: ")
+    assert error.hint == "make it again with `poetry lock`"

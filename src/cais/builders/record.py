@@ -96,10 +96,18 @@ class BuildRecord(NamedTuple):
 
 
 # The files of a project whose contents cais reads to write its Dockerfile (of every other
-# file only the name matters to cais; docker itself compares their contents). In lower case:
-# names are compared without case.
+# file only the name matters to cais; docker itself compares their contents; a lock file's
+# local packages are copied beside it). In lower case: names are compared without case.
 SHAPING_FILES = frozenset(
-    {"cais.yaml", "pyproject.toml", ".python-version", ".dockerignore", "dockerfile"}
+    {
+        "cais.yaml",
+        "pyproject.toml",
+        ".python-version",
+        ".dockerignore",
+        "dockerfile",
+        "uv.lock",
+        "poetry.lock",
+    }
 )
 
 

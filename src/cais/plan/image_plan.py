@@ -179,7 +179,7 @@ def plan_project(
     if deps.kind is DependencyKind.REQUIREMENTS:
         dependencies = DependencyStep(files=files, folders=deps.folders, requirements=deps.file)
     elif deps.lock is not None:
-        dependencies = DependencyStep(files=files, lock=deps.lock)
+        dependencies = DependencyStep(files=files, folders=deps.folders, lock=deps.lock)
     elif deps.packages:
         dependencies = DependencyStep(files=files, packages=deps.packages)
     else:
