@@ -223,3 +223,68 @@ def test_the_dockerfile_cais_writes_builds_with_plain_docker_build(
     assert own.returncode == 0, own.stderr
     assert "built with the project's own `Dockerfile`" in own.stderr
     assert engine.containers.run(f"{image_name}:own", remove=True).decode() == expected
+
+
+# Made by `uv lock` (uv 0.13.9) for this pyproject.toml and the package folder `mypkg-src`
+# (an editable package's folder is not named as the package: see above).
+WITH_LOCAL_PYPROJECT = """\
+[project]
+name = "withlocal"
+version = "0.3.0"
+requires-python = ">=3.11"
+dependencies = ["mypkg", "six==1.16.0"]
+
+[tool.uv.sources]
+mypkg = { path = "mypkg-src", editable = true }
+"""
+WITH_LOCAL_UV_LOCK = """\
+version = 1
+revision = 5
+requires-python = ">=3.11"
+
+[[package]]
+name = "mypkg"
+version = "1.0"
+source = { editable = "mypkg-src" }
+
+[[package]]
+name = "six"
+version = "1.16.0"
+source = { registry = "https://pypi.org/simple" }
+sdist = { url = "https://files.pythonhosted.org/packages/71/39/171f1c67cd00715f190ba0b100d606d440a28c93c7714febeca8b79af85e/six-1.16.0.tar.gz", hash = "sha256:1e61c37477a1626458e36f7b1d82aa5c9b094fa4802892072e49de9c60c4c926", size = 34041, upload-time = "2021-05-05T14:18:18.379Z" }
+wheels = [
+    { url = "https://files.pythonhosted.org/packages/d9/5a/e7c31adbe875f2abbb91bd84cf2dc52d792b5a01506781dbcf25c91daf11/six-1.16.0-py2.py3-none-any.whl", hash = "sha256:8abb2f1d86890a2dfb989f9a77cfcfd3e47c2a354b01111771326f8aa26e0254", size = 11053, upload-time = "2021-05-05T14:18:17.237Z" },
+]
+
+[[package]]
+name = "withlocal"
+version = "0.3.0"
+source = { virtual = "." }
+dependencies = [
+    { name = "mypkg" },
+    { name = "six" },
+]
+
+[package.metadata]
+requires-dist = [
+    { name = "mypkg", editable = "mypkg-src" },
+    { name = "six", specifier = "==1.16.0" },
+]
+"""
+
+
+def test_a_uv_lock_with_a_local_package_installs_it(
+    tmp_path, cais, engine, base_image, image_name, builder, proxy
+):
+    files = {
+        "pyproject.toml": WITH_LOCAL_PYPROJECT,
+        "uv.lock": WITH_LOCAL_UV_LOCK,
+        "script.py": SCRIPT,
+        **_package("mypkg-src", "mypkg", "locked local"),
+    }
+    project = _write(tmp_path / "app", files)
+    tag = f"{image_name}:1"
+    done = cais("build", str(project), "-t", tag, "--builder", builder, *proxy)
+    assert done.returncode == 0, done.stderr
+    check = "import sys, six; sys.argv[1:] = ['mypkg']; exec(open('script.py').read()); print(six.__version__)"
+    assert _run(engine, tag, "python", "-c", check) == "mypkg locked local\n1.16.0\n"

@@ -289,6 +289,7 @@ def test_a_lock_file_is_installed_as_locked(tmp_path, write, lock):
         text = render_dockerfile(plan_project(load_project(tmp_path)), secrets=mode)
         install = next(block for block in text.split("\nRUN ")[1:] if "cais-locked" in block)
         assert "--frozen" in install if lock is LockFile.UV else "--only main" in install
+        assert "hashes" not in install  # pip checks the locked hashes
         # the tool and the exported file are gone by the end of the same step
         assert "rm -rf /tmp/cais-lock-tool /tmp/cais-locked.txt" in install
         assert "pip install --no-cache-dir" in install and "-r /tmp/cais-locked.txt" in install
@@ -459,6 +460,8 @@ def test_local_packages_of_a_lock_file_are_copied_beside_it(tmp_path, write, loc
     text = render_dockerfile(plan_project(load_project(tmp_path)))
     export = text.index("cais-locked")
     assert text.index("COPY packages/member ./packages/member/") < export
+    # pip cannot hash a local package: the locked versions are installed without hashes
+    assert ("--no-hashes" if lock is LockFile.UV else "--without-hashes") in text
 
 
 @pytest.mark.parametrize(

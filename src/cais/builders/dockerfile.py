@@ -345,16 +345,19 @@ def _precompile(deps: DependencyStep, site_packages: str | None = None) -> list[
 # and the export live in /tmp only for the step that installs them, so neither reaches a layer.
 _LOCK_TOOL = "/tmp/cais-lock-tool"
 _LOCKED = "/tmp/cais-locked.txt"
+# (tool, export command, its option that leaves the hashes out)
 _LOCK_EXPORT = {
     LockFile.UV: (
         "uv",
         f"{_LOCK_TOOL}/bin/uv export --no-cache --frozen --no-dev --no-emit-project "
         f"--format requirements-txt --output-file {_LOCKED}",
+        "--no-hashes",
     ),
     LockFile.POETRY: (
         "poetry poetry-plugin-export",
         f"PYTHONPATH={_LOCK_TOOL} POETRY_CACHE_DIR={_LOCK_TOOL}/cache python -m poetry export "
         f"--only main --format requirements.txt --output {_LOCKED}",
+        "--without-hashes",
     ),
 }
 
@@ -363,11 +366,11 @@ def _install(deps: DependencyStep, *, prefix: str | None = None) -> list[str]:
     """The commands that install the dependencies (with pip, or with the lock tool's export)."""
     if deps.lock is None:
         return [_pip_install(deps, prefix=prefix)]
-    tool, export = _LOCK_EXPORT[deps.lock]
+    tool, export, no_hashes = _LOCK_EXPORT[deps.lock]
     locked = deps.model_copy(update={"requirements": _LOCKED, "lock": None})
     return [
         f"pip install --no-cache-dir --target {_LOCK_TOOL} {tool}",
-        export,
+        export if deps.lock_hashes else f"{export} {no_hashes}",
         _pip_install(locked, prefix=prefix),
         f"rm -rf {_LOCK_TOOL} {_LOCKED}",
     ]

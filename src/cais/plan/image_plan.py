@@ -72,6 +72,9 @@ class DependencyStep(BaseModel):
     requirements: str | None = None  # pip install -r FILE
     packages: tuple[str, ...] = ()  # pip install PKG ... (pyproject projects)
     lock: LockFile | None = None  # the packages pinned in this lock file (one of `files`)
+    # pip checks the lock's hashes, but cannot hash a local package: with one, it installs
+    # the locked versions without checking them.
+    lock_hashes: bool = True
     # Delete what running never reads, in the same step so it never reaches a layer: the
     # packages' own test suites (numpy, scipy, scikit-learn ship tens of MB of them), Cython
     # sources and type stubs.
@@ -179,7 +182,10 @@ def plan_project(
     if deps.kind is DependencyKind.REQUIREMENTS:
         dependencies = DependencyStep(files=files, folders=deps.folders, requirements=deps.file)
     elif deps.lock is not None:
-        dependencies = DependencyStep(files=files, folders=deps.folders, lock=deps.lock)
+        local = deps.folders or files[2:]  # beyond pyproject.toml and the lock
+        dependencies = DependencyStep(
+            files=files, folders=deps.folders, lock=deps.lock, lock_hashes=not local
+        )
     elif deps.packages:
         dependencies = DependencyStep(files=files, packages=deps.packages)
     else:
