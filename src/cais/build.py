@@ -14,9 +14,14 @@ if TYPE_CHECKING:
 
 from cais.builders.base import BuilderChoice, BuildProgress, BuildRequest, BuildResult
 from cais.builders.dockerfile import DEFAULT_DOCKERIGNORE, SecretsMode, render_dockerfile
-from cais.builders.pip_settings import PipSettings
+from cais.builders.pip_settings import (
+    PIP_CA_SECRET,
+    PIP_CONF_SECRET,
+    PipSettings,
+    mounted_pip_secrets,
+)
 from cais.builders.select import secrets_mode_for, select_builder
-from cais.errors import BuildError
+from cais.errors import BuildError, ProjectError
 from cais.plan import ImagePlan, plan_project
 from cais.project import Project, load_project
 from cais.registry.reference import parse_reference
@@ -29,6 +34,7 @@ __all__ = [
     "copy_runtime",
     "default_tag",
     "dockerfile_for",
+    "pip_settings_unused",
 ]
 
 
@@ -42,17 +48,41 @@ class BuildOptions:
 
 
 def default_tag(project: Project) -> str:
-    return f"{project.name}:{project.config.version}"
+    return f"{project.name}:{project.version}"
 
 
 def _plan(project: Project, tags: tuple[str, ...], platform: str | None) -> ImagePlan:
     first = parse_reference(tags[0]) if tags else None
-    return plan_project(
+    plan = plan_project(
         project,
         name=first.name if first else None,
         tag=first.tag if first else None,
         platform=platform,
     )
+    _check_dependency_files(project, plan)
+    return plan
+
+
+def _check_dependency_files(project: Project, plan: ImagePlan) -> None:
+    """The files the install step copies must be in the build context."""
+    from cais.builders.context import excluded, ignore_patterns
+
+    deps = plan.dependencies
+    if deps is None:
+        return
+    patterns = ignore_patterns(project.path, DEFAULT_DOCKERIGNORE)
+    for path in excluded(patterns, (*deps.files, *deps.folders)):
+        if project.has_dockerignore:
+            raise ProjectError(
+                f"`{path}` is needed to install the packages, but .dockerignore keeps it out "
+                "of the build",
+                hint=f"add `!{path}` to .dockerignore, or remove the pattern that matches it",
+            )
+        raise ProjectError(
+            f"`{path}` is needed to install the packages, but cais's default ignore list keeps "
+            "it out of the build",
+            hint="give the project a .dockerignore of its own, which replaces cais's defaults",
+        )
 
 
 def dockerfile_for(
@@ -86,6 +116,7 @@ def build_project(
             platform=options.platform,
             build_args=options.build_args or {},
             no_cache=options.no_cache,
+            pip=_own_dockerfile_pip(project.dockerfile, pip, builder.name),
         )
         return builder.build(request, progress)
     plan = _plan(project, tags, options.platform)
@@ -104,6 +135,35 @@ def build_project(
     )
     result = builder.build(request, progress)
     return replace(result, base_image=plan.base_image, dockerfile_text=text, ports=plan.ports)
+
+
+def _own_dockerfile_pip(dockerfile: Path, pip: PipSettings, builder: str) -> PipSettings:
+    """The pip settings a project's own Dockerfile receives: as BuildKit secrets, when it
+    mounts them (`RUN --mount=type=secret,id=cais-pip.conf …`); the classic builder cannot
+    pass secrets, so such a Dockerfile is refused there."""
+    if not pip or not mounted_pip_secrets(dockerfile.read_text(encoding="utf-8")):
+        return PipSettings()  # `pip_settings_unused` tells the user when some were given
+    if builder != "buildkit":
+        raise BuildError(
+            f"`{dockerfile.name}` mounts the pip settings as build secrets, which the classic "
+            "builder cannot pass",
+            hint="build with BuildKit (`--builder buildkit`, through a docker CLI that can)",
+        )
+    return pip
+
+
+def pip_settings_unused(project: Project, pip: PipSettings) -> str | None:
+    """A line for the user when pip settings are given but the project's own Dockerfile
+    mounts none of them."""
+    dockerfile = project.dockerfile
+    if dockerfile is None or not pip:
+        return None
+    if mounted_pip_secrets(dockerfile.read_text(encoding="utf-8")):
+        return None
+    return (
+        f"`{dockerfile.name}` mounts no pip settings (the build secrets `{PIP_CONF_SECRET}` and "
+        f"`{PIP_CA_SECRET}`), so its pip steps run without {pip.describe()}"
+    )
 
 
 # The server's own packages: what the cais server inside the image imports.

@@ -31,6 +31,7 @@ from cais.pysource import (
     parse_script,
     program_imports,
 )
+from cais.requirements import LockFile, find_lock_file, lock_sources, read_requirements
 from cais.server.routes import LegacyRoute
 from cais.sources import source_date
 
@@ -209,6 +210,9 @@ class Dependencies:
     file: str  # relative to the project folder
     packages: tuple[str, ...] = ()  # only for pyproject projects
     installable: bool = False  # a pyproject project with a build system is pip-installed
+    files: tuple[str, ...] = ()  # every file the install reads: `file`, its includes, wheels
+    folders: tuple[str, ...] = ()  # local packages (folders) the install reads
+    lock: LockFile | None = None  # a pyproject project installed as its lock file says
 
 
 @dataclass(frozen=True)
@@ -236,6 +240,8 @@ class Project:
     server_listed: bool = False
     # What in the project will not work in a container (a server on 127.0.0.1), one line each.
     warnings: tuple[str, ...] = ()
+    # The image's tag when none is given: cais.yaml's version, else pyproject.toml's.
+    version: str = ProjectConfig.model_fields["version"].default
 
 
 def load_project(path: str | Path = ".") -> Project:
@@ -266,6 +272,7 @@ def load_project(path: str | Path = ".") -> Project:
         dependencies = _detect_dependencies(root, config, pyproject, entrypoint)
         web_app, warnings = _web_app(root, config, entrypoint)
     revision, source_url = _git_info(root)
+    version, notes = _project_version(config, pyproject)
     return Project(
         path=root,
         config=config,
@@ -282,6 +289,8 @@ def load_project(path: str | Path = ".") -> Project:
         web_app=web_app,
         server_listed=web_app is not None and _lists(root, dependencies, web_app.server),
         warnings=warnings,
+        notes=notes,
+        version=version,
     )
 
 
@@ -445,9 +454,25 @@ def _detect_dependencies(
                 f"`{config.requirements}` named in {CONFIG_FILE} does not exist in `{root}`",
                 hint="create it, or fix `requirements:` in cais.yaml",
             )
-        return Dependencies(DependencyKind.REQUIREMENTS, config.requirements)
+        return _requirement_files(root, config.requirements)
     if (root / "requirements.txt").is_file():
-        return Dependencies(DependencyKind.REQUIREMENTS, "requirements.txt")
+        return _requirement_files(root, "requirements.txt")
+    lock = find_lock_file(root)
+    if lock is not None:
+        if not pyproject:
+            raise ProjectError(
+                f"`{lock.value}` in `{root}` has no pyproject.toml beside it",
+                hint="a lock file is installed with the pyproject.toml it was made from",
+            )
+        found = lock_sources(root, lock)
+        return Dependencies(
+            DependencyKind.PYPROJECT,
+            "pyproject.toml",
+            installable="build-system" in pyproject,
+            files=found.files,
+            folders=found.folders,
+            lock=lock,
+        )
     project_table = pyproject.get("project")
     if project_table:
         packages = project_table.get("dependencies", [])
@@ -458,8 +483,39 @@ def _detect_dependencies(
             "pyproject.toml",
             packages=tuple(packages),
             installable="build-system" in pyproject,
+            files=("pyproject.toml",),
+        )
+    if "poetry" in pyproject.get("tool", {}):
+        raise ProjectError(
+            "`pyproject.toml` lists its packages under `[tool.poetry]`, which cais installs "
+            "only from poetry.lock",
+            hint="run `poetry lock` in the project, or write a requirements.txt",
         )
     return _standard_library_only(root, entrypoint)
+
+
+def _requirement_files(root: Path, file: str) -> Dependencies:
+    found = read_requirements(root, file)
+    return Dependencies(
+        DependencyKind.REQUIREMENTS, found.files[0], files=found.files, folders=found.folders
+    )
+
+
+def _project_version(config: ProjectConfig, pyproject: dict) -> tuple[str, tuple[str, ...]]:
+    """The default tag: cais.yaml's `version:`, else `[project].version` of pyproject.toml;
+    a dynamic version (computed by the build backend) is named in a note."""
+    if "version" in config.model_fields_set:
+        return config.version, ()
+    table = pyproject.get("project", {})
+    version = table.get("version")
+    if isinstance(version, str) and version.strip():
+        return version.strip(), ()
+    if "version" in table.get("dynamic", ()):
+        return config.version, (
+            f"the version in pyproject.toml is dynamic, which cais does not compute: the image "
+            f"is tagged `{config.version}` (give `-t NAME:TAG`, or `version:` in cais.yaml)",
+        )
+    return config.version, ()
 
 
 def _detect_entrypoint(root: Path, config: ProjectConfig, pyproject: dict) -> tuple[str, ...]:

@@ -30,11 +30,13 @@ def _project(tmp_path: Path, cais) -> Path:
     return project
 
 
-def _build(cais, project: Path, tag: str, builder: str, ca_certs: list[Path], *extra: str):
+def _build(
+    cais, project: Path, tag: str, builder: str, ca_certs: list[Path], *extra: str, env=None
+):
     args = ["build", str(project), "-t", tag, "--builder", builder]
     for cert in ca_certs:
         args += ["--ca-cert", str(cert)]
-    return cais(*args, *extra)
+    return cais(*args, *extra, env=env)
 
 
 def test_build_and_run_the_script_project(
@@ -113,19 +115,18 @@ def test_ca_certificates_and_index_never_reach_the_image(
     tag = f"{image_name}:secret"
     marker_host = "cais-index-marker.invalid"
     # A made-up trusted host stands for any pip setting: it must not reach the image either.
-    done = cais(
-        "build",
-        str(project),
-        "-t",
-        tag,
-        "--builder",
-        builder,
-        *[arg for cert in ca_certs for arg in ("--ca-cert", str(cert))],
-        env={"PIP_TRUSTED_HOST": marker_host},
-    )
+    done = _build(cais, project, tag, builder, ca_certs, env={"PIP_TRUSTED_HOST": marker_host})
     assert done.returncode == 0, done.stderr
     assert "kept out of the image" in done.stderr
+    _assert_no_pip_settings(engine, tag, ca_certs, marker_host)
+    history = engine.api.history(tag)
+    assert ".cais-build-secrets" not in " ".join(
+        e.get("CreatedBy", "") for e in history if "COPY --from" in e.get("CreatedBy", "")
+    )
 
+
+def _assert_no_pip_settings(engine, tag: str, ca_certs: list[Path], marker_host: str) -> None:
+    """No line of the CA certificates and no pip setting in any layer, the config or history."""
     bodies = [
         line.encode()
         for cert in ca_certs
@@ -143,9 +144,6 @@ def test_ca_certificates_and_index_never_reach_the_image(
     text = " ".join(entry.get("CreatedBy", "") for entry in history)
     assert marker_host not in text
     assert "BEGIN CERTIFICATE" not in text
-    assert ".cais-build-secrets" not in " ".join(
-        e.get("CreatedBy", "") for e in history if "COPY --from" in e.get("CreatedBy", "")
-    )
 
 
 def _requirements(text: str):
@@ -257,6 +255,47 @@ def test_a_project_with_its_own_dockerfile_is_built_as_it_is(
     assert engine.images.get(f"{image_name}:own").labels["made.by"] == "hand"
     ran = cais("run", "--rm", f"{image_name}:own")
     assert ran.stdout.strip() == "own dockerfile"
+
+
+# The README's example: the two secrets cais's own Dockerfile mounts, in a project's own.
+OWN_DOCKERFILE_BEHIND_A_PROXY = """\
+FROM {base_image}
+WORKDIR /app
+COPY requirements.txt .
+RUN --mount=type=secret,id=cais-pip.conf --mount=type=secret,id=cais-ca.pem \\
+    PIP_CONFIG_FILE=/run/secrets/cais-pip.conf pip install --no-cache-dir -r requirements.txt
+CMD ["python", "-c", "import six; print('six', six.__version__)"]
+"""
+
+
+def test_a_projects_own_dockerfile_installs_through_the_proxy_with_the_pip_secrets(
+    tmp_path, cais, engine, base_image, image_name, ca_certs
+):
+    if find_buildkit_cli() is None:
+        unavailable("no docker CLI that can build with BuildKit")
+    if not ca_certs:
+        pytest.skip("no proxy CA on this machine to pass")
+    project = tmp_path / "own"
+    project.mkdir()
+    (project / "Dockerfile").write_text(OWN_DOCKERFILE_BEHIND_A_PROXY.format(base_image=base_image))
+    (project / "requirements.txt").write_text("six==1.16.0\n")
+    tag = f"{image_name}:own"
+    marker_host = "cais-own-dockerfile-marker.invalid"
+    done = _build(cais, project, tag, "buildkit", ca_certs, env={"PIP_TRUSTED_HOST": marker_host})
+    assert done.returncode == 0, done.stderr
+    assert "kept out of the image" in done.stderr
+    assert "mounts no pip settings" not in done.stderr
+    assert engine.containers.run(tag, remove=True).decode().strip() == "six 1.16.0"
+    _assert_no_pip_settings(engine, tag, ca_certs, marker_host)
+
+    # The classic builder cannot pass build secrets: one sentence, nothing built.
+    refused = _build(cais, project, f"{image_name}:classic", "classic", ca_certs)
+    assert refused.returncode == 1
+    assert refused.stderr.startswith(
+        "error: `Dockerfile` mounts the pip settings as build secrets, which the classic builder "
+        "cannot pass"
+    ), refused.stderr
+    assert "Traceback" not in refused.stderr
 
 
 def test_dockerignore_keeps_clutter_out(

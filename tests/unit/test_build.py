@@ -164,6 +164,81 @@ def test_build_project_with_its_own_dockerfile(tmp_path, write, monkeypatch):
     assert request.default_ignore is None
 
 
+MOUNTS = (
+    "RUN --mount=type=secret,id=cais-pip.conf --mount=type=secret,id=cais-ca.pem \\\n"
+    "    PIP_CONFIG_FILE=/run/secrets/cais-pip.conf pip install -r requirements.txt\n"
+)
+PIP = PipSettings(ca_bundle=b"pem", ca_sources=("proxy.pem",), index_url="https://i.example/s")
+
+
+def _own(tmp_path, write, dockerfile: str):
+    write(tmp_path, {"Dockerfile": f"FROM python:3.11-slim\n{dockerfile}"})
+    return load_project(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "dockerfile",
+    [
+        MOUNTS,
+        "RUN --mount=type=secret,id=cais-ca.pem PIP_CERT=/run/secrets/cais-ca.pem pip install x\n",
+        "RUN --mount=id=cais-pip.conf,type=secret,required=true \\\n    pip install x\n",
+    ],
+)
+def test_a_projects_own_dockerfile_that_mounts_pip_settings_gets_them(
+    tmp_path, write, monkeypatch, dockerfile
+):
+    builder = RecordingBuilder("buildkit")
+    monkeypatch.setattr(build_module, "select_builder", lambda client, choice: builder)
+    own = _own(tmp_path, write, dockerfile)
+    build_project(object(), own, BuildOptions(tags=("own:1",)), SilentProgress(), PIP)
+    assert builder.requests[0].pip == PIP
+    assert build_module.pip_settings_unused(own, PIP) is None
+
+
+@pytest.mark.parametrize(
+    "dockerfile",
+    [
+        "RUN pip install -r requirements.txt\n",
+        "RUN --mount=type=secret,id=token cat /run/secrets/token\n",
+        "RUN --mount=type=cache,id=cais-pip.conf,target=/root/.cache pip install x\n",
+    ],
+)
+@pytest.mark.parametrize("name", ["buildkit", "classic"])
+def test_a_projects_own_dockerfile_that_mounts_no_pip_settings_is_told_so(
+    tmp_path, write, monkeypatch, dockerfile, name
+):
+    builder = RecordingBuilder(name)
+    monkeypatch.setattr(build_module, "select_builder", lambda client, choice: builder)
+    own = _own(tmp_path, write, dockerfile)
+    build_project(object(), own, BuildOptions(tags=("own:1",)), SilentProgress(), PIP)
+    assert builder.requests[0].pip == PipSettings()
+    assert build_module.pip_settings_unused(own, PIP) == (
+        "`Dockerfile` mounts no pip settings (the build secrets `cais-pip.conf` and "
+        "`cais-ca.pem`), so its pip steps run without CA certificates from `proxy.pem` and "
+        "a package index"
+    )
+    assert build_module.pip_settings_unused(own, PipSettings()) is None
+
+
+def test_the_classic_builder_refuses_an_own_dockerfile_that_mounts_pip_settings(
+    tmp_path, write, monkeypatch
+):
+    builder = RecordingBuilder("classic")
+    monkeypatch.setattr(build_module, "select_builder", lambda client, choice: builder)
+    own = _own(tmp_path, write, MOUNTS)
+    with pytest.raises(BuildError) as caught:
+        build_project(object(), own, BuildOptions(tags=("own:1",)), SilentProgress(), PIP)
+    assert caught.value.message == (
+        "`Dockerfile` mounts the pip settings as build secrets, which the classic builder "
+        "cannot pass"
+    )
+    assert "--builder buildkit" in caught.value.hint
+    assert builder.requests == []
+    # without settings there is nothing to pass: the build goes ahead
+    build_project(object(), own, BuildOptions(tags=("own:1",)), SilentProgress(), PipSettings())
+    assert builder.requests[0].pip == PipSettings()
+
+
 def test_build_project_bad_platform(project, monkeypatch):
     builder = RecordingBuilder("buildkit")
     monkeypatch.setattr(build_module, "select_builder", lambda client, choice: builder)

@@ -489,8 +489,12 @@ def test_builder_with_the_projects_own_dockerfile(tmp_path, fake_cli, write):
     )
     BuildKitBuilder(BuildKitCLI(str(script), True, "28.2.2")).build(request, RecordingProgress())
     args = (out / "args").read_text().splitlines()
-    assert ("-f", str(context / "Dockerfile")) in list(zip(args, args[1:], strict=False))
-    assert "--secret" not in args  # pip settings only go to Dockerfiles cais wrote
+    pairs = list(zip(args, args[1:], strict=False))
+    assert ("-f", str(context / "Dockerfile")) in pairs
+    # the same secrets as for a Dockerfile cais writes (build_project gives them only to a
+    # Dockerfile that mounts them)
+    secrets = [value.split(",")[0] for flag, value in pairs if flag == "--secret"]
+    assert secrets == [f"id={PIP_CONF_SECRET}", f"id={PIP_CA_SECRET}"]
 
 
 def test_builder_failure_raises_the_build_error(tmp_path, write):

@@ -436,3 +436,18 @@ def test_dockerfile_warns_of_a_server_on_127_0_0_1(project, runner):
         "warning: `script.py` line 3: `app.run(debug=True)` listens on 127.0.0.1, which "
         'nothing outside the container can reach; pass `host="0.0.0.0"`\n'
     )
+
+
+def test_build_tells_when_the_own_dockerfile_mounts_no_pip_settings(
+    tmp_path, runner, unreachable_engine, monkeypatch
+):
+    for name in ("PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "PIP_EXTRA_INDEX_URL"):
+        monkeypatch.delenv(name, raising=False)
+    (tmp_path / "Dockerfile").write_text("FROM python:3.11-slim\nRUN pip install six\n")
+    result = runner.invoke(app, ["build", str(tmp_path), "--index-url", "https://i.example/s"])
+    assert result.exit_code == 1
+    said = " ".join(result.output.split())  # as the console wrapped it, unwrapped
+    assert (
+        "• `Dockerfile` mounts no pip settings (the build secrets `cais-pip.conf` and "
+        "`cais-ca.pem`), so its pip steps run without a package index"
+    ) in said

@@ -390,7 +390,7 @@ def test_secrets_stage_installs_in_a_throw_away_stage():
     assert first[0] == ("FROM", "python:3.11-slim AS dependencies")
     assert final[0] == ("FROM", "python:3.11-slim")  # the image itself, unnamed and last
     assert ("COPY", f"{SECRETS_DIR}/ /run/secrets/") in first
-    assert ("COPY", "requirements.txt /tmp/") in first
+    assert ("COPY", "requirements.txt ./") in first
     install = first[index_of(first, "RUN", "pip install")][1]
     assert install.startswith(f"PIP_CONFIG_FILE=/run/secrets/{PIP_CONF_SECRET} ")
     assert shlex.split(install)[1:] == [
@@ -399,7 +399,7 @@ def test_secrets_stage_installs_in_a_throw_away_stage():
         "--no-cache-dir",
         "--prefix=/install",
         "-r",
-        "/tmp/requirements.txt",
+        "requirements.txt",
     ]
     dependencies = ("COPY", "--from=dependencies /install /usr/local")
     assert dependencies in final
@@ -555,7 +555,7 @@ def test_a_web_app_project_is_served_on_every_interface(tmp_path, write, framewo
 def test_an_added_server_in_the_classic_builders_stage():
     deps = REQUIREMENTS.model_copy(update={"packages": ("gunicorn",), "added": ("gunicorn",)})
     text = render_dockerfile(make_plan(dependencies=deps), secrets=SecretsMode.STAGE)
-    assert "--prefix=/install -r /tmp/requirements.txt gunicorn" in text
+    assert "--prefix=/install -r requirements.txt gunicorn" in text
 
 
 def test_a_program_of_the_standard_library_installs_nothing(tmp_path, write):

@@ -228,3 +228,11 @@ def test_describe(cert_file):
         pip_settings([ca], "https://i", environ={}).describe()
         == f"CA certificates from `{ca}` and a package index"
     )
+
+
+def test_describe_names_every_kind_of_setting():
+    settings = pip_settings(
+        environ={"PIP_EXTRA_INDEX_URL": "https://x", "PIP_TRUSTED_HOST": "x", "PIP_INDEX_URL": "i"}
+    )
+    assert settings.describe() == "a package index, extra package indexes and trusted hosts"
+    assert pip_settings(environ={"PIP_TRUSTED_HOST": "x"}).describe() == "trusted hosts"

@@ -142,7 +142,7 @@ def test_python_defaults_to_the_running_interpreter(tmp_path, write):
 def test_requirements_txt(tmp_path, write):
     write(tmp_path, {"requirements.txt": "requests\n", "script.py": ""})
     assert load_project(tmp_path).dependencies == Dependencies(
-        DependencyKind.REQUIREMENTS, "requirements.txt"
+        DependencyKind.REQUIREMENTS, "requirements.txt", files=("requirements.txt",)
     )
 
 
@@ -157,7 +157,7 @@ def test_requirements_named_in_cais_yaml(tmp_path, write):
         },
     )
     assert load_project(tmp_path).dependencies == Dependencies(
-        DependencyKind.REQUIREMENTS, "reqs/prod.txt"
+        DependencyKind.REQUIREMENTS, "reqs/prod.txt", files=("reqs/prod.txt",)
     )
 
 
@@ -184,6 +184,7 @@ def test_pyproject_dependencies(tmp_path, write):
         "pyproject.toml",
         packages=("requests>=2", "rich"),
         installable=False,
+        files=("pyproject.toml",),
     )
 
 

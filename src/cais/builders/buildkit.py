@@ -153,7 +153,7 @@ class BuildKitBuilder:
                 args += ["--build-arg", f"{key}={value}"]
             if request.no_cache:
                 args.append("--no-cache")
-            if request.pip and request.dockerfile_text is not None:
+            if request.pip:
                 ca = work / PIP_CA_SECRET
                 ca.write_bytes(request.pip.ca_bundle)
                 conf = work / PIP_CONF_SECRET

@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 from typing import IO
 
-__all__ = ["ignore_patterns", "context_archive"]
+__all__ = ["context_archive", "excluded", "ignore_patterns"]
 
 
 def ignore_patterns(context: Path, default: str | None) -> list[str]:
@@ -18,6 +18,14 @@ def ignore_patterns(context: Path, default: str | None) -> list[str]:
         for line in text.splitlines()
         if line.strip() and not line.lstrip().startswith("#")
     ]
+
+
+def excluded(patterns: list[str], paths: tuple[str, ...]) -> list[str]:
+    """Which of `paths` (relative to the context) the ignore patterns keep out of it."""
+    from docker.utils.build import PatternMatcher  # the engine's own rules, as for the archive
+
+    matcher = PatternMatcher(patterns)
+    return [path for path in paths if matcher.matches(path)]
 
 
 def context_archive(

@@ -16,6 +16,7 @@ from cais import __version__
 from cais.builders.pip_settings import PIP_CA_SECRET, PIP_CONF_SECRET
 from cais.errors import PlanError
 from cais.plan import Copy, DependencyStep, ImagePlan
+from cais.requirements import LockFile
 
 __all__ = [
     "DEFAULT_DOCKERIGNORE",
@@ -102,12 +103,12 @@ def render_dockerfile(plan: ImagePlan, *, secrets: SecretsMode = SecretsMode.NON
             "",
         ]
     if deps is not None:
-        files = " or ".join(deps.files)
+        files = " or ".join((*deps.files, *(f"{f}/" for f in deps.folders)))
         about = "Dependencies first, in their own layer"
         about += f": it is rebuilt only when {files} changes." if files else "."
         if deps.added:
             added = ", ".join(deps.added)
-            about += f" {added}: added by cais, as {files or 'the project'} does not list it."
+            about += f" {added}: added by cais, as {deps.files[0] if deps.files else 'the project'} does not list it."
         if deps.strip_with:
             about += (
                 f" {deps.strip_with} strips the debugging sections many wheels leave in their "
@@ -120,7 +121,7 @@ def render_dockerfile(plan: ImagePlan, *, secrets: SecretsMode = SecretsMode.NON
         else:
             # One step with the user: a step fewer to run on a first build.
             out.append(f"# The same step adds the unprivileged user {who} that runs the program.")
-            out += _copy(deps.files, "./")
+            out += _copy(deps.files, "./") + _copy_folders(deps.folders)
             if secrets is SecretsMode.BUILDKIT:
                 out.append(
                     "# pip settings for the proxy or private index arrive as build secrets, "
@@ -129,7 +130,7 @@ def render_dockerfile(plan: ImagePlan, *, secrets: SecretsMode = SecretsMode.NON
             out += _run(
                 [
                     *_add_user(plan),
-                    _pip_install(deps),
+                    *_install(deps),
                     *_prune(deps, "/usr/local"),
                     *_strip(deps, f"/usr/local/lib/python{plan.python}/site-packages"),
                     *_precompile(deps),
@@ -207,22 +208,25 @@ def _throw_away_stages(plan: ImagePlan) -> list[str]:
     deps = plan.dependencies
     if deps is not None:
         site_packages = f"/install/lib/python{plan.python}/site-packages"
+        # Its files where the image has them: pip finds local packages (`./mypkg`) from
+        # where it runs, and an editable one is installed as a link to that folder.
+        commands = _with_settings(
+            [
+                *_install(deps, prefix="/install"),
+                *_prune(deps, "/install"),
+                *_strip(deps, site_packages),
+                *_precompile(deps, site_packages),
+            ]
+        )
         out += [
             "# Stage 1, thrown away after the build: installs the dependencies with the pip",
             "# settings (CA certificates, index URL) that must not stay in the image.",
             f"FROM {plan.base_image} AS dependencies",
             f"COPY {SECRETS_DIR}/ /run/secrets/",
-            *_copy(deps.files, "/tmp/"),
-            f"RUN {settings} \\",
-            f"    {_pip_install(deps, prefix='/install', directory='/tmp/')}"
-            + "".join(
-                f" \\\n    && {c}"
-                for c in [
-                    *_prune(deps, "/install"),
-                    *_strip(deps, site_packages, directory="/tmp/"),
-                    *_precompile(deps, site_packages),
-                ]
-            ),
+            f"WORKDIR {plan.workdir}",
+            *_copy(deps.files, "./"),
+            *_copy_folders(deps.folders),
+            f"RUN {commands[0]}" + "".join(f" \\\n    && {c}" for c in commands[1:]),
             "",
         ]
     out += [
@@ -265,8 +269,7 @@ def _run(commands: list[str], secrets: SecretsMode = SecretsMode.NONE) -> list[s
     lines: list[str] = []
     first = "RUN "
     if secrets is SecretsMode.BUILDKIT:
-        settings = f"PIP_CONFIG_FILE=/run/secrets/{PIP_CONF_SECRET} "
-        commands = [settings + c if c.startswith("pip ") else c for c in commands]
+        commands = _with_settings(commands)
         lines.append(
             f"RUN --mount=type=secret,id={PIP_CONF_SECRET} "
             f"--mount=type=secret,id={PIP_CA_SECRET} \\"
@@ -277,6 +280,17 @@ def _run(commands: list[str], secrets: SecretsMode = SecretsMode.NONE) -> list[s
         suffix = " \\" if number < len(commands) - 1 else ""
         lines.append(prefix + command + suffix)
     return lines
+
+
+def _with_settings(commands: list[str]) -> list[str]:
+    """Each pip command told where the pip settings are."""
+    settings = f"PIP_CONFIG_FILE=/run/secrets/{PIP_CONF_SECRET} "
+    return [settings + c if c.startswith("pip ") else c for c in commands]
+
+
+def _copy_folders(folders: tuple[str, ...]) -> list[str]:
+    """COPY each local package folder as that folder (COPY of a folder copies what it holds)."""
+    return [f"COPY {f} ./{f}/" for f in folders]
 
 
 def _copy(files: tuple[str, ...], destination: str) -> list[str]:
@@ -301,12 +315,12 @@ def _prune(deps: DependencyStep, prefix: str) -> list[str]:
     ]
 
 
-def _strip(deps: DependencyStep, site_packages: str, *, directory: str = "") -> list[str]:
+def _strip(deps: DependencyStep, site_packages: str) -> list[str]:
     """Only what pip installed: the base image's own libraries stay as they are (a changed
     file would be copied whole into the new layer)."""
     if not deps.strip_with:
         return []
-    return [f"python {directory}{deps.strip_with} {site_packages}"]
+    return [f"python {deps.strip_with} {site_packages}"]
 
 
 # Files wheels carry for Cython builds (sources, their Tempita templates), for linking (static
@@ -333,14 +347,52 @@ def _precompile(deps: DependencyStep, site_packages: str | None = None) -> list[
     return [f"{path}PYTHONDONTWRITEBYTECODE= python -c 'exec(\"{_PRECOMPILE}\")' {modules}"]
 
 
-def _pip_install(deps: DependencyStep, *, prefix: str | None = None, directory: str = "") -> str:
+# A lock file becomes a requirement file with the lock tool's own export, offline: the tool
+# and the export live in /tmp only for the step that installs them, so neither reaches a layer.
+_LOCK_TOOL = "/tmp/cais-lock-tool"
+_LOCKED = "/tmp/cais-locked.txt"
+# (tool, export command, its option that leaves the hashes out)
+_LOCK_EXPORT = {
+    LockFile.UV: (
+        "uv",
+        f"{_LOCK_TOOL}/bin/uv export --no-cache --frozen --no-dev --no-emit-project "
+        f"--format requirements-txt --output-file {_LOCKED}",
+        "--no-hashes",
+    ),
+    LockFile.POETRY: (
+        "poetry poetry-plugin-export",
+        f"PYTHONPATH={_LOCK_TOOL} POETRY_CACHE_DIR={_LOCK_TOOL}/cache python -m poetry export "
+        f"--only main --format requirements.txt --output {_LOCKED}",
+        "--without-hashes",
+    ),
+}
+
+
+def _install(deps: DependencyStep, *, prefix: str | None = None) -> list[str]:
+    """The commands that install the dependencies (with pip, or with the lock tool's export)."""
+    if deps.lock is None:
+        return [_pip_install(deps, prefix=prefix)]
+    tool, export, no_hashes = _LOCK_EXPORT[deps.lock]
+    locked = deps.model_copy(update={"requirements": _LOCKED, "lock": None, "packages": ()})
+    commands = [
+        f"pip install --no-cache-dir --target {_LOCK_TOOL} {tool}",
+        export if deps.lock_hashes else f"{export} {no_hashes}",
+        _pip_install(locked, prefix=prefix),
+    ]
+    if deps.packages:  # what cais adds (a web server) has no hash in the lock: a step apart
+        extra = deps.model_copy(update={"requirements": None, "lock": None})
+        commands.append(_pip_install(extra, prefix=prefix))
+    return [*commands, f"rm -rf {_LOCK_TOOL} {_LOCKED}"]
+
+
+def _pip_install(deps: DependencyStep, *, prefix: str | None = None) -> str:
     args = ["pip", "install", "--no-cache-dir"]
     if deps.precompile:
         args.append("--no-compile")
     if prefix:
         args += [f"--prefix={prefix}"]
     if deps.requirements:
-        args += ["-r", f"{directory}{deps.requirements}"]
+        args += ["-r", deps.requirements]
     return shlex.join([*args, *deps.packages])
 
 

@@ -15,7 +15,13 @@ from pathlib import Path
 
 from cais.errors import PlanError
 
-__all__ = ["PIP_CA_SECRET", "PIP_CONF_SECRET", "PipSettings", "pip_settings"]
+__all__ = [
+    "PIP_CA_SECRET",
+    "PIP_CONF_SECRET",
+    "PipSettings",
+    "mounted_pip_secrets",
+    "pip_settings",
+]
 
 # Names of the pip settings a build receives (BuildKit secret ids, or files in the context).
 PIP_CONF_SECRET = "cais-pip.conf"
@@ -24,6 +30,8 @@ PIP_CA_SECRET = "cais-ca.pem"
 _PEM_BLOCK = re.compile(
     rb"-----BEGIN CERTIFICATE-----\r?\n.+?\r?\n-----END CERTIFICATE-----", re.DOTALL
 )
+# `RUN --mount=type=secret,id=…,…`: the options of one mount, in any order.
+_MOUNT = re.compile(r"--mount=(\S+)")
 # BuildKit refuses secrets over 500 KiB.
 _MAX_SECRET = 500 * 1024
 CA_ENV_VARS = ("PIP_CERT", "SSL_CERT_FILE", "REQUESTS_CA_BUNDLE")
@@ -60,7 +68,11 @@ class PipSettings:
             parts.append("CA certificates from " + ", ".join(f"`{s}`" for s in self.ca_sources))
         if self.index_url:
             parts.append("a package index")
-        return " and ".join(parts)
+        if self.extra_index_urls:
+            parts.append("extra package indexes")
+        if self.trusted_hosts:
+            parts.append("trusted hosts")
+        return ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else "".join(parts)
 
 
 def pip_settings(
@@ -91,6 +103,18 @@ def pip_settings(
     extra = tuple((env.get("PIP_EXTRA_INDEX_URL") or "").split())
     trusted = tuple((env.get("PIP_TRUSTED_HOST") or "").split())
     return PipSettings(bundle, tuple(sources), index, extra, trusted)
+
+
+def mounted_pip_secrets(dockerfile: str) -> set[str]:
+    """Which of the pip settings' secrets (`cais-pip.conf`, `cais-ca.pem`) a Dockerfile's
+    `RUN --mount=type=secret` options mount."""
+    found = set()
+    for mount in _MOUNT.findall(dockerfile):
+        options = dict(part.partition("=")[::2] for part in mount.strip("\\").split(","))
+        secret = options.get("id") if options.get("type") == "secret" else None
+        if secret in (PIP_CONF_SECRET, PIP_CA_SECRET):
+            found.add(secret)
+    return found
 
 
 def _bundle(sources: list[str]) -> bytes:

@@ -151,6 +151,8 @@ def dockerfile(
             f"`{project.dockerfile}` is the project's own Dockerfile, which cais builds as it is",
             hint="remove it to let cais write one",
         )
+    for line in project.notes:
+        note(line)
     if output is None:
         out.print(text, end="", markup=False, soft_wrap=True)
     else:
@@ -230,8 +232,8 @@ def build(
     ] = False,
 ) -> None:
     """Build a project, or an image that serves a saved model, on the Docker Engine."""
-    from cais.build import BuildOptions, build_project
-    from cais.builders.pip_settings import PipSettings, pip_settings
+    from cais.build import BuildOptions, build_project, pip_settings_unused
+    from cais.builders.pip_settings import pip_settings
     from cais.builders.record import fingerprint
     from cais.engine.client import check_socket, connect
     from cais.plan import parse_platform
@@ -284,13 +286,14 @@ def build(
         out.print(result.tags[0], markup=False)
         return
     project = load_project(source)  # found.project: the folder, spelled as the user did
+    for line in project.notes:
+        note(line)
     if project.dockerfile is None:
         _tell(project)
-    pip = (
-        pip_settings(list(ca_cert or ()), index_url)
-        if project.dockerfile is None
-        else PipSettings()
-    )
+    pip = pip_settings(list(ca_cert or ()), index_url)
+    unused = pip_settings_unused(project, pip)
+    if unused:
+        note(unused)
     check_socket()
     with BuildDisplay(verbose=verbose) as display:
         result = build_project(connect, project, options, display, pip)

@@ -16,6 +16,7 @@ from cais import __version__
 from cais.errors import PlanError
 from cais.project import DependencyKind, Project
 from cais.pysource import WebApp
+from cais.requirements import LockFile
 from cais.sources import created_label
 
 __all__ = [
@@ -72,11 +73,16 @@ class DependencyStep(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     files: tuple[str, ...]  # copied into the image first
+    folders: tuple[str, ...] = ()  # local packages a requirement file names, copied too
     requirements: str | None = None  # pip install -r FILE
     packages: tuple[str, ...] = ()  # pip install PKG ... (pyproject projects)
     # Of `packages`, those cais adds because the program needs them and the project does not
     # list them (the web server): said in the Dockerfile and the build's output.
     added: tuple[str, ...] = ()
+    lock: LockFile | None = None  # the packages pinned in this lock file (one of `files`)
+    # pip checks the lock's hashes, but cannot hash a local package: with one, it installs
+    # the locked versions without checking them.
+    lock_hashes: bool = True
     # Delete what running never reads, in the same step so it never reaches a layer: the
     # packages' own test suites (numpy, scipy, scikit-learn ship tens of MB of them), Cython
     # sources and type stubs.
@@ -185,10 +191,16 @@ def plan_project(
         )
     config = project.config
     deps = project.dependencies
+    files = deps.files or (deps.file,)
     if deps.kind is DependencyKind.REQUIREMENTS:
-        dependencies = DependencyStep(files=(deps.file,), requirements=deps.file)
+        dependencies = DependencyStep(files=files, folders=deps.folders, requirements=deps.file)
+    elif deps.lock is not None:
+        local = deps.folders or files[2:]  # beyond pyproject.toml and the lock
+        dependencies = DependencyStep(
+            files=files, folders=deps.folders, lock=deps.lock, lock_hashes=not local
+        )
     elif deps.packages:
-        dependencies = DependencyStep(files=(deps.file,), packages=deps.packages)
+        dependencies = DependencyStep(files=files, packages=deps.packages)
     else:
         dependencies = None  # a pyproject project without dependencies, or a stdlib script
     entrypoint, ports, about, notes = project.entrypoint, tuple(config.ports), None, []
@@ -213,7 +225,7 @@ def plan_project(
                 f"(add `{app.server}` to {listing} to pin it)"
             )
     name = name or project.name
-    tag = tag or config.version
+    tag = tag or project.version
     when = created or project.source_date or datetime.now(timezone.utc)
     labels = {
         "org.opencontainers.image.title": name,

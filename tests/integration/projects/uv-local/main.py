@@ -1,0 +1,4 @@
+import mypkg
+import six
+
+print(mypkg.VALUE, six.__version__)
