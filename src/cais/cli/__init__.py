@@ -14,6 +14,7 @@ from typer.core import TyperGroup
 
 from cais import __version__
 from cais.cli import containers, doctor, images, models, project, registry, serve
+from cais.cli._help import readable
 from cais.errors import CaisError
 from cais.output import report_error, report_interrupted, report_unexpected
 
@@ -31,7 +32,7 @@ class _Group(TyperGroup):
             if _debug(ctx):
                 raise
             report_error(exc)
-            raise typer.Exit(1) from None
+            raise typer.Exit(getattr(exc, "exit_code", 1)) from None
         except KeyboardInterrupt:
             report_interrupted()
             raise typer.Exit(130) from None
@@ -45,6 +46,16 @@ class _Group(TyperGroup):
 
     def list_commands(self, ctx: typer.Context) -> list[str]:
         return list(self.commands)  # keep the journey order in --help
+
+    def format_help(self, ctx: typer.Context, formatter) -> None:  # type: ignore[override]
+        readable(self, ctx)
+        super().format_help(ctx, formatter)
+
+    def get_command(self, ctx: typer.Context, cmd_name: str):  # type: ignore[override]
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            readable(command, ctx)
+        return command
 
 
 def _debug(ctx: typer.Context) -> bool:
@@ -89,7 +100,10 @@ for command in (
     containers.ps,
     containers.logs,
     containers.stop,
+    containers.rm,
+    containers.exec,
     images.images,
+    images.tag,
     images.rmi,
     registry.login,
     registry.logout,

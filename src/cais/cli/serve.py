@@ -16,15 +16,26 @@ def serve(
     models: Annotated[
         list[str], typer.Argument(help="Models to serve: name[:version|alias] or bundle folders.")
     ],
-    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", "-p", help="Port to listen on.")] = 8080,
-    workers: Annotated[int, typer.Option("--workers", help="Worker processes.")] = 1,
+    host: Annotated[
+        str, typer.Option("--host", metavar="ADDRESS", help="Address to listen on.")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", "-p", metavar="PORT", help="Port to listen on.")
+    ] = 8080,
+    workers: Annotated[int, typer.Option("--workers", metavar="N", help="Worker processes.")] = 1,
     max_body: Annotated[
-        int, typer.Option("--max-body", help="Largest request body accepted, in bytes.")
+        int,
+        typer.Option(
+            "--max-body", metavar="BYTES", help="Largest request body accepted, in bytes."
+        ),
     ] = 10 * 1024 * 1024,
     config: Annotated[
         Path | None,
-        typer.Option("--config", help="cais.yaml whose `routes:` to keep (default: ./cais.yaml)."),
+        typer.Option(
+            "--config",
+            metavar="FILE",
+            help="cais.yaml whose `routes:` to keep (default: ./cais.yaml).",
+        ),
     ] = None,
 ) -> None:
     """Serve models: a simple JSON API (POST /predict) and the Open Inference Protocol V2."""
