@@ -153,3 +153,345 @@ def test_interactive_session_in_a_real_terminal(engine, base_image):
         subprocess.run(["tmux", "send-keys", "-t", session, "exit()", "Enter"], check=True)
     finally:
         subprocess.run(["tmux", "kill-session", "-t", session], capture_output=True)
+
+
+# --- helpers for the tests below ---------------------------------------------------------------
+
+
+def image_of(engine, base_image: str, reference: str, *changes: str) -> str:
+    """A new image (its own id) from the base image, with Dockerfile-like `changes`."""
+    repository, _, tag = reference.partition(":")
+    container = engine.containers.create(base_image, "true")
+    try:
+        container.commit(repository=repository, tag=tag or "latest", changes=list(changes))
+    finally:
+        container.remove(force=True)
+    return reference
+
+
+def wait_running(engine, name: str):
+    for _ in range(150):
+        try:
+            container = engine.containers.get(name)
+            if container.status == "running":
+                return container
+        except Exception:  # noqa: BLE001 - not created yet
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"`{name}` never ran")
+
+
+def exists(engine, name: str) -> bool:
+    return bool(engine.containers.list(all=True, filters={"name": f"^/{name}$"}))
+
+
+def error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith(("error:", "hint:"))]
+
+
+@pytest.fixture
+def names(engine):
+    """Unique container names; every container of them is removed after the test."""
+    made: list[str] = []
+
+    def make() -> str:
+        made.append(f"cais-test-{uuid.uuid4().hex[:8]}")
+        return made[-1]
+
+    yield make
+    for name in made:
+        try:
+            engine.containers.get(name).remove(force=True)
+        except Exception:  # noqa: BLE001 - already gone
+            pass
+
+
+@pytest.fixture
+def busy_port():
+    """A host port something else already listens on."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        yield s.getsockname()[1]
+
+
+# --- start failures: one sentence, docker's exit codes, --rm cleans up -------------------------
+
+
+@pytest.mark.parametrize("remove", [True, False], ids=["rm", "keep"])
+def test_busy_host_port(cais, engine, base_image, names, busy_port, remove):
+    name = names()
+    flags = ("--rm",) if remove else ()
+    done = cais(
+        "run", *flags, "--name", name, "-p", f"127.0.0.1:{busy_port}:80", base_image, "true"
+    )
+    assert done.returncode == 125, done.stderr
+    assert error_lines(done.stderr)[0] == (
+        f"error: The host port `{busy_port}` is already in use, so the container from "
+        f"`{base_image}` could not start"
+    )
+    assert "Traceback" not in done.stderr
+    # docker keeps a container that did not start, unless --rm asked for it to go
+    assert exists(engine, name) is not remove
+    if not remove:
+        assert engine.containers.get(name).status == "created"
+        assert f"`cais rm {name}`" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("command", "code", "message"),
+    [
+        (["nosuch-command"], 127, "The command `nosuch-command` does not exist in the image `{}`"),
+        (["/no/such/path"], 127, "The command `/no/such/path` does not exist in the image `{}`"),
+        (["/etc/passwd"], 126, "`/etc/passwd` cannot be executed in the image `{}`"),
+        (["/usr"], 126, "`/usr` cannot be executed in the image `{}`"),
+    ],
+    ids=["not-on-path", "no-such-file", "not-executable", "a-folder"],
+)
+@pytest.mark.parametrize("remove", [True, False], ids=["rm", "keep"])
+def test_a_command_that_cannot_run(cais, engine, base_image, names, command, code, message, remove):
+    name = names()
+    flags = ("--rm",) if remove else ()
+    done = cais("run", *flags, "--name", name, base_image, "--", *command)
+    assert done.returncode == code, done.stderr
+    lines = error_lines(done.stderr)
+    assert lines[0] == "error: " + message.format(base_image)
+    assert "tini" not in done.stderr and "Traceback" not in done.stderr
+    assert exists(engine, name) is not remove
+
+
+def test_a_bad_entrypoint(cais, engine, base_image, image_name, names):
+    image = image_of(engine, base_image, f"{image_name}:entry", 'ENTRYPOINT ["/opt/missing"]')
+    name = names()
+    done = cais("run", "--rm", "--name", name, image)
+    assert done.returncode == 127
+    assert error_lines(done.stderr)[0] == (
+        f"error: The command `/opt/missing` does not exist in the image `{image}`"
+    )
+    assert not exists(engine, name)
+
+
+def test_a_name_already_taken(cais, engine, base_image, names):
+    name = names()
+    assert cais("run", "--name", name, base_image, "true").returncode == 0
+    done = cais("run", "--rm", "--name", name, base_image, "true")
+    assert done.returncode == 1
+    assert error_lines(done.stderr) == [
+        f"error: A container named `{name}` already exists",
+        f"hint: remove it with `cais rm {name}`, or choose another `--name`",
+    ]
+
+
+# --- signals, input, streams ---------------------------------------------------------------------
+
+
+def test_stop_reaches_the_program_through_the_init_process(cais, engine, base_image, names):
+    """`sleep` as PID 1 ignores SIGTERM and dies of SIGKILL after the timeout (137); with an
+    init process as PID 1 the signal reaches it (143)."""
+    name = names()
+    assert cais("run", "-d", "--name", name, base_image, "sleep", "1000").returncode == 0
+    stopped = cais("stop", name)
+    assert stopped.returncode == 0, stopped.stderr
+    state = engine.containers.get(name).attrs["State"]
+    assert (state["Status"], state["ExitCode"]) == ("exited", 143)
+
+
+@pytest.mark.parametrize("remove", [True, False], ids=["rm", "keep"])
+def test_ctrl_c_stops_an_attached_run(engine, base_image, names, remove):
+    import signal
+    import subprocess
+    import sys
+
+    name = names()
+    flags = ["--rm"] if remove else []
+    with subprocess.Popen(
+        [sys.executable, "-m", "cais", "run", *flags, "--name", name, base_image, "sleep", "1000"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        try:
+            wait_running(engine, name)
+            process.send_signal(signal.SIGINT)
+            _, stderr = process.communicate(timeout=120)
+        finally:
+            process.kill()
+    assert process.returncode == 130, stderr
+    if remove:
+        assert not exists(engine, name)
+    else:
+        state = engine.containers.get(name).attrs["State"]
+        assert (state["Status"], state["ExitCode"]) == ("exited", 143)
+
+
+def test_piped_input_with_i(cais, engine, base_image):
+    done = cais("run", "-i", "--rm", base_image, "cat", input="x\nsecond line\n")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "x\nsecond line\n"
+
+
+def test_stdout_and_stderr_stay_apart(cais, engine, base_image):
+    done = cais(
+        "run", "--rm", base_image, "--", "sh", "-c", "echo to-out; echo to-err >&2; echo more-out"
+    )
+    assert done.returncode == 0
+    assert done.stdout == "to-out\nmore-out\n"
+    assert "to-err" in done.stderr
+    assert "to-out" not in done.stderr
+
+
+# --- stop, rm, exec over names -------------------------------------------------------------------
+
+
+def test_stop_goes_on_past_a_failure(cais, engine, base_image, names):
+    first, second = names(), names()
+    for name in (first, second):
+        assert cais("run", "-d", "--name", name, base_image, "sleep", "1000").returncode == 0
+    done = cais("stop", first, "cais-no-such-container", second)
+    assert done.returncode == 1
+    assert f"✓ Stopped `{first}`" in done.stderr
+    assert f"✓ Stopped `{second}`" in done.stderr
+    assert "error: No container is named `cais-no-such-container`" in done.stderr
+    assert {engine.containers.get(n).status for n in (first, second)} == {"exited"}
+
+
+def test_rm(cais, engine, base_image, names):
+    running, exited = names(), names()
+    assert cais("run", "-d", "--name", running, base_image, "sleep", "1000").returncode == 0
+    assert cais("run", "--name", exited, base_image, "true").returncode == 0
+    refused = cais("rm", running, exited, "cais-no-such-container")
+    assert refused.returncode == 1
+    assert error_lines(refused.stderr)[:2] == [
+        f"error: The container `{running}` is running",
+        f"hint: stop it first with `cais stop {running}`, or remove it anyway with "
+        f"`cais rm -f {running}`",
+    ]
+    assert f"✓ Removed `{exited}`" in refused.stderr
+    assert "No container is named `cais-no-such-container`" in refused.stderr
+    assert exists(engine, running) and not exists(engine, exited)
+    forced = cais("rm", "-f", running)
+    assert forced.returncode == 0, forced.stderr
+    assert not exists(engine, running)
+
+
+def test_exec(cais, engine, base_image, names):
+    name = names()
+    assert cais("run", "-d", "--name", name, base_image, "sleep", "1000").returncode == 0
+    done = cais("exec", name, "--", "sh", "-c", "echo out; echo err >&2; exit 5")
+    assert (done.returncode, done.stdout) == (5, "out\n")
+    assert "err" in done.stderr
+    piped = cais("exec", "-i", name, "cat", input="through the pipe\n")
+    assert (piped.returncode, piped.stdout) == (0, "through the pipe\n")
+    missing = cais("exec", name, "nosuch-command")
+    assert missing.returncode == 127
+    assert error_lines(missing.stderr)[0] == (
+        f"error: The command `nosuch-command` does not exist in the container `{name}`"
+    )
+    assert cais("stop", name).returncode == 0
+    for flags in ((), ("-i",)):
+        stopped = cais("exec", *flags, name, "true")
+        assert stopped.returncode == 1
+        assert error_lines(stopped.stderr)[0] == f"error: The container `{name}` is not running"
+
+
+# --- images: tag, rmi ---------------------------------------------------------------------------
+
+
+def test_tag_and_rmi_go_on_past_failures(cais, engine, base_image, image_name):
+    for tag in ("a", "b"):
+        tagged = cais("tag", base_image, f"{image_name}:{tag}")
+        assert tagged.returncode == 0, tagged.stderr
+        assert tagged.stdout.strip() == f"{image_name}:{tag}"
+    done = cais("rmi", f"{image_name}:a", "Capital:1", f"{image_name}:missing", f"{image_name}:b")
+    assert done.returncode == 1
+    assert f"✓ Removed `{image_name}:a`" in done.stderr
+    assert f"✓ Removed `{image_name}:b`" in done.stderr
+    assert "error: `Capital:1` has capital letters, and image names are lowercase" in done.stderr
+    assert f"error: The image `{image_name}:missing` does not exist" in done.stderr
+    assert not engine.images.list(name=image_name)
+    assert engine.images.get(base_image)  # the source image stays
+
+
+def test_tag_of_a_missing_image(cais, engine, image_name):
+    done = cais("tag", f"{image_name}:nothing", f"{image_name}:new")
+    assert done.returncode == 1
+    assert error_lines(done.stderr)[0] == (
+        f"error: The image `{image_name}:nothing` does not exist in the Docker Engine"
+    )
+
+
+def test_rmi_of_an_image_in_use_says_which_container(cais, engine, base_image, image_name, names):
+    image = image_of(engine, base_image, f"{image_name}:used", "LABEL cais.test=in-use")
+    name = names()
+    assert cais("run", "-d", "--name", name, image, "sleep", "1000").returncode == 0
+    running = cais("rmi", image)
+    assert running.returncode == 1
+    assert error_lines(running.stderr) == [
+        f"error: The image `{image}` is used by the container `{name}`",
+        f"hint: stop and remove it first with `cais rm -f {name}`",
+    ]
+    assert cais("stop", name).returncode == 0
+    stopped = cais("rmi", image)
+    assert error_lines(stopped.stderr)[1] == (
+        f"hint: remove it first with `cais rm {name}`, or untag the image anyway with "
+        f"`cais rmi --force {image}`"
+    )
+    assert cais("rm", name).returncode == 0
+    assert cais("rmi", image).returncode == 0
+
+
+# --- ps and images for people and scripts ---------------------------------------------------------
+
+
+def test_ps_shows_exit_codes_health_and_uptime(cais, engine, base_image, names):
+    import json
+
+    exited, checking, up = names(), names(), names()
+    assert cais("run", "--name", exited, base_image, "--", "sh", "-c", "exit 3").returncode == 3
+    engine.containers.run(
+        base_image,
+        "sleep 1000",
+        name=checking,
+        detach=True,
+        healthcheck={"test": ["CMD", "true"], "interval": 600 * 10**9},
+    )
+    assert cais("run", "-d", "--name", up, base_image, "sleep", "1000").returncode == 0
+
+    table = cais("ps", "-a")
+    row = {line.split()[0]: line for line in table.stdout.splitlines() if line.strip()}
+    assert "Exited (3)" in row[exited]
+    assert "Up " in row[up]
+    assert "(health: starting)" in row[checking]
+
+    listed = json.loads(cais("ps", "-a", "--format", "json").stdout)
+    mine = {item["name"]: item for item in listed}
+    assert set(mine[up]) == {
+        "id",
+        "name",
+        "image",
+        "state",
+        "status",
+        "exit_code",
+        "health",
+        "ports",
+        "created",
+    }
+    assert (mine[exited]["state"], mine[exited]["exit_code"]) == ("exited", 3)
+    assert (mine[up]["state"], mine[up]["exit_code"], mine[up]["health"]) == ("running", None, None)
+    assert mine[checking]["health"] == "starting"
+
+    ids = cais("ps", "-q").stdout.split()
+    assert mine[up]["id"] in ids and mine[exited]["id"] not in ids
+    assert mine[exited]["id"] in cais("ps", "-a", "-q").stdout.split()
+
+
+def test_images_for_scripts(cais, engine, base_image):
+    import json
+
+    listed = json.loads(cais("images", "--format", "json").stdout)
+    (base,) = [image for image in listed if base_image in image["tags"]]
+    assert set(base) == {"id", "tags", "size", "created"}
+    assert base["size"] > 0
+    assert base["id"] in cais("images", "-q").stdout.split()

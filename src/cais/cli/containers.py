@@ -66,10 +66,11 @@ def run(
     from cais.engine.client import connect
     from cais.engine.containers import (
         RunOptions,
+        create_container,
         interactive_command,
         prepare_mounts,
-        run_container,
-        wait_attached,
+        run_attached,
+        start_container,
     )
     from cais.registry.reference import parse_reference
 
@@ -97,18 +98,18 @@ def run(
         args = interactive_command(options, cli, mounts, tty=tty)
         sys.stdout.flush()
         os.execv(cli, args)
-    container, output = run_container(client, options, mounts)
-    if detach:
-        success(f"Started `{container.name}` ({container.short_id}) from `{image}`")
-        note(
-            f"follow its output with `cais logs -f {container.name}`, stop it with `cais stop {container.name}`"
-        )
-        out.print(container.name, markup=False)
+    container = create_container(client, options, mounts)
+    if not detach:
+        code = run_attached(client, container, options)
+        if code:
+            raise typer.Exit(code)
         return
-    assert output is not None
-    code = wait_attached(container, output, options)
-    if code:
-        raise typer.Exit(code)
+    start_container(container, options)
+    success(f"Started `{container.name}` ({container.short_id}) from `{image}`")
+    note(
+        f"follow its output with `cais logs -f {container.name}`, stop it with `cais stop {container.name}`"
+    )
+    out.print(container.name, markup=False)
 
 
 def _docker_cli() -> str:

@@ -20,7 +20,9 @@ from cais.errors import CaisError, ContainerStartError, EngineError, ProjectErro
 __all__ = [
     "ContainerSummary",
     "Mounts",
+    "Output",
     "RunOptions",
+    "create_container",
     "exec_command",
     "exec_in",
     "follow_logs",
@@ -31,11 +33,11 @@ __all__ = [
     "parse_volume",
     "prepare_mounts",
     "remove_container",
-    "run_container",
+    "run_attached",
     "running_container",
+    "start_container",
     "start_error",
     "stop_container",
-    "wait_attached",
 ]
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -255,15 +257,9 @@ def _runner(folders: list[Path]) -> tuple[int, int, str]:
     return 0, 0, "you"
 
 
-def run_container(
-    client: docker.DockerClient, options: RunOptions, mounts: Mounts
-) -> tuple[Container, Output | None]:
-    """Create and start a container with an init process as PID 1 (as `docker run --init`),
-    so that signals reach the program. Unless detached, its output is attached before it
-    starts (as the docker CLI does), so none is lost; the caller streams it.
-
-    A container that does not start is removed with `--rm` and kept otherwise, as docker
-    does."""
+def create_container(client: docker.DockerClient, options: RunOptions, mounts: Mounts) -> Container:
+    """Create (not start) a container with an init process as PID 1, as `docker run --init`
+    does, so that signals reach the program."""
     ports: dict[str, object] = {}
     for spec in options.publish:
         key, host = parse_publish(spec)
@@ -271,7 +267,7 @@ def run_container(
     environment = _environment(options, mounts)
     with engine_errors(image=options.image):
         try:
-            container = client.containers.create(
+            return client.containers.create(
                 options.image,
                 command=options.command or None,
                 ports=ports or None,
@@ -288,11 +284,13 @@ def run_container(
                     hint=f"remove it with `cais rm {options.name}`, or choose another `--name`",
                 ) from exc
             raise
+
+
+def start_container(container: Container, options: RunOptions) -> None:
+    """Start a created container. One that does not start is removed with `--rm` and kept
+    otherwise, as docker does; the error carries docker's exit code."""
     with engine_errors(container=container.name):
         try:
-            output = None
-            if not options.detach:
-                output = client.api.attach(container.id, stream=True, logs=False, demux=True)
             container.start()
         except docker.errors.APIError as exc:
             if options.remove:
@@ -302,12 +300,12 @@ def run_container(
                 kept = f"the container `{container.name}` was kept: remove it with `cais rm {container.name}`"
                 error.hint = f"{error.hint}; {kept}" if error.hint else kept
             raise error from exc
-    return container, output
 
 
 _EXEC = re.compile(r'exec: "?([^":]+)"?: (.*?)(?:: unknown)?$')
 _BUSY_PORT = re.compile(r"(?:Bind for |listen tcp[46]? )(\S*):(\d+)")
 # tini, the init process, reports a command it cannot run this way, then exits 126 or 127.
+_INIT_MARK = b"[FATAL tini"
 _INIT_FAILURE = re.compile(rb"\[FATAL tini \(\d+\)\] exec (.+) failed: (.+)")
 
 
@@ -344,21 +342,33 @@ def _command_error(command: str, reason: str, where: str) -> ContainerStartError
     )
 
 
-def wait_attached(container: Container, output: Output, options: RunOptions) -> int:
-    """Copy a started container's output to ours (stdout to stdout, stderr to stderr) until
-    it exits; Ctrl-C or SIGTERM stops it. Returns its exit code."""
+def run_attached(client: docker.DockerClient, container: Container, options: RunOptions) -> int:
+    """Start a created container with its output attached first (as the docker CLI does, so
+    none is lost), copy stdout to stdout and stderr to stderr until it exits, and return its
+    exit code. Ctrl-C or SIGTERM, from the start on, stops it; `--rm` removes it whatever
+    happens."""
     previous = signal.getsignal(signal.SIGTERM)
     signal.signal(signal.SIGTERM, _interrupt)
-    init_failure = None
+    held: bytes | None = b""  # the start of stderr, while it may be the init's own failure
     try:
         with engine_errors(container=container.name):
+            output: Output = client.api.attach(container.id, stream=True, logs=False, demux=True)
+        start_container(container, options)
+        with engine_errors(container=container.name):
             for stdout, stderr in output:
-                init_failure = init_failure or (stderr and _INIT_FAILURE.match(stderr))
-                _copy(stdout, None if init_failure else stderr)
+                _copy(stdout, None)
+                if stderr and held is not None:
+                    held += stderr
+                    if held[: len(_INIT_MARK)] == _INIT_MARK[: len(held)]:
+                        continue
+                    stderr, held = held, None
+                _copy(None, stderr)
             code = int(container.wait().get("StatusCode", 1))
-        if init_failure and code in (126, 127):
-            command, reason = (part.decode(errors="replace") for part in init_failure.groups())
+        failure = _INIT_FAILURE.match(held or b"")
+        if failure and code in (126, 127):
+            command, reason = (part.decode(errors="replace") for part in failure.groups())
             raise _command_error(command, reason.strip(), f"the image `{options.image}`")
+        _copy(None, held)
         return code
     except KeyboardInterrupt:
         with engine_errors(container=container.name):
