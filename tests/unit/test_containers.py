@@ -358,6 +358,7 @@ def test_list_containers_reads_exit_code_health_and_ports():
     web, job, new, sick = list_containers(FakeApi(rows), all=True)
     assert (web.id, web.name, web.health, web.exit_code) == ("a" * 12, "web", "healthy", None)
     assert web.ports == "0.0.0.0:8080->80/tcp, 443/tcp"
+    assert web.created == "2023-11-14 22:13:20"
     assert (job.exit_code, job.health, job.status) == (3, None, "Exited (3) 2 seconds ago")
     assert (new.health, sick.health) == ("starting", "unhealthy")
 

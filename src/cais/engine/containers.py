@@ -9,6 +9,7 @@ import signal
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import docker
@@ -82,7 +83,7 @@ class ContainerSummary:
     exit_code: int | None
     health: str | None
     ports: str
-    created: int
+    created: str  # UTC, as `cais images` shows it: 2024-05-01 12:00:00
 
 
 def parse_publish(spec: str) -> tuple[str, object]:
@@ -415,7 +416,9 @@ def list_containers(client: docker.DockerClient, *, all: bool = False) -> list[C
                 exit_code=int(exited.group(1)) if exited else None,
                 health=health.group(1).removeprefix("health: ") if health else None,
                 ports=_ports(row.get("Ports") or []),
-                created=int(row.get("Created", 0)),
+                created=datetime.fromtimestamp(int(row.get("Created", 0)), timezone.utc).strftime(
+                    "%Y-%m-%d %H:%M:%S"
+                ),
             )
         )
     return out
