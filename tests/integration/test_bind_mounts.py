@@ -234,3 +234,16 @@ def test_a_folder_nobody_involved_can_write_is_one_sentence(engine, user_image, 
     assert lines[1].startswith("hint: mount a folder you own")
     assert stat_of(folder) == before
     assert not engine.containers.list(all=True, filters={"name": name})
+
+
+def test_a_folder_that_cannot_be_created_is_one_sentence(user_image, place):
+    locked = place / "locked"
+    locked.mkdir(mode=0o755)  # root's: an ordinary user cannot create folders in it
+    done = as_nobody("run", "--rm", "-v", f"{locked}/out:/data", user_image, "true", cwd=place)
+    assert done.returncode == 1
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert lines == [
+        f"error: cais cannot create `{locked}/out` to mount it: Permission denied",
+        "hint: create it yourself, or mount a folder in a place you can write",
+    ]
+    assert not (locked / "out").exists()

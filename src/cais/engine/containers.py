@@ -21,7 +21,6 @@ from cais.errors import CaisError, ContainerStartError, EngineError, ProjectErro
 __all__ = [
     "ContainerSummary",
     "Mounts",
-    "Output",
     "RunOptions",
     "create_container",
     "exec_command",
@@ -55,10 +54,6 @@ class RunOptions:
     name: str | None = None
     detach: bool = False
     remove: bool = False
-
-
-# A container's output as (stdout, stderr) chunks, one of them None in each.
-Output = Iterator[tuple[bytes | None, bytes | None]]
 
 
 @dataclass(frozen=True)
@@ -217,7 +212,13 @@ def prepare_mounts(client: docker.DockerClient, options: RunOptions) -> Mounts:
                     f"`{path}` does not exist, so there is nothing to mount read-only",
                     hint="check the path, or drop `:ro` to have cais create the folder",
                 )
-            path.mkdir(parents=True)
+            try:
+                path.mkdir(parents=True)
+            except OSError as exc:
+                raise ProjectError(
+                    f"cais cannot create `{path}` to mount it: {exc.strerror}",
+                    hint="create it yourself, or mount a folder in a place you can write",
+                ) from exc
             if image_user is not None and os.geteuid() == 0:
                 os.chown(path, *image_user)
                 notes.append(f"created `{path}` for the image's user (uid {image_user[0]})")
@@ -351,9 +352,10 @@ def run_attached(client: docker.DockerClient, container: Container, options: Run
     previous = signal.getsignal(signal.SIGTERM)
     signal.signal(signal.SIGTERM, _interrupt)
     held: bytes | None = b""  # the start of stderr, while it may be the init's own failure
+    output = None
     try:
         with engine_errors(container=container.name):
-            output: Output = client.api.attach(container.id, stream=True, logs=False, demux=True)
+            output = client.api.attach(container.id, stream=True, logs=False, demux=True)
         start_container(container, options)
         with engine_errors(container=container.name):
             for stdout, stderr in output:
@@ -377,6 +379,8 @@ def run_attached(client: docker.DockerClient, container: Container, options: Run
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
+        if output is not None:
+            output.close()
         if options.remove:
             _remove_quietly(container)
 
