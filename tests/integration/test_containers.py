@@ -220,10 +220,12 @@ def busy_port():
 # --- start failures: one sentence, docker's exit codes, --rm cleans up -------------------------
 
 
-@pytest.mark.parametrize("remove", [True, False], ids=["rm", "keep"])
-def test_busy_host_port(cais, engine, base_image, names, busy_port, remove):
+@pytest.mark.parametrize(
+    "flags", [("--rm",), (), ("-d", "--rm"), ("-d",)], ids=["rm", "keep", "detached-rm", "detached"]
+)
+def test_busy_host_port(cais, engine, base_image, names, busy_port, flags):
     name = names()
-    flags = ("--rm",) if remove else ()
+    remove = "--rm" in flags
     done = cais(
         "run", *flags, "--name", name, "-p", f"127.0.0.1:{busy_port}:80", base_image, "true"
     )
@@ -270,6 +272,19 @@ def test_a_bad_entrypoint(cais, engine, base_image, image_name, names):
     assert error_lines(done.stderr)[0] == (
         f"error: The command `/opt/missing` does not exist in the image `{image}`"
     )
+    assert not exists(engine, name)
+
+
+def test_a_detached_run_with_rm_is_removed_when_it_ends(cais, engine, base_image, names):
+    name = names()
+    started = cais("run", "-d", "--rm", "--name", name, base_image, "sleep", "1000")
+    assert started.returncode == 0, started.stderr
+    assert engine.containers.get(name).attrs["HostConfig"]["AutoRemove"] is True
+    assert cais("stop", name).returncode == 0
+    for _ in range(100):
+        if not exists(engine, name):
+            break
+        time.sleep(0.1)
     assert not exists(engine, name)
 
 

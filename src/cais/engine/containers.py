@@ -278,6 +278,8 @@ def create_container(client: docker.DockerClient, options: RunOptions, mounts: M
                 name=options.name,
                 user=mounts.user,
                 init=True,
+                # a detached run's --rm is the engine's job; an attached one removes its own
+                auto_remove=options.remove and options.detach,
             )
         except docker.errors.APIError as exc:
             if exc.status_code == 409 and options.name:
