@@ -1,14 +1,20 @@
-"""run / ps / logs / stop and doctor against the real Docker Engine."""
+"""run / ps / logs / stop / rm / exec, tag / rmi and doctor against the real Docker Engine."""
 
 from __future__ import annotations
 
+import json
+import shutil
+import signal
+import socket
+import subprocess
+import sys
 import time
 import uuid
 
 import httpx
 import pytest
 
-from tests.support import free_port
+from tests.support import free_port, unavailable
 
 pytestmark = pytest.mark.engine
 
@@ -117,11 +123,6 @@ def test_doctor_passes_here_and_names_a_dead_engine(cais, engine, base_image, tm
 
 def test_interactive_session_in_a_real_terminal(engine, base_image):
     """`cais run -it` as a person types into it: tmux gives it a real terminal."""
-    import shutil
-    import subprocess
-    import sys
-
-    from tests.support import unavailable
 
     if shutil.which("tmux") is None:
         unavailable("tmux is not installed")
@@ -209,8 +210,6 @@ def names(engine):
 @pytest.fixture
 def busy_port():
     """A host port something else already listens on."""
-    import socket
-
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen()
@@ -315,9 +314,6 @@ def test_stop_reaches_the_program_through_the_init_process(cais, engine, base_im
 
 @pytest.mark.parametrize("remove", [True, False], ids=["rm", "keep"])
 def test_ctrl_c_stops_an_attached_run(engine, base_image, names, remove):
-    import signal
-    import subprocess
-    import sys
 
     name = names()
     flags = ["--rm"] if remove else []
@@ -355,6 +351,45 @@ def test_stdout_and_stderr_stay_apart(cais, engine, base_image):
     assert done.stdout == "to-out\nmore-out\n"
     assert "to-err" in done.stderr
     assert "to-out" not in done.stderr
+
+
+@pytest.mark.parametrize("follow", [False, True], ids=["logs", "logs-f"])
+def test_logs_keep_stdout_and_stderr_apart_and_in_order(cais, engine, base_image, names, follow):
+
+    name = names()
+    # the pauses only keep the three lines apart in the log's own times
+    script = "echo o1; sleep 0.2; echo e1 >&2; sleep 0.2; echo o2"
+    assert cais("run", "--name", name, base_image, "--", "sh", "-c", script).returncode == 0
+    flags = ("-f",) if follow else ()
+    apart = cais("logs", *flags, name)
+    assert apart.returncode == 0, apart.stderr
+    assert (apart.stdout, apart.stderr) == ("o1\no2\n", "e1\n")
+    together = subprocess.run(
+        [sys.executable, "-m", "cais", "logs", name],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert together.stdout == "o1\ne1\no2\n"
+
+
+def test_logs_f_follows_until_the_container_stops(cais, engine, base_image, names):
+    name = names()
+    script = "echo first; echo err >&2; while [ ! -e /tmp/go ]; do sleep 0.1; done; echo last"
+    assert cais("run", "-d", "--name", name, base_image, "--", "sh", "-c", script).returncode == 0
+
+    with subprocess.Popen(
+        [sys.executable, "-m", "cais", "logs", "-f", name],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as follower:
+        assert follower.stdout.readline() == "first\n"
+        engine.containers.get(name).exec_run(["touch", "/tmp/go"])
+        rest, err = follower.communicate(timeout=60)
+    assert follower.returncode == 0, err
+    assert rest == "last\n"
+    assert err == "err\n"
 
 
 # --- stop, rm, exec over names -------------------------------------------------------------------
@@ -461,7 +496,6 @@ def test_rmi_of_an_image_in_use_says_which_container(cais, engine, base_image, i
 
 
 def test_ps_shows_exit_codes_health_and_uptime(cais, engine, base_image, names):
-    import json
 
     exited, checking, up = names(), names(), names()
     assert cais("run", "--name", exited, base_image, "--", "sh", "-c", "exit 3").returncode == 3
@@ -503,7 +537,6 @@ def test_ps_shows_exit_codes_health_and_uptime(cais, engine, base_image, names):
 
 
 def test_images_for_scripts(cais, engine, base_image):
-    import json
 
     listed = json.loads(cais("images", "--format", "json").stdout)
     (base,) = [image for image in listed if base_image in image["tags"]]

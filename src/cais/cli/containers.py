@@ -162,13 +162,11 @@ def logs(
         bool, typer.Option("-f", "--follow", help="Keep following new output.")
     ] = False,
 ) -> None:
-    """Print a container's output."""
+    """Print a container's output (its stderr to stderr)."""
     from cais.engine.client import connect
-    from cais.engine.containers import follow_logs
+    from cais.engine.containers import copy_logs
 
-    for chunk in follow_logs(connect(), name, follow=follow):
-        sys.stdout.buffer.write(chunk)
-        sys.stdout.buffer.flush()
+    copy_logs(connect(), name, follow=follow)
 
 
 def stop(

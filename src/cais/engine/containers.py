@@ -3,11 +3,12 @@ exec."""
 
 from __future__ import annotations
 
+import heapq
 import os
 import re
 import signal
 import sys
-from collections.abc import Iterator
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,10 +23,10 @@ __all__ = [
     "ContainerSummary",
     "Mounts",
     "RunOptions",
+    "copy_logs",
     "create_container",
     "exec_command",
     "exec_in",
-    "follow_logs",
     "interactive_command",
     "list_containers",
     "parse_env_file",
@@ -448,10 +449,51 @@ def _get(client: docker.DockerClient, name: str) -> Container:
         return client.containers.get(name)
 
 
-def follow_logs(client: docker.DockerClient, name: str, *, follow: bool) -> Iterator[bytes]:
+def copy_logs(client: docker.DockerClient, name: str, *, follow: bool) -> None:
+    """A container's output, as `docker logs`: its stdout to our stdout, its stderr to our
+    stderr, in the order it was written; following, also what comes until it stops."""
     container = _get(client, name)
+    if follow:
+        _follow(container)
+        return
     with engine_errors(container=name):
-        yield from container.logs(stream=True, follow=follow)
+        stdout = container.logs(stdout=True, stderr=False, timestamps=True)
+        stderr = container.logs(stdout=False, stderr=True, timestamps=True)
+    # Each line starts with its time, of fixed width, so the two merge in order as text.
+    merged = heapq.merge(
+        ((line, 1) for line in _lines(stdout)), ((line, 2) for line in _lines(stderr))
+    )
+    for line, stream in merged:
+        text = line.partition(b" ")[2]
+        _copy(text if stream == 1 else None, text if stream == 2 else None)
+
+
+def _lines(data: bytes) -> list[bytes]:
+    parts = data.split(b"\n")
+    return [part + b"\n" for part in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
+
+
+def _follow(container: Container) -> None:
+    """Two streams copied side by side: the SDK's one stream of logs loses which was which."""
+    failures: list[BaseException] = []
+
+    def pump(stdout: bool) -> None:
+        try:
+            with engine_errors(container=container.name):
+                for chunk in container.logs(
+                    stream=True, follow=True, stdout=stdout, stderr=not stdout
+                ):
+                    _copy(chunk if stdout else None, None if stdout else chunk)
+        except Exception as exc:  # noqa: BLE001 - raised again in the calling thread
+            failures.append(exc)
+
+    threads = [threading.Thread(target=pump, args=(kind,), daemon=True) for kind in (True, False)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise failures[0]
 
 
 def stop_container(client: docker.DockerClient, name: str, *, timeout: int = 10) -> None:
