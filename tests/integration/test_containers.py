@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import socket
@@ -121,15 +122,25 @@ def test_doctor_passes_here_and_names_a_dead_engine(cais, engine, base_image, tm
     assert "not reachable" in dead.stdout
 
 
-def test_interactive_session_in_a_real_terminal(engine, base_image):
-    """`cais run -it` as a person types into it: tmux gives it a real terminal."""
-
+@pytest.mark.parametrize("verb", ["run", "exec"])
+def test_interactive_session_in_a_real_terminal(engine, base_image, names, verb):
+    """`cais run -it` and `cais exec -it` as a person types into them: tmux gives them a
+    real terminal."""
     if shutil.which("tmux") is None:
         unavailable("tmux is not installed")
     session = f"cais-test-{uuid.uuid4().hex[:8]}"
-    command = f"{sys.executable} -m cais run -it --rm {base_image} -- python -q"
+    if verb == "run":
+        command = f"{sys.executable} -m cais run -it --rm {base_image} -- python -q"
+    else:
+        name = names()
+        engine.containers.run(base_image, "sleep 1000", name=name, detach=True, init=True)
+        command = f"{sys.executable} -m cais exec -it {name} python -q"
+    # the tmux server may be older than this test: give the session this test's PYTHONPATH
+    environment = ["-e", f"PYTHONPATH={os.environ.get('PYTHONPATH', '')}"]
     subprocess.run(
-        ["tmux", "new-session", "-d", "-s", session, "-x", "120", "-y", "30", command], check=True
+        ["tmux", "new-session", "-d", "-s", session, *environment, "-x", "120", "-y", "30"]
+        + [f"{command}; sleep 30"],
+        check=True,
     )
 
     def screen() -> str:
@@ -432,6 +443,9 @@ def test_exec(cais, engine, base_image, names):
     done = cais("exec", name, "--", "sh", "-c", "echo out; echo err >&2; exit 5")
     assert (done.returncode, done.stdout) == (5, "out\n")
     assert "err" in done.stderr
+    # what follows the name is the command, its options included, as with `docker exec`
+    options = cais("exec", name, "python", "-c", "print(6 * 7)")
+    assert (options.returncode, options.stdout) == (0, "42\n")
     piped = cais("exec", "-i", name, "cat", input="through the pipe\n")
     assert (piped.returncode, piped.stdout) == (0, "through the pipe\n")
     missing = cais("exec", name, "nosuch-command")

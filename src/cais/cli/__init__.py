@@ -112,7 +112,10 @@ for command in (
     serve.serve,
     doctor.doctor,
 ):
-    app.command(rich_help_panel=getattr(command, "panel", None))(command)
+    app.command(
+        rich_help_panel=getattr(command, "panel", None),
+        context_settings=getattr(command, "context_settings", None),
+    )(command)
 app.add_typer(models.app, name="models")
 
 

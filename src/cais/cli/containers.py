@@ -213,6 +213,8 @@ def exec(
     from cais.engine.client import connect
     from cais.engine.containers import exec_command, exec_in, running_container
 
+    if command[:1] == ["--"]:
+        command = command[1:]  # `cais exec NAME -- CMD` reads as well as `cais exec NAME CMD`
     client = connect()
     if interactive or tty:
         running_container(client, name)
@@ -223,3 +225,7 @@ def exec(
     code = exec_in(client, name, command)
     if code:
         raise typer.Exit(code)
+
+
+# As `docker exec`: what follows the container's name is the command, its options included.
+exec.context_settings = {"allow_interspersed_args": False}  # type: ignore[attr-defined]
