@@ -23,17 +23,28 @@ NOBODY = 65534
 PROBE = 'id -u; id -g; echo "$HOME"; echo written > /data/out.txt && echo wrote'
 
 
-@pytest.fixture(scope="module")
-def user_image(engine, base_image):
-    """The base image with a non-root user (uid 1000), as cais's own images have."""
+def image_with_user(engine, base_image: str, user: str):
+    """The base image running as `user`; removed when the module's tests are done."""
     name = f"cais-test-user-{uuid.uuid4().hex[:8]}"
     container = engine.containers.create(base_image, "true")
     try:
-        container.commit(repository=name, tag="1", changes=[f"USER {IMAGE_UID}:{IMAGE_UID}"])
+        container.commit(repository=name, tag="1", changes=[f"USER {user}"])
     finally:
         container.remove(force=True)
     yield f"{name}:1"
     engine.images.remove(f"{name}:1", force=True)
+
+
+@pytest.fixture(scope="module")
+def user_image(engine, base_image):
+    """A non-root user by number (uid 1000), as cais's own images have."""
+    yield from image_with_user(engine, base_image, f"{IMAGE_UID}:{IMAGE_UID}")
+
+
+@pytest.fixture(scope="module")
+def named_user_image(engine, base_image):
+    """A user given by name, as many public images have."""
+    yield from image_with_user(engine, base_image, "nobody")
 
 
 @pytest.fixture
@@ -247,3 +258,25 @@ def test_a_folder_that_cannot_be_created_is_one_sentence(user_image, place):
         "hint: create it yourself, or mount a folder in a place you can write",
     ]
     assert not (locked / "out").exists()
+
+
+def test_a_user_given_by_name_is_found_in_the_image(engine, named_user_image, place):
+    shared = place / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+    done = run_cais(
+        "run", "--rm", "-v", f"{shared}:/data", named_user_image, "--", "sh", "-c", PROBE
+    )
+    assert probe(done)[:2] == [str(NOBODY), str(NOBODY)]
+    assert "cannot write" not in done.stderr
+    private = place / "private"
+    private.mkdir(mode=0o755)
+    before = stat_of(private)
+    done = run_cais(
+        "run", "--rm", "-v", f"{private}:/data", named_user_image, "--", "sh", "-c", PROBE
+    )
+    assert probe(done) == ["0", "0", "/tmp", "wrote"]
+    assert f"the image's user (uid {NOBODY}) cannot write `{private}`" in done.stderr
+    assert stat_of(private) == before
+    leftovers = engine.containers.list(all=True, filters={"ancestor": named_user_image})
+    assert leftovers == []  # the container that read /etc/passwd is gone too

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import io
 import os
+import tarfile
 from pathlib import Path
 
+import docker.errors
 import pytest
+import requests
 
 from cais.engine.containers import (
     Mounts,
     RunOptions,
     _environment,
+    _image_uid,
     _ports,
     _writable_by,
     exec_command,
@@ -300,17 +305,75 @@ def test_start_errors_follow_docker_exit_codes(text, code, message):
 
 
 class FakeApi:
-    def __init__(self, rows=(), user=""):
+    """The engine as prepare_mounts and list_containers see it: an image's user, its files."""
+
+    def __init__(self, rows=(), user="", files=None):
         self.rows = list(rows)
         self.user = user
+        self.files = files or {}
+        self.removed = 0
         self.api = self
         self.images = self
 
-    def containers(self, all=False):
+    @property
+    def containers(self):  # client.api.containers(...) lists; client.containers.create(...)
+        return self
+
+    def __call__(self, all=False):
         return self.rows
 
     def get(self, image):
         return type("Image", (), {"attrs": {"Config": {"User": self.user}}})()
+
+    def create(self, image, command=None):
+        return self
+
+    def get_archive(self, path):
+        if path not in self.files:
+            response = requests.Response()
+            response.status_code = 404
+            raise docker.errors.NotFound("no such file", response)
+        data = self.files[path].encode()
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as archive:
+            info = tarfile.TarInfo(path.rsplit("/", 1)[-1])
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+        return [buffer.getvalue()], {}
+
+    def remove(self, force=False):
+        self.removed += 1
+
+
+PASSWD = "root:x:0:0:root:/root:/bin/sh\n# a comment\napp:x:1001:1002::/home/app:/bin/sh\nold:x:1000:100::/:/bin/sh\n"
+GROUP = "root:x:0:\nstaff:x:50:\n"
+
+
+@pytest.mark.parametrize(
+    ("user", "expected"),
+    [
+        ("", None),
+        ("root", None),
+        ("0", None),
+        ("0:0", None),
+        ("1000:1000", (1000, 1000)),
+        ("app", (1001, 1002)),
+        ("app:staff", (1001, 50)),
+        ("app:77", (1001, 77)),
+        ("1000", (1000, 100)),
+        ("4242", (4242, 4242)),
+        ("ghost", None),
+    ],
+)
+def test_the_images_user(user, expected):
+    client = FakeApi(user=user, files={"/etc/passwd": PASSWD, "/etc/group": GROUP})
+    assert _image_uid(client, "img") == expected
+    assert client.removed in (0, 1, 2)  # every container made to read a file is removed
+
+
+def test_an_image_without_passwd_keeps_numeric_users():
+    assert _image_uid(FakeApi(user="1000"), "img") == (1000, 1000)
+    assert _image_uid(FakeApi(user="app"), "img") is None
 
 
 def test_list_containers_reads_exit_code_health_and_ports():
@@ -383,7 +446,7 @@ def test_mounts_of_an_image_without_a_user_only_create_missing_folders(tmp_path,
 def test_a_missing_read_only_source_is_refused(tmp_path):
     with pytest.raises(ProjectError) as caught:
         prepare_mounts(
-            FakeApi(user="1000"), RunOptions(image="x", volumes=[f"{tmp_path}/no:/d:ro"])
+            FakeApi(user="1000:1000"), RunOptions(image="x", volumes=[f"{tmp_path}/no:/d:ro"])
         )
     assert (
         caught.value.message
@@ -393,5 +456,5 @@ def test_a_missing_read_only_source_is_refused(tmp_path):
 
 
 def test_named_volumes_are_left_to_the_engine():
-    mounts = prepare_mounts(FakeApi(user="1000"), RunOptions(image="x", volumes=["cache:/c"]))
+    mounts = prepare_mounts(FakeApi(user="1000:1000"), RunOptions(image="x", volumes=["cache:/c"]))
     assert mounts == Mounts({"cache": {"bind": "/c", "mode": "rw"}})

@@ -4,10 +4,12 @@ exec."""
 from __future__ import annotations
 
 import heapq
+import io
 import os
 import re
 import signal
 import sys
+import tarfile
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -169,13 +171,44 @@ def _environment(options: RunOptions, mounts: Mounts | None = None) -> list[str]
 
 
 def _image_uid(client: docker.DockerClient, image: str) -> tuple[int, int] | None:
-    """The numeric non-root user an image runs as, when it says one (cais images do)."""
+    """The non-root uid and gid an image runs as: `1000:1000` as cais images say it, or a
+    name (`jovyan`, `app:staff`) looked up in the image's own /etc/passwd and /etc/group."""
     with engine_errors(image=image):
         user = client.images.get(image).attrs.get("Config", {}).get("User") or ""
-    uid, _, gid = user.partition(":")
-    if uid.isdigit() and int(uid) != 0:
-        return int(uid), int(gid) if gid.isdigit() else int(uid)
-    return None
+    name, _, group = user.partition(":")
+    if name in ("", "0", "root"):
+        return None
+    if name.isdigit() and group.isdigit():
+        return int(name), int(group)
+    passwd = _image_table(client, image, "/etc/passwd")
+    entry = next((row for row in passwd if name in (row[0], row[2]) and len(row) > 3), None)
+    if entry is None and not name.isdigit():
+        return None  # the engine will say it has no such user
+    uid = int(entry[2]) if entry else int(name)
+    gid = int(entry[3]) if entry and entry[3].isdigit() else uid
+    if group:
+        groups = _image_table(client, image, "/etc/group")
+        found = next((row for row in groups if group in (row[0], row[2])), None)
+        gid = int(group) if group.isdigit() else int(found[2]) if found else gid
+    return (uid, gid) if uid != 0 else None
+
+
+def _image_table(client: docker.DockerClient, image: str, path: str) -> list[list[str]]:
+    """The rows of a colon-separated file (/etc/passwd) in an image, read from a container
+    that is created, never started."""
+    with engine_errors(image=image):
+        container = client.containers.create(image, command=["true"])
+        try:
+            chunks, _ = container.get_archive(path)
+            with tarfile.open(fileobj=io.BytesIO(b"".join(chunks))) as archive:
+                member = archive.extractfile(archive.getmembers()[0])
+                text = member.read().decode(errors="replace") if member else ""
+        except docker.errors.NotFound:
+            text = ""
+        finally:
+            container.remove(force=True)
+    rows = [line.split(":") for line in text.splitlines() if line and not line.startswith("#")]
+    return [row for row in rows if len(row) >= 3 and row[2].isdigit()]
 
 
 def _writable_by(path: Path, uid: int, gid: int) -> bool:
