@@ -506,6 +506,18 @@ def test_rmi_of_an_image_in_use_says_which_container(cais, engine, base_image, i
     assert cais("rmi", image).returncode == 0
 
 
+def test_rmi_of_an_image_others_are_built_on(cais, engine, base_image, image_name):
+    parent = image_of(engine, base_image, f"{image_name}:parent", "LABEL layer=parent")
+    image_of(engine, parent, f"{image_name}:child", "LABEL layer=child")
+    parent_id = engine.images.get(parent).short_id.removeprefix("sha256:")
+    done = cais("rmi", parent_id)
+    assert done.returncode == 1
+    (line,) = error_lines(done.stderr)
+    assert line.startswith(f"error: The image `{parent_id}` cannot be removed: ")
+    assert "child" in line
+    assert engine.images.get(parent)
+
+
 # --- ps and images for people and scripts ---------------------------------------------------------
 
 

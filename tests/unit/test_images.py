@@ -269,7 +269,7 @@ class InUse(FakeClient):
             "remove it first with `cais rm job`, or untag the image anyway with "
             "`cais rmi --force hello:1`",
         ),
-        ([], "The image `hello:1` is in use and cannot be removed", None),
+        ([], "The image `hello:1` cannot be removed: conflict: unable to remove", None),
     ],
     ids=["running", "stopped", "unknown"],
 )

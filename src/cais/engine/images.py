@@ -66,13 +66,13 @@ def remove_image(client: docker.DockerClient, reference: str, *, force: bool = F
         except docker.errors.APIError as exc:
             if exc.status_code != 409:
                 raise
-            raise _in_use(client, reference) from exc
+            raise _in_use(client, reference, str(exc.explanation or exc)) from exc
 
 
-def _in_use(client: docker.DockerClient, reference: str) -> EngineError:
+def _in_use(client: docker.DockerClient, reference: str, reason: str) -> EngineError:
     users = client.containers.list(all=True, filters={"ancestor": reference})
-    if not users:
-        return EngineError(f"The image `{reference}` is in use and cannot be removed")
+    if not users:  # another conflict, such as images built on this one
+        return EngineError(f"The image `{reference}` cannot be removed: {reason}")
     user = users[0]
     if user.status == "running":
         how = f"stop and remove it first with `cais rm -f {user.name}`"
