@@ -8,6 +8,7 @@
     ├── EngineError           the Docker Engine cannot be reached or refused a call
     │   └── ImageNotFound     no such image in the engine
     │   └── ContainerNotFound no such container in the engine
+    │   └── ContainerStartError a container did not start; exits 125, 126 or 127 as docker does
     ├── BuildError            a build failed (carries the failing step and its last lines)
     └── RegistryError         a registry refused or did not answer
         ├── AuthError         wrong or missing credentials
@@ -26,6 +27,7 @@ __all__ = [
     "BundleError",
     "CaisError",
     "ContainerNotFound",
+    "ContainerStartError",
     "CredentialsError",
     "EngineError",
     "ImageNotFound",
@@ -79,6 +81,15 @@ class ImageNotFound(EngineError):
 
 class ContainerNotFound(EngineError):
     """The engine has no container of that name or id."""
+
+
+class ContainerStartError(EngineError):
+    """A container could not start; `exit_code` follows `docker run`: 125 for the engine's
+    refusal, 126 for a command that cannot be executed, 127 for one that does not exist."""
+
+    def __init__(self, message: str, *, hint: str | None = None, exit_code: int = 125) -> None:
+        super().__init__(message, hint=hint)
+        self.exit_code = exit_code
 
 
 class BuildError(CaisError):

@@ -101,8 +101,10 @@ def test_dockerfile_for(project):
 
 
 def test_dockerfile_for_a_bad_tag(project):
-    with pytest.raises(PlanError, match="is not a valid image name"):
+    with pytest.raises(PlanError, match="`Bad:1` has capital letters"):
         dockerfile_for(project.path, tags=("Bad:1",))
+    with pytest.raises(PlanError, match="is not a valid image name"):
+        dockerfile_for(project.path, tags=("bad!:1",))
 
 
 class RecordingBuilder:

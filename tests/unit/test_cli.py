@@ -218,6 +218,10 @@ def test_interrupt_exits_130(project, runner, monkeypatch):
         ["run", "x"],
         ["logs", "x"],
         ["stop", "x"],
+        ["stop", "x", "y"],
+        ["rm", "x"],
+        ["exec", "x", "true"],
+        ["tag", "x", "y:1"],
         ["rmi", "x"],
         ["push", "x:1"],
         ["pull", "x:1"],
@@ -246,7 +250,7 @@ def test_build_arg_without_equals(project, runner, unreachable_engine):
         ("ports: [web]", "has a wrong value for `ports`: `web` is not a port number"),
         ("version: 1.10", "has a wrong value for `version`: YAML reads the unquoted `1.10`"),
         ("python: 3.10", "has a wrong value for `python`: YAML reads the unquoted `3.10`"),
-        ("base_image: Python:3.11", "`Python:3.11` is not a valid image name"),
+        ("base_image: Python:3.11", "`Python:3.11` has capital letters, and image names are lowercase"),
         ("base_image: 'python:3.11 slim'", "`3.11 slim` is not a valid tag"),
         ("port: 8000", "has a setting cais does not know: `port`"),
         ("env: [A=1]", "`env` must be a mapping of names to values"),
@@ -282,9 +286,10 @@ def test_build_of_a_broken_project_fails_before_the_engine(project, runner, unre
     ("args", "message"),
     [
         (["--platform", "linux/x86_64"], "`linux/x86_64` is not a platform cais knows"),
-        (["-t", "Bad/Name:1"], "`Bad/Name:1` is not a valid image name"),
+        (["-t", "Bad/Name:1"], "`Bad/Name:1` has capital letters, and image names are lowercase"),
+        (["-t", "bad name:1"], "`bad name:1` is not a valid image name"),
     ],
-    ids=["platform", "tag"],
+    ids=["platform", "tag-capitals", "tag"],
 )
 def test_build_with_bad_options_fails_before_the_engine(
     project, runner, unreachable_engine, args, message
@@ -365,9 +370,27 @@ def test_logout_with_a_corrupt_config(runner):
     assert config.read_text() == "{oops"
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["push", "Bad/Name"],
+        ["pull", "Bad/Name"],
+        ["run", "Bad/Name"],
+        ["run", "--rm", "-d", "Bad/Name", "--", "true"],
+        ["tag", "bad/name", "Bad/Name"],
+        ["tag", "Bad/Name", "good/name:1"],
+    ],
+    ids=lambda a: " ".join(a),
+)
+def test_capitals_in_image_names_fail_before_the_engine(runner, unreachable_engine, args):
+    output = assert_one_error(runner.invoke(app, args))
+    assert "`Bad/Name` has capital letters, and image names are lowercase" in output
+    assert "hint: use `bad/name`" in output
+
+
 def test_push_of_an_invalid_reference_fails_before_the_engine(runner, unreachable_engine):
-    output = assert_one_error(runner.invoke(app, ["push", "Bad/Name"]))
-    assert "`Bad/Name` is not a valid image name" in output
+    output = assert_one_error(runner.invoke(app, ["push", "bad//name"]))
+    assert "`bad//name` is not a valid image name" in output
 
 
 def test_classifier_template_trains_and_saves(runner, tmp_path, monkeypatch):

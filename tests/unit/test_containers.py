@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+import io
 import os
+import tarfile
 from pathlib import Path
 
+import docker.errors
 import pytest
+import requests
 
 from cais.engine.containers import (
+    Mounts,
     RunOptions,
     _environment,
+    _image_uid,
+    _ports,
     _writable_by,
+    exec_command,
     interactive_command,
+    list_containers,
     parse_env_file,
     parse_publish,
     parse_volume,
+    prepare_mounts,
+    start_error,
 )
 from cais.errors import CaisError, ProjectError
 
@@ -182,10 +193,21 @@ def test_root_can_write_any_folder(folder):
     assert _writable_by(folder, 0, 0) is True
 
 
-def test_interactive_command_needs_a_terminal(monkeypatch):
+def test_a_terminal_is_needed_for_tty_only(monkeypatch):
     monkeypatch.setattr(os, "isatty", lambda fd: False)
     with pytest.raises(CaisError, match="needs a terminal"):
-        interactive_command(RunOptions(image="x"), "/usr/bin/docker", None)
+        interactive_command(RunOptions(image="x"), "/usr/bin/docker", Mounts())
+    with pytest.raises(CaisError, match="needs a terminal"):
+        exec_command("box", ["sh"], "/usr/bin/docker", tty=True)
+    # -i alone reads piped input
+    assert interactive_command(RunOptions(image="x"), "/d", Mounts(), tty=False) == [
+        "/d",
+        "run",
+        "-i",
+        "--init",
+        "x",
+    ]
+    assert exec_command("box", ["cat"], "/d", tty=False) == ["/d", "exec", "-i", "box", "cat"]
 
 
 def test_interactive_command(monkeypatch, tmp_path):
@@ -201,10 +223,12 @@ def test_interactive_command(monkeypatch, tmp_path):
         name="box",
         remove=True,
     )
-    assert interactive_command(options, "/usr/bin/docker", "1000:1000") == [
+    mounts = Mounts(user="1000:1000", environment=("HOME=/tmp",))
+    assert interactive_command(options, "/usr/bin/docker", mounts) == [
         "/usr/bin/docker",
         "run",
         "-it",
+        "--init",
         "--rm",
         "--name",
         "box",
@@ -218,8 +242,219 @@ def test_interactive_command(monkeypatch, tmp_path):
         "A=1",
         "-e",
         "HOST_VAR=h",
+        "-e",
+        "HOME=/tmp",
         "hello:1",
         "bash",
     ]
     with pytest.raises(ProjectError):
-        interactive_command(RunOptions(image="x", publish=["bad"]), "/usr/bin/docker", None)
+        interactive_command(RunOptions(image="x", publish=["bad"]), "/usr/bin/docker", Mounts())
+
+
+def test_a_home_given_by_the_user_wins():
+    mounts = Mounts(user="1:1", environment=("HOME=/tmp",))
+    assert _environment(RunOptions(image="x", env=["HOME=/work"]), mounts) == ["HOME=/work"]
+    assert _environment(RunOptions(image="x"), mounts) == ["HOME=/tmp"]
+
+
+# The engine's words (docker 20.10, runc 1.1) when a container does not start.
+_RUNC = "failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: "
+
+
+@pytest.mark.parametrize(
+    ("text", "code", "message"),
+    [
+        (
+            _RUNC + 'exec: "nosuch": executable file not found in $PATH: unknown',
+            127,
+            "The command `nosuch` does not exist in the image `img:1`",
+        ),
+        (
+            _RUNC + 'exec: "/nope": stat /nope: no such file or directory: unknown',
+            127,
+            "The command `/nope` does not exist in the image `img:1`",
+        ),
+        (
+            _RUNC + 'exec: "/etc/passwd": permission denied: unknown',
+            126,
+            "`/etc/passwd` cannot be executed in the image `img:1`",
+        ),
+        (
+            "driver failed programming external connectivity on endpoint x (abc): "
+            "Bind for 0.0.0.0:8080 failed: port is already allocated",
+            125,
+            "The host port `8080` is already in use, so the container from `img:1` could not start",
+        ),
+        (
+            "driver failed programming external connectivity on endpoint x (abc): Error starting "
+            "userland proxy: listen tcp4 127.0.0.1:9000: bind: address already in use",
+            125,
+            "The host port `9000` is already in use, so the container from `img:1` could not start",
+        ),
+        (
+            "error while creating mount source path '/x': mkdir /x: read-only file system",
+            125,
+            "The container from `img:1` could not start: error while creating mount source path "
+            "'/x': mkdir /x: read-only file system",
+        ),
+    ],
+)
+def test_start_errors_follow_docker_exit_codes(text, code, message):
+    error = start_error(text, RunOptions(image="img:1"))
+    assert (error.exit_code, error.message) == (code, message)
+
+
+class FakeApi:
+    """The engine as prepare_mounts and list_containers see it: an image's user, its files."""
+
+    def __init__(self, rows=(), user="", files=None):
+        self.rows = list(rows)
+        self.user = user
+        self.files = files or {}
+        self.removed = 0
+        self.api = self
+        self.images = self
+
+    @property
+    def containers(self):  # client.api.containers(...) lists; client.containers.create(...)
+        return self
+
+    def __call__(self, all=False):
+        return self.rows
+
+    def get(self, image):
+        return type("Image", (), {"attrs": {"Config": {"User": self.user}}})()
+
+    def create(self, image, command=None):
+        return self
+
+    def get_archive(self, path):
+        if path not in self.files:
+            response = requests.Response()
+            response.status_code = 404
+            raise docker.errors.NotFound("no such file", response)
+        data = self.files[path].encode()
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as archive:
+            info = tarfile.TarInfo(path.rsplit("/", 1)[-1])
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+        return [buffer.getvalue()], {}
+
+    def remove(self, force=False):
+        self.removed += 1
+
+
+PASSWD = "root:x:0:0:root:/root:/bin/sh\n# a comment\napp:x:1001:1002::/home/app:/bin/sh\nold:x:1000:100::/:/bin/sh\n"
+GROUP = "root:x:0:\nstaff:x:50:\n"
+
+
+@pytest.mark.parametrize(
+    ("user", "expected"),
+    [
+        ("", None),
+        ("root", None),
+        ("0", None),
+        ("0:0", None),
+        ("1000:1000", (1000, 1000)),
+        ("app", (1001, 1002)),
+        ("app:staff", (1001, 50)),
+        ("app:77", (1001, 77)),
+        ("1000", (1000, 100)),
+        ("4242", (4242, 4242)),
+        ("ghost", None),
+    ],
+)
+def test_the_images_user(user, expected):
+    client = FakeApi(user=user, files={"/etc/passwd": PASSWD, "/etc/group": GROUP})
+    assert _image_uid(client, "img") == expected
+    assert client.removed in (0, 1, 2)  # every container made to read a file is removed
+
+
+def test_an_image_without_passwd_keeps_numeric_users():
+    assert _image_uid(FakeApi(user="1000"), "img") == (1000, 1000)
+    assert _image_uid(FakeApi(user="app"), "img") is None
+
+
+def test_list_containers_reads_exit_code_health_and_ports():
+    rows = [
+        {
+            "Id": "a" * 64,
+            "Names": ["/web"],
+            "Image": "hello:1",
+            "State": "running",
+            "Status": "Up 3 minutes (healthy)",
+            "Ports": [
+                {"IP": "0.0.0.0", "PrivatePort": 80, "PublicPort": 8080, "Type": "tcp"},
+                {"IP": "::", "PrivatePort": 80, "PublicPort": 8080, "Type": "tcp"},
+                {"PrivatePort": 443, "Type": "tcp"},
+            ],
+            "Created": 1700000000,
+        },
+        {
+            "Id": "b" * 64,
+            "Names": ["/job"],
+            "Image": "x",
+            "State": "exited",
+            "Status": "Exited (3) 2 seconds ago",
+            "Ports": [],
+            "Created": 1,
+        },
+        {
+            "Id": "c" * 64,
+            "Names": ["/new"],
+            "Image": "x",
+            "State": "running",
+            "Status": "Up 1 second (health: starting)",
+            "Ports": None,
+            "Created": 2,
+        },
+        {
+            "Id": "d" * 64,
+            "Names": ["/sick"],
+            "Image": "x",
+            "State": "running",
+            "Status": "Up 2 hours (unhealthy)",
+            "Created": 3,
+        },
+    ]
+    web, job, new, sick = list_containers(FakeApi(rows), all=True)
+    assert (web.id, web.name, web.health, web.exit_code) == ("a" * 12, "web", "healthy", None)
+    assert web.ports == "0.0.0.0:8080->80/tcp, 443/tcp"
+    assert web.created == "2023-11-14 22:13:20"
+    assert (job.exit_code, job.health, job.status) == (3, None, "Exited (3) 2 seconds ago")
+    assert (new.health, sick.health) == ("starting", "unhealthy")
+
+
+def test_ports_of_a_container_without_published_ports():
+    assert _ports([]) == ""
+
+
+@pytest.fixture
+def as_root():
+    if os.geteuid() != 0:
+        pytest.skip("cais hands folders it creates to the image's user only as root")
+
+
+def test_mounts_of_an_image_without_a_user_only_create_missing_folders(tmp_path, as_root):
+    mounts = prepare_mounts(FakeApi(user=""), RunOptions(image="x", volumes=[f"{tmp_path}/a/b:/d"]))
+    assert (tmp_path / "a" / "b").is_dir()
+    assert mounts.user is None and mounts.environment == ()
+    assert mounts.notes == (f"created `{tmp_path}/a/b`",)
+
+
+def test_a_missing_read_only_source_is_refused(tmp_path):
+    with pytest.raises(ProjectError) as caught:
+        prepare_mounts(
+            FakeApi(user="1000:1000"), RunOptions(image="x", volumes=[f"{tmp_path}/no:/d:ro"])
+        )
+    assert (
+        caught.value.message
+        == f"`{tmp_path}/no` does not exist, so there is nothing to mount read-only"
+    )
+    assert not (tmp_path / "no").exists()
+
+
+def test_named_volumes_are_left_to_the_engine():
+    mounts = prepare_mounts(FakeApi(user="1000:1000"), RunOptions(image="x", volumes=["cache:/c"]))
+    assert mounts == Mounts({"cache": {"bind": "/c", "mode": "rw"}})

@@ -12,6 +12,7 @@ from cais.errors import (
     BuildError,
     CaisError,
     ContainerNotFound,
+    ContainerStartError,
     CredentialsError,
     EngineError,
     ImageNotFound,
@@ -26,6 +27,7 @@ ALL = [
     EngineError,
     ImageNotFound,
     ContainerNotFound,
+    ContainerStartError,
     BuildError,
     RegistryError,
     AuthError,
@@ -61,6 +63,7 @@ def test_every_error_is_a_cais_error(cls):
     [
         (ImageNotFound, EngineError),
         (ContainerNotFound, EngineError),
+        (ContainerStartError, EngineError),
         (AuthError, RegistryError),
         (CredentialsError, RegistryError),
     ],
@@ -106,6 +109,11 @@ def test_build_error_carries_step_and_log_tail():
     plain = BuildError("The build failed")
     assert plain.step is None
     assert plain.log_tail == []
+
+
+def test_start_errors_carry_docker_exit_codes():
+    assert ContainerStartError("port busy").exit_code == 125
+    assert ContainerStartError("no such command", exit_code=127).exit_code == 127
 
 
 def test_registry_errors_say_if_a_retry_may_help():

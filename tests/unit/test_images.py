@@ -6,8 +6,23 @@ import docker.errors
 import pytest
 import requests
 
-from cais.engine.images import _registry_error, image_exists, list_images, pull, push, remove_image
-from cais.errors import AuthError, EngineError, ImageNotFound, NotInRegistry, RegistryError
+from cais.engine.images import (
+    _registry_error,
+    image_exists,
+    list_images,
+    pull,
+    push,
+    remove_image,
+    tag_image,
+)
+from cais.errors import (
+    AuthError,
+    EngineError,
+    ImageNotFound,
+    NotInRegistry,
+    PlanError,
+    RegistryError,
+)
 from cais.registry.reference import parse_reference
 
 
@@ -212,3 +227,90 @@ def test_remove_image():
     with pytest.raises(ImageNotFound, match="`nope:1`"):
         remove_image(client, "nope:1")
     assert issubclass(ImageNotFound, EngineError)
+
+
+class FakeContainer:
+    def __init__(self, name, status):
+        self.name, self.status = name, status
+
+
+class InUse(FakeClient):
+    """An engine where every image is used by `users`."""
+
+    def __init__(self, users):
+        super().__init__(images={"hello:1": FakeImage()})
+        self.users = users
+        self.containers = self
+
+    def remove(self, reference, force=False):
+        self.calls.append(("remove", reference, force))
+        response = requests.Response()
+        response.status_code = 409
+        raise docker.errors.APIError("conflict", response, explanation="conflict: unable to remove")
+
+    def list(self, name=None, all=False, filters=None):
+        if filters is None:
+            return super().list(name)
+        self.calls.append(("containers", filters))
+        return self.users
+
+
+@pytest.mark.parametrize(
+    ("users", "message", "hint"),
+    [
+        (
+            [FakeContainer("api", "running")],
+            "The image `hello:1` is used by the container `api`",
+            "stop and remove it first with `cais rm -f api`",
+        ),
+        (
+            [FakeContainer("job", "exited")],
+            "The image `hello:1` is used by the container `job`",
+            "remove it first with `cais rm job`, or untag the image anyway with "
+            "`cais rmi --force hello:1`",
+        ),
+        ([], "The image `hello:1` cannot be removed: conflict: unable to remove", None),
+    ],
+    ids=["running", "stopped", "unknown"],
+)
+def test_rmi_of_an_image_in_use(users, message, hint):
+    client = InUse(users)
+    with pytest.raises(EngineError) as caught:
+        remove_image(client, "hello:1")
+    assert (caught.value.message, caught.value.hint) == (message, hint)
+    assert ("containers", {"ancestor": "hello:1"}) in client.calls
+
+
+class Taggable(FakeImage):
+    def __init__(self):
+        super().__init__()
+        self.tagged = []
+
+    def tag(self, repository, tag=None):
+        self.tagged.append((repository, tag))
+        return True
+
+
+def test_tag_image():
+    image = Taggable()
+    client = FakeClient(images={"hello:1": image, "c" * 12: image})
+    assert str(tag_image(client, "hello:1", "127.0.0.1:5000/team/hello:2")) == (
+        "127.0.0.1:5000/team/hello:2"
+    )
+    assert str(tag_image(client, "c" * 12, "hello")) == "hello:latest"
+    assert image.tagged == [("127.0.0.1:5000/team/hello", "2"), ("hello", "latest")]
+    with pytest.raises(EngineError, match="names a digest, which is not a tag"):
+        tag_image(client, "hello:1", "hello@sha256:" + "a" * 64)
+    with pytest.raises(ImageNotFound, match="`nope:1`"):
+        tag_image(client, "nope:1", "hello:3")
+    for source, target in (("Hello:1", "hello:2"), ("hello:1", "Hello:2")):
+        with pytest.raises(PlanError, match="has capital letters"):
+            tag_image(client, source, target)
+    assert len(image.tagged) == 2
+
+
+def test_rmi_refuses_a_malformed_name_before_the_engine():
+    client = FakeClient(images={"hello:1": FakeImage()})
+    with pytest.raises(PlanError, match="has capital letters"):
+        remove_image(client, "Hello:1")
+    assert not [call for call in client.calls if call[0] == "remove"]

@@ -546,7 +546,8 @@ def test_ports_in_other_shapes(tmp_path, write, value, ports):
 @pytest.mark.parametrize(
     ("value", "shown"),
     [
-        ("Python:3.11", "`Python:3.11` is not a valid image name"),
+        ("Python:3.11", "`Python:3.11` has capital letters, and image names are lowercase"),
+        ("py&thon:3.11", "`py&thon:3.11` is not a valid image name"),
         ("python:3.11 slim", "`3.11 slim` is not a valid tag"),
         ("https://example.com/python", "is not an image reference"),
         ("python@sha256:abc", "has a malformed digest"),

@@ -171,9 +171,13 @@ def test_docker_hub_aliases_get_the_library_prefix(text):
         (" hello", "` hello` is not an image reference"),
         ("hello\n", "`hello\n` is not an image reference"),
         ("https://reg.example/app", "`https://reg.example/app` is not an image reference"),
-        ("Hello", "`Hello` is not a valid image name"),
-        ("user/App:1", "`user/App:1` is not a valid image name"),
-        ("reg.example/UPPER", "`reg.example/UPPER` is not a valid image name"),
+        ("Hello", "`Hello` has capital letters, and image names are lowercase"),
+        ("user/App:1", "`user/App:1` has capital letters, and image names are lowercase"),
+        (
+            "reg.example/UPPER",
+            "`reg.example/UPPER` has capital letters, and image names are lowercase",
+        ),
+        ("Bad_Name-", "`Bad_Name-` is not a valid image name"),
         ("-app", "`-app` is not a valid image name"),
         ("app-", "`app-` is not a valid image name"),
         ("a//b", "`a//b` is not a valid image name"),
@@ -194,6 +198,22 @@ def test_invalid(text, message):
         parse_reference(text)
     assert caught.value.message == message
     assert caught.value.hint
+
+
+@pytest.mark.parametrize(
+    ("text", "hint"),
+    [
+        ("Hello:1", "use `hello:1`"),
+        ("Hello:Hello", "use `hello:Hello`"),
+        ("127.0.0.1:5000/Team/App:v1", "use `127.0.0.1:5000/team/app:v1`"),
+        ("App@sha256:" + "a" * 64, f"use `app@sha256:{'a' * 64}`"),
+    ],
+)
+def test_capitals_get_the_lowercase_name_as_hint(text, hint):
+    with pytest.raises(PlanError) as caught:
+        parse_reference(text)
+    assert "has capital letters" in caught.value.message
+    assert caught.value.hint == hint
 
 
 def test_longest_tag_is_accepted():

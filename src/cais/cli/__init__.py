@@ -16,6 +16,7 @@ from typer.core import TyperGroup
 
 from cais import __version__
 from cais.cli import containers, doctor, images, models, project, registry, serve
+from cais.cli._help import readable
 from cais.errors import CaisError
 from cais.output import report_error, report_interrupted, report_unexpected
 
@@ -33,7 +34,7 @@ class _Group(TyperGroup):
             if _debug(ctx):
                 raise
             report_error(exc)
-            raise typer.Exit(1) from None
+            raise typer.Exit(getattr(exc, "exit_code", 1)) from None
         except KeyboardInterrupt:
             report_interrupted()
             raise typer.Exit(130) from None
@@ -52,6 +53,16 @@ class _Group(TyperGroup):
 
     def list_commands(self, ctx: typer.Context) -> list[str]:
         return list(self.commands)  # keep the journey order in --help
+
+    def format_help(self, ctx: typer.Context, formatter) -> None:  # type: ignore[override]
+        readable(self, ctx)
+        super().format_help(ctx, formatter)
+
+    def get_command(self, ctx: typer.Context, cmd_name: str):  # type: ignore[override]
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            readable(command, ctx)
+        return command
 
 
 def _usage_error(exc: UsageError) -> CaisError:
@@ -109,7 +120,10 @@ for command in (
     containers.ps,
     containers.logs,
     containers.stop,
+    containers.rm,
+    containers.exec,
     images.images,
+    images.tag,
     images.rmi,
     registry.login,
     registry.logout,
@@ -118,7 +132,10 @@ for command in (
     serve.serve,
     doctor.doctor,
 ):
-    app.command(rich_help_panel=getattr(command, "panel", None))(command)
+    app.command(
+        rich_help_panel=getattr(command, "panel", None),
+        context_settings=getattr(command, "context_settings", None),
+    )(command)
 app.add_typer(models.app, name="models")
 
 

@@ -1,63 +1,80 @@
-"""`cais run`, `cais ps`, `cais logs`, `cais stop`: containers, as with `docker run`."""
+"""`cais run`, `cais ps`, `cais logs`, `cais stop`, `cais rm`, `cais exec`: containers, as
+with `docker run`."""
 
 from __future__ import annotations
 
 import os
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
+from cais.cli._each import each
+from cais.cli._listing import Format, print_listing
 from cais.errors import CaisError
 from cais.output import LayerDisplay, note, out, success
 
-__all__ = ["logs", "ps", "run", "stop"]
+__all__ = ["exec", "logs", "ps", "rm", "run", "stop"]
 
 
 def run(
-    image: Annotated[str, typer.Argument(help="Image to run, name:tag.")],
+    image: Annotated[str, typer.Argument(metavar="IMAGE", help="Image to run, name:tag.")],
     command: Annotated[
-        list[str] | None, typer.Argument(help="Command to run instead of the image's (after --).")
+        list[str] | None,
+        typer.Argument(metavar="COMMAND", help="Command to run instead of the image's (after --)."),
     ] = None,
     publish: Annotated[
-        list[str] | None, typer.Option("-p", "--publish", help="HOST:CONTAINER port, e.g. 8080:80.")
+        list[str] | None,
+        typer.Option(
+            "-p", "--publish", metavar="HOST:CONTAINER", help="Publish a port, e.g. 8080:80."
+        ),
     ] = None,
     volume: Annotated[
         list[str] | None,
         typer.Option(
             "-v",
             "--volume",
-            help="HOST_FOLDER:/container/path[:ro]; made writable for the image's user.",
+            metavar="HOST:CONTAINER[:ro]",
+            help="Mount a host folder or file, e.g. ./out:/data; a missing folder is created.",
         ),
     ] = None,
     env: Annotated[
-        list[str] | None, typer.Option("-e", "--env", help="KEY=VALUE (KEY alone: from here).")
+        list[str] | None,
+        typer.Option(
+            "-e", "--env", metavar="KEY=VALUE", help="Set a variable (KEY alone: from here)."
+        ),
     ] = None,
     env_file: Annotated[
-        list[Path] | None, typer.Option("--env-file", help="File of KEY=VALUE lines.")
+        list[Path] | None,
+        typer.Option("--env-file", metavar="FILE", help="File of KEY=VALUE lines."),
     ] = None,
     interactive: Annotated[
-        bool, typer.Option("-i", "--interactive", help="Keep standard input open.")
+        bool, typer.Option("-i", "--interactive", help="Keep standard input open (pipes work).")
     ] = False,
     tty: Annotated[
         bool, typer.Option("-t", "--tty", help="Give the container a terminal.")
     ] = False,
     detach: Annotated[bool, typer.Option("-d", "--detach", help="Run in the background.")] = False,
-    name: Annotated[str | None, typer.Option("--name", help="Name of the container.")] = None,
+    name: Annotated[
+        str | None, typer.Option("--name", metavar="NAME", help="Name of the container.")
+    ] = None,
     rm: Annotated[bool, typer.Option("--rm", help="Remove the container when it exits.")] = False,
 ) -> None:
-    """Run an image in a container (as `docker run`); its output streams here."""
-    from cais.engine.client import connect, docker_cli
+    """Run an image in a container (as `docker run --init`); its output streams here."""
+    from cais.engine.client import connect
     from cais.engine.containers import (
         RunOptions,
+        create_container,
         interactive_command,
-        prepare_bind_mounts,
-        run_container,
-        wait_attached,
+        prepare_mounts,
+        run_attached,
+        start_container,
     )
+    from cais.registry.reference import parse_reference
 
+    parse_reference(image)
     options = RunOptions(
         image=image,
         command=list(command or []),
@@ -69,34 +86,42 @@ def run(
         detach=detach,
         remove=rm,
     )
+    if (interactive or tty) and detach:
+        raise CaisError("`--detach` and `-i`/`-t` do not go together", hint="choose one")
     client = connect()
     _ensure_image(client, image)
+    mounts = prepare_mounts(client, options)
+    for line in mounts.notes:
+        note(line)
     if interactive or tty:
-        if detach:
-            raise CaisError("`--detach` and `-i`/`-t` do not go together", hint="choose one")
-        cli = docker_cli()
-        if cli is None:
-            raise CaisError(
-                "An interactive session needs the docker CLI, which is not installed",
-                hint="install it (Debian: `apt-get install docker.io`), or run without -i/-t",
-            )
-        _, user, fixes = prepare_bind_mounts(client, options)
-        _report_fixes(fixes)
-        args = interactive_command(options, cli, user)
+        cli = _docker_cli()
+        args = interactive_command(options, cli, mounts, tty=tty)
         sys.stdout.flush()
         os.execv(cli, args)
-    container, fixes = run_container(client, options)
-    _report_fixes(fixes)
-    if detach:
-        success(f"Started `{container.name}` ({container.short_id}) from `{image}`")
-        note(
-            f"follow its output with `cais logs -f {container.name}`, stop it with `cais stop {container.name}`"
-        )
-        out.print(container.name, markup=False)
+    container = create_container(client, options, mounts)
+    if not detach:
+        code = run_attached(client, container, options)
+        if code:
+            raise typer.Exit(code)
         return
-    code = wait_attached(container, remove=rm)
-    if code:
-        raise typer.Exit(code)
+    start_container(container, options)
+    success(f"Started `{container.name}` ({container.short_id}) from `{image}`")
+    note(
+        f"follow its output with `cais logs -f {container.name}`, stop it with `cais stop {container.name}`"
+    )
+    out.print(container.name, markup=False)
+
+
+def _docker_cli() -> str:
+    from cais.engine.client import docker_cli
+
+    cli = docker_cli()
+    if cli is None:
+        raise CaisError(
+            "An interactive session needs the docker CLI, which is not installed",
+            hint="install it (Debian: `apt-get install docker.io`), or run without -i/-t",
+        )
+    return cli
 
 
 def _ensure_image(client, image: str) -> None:
@@ -110,51 +135,97 @@ def _ensure_image(client, image: str) -> None:
         pull(client, image, display)
 
 
-def _report_fixes(fixes) -> None:
-    for fix in fixes:
-        note(f"`{fix.path}`: {fix.action}")
-
-
 def ps(
     all: Annotated[bool, typer.Option("-a", "--all", help="Show stopped containers too.")] = False,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only the ids.")] = False,
+    format: Annotated[
+        Format, typer.Option("--format", metavar="table|json", help="Output format.")
+    ] = Format.table,
 ) -> None:
-    """List containers."""
+    """List containers: status with exit code, health and uptime."""
     from cais.engine.client import connect
     from cais.engine.containers import list_containers
 
     containers = list_containers(connect(), all=all)
-    table = Table(box=None, header_style="bold")
-    for column in ("NAME", "IMAGE", "STATUS", "PORTS", "ID"):
-        table.add_column(column)
-    for c in containers:
-        table.add_row(c.name, c.image, c.status, c.ports, c.id)
-    out.print(table)
+    print_listing(
+        [asdict(c) for c in containers],
+        ("NAME", "IMAGE", "STATUS", "PORTS", "ID"),
+        ((c.name, c.image, c.status, c.ports, c.id) for c in containers),
+        quiet=quiet,
+        format=format,
+    )
 
 
 def logs(
-    name: Annotated[str, typer.Argument(help="Container name or id.")],
+    name: Annotated[str, typer.Argument(metavar="CONTAINER", help="Container name or id.")],
     follow: Annotated[
         bool, typer.Option("-f", "--follow", help="Keep following new output.")
     ] = False,
 ) -> None:
-    """Print a container's output."""
+    """Print a container's output (its stderr to stderr)."""
     from cais.engine.client import connect
-    from cais.engine.containers import follow_logs
+    from cais.engine.containers import copy_logs
 
-    for chunk in follow_logs(connect(), name, follow=follow):
-        sys.stdout.buffer.write(chunk)
-        sys.stdout.buffer.flush()
+    copy_logs(connect(), name, follow=follow)
 
 
 def stop(
-    names: Annotated[list[str], typer.Argument(help="Container names or ids.")],
-    time: Annotated[int, typer.Option("-t", "--time", help="Seconds to wait before killing.")] = 10,
+    names: Annotated[
+        list[str], typer.Argument(metavar="CONTAINER...", help="Container names or ids.")
+    ],
+    time: Annotated[
+        int, typer.Option("-t", "--time", metavar="SECONDS", help="Seconds to wait before killing.")
+    ] = 10,
 ) -> None:
-    """Stop running containers."""
+    """Stop running containers; each is reported, and a failure does not stop the others."""
     from cais.engine.client import connect
     from cais.engine.containers import stop_container
 
     client = connect()
-    for name in names:
-        stop_container(client, name, timeout=time)
-        success(f"Stopped `{name}`")
+    each(names, lambda name: stop_container(client, name, timeout=time), "Stopped `{}`")
+
+
+def rm(
+    names: Annotated[
+        list[str], typer.Argument(metavar="CONTAINER...", help="Container names or ids.")
+    ],
+    force: Annotated[bool, typer.Option("-f", "--force", help="Stop running ones first.")] = False,
+) -> None:
+    """Remove containers; each is reported, and a failure does not stop the others."""
+    from cais.engine.client import connect
+    from cais.engine.containers import remove_container
+
+    client = connect()
+    each(names, lambda name: remove_container(client, name, force=force), "Removed `{}`")
+
+
+def exec(
+    name: Annotated[str, typer.Argument(metavar="CONTAINER", help="Container name or id.")],
+    command: Annotated[
+        list[str], typer.Argument(metavar="COMMAND...", help="Command to run (after --).")
+    ],
+    interactive: Annotated[
+        bool, typer.Option("-i", "--interactive", help="Keep standard input open (pipes work).")
+    ] = False,
+    tty: Annotated[bool, typer.Option("-t", "--tty", help="Give the command a terminal.")] = False,
+) -> None:
+    """Run a command in a running container (as `docker exec`)."""
+    from cais.engine.client import connect
+    from cais.engine.containers import exec_command, exec_in, running_container
+
+    if command[:1] == ["--"]:
+        command = command[1:]  # `cais exec NAME -- CMD` reads as well as `cais exec NAME CMD`
+    client = connect()
+    if interactive or tty:
+        running_container(client, name)
+        cli = _docker_cli()
+        args = exec_command(name, command, cli, tty=tty)
+        sys.stdout.flush()
+        os.execv(cli, args)
+    code = exec_in(client, name, command)
+    if code:
+        raise typer.Exit(code)
+
+
+# As `docker exec`: what follows the container's name is the command, its options included.
+exec.context_settings = {"allow_interspersed_args": False}  # type: ignore[attr-defined]

@@ -1,51 +1,84 @@
-"""`cais images`, `cais rmi`, `cais push`, `cais pull`: images in the engine and registries."""
+"""`cais images`, `cais rmi`, `cais tag`, `cais push`, `cais pull`: images in the engine and
+registries."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
+from functools import partial
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
+from cais.cli._each import each
+from cais.cli._listing import Format, print_listing
 from cais.output import LayerDisplay, note, out, success
 
-__all__ = ["images", "pull", "push", "rmi"]
+__all__ = ["images", "pull", "push", "rmi", "tag"]
 
 
 def images(
-    name: Annotated[str | None, typer.Argument(help="Only images of this name.")] = None,
+    name: Annotated[
+        str | None, typer.Argument(metavar="[NAME]", help="Only images of this name.")
+    ] = None,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only the ids.")] = False,
+    format: Annotated[
+        Format, typer.Option("--format", metavar="table|json", help="Output format.")
+    ] = Format.table,
 ) -> None:
     """List images in the Docker Engine."""
     from cais.engine.client import connect
     from cais.engine.images import list_images
 
-    table = Table(box=None, header_style="bold")
-    for column in ("IMAGE", "ID", "CREATED", "SIZE"):
-        table.add_column(column)
-    for image in list_images(connect(), name):
-        for tag in image.tags or ("<none>",):
-            table.add_row(tag, image.id, image.created, f"{image.size / 1e6:.1f} MB")
-    out.print(table)
+    found = list_images(connect(), name)
+    print_listing(
+        [asdict(image) for image in found],
+        ("IMAGE", "ID", "CREATED", "SIZE"),
+        (
+            (tag, image.id, image.created, f"{image.size / 1e6:.1f} MB")
+            for image in found
+            for tag in image.tags or ("<none>",)
+        ),
+        quiet=quiet,
+        format=format,
+    )
 
 
 def rmi(
-    references: Annotated[list[str], typer.Argument(help="Images to remove.")],
+    references: Annotated[
+        list[str], typer.Argument(metavar="IMAGE...", help="Images to remove: names or ids.")
+    ],
     force: Annotated[
-        bool, typer.Option("-f", "--force", help="Remove even if a container uses it.")
+        bool, typer.Option("-f", "--force", help="Remove even if a stopped container uses it.")
     ] = False,
 ) -> None:
-    """Remove images from the Docker Engine."""
+    """Remove images (as `docker rmi`); each is reported, and a failure does not stop the
+    others. An image a container uses is named with the container and how to remove it."""
     from cais.engine.client import connect
     from cais.engine.images import remove_image
 
-    client = connect()
-    for reference in references:
-        remove_image(client, reference, force=force)
-        success(f"Removed `{reference}`")
+    each(references, partial(remove_image, connect(), force=force), "Removed `{}`")
+
+
+def tag(
+    source: Annotated[str, typer.Argument(metavar="SOURCE", help="Image to name: name or id.")],
+    target: Annotated[str, typer.Argument(metavar="TARGET", help="New name: [registry/]name:tag.")],
+) -> None:
+    """Give an image another name (as `docker tag`), such as one in a registry."""
+    from cais.engine.client import connect
+    from cais.engine.images import tag_image
+    from cais.registry.reference import parse_reference
+
+    parse_reference(source)
+    parse_reference(target)
+    ref = tag_image(connect(), source, target)
+    success(f"Tagged `{source}` as `{ref}`")
+    out.print(str(ref), markup=False)
 
 
 def push(
-    reference: Annotated[str, typer.Argument(help="Image to push: [registry/]name:tag.")],
+    reference: Annotated[
+        str, typer.Argument(metavar="IMAGE", help="Image to push: [registry/]name:tag.")
+    ],
 ) -> None:
     """Push an image to its registry (Docker Hub when the name has none)."""
     from cais.engine.client import connect
@@ -63,7 +96,9 @@ def push(
 
 
 def pull(
-    reference: Annotated[str, typer.Argument(help="Image to pull: [registry/]name:tag.")],
+    reference: Annotated[
+        str, typer.Argument(metavar="IMAGE", help="Image to pull: [registry/]name:tag.")
+    ],
 ) -> None:
     """Pull an image from its registry into the Docker Engine."""
     from cais.engine.client import connect

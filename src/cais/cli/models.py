@@ -125,29 +125,45 @@ def _confirmed(question: str) -> bool:
 @app.command("import")
 def import_model(
     file: Annotated[Path, typer.Argument(help="A pickle or joblib file made elsewhere.")],
-    name: Annotated[str, typer.Option("--name", "-n", help="The model's name in the store.")],
+    name: Annotated[
+        str, typer.Option("--name", "-n", metavar="NAME", help="The model's name in the store.")
+    ],
     version: Annotated[
-        str | None, typer.Option("--version", help="Its version (default: the next number).")
+        str | None,
+        typer.Option(
+            "--version", metavar="VERSION", help="Its version (default: the next number)."
+        ),
     ] = None,
     predictor: Annotated[
         Path | None,
-        typer.Option("--predictor", help="A .py file whose cais.Predictor wraps the pickle."),
+        typer.Option(
+            "--predictor", metavar="FILE", help="A .py file whose cais.Predictor wraps the pickle."
+        ),
     ] = None,
     python: Annotated[
         str | None,
         typer.Option(
-            "--python", help="Python X.Y of the image (default: chosen, see CAIS_PYTHONS)."
+            "--python",
+            metavar="X.Y",
+            help="Python X.Y of the image (default: chosen, see CAIS_PYTHONS).",
         ),
     ] = None,
     requirement: Annotated[
         list[str] | None,
         typer.Option(
-            "--requirement", "-r", help="Another package to install: NAME or NAME==VERSION."
+            "--requirement",
+            "-r",
+            metavar="REQUIREMENT",
+            help="Another package to install: NAME or NAME==VERSION.",
         ),
     ] = None,
     input_example: Annotated[
         str | None,
-        typer.Option("--input-example", help="A few inputs as JSON, such as '[\"livro azul\"]'."),
+        typer.Option(
+            "--input-example",
+            metavar="JSON",
+            help="A few inputs as JSON, such as '[\"livro azul\"]'.",
+        ),
     ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace name:version.")] = False,
     trust: Annotated[

@@ -130,14 +130,20 @@ def _saved_versions() -> set[str]:
 def dockerfile(
     directory: Annotated[Path, typer.Argument(help="Project folder.")] = Path("."),
     output: Annotated[
-        Path | None, typer.Option("-o", "--output", help="Write to this file instead of stdout.")
+        Path | None,
+        typer.Option(
+            "-o", "--output", metavar="FILE", help="Write to this file instead of stdout."
+        ),
     ] = None,
     tag: Annotated[
-        list[str] | None, typer.Option("-t", "--tag", help="Image name:tag (sets the labels).")
+        list[str] | None,
+        typer.Option("-t", "--tag", metavar="NAME:TAG", help="Image name:tag (sets the labels)."),
     ] = None,
     ca_cert: Annotated[
         list[Path] | None,
-        typer.Option("--ca-cert", help="Show the form used when CA certificates are passed."),
+        typer.Option(
+            "--ca-cert", metavar="FILE", help="Show the form used when CA certificates are passed."
+        ),
     ] = None,
 ) -> None:
     """Print the Dockerfile cais writes for a project (or write it with -o)."""
@@ -198,26 +204,33 @@ def build(
     ] = ".",
     tag: Annotated[
         list[str] | None,
-        typer.Option("-t", "--tag", help="Name:tag of the image (repeat for more tags)."),
+        typer.Option(
+            "-t", "--tag", metavar="NAME:TAG", help="Name:tag of the image (repeat for more tags)."
+        ),
     ] = None,
     platform: Annotated[
-        str | None, typer.Option("--platform", help="Target platform, such as linux/arm64.")
+        str | None,
+        typer.Option("--platform", metavar="OS/ARCH", help="Target platform, such as linux/arm64."),
     ] = None,
     build_arg: Annotated[
-        list[str] | None, typer.Option("--build-arg", help="KEY=VALUE for the build.")
+        list[str] | None,
+        typer.Option("--build-arg", metavar="KEY=VALUE", help="KEY=VALUE for the build."),
     ] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Rebuild every step.")] = False,
     ca_cert: Annotated[
         list[Path] | None,
         typer.Option(
             "--ca-cert",
+            metavar="FILE",
             help="Extra CA certificate (PEM) for pip, e.g. a proxy's; never stored in the image. "
             "Default: PIP_CERT, SSL_CERT_FILE or REQUESTS_CA_BUNDLE.",
         ),
     ] = None,
     index_url: Annotated[
         str | None,
-        typer.Option("--index-url", help="Package index for pip (default: PIP_INDEX_URL)."),
+        typer.Option(
+            "--index-url", metavar="URL", help="Package index for pip (default: PIP_INDEX_URL)."
+        ),
     ] = None,
     builder: Annotated[
         BuilderChoice,
@@ -225,7 +238,11 @@ def build(
     ] = BuilderChoice.AUTO,
     python: Annotated[
         str | None,
-        typer.Option("--python", help="Python X.Y of a model's serving image (default: its own)."),
+        typer.Option(
+            "--python",
+            metavar="X.Y",
+            help="Python X.Y of a model's serving image (default: its own).",
+        ),
     ] = None,
     verbose: Annotated[
         bool, typer.Option("-v", "--verbose", help="Show every build line.")

@@ -18,7 +18,9 @@ def login(
     registry: Annotated[
         str | None, typer.Argument(help="Registry host[:port]; Docker Hub when omitted.")
     ] = None,
-    username: Annotated[str | None, typer.Option("-u", "--username", help="User name.")] = None,
+    username: Annotated[
+        str | None, typer.Option("-u", "--username", metavar="USER", help="User name.")
+    ] = None,
     password_stdin: Annotated[
         bool,
         typer.Option("--password-stdin", help="Read the password (or token) from standard input."),

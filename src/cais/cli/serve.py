@@ -18,18 +18,36 @@ def serve(
     models: Annotated[
         list[str], typer.Argument(help="Models: name[:version|alias], bundle or project folders.")
     ],
-    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option("--host", metavar="ADDRESS", help="Address to listen on.")
+    ] = "127.0.0.1",
     port: Annotated[
         int,
-        typer.Option("--port", "-p", min=0, max=65535, help="Port to listen on (0: any free one)."),
+        typer.Option(
+            "--port",
+            "-p",
+            metavar="PORT",
+            min=0,
+            max=65535,
+            help="Port to listen on (0: any free one).",
+        ),
     ] = 8080,
-    workers: Annotated[int, typer.Option("--workers", min=1, help="Worker processes.")] = 1,
+    workers: Annotated[
+        int, typer.Option("--workers", metavar="N", min=1, help="Worker processes.")
+    ] = 1,
     max_body: Annotated[
-        int, typer.Option("--max-body", min=1, help="Largest request body accepted, in bytes.")
+        int,
+        typer.Option(
+            "--max-body", metavar="BYTES", min=1, help="Largest request body accepted, in bytes."
+        ),
     ] = 10 * 1024 * 1024,
     config: Annotated[
         Path | None,
-        typer.Option("--config", help="cais.yaml of `routes:` to keep (default: the project's)."),
+        typer.Option(
+            "--config",
+            metavar="FILE",
+            help="cais.yaml of `routes:` to keep (default: the project's).",
+        ),
     ] = None,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No line on stderr for each request.")

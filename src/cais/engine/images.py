@@ -1,4 +1,4 @@
-"""Images in the Docker Engine: list, remove, push and pull with per-layer progress."""
+"""Images in the Docker Engine: list, tag, remove, push and pull with per-layer progress."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import docker
 
 from cais.engine.client import engine_errors
-from cais.errors import AuthError, ImageNotFound, NotInRegistry, RegistryError
+from cais.errors import AuthError, EngineError, ImageNotFound, NotInRegistry, RegistryError
 from cais.registry.reference import Reference, parse_reference
 
 __all__ = [
@@ -19,6 +19,7 @@ __all__ = [
     "pull",
     "push",
     "remove_image",
+    "tag_image",
 ]
 
 # Called with (layer id, status, bytes done, bytes total) for every progress message.
@@ -57,8 +58,43 @@ def image_exists(client: docker.DockerClient, reference: str) -> bool:
 
 
 def remove_image(client: docker.DockerClient, reference: str, *, force: bool = False) -> None:
+    """Remove an image (a name or an id); one in use by a container says which and how."""
+    parse_reference(reference)  # cais's own sentence for a malformed name (capitals, spaces)
     with engine_errors(image=reference):
-        client.images.remove(reference, force=force)
+        try:
+            client.images.remove(reference, force=force)
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:
+                raise
+            raise _in_use(client, reference, str(exc.explanation or exc)) from exc
+
+
+def _in_use(client: docker.DockerClient, reference: str, reason: str) -> EngineError:
+    users = client.containers.list(all=True, filters={"ancestor": reference})
+    if not users:  # another conflict, such as images built on this one
+        return EngineError(f"The image `{reference}` cannot be removed: {reason}")
+    user = users[0]
+    if user.status == "running":
+        how = f"stop and remove it first with `cais rm -f {user.name}`"
+    else:
+        how = (
+            f"remove it first with `cais rm {user.name}`, "
+            f"or untag the image anyway with `cais rmi --force {reference}`"
+        )
+    return EngineError(f"The image `{reference}` is used by the container `{user.name}`", hint=how)
+
+
+def tag_image(client: docker.DockerClient, source: str, target: str) -> Reference:
+    """Give the image `source` (a name or an id) the name `target`, as `docker tag`."""
+    parse_reference(source)
+    ref = parse_reference(target)
+    if ref.digest:
+        raise EngineError(
+            f"`{target}` names a digest, which is not a tag", hint="use NAME:TAG, such as hello:2"
+        )
+    with engine_errors(image=source):
+        client.images.get(source).tag(ref.name, tag=ref.tag)
+    return ref
 
 
 def push(client: docker.DockerClient, reference: str, progress: LayerProgress | None = None) -> str:

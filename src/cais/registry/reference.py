@@ -70,6 +70,12 @@ def parse_reference(text: str, *, default_tag: str | None = "latest") -> Referen
     explicit = bool(rest) and ("." in first or ":" in first or first == "localhost")
     registry = first if explicit else DOCKER_HUB
     repository = rest if explicit else text
+    if repository != repository.lower() and _REPOSITORY.fullmatch(repository.lower()):
+        raise PlanError(
+            f"`{original}` has capital letters, and image names are lowercase",
+            hint=f"use `{text[: len(text) - len(repository)]}{repository.lower()}"
+            f"{original[len(text) :]}`",
+        )
     if not _REPOSITORY.fullmatch(repository):
         raise PlanError(
             f"`{original}` is not a valid image name",
