@@ -19,9 +19,9 @@ from pathlib import Path
 from tests.support import wait_until_ready
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-# Journeys, by the README heading whose first command block they run. The Flask project's
-# journey belongs here too, with its own heading, once the README has it.
+# Journeys, by the README heading whose first command block they run.
 SEED = "# cais"
+WEB = "### A web app"
 MODEL = "## Models: save, serve, build, run"
 
 

@@ -1,9 +1,10 @@
-"""The README's web-app journey, run with the `cais` command as a user would:
-init --template flask → dockerfile → build → run -d -p HOST:8000 → an HTTP answer → stop;
-and the Dockerfile `cais dockerfile` writes, built by a plain `DOCKER_BUILDKIT=1 docker build`."""
+"""The README's web-app journey as a reader types it (tests/e2e/readme.py):
+init --template flask → dockerfile → build → run -d -p HOST:8000 → curl → stop; and the
+Dockerfile `cais dockerfile` writes, built by a plain `DOCKER_BUILDKIT=1 docker build`."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import uuid
@@ -12,6 +13,7 @@ import pytest
 
 from cais.builders.buildkit import find_buildkit_cli
 from cais.builders.pip_settings import PIP_CA_SECRET, PIP_CONF_SECRET
+from tests.e2e.readme import WEB, readme_block, replaced
 from tests.support import free_port, get_when_up, unavailable
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
@@ -27,36 +29,35 @@ def container_name(engine):
         pass
 
 
-def test_flask_journey(tmp_path, cais, engine, base_image, image_name, ca_certs, container_name):
-    project = tmp_path / "web"
-    init = cais("init", str(project), "--template", "flask")
-    assert init.returncode == 0, init.stderr
+def test_flask_journey(shell, engine, base_image, image_name, container_name):
+    port = free_port()
+    lines = replaced(
+        readme_block(WEB),
+        [
+            (" web:0.1.0", f" {image_name}:0.1.0"),
+            ("--name web", f"--name {container_name}"),
+            ("cais stop web", f"cais stop {container_name}"),
+            ("8080:8000", f"{port}:8000"),
+            # A reader types the next line after gunicorn has started; a script must wait.
+            (
+                "curl 'http://127.0.0.1:8080/",
+                f"curl -sS --retry 60 --retry-all-errors --retry-delay 1 'http://127.0.0.1:{port}/",
+            ),
+        ],
+    )
+    init, dockerfile, build, run, curl, stop = (shell.run(line) for line in lines)
 
-    dockerfile = cais("dockerfile", str(project))
-    assert dockerfile.returncode == 0, dockerfile.stderr
+    assert (shell.folder / "web" / "app.py").is_file()
     assert 'CMD ["gunicorn", "--bind", "0.0.0.0:8000", "app:app"]' in dockerfile.stdout
     assert "EXPOSE 8000" in dockerfile.stdout
-
     image = f"{image_name}:0.1.0"
-    build = cais(
-        "build", str(project), "-t", image, *[a for c in ca_certs for a in ("--ca-cert", str(c))]
-    )
-    assert build.returncode == 0, build.stderr
     assert build.stdout.strip() == image
     assert "`app.py` defines a Flask app: gunicorn serves it on port 8000" in build.stderr
     assert f"run it: `cais run -p 8000:8000 {image}`" in build.stderr
-
-    port = free_port()
-    run = cais("run", "-d", "--name", container_name, "-p", f"{port}:8000", image)
-    assert run.returncode == 0, run.stderr
-    answer = get_when_up(f"http://127.0.0.1:{port}/?name=Ana")
-    assert answer.status_code == 200
-    assert answer.json() == {"message": "Hello, Ana!"}
-    logs = cais("logs", container_name)
+    assert json.loads(curl.stdout) == {"message": "Hello, Ana!"}
+    logs = shell.run(f"cais logs {container_name}")
     assert "Listening at: http://0.0.0.0:8000" in logs.stdout + logs.stderr
-
-    stop = cais("stop", container_name)
-    assert stop.returncode == 0, stop.stderr
+    assert engine.containers.get(container_name).status == "exited"
 
 
 def test_the_dockerfile_cais_writes_builds_with_plain_docker(

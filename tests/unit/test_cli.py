@@ -250,7 +250,10 @@ def test_build_arg_without_equals(project, runner, unreachable_engine):
         ("ports: [web]", "has a wrong value for `ports`: `web` is not a port number"),
         ("version: 1.10", "has a wrong value for `version`: YAML reads the unquoted `1.10`"),
         ("python: 3.10", "has a wrong value for `python`: YAML reads the unquoted `3.10`"),
-        ("base_image: Python:3.11", "`Python:3.11` has capital letters, and image names are lowercase"),
+        (
+            "base_image: Python:3.11",
+            "`Python:3.11` has capital letters, and image names are lowercase",
+        ),
         ("base_image: 'python:3.11 slim'", "`3.11 slim` is not a valid tag"),
         ("port: 8000", "has a setting cais does not know: `port`"),
         ("env: [A=1]", "`env` must be a mapping of names to values"),
