@@ -14,6 +14,7 @@ import json
 import os
 import pickle
 import platform
+import re
 import subprocess
 import sys
 import textwrap
@@ -362,6 +363,36 @@ def test_metrics_labels_and_requirements_are_recorded(store, logreg):
     assert data["metrics"] == {"accuracy": 0.75, "f1": 0.5}
     assert data["labels"] == {"equipe": "dados", "dataset": "vendas-2024"}
     assert data["requirements"] == ["unidecode==1.3.8"]
+
+
+@pytest.mark.parametrize(
+    ("value", "said"),
+    [
+        (float("nan"), "`auc` is nan, which a bundle cannot record"),
+        (float("inf"), "`auc` is inf, which a bundle cannot record"),
+        (float("-inf"), "`auc` is -inf, which a bundle cannot record"),
+        ("high", "`auc` is `'high'`, not a number"),
+        (None, "`auc` is `None`, not a number"),
+    ],
+)
+def test_a_metric_json_cannot_hold_is_refused_before_anything_is_saved(store, logreg, value, said):
+    with pytest.raises(BundleError, match=re.escape(said)):
+        store.save(logreg, "precos", metrics={"auc": value})
+    assert store.versions("precos") == []
+
+
+def test_numpy_metrics_are_recorded_as_numbers(store, logreg):
+    store.save(logreg, "precos", metrics={"accuracy": np.float32(0.5), "n": np.int64(3)})
+    assert store.get("precos").metadata.metrics == {"accuracy": 0.5, "n": 3.0}
+
+
+def test_a_pandas_series_example_is_stored_as_its_values(store):
+    import pandas as pd
+
+    from tests.support import text_model
+
+    bundle = store.save(text_model(), "textos", input_example=pd.Series(["livro azul", "bola"]))
+    assert raw_metadata(bundle)["input_example"] == ["livro azul", "bola"]
 
 
 def test_a_numpy_example_is_stored_as_json_with_its_signature(store, logreg):

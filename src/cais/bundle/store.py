@@ -427,6 +427,7 @@ class ModelStore:
         )
 
         self._check_new_reference(name, version)
+        metrics = _checked_metrics(metrics)
         if not callable(getattr(model, "predict", None)):
             raise BundleError(
                 f"A `{type(model).__name__}` has no `predict` method, so it cannot be served",
@@ -484,7 +485,7 @@ class ModelStore:
             inputs=inputs,
             outputs=outputs,
             input_example=_jsonable(input_example),
-            metrics=dict(metrics or {}),
+            metrics=metrics,
             labels=dict(labels or {}),
             git_commit=git_commit,
         )
@@ -712,7 +713,7 @@ def _predictor_source(model: object) -> Path | None:
 def _jsonable(example: object) -> object:
     if example is None:
         return None
-    if hasattr(example, "to_dict"):  # pandas
+    if hasattr(example, "columns") and hasattr(example, "to_dict"):  # a pandas DataFrame
         return example.to_dict(orient="list")  # type: ignore[call-arg]
     if hasattr(example, "tolist"):  # numpy
         return example.tolist()  # type: ignore[union-attr]
@@ -728,3 +729,24 @@ def _write_json_atomically(file: Path, data: object) -> None:
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         json.dump(data, out, indent=2, sort_keys=True)
     os.replace(temporary, file)
+
+
+def _checked_metrics(metrics: dict[str, float] | None) -> dict[str, float]:
+    """The metrics as finite numbers: JSON has no NaN or infinity, and a bundle's metadata must
+    read back as it was written."""
+    checked: dict[str, float] = {}
+    for key, value in (metrics or {}).items():
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise BundleError(
+                f"The metric `{key}` is `{value!r}`, not a number",
+                hint='pass metrics as numbers, such as `metrics={"accuracy": 0.97}`',
+            ) from None
+        if number != number or number in (float("inf"), float("-inf")):
+            raise BundleError(
+                f"The metric `{key}` is {number}, which a bundle cannot record",
+                hint="leave it out, or pass the number it stands for",
+            )
+        checked[str(key)] = number
+    return checked
