@@ -299,7 +299,9 @@ def test_parse_challenge_with_commas_in_quoted_values():
 
 
 def test_parse_challenge_unquoted_spaces_and_case():
-    challenge = parse_challenge(' BASIC Realm=https://a/token, service="s" ,error=insufficient_scope')
+    challenge = parse_challenge(
+        ' BASIC Realm=https://a/token, service="s" ,error=insufficient_scope'
+    )
     assert challenge.scheme == "basic"
     assert challenge.params == {
         "realm": "https://a/token",
