@@ -378,7 +378,11 @@ class RegistryClient:
                 if response.status_code in (201, 204):
                     answered = response.headers.get("docker-content-digest")
                     if answered and answered != digest:
-                        raise self._mismatch(repository, digest, answered)
+                        raise DigestMismatch(
+                            f"The registry `{self.registry}` stored the blob `{digest}` of "
+                            f"`{repository}` as `{answered}`",
+                            hint="the registry changed the content; report it",
+                        )
                     return
                 if not _temporary(response.status_code) or attempt + 1 == self._attempts:
                     raise self._response_error(response)
