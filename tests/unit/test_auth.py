@@ -288,7 +288,7 @@ def test_parse_challenge_with_commas_in_quoted_values():
         'scope="repository:team/app:pull,push"'
     )
     assert challenge == Challenge(
-        "bearer",
+        "Bearer",
         {
             "realm": "https://auth.example/token?a=1,b=2",
             "service": "registry.example",
@@ -302,13 +302,13 @@ def test_parse_challenge_unquoted_spaces_and_case():
     challenge = parse_challenge(
         ' BASIC Realm=https://a/token, service="s" ,error=insufficient_scope'
     )
-    assert challenge.scheme == "basic"
+    assert challenge.scheme == "BASIC"  # as sent; compared lowercased
     assert challenge.params == {
         "realm": "https://a/token",
         "service": "s",
         "error": "insufficient_scope",
     }
-    assert parse_challenge("Basic") == Challenge("basic", {})
+    assert parse_challenge("Basic") == Challenge("Basic", {})
     assert parse_challenge("") is None
     assert parse_challenge("   ") is None
 
@@ -388,3 +388,28 @@ def test_response_error_without_a_json_body():
     assert error.message == (
         "The registry `r` answered 500 Internal Server Error to PUT https://reg.example/v2/a/manifests/1"
     )
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        httpx.DecodingError("invalid gzip"),
+        httpx.TooManyRedirects("Exceeded maximum allowed redirects."),
+        httpx.LocalProtocolError("illegal header"),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_any_httpx_error_of_a_login_check_is_one_sentence(error):
+    def handler(request):
+        raise error
+
+    with pytest.raises(RegistryError) as caught:
+        verify_login("registry.example", GOOD, transport=Registry(handler).transport)
+    assert caught.value.message.startswith("The ")
+    assert "`registry.example`" in caught.value.message
+    assert caught.value.__cause__ is error
+
+
+def test_a_login_check_on_a_registry_without_auth_ignores_a_broken_docker_config(docker_config):
+    (docker_config / "config.json").write_text("{ broken")
+    verify_login("reg.example", GOOD, transport=Registry(lambda r: httpx.Response(200)).transport)

@@ -1,8 +1,8 @@
 """How a registry wants to be authenticated (the Distribution auth flow), and login checks.
 
 `GET /v2/` says which scheme the registry wants: none, Basic, or a Bearer token service that
-takes the credentials as Basic auth and hands out a token for the scopes asked.  The login
-check and the registry client share this module.
+takes the credentials as Basic auth and hands out a token for the scopes asked.  The registry
+client is built on this module; the login check is one call of it.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import httpx
 
 from cais.errors import AuthError, DigestMismatch, NotInRegistry, RegistryError
 from cais.registry.credentials import Credentials
-from cais.registry.reference import DOCKER_HUB, registry_key
+from cais.registry.reference import registry_key
 
 __all__ = [
     "INSECURE_REGISTRIES",
@@ -67,7 +67,8 @@ def schemes(host: str) -> list[str]:
 
 @dataclass(frozen=True)
 class Challenge:
-    """A `WWW-Authenticate` header, parsed: the scheme (lowercase) and its parameters."""
+    """A `WWW-Authenticate` header, parsed: the scheme as sent (compare it lowercased) and its
+    parameters (keys lowercased)."""
 
     scheme: str
     params: dict[str, str]
@@ -92,7 +93,7 @@ def parse_challenge(header: str) -> Challenge | None:
             value, _, rest = rest.partition(",")
         fields[key.strip().lower()] = value
         rest = rest.lstrip(", ")
-    return Challenge(scheme.lower(), fields)
+    return Challenge(scheme, fields)
 
 
 def refused(shown: str, credentials: Credentials) -> AuthError:
@@ -190,42 +191,9 @@ def verify_login(
 ) -> None:
     """Raise AuthError when the registry refuses the credentials, RegistryError when it
     cannot be asked; return quietly when they work."""
-    host = api_host(registry)
-    shown = registry or DOCKER_HUB
-    with httpx.Client(transport=transport, timeout=timeout, follow_redirects=True) as client:
-        last_error: Exception | None = None
-        for scheme in schemes(host):
-            try:
-                _check(client, f"{scheme}://{host}", credentials, shown)
-                return
-            except httpx.TransportError as exc:  # loopback registries often speak plain HTTP
-                last_error = exc
-        raise RegistryError(
-            f"The registry `{shown}` does not answer at {host}: {last_error}",
-            hint="check the registry's address and that it is running",
-            temporary=True,
-        ) from last_error
+    from cais.registry.client import RegistryClient  # the client is built on this module
 
-
-def _check(client: httpx.Client, base: str, credentials: Credentials, shown: str) -> None:
-    probe = client.get(f"{base}/v2/")
-    if probe.status_code == 200:
-        return
-    if probe.status_code != 401:
-        raise response_error(probe, shown)
-    challenge = parse_challenge(probe.headers.get("www-authenticate", ""))
-    scheme = challenge.scheme if challenge else ""
-    if scheme == "basic":
-        answer = client.get(f"{base}/v2/", auth=(credentials.username, credentials.password))
-        if answer.status_code in (401, 403):
-            raise refused(shown, credentials)
-        if answer.status_code != 200:
-            raise response_error(answer, shown)
-    elif scheme == "bearer":
-        assert challenge is not None
-        fetch_token(client, challenge, credentials, shown)
-    else:
-        shown_scheme = probe.headers.get("www-authenticate", "").partition(" ")[0]
-        raise RegistryError(
-            f"The registry `{shown}` asks for an unknown auth scheme `{shown_scheme}`"
-        )
+    with RegistryClient(
+        registry, credentials=credentials, transport=transport, timeout=timeout
+    ) as client:
+        client.check_login()

@@ -128,7 +128,7 @@ class RegistryClient:
 
     def __init__(
         self,
-        registry: str,
+        registry: str | None,
         *,
         credentials: Credentials | None | object = _FROM_CONFIG,
         transport: httpx.BaseTransport | None = None,
@@ -164,6 +164,21 @@ class RegistryClient:
 
     def close(self) -> None:
         self._client.close()
+
+    def check_login(self) -> None:
+        """Return when the registry accepts the client's credentials (or wants none); raise
+        AuthError when it refuses them."""
+        with self._errors():
+            self._base_url()
+            challenge = self._challenge
+            if challenge is None:
+                return
+            if challenge.scheme.lower() == "bearer":
+                fetch_token(self._client, challenge, self._saved_credentials(), self.registry)
+                return
+            response = self._send("GET", f"{self._base_url()}/v2/", ())
+            if response.status_code != 200:
+                raise self._response_error(response)
 
     # Reading
 
@@ -530,13 +545,14 @@ class RegistryClient:
         challenge = self._challenge
         if challenge is None:
             return {}
-        if challenge.scheme == "basic":
+        scheme = challenge.scheme.lower()
+        if scheme == "basic":
             credentials = self._saved_credentials()
             if credentials is None:
                 return {}
             pair = f"{credentials.username}:{credentials.password}".encode()
             return {"Authorization": f"Basic {base64.b64encode(pair).decode()}"}
-        if challenge.scheme == "bearer":
+        if scheme == "bearer":
             token = self._tokens.get(scopes)
             if token is None:
                 token = fetch_token(
@@ -554,7 +570,7 @@ class RegistryClient:
         challenge = parse_challenge(response.headers.get("www-authenticate", ""))
         if challenge is None:
             raise self._denied(scopes)
-        if challenge.scheme == "basic":
+        if challenge.scheme.lower() == "basic":
             credentials = self._saved_credentials()
             if credentials is None:
                 raise self._denied(scopes)
@@ -569,17 +585,20 @@ class RegistryClient:
         return self._credentials  # type: ignore[return-value]
 
     def _denied(self, scopes: tuple[str, ...]) -> AuthError:
-        verb, repository = _action(scopes)
         credentials = self._saved_credentials()
         login = "cais login" if self.registry == DOCKER_HUB else f"cais login {self.registry}"
+        action = _action(scopes)
         if credentials is None:
+            wanted = f" to {action}" if action else ""
             return AuthError(
-                f"The registry `{self.registry}` needs a login to {verb} `{repository}`",
+                f"The registry `{self.registry}` needs a login{wanted}",
                 hint=f"log in with `{login}`",
             )
+        if action is None:
+            return refused(self.registry, credentials)
+        verb = action.partition(" `")[0]
         return AuthError(
-            f"The registry `{self.registry}` refused to let `{credentials.username}` {verb} "
-            f"`{repository}`",
+            f"The registry `{self.registry}` refused to let `{credentials.username}` {action}",
             hint=f"check that this account may {verb} it, or log in with another (`{login}`)",
         )
 
@@ -757,12 +776,12 @@ def _push(repository: str) -> tuple[str, ...]:
     return (f"repository:{repository}:pull,push",)
 
 
-def _action(scopes: tuple[str, ...]) -> tuple[str, str]:
-    """(`push to`|`pull`, repository) for a message, from the first scope."""
+def _action(scopes: tuple[str, ...]) -> str | None:
+    """`push to `team/app`` or `pull `team/app`` for a message, from the first scope."""
     if not scopes:
-        return "use", "the registry"
+        return None
     _, repository, actions = scopes[0].split(":")
-    return ("push to" if "push" in actions else "pull"), repository
+    return f"{'push to' if 'push' in actions else 'pull'} `{repository}`"
 
 
 def _temporary(status: int) -> bool:
