@@ -90,6 +90,8 @@ def test_push_then_pull_gives_the_same_bytes(registry, repository, tmp_path):
         assert manifest.digest == digest
         assert manifest.media_type == OCI_MANIFEST
         assert client.get_manifest(repository, digest).content == manifest.content
+        assert client.manifest_digest(repository, "1.0") == digest
+        assert client.manifest_digest(repository, "2.0") is None
         for number, layer in enumerate(manifest.data["layers"]):
             target = client.get_blob(repository, layer["digest"], tmp_path / f"layer{number}")
             assert target.read_bytes() == layers[number]

@@ -880,3 +880,25 @@ def test_a_ca_file_that_cannot_be_read_is_one_sentence(tmp_path):
         RegistryError, match="The CA certificate file `.*missing.pem` cannot be read"
     ):
         RegistryClient(HOST, ca_bundle=tmp_path / "missing.pem")
+
+
+def test_get_blob_tells_progress_and_makes_the_folder(tmp_path):
+    registry = FakeRegistry()
+    data = bytes(range(256)) * 10_000
+    digest = registry.put_blob("team/app", data)
+    received: list[int] = []
+    target = registry.client().get_blob(
+        "team/app", digest, tmp_path / "cache" / "blobs" / "layer", progress=received.append
+    )
+    assert target.read_bytes() == data
+    assert sum(received) == len(data)
+
+
+def test_manifest_digest_is_asked_with_head():
+    registry = FakeRegistry()
+    client = registry.client()
+    assert client.manifest_digest("team/app", "1.0") is None
+    digest = client.put_manifest("team/app", "1.0", b'{"schemaVersion": 2}', OCI_MANIFEST)
+    assert client.manifest_digest("team/app", "1.0") == digest
+    heads = registry.seen("HEAD", "manifests")
+    assert len(heads) == 2 and "accept" in heads[0].headers

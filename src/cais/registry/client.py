@@ -61,7 +61,8 @@ DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 MANIFEST_TYPES = (OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST)
 _INDEX_TYPES = (OCI_INDEX, DOCKER_LIST)
 
-# Opens the content of a blob from its start; called again for every attempt or resume.
+# Opens the content of a blob from its start; called again for every attempt or resume.  The
+# client reads only what it sends, so a stream that counts its reads counts the bytes sent.
 Opener = Callable[[], BinaryIO]
 
 _READ_SIZE = 1 << 20
@@ -111,7 +112,8 @@ class Manifest:
 
 
 class RegistryClient:
-    """A client for one registry (`docker.io`, `ghcr.io`, `127.0.0.1:5000`).
+    """A client for one registry (`docker.io`, `ghcr.io`, `127.0.0.1:5000`); threads may share
+    it (at worst two of them fetch the same token).
 
     Parameters:
         registry: the registry as references name it; Docker Hub is `docker.io`.
@@ -202,6 +204,22 @@ class RegistryClient:
                 )
             return self._get_manifest(repository, chosen["digest"])
 
+    def manifest_digest(self, repository: str, reference: str) -> str | None:
+        """The digest of the manifest a tag names (a HEAD request), None when there is none: a
+        sink that finds the digest it would put has nothing to do."""
+        with self._errors():
+            response = self._send(
+                "HEAD",
+                self._url(repository, "manifests", reference),
+                _pull(repository),
+                headers={"Accept": ", ".join(MANIFEST_TYPES)},
+            )
+            if response.status_code == 404:
+                return None
+            if response.status_code != 200:
+                raise self._response_error(response)
+            return response.headers.get("docker-content-digest")
+
     def blob_exists(self, repository: str, digest: str) -> bool:
         """Whether the repository holds the blob (a HEAD request)."""
         with self._errors():
@@ -212,18 +230,27 @@ class RegistryClient:
                 return False
             raise self._response_error(response)
 
-    def get_blob(self, repository: str, digest: str, destination: str | os.PathLike[str]) -> Path:
+    def get_blob(
+        self,
+        repository: str,
+        digest: str,
+        destination: str | os.PathLike[str],
+        *,
+        progress: Callable[[int], None] | None = None,
+    ) -> Path:
         """Stream the blob into `destination`, checking its digest on the way; a blob that does
-        not match is an error and nothing is kept."""
+        not match is an error and nothing is kept.  `progress` is told each count of bytes
+        received."""
         algorithm = _algorithm(digest)
         target = Path(destination)
+        target.parent.mkdir(parents=True, exist_ok=True)
         url = self._url(repository, "blobs", digest)
         with self._errors():
             for attempt in range(self._attempts):
                 fd, partial = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
                 try:
                     with os.fdopen(fd, "wb") as out:
-                        found = self._stream_blob(repository, url, out, algorithm)
+                        found = self._stream_blob(repository, url, out, algorithm, progress)
                 except _TRANSIENT:
                     Path(partial).unlink(missing_ok=True)
                     if attempt + 1 == self._attempts:
@@ -656,7 +683,14 @@ class RegistryClient:
                 pass
         return Manifest(media_type, digest, content)
 
-    def _stream_blob(self, repository: str, url: str, out: BinaryIO, algorithm: str) -> str:
+    def _stream_blob(
+        self,
+        repository: str,
+        url: str,
+        out: BinaryIO,
+        algorithm: str,
+        progress: Callable[[int], None] | None,
+    ) -> str:
         response = self._send("GET", url, _pull(repository), stream=True, follow=True)
         try:
             if response.status_code != 200:
@@ -665,6 +699,8 @@ class RegistryClient:
             for chunk in response.iter_bytes(_READ_SIZE):
                 hasher.update(chunk)
                 out.write(chunk)
+                if progress is not None:
+                    progress(len(chunk))
             return f"{algorithm}:{hasher.hexdigest()}"
         finally:
             response.close()
