@@ -208,12 +208,7 @@ class RegistryClient:
         """The digest of the manifest a tag names (a HEAD request), None when there is none: a
         sink that finds the digest it would put has nothing to do."""
         with self._errors():
-            response = self._send(
-                "HEAD",
-                self._url(repository, "manifests", reference),
-                _pull(repository),
-                headers={"Accept": ", ".join(MANIFEST_TYPES)},
-            )
+            response = self._ask_manifest("HEAD", repository, reference)
             if response.status_code == 404:
                 return None
             if response.status_code != 200:
@@ -653,13 +648,16 @@ class RegistryClient:
         separator = "@" if ":" in reference else ":"
         return f"{self.registry}/{repository}{separator}{reference}"
 
-    def _get_manifest(self, repository: str, reference: str) -> Manifest:
-        response = self._send(
-            "GET",
+    def _ask_manifest(self, method: str, repository: str, reference: str) -> httpx.Response:
+        return self._send(
+            method,
             self._url(repository, "manifests", reference),
             _pull(repository),
             headers={"Accept": ", ".join(MANIFEST_TYPES)},
         )
+
+    def _get_manifest(self, repository: str, reference: str) -> Manifest:
+        response = self._ask_manifest("GET", repository, reference)
         if response.status_code == 404:
             raise NotInRegistry(
                 f"`{self._name(repository, reference)}` does not exist in the registry "
