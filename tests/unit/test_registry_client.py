@@ -902,3 +902,13 @@ def test_manifest_digest_is_asked_with_head():
     assert client.manifest_digest("team/app", "1.0") == digest
     heads = registry.seen("HEAD", "manifests")
     assert len(heads) == 2 and "accept" in heads[0].headers
+
+
+@pytest.mark.parametrize("size", [0, 1, 2])
+@pytest.mark.parametrize("chunk_size", [None, 1])
+def test_tiny_and_empty_blobs(size, chunk_size):
+    registry = FakeRegistry()
+    data = b"z" * size
+    registry.client().upload_blob("team/app", sha(data), size, opener(data), chunk_size=chunk_size)
+    assert registry.blobs["team/app"][sha(data)] == data
+    assert len(registry.seen("PATCH")) == (size if chunk_size else 0)

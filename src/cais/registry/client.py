@@ -460,8 +460,7 @@ class RegistryClient:
             if _temporary(response.status_code):
                 raise _Temporary(response)
             raise self._response_error(response)
-        received = _received(response.headers.get("range"))
-        return self._location(response), offset + length if received is None else received
+        return self._location(response), offset + length
 
     def _resume(self, repository: str, location: str) -> tuple[str, int]:
         """Where a broken upload goes on: the bytes the registry holds of it, or a new upload
