@@ -8,6 +8,7 @@ import io
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import threading
@@ -340,3 +341,92 @@ def test_a_corrupted_blob_is_an_error_and_no_file_is_kept(corrupting_registry, t
             client.read_blob("team/app", digest)
     assert f"sent content for `team/app@{digest}` whose digest is" in caught.value.message
     assert list(Path(tmp_path).iterdir()) == []
+
+
+class _Open(BaseHTTPRequestHandler):
+    """A registry with no blobs and no auth."""
+
+    def do_GET(self) -> None:  # noqa: N802 - the http.server API
+        self.send_response(200)
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def do_HEAD(self) -> None:  # noqa: N802
+        self.send_response(404)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def tls_registry(tmp_path):
+    """A registry on 127.0.0.1 over HTTPS with a certificate of its own CA: (address, CA file)."""
+    cert, key = _self_signed(tmp_path)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Open)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{server.server_address[1]}", cert
+    server.shutdown()
+    server.server_close()
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "cais test registry")])
+    start = datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(start + datetime.timedelta(days=3650))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = folder / "registry.crt", folder / "registry.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file
+
+
+def test_a_registry_with_a_private_ca_is_refused_then_trusted(tls_registry, monkeypatch):
+    address, ca = tls_registry
+    with RegistryClient(address) as client:
+        with pytest.raises(RegistryError) as caught:
+            client.blob_exists("team/app", sha(b"x"))
+    assert caught.value.message.startswith(
+        f"The registry `{address}` has a certificate cais does not trust"
+    )
+    assert "SSL_CERT_FILE" in caught.value.hint
+
+    with RegistryClient(address, ca_bundle=ca) as client:
+        assert client.blob_exists("team/app", sha(b"x")) is False
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca))
+    with RegistryClient(address) as client:
+        assert client.blob_exists("team/app", sha(b"x")) is False

@@ -530,13 +530,13 @@ class RegistryClient:
         """`scheme://host`, found once with `GET /v2/`, which also says how to authenticate."""
         if self._base is not None:
             return self._base
-        last_error: Exception | None = None
+        failures: list[httpx.TransportError] = []
         for scheme in schemes(self._host):
             base = f"{scheme}://{self._host}"
             try:
                 probe = self._client.get(f"{base}/v2/")
             except httpx.TransportError as exc:  # loopback registries often speak plain HTTP
-                last_error = exc
+                failures.append(exc)
                 continue
             if probe.status_code == 401:
                 self._challenge = parse_challenge(probe.headers.get("www-authenticate", ""))
@@ -544,7 +544,10 @@ class RegistryClient:
                 raise self._response_error(probe)
             self._base = base
             return base
-        raise _unreachable(self.registry, self._host, last_error) from last_error
+        # An untrusted certificate says more than the plain-HTTP attempt that followed it.
+        untrusted = [e for e in failures if "CERTIFICATE_VERIFY_FAILED" in str(e)]
+        error = (untrusted or failures)[-1]
+        raise _unreachable(self.registry, self._host, error) from error
 
     def _absolute(self, url: str) -> str:
         return url if "://" in url else f"{self._base_url()}{url}"
