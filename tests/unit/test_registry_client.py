@@ -152,30 +152,30 @@ class FakeRegistry:
                 if self.mounts and params["mount"] in source:
                     self.put_blob(repository, source[params["mount"]])
                     return httpx.Response(201, headers={"Location": f"/v2/{repository}/blobs/x"})
-            session = uuid.uuid4().hex
-            self.uploads[session] = bytearray()
-            return self._session(repository, session, 202)
-        session = rest.removeprefix("uploads/")
-        if session not in self.uploads:
+            upload_id = uuid.uuid4().hex
+            self.uploads[upload_id] = bytearray()
+            return self._upload_answer(repository, upload_id, 202)
+        upload_id = rest.removeprefix("uploads/")
+        if upload_id not in self.uploads:
             return _error(404, "BLOB_UPLOAD_UNKNOWN")
         if request.method == "GET":
-            return self._session(repository, session, 204)
+            return self._upload_answer(repository, upload_id, 204)
         if request.method == "PATCH":
             start = int(request.headers["content-range"].partition("-")[0])
-            if start != len(self.uploads[session]):
+            if start != len(self.uploads[upload_id]):
                 return _error(416, "BLOB_UPLOAD_INVALID")
-            self.uploads[session] += body
-            return self._session(repository, session, 202)
-        self.uploads[session] += body  # PUT: the last piece, then the check
-        data = bytes(self.uploads.pop(session))
+            self.uploads[upload_id] += body
+            return self._upload_answer(repository, upload_id, 202)
+        self.uploads[upload_id] += body  # PUT: the last piece, then the check
+        data = bytes(self.uploads.pop(upload_id))
         if sha(data) != params["digest"]:
             return _error(400, "DIGEST_INVALID", detail="provided digest did not match")
         self.put_blob(repository, data)
         return httpx.Response(201, headers={"Docker-Content-Digest": sha(data)})
 
-    def _session(self, repository: str, session: str, status: int) -> httpx.Response:
-        held = len(self.uploads[session])
-        location = f"https://{HOST}/v2/{repository}/blobs/uploads/{session}?_state=SECRET{held}"
+    def _upload_answer(self, repository: str, upload_id: str, status: int) -> httpx.Response:
+        held = len(self.uploads[upload_id])
+        location = f"https://{HOST}/v2/{repository}/blobs/uploads/{upload_id}?_state=SECRET{held}"
         return httpx.Response(
             status,
             headers={"Location": location, "Range": f"0-{max(held - 1, 0)}"},
@@ -268,7 +268,7 @@ def test_a_blob_in_another_repository_is_mounted_not_sent():
 
 
 @pytest.mark.parametrize("chunk_size", [None, 5])
-def test_a_registry_that_will_not_mount_gets_an_upload_in_the_session_it_opened(chunk_size):
+def test_a_registry_that_will_not_mount_gets_an_upload_in_the_upload_it_opened(chunk_size):
     registry = FakeRegistry(mounts=False)
     data = b"shared base layer"
     digest = registry.put_blob("team/base", data)
@@ -276,7 +276,7 @@ def test_a_registry_that_will_not_mount_gets_an_upload_in_the_session_it_opened(
         "team/app", digest, len(data), opener(data), mount_from="team/base", chunk_size=chunk_size
     )
     assert moved is Transfer.UPLOADED
-    assert len(registry.seen("POST")) == 1  # the mount request's session was used
+    assert len(registry.seen("POST")) == 1  # the upload the mount request opened was used
     assert registry.blobs["team/app"][digest] == data
 
 
@@ -314,8 +314,8 @@ def test_a_broken_chunked_upload_resumes_from_the_range_the_registry_holds():
     data = bytes(range(200)) * 50  # 10000 bytes
 
     def take_then_break(request, body):  # the registry keeps the chunk, the answer is lost
-        session = request.url.path.rpartition("/")[2]
-        registry.uploads[session] += body
+        upload_id = request.url.path.rpartition("/")[2]
+        registry.uploads[upload_id] += body
         raise httpx.ReadError("Connection reset by peer", request=request)
 
     registry.faults[("PATCH", "uploads")] = [None, take_then_break]
@@ -328,7 +328,7 @@ def test_a_broken_chunked_upload_resumes_from_the_range_the_registry_holds():
     assert registry.sleeps == [0.5]
 
 
-def test_a_monolithic_upload_broken_by_a_server_error_starts_a_new_session():
+def test_a_monolithic_upload_broken_by_a_server_error_starts_a_new_upload():
     registry = FakeRegistry()
     data = b"x" * 3000
     registry.fail("PUT", "uploads", _error(503, "UNAVAILABLE"))
@@ -342,8 +342,8 @@ def test_a_resumed_upload_skips_what_the_registry_holds_in_an_unseekable_stream(
     data = bytes(range(256)) * 8
 
     def keep_half(request, body):
-        session = request.url.path.rpartition("/")[2]
-        registry.uploads[session] += body[:1000]
+        upload_id = request.url.path.rpartition("/")[2]
+        registry.uploads[upload_id] += body[:1000]
         raise httpx.WriteError("Broken pipe", request=request)
 
     registry.fail("PUT", "uploads", keep_half)
