@@ -13,6 +13,7 @@
     └── RegistryError         a registry refused or did not answer
         ├── AuthError         wrong or missing credentials
         ├── NotInRegistry     the registry has no such repository or tag
+        ├── DigestMismatch    content does not match the digest it was asked or sent by
         └── CredentialsError  the credentials store (config.json, helper) failed
 
 Messages are one sentence without a final period; hints say what to do.  HTTP status codes
@@ -29,6 +30,7 @@ __all__ = [
     "ContainerNotFound",
     "ContainerStartError",
     "CredentialsError",
+    "DigestMismatch",
     "EngineError",
     "ImageNotFound",
     "NotInRegistry",
@@ -112,11 +114,20 @@ class BuildError(CaisError):
 
 
 class RegistryError(CaisError):
-    """A registry refused a request or did not answer."""
+    """A registry refused a request or did not answer; `temporary` says a retry may help,
+    `status` is the HTTP status the registry answered, when it answered."""
 
-    def __init__(self, message: str, *, hint: str | None = None, temporary: bool = False) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        temporary: bool = False,
+        status: int | None = None,
+    ) -> None:
         super().__init__(message, hint=hint)
         self.temporary = temporary
+        self.status = status
 
 
 class AuthError(RegistryError):
@@ -125,6 +136,11 @@ class AuthError(RegistryError):
 
 class NotInRegistry(RegistryError):
     """The registry has no such repository, tag or digest."""
+
+
+class DigestMismatch(RegistryError):
+    """Content read from or written to a registry does not have the digest it should: an error,
+    never a silently different image."""
 
 
 class CredentialsError(RegistryError):

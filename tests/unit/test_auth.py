@@ -7,8 +7,17 @@ import base64
 import httpx
 import pytest
 
-from cais.errors import AuthError, RegistryError
-from cais.registry.auth import _is_loopback, _parse_challenge, api_host, verify_login
+from cais.errors import AuthError, DigestMismatch, NotInRegistry, RegistryError
+from cais.registry.auth import (
+    INSECURE_REGISTRIES,
+    Challenge,
+    api_host,
+    is_loopback,
+    parse_challenge,
+    response_error,
+    schemes,
+    verify_login,
+)
 from cais.registry.credentials import Credentials
 
 GOOD = Credentials("ana", "right-password")
@@ -270,25 +279,137 @@ def test_api_host(registry, host):
     ],
 )
 def test_is_loopback(host, loopback):
-    assert _is_loopback(host) is loopback
+    assert is_loopback(host) is loopback
 
 
 def test_parse_challenge_with_commas_in_quoted_values():
-    fields = _parse_challenge(
-        'realm="https://auth.example/token?a=1,b=2",service="registry.example",'
+    challenge = parse_challenge(
+        'Bearer realm="https://auth.example/token?a=1,b=2",service="registry.example",'
         'scope="repository:team/app:pull,push"'
     )
-    assert fields == {
-        "realm": "https://auth.example/token?a=1,b=2",
-        "service": "registry.example",
-        "scope": "repository:team/app:pull,push",
-    }
+    assert challenge == Challenge(
+        "Bearer",
+        {
+            "realm": "https://auth.example/token?a=1,b=2",
+            "service": "registry.example",
+            "scope": "repository:team/app:pull,push",
+        },
+    )
+    assert challenge.realm == "https://auth.example/token?a=1,b=2"
 
 
 def test_parse_challenge_unquoted_spaces_and_case():
-    assert _parse_challenge(' Realm=https://a/token, service="s" ,error=insufficient_scope') == {
+    challenge = parse_challenge(
+        ' BASIC Realm=https://a/token, service="s" ,error=insufficient_scope'
+    )
+    assert challenge.scheme == "BASIC"  # as sent; compared lowercased
+    assert challenge.params == {
         "realm": "https://a/token",
         "service": "s",
         "error": "insufficient_scope",
     }
-    assert _parse_challenge("") == {}
+    assert parse_challenge("Basic") == Challenge("Basic", {})
+    assert parse_challenge("") is None
+    assert parse_challenge("   ") is None
+
+
+@pytest.mark.parametrize(
+    ("host", "insecure", "expected"),
+    [
+        ("reg.example", "", ["https"]),
+        ("127.0.0.1:5000", "", ["https", "http"]),
+        ("reg.example:5000", "reg.example:5000", ["https", "http"]),
+        ("reg.example:5000", "other.example, reg.example:5000 ", ["https", "http"]),
+        ("reg.example", "reg.example:5000", ["https"]),  # the port is part of the name
+    ],
+)
+def test_schemes_allow_plain_http_for_loopback_and_marked_registries(
+    host, insecure, expected, monkeypatch
+):
+    monkeypatch.setenv(INSECURE_REGISTRIES, insecure)
+    assert schemes(host) == expected
+
+
+def test_a_registry_marked_insecure_is_logged_in_over_http(monkeypatch):
+    monkeypatch.setenv(INSECURE_REGISTRIES, "reg.example:5000")
+
+    def handler(request):
+        if request.url.scheme == "https":
+            raise httpx.ConnectError("wrong version number", request=request)
+        return basic_registry(request)
+
+    registry = Registry(handler)
+    verify_login("reg.example:5000", GOOD, transport=registry.transport)
+    assert [r.url.scheme for r in registry.requests] == ["https", "http", "http"]
+
+
+def answer(status: int, body: object = None, method: str = "GET") -> httpx.Response:
+    request = httpx.Request(method, "https://reg.example/v2/team/app/blobs/uploads/x?_state=SECRET")
+    return httpx.Response(status, json=body, request=request)
+
+
+def errors_body(*codes: str) -> dict:
+    return {"errors": [{"code": code, "message": code.lower(), "detail": "d"} for code in codes]}
+
+
+@pytest.mark.parametrize(
+    ("status", "codes", "cls", "temporary"),
+    [
+        (404, ("BLOB_UNKNOWN",), NotInRegistry, False),
+        (404, (), NotInRegistry, False),
+        (400, ("MANIFEST_UNKNOWN",), NotInRegistry, False),
+        (400, ("DIGEST_INVALID",), DigestMismatch, False),
+        (403, ("DENIED",), AuthError, False),
+        (401, ("UNAUTHORIZED",), AuthError, False),
+        (400, ("MANIFEST_BLOB_UNKNOWN",), RegistryError, False),
+        (408, (), RegistryError, True),
+        (429, ("TOOMANYREQUESTS",), RegistryError, True),
+        (502, (), RegistryError, True),
+    ],
+)
+def test_response_error_keeps_the_registry_diagnostics(status, codes, cls, temporary):
+    error = response_error(answer(status, errors_body(*codes) if codes else None), "reg.example")
+    assert type(error) is cls
+    assert error.temporary is temporary
+    assert error.status == status
+    assert error.message.startswith(
+        f"The registry `reg.example` answered {status} {httpx.codes.get_reason_phrase(status)} "
+        "to GET https://reg.example/v2/team/app/blobs/uploads/x"
+    )
+    for code in codes:
+        assert f"{code}: {code.lower()} (d)" in error.message
+    assert "SECRET" not in error.message
+    assert "_state" not in error.message
+
+
+def test_response_error_without_a_json_body():
+    request = httpx.Request("PUT", "https://reg.example/v2/a/manifests/1")
+    error = response_error(httpx.Response(500, text="<html>oops</html>", request=request), "r")
+    assert error.message == (
+        "The registry `r` answered 500 Internal Server Error to PUT https://reg.example/v2/a/manifests/1"
+    )
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        httpx.DecodingError("invalid gzip"),
+        httpx.TooManyRedirects("Exceeded maximum allowed redirects."),
+        httpx.LocalProtocolError("illegal header"),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+def test_any_httpx_error_of_a_login_check_is_one_sentence(error):
+    def handler(request):
+        raise error
+
+    with pytest.raises(RegistryError) as caught:
+        verify_login("registry.example", GOOD, transport=Registry(handler).transport)
+    assert caught.value.message.startswith("The ")
+    assert "`registry.example`" in caught.value.message
+    assert caught.value.__cause__ is error
+
+
+def test_a_login_check_on_a_registry_without_auth_ignores_a_broken_docker_config(docker_config):
+    (docker_config / "config.json").write_text("{ broken")
+    verify_login("reg.example", GOOD, transport=Registry(lambda r: httpx.Response(200)).transport)

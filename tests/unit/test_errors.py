@@ -14,6 +14,7 @@ from cais.errors import (
     ContainerNotFound,
     ContainerStartError,
     CredentialsError,
+    DigestMismatch,
     EngineError,
     ImageNotFound,
     PlanError,
@@ -31,6 +32,7 @@ ALL = [
     BuildError,
     RegistryError,
     AuthError,
+    DigestMismatch,
     CredentialsError,
 ]
 
@@ -66,6 +68,7 @@ def test_every_error_is_a_cais_error(cls):
         (ContainerStartError, EngineError),
         (AuthError, RegistryError),
         (CredentialsError, RegistryError),
+        (DigestMismatch, RegistryError),
     ],
 )
 def test_hierarchy(child, parent):
@@ -121,6 +124,13 @@ def test_registry_errors_say_if_a_retry_may_help():
     assert RegistryError("refused").temporary is False
     assert AuthError("wrong password").temporary is False
     assert CredentialsError("broken file", hint="fix it").hint == "fix it"
+    assert DigestMismatch("wrong bytes").temporary is False
+
+
+def test_registry_errors_keep_the_status_answered():
+    assert RegistryError("refused", status=400).status == 400
+    assert RegistryError("no answer", temporary=True).status is None
+    assert AuthError("denied", status=403).status == 403
 
 
 def test_errors_can_be_raised_and_caught_as_the_root():

@@ -1,1 +1,1 @@
-"""Registries: image references, credentials and login checks."""
+"""Registries: image references, credentials, auth, and the client that pushes and pulls."""
