@@ -9,6 +9,8 @@
     │   └── ImageNotFound     no such image in the engine
     │   └── ContainerNotFound no such container in the engine
     ├── BuildError            a build failed (carries the failing step and its last lines)
+    ├── DigestMismatch        content does not match the digest that names it (never used)
+    ├── SinkError             an image cannot be written to an OCI layout or a tarball
     └── RegistryError         a registry refused or did not answer
         ├── AuthError         wrong or missing credentials
         ├── NotInRegistry     the registry has no such repository or tag
@@ -27,12 +29,14 @@ __all__ = [
     "CaisError",
     "ContainerNotFound",
     "CredentialsError",
+    "DigestMismatch",
     "EngineError",
     "ImageNotFound",
     "NotInRegistry",
     "PlanError",
     "ProjectError",
     "RegistryError",
+    "SinkError",
     "StackError",
 ]
 
@@ -95,6 +99,14 @@ class BuildError(CaisError):
         super().__init__(message, hint=hint)
         self.step = step
         self.log_tail = log_tail or []
+
+
+class DigestMismatch(CaisError):
+    """A cached or received blob does not have the digest that names it; it is not used."""
+
+
+class SinkError(CaisError):
+    """An image cannot be written where it was sent (an OCI layout folder, a tarball)."""
 
 
 class RegistryError(CaisError):

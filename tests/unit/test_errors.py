@@ -13,11 +13,13 @@ from cais.errors import (
     CaisError,
     ContainerNotFound,
     CredentialsError,
+    DigestMismatch,
     EngineError,
     ImageNotFound,
     PlanError,
     ProjectError,
     RegistryError,
+    SinkError,
 )
 
 ALL = [
@@ -30,6 +32,8 @@ ALL = [
     RegistryError,
     AuthError,
     CredentialsError,
+    DigestMismatch,
+    SinkError,
 ]
 
 
