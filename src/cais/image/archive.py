@@ -23,7 +23,7 @@ from typing import BinaryIO
 
 from cais.errors import BuildError
 from cais.image.blobs import BlobStore, BlobWriter
-from cais.image.layer import Compressor, Layer, compressor
+from cais.image.layer import Layer, Packer
 from cais.image.media import Compression
 
 __all__ = ["Directory", "Entry", "File", "Symlink", "entries_from_folder", "write_layer"]
@@ -94,21 +94,19 @@ def write_layer(
     the tar is written (enough for the engine); the compressed form is made when first needed.
     """
     tree = _with_parents(entries)
-    kind = compression or Compression.GZIP
-    name, stream = compressor(kind)
     with contextlib.ExitStack() as stack:
         tar_out = stack.enter_context(store.writer())
-        packed_out = stack.enter_context(store.writer()) if compression else None
-        sink = _Tee(tar_out, stream, packed_out)
+        packer = Packer(compression, stack.enter_context(store.writer())) if compression else None
+        sink = _Tee(tar_out, packer)
         for path in sorted(tree, key=lambda p: p.split("/")):
             _write_entry(sink, path, tree[path], created, uid, gid)
         sink.write(b"\0" * (2 * _BLOCK))
         sink.finish()
-    layer = Layer(tar_out.digest, store, kind)
-    if packed_out is None:
+    layer = Layer(tar_out.digest, store, compression or Compression.GZIP)
+    if packer is None:
         return layer
-    store.set_link(name, tar_out.digest, packed_out.digest)
-    return replace(layer, known_digest=packed_out.digest, known_compressed_size=packed_out.size)
+    store.set_link(packer.name, tar_out.digest, packer.out.digest)
+    return replace(layer, known_digest=packer.out.digest, known_compressed_size=packer.out.size)
 
 
 def _normalise(path: str) -> str:
@@ -187,18 +185,15 @@ def _copy(handle: BinaryIO, sink: _Tee, size: int, path: Path) -> None:
 class _Tee:
     """The tar's bytes to the tar blob (hashing the diff id) and through the compressor."""
 
-    def __init__(
-        self, tar_out: BlobWriter, stream: Compressor, packed_out: BlobWriter | None
-    ) -> None:
+    def __init__(self, tar_out: BlobWriter, packer: Packer | None) -> None:
         self._tar = tar_out
-        self._stream = stream
-        self._packed = packed_out
+        self._packer = packer
 
     def write(self, data: bytes) -> None:
         self._tar.write(data)
-        if self._packed is not None:
-            self._packed.write(self._stream.compress(data))
+        if self._packer is not None:
+            self._packer.write(data)
 
     def finish(self) -> None:
-        if self._packed is not None:
-            self._packed.write(self._stream.flush())
+        if self._packer is not None:
+            self._packer.finish()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import os
 import re
 import tempfile
@@ -70,7 +71,7 @@ class BlobStore:
     def open(self, digest: str) -> BinaryIO:
         """A reader of the blob that raises `DigestMismatch` at its end if the content is wrong."""
         path = self.path(digest)
-        return _VerifyingReader(path.open("rb"), digest, path)  # type: ignore[return-value]
+        return _VerifyingReader(path.open("rb"), digest, path)
 
     def get(self, digest: str) -> bytes:
         """A small blob (a manifest, a config), checked."""
@@ -165,20 +166,25 @@ class BlobWriter:
             self.digest = "sha256:" + self._hash.hexdigest()
 
 
-class _VerifyingReader:
+class _VerifyingReader(io.RawIOBase):
     """Reads a stored blob, hashing it; at the end a mismatch removes the blob and raises."""
 
     def __init__(self, handle: BinaryIO, digest: str, path: Path) -> None:
+        super().__init__()
         self._handle = handle
         self._digest = digest
         self._path = path
         self._hash = hashlib.sha256()
         self._checked = False
 
-    def read(self, size: int = -1) -> bytes:
-        data = self._handle.read(size)
-        self._hash.update(data)
-        if (not data or size < 0) and not self._checked:
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        count = self._handle.readinto(buffer)
+        if count:
+            self._hash.update(memoryview(buffer)[:count])
+        elif not self._checked:
             self._checked = True
             if "sha256:" + self._hash.hexdigest() != self._digest:
                 self._path.unlink(missing_ok=True)
@@ -186,16 +192,8 @@ class _VerifyingReader:
                     f"The cached blob `{self._digest}` is damaged and has been removed",
                     hint="run the command again to rebuild it",
                 )
-        return data
-
-    def readable(self) -> bool:
-        return True
+        return count
 
     def close(self) -> None:
         self._handle.close()
-
-    def __enter__(self) -> _VerifyingReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        super().close()

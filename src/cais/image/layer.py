@@ -16,10 +16,10 @@ from dataclasses import dataclass, field, replace
 from typing import BinaryIO, Protocol
 
 from cais.errors import DigestMismatch
-from cais.image.blobs import BlobStore
+from cais.image.blobs import BlobStore, BlobWriter
 from cais.image.media import Compression, MediaType
 
-__all__ = ["Descriptor", "Layer", "compress_layers", "compressor"]
+__all__ = ["Descriptor", "Layer", "Packer", "compress_layers", "compressor"]
 
 _CHUNK = 1 << 20
 # The pinned compressors: their names (with the library's version) key the compressed-blob
@@ -63,6 +63,33 @@ def compressor(compression: Compression) -> tuple[str, Compressor]:
     return name, zstandard.ZstdCompressor(level=ZSTD_LEVEL).compressobj()
 
 
+class Packer:
+    """Feeds a compressor in blocks of one fixed size, whatever sizes it is written in.
+
+    igzip's output depends on how its input is cut, so both ways of compressing a layer (while
+    writing it, or later from the stored tar) must cut it the same way to give the same bytes.
+    """
+
+    def __init__(self, compression: Compression, out: BlobWriter) -> None:
+        self.name, self._stream = compressor(compression)
+        self.out = out
+        self._pending = bytearray()
+
+    def write(self, data: bytes | memoryview) -> None:
+        self._pending += data
+        if len(self._pending) >= _CHUNK:
+            whole = len(self._pending) - len(self._pending) % _CHUNK
+            view = memoryview(self._pending)
+            for start in range(0, whole, _CHUNK):
+                self.out.write(self._stream.compress(view[start : start + _CHUNK]))
+            view.release()
+            del self._pending[:whole]
+
+    def finish(self) -> None:
+        self.out.write(self._stream.compress(bytes(self._pending)) + self._stream.flush())
+        self._pending.clear()
+
+
 def _decompressing(stream: BinaryIO, compression: Compression) -> BinaryIO:
     if compression is Compression.GZIP:
         from isal import igzip
@@ -70,7 +97,7 @@ def _decompressing(stream: BinaryIO, compression: Compression) -> BinaryIO:
         return igzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[return-value]
     import zstandard
 
-    return zstandard.ZstdDecompressor().stream_reader(stream, closefd=True)  # type: ignore[return-value]
+    return zstandard.ZstdDecompressor().stream_reader(stream, closefd=False)  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -154,11 +181,11 @@ class Layer:
         return self._compress(name)
 
     def _compress(self, name: str) -> tuple[str, int]:
-        _, stream = compressor(self.compression)
         with self.uncompressed() as source, self.store.writer() as out:
+            packer = Packer(self.compression, out)
             while chunk := source.read(_CHUNK):
-                out.write(stream.compress(chunk))
-            out.write(stream.flush())
+                packer.write(chunk)
+            packer.finish()
         self.store.set_link(name, self.diff_id, out.digest)
         return out.digest, out.size
 
@@ -172,7 +199,8 @@ class Layer:
                 hint="run the command again to rebuild it",
             )
         with contextlib.ExitStack() as stack:
-            source = _decompressing(self.store.open(self.known_digest), self.compression)
+            packed = stack.enter_context(self.store.open(self.known_digest))
+            source = _decompressing(packed, self.compression)
             stack.callback(source.close)
             with self.store.writer(expected=self.diff_id) as out:
                 while chunk := source.read(_CHUNK):
