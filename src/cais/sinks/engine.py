@@ -21,7 +21,7 @@ from cais.sinks import tarball
 if TYPE_CHECKING:
     import docker
 
-__all__ = ["chain_ids", "held_layers", "write"]
+__all__ = ["chain_ids", "held_chains", "held_layers", "write"]
 
 
 def write(image: Image, client: docker.DockerClient, *, tags: Sequence[str] = ()) -> str:
@@ -31,7 +31,7 @@ def write(image: Image, client: docker.DockerClient, *, tags: Sequence[str] = ()
     """
     references = [parse_reference(tag) for tag in tags]
     if not _has_image(client, image.id):
-        skip = held_layers(image, _engine_chain_ids(client))
+        skip = held_layers(image, held_chains(client))
         with engine_errors():
             messages = client.api.load_image(tarball.chunks(image, tags=tags, skip=skip))
             for message in messages:
@@ -77,7 +77,7 @@ def _has_image(client: docker.DockerClient, image_id: str) -> bool:
         return False
 
 
-def _engine_chain_ids(client: docker.DockerClient) -> set[str]:
+def held_chains(client: docker.DockerClient) -> set[str]:
     """The layer chains of every image in the engine (the API lists no layers by themselves)."""
     held: set[str] = set()
     with engine_errors():
