@@ -9,7 +9,7 @@
     │   └── ImageNotFound     no such image in the engine
     │   └── ContainerNotFound no such container in the engine
     ├── BuildError            a build failed (carries the failing step and its last lines)
-    ├── DigestMismatch        content does not match the digest that names it (never used)
+    ├── BlobError             a blob is not in the cache, or not what its digest names
     ├── SinkError             an image cannot be written to an OCI layout or a tarball
     └── RegistryError         a registry refused or did not answer
         ├── AuthError         wrong or missing credentials
@@ -24,12 +24,12 @@ from __future__ import annotations
 
 __all__ = [
     "AuthError",
+    "BlobError",
     "BuildError",
     "BundleError",
     "CaisError",
     "ContainerNotFound",
     "CredentialsError",
-    "DigestMismatch",
     "EngineError",
     "ImageNotFound",
     "NotInRegistry",
@@ -101,8 +101,9 @@ class BuildError(CaisError):
         self.log_tail = log_tail or []
 
 
-class DigestMismatch(CaisError):
-    """A cached or received blob does not have the digest that names it; it is not used."""
+class BlobError(CaisError):
+    """A blob is missing from the cache, or its content (cached or received) does not have
+    the digest that names it; such content is never used."""
 
 
 class SinkError(CaisError):

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from cais.engine.client import docker_cli
-from cais.errors import DigestMismatch
+from cais.errors import BlobError
 from cais.image.archive import File, write_layer
 from cais.image.blobs import BlobStore
 from cais.image.image import Image, append_layers, with_config
@@ -87,7 +87,7 @@ def test_the_base_image_read_as_a_value_keeps_its_id(base, engine):
 def test_an_image_written_to_the_engine_runs(base, store, engine, image_name):
     image = _app(base, store, f"hello from {image_name}")
     tag = f"{image_name}:1"
-    assert engine_sink.write(image, engine, tags=[tag]) == image.id
+    assert engine_sink.write(image, engine, tags=[tag], candidates=[BASE_IMAGE]) == image.id
     assert engine.images.get(tag).id == image.id  # the image id is the config's digest
     output = engine.containers.run(tag, remove=True).decode()
     assert output == f"hello from {image_name} 1000\n"
@@ -109,6 +109,8 @@ def test_the_engine_reads_no_layer_file_it_already_holds(base, store, engine, im
     image = _app(base, store, f"skip {image_name}")
     held = engine_sink.held_layers(image, engine_sink.held_chains(engine))
     assert held == len(base.layers)  # the base is in the engine, the new layer is not
+    named = engine_sink.held_chains(engine, [BASE_IMAGE, f"{image_name}:absent"])
+    assert engine_sink.held_layers(image, named) == held
     partial = store.root.parent / f"{image_name}-partial.tar"
     tarball.write(image, partial, tags=[f"{image_name}:partial"], skip=held)
     done = _docker_load(partial)
@@ -161,7 +163,7 @@ def test_an_oci_layout_reads_back_to_the_same_digests(base, store, tmp_path):
 def test_a_damaged_layer_never_reaches_the_engine(base, store, engine, image_name):
     image = _app(base, store, f"damaged {image_name}")
     store.path(image.layers[-1].diff_id).write_bytes(b"not the tar the config lists")
-    with pytest.raises(DigestMismatch):
+    with pytest.raises(BlobError):
         engine_sink.write(image, engine, tags=[f"{image_name}:damaged"])
     assert image.id not in {i.id for i in engine.images.list(all=True)}
     assert not store.has(image.layers[-1].diff_id)

@@ -184,6 +184,19 @@ def test_special_files_are_refused_with_their_path(tmp_path):
     assert caught.value.hint
 
 
+def test_a_file_that_changes_while_read_is_refused(tmp_path):
+    status = Path("/proc/self/status")  # its size says 0, its reading gives more
+    if not status.exists():
+        pytest.skip("no /proc on this system")
+    with pytest.raises(BuildError) as caught:
+        write_layer({"status": File(status)}, store=BlobStore(tmp_path / "c"), created=0)
+    assert (
+        caught.value.message
+        == f"The file `{status}` changed while it was being written into a layer"
+    )
+    assert not list((tmp_path / "c" / "blobs").rglob("*.*"))
+
+
 def test_gzip_has_no_name_and_no_timestamp(tmp_path):
     layer = write_layer({"a": File(b"a" * 1000)}, store=BlobStore(tmp_path / "c"), created=CREATED)
     with layer.compressed() as stream:

@@ -9,11 +9,11 @@ import pytest
 import cais.errors as errors
 from cais.errors import (
     AuthError,
+    BlobError,
     BuildError,
     CaisError,
     ContainerNotFound,
     CredentialsError,
-    DigestMismatch,
     EngineError,
     ImageNotFound,
     PlanError,
@@ -32,7 +32,7 @@ ALL = [
     RegistryError,
     AuthError,
     CredentialsError,
-    DigestMismatch,
+    BlobError,
     SinkError,
 ]
 

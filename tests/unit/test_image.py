@@ -9,7 +9,15 @@ import pytest
 
 from cais.image.archive import File, write_layer
 from cais.image.blobs import BlobStore, sha256_digest
-from cais.image.image import Image, append_layers, empty, timestamp, with_config, with_created
+from cais.image.image import (
+    Image,
+    append_layers,
+    canonical_json,
+    empty,
+    timestamp,
+    with_config,
+    with_created,
+)
 from cais.image.media import MediaType
 from cais.image.platform import Platform
 
@@ -78,6 +86,21 @@ def test_with_config_merges_and_never_mutates():
     assert settings["Healthcheck"]["Test"] == ["CMD", "true"]
     assert base.config_json == before
     assert with_config(image, entrypoint=["x"], cmd=["y"]).config["config"]["Cmd"] == ["y"]
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("2023-11-14T22:13:20Z", 1_700_000_000),
+        ("2023-11-14T22:13:20.123456789Z", 1_700_000_000),
+        ("2023-11-14T23:13:20+01:00", 1_700_000_000),
+        ("yesterday", None),
+        ("", None),
+    ],
+)
+def test_created_is_read_as_engines_write_it(text, seconds):
+    config = {**empty(AMD64).config, "created": text}
+    assert Image(canonical_json(config), ()).created == seconds
 
 
 def test_config_is_a_copy():

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cais.errors import DigestMismatch
+from cais.errors import BlobError
 from cais.image import layer as layer_module
 from cais.image.archive import File, write_layer
 from cais.image.blobs import BlobStore, sha256_digest
@@ -55,10 +55,15 @@ def test_a_damaged_compressed_blob_is_rebuilt_not_used(store, damage):
 def test_a_layer_whose_tar_is_gone_says_so(store):
     layer = _tar(store, "three")
     store.remove(layer.diff_id)
-    with pytest.raises(DigestMismatch, match="is not in the cache"):
+    with pytest.raises(BlobError) as caught:
         Layer.from_store(store, layer.diff_id)
-    with pytest.raises(DigestMismatch, match="is no longer in the cache"):
+    assert caught.value.message == (
+        f"The layer `{layer.diff_id}` is not in the cache (it was pruned or removed)"
+    )
+    with pytest.raises(BlobError, match="is not in the cache"):
         layer.uncompressed()
+    with pytest.raises(BlobError, match="is not in the cache"):
+        Layer.from_compressed(store, digest=sha256_digest(b"gone"), diff_id=layer.diff_id)
 
 
 def test_a_fetched_layer_is_decompressed_and_its_diff_id_checked(store):
@@ -77,9 +82,15 @@ def test_a_fetched_layer_of_another_diff_id_is_refused(store):
     digest = store.put(gzip.compress(b"what was sent", mtime=0))
     claimed = sha256_digest(b"what the config lists")
     layer = Layer.from_compressed(store, digest=digest, diff_id=claimed)
-    with pytest.raises(DigestMismatch):
+    with pytest.raises(BlobError):
         layer.uncompressed()
     assert not store.has(claimed)
+
+
+def test_layers_are_equal_by_diff_id_whatever_is_known_of_their_compressed_form(store):
+    layer = _tar(store, "five")
+    assert layer.compress() == layer and layer.compress().known_digest != layer.known_digest
+    assert _tar(store, "six") != layer
 
 
 def test_descriptor_follows_the_manifest_family(store):

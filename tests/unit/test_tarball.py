@@ -72,10 +72,19 @@ def test_the_same_image_gives_the_same_bytes(tmp_path, image):
     assert one.read_bytes() == two.read_bytes()
 
 
-def test_a_bad_tag_is_refused_before_writing(tmp_path, image):
-    with pytest.raises(PlanError, match="`Bad Tag` is not"):
-        tarball.write(image, tmp_path / "x.tar", tags=["Bad Tag"])
+@pytest.mark.parametrize(
+    ("tag", "message"),
+    [
+        ("Bad Tag", "`Bad Tag` is not"),
+        ("UPPER:1", "`UPPER:1`"),
+        ("app@sha256:" + "a" * 64, "names a digest, which cannot be given to an image"),
+    ],
+)
+def test_a_bad_tag_is_refused_before_writing(tmp_path, image, tag, message):
+    with pytest.raises(PlanError, match=message):
+        tarball.write(image, tmp_path / "x.tar", tags=["good:1", tag])
     assert list(tmp_path.glob("*.tar")) == []
+    assert list(tmp_path.glob(".x.tar-*")) == []
 
 
 @pytest.mark.parametrize("where", ["missing/x.tar", "file/x.tar"])

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from cais.errors import DigestMismatch
+from cais.errors import BlobError
 
 __all__ = ["BlobStore", "default_root", "sha256_digest"]
 
@@ -64,12 +64,12 @@ class BlobStore:
             with self.open(digest) as stream:
                 while stream.read(_CHUNK):
                     pass
-        except (FileNotFoundError, DigestMismatch):
+        except (FileNotFoundError, BlobError):
             return False
         return True
 
     def open(self, digest: str) -> BinaryIO:
-        """A reader of the blob that raises `DigestMismatch` at its end if the content is wrong."""
+        """A reader of the blob that raises `BlobError` at its end if the content is wrong."""
         path = self.path(digest)
         return _VerifyingReader(path.open("rb"), digest, path)
 
@@ -87,7 +87,7 @@ class BlobStore:
     def writer(self, expected: str | None = None) -> Iterator[BlobWriter]:
         """A file to stream a blob into; it is stored under its digest when the block ends.
 
-        With `expected`, content of another digest is refused (`DigestMismatch`) and not stored.
+        With `expected`, content of another digest is refused (`BlobError`) and not stored.
         """
         folder = self.root / "tmp"
         folder.mkdir(parents=True, exist_ok=True)
@@ -97,7 +97,7 @@ class BlobStore:
             yield writer
             writer.close()
             if expected is not None and writer.digest != expected:
-                raise DigestMismatch(
+                raise BlobError(
                     f"The content received for `{expected}` has the digest `{writer.digest}`",
                     hint="the source sent damaged data; try again",
                 )
@@ -188,7 +188,7 @@ class _VerifyingReader(io.RawIOBase):
             self._checked = True
             if "sha256:" + self._hash.hexdigest() != self._digest:
                 self._path.unlink(missing_ok=True)
-                raise DigestMismatch(
+                raise BlobError(
                     f"The cached blob `{self._digest}` is damaged and has been removed",
                     hint="run the command again to rebuild it",
                 )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -29,6 +30,13 @@ __all__ = [
     "with_config",
     "with_created",
 ]
+
+
+# Engines write nanoseconds (`2024-05-01T12:00:00.123456789Z`), which Python 3.10's
+# `fromisoformat` cannot read: the fraction is dropped.
+_RFC3339 = re.compile(
+    r"(?P<time>\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.\d+)?(?P<zone>Z|[+-]\d\d:\d\d)"
+)
 
 
 def canonical_json(value: Any) -> bytes:
@@ -78,10 +86,12 @@ class Image:
 
     @property
     def created(self) -> int | None:
-        text = self.config.get("created")
-        if not text:
+        """The config's `created` time in whole seconds; None when absent or unreadable."""
+        found = _RFC3339.fullmatch(str(self.config.get("created") or ""))
+        if not found:
             return None
-        return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp())
+        when = datetime.fromisoformat(found["time"] + found["zone"].replace("Z", "+00:00"))
+        return int(when.timestamp())
 
     def config_descriptor(self) -> Descriptor:
         return Descriptor(self.media_type.config, self.config_digest, len(self.config_json))
@@ -125,7 +135,10 @@ def empty(
 def append_layers(
     image: Image, layers: Sequence[Layer], *, created_by: Iterable[str] | None = None
 ) -> Image:
-    """The image with `layers` on top, each with a history entry (`created_by` says what)."""
+    """The image with `layers` on top, each with a history entry (`created_by` says what).
+
+    History entries carry the image's `created` time: set it (`with_created`) first.
+    """
     config = image.config
     when = config.get("created")
     comments = list(created_by) if created_by is not None else ["cais"] * len(layers)

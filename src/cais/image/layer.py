@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import BinaryIO, Protocol
 
-from cais.errors import DigestMismatch
+from cais.errors import BlobError
 from cais.image.blobs import BlobStore, BlobWriter
 from cais.image.media import Compression, MediaType
 
@@ -112,8 +112,9 @@ class Layer:
     diff_id: str
     store: BlobStore = field(repr=False, compare=False)
     compression: Compression = Compression.GZIP
-    known_digest: str | None = None
-    known_compressed_size: int | None = None
+    # What is known of the compressed form; layers are equal by diff id and compression.
+    known_digest: str | None = field(default=None, compare=False)
+    known_compressed_size: int | None = field(default=None, compare=False)
 
     @classmethod
     def from_store(
@@ -121,9 +122,7 @@ class Layer:
     ) -> Layer:
         """The layer whose tar is in the store; its compressed form is found or made on use."""
         if not store.has(diff_id):
-            raise DigestMismatch(
-                f"The layer `{diff_id}` is not in the cache", hint="run the command again"
-            )
+            raise _not_cached(diff_id)
         return cls(diff_id, store, compression)
 
     @classmethod
@@ -136,6 +135,8 @@ class Layer:
         compression: Compression = Compression.GZIP,
     ) -> Layer:
         """A layer known by its compressed blob (in the store) and the diff id its image lists."""
+        if not store.has(digest):
+            raise _not_cached(digest)
         return cls(diff_id, store, compression, digest, store.size(digest))
 
     def descriptor(self, manifest_type: MediaType = MediaType.OCI_MANIFEST) -> Descriptor:
@@ -194,10 +195,7 @@ class Layer:
         if self.store.has(self.diff_id):
             return
         if self.known_digest is None:
-            raise DigestMismatch(
-                f"The layer `{self.diff_id}` is no longer in the cache",
-                hint="run the command again to rebuild it",
-            )
+            raise _not_cached(self.diff_id)
         with contextlib.ExitStack() as stack:
             packed = stack.enter_context(self.store.open(self.known_digest))
             source = _decompressing(packed, self.compression)
@@ -212,3 +210,10 @@ def compress_layers(layers: Iterable[Layer], *, workers: int | None = None) -> l
     todo = list(layers)
     with ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(Layer.compress, todo))
+
+
+def _not_cached(digest: str) -> BlobError:
+    return BlobError(
+        f"The layer `{digest}` is not in the cache (it was pruned or removed)",
+        hint="run the command again to rebuild it",
+    )

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 from cais.engine.client import engine_errors
 from cais.errors import EngineError, ImageNotFound
 from cais.image.image import Image
-from cais.registry.reference import parse_reference
 from cais.sinks import tarball
+from cais.sinks._tags import parse_tags
 
 if TYPE_CHECKING:
     import docker
@@ -24,16 +24,24 @@ if TYPE_CHECKING:
 __all__ = ["chain_ids", "held_chains", "held_layers", "write"]
 
 
-def write(image: Image, client: docker.DockerClient, *, tags: Sequence[str] = ()) -> str:
+def write(
+    image: Image,
+    client: docker.DockerClient,
+    *,
+    tags: Sequence[str] = (),
+    candidates: Sequence[str] | None = None,
+) -> str:
     """Put `image` in the engine tagged `tags` (an image already there is only tagged).
 
-    Returns the image id.
+    The image is loaded untagged and then tagged, so both ways end the same. `candidates`
+    (the base image, an earlier version) name the images likely to share its first layers;
+    without them every image in the engine is looked at. Returns the image id.
     """
-    references = [parse_reference(tag) for tag in tags]
+    references = parse_tags(tags)
     if not _has_image(client, image.id):
-        skip = held_layers(image, held_chains(client))
+        skip = held_layers(image, held_chains(client, candidates))
         with engine_errors():
-            messages = client.api.load_image(tarball.chunks(image, tags=tags, skip=skip))
+            messages = client.api.load_image(tarball.chunks(image, skip=skip))
             for message in messages:
                 if message.get("error"):
                     raise EngineError(
@@ -77,16 +85,21 @@ def _has_image(client: docker.DockerClient, image_id: str) -> bool:
         return False
 
 
-def held_chains(client: docker.DockerClient) -> set[str]:
-    """The layer chains of every image in the engine (the API lists no layers by themselves)."""
+def held_chains(client: docker.DockerClient, candidates: Sequence[str] | None = None) -> set[str]:
+    """The layer chains of the `candidates` the engine has, or of all its images.
+
+    The Engine API lists no layers by themselves: each image is inspected (one request each;
+    0.36 s for 198 images here).
+    """
+    if candidates is None:
+        with engine_errors():
+            candidates = [summary["Id"] for summary in client.api.images(all=True)]
     held: set[str] = set()
-    with engine_errors():
-        summaries = client.api.images(all=True)
-    for summary in summaries:
+    for reference in candidates:
         try:
-            with engine_errors(image=summary["Id"]):
-                layers = client.api.inspect_image(summary["Id"])["RootFS"].get("Layers") or []
+            with engine_errors(image=reference):
+                layers = client.api.inspect_image(reference)["RootFS"].get("Layers") or []
         except ImageNotFound:
-            continue  # removed meanwhile: it holds nothing now
+            continue  # not there (or removed meanwhile): it holds nothing
         held.update(chain_ids(layers))
     return held

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from cais.errors import SinkError
 from cais.image.image import Image, canonical_json
-from cais.registry.reference import parse_reference
+from cais.sinks._tags import parse_tags
 
 __all__ = ["chunks", "write"]
 
@@ -50,7 +50,7 @@ def write(image: Image, dest: Path, *, tags: Sequence[str] = (), skip: int = 0) 
 
 def chunks(image: Image, *, tags: Sequence[str] = (), skip: int = 0) -> Iterator[bytes]:
     """The tarball as a stream of chunks, never whole in memory."""
-    repo_tags = [str(parse_reference(tag)) for tag in tags]
+    repo_tags = [str(reference) for reference in parse_tags(tags)]
     config_name = image.config_digest.removeprefix("sha256:") + ".json"
     layer_names = [layer.diff_id.removeprefix("sha256:") + "/layer.tar" for layer in image.layers]
     manifest = [{"Config": config_name, "Layers": layer_names, "RepoTags": repo_tags}]
