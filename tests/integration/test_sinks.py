@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from cais.engine.client import docker_cli
-from cais.errors import BlobError
+from cais.errors import BlobError, EngineError
 from cais.image.archive import File, write_layer
 from cais.image.blobs import BlobStore
 from cais.image.image import Image, append_layers, with_config
@@ -167,3 +167,14 @@ def test_a_damaged_layer_never_reaches_the_engine(base, store, engine, image_nam
         engine_sink.write(image, engine, tags=[f"{image_name}:damaged"])
     assert image.id not in {i.id for i in engine.images.list(all=True)}
     assert not store.has(image.layers[-1].diff_id)
+
+
+def test_an_engine_refusal_is_one_sentence(base, store, engine, image_name, monkeypatch):
+    image = _app(base, store, f"refused {image_name}")
+    # Leave out a layer the engine lacks: the engine refuses the load, in its own words.
+    monkeypatch.setattr(engine_sink, "held_layers", lambda image, chains: len(image.layers))
+    with pytest.raises(EngineError) as caught:
+        engine_sink.write(image, engine, tags=[f"{image_name}:refused"])
+    assert caught.value.message.startswith("The Docker Engine ")
+    assert "Traceback" not in caught.value.message
+    assert image.id not in {i.id for i in engine.images.list(all=True)}

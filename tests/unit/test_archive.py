@@ -163,6 +163,15 @@ def test_paths_outside_the_image_are_refused(tmp_path, path):
     assert caught.value.message == f"The path `{path}` cannot be placed in an image layer"
 
 
+def test_one_path_given_twice_must_be_one_entry(tmp_path):
+    store = BlobStore(tmp_path / "c")
+    same = write_layer({"app/x": File(b"1"), "/app/x": File(b"1")}, store=store, created=0)
+    assert same.diff_id == write_layer({"app/x": File(b"1")}, store=store, created=0).diff_id
+    with pytest.raises(BuildError) as caught:
+        write_layer({"app/x": File(b"1"), "/app//x": File(b"2")}, store=store, created=0)
+    assert caught.value.message == "The path `app/x` is given twice, with different content"
+
+
 @pytest.mark.parametrize("parent", [File(b"x"), Symlink("elsewhere")])
 def test_an_entry_inside_a_non_folder_is_refused(tmp_path, parent):
     with pytest.raises(BuildError, match="is inside `app`, which is not a folder"):

@@ -119,7 +119,10 @@ def _normalise(path: str) -> str:
 def _with_parents(entries: Mapping[str, Entry]) -> dict[str, Entry]:
     tree: dict[str, Entry] = {}
     for path, entry in entries.items():
-        tree[_normalise(path)] = entry
+        clean = _normalise(path)
+        if tree.get(clean, entry) != entry:
+            raise BuildError(f"The path `{clean}` is given twice, with different content")
+        tree[clean] = entry
     for path in list(tree):
         parent = posixpath.dirname(path)
         while parent and parent not in tree:
