@@ -38,6 +38,16 @@ def test_a_damaged_blob_is_detected_removed_and_never_used(store, damage):
     assert store.verify(digest)
 
 
+def test_a_missing_blob_is_one_sentence(store):
+    digest = sha256_digest(b"never stored")
+    with pytest.raises(BlobError) as caught:
+        store.open(digest)
+    assert (
+        caught.value.message
+        == f"The blob `{digest}` is not in the cache (it was pruned or removed)"
+    )
+
+
 def test_verify_removes_a_damaged_blob(store):
     digest = store.put(b"x" * 3_000_000)
     with store.path(digest).open("r+b") as handle:

@@ -78,6 +78,28 @@ def test_a_fetched_layer_is_decompressed_and_its_diff_id_checked(store):
     assert layer.compress().digest == digest  # its own compressed form is kept, not redone
 
 
+@pytest.mark.parametrize("compression", [Compression.GZIP, Compression.ZSTD])
+def test_a_damaged_fetched_blob_is_caught_and_removed(store, compression):
+    import random
+
+    import zstandard
+
+    tar = random.Random(0).randbytes(20_000)  # incompressible: the halves differ
+    if compression is Compression.GZIP:
+        packed = gzip.compress(tar, mtime=0)
+    else:
+        packed = zstandard.ZstdCompressor().compress(tar)
+    digest = store.put(packed)
+    layer = Layer.from_compressed(
+        store, digest=digest, diff_id=sha256_digest(tar), compression=compression
+    )
+    for damage in (packed + b"\0" * 8, packed[: len(packed) // 2], b"garbage" + packed):
+        store.path(digest).write_bytes(damage)
+        with pytest.raises(BlobError, match=f"The cached blob `{digest}` is "):
+            layer.uncompressed()
+        assert not store.has(digest) and not store.has(layer.diff_id)
+
+
 def test_a_fetched_layer_of_another_diff_id_is_refused(store):
     digest = store.put(gzip.compress(b"what was sent", mtime=0))
     claimed = sha256_digest(b"what the config lists")

@@ -64,14 +64,21 @@ class BlobStore:
             with self.open(digest) as stream:
                 while stream.read(_CHUNK):
                     pass
-        except (FileNotFoundError, BlobError):
+        except BlobError:
             return False
         return True
 
     def open(self, digest: str) -> BinaryIO:
         """A reader of the blob that raises `BlobError` at its end if the content is wrong."""
         path = self.path(digest)
-        return _VerifyingReader(path.open("rb"), digest, path)
+        try:
+            handle = path.open("rb")
+        except FileNotFoundError as exc:
+            raise BlobError(
+                f"The blob `{digest}` is not in the cache (it was pruned or removed)",
+                hint="run the command again to rebuild it",
+            ) from exc
+        return _VerifyingReader(handle, digest, path)
 
     def get(self, digest: str) -> bytes:
         """A small blob (a manifest, a config), checked."""

@@ -100,6 +100,16 @@ def _decompressing(stream: BinaryIO, compression: Compression) -> BinaryIO:
     return zstandard.ZstdDecompressor().stream_reader(stream, closefd=False)  # type: ignore[return-value]
 
 
+def _decompression_errors(compression: Compression) -> tuple[type[Exception], ...]:
+    if compression is Compression.GZIP:
+        from isal import isal_zlib
+
+        return (OSError, EOFError, isal_zlib.error)
+    import zstandard
+
+    return (zstandard.ZstdError,)
+
+
 @dataclass(frozen=True)
 class Layer:
     """One layer of an image.
@@ -200,9 +210,19 @@ class Layer:
             packed = stack.enter_context(self.store.open(self.known_digest))
             source = _decompressing(packed, self.compression)
             stack.callback(source.close)
-            with self.store.writer(expected=self.diff_id) as out:
-                while chunk := source.read(_CHUNK):
-                    out.write(chunk)
+            try:
+                with self.store.writer(expected=self.diff_id) as out:
+                    while chunk := source.read(_CHUNK):
+                        out.write(chunk)
+            except _decompression_errors(self.compression) as exc:
+                self.store.remove(self.known_digest)
+                raise BlobError(
+                    f"The cached blob `{self.known_digest}` is not valid {self.compression.value}"
+                    " and has been removed",
+                    hint="run the command again to fetch it again",
+                ) from exc
+            while packed.read(_CHUNK):  # to its end, where the reader checks its digest
+                pass
 
 
 def compress_layers(layers: Iterable[Layer], *, workers: int | None = None) -> list[Layer]:
