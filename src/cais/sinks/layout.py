@@ -7,10 +7,11 @@ leaves `index.json` as it was.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -55,7 +56,7 @@ def _write_image(image: Image, dest: Path) -> None:
     _write_blob(dest, image.digest, lambda: _bytes(image.manifest_json))
 
 
-def _write_blob(dest: Path, digest: str, open_stream) -> None:
+def _write_blob(dest: Path, digest: str, open_stream: Callable[[], BinaryIO]) -> None:
     path = dest / "blobs" / "sha256" / digest.removeprefix("sha256:")
     if path.is_file():
         return  # content-addressed: a blob of that name is that blob
@@ -113,6 +114,4 @@ def _atomic(path: Path) -> Iterator[BinaryIO]:
 
 
 def _bytes(data: bytes) -> BinaryIO:
-    import io
-
     return io.BytesIO(data)
