@@ -10,6 +10,8 @@
     │   └── ContainerNotFound no such container in the engine
     │   └── ContainerStartError a container did not start; exits 125, 126 or 127 as docker does
     ├── BuildError            a build failed (carries the failing step and its last lines)
+    ├── BlobError             a blob is not in the cache, or not what its digest names
+    ├── SinkError             an image cannot be written to an OCI layout or a tarball
     └── RegistryError         a registry refused or did not answer
         ├── AuthError         wrong or missing credentials
         ├── NotInRegistry     the registry has no such repository or tag
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 __all__ = [
     "AuthError",
+    "BlobError",
     "BuildError",
     "BundleError",
     "CaisError",
@@ -37,6 +40,7 @@ __all__ = [
     "PlanError",
     "ProjectError",
     "RegistryError",
+    "SinkError",
     "StackError",
 ]
 
@@ -111,6 +115,15 @@ class BuildError(CaisError):
         self.step = step
         self.log_tail = log_tail or []
         self.packages = packages or []
+
+
+class BlobError(CaisError):
+    """A blob is missing from the cache, or its content (cached or received) does not have
+    the digest that names it; such content is never used."""
+
+
+class SinkError(CaisError):
+    """An image cannot be written where it was sent (an OCI layout folder, a tarball)."""
 
 
 class RegistryError(CaisError):

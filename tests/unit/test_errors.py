@@ -9,6 +9,7 @@ import pytest
 import cais.errors as errors
 from cais.errors import (
     AuthError,
+    BlobError,
     BuildError,
     CaisError,
     ContainerNotFound,
@@ -20,6 +21,7 @@ from cais.errors import (
     PlanError,
     ProjectError,
     RegistryError,
+    SinkError,
 )
 
 ALL = [
@@ -34,6 +36,8 @@ ALL = [
     AuthError,
     DigestMismatch,
     CredentialsError,
+    BlobError,
+    SinkError,
 ]
 
 

@@ -1,0 +1,206 @@
+"""A content-addressed blob store on disk: `ROOT/blobs/sha256/HEX`.
+
+Writes are atomic (a temp file in the store, then a rename), every read is checked against
+the digest (a damaged entry is removed and reported, never used), and compressed layers are
+indexed by the diff id and compressor that made them, so a layer is compressed once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from cais.errors import BlobError
+
+__all__ = ["BlobStore", "default_root", "sha256_digest"]
+
+_CHUNK = 1 << 20
+_DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+
+
+def default_root() -> Path:
+    """`CAIS_CACHE`, else `$XDG_CACHE_HOME/cais`, else `~/.cache/cais`."""
+    if os.environ.get("CAIS_CACHE"):
+        return Path(os.environ["CAIS_CACHE"]).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "cais"
+
+
+def sha256_digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+class BlobStore:
+    """Blobs by digest under `root`; safe for several threads and processes at once."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = Path(root) if root is not None else default_root()
+
+    def __repr__(self) -> str:
+        return f"BlobStore(root={str(self.root)!r})"
+
+    def path(self, digest: str) -> Path:
+        if not _DIGEST.fullmatch(digest):
+            raise ValueError(f"not a sha256 digest: {digest!r}")
+        return self.root / "blobs" / "sha256" / digest.removeprefix("sha256:")
+
+    def has(self, digest: str) -> bool:
+        """Whether the store holds the blob (its content is checked when it is read)."""
+        return self.path(digest).is_file()
+
+    def size(self, digest: str) -> int:
+        return self.path(digest).stat().st_size
+
+    def verify(self, digest: str) -> bool:
+        """Whether the blob is there and intact; a damaged one is removed."""
+        try:
+            with self.open(digest) as stream:
+                while stream.read(_CHUNK):
+                    pass
+        except BlobError:
+            return False
+        return True
+
+    def open(self, digest: str) -> BinaryIO:
+        """A reader of the blob that raises `BlobError` at its end if the content is wrong."""
+        path = self.path(digest)
+        try:
+            handle = path.open("rb")
+        except FileNotFoundError as exc:
+            raise BlobError(
+                f"The blob `{digest}` is not in the cache (it was pruned or removed)",
+                hint="run the command again to rebuild it",
+            ) from exc
+        return _VerifyingReader(handle, digest, path)
+
+    def get(self, digest: str) -> bytes:
+        """A small blob (a manifest, a config), checked."""
+        with self.open(digest) as stream:
+            return stream.read()
+
+    def put(self, data: bytes) -> str:
+        with self.writer() as writer:
+            writer.write(data)
+        return writer.digest
+
+    @contextlib.contextmanager
+    def writer(self, expected: str | None = None) -> Iterator[BlobWriter]:
+        """A file to stream a blob into; it is stored under its digest when the block ends.
+
+        With `expected`, content of another digest is refused (`BlobError`) and not stored.
+        """
+        folder = self.root / "tmp"
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=folder, prefix="blob-")
+        writer = BlobWriter(os.fdopen(fd, "wb"))
+        try:
+            yield writer
+            writer.close()
+            if expected is not None and writer.digest != expected:
+                raise BlobError(
+                    f"The content received for `{expected}` has the digest `{writer.digest}`",
+                    hint="the source sent damaged data; try again",
+                )
+            target = self.path(writer.digest)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(name, target)
+        finally:
+            writer.close()
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name)
+
+    def ingest(self, stream: BinaryIO, expected: str) -> str:
+        """Copy a stream into the store, refusing it unless its digest is `expected`."""
+        with self.writer(expected) as writer:
+            while chunk := stream.read(_CHUNK):
+                writer.write(chunk)
+        return expected
+
+    def remove(self, digest: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.path(digest).unlink()
+
+    def link(self, kind: str, key: str) -> str | None:
+        """The digest a named index (`kind`) records for `key`, if the blob is still there."""
+        path = self._link_path(kind, key)
+        try:
+            digest = path.read_text().strip()
+        except FileNotFoundError:
+            return None
+        if not _DIGEST.fullmatch(digest) or not self.has(digest):
+            path.unlink(missing_ok=True)
+            return None
+        return digest
+
+    def set_link(self, kind: str, key: str, digest: str) -> None:
+        path = self._link_path(kind, key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=".link-")
+        with os.fdopen(fd, "w") as handle:
+            handle.write(digest)
+        os.replace(name, path)
+
+    def _link_path(self, kind: str, key: str) -> Path:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", kind):
+            raise ValueError(f"not an index name: {kind!r}")
+        return self.root / "index" / kind / key.replace(":", "-")
+
+
+class BlobWriter:
+    """A write-only file that hashes what goes through it."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self._handle = handle
+        self._hash = hashlib.sha256()
+        self.size = 0
+        self.digest = ""
+
+    def write(self, data: bytes | memoryview) -> int:
+        self._hash.update(data)
+        self.size += len(data)
+        return self._handle.write(data)
+
+    def close(self) -> None:
+        if not self._handle.closed:
+            self._handle.close()
+            self.digest = "sha256:" + self._hash.hexdigest()
+
+
+class _VerifyingReader(io.RawIOBase):
+    """Reads a stored blob, hashing it; at the end a mismatch removes the blob and raises."""
+
+    def __init__(self, handle: BinaryIO, digest: str, path: Path) -> None:
+        super().__init__()
+        self._handle = handle
+        self._digest = digest
+        self._path = path
+        self._hash = hashlib.sha256()
+        self._checked = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        count = self._handle.readinto(buffer)
+        if count:
+            self._hash.update(memoryview(buffer)[:count])
+        elif not self._checked:
+            self._checked = True
+            if "sha256:" + self._hash.hexdigest() != self._digest:
+                self._path.unlink(missing_ok=True)
+                raise BlobError(
+                    f"The cached blob `{self._digest}` is damaged and has been removed",
+                    hint="run the command again to rebuild it",
+                )
+        return count
+
+    def close(self) -> None:
+        self._handle.close()
+        super().close()

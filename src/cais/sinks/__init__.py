@@ -1,0 +1,1 @@
+"""Where an image goes: one module per destination, each with one verb, `write`."""

@@ -1,0 +1,104 @@
+"""cais.image.blobs: a content-addressed store that never hands out damaged content."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+
+import pytest
+
+from cais.errors import BlobError
+from cais.image.blobs import BlobStore, default_root, sha256_digest
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> BlobStore:
+    return BlobStore(tmp_path / "cache")
+
+
+def test_put_and_get(store):
+    digest = store.put(b"hello")
+    assert digest == "sha256:" + hashlib.sha256(b"hello").hexdigest()
+    assert store.has(digest) and store.size(digest) == 5
+    assert store.get(digest) == b"hello"
+    assert store.path(digest) == store.root / "blobs" / "sha256" / digest[7:]
+    assert list((store.root / "tmp").iterdir()) == []  # no temp file left
+
+
+@pytest.mark.parametrize("damage", [b"hellO", b"", b"hello!"])
+def test_a_damaged_blob_is_detected_removed_and_never_used(store, damage):
+    digest = store.put(b"hello")
+    store.path(digest).write_bytes(damage)
+    with pytest.raises(BlobError) as caught:
+        store.get(digest)
+    assert caught.value.message == f"The cached blob `{digest}` is damaged and has been removed"
+    assert not store.has(digest)
+    assert store.put(b"hello") == digest  # rebuilt, and good again
+    assert store.verify(digest)
+
+
+def test_a_missing_blob_is_one_sentence(store):
+    digest = sha256_digest(b"never stored")
+    with pytest.raises(BlobError) as caught:
+        store.open(digest)
+    assert (
+        caught.value.message
+        == f"The blob `{digest}` is not in the cache (it was pruned or removed)"
+    )
+
+
+def test_verify_removes_a_damaged_blob(store):
+    digest = store.put(b"x" * 3_000_000)
+    with store.path(digest).open("r+b") as handle:
+        handle.seek(2_500_000)
+        handle.write(b"y")
+    assert not store.verify(digest)
+    assert not store.has(digest)
+    assert not store.verify(digest)  # missing is not intact either
+
+
+def test_ingest_refuses_content_of_another_digest(store):
+    expected = sha256_digest(b"what the manifest says")
+    with pytest.raises(BlobError) as caught:
+        store.ingest(io.BytesIO(b"what the registry sent"), expected)
+    assert f"`{expected}`" in caught.value.message
+    assert not store.has(expected)
+    assert not store.has(sha256_digest(b"what the registry sent"))
+    assert list((store.root / "tmp").iterdir()) == []
+    assert store.ingest(io.BytesIO(b"what the manifest says"), expected) == expected
+
+
+def test_a_failed_write_leaves_nothing(store):
+    with pytest.raises(RuntimeError), store.writer() as writer:
+        writer.write(b"half")
+        raise RuntimeError("interrupted")
+    assert not store.has(sha256_digest(b"half"))
+    assert list((store.root / "tmp").iterdir()) == []
+
+
+def test_links_point_at_blobs_that_are_still_there(store):
+    digest = store.put(b"compressed")
+    store.set_link("gzip-test", "sha256:" + "a" * 64, digest)
+    assert store.link("gzip-test", "sha256:" + "a" * 64) == digest
+    assert store.link("gzip-test", "sha256:" + "b" * 64) is None
+    store.remove(digest)
+    assert store.link("gzip-test", "sha256:" + "a" * 64) is None
+
+
+@pytest.mark.parametrize("bad", ["sha256:abc", "md5:" + "a" * 32, "a" * 64, "sha256:" + "A" * 64])
+def test_only_sha256_digests_name_blobs(store, bad):
+    with pytest.raises(ValueError, match="not a sha256 digest"):
+        store.path(bad)
+
+
+def test_default_root(monkeypatch, tmp_path):
+    monkeypatch.delenv("CAIS_CACHE", raising=False)
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert default_root() == tmp_path / ".cache" / "cais"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_root() == tmp_path / "xdg" / "cais"
+    monkeypatch.setenv("CAIS_CACHE", str(tmp_path / "mine"))
+    assert default_root() == tmp_path / "mine"
+    assert BlobStore().root == tmp_path / "mine"
