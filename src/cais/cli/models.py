@@ -129,7 +129,9 @@ def import_model(
     python: Annotated[
         str | None,
         typer.Option(
-            "--python", help="Python X.Y of the image (default: chosen, see CAIS_PYTHONS)."
+            "--python",
+            help="Python X.Y of the image (default: the newest with wheels for the model's "
+            "packages among the base images this site has, or CAIS_PYTHONS).",
         ),
     ] = None,
     requirement: Annotated[
@@ -187,10 +189,7 @@ def import_model(
     note(f"read `{file.name}`: {facts.format}, a `{facts.top_class or 'object'}` ({made_with})")
     note(f"pinned by {adoption.pinned_by}")
     note("pinned " + " ".join(f"{n}=={v}" for n, v in adoption.packages.items()))
-    note(
-        f"Python {adoption.python}: "
-        + ("as asked" if python else "the newest with wheels for all of it")
-    )
+    note(f"Python {adoption.python}: {adoption.python_from}")
     bundle = _store().adopt(
         file,
         name,
