@@ -73,9 +73,14 @@ def _in_engine(pythons: list[str]) -> set[str]:
 
     try:
         client = connect(timeout=10)
+    except CaisError:
+        return set()  # no engine is an answer: it holds none
+    try:
         tags = {tag for image in client.images.list(name="python") for tag in image.tags}
-    except (CaisError, Exception):  # noqa: BLE001 - no engine is an answer: it holds none
+    except Exception:  # noqa: BLE001 - an engine that does not answer holds none either
         return set()
+    finally:
+        client.close()
     return {p for p in pythons if {_image(p), f"docker.io/library/{_image(p)}"} & tags}
 
 

@@ -17,6 +17,7 @@ import os
 import re
 import ssl
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -153,6 +154,10 @@ def _arguments(pins: Mapping[str, str | None], target: Target, cutoff: datetime 
         ":all:",
         "--python-version",
         target.python,
+        # The interpreter uv would build with, had it anything to build: named, so uv does
+        # not query every Python on PATH (measured 1.7 s of a 2.4 s run here).
+        "--python",
+        sys.executable,
         "--python-platform",
         target.platform,
     ]
