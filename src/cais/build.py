@@ -185,7 +185,10 @@ def _runtime_pins(
         resolved = compile_pins({**wanted, **model}, target, index=index)
     except StackError:
         resolved = compile_pins(wanted, target, index=index)
-    return {name: version for name, version in resolved.items() if name not in model}
+    from packaging.utils import canonicalize_name
+
+    own = {canonicalize_name(name) for name in model}  # uv writes names canonical
+    return {name: v for name, v in resolved.items() if canonicalize_name(name) not in own}
 
 
 def build_bundle(

@@ -365,14 +365,41 @@ def test_the_index_comes_from_pip_then_uv_settings(monkeypatch, tmp_path, make_c
     assert index.host == "pip.test"
 
 
-def test_uv_gets_the_ca_bundle_in_a_file_of_its_own_for_the_run():
+def test_uv_gets_the_index_and_ca_bundle_for_the_run_only(monkeypatch):
     from cais.bundle.pins import _uv_environment
 
-    with _uv_environment(Index(ca_bundle=b"PEM")) as env:
+    monkeypatch.setenv("UV_INDEX_URL", "https://other.test/simple")
+    index = Index("https://a.test/simple", ("https://b.test/simple",), b"PEM")
+    with _uv_environment(index) as env:
         bundle = Path(env["SSL_CERT_FILE"])
         assert bundle.read_bytes() == b"PEM"
         assert env["UV_PYTHON_DOWNLOADS"] == "never"
+        assert env["UV_DEFAULT_INDEX"] == "https://a.test/simple"
+        assert env["UV_INDEX"] == "https://b.test/simple"
+        assert "UV_INDEX_URL" not in env  # one answer, not two that conflict
     assert not bundle.exists()
+
+
+def test_uv_settings_join_pip_s(monkeypatch):
+    monkeypatch.setenv("UV_INDEX", "https://one.test/simple https://two.test/simple")
+    monkeypatch.setenv("UV_EXTRA_INDEX_URL", "https://two.test/simple")
+    monkeypatch.setenv("PIP_EXTRA_INDEX_URL", "https://pip.test/simple")
+    assert Index.from_settings().extra_urls == (
+        "https://pip.test/simple",
+        "https://one.test/simple",
+        "https://two.test/simple",
+    )
+
+
+def test_index_credentials_are_never_shown():
+    index = Index(f"http://user:s3cret@127.0.0.1:{free_port()}/simple")
+    for call in (
+        lambda: release_date("numpy", "1.20.2", index=index),
+        lambda: compile_pins({"numpy": None}, PY39, index=index),
+    ):
+        with pytest.raises(StackError) as caught:
+            call()
+        assert "s3cret" not in caught.value.message + (caught.value.hint or "")
 
 
 def test_default_pythons(monkeypatch):

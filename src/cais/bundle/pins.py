@@ -51,6 +51,8 @@ _MACHINES = {"amd64": "x86_64", "arm64": "aarch64", "arm64/v8": "aarch64"}
 _SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
 _PYTHON = re.compile(r"^3\.\d{1,2}$")
 _UV_TIMEOUT = 600
+# uv's index variables: Index has read them; uv gets the one answer, not two that conflict.
+_UV_INDEX_VARIABLES = ("UV_DEFAULT_INDEX", "UV_INDEX_URL", "UV_INDEX", "UV_EXTRA_INDEX_URL")
 _HINT_NETWORK = (
     "check the network and proxy (HTTPS_PROXY, SSL_CERT_FILE), or point UV_INDEX_URL or "
     "PIP_INDEX_URL at a mirror of PyPI"
@@ -70,12 +72,17 @@ class Index:
     def from_settings(cls, pip: PipSettings | None = None) -> Index:
         """From a build's pip settings (its --ca-cert and --index-url), or those the
         environment holds (PIP_INDEX_URL, PIP_EXTRA_INDEX_URL, the CA variables) as builds
-        read them; then uv's own UV_DEFAULT_INDEX or UV_INDEX_URL; then PyPI."""
+        read them; then uv's own UV_DEFAULT_INDEX or UV_INDEX_URL (and UV_INDEX,
+        UV_EXTRA_INDEX_URL); then PyPI."""
         from cais.builders.pip_settings import pip_settings
 
         pip = pip or pip_settings()
-        url = pip.index_url or os.environ.get("UV_DEFAULT_INDEX") or os.environ.get("UV_INDEX_URL")
-        return cls((url or PYPI_SIMPLE).rstrip("/"), pip.extra_index_urls, pip.ca_bundle)
+        env = os.environ
+        url = pip.index_url or env.get("UV_DEFAULT_INDEX") or env.get("UV_INDEX_URL")
+        extra = [*pip.extra_index_urls]
+        for name in ("UV_INDEX", "UV_EXTRA_INDEX_URL"):
+            extra += [u for u in env.get(name, "").split() if u not in extra]
+        return cls((url or PYPI_SIMPLE).rstrip("/"), tuple(extra), pip.ca_bundle)
 
     @property
     def host(self) -> str:
@@ -132,7 +139,12 @@ def _uv() -> str:
 @contextmanager
 def _uv_environment(index: Index) -> Iterator[dict[str, str]]:
     """The environment uv runs with: the CA bundle in a file of its own for the run."""
-    env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "NO_COLOR": "1"}
+    env = {k: v for k, v in os.environ.items() if k not in _UV_INDEX_VARIABLES}
+    # The index goes by the environment, not the command line, where any process could read
+    # credentials in its URL.
+    env.update(UV_DEFAULT_INDEX=index.url, UV_PYTHON_DOWNLOADS="never", NO_COLOR="1")
+    if index.extra_urls:
+        env["UV_INDEX"] = " ".join(index.extra_urls)
     if not index.ca_bundle:
         yield env
         return
@@ -186,9 +198,7 @@ def _compile(
     pins: Mapping[str, str | None], target: Target, cutoff: datetime | None, index: Index
 ) -> dict[str, str]:
     """compile_pins() raising _Unresolvable, so choose_python can move on to another Python."""
-    command = [_uv(), *_arguments(pins, target, cutoff), "--index-url", index.url]
-    for url in index.extra_urls:
-        command += ["--extra-index-url", url]
+    command = [_uv(), *_arguments(pins, target, cutoff)]
     with _uv_environment(index) as env:
         try:
             done = subprocess.run(
