@@ -260,6 +260,27 @@ def test_what_cannot_be_installed_is_named(index, pins, named):
     assert named in message.partition(":")[2]  # and uv's reason names the culprit
 
 
+def test_uv_s_explanation_becomes_one_line_without_its_hints_and_warnings():
+    from cais.bundle.pins import _reason
+
+    stderr = """warning: The requested Python version 3.9 is not available
+  (3.11.7 will be used to build dependencies)
+  × No solution found when resolving dependencies:
+  ╰─▶ Because numpy==9 has no wheels and you require numpy==9, we can
+      conclude that your requirements are unsatisfiable.
+
+      hint: Wheels are required for `numpy` because building from source is
+      disabled for all packages
+"""
+    assert _reason(stderr) == (
+        "because numpy==9 has no wheels and you require numpy==9, we can conclude that your "
+        "requirements are unsatisfiable"
+    )
+    network = "error: Request failed after 3 retries\n  cause: Failed to fetch: URL\n"
+    assert _reason(network) == "Request failed after 3 retries: Failed to fetch: URL"
+    assert _reason("") == "uv failed without saying why"
+
+
 @pytest.mark.parametrize("name", ["scikit learn", "numpy>=1", "-r other.txt", ""])
 def test_pins_are_package_names(index, name):
     with pytest.raises(StackError, match="is not a package name"):

@@ -52,6 +52,7 @@ _SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
 _PYTHON = re.compile(r"^3\.\d{1,2}$")
 _UV_TIMEOUT = 600
 # uv's index variables: Index has read them; uv gets the one answer, not two that conflict.
+_CAUSES = ("error:", "cause:", "Caused by:", "╰─▶", "×")  # how uv opens an error and its causes
 _UV_INDEX_VARIABLES = ("UV_DEFAULT_INDEX", "UV_INDEX_URL", "UV_INDEX", "UV_EXTRA_INDEX_URL")
 _HINT_NETWORK = (
     "check the network and proxy (HTTPS_PROXY, SSL_CERT_FILE), or point UV_INDEX_URL or "
@@ -227,12 +228,17 @@ def _reason(stderr: str) -> str:
     """uv's error and its causes as one line, without uv's own headings and hints: causes
     joined by colons, the lines of one cause by spaces."""
     parts: list[str] = []
+    skipping = False  # inside a hint or warning, which may run over several lines
     for line in stderr.splitlines():
         text = line.strip()
-        if not text or text.startswith(("hint:", "warning:")):
+        if not text:
             continue
-        cause = text.startswith(("error:", "cause:", "Caused by:", "╰─▶", "×"))
-        for prefix in ("error:", "cause:", "Caused by:", "╰─▶", "×"):
+        cause = text.startswith(_CAUSES)
+        if text.startswith(("hint:", "warning:")) or (skipping and not cause):
+            skipping = True
+            continue
+        skipping = False
+        for prefix in _CAUSES:
             text = text.removeprefix(prefix).strip()
         if text.startswith("No solution found when resolving dependencies"):
             continue
