@@ -84,7 +84,9 @@ def _in_engine(pythons: list[str]) -> set[str]:
     return {p for p in pythons if {_image(p), f"docker.io/library/{_image(p)}"} & tags}
 
 
-def _in_registry(registry: str, pythons: list[str]) -> set[str]:
+def _in_registry(
+    registry: str, pythons: list[str], *, transport: httpx.BaseTransport | None = None
+) -> set[str]:
     import httpx
 
     from cais.registry.auth import _is_loopback
@@ -93,7 +95,8 @@ def _in_registry(registry: str, pythons: list[str]) -> set[str]:
     base = f"{scheme}://{registry}/v2/{_REPOSITORY}/manifests"
     found = set()
     try:
-        with httpx.Client(timeout=httpx.Timeout(10, connect=5), follow_redirects=True) as client:
+        timeout = httpx.Timeout(10, connect=5)
+        with httpx.Client(timeout=timeout, follow_redirects=True, transport=transport) as client:
             headers = {"Accept": _MANIFESTS}
             for python in pythons:
                 url = f"{base}/{python}-slim"
