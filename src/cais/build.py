@@ -193,7 +193,7 @@ _NOT_SERVED = (
     "sources.py",
     "bundle/adopt.py",
     "bundle/pickle_scan.py",
-    "bundle/wheels.py",
+    "bundle/pins.py",
 )
 
 
@@ -231,19 +231,23 @@ def _runtime_pins(
 
     if python == running_python():
         return {name: importlib.metadata.version(name) for name in _RUNTIME_PACKAGES}
-    from cais.bundle.wheels import PackageIndex, resolve
+    from cais.bundle.pins import Index, Target, compile_pins
     from cais.errors import StackError
 
     wanted: dict[str, str | None] = {name: None for name in _RUNTIME_PACKAGES}
     if tuple(int(p) for p in python.split(".")) < (3, 10):
         wanted["eval-type-backport"] = None  # lets pydantic read `X | None` annotations
     machine = platform.split("/")[1] if platform and "/" in platform else host.machine()
-    with PackageIndex(ca_bundle=pip.ca_bundle) as index:
-        try:
-            resolved = resolve(index, {**wanted, **model}, python, machine=machine)
-        except StackError:
-            resolved = resolve(index, wanted, python, machine=machine)
-    return {name: version for name, version in resolved.items() if name not in model}
+    target = Target(python, machine)
+    index = Index.from_settings(pip)
+    try:
+        resolved = compile_pins({**wanted, **model}, target, index=index)
+    except StackError:
+        resolved = compile_pins(wanted, target, index=index)
+    from packaging.utils import canonicalize_name
+
+    own = {canonicalize_name(name) for name in model}  # uv writes names canonical
+    return {name: v for name, v in resolved.items() if canonicalize_name(name) not in own}
 
 
 def build_bundle(

@@ -1,5 +1,6 @@
 """`cais models import`: reading an old pickle, choosing its stack and Python, keeping it as a
-bundle — on pickles the tests make as old scikit-learn releases did, and a fake PyPI."""
+bundle — on pickles the tests make as old scikit-learn releases did, and a small package index
+served here (uv resolves against it)."""
 
 from __future__ import annotations
 
@@ -17,15 +18,21 @@ from cais.cli import app
 from cais.errors import BundleError, StackError
 from tests.support import assert_one_error, text_model
 from tests.unit.test_pickle_scan import OldLogistic, OldPipeline, _dump, _importable, _old_class
-from tests.unit.test_wheels import FakePyPI
+from tests.unit.test_pins import FakeIndex
 
 CustomStep = _old_class("mycompany", "Cleaner")
 
 
-@pytest.fixture
-def index():
-    with FakePyPI().index() as index:
+@pytest.fixture(scope="module")
+def served():
+    with FakeIndex() as index:
         yield index
+
+
+@pytest.fixture
+def index(served, monkeypatch):
+    monkeypatch.setenv("UV_HTTP_RETRIES", "0")
+    return served
 
 
 @pytest.fixture
@@ -53,8 +60,8 @@ def test_an_old_pickle_gets_its_contemporary_stack_and_the_newest_python(old_pic
 def test_a_python_without_wheels_is_refused_by_name(old_pickle, index):
     with pytest.raises(StackError) as caught:
         plan_adoption(old_pickle, python="3.11", index=index)
-    assert "scikit-learn 0.24.2" in caught.value.message
-    assert "3.11" in caught.value.message
+    assert "`scikit-learn==0.24.2`" in caught.value.message
+    assert "Python 3.11" in caught.value.message
 
 
 def test_pythons_older_than_the_server_are_not_candidates(old_pickle, index):
@@ -163,9 +170,7 @@ def test_a_predictor_file_needs_exactly_one_predictor(tmp_path, home, old_pickle
 
 @pytest.fixture
 def fake_pypi(monkeypatch, index):
-    import cais.bundle.wheels
-
-    monkeypatch.setattr(cais.bundle.wheels, "PackageIndex", lambda *a, **k: index)
+    monkeypatch.setenv("PIP_INDEX_URL", index.url)
     monkeypatch.setenv("CAIS_PYTHONS", "3.9,3.11")
 
 
@@ -191,7 +196,7 @@ def test_the_import_command(old_pickle, home, fake_pypi):
         (["{pickle}", "--input-example", "[oops"], "--input-example is not JSON"),
         (["{pickle}", "--input-example", "[]"], "non-empty JSON list"),
         (["{pickle}", "--predictor", "nowhere.py"], "predictor file `nowhere.py` does not exist"),
-        (["{pickle}", "--python", "3.11"], "no wheel for Python 3.11"),
+        (["{pickle}", "--python", "3.11"], "cannot be installed from wheels on Python 3.11"),
         (["{pickle}", "--python", "3.8"], "needs Python 3.9 or newer, not 3.8"),
         (["{pickle}", "--python", "three"], "`three` is not a Python version"),
         (["{pickle}", "--predictor", "{dashed}"], "`my-predictor.py` cannot be imported"),
@@ -212,7 +217,7 @@ def test_import_errors_are_one_sentence(tmp_path, home, old_pickle, fake_pypi, a
 def test_an_unreachable_package_index_is_one_error(old_pickle, home, monkeypatch):
     from tests.support import free_port
 
-    monkeypatch.setenv("CAIS_PYPI_JSON_URL", f"http://127.0.0.1:{free_port()}/pypi")
+    monkeypatch.setenv("PIP_INDEX_URL", f"http://127.0.0.1:{free_port()}/simple")
     monkeypatch.setenv("CAIS_PYTHONS", "3.9")
     result = CliRunner().invoke(app, ["models", "import", str(old_pickle), "--name", "legacy"])
     message = assert_one_error(result)
@@ -308,15 +313,15 @@ def test_code_in_a_compressed_joblib_file_is_refused_too(tmp_path, home, fake_py
 def stack_here(monkeypatch):
     """Wheels for the running stack are not on the fake index: choosing the Python keeps the
     pins it is given (and records them)."""
-    import cais.bundle.wheels
+    import cais.bundle.pins
 
     chosen = {}
 
-    def choose_python(index, pins, candidates, **options):
+    def choose_python(pins, candidates, **options):
         chosen.update(pins=dict(pins), **options)
         return candidates[-1], {name: version for name, version in pins.items() if version}
 
-    monkeypatch.setattr(cais.bundle.wheels, "choose_python", choose_python)
+    monkeypatch.setattr(cais.bundle.pins, "choose_python", choose_python)
     return chosen
 
 

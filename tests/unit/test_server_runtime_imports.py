@@ -69,7 +69,7 @@ def test_the_copy_of_cais_in_a_serving_image_holds_what_serving_imports(tmp_path
     copy_runtime(tmp_path / "cais")
     assert not (tmp_path / "cais" / "cli").exists()  # the command line stays out
     assert not (tmp_path / "cais" / "builders").exists()
-    assert not (tmp_path / "cais" / "bundle" / "wheels.py").exists()
+    assert not (tmp_path / "cais" / "bundle" / "pins.py").exists()
     assert (tmp_path / "cais" / "server" / "__main__.py").exists()
     done = subprocess.run(
         [sys.executable, "-c", SERVE_FROM_THE_COPY, str(tmp_path)],

@@ -19,11 +19,15 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cais.bundle.allowlist import outside
 from cais.bundle.pickle_scan import PickleFacts, scan_pickle
 from cais.errors import BundleError
 from cais.server import RUNTIME_PYTHON_MIN
+
+if TYPE_CHECKING:
+    from cais.bundle.pins import Index
 
 __all__ = ["Adoption", "plan_adoption"]
 
@@ -52,6 +56,7 @@ class Adoption:
 
     facts: PickleFacts
     python: str  # X.Y
+    python_from: str  # why that Python, in words
     packages: dict[str, str]  # the whole stack, exact versions
     anchor: str  # what the stack's date comes from, such as "scikit-learn 0.24.2"
     cutoff: datetime | None
@@ -132,17 +137,19 @@ def plan_adoption(
     requirements: list[str] | None = None,
     own_globals: set[str] | None = None,
     trust: bool = False,
-    index: object | None = None,
+    index: Index | None = None,
 ) -> Adoption:
     """Read `file`, check what it would run, and choose the Python and exact packages that
-    can load it. `own_globals` (`module.Name`) are defined by the user's predictor file."""
-    from cais.bundle.wheels import PackageIndex, choose_python, default_pythons, resolve
+    can load it. `own_globals` (`module.Name`) are defined by the user's predictor file;
+    `pythons`, when given, are the candidates instead of CAIS_PYTHONS or the base images
+    this site can have."""
+    from cais.bundle.pins import Index, Target, choose_python, compile_pins, release_date
 
     facts = scan_pickle(file)
     own = set(own_globals or ())
     trusted = _check_globals(facts, file, own, trust)
     pins = _pins(facts, list(requirements or []), {g.partition(".")[0] for g in own})
-    index = index or PackageIndex()
+    index = index or Index.from_settings()
     running = _running_stack(facts, pins)
     if running is not None:
         pins, anchor, cutoff = running, None, None
@@ -152,7 +159,7 @@ def plan_adoption(
         )
     else:
         exact = {name: version for name, version in pins.items() if version}
-        dates = {name: index.release_date(name, version) for name, version in exact.items()}
+        dates = {name: release_date(name, version, index=index) for name, version in exact.items()}
         anchor = max(dates, key=dates.get) if dates else None
         cutoff = dates[anchor] if anchor else None
         pinned_by = (
@@ -165,31 +172,58 @@ def plan_adoption(
     if python is not None:
         if not re.fullmatch(r"\d+\.\d+", python):
             raise BundleError(f"`{python}` is not a Python version", hint="such as --python 3.9")
-        if tuple(int(x) for x in python.split(".")) < RUNTIME_PYTHON_MIN:
+        if _version(python) < RUNTIME_PYTHON_MIN:
             raise BundleError(
                 f"cais's server needs Python 3.9 or newer, not {python}",
                 hint="pass --python 3.9 or newer",
             )
-        packages = resolve(index, pins, python, cutoff=cutoff, machine=machine)
-        chosen = python
+        packages = compile_pins(pins, Target(python, machine), cutoff=cutoff, index=index)
+        chosen, python_from = python, "as asked"
     else:
-        candidates = [
-            p
-            for p in (pythons or default_pythons())
-            if tuple(int(x) for x in p.split(".")) >= RUNTIME_PYTHON_MIN
-        ]
-        if not candidates:
-            raise BundleError(
-                "None of the Pythons to choose from can run cais's server (3.9 or newer)",
-                hint="set CAIS_PYTHONS to include 3.9 or newer, or pass --python",
-            )
-        chosen, packages = choose_python(index, pins, candidates, cutoff=cutoff, machine=machine)
+        candidates, among = _candidates(pythons)
+        chosen, packages = choose_python(
+            pins, candidates, machine=machine, cutoff=cutoff, index=index
+        )
+        python_from = f"the newest of {among} with wheels for all of it"
     return Adoption(
         facts=facts,
         python=chosen,
+        python_from=python_from,
         packages=packages,
         anchor=f"{anchor} {pins[anchor]}" if anchor else "",
         cutoff=cutoff,
         pinned_by=pinned_by,
         trusted=trusted,
     )
+
+
+def _version(python: str) -> tuple[int, ...]:
+    return tuple(int(x) for x in python.split("."))
+
+
+def _candidates(pythons: list[str] | None) -> tuple[list[str], str]:
+    """The Pythons to choose among, and where they come from in words: those given, those
+    CAIS_PYTHONS names, or those whose base image this site can have."""
+    from cais.bases import available_pythons
+    from cais.bundle.pins import default_pythons
+    from cais.project import KNOWN_PYTHONS
+
+    given = pythons or default_pythons()
+    if given is not None:
+        candidates = [p for p in given if _version(p) >= RUNTIME_PYTHON_MIN]
+        if not candidates:
+            raise BundleError(
+                "None of the Pythons to choose from can run cais's server (3.9 or newer)",
+                hint="set CAIS_PYTHONS to include 3.9 or newer, or pass --python",
+            )
+        return candidates, "CAIS_PYTHONS" if pythons is None else ", ".join(candidates)
+    known = [p for p in KNOWN_PYTHONS if _version(p) >= RUNTIME_PYTHON_MIN]
+    bases = available_pythons(known)
+    if not bases.pythons:
+        raise BundleError(
+            f"None of the base images {bases.images(known)} is in {' or '.join(bases.asked)}",
+            hint="pull or load one (`docker pull python:3.11-slim`), set CAIS_BASE_REGISTRY "
+            "to a registry that mirrors Docker Hub, or name the Pythons your site has with "
+            "CAIS_PYTHONS or --python",
+        )
+    return list(bases.pythons), f"the base images this site has ({bases.images(bases.pythons)})"

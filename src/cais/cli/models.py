@@ -145,7 +145,8 @@ def import_model(
         typer.Option(
             "--python",
             metavar="X.Y",
-            help="Python X.Y of the image (default: chosen, see CAIS_PYTHONS).",
+            help="Python X.Y of the image (default: the newest with wheels for the model's "
+            "packages among the base images this site has, or CAIS_PYTHONS).",
         ),
     ] = None,
     requirement: Annotated[
@@ -210,10 +211,7 @@ def import_model(
     note(f"read `{file.name}`: {facts.format}, a `{facts.top_class or 'object'}` ({made_with})")
     note(f"pinned by {adoption.pinned_by}")
     note("pinned " + " ".join(f"{n}=={v}" for n, v in adoption.packages.items()))
-    note(
-        f"Python {adoption.python}: "
-        + ("as asked" if python else "the newest with wheels for all of it")
-    )
+    note(f"Python {adoption.python}: {adoption.python_from}")
     bundle = _store().adopt(
         file,
         name,
