@@ -179,22 +179,10 @@ _RUNTIME_PACKAGES = (
 
 # What of cais a serving image leaves out (paths in its package): the command line and what
 # only it uses, such as adopting old pickles (a unit test serves from such a copy).
-_NOT_SERVED = (
-    "cli",
-    "templates",
-    "builders",
-    "engine",
-    "registry",
-    "plan",
-    "build.py",
-    "project.py",
-    "__main__.py",
-    "output.py",
-    "sources.py",
-    "bundle/adopt.py",
-    "bundle/pickle_scan.py",
-    "bundle/pins.py",
-)
+# What of cais a serving image holds: the server and the bundles it loads, nothing else (a
+# list of what goes in, so that a new module of the command line never reaches an image).
+_SERVED = ("__init__.py", "errors.py", "models.py", "server", "bundle")
+_NOT_SERVED_IN_BUNDLE = ("adopt.py", "pickle_scan.py", "pins.py")  # imports, done on the host
 
 
 def copy_runtime(target: Path) -> None:
@@ -208,8 +196,11 @@ def copy_runtime(target: Path) -> None:
 
     def ignore(directory: str, names: list[str]) -> set[str]:
         left_out = set(caches(directory, names))
-        folder = Path(directory).relative_to(package)
-        left_out.update(n for n in names if (folder / n).as_posix() in _NOT_SERVED)
+        folder = Path(directory).relative_to(package).as_posix()
+        if folder == ".":
+            left_out.update(n for n in names if n not in _SERVED)
+        elif folder == "bundle":
+            left_out.update(n for n in names if n in _NOT_SERVED_IN_BUNDLE)
         return left_out
 
     shutil.copytree(package, target, ignore=ignore)

@@ -70,6 +70,8 @@ def test_the_copy_of_cais_in_a_serving_image_holds_what_serving_imports(tmp_path
     assert not (tmp_path / "cais" / "cli").exists()  # the command line stays out
     assert not (tmp_path / "cais" / "builders").exists()
     assert not (tmp_path / "cais" / "bundle" / "pins.py").exists()
+    top = sorted(p.name for p in (tmp_path / "cais").iterdir())
+    assert top == ["__init__.py", "bundle", "errors.py", "models.py", "server"]
     assert (tmp_path / "cais" / "server" / "__main__.py").exists()
     done = subprocess.run(
         [sys.executable, "-c", SERVE_FROM_THE_COPY, str(tmp_path)],
