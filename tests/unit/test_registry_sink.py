@@ -147,7 +147,8 @@ def test_a_mount_that_cannot_happen_becomes_an_upload(store, case):
         with layer.compressed() as stream:
             registry.put_blob("team/base", stream.read())
     if case == "no right to read the source":
-        registry.fail("POST", "uploads", _error(403, "DENIED"))  # the mount, not the upload
+        registry.put_blob("team/app", image.config_json)  # the one POST is the mount
+        registry.fail("POST", "uploads", _error(403, "DENIED"))
     store.note_place(layer.digest, HOST, "team/base")
     registry_sink.write(image, TAG, client=registry.client())
     with layer.compressed() as stream:
@@ -247,7 +248,7 @@ def test_a_registry_that_stores_another_blob_is_an_error(store):
     with pytest.raises(DigestMismatch) as caught:
         registry_sink.write(make_image(store, b"a"), TAG, client=registry.client(), jobs=1)
     assert "stored the blob" in caught.value.message
-    assert "team/app" not in registry.manifests  # no tag names the incomplete image
+    assert registry.manifests.get("team/app", {}) == {}  # no tag names the incomplete image
 
 
 @pytest.mark.parametrize(
@@ -316,3 +317,26 @@ def test_push_image_value_checks_every_tag_first(store):
             make_image(store, b"a"), [TAG, "Bad Name"], connect=lambda name: registry.client()
         )
     assert registry.requests == []
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        httpx.Response(503),
+        httpx.Response(429, headers={"Retry-After": "2"}),
+        httpx.WriteError("reset"),
+    ],
+    ids=["503", "429", "reset"],
+)
+def test_a_transient_failure_is_retried_with_the_blob_read_again(store, failure):
+    registry = FakeRegistry()
+    image = make_image(store, b"layer" * 300_000)
+    registry.put_blob("team/app", image.config_json)  # so the one upload is the layer's
+    registry.fail("PUT", "uploads", failure)
+    client = registry.client()
+    registry_sink.write(image, TAG, client=client, jobs=1)
+    layer = image.layers[0]
+    with layer.compressed() as stream:
+        assert registry.blobs["team/app"][layer.digest] == stream.read()
+    assert registry.manifests["team/app"]["1.0"][1] == image.manifest_json
+    assert len(registry.sleeps) == 1
