@@ -78,6 +78,11 @@ def test_the_same_image_again_is_one_head(store):
     again = registry_sink.write(image, TAG, client=registry.client())
     assert again.digest == image.digest
     assert sent(registry, before) == [("HEAD", "manifests")]
+    # Pushed by another cache: the tag found in place still tells this store where blobs are.
+    elsewhere = BlobStore(store.root.parent / "other-cache")
+    registry_sink.write(image, TAG, client=registry.client(), store=elsewhere)
+    for digest in blob_digests(image):
+        assert elsewhere.places(digest, HOST) == ["team/app"]
 
 
 def test_another_tag_of_a_pushed_image_sends_no_blob(store):

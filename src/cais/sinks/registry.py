@@ -120,8 +120,6 @@ def _push(
     images = image.images if isinstance(image, ImageIndex) else (image,)
     # The manifests first: making them compresses the layers (in parallel, once).
     manifests = [(one.digest, one.manifest_json, one.media_type.value) for one in images]
-    if client.manifest_digest(repository, tag) == image.digest:
-        return  # the tag already names this image, so the registry holds all of it
     blobs: dict[str, _Blob] = {}
     for one in images:
         config = one.config_json
@@ -132,6 +130,11 @@ def _push(
             blobs.setdefault(
                 layer.digest, _Blob(layer.digest, layer.compressed_size, layer.compressed)
             )
+    if client.manifest_digest(repository, tag) == image.digest:
+        # The tag already names this image, so the repository holds all of it.
+        for digest in blobs:
+            store.note_place(digest, client.registry, repository)
+        return
 
     def send(blob: _Blob) -> None:
         _push_blob(client, store, repository, blob, progress)
