@@ -19,6 +19,7 @@ from cais.errors import AuthError, RegistryError
 from cais.image.archive import File, write_layer
 from cais.image.blobs import BlobStore
 from cais.image.image import Image, append_layers, empty
+from cais.image.index import ImageIndex
 from cais.image.platform import Platform
 from cais.registry.client import RegistryClient
 from cais.sinks import registry as registry_sink
@@ -55,7 +56,9 @@ def repository() -> str:
     return f"cais-test-{uuid.uuid4().hex[:10]}/app"
 
 
-def random_image(cache: BlobStore, folder: Path, **sizes: int) -> Image:
+def random_image(
+    cache: BlobStore, folder: Path, platform: str = "linux/amd64", **sizes: int
+) -> Image:
     """An image of one layer per named size of random bytes, kept in `folder`, so another
     process building it from the same folder gets the same image."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -65,7 +68,7 @@ def random_image(cache: BlobStore, folder: Path, **sizes: int) -> Image:
         if not path.exists():
             path.write_bytes(os.urandom(size))
         layers.append(write_layer({f"data/{name}": File(path)}, store=cache, created=CREATED))
-    return append_layers(empty(Platform.parse("linux/amd64"), created=CREATED), layers)
+    return append_layers(empty(Platform.parse(platform), created=CREATED), layers)
 
 
 def recorder() -> tuple[list[tuple[str, str, int, int]], registry_sink.BlobProgress]:
@@ -122,6 +125,20 @@ def test_pushing_again_is_one_head_and_another_tag_no_upload(registry, repositor
         registry_sink.write(image, f"{registry}/{repository}:2", client=client)
         assert counting.methods() == ["HEAD"] * 5 + ["PUT"]  # tag, 3 blobs; the manifest
         assert client.manifest_digest(repository, "2") == image.digest
+
+
+def test_an_index_reads_back_per_platform(registry, repository, tmp_path):
+    cache = BlobStore(tmp_path / "cache")
+    amd64 = random_image(cache, tmp_path / "amd64", code=20_000)
+    arm64 = random_image(cache, tmp_path / "arm64", platform="linux/arm64", code=20_000)
+    index = ImageIndex((amd64, arm64))
+    assert registry_sink.write(index, f"{registry}/{repository}:1").digest == index.digest
+    with RegistryClient(registry) as client:
+        listed = client.get_manifest(repository, "1")
+        assert listed.is_index and listed.content == index.manifest_json
+        for image in (amd64, arm64):
+            chosen = client.get_manifest(repository, "1", platform=str(image.platform))
+            assert chosen.digest == image.digest
 
 
 def test_a_new_model_version_sends_only_its_layer(registry, repository, tmp_path):
