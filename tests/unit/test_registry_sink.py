@@ -18,10 +18,9 @@ from cais.image.platform import Platform
 from cais.output import LayerDisplay
 from cais.registry.credentials import Credentials
 from cais.sinks import registry as registry_sink
-from tests.unit.test_registry_client import HOST, USER, FakeRegistry, _error, sha
+from tests.unit.test_registry_client import HOST, USER, FakeRegistry, _error, _kind, sha
 
 TAG = f"{HOST}/team/app:1.0"
-UPLOADS = ("POST", "PATCH", "PUT")
 
 
 @pytest.fixture
@@ -43,8 +42,6 @@ def blob_digests(image: Image) -> list[str]:
 
 def sent(registry: FakeRegistry, since: int = 0) -> list[tuple[str, str]]:
     """(method, what) of the requests after `since`: `manifests`, `uploads` or `blobs`."""
-    from tests.unit.test_registry_client import _kind
-
     return [(r.method, _kind(r)) for r in registry.requests[since:] if _kind(r) != "ping"]
 
 
