@@ -102,3 +102,50 @@ def test_default_root(monkeypatch, tmp_path):
     monkeypatch.setenv("CAIS_CACHE", str(tmp_path / "mine"))
     assert default_root() == tmp_path / "mine"
     assert BlobStore().root == tmp_path / "mine"
+
+
+# Where blobs are known to be, for mounts
+
+
+def test_places_are_recorded_per_registry_latest_first(store):
+    digest = store.put(b"layer")
+    assert store.places(digest, "reg.example") == []
+    store.note_place(digest, "reg.example", "library/python")
+    store.note_place(digest, "reg.example", "team/app")
+    store.note_place(digest, "reg.example", "library/python")  # known: not added twice
+    store.note_place(digest, "other.example:5000", "team/app")
+    assert store.places(digest, "reg.example") == ["team/app", "library/python"]
+    assert store.places(digest, "other.example:5000") == ["team/app"]
+    assert store.places(sha256_digest(b"never seen"), "reg.example") == []
+
+
+def test_places_need_no_blob_and_survive_its_removal(store):
+    digest = sha256_digest(b"config pushed from memory")
+    store.note_place(digest, "reg.example", "team/app")
+    store.remove(digest)
+    assert store.places(digest, "reg.example") == ["team/app"]
+
+
+def test_places_keep_only_the_latest(store):
+    digest = sha256_digest(b"popular")
+    for number in range(40):
+        store.note_place(digest, "reg.example", f"team/app{number}")
+    kept = store.places(digest, "reg.example")
+    assert kept == [f"team/app{number}" for number in range(39, 23, -1)]
+
+
+@pytest.mark.parametrize(
+    ("registry", "repository"),
+    [("reg example", "team/app"), ("reg.example", ""), ("reg.example", "team app")],
+)
+def test_a_place_that_cannot_be_recorded_is_refused(store, registry, repository):
+    with pytest.raises(ValueError):
+        store.note_place(sha256_digest(b"x"), registry, repository)
+
+
+def test_a_damaged_places_record_is_read_past(store):
+    digest = sha256_digest(b"x")
+    store.note_place(digest, "reg.example", "team/app")
+    path = store.root / "places" / "sha256" / digest.removeprefix("sha256:")
+    path.write_text(path.read_text() + "garbage-without-space\n\n   \nreg.example \n")
+    assert store.places(digest, "reg.example") == ["team/app"]

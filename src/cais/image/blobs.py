@@ -3,6 +3,8 @@
 Writes are atomic (a temp file in the store, then a rename), every read is checked against
 the digest (a damaged entry is removed and reported, never used), and compressed layers are
 indexed by the diff id and compressor that made them, so a layer is compressed once.
+Beside the blobs, `places/` records which repositories of which registries are known to hold a
+blob, so a push can ask a registry to mount it instead of sending it again.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ __all__ = ["BlobStore", "default_root", "sha256_digest"]
 
 _CHUNK = 1 << 20
 _DIGEST = re.compile(r"sha256:[0-9a-f]{64}")
+_PLACES_KEPT = 16  # repositories remembered per blob: the latest are the likeliest to last
 
 
 def default_root() -> Path:
@@ -146,6 +149,49 @@ class BlobStore:
         with os.fdopen(fd, "w") as handle:
             handle.write(digest)
         os.replace(name, path)
+
+    def note_place(self, digest: str, registry: str, repository: str) -> None:
+        """Record that `repository` of `registry` holds the blob (pushed there, or pulled)."""
+        line = f"{registry} {repository}"
+        if len(line.split()) != 2 or line != " ".join(line.split()):
+            raise ValueError(f"not a registry and repository: {line!r}")
+        path = self._places_path(digest)
+        known = self._place_lines(path)
+        if line in known:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if len(known) < _PLACES_KEPT:
+            with path.open("a") as handle:  # one short append: safe beside other writers
+                handle.write(line + "\n")
+            return
+        fd, name = tempfile.mkstemp(dir=path.parent, prefix=".places-")
+        with os.fdopen(fd, "w") as handle:
+            handle.write("".join(f"{kept}\n" for kept in [*known[1 - _PLACES_KEPT :], line]))
+        os.replace(name, path)
+
+    def places(self, digest: str, registry: str) -> list[str]:
+        """The repositories of `registry` known to hold the blob, the latest recorded first.
+
+        A record can be stale (a repository deleted since): it is a hint for a mount, which
+        the registry answers with an upload when it no longer has the blob.
+        """
+        found = []
+        for line in reversed(self._place_lines(self._places_path(digest))):
+            host, _, repository = line.partition(" ")
+            if host == registry and repository:
+                found.append(repository)
+        return found
+
+    def _places_path(self, digest: str) -> Path:
+        return self.root / "places" / self.path(digest).relative_to(self.root / "blobs")
+
+    @staticmethod
+    def _place_lines(path: Path) -> list[str]:
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            return []
+        return [line for line in text.splitlines() if line.strip()]
 
     def _link_path(self, kind: str, key: str) -> Path:
         if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", kind):
