@@ -35,6 +35,7 @@ __all__ = [
     "default_tag",
     "dockerfile_for",
     "pip_settings_unused",
+    "serving_dockerfile",
 ]
 
 
@@ -241,6 +242,46 @@ def _runtime_pins(
     return {name: v for name, v in resolved.items() if canonicalize_name(name) not in own}
 
 
+def _serving_plan(
+    bundle: Bundle,
+    tags: tuple[str, ...],
+    *,
+    python: str | None = None,
+    platform: str | None = None,
+    routes: list[LegacyRoute] | None = None,
+) -> tuple[tuple[str, ...], ImagePlan]:
+    """The tags (the model's `name:version` when none is given) and the plan of the image
+    that serves `bundle`."""
+    from cais.plan.serving import plan_bundle
+
+    metadata = bundle.metadata
+    tags = tags or (f"{metadata.name}:{metadata.version}",)
+    tags = tuple(str(parse_reference(tag)) for tag in tags)
+    first = parse_reference(tags[0])
+    plan = plan_bundle(
+        metadata,
+        name=first.name,
+        tag=first.tag or metadata.version,
+        python=python,
+        platform=platform,
+        routes=routes,
+    )
+    return tags, plan
+
+
+def serving_dockerfile(
+    bundle: Bundle,
+    *,
+    tags: tuple[str, ...] = (),
+    routes: list[LegacyRoute] | None = None,
+    secrets: SecretsMode = SecretsMode.NONE,
+) -> str:
+    """The Dockerfile of the image that serves `bundle`, as `build_bundle` renders it (its
+    context, the model with its packages and cais's server, is gathered by the build)."""
+    _, plan = _serving_plan(bundle, tags, routes=routes)
+    return render_dockerfile(plan, secrets=secrets)
+
+
 def build_bundle(
     connect: Callable[[], docker.DockerClient],
     bundle: Bundle,
@@ -258,23 +299,15 @@ def build_bundle(
     import tempfile
 
     import cais
-    from cais.plan.serving import SLIMLIBS, plan_bundle, requirements_for
+    from cais.plan.serving import SLIMLIBS, requirements_for
 
     # A tampered or truncated bundle, or an imported pickle that would run code nobody
     # trusted, is refused before the engine is contacted.
     bundle.verify()
     bundle.check_globals()
     metadata = bundle.metadata
-    tags = options.tags or (f"{metadata.name}:{metadata.version}",)
-    tags = tuple(str(parse_reference(tag)) for tag in tags)
-    first = parse_reference(tags[0])
-    plan = plan_bundle(
-        metadata,
-        name=first.name,
-        tag=first.tag or metadata.version,
-        python=python,
-        platform=options.platform,
-        routes=routes,
+    tags, plan = _serving_plan(
+        bundle, options.tags, python=python, platform=options.platform, routes=routes
     )
     builder = select_builder(connect, options.builder)
     with tempfile.TemporaryDirectory(prefix="cais-serving-") as scratch:

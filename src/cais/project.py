@@ -31,7 +31,13 @@ from cais.pysource import (
     parse_script,
     program_imports,
 )
-from cais.requirements import LockFile, find_lock_file, lock_sources, read_requirements
+from cais.requirements import (
+    LockFile,
+    check_packages,
+    find_lock_file,
+    lock_sources,
+    read_requirements,
+)
 from cais.server.routes import LegacyRoute
 from cais.sources import source_date
 
@@ -268,8 +274,10 @@ def load_project(path: str | Path = ".") -> Project:
         entrypoint: tuple[str, ...] = ()
         web_app, warnings = None, ()
     else:
-        entrypoint = _detect_entrypoint(root, config, pyproject)
-        dependencies = _detect_dependencies(root, config, pyproject, entrypoint)
+        # Hints name the project's files as the user spelled its folder: they work from there.
+        shown = Path(path)
+        entrypoint = _detect_entrypoint(root, config, pyproject, shown)
+        dependencies = _detect_dependencies(root, config, pyproject, entrypoint, shown)
         web_app, warnings = _web_app(root, config, entrypoint)
     revision, source_url = _git_info(root)
     version, notes = _project_version(config, pyproject)
@@ -446,17 +454,23 @@ def running_python() -> str:
 
 
 def _detect_dependencies(
-    root: Path, config: ProjectConfig, pyproject: dict, entrypoint: tuple[str, ...]
+    root: Path,
+    config: ProjectConfig,
+    pyproject: dict,
+    entrypoint: tuple[str, ...],
+    shown: Path,
 ) -> Dependencies:
+    # The slim Python base images have no git: only an own base image may fetch from it.
+    vcs = config.base_image is not None
     if config.requirements:
         if not (root / config.requirements).is_file():
             raise ProjectError(
                 f"`{config.requirements}` named in {CONFIG_FILE} does not exist in `{root}`",
-                hint="create it, or fix `requirements:` in cais.yaml",
+                hint=f"create it, or fix `requirements:` in `{_in(shown, CONFIG_FILE)}`",
             )
-        return _requirement_files(root, config.requirements)
+        return _requirement_files(root, config.requirements, vcs)
     if (root / "requirements.txt").is_file():
-        return _requirement_files(root, "requirements.txt")
+        return _requirement_files(root, "requirements.txt", vcs)
     lock = find_lock_file(root)
     if lock is not None:
         if not pyproject:
@@ -464,7 +478,7 @@ def _detect_dependencies(
                 f"`{lock.value}` in `{root}` has no pyproject.toml beside it",
                 hint="a lock file is installed with the pyproject.toml it was made from",
             )
-        found = lock_sources(root, lock)
+        found = lock_sources(root, lock, vcs_in_image=vcs)
         return Dependencies(
             DependencyKind.PYPROJECT,
             "pyproject.toml",
@@ -478,6 +492,7 @@ def _detect_dependencies(
         packages = project_table.get("dependencies", [])
         if not isinstance(packages, list) or not all(isinstance(p, str) for p in packages):
             raise ProjectError("`dependencies` in pyproject.toml must be a list of strings")
+        check_packages(tuple(packages), "pyproject.toml", vcs_in_image=vcs)
         return Dependencies(
             DependencyKind.PYPROJECT,
             "pyproject.toml",
@@ -491,11 +506,11 @@ def _detect_dependencies(
             "only from poetry.lock",
             hint="run `poetry lock` in the project, or write a requirements.txt",
         )
-    return _standard_library_only(root, entrypoint)
+    return _standard_library_only(root, entrypoint, shown)
 
 
-def _requirement_files(root: Path, file: str) -> Dependencies:
-    found = read_requirements(root, file)
+def _requirement_files(root: Path, file: str, vcs_in_image: bool) -> Dependencies:
+    found = read_requirements(root, file, vcs_in_image=vcs_in_image)
     return Dependencies(
         DependencyKind.REQUIREMENTS, found.files[0], files=found.files, folders=found.folders
     )
@@ -518,14 +533,17 @@ def _project_version(config: ProjectConfig, pyproject: dict) -> tuple[str, tuple
     return config.version, ()
 
 
-def _detect_entrypoint(root: Path, config: ProjectConfig, pyproject: dict) -> tuple[str, ...]:
+def _detect_entrypoint(
+    root: Path, config: ProjectConfig, pyproject: dict, shown: Path
+) -> tuple[str, ...]:
+    config_file = _in(shown, CONFIG_FILE)
     if config.entrypoint:
         first = config.entrypoint[0]
         if first.endswith(".py"):
             if not (root / first).is_file():
                 raise ProjectError(
                     f"The entrypoint `{first}` named in {CONFIG_FILE} does not exist in `{root}`",
-                    hint="fix `entrypoint:` in cais.yaml",
+                    hint=f"fix `entrypoint:` in `{config_file}`",
                 )
             return ("python", *config.entrypoint)
         return tuple(config.entrypoint)
@@ -545,28 +563,35 @@ def _detect_entrypoint(root: Path, config: ProjectConfig, pyproject: dict) -> tu
     if not candidates:
         notebooks = sorted(p.name for p in root.glob("*.ipynb"))
         if notebooks:
+            notebook = shlex.quote(_in(shown, notebooks[0]))
             raise ProjectError(
                 f"`{root}` has notebooks ({', '.join(notebooks)}) but no Python script to run",
                 hint=f"export the notebook as a script: `jupyter nbconvert --to script "
-                f"{notebooks[0]}` (or `jupytext --to py {notebooks[0]}`), then build again",
+                f"{notebook}` (or `jupytext --to py {notebook}`), then build again",
             )
         raise ProjectError(
             f"`{root}` has no Python script to run",
-            hint="add your script, or set `entrypoint:` in cais.yaml",
+            hint=f"add your script, or set `entrypoint:` in `{config_file}`",
         )
     raise ProjectError(
         f"`{root}` has several scripts ({', '.join(candidates)}) and cais cannot tell which to run",
-        hint="set `entrypoint: <script>.py` in cais.yaml",
+        hint=f"set `entrypoint: <script>.py` in `{config_file}`",
     )
 
 
-def _standard_library_only(root: Path, entrypoint: tuple[str, ...]) -> Dependencies:
+def _in(folder: Path, name: str) -> str:
+    """`name` in the project folder, spelled from where the user is (`nb/analysis.ipynb`)."""
+    return (folder / name).as_posix()
+
+
+def _standard_library_only(root: Path, entrypoint: tuple[str, ...], shown: Path) -> Dependencies:
     """A project without requirements.txt or pyproject.toml needs none when its Python files
     import only the standard library and each other; otherwise the error names what they
     import."""
+    requirements = _in(shown, "requirements.txt")
     missing = ProjectError(
         f"`{root}` has no requirements.txt",
-        hint="list the packages your script imports in requirements.txt, one per line "
+        hint=f"list the packages your script imports in `{requirements}`, one per line "
         "(an empty file if it needs none)",
     )
     if entrypoint[:1] != ("python",):
@@ -579,7 +604,7 @@ def _standard_library_only(root: Path, entrypoint: tuple[str, ...]) -> Dependenc
     named = ", ".join(f"`{module}` ({file})" for module, file in sorted(imports.items()))
     raise ProjectError(
         f"`{root}` has no requirements.txt, and its code imports {named}",
-        hint="list the packages that provide them in requirements.txt, one per line",
+        hint=f"list the packages that provide them in `{requirements}`, one per line",
     )
 
 

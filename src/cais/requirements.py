@@ -4,6 +4,10 @@ include (`-r`, `-c`) and the local packages they name (`./mypkg`), and lock file
 Each requirement file is read with pip's own parser (pip-requirements-parser), one file at a
 time, so that cais can follow the includes itself: every file the install reads must be in
 the build context and in the dependency layer's COPY, or the layer cache would miss a change.
+Packages from the web (`https://…/x.whl`, `name @ https://…`) are pip's to download; those
+from version control (`git+https://…`) need git in the image, which the slim Python base
+images do not have, so they are refused in one sentence unless the project names its own
+base image.
 """
 
 from __future__ import annotations
@@ -19,7 +23,14 @@ import tomllib
 
 from cais.errors import ProjectError
 
-__all__ = ["LockFile", "RequirementFiles", "find_lock_file", "lock_sources", "read_requirements"]
+__all__ = [
+    "LockFile",
+    "RequirementFiles",
+    "check_packages",
+    "find_lock_file",
+    "lock_sources",
+    "read_requirements",
+]
 
 
 class LockFile(str, Enum):
@@ -49,8 +60,10 @@ class RequirementFiles:
     folders: tuple[str, ...] = ()  # local packages given as folders
 
 
-def read_requirements(root: Path, file: str) -> RequirementFiles:
-    """The requirement file `file` of the project in `root`, with everything it reaches."""
+def read_requirements(root: Path, file: str, *, vcs_in_image: bool = False) -> RequirementFiles:
+    """The requirement file `file` of the project in `root`, with everything it reaches.
+    `vcs_in_image`: the project names its own base image, which may have git: requirements
+    fetched from version control are then left to pip, as those from the web always are."""
     from pip_requirements_parser import InstallationError, RequirementsFile
 
     files: list[str] = []
@@ -100,12 +113,27 @@ def read_requirements(root: Path, file: str) -> RequirementFiles:
                     pending.append((included, (*chain, current)))
         for requirement in parsed.requirements:
             link = requirement.link
-            if link is None or not (requirement.is_local_path or link.url.startswith("file:")):
+            if link is None:
+                continue
+            line = requirement.requirement_line.line_number
+            if link.is_vcs:  # git+https://…, hg+…: pip runs that tool in the image
+                if not vcs_in_image:
+                    written = requirement.requirement_line.line.strip()
+                    where = f"`{written}`, named in `{current}` (line {line}),"
+                    release = f"`{requirement.name}==VERSION`" if requirement.name else "a release"
+                    raise _needs_vcs(
+                        where,
+                        link.scheme,
+                        f"install {release} from the package index or the URL of a wheel instead",
+                    )
+                continue
+            if link.scheme not in ("", "file"):
+                continue  # https://…/x.whl, `name @ https://…`: pip downloads it
+            if not (link.scheme or requirement.is_local_path):
                 continue
             name = link.url
             if name.startswith("file:"):  # file:mypkg, file:///srv/pkg
                 name = url2pathname(urlsplit(name).path)
-            line = requirement.requirement_line.line_number
             # pip finds local packages from where it runs: the project folder, in the image.
             target = _local_package(
                 root, name, f"`{name}`, named in `{current}` (line {line}),", "the path"
@@ -114,10 +142,31 @@ def read_requirements(root: Path, file: str) -> RequirementFiles:
     return RequirementFiles(tuple(files), tuple(dict.fromkeys(folders)))
 
 
-def lock_sources(root: Path, lock: LockFile) -> RequirementFiles:
+def check_packages(packages: tuple[str, ...], file: str, *, vcs_in_image: bool = False) -> None:
+    """The dependencies a pyproject.toml lists: none may need a tool the image lacks (see
+    `read_requirements`)."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    for package in packages:
+        try:
+            requirement = Requirement(package)
+        except InvalidRequirement:
+            continue  # pip says what is wrong with it, in the build
+        scheme = urlsplit(requirement.url or "").scheme
+        if "+" in scheme and not vcs_in_image:  # git+https, hg+ssh …
+            raise _needs_vcs(
+                f"`{package}`, a dependency in `{file}`,",
+                scheme,
+                f"depend on a release from the package index (`{requirement.name}==VERSION`) "
+                "or the URL of a wheel instead",
+            )
+
+
+def lock_sources(root: Path, lock: LockFile, *, vcs_in_image: bool = False) -> RequirementFiles:
     """The lock file with the local packages it locks (uv's `path`, `directory` and
     `editable` sources, workspace members; Poetry's `directory` and `file` sources): the
-    export names them, so they are copied beside it."""
+    export names them, so they are copied beside it. A package locked from a git repository
+    is refused unless the base image is the project's own (see `read_requirements`)."""
     try:
         data = tomllib.loads((root / lock.value).read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
@@ -129,6 +178,16 @@ def lock_sources(root: Path, lock: LockFile) -> RequirementFiles:
     folders: list[str] = []
     for package in data.get("package", []):
         source = package.get("source") or {}
+        repository = source.get("git") if lock is LockFile.UV else None
+        if lock is LockFile.POETRY and source.get("type") == "git":
+            repository = source.get("url")
+        if isinstance(repository, str) and not vcs_in_image:
+            raise _needs_vcs(
+                f"`{package.get('name')}`, locked in `{lock.value}` from `{repository}`,",
+                "git",
+                f"depend on a release from the package index instead, then `{lock.name.lower()} "
+                "lock` again",
+            )
         if lock is LockFile.UV:
             names = [source.get(k) for k in ("path", "directory", "editable", "virtual")]
         elif source.get("type") in ("directory", "file"):
@@ -162,6 +221,15 @@ def find_lock_file(root: Path) -> LockFile | None:
                 hint=f"write a requirements.txt instead: {instead}",
             )
     return None
+
+
+def _needs_vcs(where: str, scheme: str, instead: str) -> ProjectError:
+    """A package fetched from version control, which the slim Python base images cannot do."""
+    tool = scheme.split("+")[0]  # the command pip runs: git+https → git, hg+ssh → hg
+    return ProjectError(
+        f"{where} is fetched with `{tool}`, which the slim Python base image does not have",
+        hint=f"{instead}; or set `base_image:` in cais.yaml to an image that has `{tool}`",
+    )
 
 
 def _local_package(root: Path, name: str, where: str, what: str) -> Path:

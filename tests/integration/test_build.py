@@ -317,6 +317,49 @@ def test_dockerignore_keeps_clutter_out(
     assert sorted(listing) == ["README.md", "cais.yaml", "requirements.txt", "script.py"]
 
 
+def test_a_written_dockerfile_leaves_out_what_cais_leaves_out_in_every_build(
+    tmp_path, cais, engine, base_image, image_name, builder
+):
+    """`cais dockerfile -o` into the project writes cais's ignore list beside the Dockerfile:
+    plain `docker build`, and `cais build` (now of the project's own Dockerfile), leave out
+    .git, virtualenvs and secrets as a build without the written Dockerfile does."""
+    import os
+    import subprocess
+
+    cli = find_buildkit_cli()  # Debian's 20.10 /usr/bin/docker here: `docker build`
+    if cli is None:
+        unavailable("no docker CLI that can build with BuildKit")
+    docker_build = [cli.path, "buildx", "build", "--load"] if cli.buildx else [cli.path, "build"]
+    project = tmp_path / "app"
+    files = {
+        ".git/HEAD": "ref: refs/heads/main\n",
+        ".venv/bin/python": "",
+        ".env": "TOKEN=secret\n",
+        "run.py": "print('hi')\n",
+        "cais.yaml": f'python: "{base_image.split(":")[1].removesuffix("-slim")}"\n',
+    }
+    for name, text in files.items():
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        (project / name).write_text(text)
+    wrote = cais("dockerfile", str(project), "-o", str(project / "Dockerfile"))
+    assert wrote.returncode == 0, wrote.stderr
+    assert (project / ".dockerignore").is_file()
+    plain = subprocess.run(
+        [*docker_build, "-q", "-t", f"{image_name}:docker", str(project)],
+        env={**os.environ, "DOCKER_BUILDKIT": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert plain.returncode == 0, plain.stderr
+    built = cais("build", str(project), "-t", f"{image_name}:cais", "--builder", builder)
+    assert built.returncode == 0, built.stderr
+    assert "own `Dockerfile`" in built.stderr
+    for tag in (f"{image_name}:docker", f"{image_name}:cais"):
+        listing = engine.containers.run(tag, entrypoint=["ls", "-A", "/app"], remove=True)
+        assert sorted(listing.decode().split()) == ["cais.yaml", "run.py"], tag
+
+
 def test_an_unreachable_engine_is_named_by_both_builders(tmp_path, cais, engine, builder):
     project = _project(tmp_path, cais)
     done = cais(

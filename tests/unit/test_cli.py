@@ -145,6 +145,63 @@ def test_dockerfile_written_to_a_file(project, runner, tmp_path):
     assert written.startswith("# Dockerfile for hello-app")
 
 
+HOST_ONLY = {
+    ".git/HEAD": "ref: refs/heads/main\n",
+    ".venv/bin/python": "",
+    ".env": "TOKEN=secret\n",
+    "run.py": "print('hi')\n",
+}
+
+
+@pytest.mark.parametrize("name", ["Dockerfile", "docker/Dockerfile.prod"])
+def test_dockerfile_written_into_the_project_brings_cais_ignore_list(
+    runner, tmp_path, monkeypatch, write, name
+):
+    """`docker build` (and `cais build`, taking it as the project's own) of the Dockerfile
+    reads the project's .dockerignore: cais's default list is written there, with a note."""
+    from cais.builders.context import WRITTEN_DOCKERIGNORE, excluded, ignore_patterns
+
+    write(tmp_path / "app", HOST_ONLY)
+    (tmp_path / "app" / "docker").mkdir()
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["dockerfile", "app", "-o", f"app/{name}"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "app" / ".dockerignore").read_text() == WRITTEN_DOCKERIGNORE
+    assert WRITTEN_DOCKERIGNORE.startswith("# Written by cais")
+    assert "• wrote `app/.dockerignore` too: cais's default ignore list" in result.output
+    patterns = ignore_patterns(tmp_path / "app", None)
+    kept_out = excluded(patterns, (".git/HEAD", ".venv/bin/python", ".env", "run.py"))
+    assert kept_out == [".git/HEAD", ".venv/bin/python", ".env"]
+
+
+def test_dockerfile_never_replaces_a_projects_dockerignore(runner, tmp_path, write):
+    project = write(tmp_path / "app", {**HOST_ONLY, ".dockerignore": "data/\n"})
+    result = runner.invoke(app, ["dockerfile", str(project), "-o", str(project / "Dockerfile")])
+    assert result.exit_code == 0, result.output
+    assert (project / ".dockerignore").read_text() == "data/\n"
+    assert ".dockerignore" not in result.output
+
+
+def test_dockerfile_written_outside_the_project_writes_no_dockerignore(runner, tmp_path, write):
+    project = write(tmp_path / "app", HOST_ONLY)
+    result = runner.invoke(app, ["dockerfile", str(project), "-o", str(tmp_path / "Dockerfile")])
+    assert result.exit_code == 0, result.output
+    assert not (project / ".dockerignore").exists()
+    assert not (tmp_path / ".dockerignore").exists()
+
+
+@pytest.mark.parametrize("target", ["missing/Dockerfile", "app"])
+def test_dockerfile_written_where_no_file_can_be_is_one_sentence(
+    runner, tmp_path, monkeypatch, write, target
+):
+    write(tmp_path / "app", HOST_ONLY)
+    monkeypatch.chdir(tmp_path)
+    output = assert_one_error(runner.invoke(app, ["dockerfile", "app", "-o", target]))
+    assert output.startswith(f"error: `{target}` cannot be written: ")
+    assert "hint: give a file in a folder that exists" in output
+    assert not (tmp_path / "app" / ".dockerignore").exists()
+
+
 def test_dockerfile_of_a_missing_folder(runner, tmp_path):
     missing = tmp_path / "missing"
     output = assert_one_error(runner.invoke(app, ["dockerfile", str(missing)]))

@@ -59,6 +59,38 @@ def test_a_failed_training_names_the_projects_requirements_from_here(runner, her
     assert "`pip install -r shop/requirements.txt`" in result.output
 
 
+@pytest.mark.parametrize("folder", ["nb", "projects/nb", "."])
+@pytest.mark.parametrize(
+    ("files", "hint"),
+    [
+        (
+            {"analysis.ipynb": "{}", "requirements.txt": ""},
+            "`jupyter nbconvert --to script {0}analysis.ipynb` (or `jupytext --to py "
+            "{0}analysis.ipynb`)",
+        ),
+        ({"a.py": "", "b.py": "", "requirements.txt": ""}, "<script>.py` in `{0}cais.yaml`"),
+        ({"requirements.txt": ""}, "set `entrypoint:` in `{0}cais.yaml`"),
+        ({"cais.yaml": "entrypoint: gone.py\n"}, "fix `entrypoint:` in `{0}cais.yaml`"),
+        ({"cais.yaml": "requirements: r.txt\n", "x.py": ""}, "`requirements:` in `{0}cais.yaml`"),
+        ({"x.py": "import numpy\n"}, "provide them in `{0}requirements.txt`"),
+        ({"x.py": "", "cais.yaml": "entrypoint: [gunicorn, x:app]\n"}, "in `{0}requirements.txt`"),
+    ],
+    ids=["notebook", "scripts", "no script", "entrypoint", "requirements", "imports", "command"],
+)
+def test_hints_name_the_projects_files_as_the_folder_was_spelled(
+    runner, here, write, folder, files, hint
+):
+    """`cais dockerfile nb` from the folder above names `nb/analysis.ipynb`, not a file that is
+    not there."""
+    write(here / folder, files)
+    output = assert_one_error(runner.invoke(app, ["dockerfile", folder]))
+    prefix = "" if folder == "." else f"{folder}/"
+    assert hint.format(prefix) in output
+    # every file the hint names is in the project, seen from here
+    for named in re.findall(r"[\w/]+\.(?:ipynb|yaml|txt)", output.split("hint:")[1]):
+        assert (here / named).parent.resolve() == (here / folder).resolve(), named
+
+
 @pytest.mark.parametrize("text", ["name: x\n  bad: [\n", "- a list\n"], ids=["yaml", "list"])
 def test_a_broken_cais_yaml_points_at_an_example_that_can_be_written(runner, here, text):
     project = here / "mine"

@@ -839,7 +839,8 @@ def test_a_folder_of_notebooks_says_how_to_export_them(tmp_path, write, notebook
     assert error.message == (
         f"`{tmp_path.resolve()}` has notebooks ({', '.join(notebooks)}) but no Python script to run"
     )
-    assert f"`jupyter nbconvert --to script {notebooks[0]}`" in error.hint
+    # the notebook as the folder was given: the command works from where it is printed
+    assert f"`jupyter nbconvert --to script {tmp_path / notebooks[0]}`" in error.hint
 
 
 @pytest.mark.parametrize("value", [3.1, 3])

@@ -348,6 +348,7 @@ def test_a_lock_file_without_pyproject_is_one_sentence(tmp_path, write):
         {"requirements.txt": "-r requirements.txt\n"},
         {"requirements.txt": "../outside\n"},
         {"requirements.txt": "six\nnot a requirement ===\n"},
+        {"requirements.txt": "git+https://github.com/benjaminp/six\n"},
         {"Pipfile.lock": "{}"},
     ],
 )
@@ -497,3 +498,111 @@ def test_a_lock_file_that_is_not_toml_is_one_sentence(tmp_path, write):
     error = error_of(tmp_path)
     assert error.message.startswith("`poetry.lock` cannot be read: ")
     assert error.hint == "make it again with `poetry lock`"
+
+
+# --- packages from the web and from version control --------------------------------------
+
+SIX = "https://files.pythonhosted.org/packages/b7/ce/149a/six-1.17.0"
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        f"{SIX}-py2.py3-none-any.whl",  # a wheel
+        f"{SIX}.tar.gz",  # an sdist
+        f"six @ {SIX}-py2.py3-none-any.whl",
+        "pkg @ https://example.com/pkg-1.0.zip",
+        "http://example.com/pkg-1.0.tar.gz",
+    ],
+)
+def test_a_package_from_the_web_is_left_to_pip(tmp_path, write, line):
+    write(tmp_path, {"requirements.txt": f"{line}\n", "script.py": ""})
+    project = load_project(tmp_path)
+    assert project.dependencies.files == ("requirements.txt",)
+    assert project.dependencies.folders == ()
+    assert "pip install --no-cache-dir -r requirements.txt" in render_dockerfile(
+        plan_project(project)
+    )
+
+
+@pytest.mark.parametrize(
+    ("line", "tool", "release"),
+    [
+        ("git+https://github.com/benjaminp/six", "git", "a release"),
+        ("six @ git+https://github.com/benjaminp/six@1.17.0", "git", "`six==VERSION`"),
+        ("git+ssh://git@github.com/benjaminp/six.git#egg=six", "git", "`six==VERSION`"),
+        ("-e git+https://github.com/benjaminp/six#egg=six", "git", "`six==VERSION`"),
+        ("git+file:///srv/six#egg=six", "git", "`six==VERSION`"),
+        ("hg+https://hg.example.com/repo#egg=x", "hg", "`x==VERSION`"),
+        ("svn+https://svn.example.com/repo#egg=y", "svn", "`y==VERSION`"),
+        ("bzr+https://bzr.example.com/repo#egg=z", "bzr", "`z==VERSION`"),
+    ],
+)
+def test_a_package_from_version_control_is_one_sentence(tmp_path, write, line, tool, release):
+    write(tmp_path, {"requirements.txt": f"six\n{line}\n", "script.py": ""})
+    error = error_of(tmp_path)
+    assert error.message == (
+        f"`{line}`, named in `requirements.txt` (line 2), is fetched with `{tool}`, which the "
+        "slim Python base image does not have"
+    )
+    assert error.hint == (
+        f"install {release} from the package index or the URL of a wheel instead; or set "
+        f"`base_image:` in cais.yaml to an image that has `{tool}`"
+    )
+
+
+UV_GIT_LOCK = _uv_lock(("six", '{ git = "https://github.com/benjaminp/six?rev=1.17.0#ebd9b39" }'))
+POETRY_GIT_LOCK = """\
+[[package]]
+name = "six"
+version = "1.17.0"
+
+[package.source]
+type = "git"
+url = "https://github.com/benjaminp/six"
+reference = "1.17.0"
+"""
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        (
+            {
+                "pyproject.toml": '[project]\nname = "x"\nversion = "1"\n'
+                'dependencies = ["six @ git+https://github.com/benjaminp/six"]\n'
+            },
+            "`six @ git+https://github.com/benjaminp/six`, a dependency in `pyproject.toml`, "
+            "is fetched with `git`",
+        ),
+        (
+            {"pyproject.toml": PYPROJECT, "uv.lock": UV_GIT_LOCK},
+            "`six`, locked in `uv.lock` from `https://github.com/benjaminp/six?rev=1.17.0#ebd9b39`,"
+            " is fetched with `git`",
+        ),
+        (
+            {"pyproject.toml": PYPROJECT, "poetry.lock": POETRY_GIT_LOCK},
+            "`six`, locked in `poetry.lock` from `https://github.com/benjaminp/six`, is fetched "
+            "with `git`",
+        ),
+    ],
+    ids=["pyproject", "uv.lock", "poetry.lock"],
+)
+def test_a_dependency_or_lock_from_version_control_is_one_sentence(tmp_path, write, files, message):
+    write(tmp_path, {**files, "script.py": ""})
+    error = error_of(tmp_path)
+    assert error.message == f"{message}, which the slim Python base image does not have"
+    assert "`base_image:` in cais.yaml" in error.hint
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        {"requirements.txt": "six @ git+https://github.com/benjaminp/six@1.17.0\n"},
+        {"pyproject.toml": PYPROJECT, "uv.lock": UV_GIT_LOCK},
+    ],
+)
+def test_a_projects_own_base_image_may_fetch_from_version_control(tmp_path, write, files):
+    write(tmp_path, {**files, "script.py": "", "cais.yaml": "base_image: my/python-git:3.11\n"})
+    text = render_dockerfile(plan_project(load_project(tmp_path)))
+    assert "FROM my/python-git:3.11" in text

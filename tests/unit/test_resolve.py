@@ -16,6 +16,7 @@ from cais import _entry
 from cais.bundle.store import ModelStore
 from cais.cli import app
 from cais.errors import CaisError
+from cais.project import read_config
 from cais.resolve import is_plain_project, resolve
 from tests.support import assert_one_error
 
@@ -209,6 +210,7 @@ def runner() -> CliRunner:
         (["serve", "hello"], "script", "error: `hello` is a project folder, not a model"),
         (["serve", "shop"], "training", "error: The training project `shop` has not saved"),
         (["build", "shop"], "training", "error: The training project `shop` has not saved"),
+        (["dockerfile", "shop"], "training", "error: The training project `shop` has not saved"),
         (["build", "nothing"], "none", "error: `nothing` is neither a folder here nor a saved"),
         (["serve", "nothing"], "none", "error: No model is named `nothing` in the store"),
         (["models", "show", "./shop"], "training", "error: The training project `./shop` has"),
@@ -257,6 +259,40 @@ def test_build_of_a_training_project_builds_its_model_not_the_folder(
     result = runner.invoke(app, ["build", "shop", "-t", "shop:1"])
     assert built == [("shop:1", ["/old"])]
     assert "• `shop` is a training project: taking its newest model `shop:1`" in result.output
+
+
+def test_dockerfile_of_a_training_project_is_the_one_its_build_builds(runner, store, here):
+    """`cais dockerfile` follows the rule of `cais build`: the serving image of the newest
+    model, with the project's `routes:`, not an image that would run train.py."""
+    from cais.build import serving_dockerfile
+
+    save(store, "shop", 2)
+    training_project(here / "shop")
+    with (here / "shop" / "cais.yaml").open("a") as config:
+        config.write("routes:\n  - {path: /old, input: text, output: label}\n")
+    result = runner.invoke(app, ["dockerfile", "shop", "-t", "me/shop:7"])
+    assert result.exit_code == 0, result.output
+    assert "• `shop` is a training project: taking its newest model `shop:2`" in result.output
+    assert "• `cais build shop` builds it" in result.output
+    text = result.stdout
+    assert text.splitlines()[-1] == (
+        'CMD ["python", "-m", "cais.server", "/model", "--port", "8080"]'
+    )
+    assert "train.py" not in text
+    assert 'org.opencontainers.image.title="me/shop"' in text
+    assert "/old" in text  # the kept API contract travels with the image
+    bundle = store.get("shop")
+    routes = list(read_config(here / "shop" / "cais.yaml").routes)
+    assert text == serving_dockerfile(bundle, tags=("me/shop:7",), routes=routes)
+
+
+def test_dockerfile_of_a_script_project_is_its_own(runner, store, here):
+    save(store, "other")
+    script_project(here / "hello")
+    result = runner.invoke(app, ["dockerfile", "hello"])
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1] == 'CMD ["python", "script.py"]'
+    assert "training project" not in result.output
 
 
 # --- the lookup before the command line -----------------------------------------------------

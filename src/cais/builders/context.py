@@ -6,7 +6,21 @@ import tempfile
 from pathlib import Path
 from typing import IO
 
-__all__ = ["context_archive", "excluded", "ignore_patterns"]
+from cais.builders.dockerfile import DEFAULT_DOCKERIGNORE
+
+__all__ = ["WRITTEN_DOCKERIGNORE", "context_archive", "excluded", "ignore_patterns"]
+
+# cais's default ignore list as the .dockerignore `cais dockerfile -o` writes into a project
+# that has none, saying who wrote it and why.
+WRITTEN_DOCKERIGNORE = (
+    """\
+# Written by cais with the Dockerfile beside it, so that `docker build` leaves out what
+# `cais build` leaves out: version control and virtualenvs (large, and of this machine only),
+# caches, secrets (anyone who pulls an image can read its files) and data (mount it when the
+# container runs instead). Edit it as you need: cais never replaces it.
+"""
+    + DEFAULT_DOCKERIGNORE
+)
 
 
 def ignore_patterns(context: Path, default: str | None) -> list[str]:

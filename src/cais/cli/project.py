@@ -5,13 +5,17 @@ from __future__ import annotations
 from enum import Enum
 from importlib import resources
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cais.builders.base import BuilderChoice
 from cais.errors import CaisError, ProjectError
 from cais.output import BuildDisplay, note, out, report_built, run_command, success, warning
+
+if TYPE_CHECKING:
+    from cais.resolve import Resolved
+    from cais.server.routes import LegacyRoute
 
 __all__ = ["build", "dockerfile", "init"]
 
@@ -127,8 +131,18 @@ def _saved_versions() -> set[str]:
     return {f"{name}:{version}" for name in store.names() for version in store.versions(name)}
 
 
+# What `cais dockerfile` and `cais build` take: both follow cais.resolve.
+_Source = Annotated[
+    str,
+    typer.Argument(
+        help="Project folder, or a saved model: name[:version|alias] (a training project "
+        "means its newest model)."
+    ),
+]
+
+
 def dockerfile(
-    directory: Annotated[Path, typer.Argument(help="Project folder.")] = Path("."),
+    source: _Source = ".",
     output: Annotated[
         Path | None,
         typer.Option(
@@ -146,12 +160,25 @@ def dockerfile(
         ),
     ] = None,
 ) -> None:
-    """Print the Dockerfile cais writes for a project (or write it with -o)."""
-    from cais.build import dockerfile_for
+    """Print the Dockerfile cais writes for a project, or for the image that serves a saved
+    model (or write it with -o)."""
+    from cais.build import dockerfile_for, serving_dockerfile
     from cais.builders.dockerfile import SecretsMode
+    from cais.resolve import resolve
 
     secrets = SecretsMode.BUILDKIT if ca_cert else SecretsMode.NONE
-    project, text = dockerfile_for(directory, tags=tuple(tag or ()), secrets=secrets)
+    # The rule of `cais build`: a training project means the image that serves its newest model.
+    found = resolve(source, projects=True)
+    if found.note:
+        note(found.note)
+    if found.bundle is not None:
+        text = serving_dockerfile(
+            found.bundle, tags=tuple(tag or ()), routes=_kept_routes(found), secrets=secrets
+        )
+        _put(text, output)
+        note(f"`cais build {source}` builds it: cais gathers the model and its server beside it")
+        return
+    project, text = dockerfile_for(source, tags=tuple(tag or ()), secrets=secrets)
     if project.dockerfile is not None:
         raise ProjectError(
             f"`{project.dockerfile}` is the project's own Dockerfile, which cais builds as it is",
@@ -159,17 +186,66 @@ def dockerfile(
         )
     for line in project.notes:
         note(line)
-    if output is None:
-        out.print(text, end="", markup=False, soft_wrap=True)
-    else:
-        output.write_text(text, encoding="utf-8")
-        success(f"Wrote `{output}`")
+    _put(text, output)
+    if output is not None:
+        _write_dockerignore(project.path, Path(source), output)
     plan = _tell(project)
     if plan.ports:
         from cais.build import default_tag
 
         image = (tag or [default_tag(project)])[0]
         note(f"once built, run it: `{run_command(image, plan.ports)}`")
+
+
+def _put(text: str, output: Path | None) -> None:
+    """The Dockerfile to stdout, or written to `output`."""
+    if output is None:
+        out.print(text, end="", markup=False, soft_wrap=True)
+    else:
+        try:
+            output.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise ProjectError(
+                f"`{output}` cannot be written: {exc.strerror or exc}",
+                hint="give a file in a folder that exists and that you can write to",
+            ) from exc
+        success(f"Wrote `{output}`")
+
+
+def _write_dockerignore(root: Path, shown: Path, output: Path) -> None:
+    """A Dockerfile written into the project is built by `docker build`, and by `cais build`
+    as the project's own, with the project's .dockerignore: when there is none, cais's
+    default ignore list goes there, so that every build leaves out the same files. An
+    existing .dockerignore is never replaced."""
+    from cais.builders.context import WRITTEN_DOCKERIGNORE
+
+    if root not in output.resolve().parents:
+        return  # built from elsewhere: which .dockerignore applies is the user's to say
+    try:
+        with (root / ".dockerignore").open("x", encoding="utf-8") as file:
+            file.write(WRITTEN_DOCKERIGNORE)
+    except FileExistsError:
+        return
+    note(
+        f"wrote `{shown / '.dockerignore'}` too: cais's default ignore list, so that `docker "
+        "build` leaves out .git, virtualenvs, caches, secrets and data as `cais build` does"
+    )
+
+
+def _kept_routes(found: Resolved) -> list[LegacyRoute]:
+    """The kept API contracts (`routes:` of the project's cais.yaml) of a model named through
+    its project: the image that serves it serves them too."""
+    from cais.project import read_config
+
+    bundle = found.bundle
+    assert bundle is not None
+    routes = list(read_config((found.origin or Path(".")) / "cais.yaml").routes)
+    if routes and any(r.model not in (None, bundle.metadata.name) for r in routes):
+        raise ProjectError(
+            "`routes:` in cais.yaml names a model this image does not serve",
+            hint=f"the image serves `{bundle.metadata.name}`; fix `model:` in the routes",
+        )
+    return routes
 
 
 def _tell(project):
@@ -195,13 +271,7 @@ def _build_args(values: list[str] | None) -> dict[str, str]:
 
 
 def build(
-    source: Annotated[
-        str,
-        typer.Argument(
-            help="Project folder, or a saved model: name[:version|alias] (a training project "
-            "means its newest model)."
-        ),
-    ] = ".",
+    source: _Source = ".",
     tag: Annotated[
         list[str] | None,
         typer.Option(
@@ -280,15 +350,8 @@ def build(
     bundle = found.bundle
     if bundle is not None:
         from cais.build import build_bundle
-        from cais.project import read_config
 
-        # Kept API contracts (`routes:` of the project's cais.yaml) are served by the image too.
-        routes = list(read_config((found.origin or Path(".")) / "cais.yaml").routes)
-        if routes and any(r.model not in (None, bundle.metadata.name) for r in routes):
-            raise ProjectError(
-                "`routes:` in cais.yaml names a model this image does not serve",
-                hint=f"the image serves `{bundle.metadata.name}`; fix `model:` in the routes",
-            )
+        routes = _kept_routes(found)
         pip = pip_settings(list(ca_cert or ()), index_url)
         check_socket()
         with BuildDisplay(verbose=verbose) as display:
