@@ -3,9 +3,11 @@ for the same packages, stored in an image and made into an OCI 1.1 referrer."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import tarfile
+import uuid
 from pathlib import Path
 
 import pytest
@@ -196,7 +198,11 @@ def test_the_serial_number_follows_the_content(site):
         return parsed(sbom.document([site], **options))["serialNumber"]
 
     base = serial()
-    assert base.startswith("urn:uuid:") and base != "urn:uuid:00000000-0000-0000-0000-000000000000"
+    zero = "urn:uuid:00000000-0000-0000-0000-000000000000"
+    assert base.startswith("urn:uuid:") and base != zero
+    document = sbom.document([site], name="products", version="3", created=CREATED)
+    unnamed = document.replace(base.encode(), zero.encode())
+    assert f"urn:uuid:{uuid.uuid5(sbom._SERIALS, hashlib.sha256(unnamed).hexdigest())}" == base
     assert serial() == base
     assert len({base, serial(version="4"), serial(created=CREATED + 1)}) == 3
     install(site, "idna", "3.7")
@@ -211,10 +217,13 @@ def test_packages_from_several_folders_are_listed_once(site, tmp_path):
     install(runtime, "six", "1.16.0", "License: MIT")
     install(runtime, "uvicorn", "0.30.0")
     install(runtime, "legacy", "0.1", kind="egg-info")
+    (runtime / "old-2.0.egg-info").write_text("Metadata-Version: 1.0\nName: old\nVersion: 2.0\n")
     listed = sbom.packages([site, runtime])
     assert [p.purl for p in listed] == sorted(p.purl for p in listed)
     assert [p.purl for p in listed].count("pkg:pypi/six@1.16.0") == 1
-    assert {"pkg:pypi/uvicorn@0.30.0", "pkg:pypi/legacy@0.1"} <= {p.purl for p in listed}
+    assert {"pkg:pypi/uvicorn@0.30.0", "pkg:pypi/legacy@0.1", "pkg:pypi/old@2.0"} <= {
+        p.purl for p in listed
+    }
 
 
 def test_two_versions_of_one_package_are_both_listed(tmp_path):

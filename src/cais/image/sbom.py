@@ -1,6 +1,6 @@
 """A CycloneDX SBOM of the Python packages in an image: made, stored in it, attached to it.
 
-`document` reads the installed distributions (`*.dist-info`) of the folders a build installs
+`document` reads the installed distributions (`*.dist-info`, `*.egg-info`) of the folders a build installs
 into a layer and writes a CycloneDX 1.6 JSON document with cyclonedx-python-lib: one library
 component per distribution (name, version, `pkg:pypi` purl, declared licenses, summary), the
 image as the described component. Nothing in it comes from the clock or chance: the
@@ -14,6 +14,7 @@ the document, so the same packages give the same bytes, and the same layer diges
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import tarfile
 import uuid
@@ -21,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.message import Message
-from importlib.metadata import PathDistribution
+from email.parser import HeaderParser
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -58,6 +59,7 @@ _CREATED_BY = f"cais: SBOM at {PATH}"
 SPEC_VERSION = "1.6"
 # Fixed namespace of the name-based (version 5) UUIDs that serial numbers are made from.
 _SERIALS = uuid.UUID("5b0f6b54-33c4-4b3e-9e58-0f4a1c2d8e71")
+_ZERO = uuid.UUID(int=0)
 _LONGEST = 100  # longer `License` fields hold a licence's whole text
 
 
@@ -131,7 +133,7 @@ def document(
     tool = Component(type=ComponentType.APPLICATION, name="cais", version=__version__)
     bom = Bom(
         components=components,
-        serial_number=uuid.UUID(int=0),
+        serial_number=_ZERO,
         metadata=BomMetaData(
             component=root,
             timestamp=datetime.fromtimestamp(created, timezone.utc),
@@ -141,9 +143,11 @@ def document(
     bom.metadata.tools.components.add(tool)
     # The image holds every package; which package needs which is not recorded.
     bom.register_dependency(root, components)
+    # Written once with the zero serial; the serial made from those bytes then takes its place
+    # (the same bytes a second writing would give, at half the cost).
     draft = _json(bom)
-    bom.serial_number = uuid.uuid5(_SERIALS, hashlib.sha256(draft).hexdigest())
-    return _json(bom)
+    serial = uuid.uuid5(_SERIALS, hashlib.sha256(draft).hexdigest())
+    return draft.replace(_ZERO.urn.encode(), serial.urn.encode(), 1)
 
 
 def with_sbom(image: Image, document: bytes, *, store: BlobStore) -> Image:
@@ -178,13 +182,20 @@ def referrer(image: Image, document: bytes) -> Referrer:
 
 
 def _package(info: Path) -> Package:
-    metadata = PathDistribution(info).metadata
-    if metadata is None or not metadata.get("Name") or not metadata.get("Version"):
+    # The headers only: the long description that follows them is most of the file's parsing.
+    text = ""
+    # distutils wrote an `.egg-info` file; installers write folders.
+    for path in (info,) if info.is_file() else (info / "METADATA", info / "PKG-INFO"):
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+            text = path.read_text(encoding="utf-8", errors="surrogateescape")
+            break
+    metadata = HeaderParser().parsestr(text)
+    if not metadata.get("Name") or not metadata.get("Version"):
         raise BuildError(
             f"The installed distribution `{info}` has no name or version in its metadata",
             hint="install its package again, or remove the folder",
         )
-    return Package.from_metadata(metadata)  # type: ignore[arg-type]
+    return Package.from_metadata(metadata)
 
 
 def _component(package: Package) -> Component:
