@@ -15,10 +15,13 @@ from pathlib import Path
 import pytest
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
+from packaging.version import Version
 
+from cais.errors import NotInRegistry
 from cais.image import sbom
 from cais.image.blobs import BlobStore
 from cais.image.image import Image, empty
+from cais.image.layer import Layer
 from cais.image.media import MediaType
 from cais.image.platform import Platform
 from cais.registry.client import RegistryClient
@@ -132,3 +135,23 @@ def test_the_sbom_is_attached_in_the_registry_and_read_back_through_the_fallback
         attach(client, repository, other)
         found = referrers(client, repository, image.digest)
         assert [e["digest"] for e in found] == [referrer.digest, other.digest]
+
+
+@pytest.mark.registry
+def test_the_python_base_images_own_packages_are_read_from_its_layers(registry, tmp_path):
+    store = BlobStore(tmp_path / "store")
+    with RegistryClient(registry, credentials=None) as client:
+        try:
+            manifest = client.get_manifest("library/python", "3.11-slim", platform="linux/amd64")
+        except NotInRegistry:
+            unavailable(f"no python:3.11-slim in the registry {registry} (run scripts/test-infra)")
+        config = json.loads(client.read_blob("library/python", manifest.data["config"]["digest"]))
+        layers = []
+        for entry, diff_id in zip(
+            manifest.data["layers"], config["rootfs"]["diff_ids"], strict=True
+        ):
+            client.get_blob("library/python", entry["digest"], store.path(entry["digest"]))
+            layers.append(Layer.from_compressed(store, digest=entry["digest"], diff_id=diff_id))
+    found = {package.name.lower(): package.version for package in sbom.packages_in_layers(layers)}
+    assert "pip" in found
+    assert Version(found["pip"]) >= Version("20")

@@ -255,6 +255,94 @@ def test_a_distribution_without_name_or_version_is_refused_not_left_out(tmp_path
     assert e.value.hint
 
 
+# The base image's packages
+
+SITE = "usr/local/lib/python3.11/site-packages"
+DEBIAN = "usr/lib/python3/dist-packages"
+
+
+def metadata(name: str, version: str) -> File:
+    return File(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n\nLong text\n".encode())
+
+
+def test_the_base_layers_packages_are_read_less_those_a_later_layer_deletes(tmp_path):
+    store = BlobStore(tmp_path)
+    lowest = {
+        f"{SITE}/pip-24.0.dist-info/METADATA": metadata("pip", "24.0"),
+        f"{SITE}/pip-24.0.dist-info/RECORD": File(b""),
+        f"{SITE}/setuptools-65.5.0.dist-info/METADATA": metadata("setuptools", "65.5.0"),
+        f"{DEBIAN}/old-1.0.egg-info": metadata("old", "1.0"),
+        "opt/app/not-installed-1.0.dist-info/METADATA": metadata("not-installed", "1.0"),
+    }
+    upgraded = {
+        f"{SITE}/.wh.setuptools-65.5.0.dist-info": File(b""),
+        f"{SITE}/.wh.pip-24.0.dist-info": File(b""),
+        f"{SITE}/pip-24.2.dist-info/METADATA": metadata("pip", "24.2"),
+    }
+    emptied = {  # an opaque folder hides what lower layers had there, not its own files
+        f"{DEBIAN}/.wh..wh..opq": File(b""),
+        f"{DEBIAN}/new-2.0.dist-info/METADATA": metadata("new", "2.0"),
+    }
+    layers = [write_layer(e, store=store, created=CREATED) for e in (lowest, upgraded, emptied)]
+    assert [p.purl for p in sbom.packages_in_layers(layers)] == [
+        "pkg:pypi/new@2.0",
+        "pkg:pypi/pip@24.2",
+    ]
+    assert [p.purl for p in sbom.packages_in_layers(layers[:1])] == [
+        "pkg:pypi/old@1.0",
+        "pkg:pypi/pip@24.0",
+        "pkg:pypi/setuptools@65.5.0",
+    ]
+
+
+def test_a_layer_is_read_once_and_a_damaged_answer_is_read_again(tmp_path):
+    store = BlobStore(tmp_path)
+    entries = {
+        f"{SITE}/pip-24.2.dist-info/METADATA": File(
+            b"Metadata-Version: 2.1\nName: pip\nVersion: 24.2\nLicense: MIT\n"
+            b"Classifier: License :: OSI Approved :: MIT License\n"
+        ),
+        f"{SITE}/.wh.old-1.0.dist-info": File(b""),
+    }
+    layer = write_layer(entries, store=store, created=CREATED)
+    first = sbom.packages_in_layers([layer])
+    (recorded,) = (tmp_path / "index" / "python-packages-1").iterdir()
+    record = recorded.read_text()
+
+    blobs = [store.path(layer.diff_id), store.path(layer.digest)]  # the tar and its gzip
+    for number, blob in enumerate(blobs):
+        blob.rename(tmp_path / f"away{number}")  # the answer is kept: the layer is not read
+    assert sbom.packages_in_layers([layer]) == first
+    assert first[0].classifiers == ("License :: OSI Approved :: MIT License",)
+
+    for number, blob in enumerate(blobs):
+        (tmp_path / f"away{number}").rename(blob)
+    store.path(record).write_bytes(b'{"added": {}, "deleted": []}')  # not what its digest says
+    assert sbom.packages_in_layers([layer]) == first
+    assert store.verify(recorded.read_text())
+
+
+def test_the_document_lists_the_base_packages_with_the_installed_ones(site, tmp_path):
+    base = [
+        write_layer(
+            {f"{SITE}/pip-24.2.dist-info/METADATA": metadata("pip", "24.2")},
+            store=BlobStore(tmp_path),
+            created=CREATED,
+        )
+    ]
+    document = sbom.document([site], name="p", created=CREATED, base=base)
+    assert by_name(document)["pip"]["purl"] == "pkg:pypi/pip@24.2"
+    assert set(by_name(document)) == {"pip", "six", "attrs", "Scikit_Learn", "packaging"}
+    assert JsonStrictValidator(SchemaVersion.V1_6).validate_str(document.decode()) is None
+
+
+def test_a_base_distribution_without_a_name_is_refused(tmp_path):
+    broken = {f"{SITE}/thing-1.0.dist-info/METADATA": File(b"Metadata-Version: 2.1\n")}
+    layer = write_layer(broken, store=BlobStore(tmp_path), created=CREATED)
+    with pytest.raises(BuildError, match=r"`.*thing-1\.0\.dist-info in layer sha256:"):
+        sbom.packages_in_layers([layer])
+
+
 # In the image
 
 

@@ -1,11 +1,12 @@
 """A CycloneDX SBOM of the Python packages in an image: made, stored in it, attached to it.
 
-`document` reads the installed distributions (`*.dist-info`, `*.egg-info`) of the folders a build installs
-into a layer and writes a CycloneDX 1.6 JSON document with cyclonedx-python-lib: one library
-component per distribution (name, version, `pkg:pypi` purl, declared licenses, summary), the
-image as the described component. Nothing in it comes from the clock or chance: the
-timestamp is the image's `created` time and the serial number is derived from the rest of
-the document, so the same packages give the same bytes, and the same layer digest.
+`document` reads the installed distributions (`*.dist-info`, `*.egg-info`) of the folders a
+build installs into layers, and of the base image's layers (`packages_in_layers`), and writes
+a CycloneDX 1.6 JSON document with cyclonedx-python-lib: one library component per
+distribution (name, version, `pkg:pypi` purl, declared licences, summary), the image as the
+described component. Nothing in it comes from the clock or chance: the timestamp is the
+image's `created` time and the serial number is derived from the rest of the document, so the
+same packages give the same bytes, and the same layer digest.
 
 `with_sbom` stores the document in the image at `PATH` and `read` finds it there again;
 `referrer` makes the OCI 1.1 artifact that attaches it to the image in a registry
@@ -15,11 +16,14 @@ the document, so the same packages give the same bytes, and the same layer diges
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
+import json
+import posixpath
+import re
 import tarfile
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from email.message import Message
 from email.parser import HeaderParser
@@ -29,10 +33,11 @@ from typing import TYPE_CHECKING
 from packaging.utils import canonicalize_name
 
 from cais import __version__
-from cais.errors import BuildError
+from cais.errors import BlobError, BuildError
 from cais.image.archive import File, write_layer
 from cais.image.blobs import BlobStore
-from cais.image.image import Image, append_layers
+from cais.image.image import Image, append_layers, canonical_json
+from cais.image.layer import Layer
 from cais.image.media import MediaType
 from cais.image.referrer import Referrer
 
@@ -46,6 +51,7 @@ __all__ = [
     "Package",
     "document",
     "packages",
+    "packages_in_layers",
     "read",
     "referrer",
     "with_sbom",
@@ -61,9 +67,18 @@ SPEC_VERSION = "1.6"
 _SERIALS = uuid.UUID("5b0f6b54-33c4-4b3e-9e58-0f4a1c2d8e71")
 _ZERO = uuid.UUID(int=0)
 _LONGEST = 100  # longer `License` fields hold a licence's whole text
+# A distribution's metadata file in an image's Python (`/usr/local/lib/python3.11/site-packages`,
+# Debian's `/usr/lib/python3/dist-packages`); `info` ends at its metadata folder or file.
+_IN_SITE_PACKAGES = re.compile(
+    r"(?:^|/)(?:site|dist)-packages/(?P<info>[^/]+\.dist-info(?=/METADATA$)"
+    r"|[^/]+\.egg-info(?=/PKG-INFO$)|[^/]+\.egg-info$)"
+)
+_WHITEOUT = ".wh."  # OCI layers delete a lower layer's file with an empty `.wh.NAME`
+_OPAQUE = ".wh..wh..opq"  # …and all of a lower layer's folder with this one in it
+_SCANS = "python-packages-1"  # the blob store's index of layers' packages; bump when it changes
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Package:
     """One installed distribution, as its metadata declares it."""
 
@@ -101,7 +116,7 @@ class Package:
 def packages(folders: Sequence[Path]) -> list[Package]:
     """The distributions installed in `folders` (site-packages or `--target` folders), by purl;
     a package installed twice at one version is listed once."""
-    found: dict[str, Package] = {}
+    found: list[Package] = []
     for folder in folders:
         folder = Path(folder)
         if not folder.is_dir():
@@ -109,16 +124,77 @@ def packages(folders: Sequence[Path]) -> list[Package]:
                 f"The folder of installed packages `{folder}` does not exist",
                 hint="install the packages into it before making its SBOM",
             )
-        for info in sorted([*folder.glob("*.dist-info"), *folder.glob("*.egg-info")]):
-            package = _package(info)
-            found.setdefault(package.purl, package)
-    return [found[purl] for purl in sorted(found)]
+        found.extend(map(_package, [*folder.glob("*.dist-info"), *folder.glob("*.egg-info")]))
+    return _by_purl(found)
+
+
+def _by_purl(found: Iterable[Package]) -> list[Package]:
+    """One package per purl (the first seen), sorted by purl."""
+    unique: dict[str, Package] = {}
+    for package in found:
+        unique.setdefault(package.purl, package)
+    return [unique[purl] for purl in sorted(unique)]
+
+
+def packages_in_layers(layers: Sequence[Layer]) -> list[Package]:
+    """The distributions in the `site-packages` (or `dist-packages`) folders of an image's
+    layers, bottom first, less those a later layer deletes (whiteouts), by purl."""
+    found: dict[str, Package] = {}  # the metadata folder's path in the image → its package
+    for layer in layers:
+        added, deleted = _scan(layer)
+        # A layer's whiteouts delete from the layers below it, never from itself.
+        for gone in deleted:
+            for info in [i for i in found if i == gone or i.startswith(gone.rstrip("/") + "/")]:
+                del found[info]
+        found.update(added)
+    return _by_purl(found.values())
+
+
+def _scan(layer: Layer) -> tuple[dict[str, Package], list[str]]:
+    """What one layer adds (metadata folder → package) and deletes; a base layer's tar is
+    read once, its answer kept in the blob store under the layer's diff id."""
+    cached = layer.store.link(_SCANS, layer.diff_id)
+    if cached is not None:
+        try:
+            data = json.loads(layer.store.get(cached))
+        except BlobError:  # damaged, and removed by the store: read the layer again
+            pass
+        else:
+            added = {
+                info: Package(**{**fields, "classifiers": tuple(fields["classifiers"])})
+                for info, fields in data["added"].items()
+            }
+            return added, data["deleted"]
+    added: dict[str, Package] = {}
+    deleted: list[str] = []
+    with layer.uncompressed() as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
+        for member in tar:
+            path = posixpath.normpath(member.name.lstrip("/")).removeprefix("./")
+            folder, base = posixpath.split(path)
+            if base == _OPAQUE:
+                deleted.append(folder + "/")
+            elif base.startswith(_WHITEOUT):
+                deleted.append(posixpath.join(folder, base.removeprefix(_WHITEOUT)))
+            elif member.isfile() and (match := _IN_SITE_PACKAGES.search(path)):
+                handle = tar.extractfile(member)
+                text = handle.read().decode("utf-8", "surrogateescape") if handle else ""
+                info = path[: match.end("info")]
+                added[info] = _parsed(text, f"{info} in layer {layer.diff_id}")
+    record = {"added": {i: dataclasses.asdict(p) for i, p in added.items()}, "deleted": deleted}
+    layer.store.set_link(_SCANS, layer.diff_id, layer.store.put(canonical_json(record)))
+    return added, deleted
 
 
 def document(
-    folders: Sequence[Path], *, name: str, version: str | None = None, created: int
+    folders: Sequence[Path],
+    *,
+    name: str,
+    version: str | None = None,
+    created: int,
+    base: Sequence[Layer] = (),
 ) -> bytes:
-    """The CycloneDX JSON document of the packages installed in `folders`.
+    """The CycloneDX JSON document of the packages installed in `folders`, and of those the
+    `base` image's layers hold (a `python` image's own pip).
 
     `name` and `version` describe the image (a model's name and version, a project's name);
     `created` (seconds since the epoch) is the document's timestamp.
@@ -129,7 +205,8 @@ def document(
     root = Component(
         type=ComponentType.CONTAINER, name=name, version=version, bom_ref=f"image:{name}"
     )
-    components = [_component(package) for package in packages(folders)]
+    listed = _by_purl([*packages_in_layers(base), *packages(folders)])
+    components = [_component(package) for package in listed]
     tool = Component(type=ComponentType.APPLICATION, name="cais", version=__version__)
     bom = Bom(
         components=components,
@@ -189,10 +266,14 @@ def _package(info: Path) -> Package:
         with contextlib.suppress(FileNotFoundError, IsADirectoryError):
             text = path.read_text(encoding="utf-8", errors="surrogateescape")
             break
+    return _parsed(text, str(info))
+
+
+def _parsed(text: str, where: str) -> Package:
     metadata = HeaderParser().parsestr(text)
     if not metadata.get("Name") or not metadata.get("Version"):
         raise BuildError(
-            f"The installed distribution `{info}` has no name or version in its metadata",
+            f"The installed distribution `{where}` has no name or version in its metadata",
             hint="install its package again, or remove the folder",
         )
     return Package.from_metadata(metadata)
