@@ -17,7 +17,7 @@ from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 from packaging.version import Version
 
-from cais.errors import NotInRegistry
+from cais.errors import AuthError, NotInRegistry
 from cais.image import sbom
 from cais.image.blobs import BlobStore
 from cais.image.image import Image, empty
@@ -25,8 +25,9 @@ from cais.image.layer import Layer
 from cais.image.media import MediaType
 from cais.image.platform import Platform
 from cais.registry.client import RegistryClient
+from cais.registry.credentials import Credentials
 from cais.registry.referrers import attach, fallback_tag, referrers
-from tests.support import unavailable
+from tests.support import REGISTRY_PASSWORD, REGISTRY_USER, unavailable
 
 PINS = {"six": "1.16.0", "idna": "3.7", "packaging": "24.1"}
 CREATED = 1_700_000_000
@@ -155,3 +156,27 @@ def test_the_python_base_images_own_packages_are_read_from_its_layers(registry, 
     found = {package.name.lower(): package.version for package in sbom.packages_in_layers(layers)}
     assert "pip" in found
     assert Version(found["pip"]) >= Version("20")
+
+
+@pytest.mark.registry
+def test_attaching_to_a_registry_with_a_login_needs_it(auth_registry, site, tmp_path):
+    repository = f"cais-test-{uuid.uuid4().hex[:10]}/products"
+    document = sbom.document([site], name="products", created=CREATED)
+    image = sbom.with_sbom(
+        empty(Platform.parse("linux/amd64"), created=CREATED),
+        document,
+        store=BlobStore(tmp_path / "store"),
+    )
+    referrer = sbom.referrer(image, document)
+    user = Credentials(REGISTRY_USER, REGISTRY_PASSWORD)
+    with RegistryClient(auth_registry, credentials=user) as client:
+        push_image(client, repository, "1", image)
+        attach(client, repository, referrer)
+        assert [e["digest"] for e in referrers(client, repository, image.digest)] == [
+            referrer.digest
+        ]
+    for credentials in (None, Credentials(REGISTRY_USER, "wrong-password")):
+        with RegistryClient(auth_registry, credentials=credentials) as client:
+            with pytest.raises(AuthError) as caught:
+                attach(client, repository, sbom.referrer(image, b'{"another": "document"}'))
+            assert "wrong-password" not in str(caught.value) + str(caught.value.hint)
