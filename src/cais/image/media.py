@@ -26,6 +26,9 @@ class MediaType(str, enum.Enum):
     DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
     DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar"
     DOCKER_LAYER_GZIP = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+    # OCI 1.1 artifacts: the config of a manifest that is not an image, and what they carry.
+    OCI_EMPTY = "application/vnd.oci.empty.v1+json"
+    CYCLONEDX_JSON = "application/vnd.cyclonedx+json"
 
     def __str__(self) -> str:
         return self.value

@@ -215,6 +215,36 @@ class RegistryClient:
                 raise self._response_error(response)
             return response.headers.get("docker-content-digest")
 
+    def referrers(self, repository: str, digest: str) -> list[dict] | None:
+        """The index entries of the manifests whose `subject` is `digest`, from the OCI 1.1
+        referrers API (every page of it); None when the registry has no such API (404)."""
+        entries: list[dict] = []
+        with self._errors():
+            first = self._url(repository, "referrers", digest)
+            url: str | None = first
+            while url is not None:
+                response = self._send(
+                    "GET", url, _pull(repository), headers={"Accept": OCI_INDEX}, follow=True
+                )
+                if response.status_code == 404 and url == first:
+                    return None
+                if response.status_code != 200:
+                    raise self._response_error(response)
+                try:
+                    page = response.json().get("manifests") or []
+                except (ValueError, AttributeError):
+                    page = None
+                if not isinstance(page, list):
+                    raise RegistryError(
+                        f"The registry `{self.registry}` answered the referrers of "
+                        f"`{self._name(repository, digest)}` with something other than an index",
+                        hint="report it to the registry's operators",
+                    )
+                entries.extend(page)
+                following = response.links.get("next", {}).get("url")
+                url = str(response.request.url.join(following)) if following else None
+        return entries
+
     def blob_exists(self, repository: str, digest: str) -> bool:
         """Whether the repository holds the blob (a HEAD request)."""
         with self._errors():

@@ -1,0 +1,319 @@
+"""A CycloneDX SBOM of the Python packages in an image: made, stored in it, attached to it.
+
+`document` reads the installed distributions (`*.dist-info`, `*.egg-info`) of the folders a
+build installs into layers, and of the base image's layers (`packages_in_layers`), and writes
+a CycloneDX 1.6 JSON document with cyclonedx-python-lib: one library component per
+distribution (name, version, `pkg:pypi` purl, declared licences, summary), the image as the
+described component. Nothing in it comes from the clock or chance: the timestamp is the
+image's `created` time and the serial number is derived from the rest of the document, so the
+same packages give the same bytes, and the same layer digest.
+
+`with_sbom` stores the document in the image at `PATH` and `read` finds it there again;
+`referrer` makes the OCI 1.1 artifact that attaches it to the image in a registry
+(`cais.registry.referrers.attach`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import json
+import posixpath
+import re
+import tarfile
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from email.message import Message
+from email.parser import HeaderParser
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from packaging.utils import canonicalize_name
+
+from cais import __version__
+from cais.errors import BlobError, BuildError
+from cais.image.archive import File, write_layer
+from cais.image.blobs import BlobStore
+from cais.image.image import Image, append_layers, canonical_json
+from cais.image.layer import Layer
+from cais.image.media import MediaType
+from cais.image.referrer import Referrer
+
+if TYPE_CHECKING:
+    from cyclonedx.model.component import Component
+    from cyclonedx.model.license import License
+
+__all__ = [
+    "PATH",
+    "SPEC_VERSION",
+    "Package",
+    "document",
+    "packages",
+    "packages_in_layers",
+    "read",
+    "referrer",
+    "with_sbom",
+]
+
+# `.cdx.json` is CycloneDX's recommended file name ending, which scanners look for in images
+# (trivy's SBOM analyzer, for one); `/usr/local/share` is the FHS place for read-only data of
+# software not installed by the distribution's package manager.
+PATH = "/usr/local/share/cais/sbom.cdx.json"
+_CREATED_BY = f"cais: SBOM at {PATH}"
+SPEC_VERSION = "1.6"
+# Fixed namespace of the name-based (version 5) UUIDs that serial numbers are made from.
+_SERIALS = uuid.UUID("5b0f6b54-33c4-4b3e-9e58-0f4a1c2d8e71")
+_ZERO = uuid.UUID(int=0)
+_LONGEST = 100  # longer `License` fields hold a licence's whole text
+# A distribution's metadata file in an image's Python (`/usr/local/lib/python3.11/site-packages`,
+# Debian's `/usr/lib/python3/dist-packages`); `info` ends at its metadata folder or file.
+_IN_SITE_PACKAGES = re.compile(
+    r"(?:^|/)(?:site|dist)-packages/(?P<info>[^/]+\.dist-info(?=/METADATA$)"
+    r"|[^/]+\.egg-info(?=/PKG-INFO$)|[^/]+\.egg-info$)"
+)
+_WHITEOUT = ".wh."  # OCI layers delete a lower layer's file with an empty `.wh.NAME`
+_OPAQUE = ".wh..wh..opq"  # …and all of a lower layer's folder with this one in it
+_SCANS = "python-packages-1"  # the blob store's index of layers' packages; bump when it changes
+
+
+@dataclasses.dataclass(frozen=True)
+class Package:
+    """One installed distribution, as its metadata declares it."""
+
+    name: str
+    version: str
+    summary: str | None = None
+    license_expression: str | None = None  # PEP 639 `License-Expression`
+    license: str | None = None  # the older free-text `License` field
+    classifiers: tuple[str, ...] = ()
+
+    @classmethod
+    def from_metadata(cls, metadata: Message) -> Package:
+        def field(key: str) -> str | None:
+            return (metadata.get(key) or "").strip() or None
+
+        return cls(
+            name=str(metadata["Name"]).strip(),
+            version=str(metadata["Version"]).strip(),
+            summary=field("Summary"),
+            license_expression=field("License-Expression"),
+            license=field("License"),
+            classifiers=tuple(str(c) for c in metadata.get_all("Classifier") or []),
+        )
+
+    @property
+    def purl(self) -> str:
+        """`pkg:pypi/NAME@VERSION`, the name normalised as the purl spec asks (PEP 503)."""
+        from packageurl import PackageURL
+
+        return PackageURL(
+            "pypi", name=canonicalize_name(self.name), version=self.version
+        ).to_string()
+
+
+def packages(folders: Sequence[Path]) -> list[Package]:
+    """The distributions installed in `folders` (site-packages or `--target` folders), by purl;
+    a package installed twice at one version is listed once."""
+    found: list[Package] = []
+    for folder in folders:
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise BuildError(
+                f"The folder of installed packages `{folder}` does not exist",
+                hint="install the packages into it before making its SBOM",
+            )
+        found.extend(map(_package, [*folder.glob("*.dist-info"), *folder.glob("*.egg-info")]))
+    return _by_purl(found)
+
+
+def _by_purl(found: Iterable[Package]) -> list[Package]:
+    """One package per purl (the first seen), sorted by purl."""
+    unique: dict[str, Package] = {}
+    for package in found:
+        unique.setdefault(package.purl, package)
+    return [unique[purl] for purl in sorted(unique)]
+
+
+def packages_in_layers(layers: Sequence[Layer]) -> list[Package]:
+    """The distributions in the `site-packages` (or `dist-packages`) folders of an image's
+    layers, bottom first, less those a later layer deletes (whiteouts), by purl."""
+    found: dict[str, Package] = {}  # the metadata folder's path in the image → its package
+    for layer in layers:
+        added, deleted = _scan(layer)
+        # A layer's whiteouts delete from the layers below it, never from itself.
+        for gone in deleted:
+            for info in [i for i in found if i == gone or i.startswith(gone.rstrip("/") + "/")]:
+                del found[info]
+        found.update(added)
+    return _by_purl(found.values())
+
+
+def _scan(layer: Layer) -> tuple[dict[str, Package], list[str]]:
+    """What one layer adds (metadata folder → package) and deletes; a base layer's tar is
+    read once, its answer kept in the blob store under the layer's diff id."""
+    cached = layer.store.link(_SCANS, layer.diff_id)
+    if cached is not None:
+        try:
+            data = json.loads(layer.store.get(cached))
+        except BlobError:  # damaged, and removed by the store: read the layer again
+            pass
+        else:
+            added = {
+                info: Package(**{**fields, "classifiers": tuple(fields["classifiers"])})
+                for info, fields in data["added"].items()
+            }
+            return added, data["deleted"]
+    added: dict[str, Package] = {}
+    deleted: list[str] = []
+    with layer.uncompressed() as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
+        for member in tar:
+            path = posixpath.normpath(member.name.lstrip("/")).removeprefix("./")
+            folder, base = posixpath.split(path)
+            if base == _OPAQUE:
+                deleted.append(folder + "/")
+            elif base.startswith(_WHITEOUT):
+                deleted.append(posixpath.join(folder, base.removeprefix(_WHITEOUT)))
+            elif member.isfile() and (match := _IN_SITE_PACKAGES.search(path)):
+                handle = tar.extractfile(member)
+                text = handle.read().decode("utf-8", "surrogateescape") if handle else ""
+                info = path[: match.end("info")]
+                added[info] = _parsed(text, f"{info} in layer {layer.diff_id}")
+    record = {"added": {i: dataclasses.asdict(p) for i, p in added.items()}, "deleted": deleted}
+    layer.store.set_link(_SCANS, layer.diff_id, layer.store.put(canonical_json(record)))
+    return added, deleted
+
+
+def document(
+    folders: Sequence[Path],
+    *,
+    name: str,
+    version: str | None = None,
+    created: int,
+    base: Sequence[Layer] = (),
+) -> bytes:
+    """The CycloneDX JSON document of the packages installed in `folders`, and of those the
+    `base` image's layers hold (a `python` image's own pip).
+
+    `name` and `version` describe the image (a model's name and version, a project's name);
+    `created` (seconds since the epoch) is the document's timestamp.
+    """
+    from cyclonedx.model.bom import Bom, BomMetaData
+    from cyclonedx.model.component import Component, ComponentType
+
+    root = Component(
+        type=ComponentType.CONTAINER, name=name, version=version, bom_ref=f"image:{name}"
+    )
+    listed = _by_purl([*packages_in_layers(base), *packages(folders)])
+    components = [_component(package) for package in listed]
+    tool = Component(type=ComponentType.APPLICATION, name="cais", version=__version__)
+    bom = Bom(
+        components=components,
+        serial_number=_ZERO,
+        metadata=BomMetaData(
+            component=root,
+            timestamp=datetime.fromtimestamp(created, timezone.utc),
+            tools=None,
+        ),
+    )
+    bom.metadata.tools.components.add(tool)
+    # The image holds every package; which package needs which is not recorded.
+    bom.register_dependency(root, components)
+    # Written once with the zero serial; the serial made from those bytes then takes its place
+    # (the same bytes a second writing would give, at half the cost).
+    draft = _json(bom)
+    serial = uuid.uuid5(_SERIALS, hashlib.sha256(draft).hexdigest())
+    return draft.replace(_ZERO.urn.encode(), serial.urn.encode(), 1)
+
+
+def with_sbom(image: Image, document: bytes, *, store: BlobStore) -> Image:
+    """The image with `document` at `PATH`, in a layer of its own on top."""
+    layer = write_layer({PATH: File(document)}, store=store, created=image.created or 0)
+    return append_layers(image, [layer], created_by=[_CREATED_BY])
+
+
+def read(image: Image) -> bytes | None:
+    """The document `with_sbom` stored in the image (a sink attaches it), None when none was;
+    only the layer its history entry names is opened."""
+    history = [entry for entry in image.config.get("history") or [] if not entry.get("empty_layer")]
+    # Layers and their history entries line up from the top (a base may lack entries).
+    for layer, entry in zip(reversed(image.layers), reversed(history), strict=False):
+        if entry.get("created_by") != _CREATED_BY:
+            continue
+        with layer.uncompressed() as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
+            for member in tar:
+                if member.name == PATH.lstrip("/") and member.isfile():
+                    return tar.extractfile(member).read()  # type: ignore[union-attr]
+    return None
+
+
+def referrer(image: Image, document: bytes) -> Referrer:
+    """The artifact that attaches `document` to `image` in a registry."""
+    return Referrer(
+        subject=image.descriptor(),
+        artifact_type=MediaType.CYCLONEDX_JSON,
+        content=document,
+        created=image.created or 0,
+    )
+
+
+def _package(info: Path) -> Package:
+    # The headers only: the long description that follows them is most of the file's parsing.
+    text = ""
+    # distutils wrote an `.egg-info` file; installers write folders.
+    for path in (info,) if info.is_file() else (info / "METADATA", info / "PKG-INFO"):
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+            text = path.read_text(encoding="utf-8", errors="surrogateescape")
+            break
+    return _parsed(text, str(info))
+
+
+def _parsed(text: str, where: str) -> Package:
+    metadata = HeaderParser().parsestr(text)
+    if not metadata.get("Name") or not metadata.get("Version"):
+        raise BuildError(
+            f"The installed distribution `{where}` has no name or version in its metadata",
+            hint="install its package again, or remove the folder",
+        )
+    return Package.from_metadata(metadata)
+
+
+def _component(package: Package) -> Component:
+    from cyclonedx.model.component import Component, ComponentType
+    from packageurl import PackageURL
+
+    return Component(
+        type=ComponentType.LIBRARY,
+        name=package.name,
+        version=package.version,
+        purl=PackageURL.from_string(package.purl),
+        bom_ref=package.purl,
+        description=package.summary,
+        licenses=_licenses(package),
+    )
+
+
+def _licenses(package: Package) -> list[License]:
+    """The declared licence: a PEP 639 expression, else a short `License:` field (an SPDX id,
+    expression or name), else the names in `License ::` classifiers."""
+    from cyclonedx.contrib.license.factories import LicenseFactory
+    from cyclonedx.model.license import LicenseAcknowledgement
+
+    factory = LicenseFactory()
+    declared = LicenseAcknowledgement.DECLARED
+    text = package.license_expression or package.license
+    if text and text.upper() != "UNKNOWN" and "\n" not in text and len(text) <= _LONGEST:
+        return [factory.make_from_string(text, license_acknowledgement=declared)]
+    names = {
+        classifier.split(" :: ")[-1]
+        for classifier in package.classifiers
+        if classifier.startswith("License :: ")
+    } - {"OSI Approved"}
+    return [factory.make_with_name(n, acknowledgement=declared) for n in sorted(names)]
+
+
+def _json(bom) -> bytes:
+    from cyclonedx.output.json import JsonV1Dot6
+
+    return (JsonV1Dot6(bom).output_as_string(indent=2) + "\n").encode()
