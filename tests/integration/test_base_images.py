@@ -4,6 +4,8 @@ half unpacked by `debootstrap --foreign`. Read with cais's own registry client."
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import json
 import tarfile
 from dataclasses import dataclass
@@ -31,6 +33,20 @@ class Half:
     config: dict
     members: dict[str, tarfile.TarInfo]
     machines: dict[str, int]  # the e_machine of every ELF file, by path
+    diff_ids: list[str]  # the sha256 of each layer's tar, as read
+
+
+class _Hashing:
+    """A stream that hashes what is read from it."""
+
+    def __init__(self, raw) -> None:
+        self.raw = raw
+        self.sha256 = hashlib.sha256()
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.raw.read(size)
+        self.sha256.update(data)
+        return data
 
 
 def _elf_machine(header: bytes) -> int | None:
@@ -44,18 +60,24 @@ def _read_layers(client: RegistryClient, manifest: Manifest, folder: Path) -> Ha
     config = json.loads(client.read_blob("library/python", manifest.data["config"]["digest"]))
     members: dict[str, tarfile.TarInfo] = {}
     machines: dict[str, int] = {}
+    diff_ids = []
     for layer in manifest.data["layers"]:
         path = client.get_blob("library/python", layer["digest"], folder / layer["digest"][7:])
-        with tarfile.open(path, "r|*") as tar:
-            for member in tar:
-                name = member.name.removeprefix("./").rstrip("/")
-                members[name] = member
-                if member.isfile() and member.size >= 20:
-                    machine = _elf_machine(tar.extractfile(member).read(20))
-                    if machine is not None:
-                        machines[name] = machine
+        with gzip.open(path) as raw:
+            stream = _Hashing(raw)
+            with tarfile.open(fileobj=stream, mode="r|") as tar:
+                for member in tar:
+                    name = member.name.removeprefix("./").rstrip("/")
+                    members[name] = member
+                    if member.isfile() and member.size >= 20:
+                        machine = _elf_machine(tar.extractfile(member).read(20))
+                        if machine is not None:
+                            machines[name] = machine
+            while stream.read(1 << 20):  # the tar's end padding counts too
+                pass
+        diff_ids.append(f"sha256:{stream.sha256.hexdigest()}")
         path.unlink()
-    return Half(manifest, config, members, machines)
+    return Half(manifest, config, members, machines, diff_ids)
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +117,11 @@ def test_the_index_lists_amd64_and_arm64_v8(index):
         for p in (entry["platform"] for entry in manifest.data["manifests"])
     )
     assert platforms == ["linux/amd64", "linux/arm64/v8"]
+
+
+@pytest.mark.parametrize("arch", sorted(MACHINES))
+def test_each_config_names_the_diff_ids_of_its_layers(halves, arch):
+    assert halves[arch].diff_ids == halves[arch].config["rootfs"]["diff_ids"]
 
 
 def test_each_config_names_its_platform(halves):
