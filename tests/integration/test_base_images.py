@@ -145,6 +145,7 @@ def test_every_elf_file_is_of_the_platform(index, halves, arch):
     assert len(shared) > 20, shared
 
 
+@pytest.mark.engine
 def test_amd64_half_is_the_engine_image(index, halves, client, engine):
     tag, _ = index
     image = engine.images.get(f"python:{tag}")
