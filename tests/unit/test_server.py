@@ -814,6 +814,32 @@ def test_instances_without_values_are_refused(client, path, body):
     assert answer.json()["error"] == "every instance must have at least one value"
 
 
+@pytest.mark.parametrize("declared", [b"\xb2", b"\xb9\xb3"])  # `²`, `¹³`: digits to str.isdigit
+def test_a_content_length_that_is_no_number_is_not_read_as_one(models, declared):
+    """Servers refuse such a header before the app; in process it reaches the app, which
+    must not take it for a length (was a 500)."""
+    import asyncio
+
+    app = create_app(models)
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/predict", "raw_path": b"/predict", "query_string": b"",
+        "root_path": "", "headers": [(b"content-length", declared)], "client": ("t", 1),
+        "server": ("t", 80),
+    }  # fmt: skip
+    received = [{"type": "http.request", "body": b'{"instances": ["livro"]}'}]
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return received.pop(0) if received else {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    assert sent[0]["status"] == 200
+
+
 def test_metrics_count_requests_errors_and_load_time(client):
     client.post("/models/iris/predict", json={"instances": [[5.1, 3.5, 1.4, 0.2]]})
     client.post("/models/iris/predict", json={"instances": []})
