@@ -571,6 +571,14 @@ def test_a_pickle_made_here_gets_the_python_running_here(
     assert adoption.base_missing_from == ()  # chosen among the base images the site has
 
 
+def test_the_readme_names_the_pythons_cais_chooses_among():
+    from cais.project import KNOWN_PYTHONS
+
+    readme = " ".join((Path(__file__).parents[2] / "README.md").read_text().split())
+    first, last = KNOWN_PYTHONS[0], KNOWN_PYTHONS[-1]
+    assert f"among the `python:{first}-slim` to `python:{last}-slim` base images" in readme
+
+
 def test_the_import_of_a_pickle_made_here_prints_a_build_that_works_here(made_here, home):
     """The reviewed case: the engine holds python:3.9-slim and python:3.11-slim, no base
     registry, a fresh CAIS_HOME; the printed build must use a base image the site has."""
