@@ -16,6 +16,7 @@ from cais.bundle.adopt import plan_adoption
 from cais.bundle.store import ModelStore
 from cais.cli import app
 from cais.errors import BundleError, StackError
+from cais.project import running_python
 from tests.support import assert_one_error, text_model
 from tests.unit.test_pickle_scan import OldLogistic, OldPipeline, _dump, _importable, _old_class
 from tests.unit.test_pins import FakeIndex
@@ -33,6 +34,23 @@ def served():
 def index(served, monkeypatch):
     monkeypatch.setenv("UV_HTTP_RETRIES", "0")
     return served
+
+
+@pytest.fixture(autouse=True)
+def site(monkeypatch) -> dict[str, set[str]]:
+    """The base images this site has, without asking the engine or Docker Hub: the engine
+    holds `site["engine"]` (python:3.9-slim and python:3.11-slim, as on the test machines),
+    the base registry `site["registry"]`."""
+    import cais.bases
+
+    held = {"engine": {"3.9", "3.11"}, "registry": set()}
+    monkeypatch.setattr(cais.bases, "_in_engine", lambda pythons: held["engine"] & set(pythons))
+    monkeypatch.setattr(
+        cais.bases, "_in_registry", lambda registry, pythons: held["registry"] & set(pythons)
+    )
+    monkeypatch.delenv("CAIS_BASE_REGISTRY", raising=False)
+    monkeypatch.delenv("CAIS_PYTHONS", raising=False)
+    return held
 
 
 @pytest.fixture
@@ -486,3 +504,127 @@ def test_a_pickle_replaced_after_the_import_is_stopped_in_the_unpickler(
     # Outside the load, the same file runs its payload: the guard is what stopped it.
     joblib.load(bundle.artifact)
     assert marker.is_dir()
+
+
+# --- a pickle made by the stack running here -----------------------------------------------
+
+HERE = running_python()
+# Pythons the running stack's wheels are served for on the index below.
+WHEEL_PYTHONS = sorted({"3.9", HERE, "3.12", "3.14"}, key=lambda p: tuple(map(int, p.split("."))))
+
+
+@pytest.fixture(scope="module")
+def running_stack_index():
+    """An index with wheels of the installed stack (scikit-learn, numpy, scipy, joblib …)
+    for several Pythons, the running one among them."""
+    from cais.bundle.introspect import packages_of_modules
+
+    installed = packages_of_modules({"sklearn", "numpy", "joblib"})
+    tags = [
+        (
+            f"cp{p.replace('.', '')}-cp{p.replace('.', '')}-manylinux_2_17_x86_64",
+            "2025-01-01T00:00:00Z",
+        )
+        for p in WHEEL_PYTHONS
+    ]
+    projects = {name: {version: (tags, [])} for name, version in installed.items()}
+    with FakeIndex(projects) as index:
+        yield index
+
+
+@pytest.fixture
+def made_here(tmp_path, running_stack_index, monkeypatch) -> Path:
+    """A logistic regression fitted and dumped by the scikit-learn installed here."""
+    from sklearn.linear_model import LogisticRegression
+
+    monkeypatch.setenv("PIP_INDEX_URL", running_stack_index.url)
+    monkeypatch.setenv("UV_HTTP_RETRIES", "0")
+    file = tmp_path / "lr.joblib"
+    joblib.dump(LogisticRegression().fit([[1, 2], [3, 4], [5, 1]], [0, 1, 0]), file)
+    return file
+
+
+@pytest.mark.parametrize(
+    ("engine", "registry", "chosen", "says"),
+    [
+        ({"3.9", HERE}, set(), HERE, "the Python running here, whose packages made the file"),
+        # Newer base images with wheels do not win over the Python whose packages these are.
+        ({"3.9", HERE}, {"3.12", "3.14"}, HERE, "the Python running here"),
+        (set(), {HERE, "3.14"}, HERE, "the Python running here"),
+        # Without its base image, the newest one the site has, and why.
+        ({"3.9"}, set(), "3.9", f"(Python {HERE}, running here, is not among them)"),
+        ({"3.9"}, {"3.12"}, "3.12", f"(Python {HERE}, running here, is not among them)"),
+    ],
+)
+def test_a_pickle_made_here_gets_the_python_running_here(
+    made_here, site, engine, registry, chosen, says
+):
+    import importlib.metadata
+
+    site.update(engine=engine, registry=registry)
+    adoption = plan_adoption(made_here)
+    assert adoption.python == chosen
+    assert says in adoption.python_from
+    assert adoption.cutoff is None
+    assert adoption.pinned_by.startswith("cais: the stack installed here")
+    assert adoption.packages["scikit-learn"] == importlib.metadata.version("scikit-learn")
+    assert adoption.base_missing_from == ()  # chosen among the base images the site has
+
+
+def test_the_readme_names_the_pythons_cais_chooses_among():
+    from cais.project import KNOWN_PYTHONS
+
+    readme = " ".join((Path(__file__).parents[2] / "README.md").read_text().split())
+    first, last = KNOWN_PYTHONS[0], KNOWN_PYTHONS[-1]
+    assert f"among the `python:{first}-slim` to `python:{last}-slim` base images" in readme
+
+
+def test_the_import_of_a_pickle_made_here_prints_a_build_that_works_here(made_here, home):
+    """The reviewed case: the engine holds python:3.9-slim and python:3.11-slim, no base
+    registry, a fresh CAIS_HOME; the printed build must use a base image the site has."""
+    from cais.plan.serving import plan_bundle
+
+    args = ["models", "import", str(made_here), "--name", "rvlr", "--input-example", "[[1,2]]"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert f"Python {HERE}: the Python running here" in said
+    assert "build its image with `cais build rvlr:1 -t rvlr:1`" in said
+    assert "warning" not in said
+    bundle = ModelStore(home).get("rvlr:1")
+    assert bundle.metadata.python == HERE
+    plan = plan_bundle(bundle.metadata, name="rvlr", tag="1")
+    assert plan.base_image == f"python:{HERE}-slim"  # one the engine holds
+
+
+@pytest.mark.parametrize(
+    ("how", "python", "missing"),
+    [
+        ("--python", "3.12", True),
+        ("CAIS_PYTHONS", "3.12", True),
+        ("CAIS_PYTHONS", "3.14", True),
+        ("--python", HERE, False),
+        ("CAIS_PYTHONS", HERE, False),
+    ],
+)
+def test_a_named_python_without_a_base_image_is_said_and_the_build_waits_for_it(
+    made_here, home, monkeypatch, how, python, missing
+):
+    args = ["models", "import", str(made_here), "--name", "named"]
+    if how == "--python":
+        args += ["--python", python]
+    else:
+        monkeypatch.setenv("CAIS_PYTHONS", python)
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert f"Python {python}:" in said
+    base = f"`python:{python}-slim`"
+    if missing:
+        assert f"warning: {base} is not in the Docker Engine or Docker Hub: pull or load it" in said
+        assert f"once the engine has {base}, build it with `cais build named:1" in said
+        assert "build its image with" not in said
+    else:
+        assert "warning" not in said
+        assert "build its image with `cais build named:1 -t named:1`" in said
+    assert ModelStore(home).get("named:1").metadata.python == python

@@ -308,6 +308,21 @@ def test_choose_python_takes_the_newest_that_works(index):
     assert python == "3.11"  # 3.11 sorts after 3.10, as a version
 
 
+@pytest.mark.parametrize(
+    ("pins", "prefer", "chosen"),
+    [
+        ({"scikit-learn": "1.3.2"}, "3.9", "3.9"),  # preferred over the newer 3.11
+        ({"scikit-learn": "1.3.2"}, "3.12", "3.11"),  # not a candidate: the newest wins
+        ({"scikit-learn": "1.3.2"}, None, "3.11"),
+        ({"scikit-learn": "0.24.2"}, "3.11", "3.9"),  # no wheels there: the next one
+    ],
+)
+def test_choose_python_tries_the_preferred_python_first(index, pins, prefer, chosen):
+    python, stack = choose_python(pins, ["3.9", "3.11"], prefer=prefer, index=index)
+    assert python == chosen
+    assert stack["scikit-learn"] == pins["scikit-learn"]
+
+
 def test_choose_python_names_every_python_tried(index):
     with pytest.raises(StackError) as caught:
         choose_python({"scikit-learn": "0.24.2"}, ["3.11", "3.12"], index=index)

@@ -20,16 +20,36 @@ MAX_BODY = 100_000
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory):
+def models(tmp_path_factory):
     home = tmp_path_factory.mktemp("cais-home")
     cais.save_model(text_model(), "bare", home=home)  # no input example: no signature
-    models = serving_models(home, "bare")
+    _save_numeric_models(home)
+    return serving_models(home, "bare", "trees", "plain")
+
+
+@pytest.fixture(scope="module")
+def client(models):
     routes = [
         LegacyRoute(path="/predizer_categoria", input="descricao", output="categoria"),
         LegacyRoute(path="/flor", model="iris", input="medidas", output="especie"),
     ]
     with TestClient(create_app(models, max_body=MAX_BODY, routes=routes)) as test_client:
         yield test_client
+
+
+def _save_numeric_models(home) -> None:
+    """`trees`, a decision tree (it computes in 32-bit floats), and `plain`, a logistic
+    regression saved without an input example (no signature: nothing is checked before it
+    runs), both on iris's 4 measurements."""
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.tree import DecisionTreeClassifier
+
+    iris = load_iris()
+    trees = DecisionTreeClassifier(max_depth=3).fit(iris.data, iris.target)
+    cais.save_model(trees, "trees", input_example=iris.data[:2], home=home)
+    plain = LogisticRegression(max_iter=500).fit(iris.data, iris.target)
+    cais.save_model(plain, "plain", home=home)
 
 
 def test_simple_api_predicts_a_batch(client):
@@ -488,11 +508,6 @@ BAD_REQUESTS += [
      "every value must be a whole number"),
     ("post", "/v2/models/iris/infer", _infer(_tensor([1, 4], "FP64", [True, 1, 1, 1])), 400,
      "every value must be a number"),
-    ("post", "/v2/models/iris/infer", {"content": b'{"inputs": [{"name": "input", "shape": [1, 4],'
-     b' "datatype": "FP64", "data": [NaN, 1, 1, 1]}]}'}, 422,
-     "the model `iris` cannot predict this input: Input X contains NaN."),
-    ("post", "/models/iris/predict", {"json": {"instances": [[None, 1, 1, 1]]}}, 422,
-     "the model `iris` cannot predict this input: Input X contains NaN."),
     ("post", "/models/iris/predict", {"content": b'{"instances": [[Infinity, 1, 1, 1]]}'}, 400,
      "the body holds `Infinity`: numbers must be finite"),
     ("post", "/flor", {"content": b'{"medidas": [[-Infinity, 1, 1, 1]]}'}, 400,
@@ -570,6 +585,259 @@ def test_bad_requests_get_a_4xx_json_error_and_the_server_goes_on(
     assert message in error
     assert not any(word in error for word in INTERNALS), error
     assert client.post("/predict", json={"instances": ["livro"]}).status_code == 200
+
+
+# A model that raised on a request: its refusal said in the request's terms (which instance,
+# which value, what the model takes), never in the model's (`Input X contains NaN`,
+# `dtype('float32')`, `X has 3 features`), on every protocol and for every kind of input.
+CAST_OVERFLOWS = pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")
+MODEL_FAILURES = [
+    # a missing value, to a model that cannot take one
+    ("/models/iris/predict", {"json": {"instances": [ROW, [None, 1, 1, 1]]}},
+     "instance 1 has a missing value (null or NaN), which the model `iris` cannot take"),
+    ("/models/iris/predict", {"content": b'{"instances": [[1, NaN, 1, 1]]}'},
+     "instance 0 has a missing value (null or NaN), which the model `iris` cannot take"),
+    ("/v2/models/iris/infer", {"content": b'{"inputs": [{"name": "input", "shape": [2, 4],'
+     b' "datatype": "FP64", "data": [1, 1, 1, 1, NaN, 1, 1, 1]}]}'},
+     "instance 1 has a missing value (null or NaN), which the model `iris` cannot take"),
+    ("/v2/models/iris/infer", _binary_case(np.array([1, 1, np.nan, 1], "<f4").tobytes()),
+     "instance 0 has a missing value (null or NaN), which the model `iris` cannot take"),
+    ("/flor", {"json": {"medidas": [1, None, 1, 1]}},
+     "instance 0 has a missing value (null or NaN), which the model `iris` cannot take"),
+    ("/models/grid/predict", {"json": {"instances": [[[1, 2, 3], [4, None, 6]]]}},
+     "instance 0 has a missing value (null or NaN), which the model `grid` cannot take"),
+    ("/models/plain/predict", {"json": {"instances": [ROW, ROW, [1, 1, 1, None]]}},
+     "instance 2 has a missing value (null or NaN), which the model `plain` cannot take"),
+    ("/models/parts/predict", {"json": {"instances": [{"size": 1.0, "weight": 2.0},
+                                                      {"size": 1.0, "weight": None}]}},
+     "instance 1 has a missing value for `weight` (null or NaN), which the model `parts` "
+     "cannot take"),
+    ("/v2/models/parts/infer", {"content": b'{"inputs": [{"name": "size", "shape": [1], '
+     b'"datatype": "FP64", "data": [NaN]}, {"name": "weight", "shape": [1], "datatype": '
+     b'"FP64", "data": [1]}]}'},
+     "instance 0 has a missing value for `size` (null or NaN), which the model `parts` "
+     "cannot take"),
+    # a value beyond the floats the model computes with (numpy warns as it casts, as in a
+    # server, where warnings are not errors, then the model refuses the infinity)
+    pytest.param("/models/trees/predict", {"json": {"instances": [[1e39, 1, 1, 1]]}},
+                 "instance 0 has a value too large for the model `trees`, which computes with "
+                 "32-bit floats (at most 3.403e+38 in size)", marks=CAST_OVERFLOWS),
+    pytest.param("/v2/models/trees/infer",
+                 _infer(_tensor([2, 4], "FP64", [*ROW, 1, -1e39, 1, 1])),
+                 "instance 1 has a value too large for the model `trees`, which computes with "
+                 "32-bit floats", marks=CAST_OVERFLOWS),
+    # what a model saved without a signature takes, said when it refuses
+    ("/models/plain/predict", {"json": {"instances": [[1, 2, 3]]}},
+     "instances have 3 values, but the model `plain` takes 4"),
+    ("/v2/models/plain/infer", _infer(_tensor([2, 2], "FP64", [1, 2, 3, 4])),
+     "instances have 2 values, but the model `plain` takes 4"),
+    ("/models/plain/predict", {"json": {"instances": [[[1, 2], [3, 4]]]}},
+     "instances are arrays of shape [2, 2], but the model `plain` takes rows of numbers"),
+    # text where the model needs a number
+    ("/models/parts/predict", {"json": {"instances": [{"size": "big", "weight": 1.0}]}},
+     "`big` for `size` is not a number, which the model `parts` needs there"),
+    ("/v2/models/parts/infer", _infer(_tensor([1], "FP64", [1.0], "size"),
+                                      _tensor([1], "BYTES", ["heavy"], "weight")),
+     "`heavy` for `weight` is not a number, which the model `parts` needs there"),
+    ("/v2/models/plain/infer", _infer(_tensor([1, 4], "BYTES", ["a", "b", "c", "d"])),
+     "`a` is not a number, which the model `plain` needs there"),
+]  # fmt: skip
+
+# The model's own words that must not reach a client.
+MODEL_WORDS = ("Input X", "contains NaN", "dtype", "features as input", "Found array", "float:")
+
+
+@pytest.mark.parametrize(("path", "kwargs", "message"), MODEL_FAILURES)
+def test_a_models_refusal_is_said_in_the_requests_terms(client, path, kwargs, message):
+    answer = client.post(path, **kwargs)
+    assert answer.status_code == 422, answer.text
+    error = answer.json()["error"]
+    assert error.startswith(message), error
+    assert not any(word in error for word in INTERNALS + MODEL_WORDS), error
+    assert client.post("/predict", json={"instances": ["livro"]}).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("raised", "said"),
+    [
+        # a predictor's own sentence about the values is the client's to read
+        (ValueError("price must be positive\nsee the docs"),
+         "the model `iris` cannot predict this input: price must be positive"),
+        # one that speaks of arrays is not: the client hears what the model takes
+        (ValueError("Expected 2D array, got 1D array instead:\narray=[1. 2.]"),
+         "the model `iris` cannot predict this input: it takes rows of 4 numbers"),
+        (ValueError("Input contains NaN"),  # no missing value in the batch to point at
+         "the model `iris` cannot predict this input: it takes rows of 4 numbers"),
+        (KeyError("weights"),
+         "the model `iris` cannot predict this input: it takes rows of 4 numbers"),
+        (UnicodeDecodeError("utf-8", b"\xff", 0, 1, "invalid start byte"),
+         "the model `iris` cannot predict this input: it takes rows of 4 numbers"),
+    ],
+)  # fmt: skip
+def test_a_failure_without_request_terms_says_what_the_model_takes(models, raised, said, capsys):
+    from cais.server.failures import model_failure
+
+    batch = np.array([ROW])
+    assert model_failure(models.get("iris"), batch, raised) == said
+    assert type(raised).__name__ in capsys.readouterr().err  # the server's log has the rest
+
+
+# Bodies that are not UTF-8 (JSON between systems is UTF-8): one sentence, not the codec's.
+NOT_UTF8 = [
+    ("/predict", b'{"instances": ["\xff"]}'),
+    ("/predict", b'{"instances": ["livro \xc3"]}'),  # a character cut short
+    ("/models/iris/predict", b'{"instances": [[1, 2, 3, 4]], "x": "\xc0\xaf"}'),  # overlong
+    ("/v2/models/iris/infer", b'{"id": "\xed\xa0\x80", "inputs": []}'),  # an encoded surrogate
+    ("/flor", '{"medidas": [1, 2, 3, 4]}'.encode("utf-16")),
+    ("/v2/models/iris/infer", '{"inputs": []}'.encode("utf-32")),
+]
+
+
+@pytest.mark.parametrize(("path", "body"), NOT_UTF8)
+def test_a_body_that_is_not_utf8_is_one_sentence(client, path, body):
+    answer = client.post(path, content=body)
+    assert answer.status_code == 400, answer.text
+    error = answer.json()["error"]
+    assert error.startswith("the body is not UTF-8 JSON (from byte "), error
+    assert "codec" not in error and "decode" not in error
+
+
+def test_a_body_that_is_not_utf8_names_where_it_stops_being_utf8(client):
+    answer = client.post("/predict", content=b'{"instances": ["\xff"]}')
+    assert answer.json() == {"error": "the body is not UTF-8 JSON (from byte 16)"}
+    header = (
+        b'{"id": "\xff", "inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP32", '
+        b'"parameters": {"binary_data_size": 16}}]}'
+    )
+    binary = client.post(
+        "/v2/models/iris/infer",
+        content=header + BINARY_FOUR,
+        headers={"inference-header-content-length": str(len(header))},
+    )  # the binary extension's JSON part
+    assert binary.json() == {"error": "the body is not UTF-8 JSON (from byte 8)"}
+    bom = client.post("/predict", content=b'\xef\xbb\xbf{"instances": ["livro"]}')
+    assert bom.status_code == 200, bom.text  # a byte order mark is skipped
+
+
+V2_IRIS = (
+    b'"inputs": [{"name": "input", "shape": [1, 4], "datatype": "FP64", "data": [1, 1, 1, 1]}]'
+)
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "message"),
+    [
+        # sent back in the answer, which cannot hold it
+        ("/v2/models/iris/infer", b'{"id": "r-\\ud800", ' + V2_IRIS + b"}", 400,
+         "the body holds half of a UTF-16 surrogate pair"),
+        ("/v2/models/iris/infer", b'{"parameters": {"note": "\\udfff"}, ' + V2_IRIS + b"}", 400,
+         "the body holds half of a UTF-16 surrogate pair"),
+        # quoted in an error
+        ("/v2/models/iris/infer", b'{"model_name": "\\ud800x", ' + V2_IRIS + b"}", 400,
+         "`model_name` is `\ud800x`, but this path serves `iris`"),
+        ("/models/parts/predict", b'{"instances": [{"\\udbff": 1.0}]}', 422,
+         "the model `parts` takes objects with `size`, `weight`, not objects with `\udbff`"),
+    ],
+)  # fmt: skip
+def test_a_lone_surrogate_escape_gets_a_4xx(client, path, body, status, message):
+    answer = client.post(path, content=body)
+    assert answer.status_code == status, answer.text
+    assert message in answer.json()["error"]
+    assert client.post("/predict", json={"instances": ["livro"]}).status_code == 200
+
+
+def test_surrogate_pairs_and_text_that_is_not_sent_back_are_served(client):
+    pair = client.post(
+        "/v2/models/iris/infer", content=b'{"id": "\\ud83d\\ude00", ' + V2_IRIS + b"}"
+    )
+    assert pair.status_code == 200, pair.text
+    assert pair.json()["id"] == "\U0001f600"
+    lone = client.post("/predict", content=b'{"instances": ["livro \\ud800"]}')
+    assert lone.status_code == 200, lone.text  # read by the model, never written back
+
+
+# V2 data nested in lists must be rectangular and of the input's shape (sizes of 1 aside).
+RAGGED = [
+    ("iris", _tensor([1, 3], "FP32", [[1, 2], [3]]),
+     "input `input` has ragged data: the lists at one depth of its nesting must all hold as "
+     "many values (its shape is [1, 3])"),
+    ("iris", _tensor([2, 4], "FP64", [ROW, ROW[:3]]), "input `input` has ragged data"),
+    ("iris", _tensor([2, 4], "FP64", [ROW, [1, 2, [3], 4]]), "input `input` has ragged data"),
+    ("iris", _tensor([1, 4], "FP64", [1, [2, 3], 4]), "input `input` has ragged data"),
+    ("grid", _tensor([1, 2, 3], "FP64", [[[1, 2, 3], [4, 5]]]), "input `input` has ragged data"),
+    ("products", _tensor([2], "BYTES", [["livro"], "jogo"]), "input `input` has ragged data"),
+    ("iris", _tensor([2, 4], "FP64", [[1, 2], [3, 4], [5, 6], [7, 8]]),
+     "input `input` has data nested as the shape [4, 2], not its shape [2, 4]"),
+    ("iris", _tensor([8], "FP64", [ROW, ROW]),
+     "input `input` has data nested as the shape [2, 4], not its shape [8]"),
+    ("parts", [_tensor([2], "FP64", [[1.0], [2.0], [3.0]], "size"),
+               _tensor([2], "FP64", [1.0, 2.0], "weight")],
+     "input `size` has data nested as the shape [3, 1], not its shape [2]"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("model", "tensor", "message"), RAGGED)
+def test_v2_nested_data_must_be_of_its_shape(client, model, tensor, message):
+    inputs = tensor if isinstance(tensor, list) else [tensor]  # a table's columns, or one
+    answer = client.post(f"/v2/models/{model}/infer", json={"inputs": inputs})
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"].startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("model", "tensor"),
+    [
+        ("iris", _tensor([2, 4], "FP64", ROWS)),
+        ("iris", _tensor([1, 4], "FP64", [[ROW]])),  # a size of 1 more or less
+        ("products", _tensor([2], "BYTES", [["livro"], ["jogo"]])),
+        ("grid", _tensor([1, 2, 3], "FP64", [GRID])),
+        ("grid", _tensor([1, 2, 3], "FP64", GRID)),
+    ],
+)
+def test_v2_nested_data_of_its_shape_is_served(client, model, tensor):
+    answer = client.post(f"/v2/models/{model}/infer", json={"inputs": [tensor]})
+    assert answer.status_code == 200, answer.text
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/models/plain/predict", {"instances": [[]]}),
+        ("/models/plain/predict", {"instances": [[], []]}),
+        ("/models/plain/predict", {"instances": [[[]]]}),
+        ("/flor", {"medidas": [[]]}),
+    ],
+)
+def test_instances_without_values_are_refused(client, path, body):
+    answer = client.post(path, json=body)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"] == "every instance must have at least one value"
+
+
+@pytest.mark.parametrize("declared", [b"\xb2", b"\xb9\xb3"])  # `²`, `¹³`: digits to str.isdigit
+def test_a_content_length_that_is_no_number_is_not_read_as_one(models, declared):
+    """Servers refuse such a header before the app; in process it reaches the app, which
+    must not take it for a length (was a 500)."""
+    import asyncio
+
+    app = create_app(models)
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/predict", "raw_path": b"/predict", "query_string": b"",
+        "root_path": "", "headers": [(b"content-length", declared)], "client": ("t", 1),
+        "server": ("t", 80),
+    }  # fmt: skip
+    received = [{"type": "http.request", "body": b'{"instances": ["livro"]}'}]
+    sent: list[dict] = []
+
+    async def receive() -> dict:
+        return received.pop(0) if received else {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    assert sent[0]["status"] == 200
 
 
 def test_metrics_count_requests_errors_and_load_time(client):
@@ -734,7 +1002,7 @@ def test_openapi_describes_every_route_with_its_parameters_and_bodies(client):
             declared = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
             assert declared == {part[1:-1] for part in path.split("/") if part.startswith("{")}
     name = spec["paths"]["/models/{name}/predict"]["post"]["parameters"][0]
-    assert name["schema"]["enum"] == ["bare", "grid", "iris", "parts", "products"]
+    assert name["schema"]["enum"] == ["bare", "grid", "iris", "parts", "plain", "products", "trees"]
     body = spec["paths"]["/predict"]["post"]["requestBody"]["content"]["application/json"]
     assert body["schema"]["properties"]["instances"]["items"] == {"type": "string"}
     infer = spec["paths"]["/v2/models/{name}/infer"]["post"]["requestBody"]["content"]

@@ -5,8 +5,9 @@ installed here); what it refers to and the scikit-learn version its estimators r
 the packages to pin. An old scikit-learn needs its whole contemporary stack, not only itself:
 its wheels were built against the numpy of their day, so each other package is pinned to its
 newest release from before that scikit-learn came out; a pickle made by the scikit-learn
-installed here is pinned to the stack installed here instead. The Python is the newest one,
-among the base images a site can have, for which all of them install from wheels.
+installed here is pinned to the stack installed here instead, and to the Python running here
+(those packages are its own). Otherwise the Python is the newest one, among the base images a
+site can have, for which all of them install from wheels.
 
 Unpickling calls every global the file names, so a file naming any outside the allowlist
 (`bundle/allowlist.py`) is refused unless the user trusts it.
@@ -62,6 +63,9 @@ class Adoption:
     cutoff: datetime | None
     pinned_by: str  # how the packages were chosen, in words
     trusted: list[str]  # globals outside the allowlist that the user trusted
+    # Where the chosen Python's base image was looked for and not found: a Python the user
+    # named (--python, CAIS_PYTHONS) whose `python:X.Y-slim` this site cannot have yet.
+    base_missing_from: tuple[str, ...] = ()
 
 
 def _pins(facts: PickleFacts, requirements: list[str], own_modules: set[str]) -> dict:
@@ -144,6 +148,7 @@ def plan_adoption(
     `pythons`, when given, are the candidates instead of CAIS_PYTHONS or the base images
     this site can have."""
     from cais.bundle.pins import Index, Target, choose_python, compile_pins, release_date
+    from cais.project import running_python
 
     facts = scan_pickle(file)
     own = set(own_globals or ())
@@ -169,6 +174,9 @@ def plan_adoption(
             else "cais: the newest releases with wheels for the chosen Python"
         )
     machine = platform.machine()
+    # The stack installed here is the running interpreter's: its Python comes first.
+    here = running_python() if running is not None else None
+    missing: tuple[str, ...] = ()
     if python is not None:
         if not re.fullmatch(r"\d+\.\d+", python):
             raise BundleError(f"`{python}` is not a Python version", hint="such as --python 3.9")
@@ -179,12 +187,21 @@ def plan_adoption(
             )
         packages = compile_pins(pins, Target(python, machine), cutoff=cutoff, index=index)
         chosen, python_from = python, "as asked"
+        missing = _missing_base(chosen)
     else:
-        candidates, among = _candidates(pythons)
+        candidates, among, named = _candidates(pythons)
         chosen, packages = choose_python(
-            pins, candidates, machine=machine, cutoff=cutoff, index=index
+            pins, candidates, machine=machine, cutoff=cutoff, index=index, prefer=here
         )
-        python_from = f"the newest of {among} with wheels for all of it"
+        if chosen == here:
+            python_from = f"the Python running here, whose packages made the file, among {among}"
+        else:
+            python_from = f"the newest of {among} with wheels for all of it"
+            if here is not None:
+                why = "is not among them" if here not in candidates else "has no wheels for it"
+                python_from += f" (Python {here}, running here, {why})"
+        if named:  # the user's list, which no base image lookup has checked
+            missing = _missing_base(chosen)
     return Adoption(
         facts=facts,
         python=chosen,
@@ -194,16 +211,26 @@ def plan_adoption(
         cutoff=cutoff,
         pinned_by=pinned_by,
         trusted=trusted,
+        base_missing_from=missing,
     )
+
+
+def _missing_base(python: str) -> tuple[str, ...]:
+    """The places asked for `python:X.Y-slim` when none has it, else nothing."""
+    from cais.bases import available_pythons
+
+    bases = available_pythons([python])
+    return () if bases.pythons else bases.asked
 
 
 def _version(python: str) -> tuple[int, ...]:
     return tuple(int(x) for x in python.split("."))
 
 
-def _candidates(pythons: list[str] | None) -> tuple[list[str], str]:
-    """The Pythons to choose among, and where they come from in words: those given, those
-    CAIS_PYTHONS names, or those whose base image this site can have."""
+def _candidates(pythons: list[str] | None) -> tuple[list[str], str, bool]:
+    """The Pythons to choose among, where they come from in words, and whether the user named
+    them: those given, those CAIS_PYTHONS names, or those whose base image this site can
+    have."""
     from cais.bases import available_pythons
     from cais.bundle.pins import default_pythons
     from cais.project import KNOWN_PYTHONS
@@ -216,7 +243,8 @@ def _candidates(pythons: list[str] | None) -> tuple[list[str], str]:
                 "None of the Pythons to choose from can run cais's server (3.9 or newer)",
                 hint="set CAIS_PYTHONS to include 3.9 or newer, or pass --python",
             )
-        return candidates, "CAIS_PYTHONS" if pythons is None else ", ".join(candidates)
+        among = "CAIS_PYTHONS" if pythons is None else ", ".join(candidates)
+        return candidates, among, True
     known = [p for p in KNOWN_PYTHONS if _version(p) >= RUNTIME_PYTHON_MIN]
     bases = available_pythons(known)
     if not bases.pythons:
@@ -226,4 +254,5 @@ def _candidates(pythons: list[str] | None) -> tuple[list[str], str]:
             "to a registry that mirrors Docker Hub, or name the Pythons your site has with "
             "CAIS_PYTHONS or --python",
         )
-    return list(bases.pythons), f"the base images this site has ({bases.images(bases.pythons)})"
+    among = f"the base images this site has ({bases.images(bases.pythons)})"
+    return list(bases.pythons), among, False

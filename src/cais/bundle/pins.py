@@ -307,14 +307,16 @@ def choose_python(
     machine: str = "x86_64",
     cutoff: datetime | None = None,
     index: Index | None = None,
+    prefer: str | None = None,
 ) -> tuple[str, dict[str, str]]:
-    """The newest of `pythons` for which compile_pins() succeeds, and its pins.
+    """The newest of `pythons` for which compile_pins() succeeds, and its pins; `prefer`, when
+    it is one of `pythons`, is tried first (the Python whose installed packages are pinned).
 
     Only "nothing fits" moves on to the next Python; an index that does not answer stops the
     search (the answer for an older Python would be just as unknown)."""
     targets = sorted(
         {Target(p, machine) for p in pythons},
-        key=lambda t: tuple(int(x) for x in t.python.split(".")),
+        key=lambda t: (t.python == prefer, tuple(int(x) for x in t.python.split("."))),
         reverse=True,
     )
     if not targets:

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from cais.output import err, note, out, success
+from cais.output import err, note, out, success, warning
 
 __all__ = ["app"]
 
@@ -234,7 +234,13 @@ def import_model(
         input_example=example,
         overwrite=overwrite,
     )
-    success(
-        f"Imported `{bundle.reference}`; build its image with "
-        f"`cais build {bundle.reference} -t {bundle.metadata.name}:{bundle.metadata.version}`"
-    )
+    build = f"`cais build {bundle.reference} -t {bundle.metadata.name}:{bundle.metadata.version}`"
+    if adoption.base_missing_from:
+        base = f"`python:{adoption.python}-slim`"
+        warning(
+            f"{base} is not in {' or '.join(adoption.base_missing_from)}: pull or load it "
+            "(or set CAIS_BASE_REGISTRY to a registry that has it) before building"
+        )
+        success(f"Imported `{bundle.reference}`; once the engine has {base}, build it with {build}")
+        return
+    success(f"Imported `{bundle.reference}`; build its image with {build}")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import time
 from typing import Any, TextIO
 
@@ -25,6 +24,7 @@ from starlette.routing import Route
 from cais import __version__
 from cais.server.access_log import AccessLog
 from cais.server.batching import Batcher
+from cais.server.failures import model_failure
 from cais.server.models import LoadedModel, ModelSet, NotFound
 from cais.server.pages import openapi_document, page
 from cais.server.routes import LegacyRoute
@@ -51,6 +51,20 @@ class BadRequest(Exception):
         super().__init__(message)
         self.message = message
         self.status = status
+
+
+class _ErrorResponse(JSONResponse):
+    """An error as ASCII JSON: a message quoting the request's text is always written, even
+    text that is no Unicode (a lone surrogate, `\\ud800` in the request's JSON)."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, separators=(",", ":")).encode("ascii")
+
+
+_LONE_SURROGATE = (
+    "the body holds half of a UTF-16 surrogate pair (an escape from `\\ud800` to `\\udfff` "
+    "without its other half), which is no character"
+)
 
 
 class Metrics:
@@ -104,7 +118,7 @@ def create_app(
 
     async def read_body(request: Request) -> bytearray:
         declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > max_body:
+        if declared and declared.isascii() and declared.isdigit() and int(declared) > max_body:
             raise BadRequest(f"the body is larger than the limit of {max_body} bytes", 413)
         body = bytearray()
         async for chunk in request.stream():
@@ -116,9 +130,13 @@ def create_app(
         return body
 
     def parse_json(body: bytes | bytearray) -> Any:
+        try:  # JSON between systems is UTF-8 (RFC 8259); a byte order mark is skipped
+            text = body.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise BadRequest(f"the body is not UTF-8 JSON (from byte {exc.start})") from exc
         try:
-            return json.loads(body, parse_constant=_constant)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            return json.loads(text, parse_constant=_constant)
+        except json.JSONDecodeError as exc:
             raise BadRequest(f"the body is not valid JSON: {exc}") from exc
         except ValueError as exc:  # Python's limit on the digits of an integer
             raise BadRequest(
@@ -153,11 +171,13 @@ def create_app(
         try:
             return await batchers[model.name, model.version].predict(batch, method)
         except Exception as exc:  # the model refused this input: the client's data is wrong
-            raise BadRequest(_model_failure(model, exc), 422) from exc
+            raise BadRequest(model_failure(model, batch, exc), 422) from exc
 
     def answer(model: LoadedModel, content: dict) -> Response:
         try:
             return JSONResponse(content)
+        except UnicodeEncodeError as exc:  # a `\ud800` escape of the request, sent back
+            raise BadRequest(_LONE_SURROGATE) from exc
         except ValueError as exc:  # NaN or infinity, which JSON cannot carry
             raise BadRequest(
                 f"the model `{model.name}` gave a number that is not finite for this input", 422
@@ -351,10 +371,10 @@ def create_app(
 
     async def bad_request(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, BadRequest)
-        return JSONResponse({"error": exc.message}, status_code=exc.status)
+        return _ErrorResponse({"error": exc.message}, status_code=exc.status)
 
     async def not_found(request: Request, exc: Exception) -> Response:
-        return JSONResponse({"error": str(exc)}, status_code=404)
+        return _ErrorResponse({"error": str(exc)}, status_code=404)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
@@ -362,12 +382,12 @@ def create_app(
             404: f"there is no `{request.url.path}` here",
             405: f"`{request.method}` is not allowed on `{request.url.path}`",
         }.get(exc.status_code, str(exc.detail))
-        return JSONResponse(
+        return _ErrorResponse(
             {"error": text}, status_code=exc.status_code, headers=getattr(exc, "headers", None)
         )
 
     async def server_error(request: Request, exc: Exception) -> Response:
-        return JSONResponse(
+        return _ErrorResponse(
             {"error": "the server failed on this request; its log says why"}, status_code=500
         )
 
@@ -424,24 +444,6 @@ def _flag(request: Request, name: str) -> bool:
     raise BadRequest(f"the query parameter `{name}` must be true or false{given}")
 
 
-def _model_failure(model: LoadedModel, exc: Exception) -> str:
-    """What to tell the client when the model raised: a ValueError speaks of the data (what
-    scikit-learn raises for values it cannot take); anything else speaks of the model's
-    insides, so the client hears what the model takes and the server's log gets the rest."""
-    print(
-        f"cais: the model `{model.name}:{model.version}` raised {type(exc).__name__}: {exc}",
-        file=sys.stderr,
-    )
-    if isinstance(exc, ValueError) and not isinstance(exc, UnicodeError):
-        detail = str(exc).strip().splitlines()
-        return f"the model `{model.name}` cannot predict this input: " + (
-            detail[0] if detail else "it refused its values"
-        )
-    expected = model.expects
-    takes = f": it takes {expected.describe()}" if expected is not None else ""
-    return f"the model `{model.name}` cannot predict this input{takes}"
-
-
 def _depth(value: object) -> int:
     depth = 0
     while isinstance(value, list) and value:
@@ -477,7 +479,7 @@ def _batch_of(instances: list) -> object:
             if _depth(instances) > 32:
                 raise BadRequest("instances are nested too deeply: at most 32 levels") from exc
             raise BadRequest("every instance must have the same number of values") from exc
-        if array.ndim < 2:
+        if array.ndim < 2 or not array.size:
             raise BadRequest("every instance must have at least one value")
         if np.isinf(array).any():  # a number beyond a float's range
             raise BadRequest("instances hold a number too large for a float")

@@ -199,7 +199,7 @@ def _decode_one(tensor: RequestInput) -> Any:
             )
         _check_finite(tensor, tensor.data)
         return tensor.data.astype(tensor.data.dtype.newbyteorder("=")).reshape(tensor.shape)
-    flat = flatten(tensor.data)
+    flat = _leaves(tensor)
     expected = math.prod(tensor.shape)
     if len(flat) != expected:
         raise TensorError(
@@ -219,6 +219,38 @@ def _decode_one(tensor: RequestInput) -> Any:
     else:
         array = _numbers(tensor, flat)
     return array.reshape(tensor.shape)
+
+
+def _leaves(tensor: RequestInput) -> list[Any]:
+    """The tensor's values in row-major order: its data flat, as the protocol writes it, or
+    nested lists that are rectangular and of its shape, sizes of 1 aside (`[[1, 2]]` serves
+    the shape [2], two lists of three the shape [1, 2, 3])."""
+    data = tensor.data
+    if not isinstance(data, list):
+        return [data]
+    if not any(isinstance(value, list) for value in data):
+        return data
+    nested = []  # the nesting's own shape, read down its first items
+    probe: Any = data
+    while isinstance(probe, list):
+        nested.append(len(probe))
+        probe = probe[0] if probe else None
+    level = [data]
+    for size in nested:
+        if not all(isinstance(item, list) and len(item) == size for item in level):
+            break
+        level = [value for item in level for value in item]
+    if any(isinstance(value, list) for value in level) or len(level) != math.prod(nested):
+        raise TensorError(
+            f"input `{tensor.name}` has ragged data: the lists at one depth of its nesting "
+            f"must all hold as many values (its shape is {tensor.shape})"
+        )
+    if [s for s in nested if s != 1] != [s for s in tensor.shape if s != 1]:
+        raise TensorError(
+            f"input `{tensor.name}` has data nested as the shape {nested}, not its shape "
+            f"{tensor.shape}"
+        )
+    return level
 
 
 def _numbers(tensor: RequestInput, flat: list[Any]) -> Any:
