@@ -361,10 +361,7 @@ def test_an_option_after_the_image_is_the_command_and_says_where_options_go(
     done = cais("run", *flags, "--name", name, base_image, *after)
     assert done.returncode == 127, done.stderr
     option = after[0]
-    hint = (
-        f"hint: `{option}` came after the image `{base_image}`, so it was taken as the command "
-        f"to run: options go before it (`cais run {option} … {base_image}`)"
-    )
+    hint = f"hint: options go before the image, as in `cais run {option} … {base_image}`"
     if not remove:
         hint += f"; the container `{name}` was kept: remove it with `cais rm {name}`"
     assert error_lines(done.stderr) == [

@@ -4,7 +4,6 @@ with `docker run`."""
 from __future__ import annotations
 
 import os
-import signal
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -117,7 +116,9 @@ def _run(options: RunOptions, *, interactive: bool, tty: bool) -> None:
         note(line)
     if interactive or tty:
         cli = _docker_cli()
-        _hand_over(interactive_command(options, cli, mounts, tty=tty))
+        args = interactive_command(options, cli, mounts, tty=tty)
+        sys.stdout.flush()
+        os.execv(cli, args)
     container = create_container(client, options, mounts)
     if not options.detach:
         code = run_attached(client, container, options)
@@ -149,15 +150,6 @@ def _docker_cli() -> str:
             hint="install it (Debian: `apt-get install docker.io`), or run without -i/-t",
         )
     return cli
-
-
-def _hand_over(args: list[str]) -> None:
-    """Become the docker CLI (`args[0]`) for an interactive session. SIGPIPE gets its default
-    action back, which Python set aside for itself and exec would keep: a closed output pipe
-    then ends the CLI as it ends any program."""
-    sys.stdout.flush()
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
-    os.execv(args[0], args)
 
 
 def _ensure_image(client, image: str) -> None:
@@ -255,7 +247,9 @@ def exec(
     if interactive or tty:
         running_container(client, name)
         cli = _docker_cli()
-        _hand_over(exec_command(name, command, cli, tty=tty))
+        args = exec_command(name, command, cli, tty=tty)
+        sys.stdout.flush()
+        os.execv(cli, args)
     code = exec_in(client, name, command)
     if code:
         raise typer.Exit(code)

@@ -391,10 +391,8 @@ def _command_error(command: str, reason: str, verb: str, name: str) -> Container
     )
     if command.startswith("-"):
         # An option written after the image by habit: as docker, it is the command.
-        hint = (
-            f"`{command}` came after {where}, so it was taken as the command to run: "
-            f"options go before it (`cais {verb} {command} … {name}`)"
-        )
+        noun = "the image" if verb == "run" else "the container"
+        hint = f"options go before {noun}, as in `cais {verb} {command} … {name}`"
     return ContainerStartError(
         f"The command `{command}` does not exist in {where}", hint=hint, exit_code=127
     )
