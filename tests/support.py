@@ -42,6 +42,34 @@ def run_cais(
     )
 
 
+def run_cais_into_closed_pipe(
+    *args: str, cwd: Path | None = None, env: dict | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run `cais ARGS` with stdout a real pipe whose reader is already gone, as in
+    `cais ARGS | head -1` once head has exited: every write to stdout fails."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "cais", *args],
+            cwd=cwd,
+            env={**os.environ, **(env or {}), "NO_COLOR": "1"},
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=300,
+        )
+    finally:
+        os.close(write)
+
+
+def assert_ended_quietly(done: subprocess.CompletedProcess[str]) -> None:
+    """cais ended on a closed pipe as Python's recipe for SIGPIPE says: exit 1, nothing said."""
+    assert done.returncode == 1, done.stderr
+    for word in ("error", "Traceback", "Exception ignored", "BrokenPipe"):
+        assert word not in done.stderr, done.stderr
+
+
 class RecordingProgress:
     """A BuildProgress that keeps what it was told."""
 

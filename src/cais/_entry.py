@@ -73,6 +73,10 @@ def quick_build(args: list[str]) -> int | None:
 
         report_interrupted()
         return 130
+    except BrokenPipeError:  # `cais build | head -1`: the reader went away
+        from cais.output import closed_output
+
+        return closed_output()
     except Exception:
         return None
 
@@ -93,5 +97,5 @@ def _up_to_date(key: str) -> bool:
         + f"{record.tags[0]}`",
         file=sys.stderr,
     )
-    print(record.tags[0])
+    print(record.tags[0], flush=True)
     return True

@@ -46,7 +46,9 @@ __all__ = [
 
 
 class CaisError(Exception):
-    """Root of every error cais raises on purpose."""
+    """Root of every error cais raises on purpose; the CLI exits with `exit_code`."""
+
+    exit_code = 1
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from typing import TYPE_CHECKING
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 __all__ = [
     "BuildDisplay",
     "LayerDisplay",
+    "closed_output",
     "err",
     "note",
     "out",
@@ -67,6 +69,17 @@ def report_unexpected(exc: Exception) -> None:
 
 def report_interrupted() -> None:
     err.print("[yellow]interrupted[/yellow]")
+
+
+def closed_output() -> int:
+    """The reader of cais's output went away (`cais ps | head -1`): end quietly, with the code
+    to exit with. Python's recipe, which Rich (its `on_broken_pipe`) and click follow too:
+    stdout and stderr point at /dev/null, so that nothing fails again on the way out, and 1."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    return 1
 
 
 def report_built(result: BuildResult, pip: PipSettings, *, own_dockerfile: Path | None) -> None:

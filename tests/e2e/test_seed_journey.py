@@ -57,5 +57,5 @@ def test_seed_journey(shell, engine, base_image, auth_registry, docker_config, i
     pulled = engine.images.get(image)
     assert pulled.id == local_id
     assert any(d.endswith(digest) for d in pulled.attrs["RepoDigests"])
-    again = shell.run(f"cais run --rm {image} -e NAME=Ana -v ./output:/data")
+    again = shell.run(f"cais run --rm -e NAME=Ana -v ./output:/data {image}")
     assert again.stdout.splitlines()[0] == "Hello, Ana!"

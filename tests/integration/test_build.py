@@ -56,7 +56,7 @@ def test_build_and_run_the_script_project(
     assert config["Cmd"] == ["python", "script.py"]
 
     output = tmp_path / "output"
-    ran = cais("run", "--rm", tag, "-e", "NAME=Ana", "-v", f"{output}:/data")
+    ran = cais("run", "--rm", "-e", "NAME=Ana", "-v", f"{output}:/data", tag)
     assert ran.returncode == 0, ran.stderr
     assert "Hello, Ana!" in ran.stdout
     assert (output / "greeting.txt").read_text().startswith("Hello, Ana!")
@@ -83,7 +83,7 @@ def test_code_change_reuses_the_dependency_layer(
     # Same layers up to the code layer: only the code (and what follows it) changed.
     assert layers_1[:-1] == layers_2[:-1]
     assert layers_1[-1] != layers_2[-1]
-    ran = cais("run", "--rm", f"{image_name}:2", "-e", "OUTPUT_DIR=/tmp/out")
+    ran = cais("run", "--rm", "-e", "OUTPUT_DIR=/tmp/out", f"{image_name}:2")
     assert "one more line" in ran.stdout
 
 

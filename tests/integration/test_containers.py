@@ -15,7 +15,12 @@ import uuid
 import httpx
 import pytest
 
-from tests.support import free_port, unavailable
+from tests.support import (
+    assert_ended_quietly,
+    free_port,
+    run_cais_into_closed_pipe,
+    unavailable,
+)
 
 pytestmark = pytest.mark.engine
 
@@ -101,13 +106,13 @@ def test_bad_run_options_fail_before_anything_starts(cais, engine, base_image):
         (("--env-file", "/nonexistent.env"), "does not exist"),
     ):
         done = cais("run", "--rm", *args, base_image)
-        assert done.returncode == 1, args
+        assert done.returncode == 125, args  # docker run's code for its own failures
         assert expected in done.stderr, done.stderr
 
 
 def test_interactive_needs_a_terminal(cais, engine, base_image):
     done = cais("run", "-it", base_image)
-    assert done.returncode == 1
+    assert done.returncode == 125
     assert "needs a terminal" in done.stderr
 
 
@@ -272,6 +277,9 @@ def test_a_command_that_cannot_run(cais, engine, base_image, names, command, cod
     assert lines[0] == "error: " + message.format(base_image)
     assert "tini" not in done.stderr and "Traceback" not in done.stderr
     assert exists(engine, name) is not remove
+    # as for a busy port, a container left behind is said so
+    kept = f"the container `{name}` was kept: remove it with `cais rm {name}`"
+    assert lines[1].endswith(f"; {kept}") is not remove, lines
 
 
 def test_a_bad_entrypoint(cais, engine, base_image, image_name, names):
@@ -302,11 +310,103 @@ def test_a_name_already_taken(cais, engine, base_image, names):
     name = names()
     assert cais("run", "--name", name, base_image, "true").returncode == 0
     done = cais("run", "--rm", "--name", name, base_image, "true")
-    assert done.returncode == 1
+    assert done.returncode == 125
     assert error_lines(done.stderr) == [
         f"error: A container named `{name}` already exists",
         f"hint: remove it with `cais rm {name}`, or choose another `--name`",
     ]
+
+
+# --- what follows the image is the command, as docker reads it ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "stdout"),
+    [
+        (["python", "-c", "print(6 * 7)"], "42\n"),
+        (["--", "python", "-c", "print(6 * 7)"], "42\n"),
+        (["sh", "-c", 'echo "$HOME"'], "/root\n"),
+        (["ls", "-la", "/etc/hostname"], None),
+        (["python", "-c", "import sys; print(sys.argv[1:])", "-p", "--rm"], "['-p', '--rm']\n"),
+    ],
+    ids=["python -c", "after --", "sh -c", "ls -la", "cais options as arguments"],
+)
+def test_everything_after_the_image_is_the_command(cais, engine, base_image, args, stdout):
+    done = cais("run", "--rm", "-e", "NAME=Ana", base_image, *args)
+    assert done.returncode == 0, done.stderr
+    if stdout is None:  # `ls -la` lists one long line: mode, links, owner, …, name
+        assert done.stdout.startswith("-rw-r--r-- 1 root root ") and "/etc/hostname" in done.stdout
+    else:
+        assert done.stdout == stdout
+
+
+def test_options_before_the_image_still_reach_the_container(cais, engine, base_image, tmp_path):
+    done = cais(
+        "run", "--rm", "-e", "NAME=Ana", "-v", f"{tmp_path}:/data", base_image,
+        "sh", "-c", 'echo "$NAME" > /data/name; cat /data/name',
+    )  # fmt: skip
+    assert (done.returncode, done.stdout) == (0, "Ana\n"), done.stderr
+    assert (tmp_path / "name").read_text() == "Ana\n"
+
+
+@pytest.mark.parametrize(
+    "after", [["-p", "8080:80"], ["-e", "NAME=Ana"], ["--rm"]], ids=lambda a: " ".join(a)
+)
+@pytest.mark.parametrize("remove", [True, False], ids=["rm", "keep"])
+def test_an_option_after_the_image_is_the_command_and_says_where_options_go(
+    cais, engine, base_image, names, after, remove
+):
+    name = names()
+    flags = ("--rm",) if remove else ()
+    done = cais("run", *flags, "--name", name, base_image, *after)
+    assert done.returncode == 127, done.stderr
+    option = after[0]
+    hint = f"hint: options go before the image, as in `cais run {option} … {base_image}`"
+    if not remove:
+        hint += f"; the container `{name}` was kept: remove it with `cais rm {name}`"
+    assert error_lines(done.stderr) == [
+        f"error: The command `{option}` does not exist in the image `{base_image}`",
+        hint,
+    ]
+    assert exists(engine, name) is not remove
+
+
+# --- a reader that stops early (`| head -1`) ends cais quietly -----------------------------------
+
+
+@pytest.mark.parametrize("remove", [True, False], ids=["rm", "keep"])
+def test_a_run_whose_reader_stops_ends_quietly_and_stops_its_container(
+    engine, base_image, names, remove
+):
+    name = names()
+    flags = ["--rm"] if remove else []
+    program = "for i in range(10**7): print(i)"
+    with subprocess.Popen(
+        [sys.executable, "-m", "cais", "run", *flags, "--name", name, base_image]
+        + ["python", "-c", program],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as process:
+        assert process.stdout.readline() == "0\n"
+        process.stdout.close()  # as `head -1` exits
+        stderr = process.stderr.read()
+        process.wait(timeout=120)
+    assert_ended_quietly(subprocess.CompletedProcess(process.args, process.returncode, "", stderr))
+    if remove:
+        assert not exists(engine, name)
+    else:
+        assert engine.containers.get(name).status == "exited"
+
+
+def test_ps_images_and_logs_f_into_a_closed_pipe(cais, engine, base_image, names):
+    name = names()
+    script = "echo first; echo to-err >&2; sleep 1000"  # logs -f would follow it for ever
+    assert cais("run", "-d", "--name", name, base_image, "sh", "-c", script).returncode == 0
+    # `logs -f` first: it waits for the first line, which `logs` then has to print
+    for args in (["logs", "-f", name], ["logs", name], ["ps", "-a"], ["images"]):
+        assert_ended_quietly(run_cais_into_closed_pipe(*args))
+    assert engine.containers.get(name).status == "running"  # only a run stops its container
 
 
 # --- signals, input, streams ---------------------------------------------------------------------

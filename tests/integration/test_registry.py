@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 
 import pytest
@@ -73,21 +74,41 @@ def test_push_rmi_pull_gives_the_same_image(
     assert any(d.endswith(digest) for d in image.attrs["RepoDigests"])
 
 
-def test_pulling_a_missing_image_says_so(cais, engine, registry, docker_config):
-    done = cais("pull", f"{registry}/cais-no-such-image:404")
-    assert done.returncode == 1
-    assert "does not exist" in done.stderr
-
-
 def test_an_unreachable_registry_says_so(cais, engine, docker_config):
     done = cais("pull", "127.0.0.1:1/nothing:1")
     assert done.returncode == 1
     assert "does not answer" in done.stderr
 
 
-def test_running_a_missing_local_image_is_pulled_or_explained(
-    cais, engine, registry, docker_config
+@pytest.mark.parametrize(("verb", "code"), [("pull", 1), ("run", 125)])
+@pytest.mark.parametrize("case", ["not-found", "needs-a-login", "login-refused"])
+def test_an_image_that_cannot_be_pulled_is_one_sentence(
+    cais, engine, registry, auth_registry, docker_config, image_name, verb, code, case
 ):
-    done = cais("run", "--rm", f"{registry}/cais-no-such-image:404")
-    assert done.returncode == 1
-    assert "does not exist" in done.stderr
+    """`cais pull` and the pull of `cais run` (exit 125, as docker run's own failures)."""
+    host = registry if case == "not-found" else auth_registry
+    image = f"{host}/{image_name}-missing:404"
+    if case == "login-refused":
+        saved = base64.b64encode(f"{REGISTRY_USER}:not-the-password".encode()).decode()
+        (docker_config / "config.json").write_text(json.dumps({"auths": {host: {"auth": saved}}}))
+    done = cais(verb, "--name", image_name, image) if verb == "run" else cais(verb, image)
+    assert done.returncode == code, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith(("error:", "hint:"))]
+    expected = {
+        "not-found": [
+            f"error: `{image}` does not exist in the registry `{host}`",
+            "hint: check the name and tag; `cais images` lists local images",
+        ],
+        "needs-a-login": [
+            f"error: The registry `{host}` needs a login to pull `{image}`",
+            f"hint: log in with `cais login {host}`, then try again",
+        ],
+        "login-refused": [
+            f"error: The registry `{host}` refused the username or password for `{REGISTRY_USER}`",
+            f"hint: log in again with `cais login {host}`; check them (Docker Hub wants an access "
+            "token, not the account password, when two-factor authentication is on)",
+        ],
+    }
+    assert lines == expected[case]
+    assert "http" not in done.stderr and "Traceback" not in done.stderr
+    assert not engine.containers.list(all=True, filters={"name": f"^/{image_name}$"})

@@ -13,7 +13,12 @@ from cais.cli import app
 from cais.errors import CaisError, ProjectError
 from cais.registry import credentials
 from cais.registry.credentials import Credentials
-from tests.support import assert_one_error
+from tests.support import (
+    assert_ended_quietly,
+    assert_one_error,
+    run_cais_into_closed_pipe,
+    text_model,
+)
 
 TEMPLATE_FILES = ("requirements.txt", "script.py", "cais.yaml", ".dockerignore", "README.md")
 
@@ -287,7 +292,8 @@ def test_interrupt_exits_130(project, runner, monkeypatch):
 )
 def test_unreachable_engine(project, runner, unreachable_engine, args):
     args = [a.replace("{project}", str(project)) for a in args]
-    output = assert_one_error(runner.invoke(app, args))
+    # `docker run` exits 125 when it fails itself, the other commands 1
+    output = assert_one_error(runner.invoke(app, args), code=125 if args[0] == "run" else 1)
     assert f"error: The Docker Engine at `{unreachable_engine}` is not reachable" in output
     assert "hint: start the Docker Engine" in output
 
@@ -443,7 +449,7 @@ def test_logout_with_a_corrupt_config(runner):
     ids=lambda a: " ".join(a),
 )
 def test_capitals_in_image_names_fail_before_the_engine(runner, unreachable_engine, args):
-    output = assert_one_error(runner.invoke(app, args))
+    output = assert_one_error(runner.invoke(app, args), code=125 if args[0] == "run" else 1)
     assert "`Bad/Name` has capital letters, and image names are lowercase" in output
     assert "hint: use `bad/name`" in output
 
@@ -534,3 +540,19 @@ def test_build_tells_when_the_own_dockerfile_mounts_no_pip_settings(
         "• `Dockerfile` mounts no pip settings (the build secrets `cais-pip.conf` and "
         "`cais-ca.pem`), so its pip steps run without a package index"
     ) in said
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--help"], ["--version"], ["run", "--help"], ["models", "list"], ["dockerfile", "{project}"]],
+    ids=" ".join,
+)
+def test_a_closed_output_pipe_ends_cais_quietly(project, tmp_path, args):
+    """`cais --help | head -1` and the like, once the reader has gone: no error, exit 1."""
+    import cais
+
+    home = tmp_path / "cais-home"
+    if args[0] == "models":
+        cais.save_model(text_model(), "products", home=home)
+    args = [a.replace("{project}", str(project)) for a in args]
+    assert_ended_quietly(run_cais_into_closed_pipe(*args, env={"CAIS_HOME": str(home)}))

@@ -14,8 +14,10 @@ import requests
 from cais.engine.containers import (
     Mounts,
     RunOptions,
+    _command_error,
     _environment,
     _image_uid,
+    _kept,
     _ports,
     _writable_by,
     exec_command,
@@ -302,6 +304,90 @@ _RUNC = "failed to create shim task: OCI runtime create failed: runc create fail
 def test_start_errors_follow_docker_exit_codes(text, code, message):
     error = start_error(text, RunOptions(image="img:1"))
     assert (error.exit_code, error.message) == (code, message)
+
+
+@pytest.mark.parametrize(
+    ("verb", "where", "hint"),
+    [
+        ("run", "the image `img:1`", "options go before the image, as in `cais run -p … img:1`"),
+        (
+            "exec",
+            "the container `box`",
+            "options go before the container, as in `cais exec -p … box`",
+        ),
+    ],
+)
+def test_an_option_taken_as_the_command_says_options_go_first(verb, where, hint):
+    name = where.split("`")[1]
+    error = _command_error("-p", "executable file not found in $PATH", verb, name)
+    assert (error.exit_code, error.message) == (127, f"The command `-p` does not exist in {where}")
+    assert error.hint == hint
+    # a command that is no option keeps the usual hint
+    assert "options go" not in _command_error("pyhton", "not found", verb, name).hint
+
+
+class FakeContainer:
+    name = "rvkept"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        start_error("Bind for 0.0.0.0:8080 failed: port is already allocated", RunOptions("i")),
+        _command_error("nosuch", "executable file not found in $PATH", "run", "i"),
+        _command_error("/etc/passwd", "permission denied", "run", "i"),
+        start_error("error while creating mount source path '/x'", RunOptions("i")),
+    ],
+    ids=["busy-port", "127", "126", "other"],
+)
+@pytest.mark.parametrize("remove", [True, False], ids=["rm", "keep"])
+def test_every_start_failure_says_the_container_was_kept_without_rm(error, remove):
+    hint = error.hint
+    said = _kept(error, FakeContainer(), RunOptions("i", remove=remove)).hint
+    kept = "the container `rvkept` was kept: remove it with `cais rm rvkept`"
+    assert said == (hint if remove else f"{hint}; {kept}" if hint else kept)
+
+
+@pytest.mark.parametrize(
+    ("args", "command", "settings"),
+    [
+        (["img:1", "python", "-c", "print(1)"], ["python", "-c", "print(1)"], {}),
+        (["img:1", "ls", "-la"], ["ls", "-la"], {}),
+        (["img:1", "--", "python", "-c", "print(1)"], ["python", "-c", "print(1)"], {}),
+        (["img:1", "sh", "-c", "echo $HOME"], ["sh", "-c", "echo $HOME"], {}),
+        (["img:1", "--", "--help"], ["--help"], {}),
+        (
+            ["--rm", "-e", "NAME=Ana", "-v", "./out:/data", "-p", "8080:80", "img:1", "ls", "-l"],
+            ["ls", "-l"],
+            {
+                "remove": True,
+                "env": ["NAME=Ana"],
+                "volumes": ["./out:/data"],
+                "publish": ["8080:80"],
+            },
+        ),
+        (["-d", "--name", "api", "--", "img:1", "ls"], ["ls"], {"detach": True, "name": "api"}),
+        (["img:1"], [], {}),
+        # cais's options after the image are the command, as with docker
+        (["img:1", "-p", "8080:80"], ["-p", "8080:80"], {"publish": []}),
+        (["--rm", "img:1", "-e", "NAME=Ana"], ["-e", "NAME=Ana"], {"remove": True, "env": []}),
+    ],
+    ids=lambda value: " ".join(value) if isinstance(value, list) else None,
+)
+def test_run_takes_everything_after_the_image_as_the_command(monkeypatch, args, command, settings):
+    from typer.testing import CliRunner
+
+    import cais.cli.containers
+    from cais.cli import app
+
+    seen: list[RunOptions] = []
+    monkeypatch.setattr(cais.cli.containers, "_run", lambda options, **_: seen.append(options))
+    result = CliRunner().invoke(app, ["run", *args])
+    assert result.exit_code == 0, result.output
+    (options,) = seen
+    assert (options.image, options.command) == ("img:1", command)
+    for setting, value in settings.items():
+        assert getattr(options, setting) == value
 
 
 class FakeApi:

@@ -23,6 +23,7 @@ from cais.errors import (
     PlanError,
     RegistryError,
 )
+from cais.registry import credentials
 from cais.registry.reference import parse_reference
 
 
@@ -125,10 +126,8 @@ def test_push_refused():
     )
     with pytest.raises(AuthError) as caught:
         push(client, "hello:1")
-    assert caught.value.message == (
-        "The registry `Docker Hub` refused to let you push `hello:1`: denied: requested access to the resource is denied"
-    )
-    assert "`cais login`" in caught.value.hint
+    assert caught.value.message == "The registry `Docker Hub` needs a login to push to `hello:1`"
+    assert caught.value.hint == "log in with `cais login`, then try again"
 
 
 def test_pull_returns_the_image_id():
@@ -169,7 +168,7 @@ def test_pull_of_a_missing_image():
         ("unauthorized: authentication required", AuthError, False),
         ("no basic auth credentials", AuthError, False),
         ("manifest unknown", NotInRegistry, False),
-        ("repository does not exist or may require 'docker login'", NotInRegistry, False),
+        ("manifest for x:1 not found: manifest unknown", NotInRegistry, False),
         (
             'Get "https://127.0.0.1:5000/v2/": dial tcp 127.0.0.1:5000: connect: connection refused',
             RegistryError,
@@ -187,15 +186,72 @@ def test_registry_errors_are_registry_errors(text, cls, temporary):
     assert error.temporary is temporary
     if cls is AuthError:
         assert "`cais login 127.0.0.1:5000`" in error.hint
-        assert text in error.message
+        assert error.message == (
+            "The registry `127.0.0.1:5000` needs a login to push to `127.0.0.1:5000/x:1`"
+        )
     elif cls is NotInRegistry:
         assert (
             error.message == "`127.0.0.1:5000/x:1` does not exist in the registry `127.0.0.1:5000`"
         )
     elif temporary:
-        assert error.message == f"The registry `127.0.0.1:5000` does not answer: {text}"
+        cause = text.rpartition(": ")[2]  # `connection refused`, not the engine's `Get "…"`
+        assert error.message == f"The registry `127.0.0.1:5000` does not answer: {cause}"
     else:
         assert error.message == f"The push of `127.0.0.1:5000/x:1` failed: {text}"
+
+
+@pytest.mark.parametrize("verb", ["pull", "push"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        'Head "http://127.0.0.1:5001/v2/team/app/manifests/1": no basic auth credentials',
+        "unauthorized: authentication required",
+        'Get "http://127.0.0.1:5001/v2/": unauthorized: authentication required',
+        "denied: requested access to the resource is denied",
+    ],
+    ids=["no-credentials", "unauthorized", "unauthorized-get", "denied"],
+)
+def test_a_refusal_says_who_was_refused_never_the_engines_words(text, verb):
+    ref = parse_reference("127.0.0.1:5001/team/app:1")
+    action = "push to" if verb == "push" else "pull"
+
+    anonymous = _registry_error(ref, {"error": text}, verb)
+    assert (anonymous.message, anonymous.hint) == (
+        f"The registry `127.0.0.1:5001` needs a login to {action} `127.0.0.1:5001/team/app:1`",
+        "log in with `cais login 127.0.0.1:5001`, then try again",
+    )
+
+    credentials.store("127.0.0.1:5001", credentials.Credentials("ana", "secret"))
+    known = _registry_error(ref, {"error": text}, verb)
+    assert isinstance(known, AuthError)
+    if "denied" in text:  # a good login that may not do this
+        assert known.message == (
+            f"The registry `127.0.0.1:5001` refused to let `ana` {action} "
+            "`127.0.0.1:5001/team/app:1`"
+        )
+        assert known.hint.startswith(f"check that this account may {verb} it")
+    else:
+        assert (
+            known.message
+            == "The registry `127.0.0.1:5001` refused the username or password for `ana`"
+        )
+        assert known.hint.startswith("log in again with `cais login 127.0.0.1:5001`")
+    for error in (anonymous, known):
+        assert "http" not in error.message and "secret" not in f"{error.message}{error.hint}"
+
+
+def test_docker_hubs_not_found_or_private_is_both():
+    text = (
+        "pull access denied for nosuch/app, repository does not exist or may require "
+        "'docker login': denied: requested access to the resource is denied"
+    )
+    error = _registry_error(parse_reference("nosuch/app:1"), {"error": text}, "pull")
+    assert isinstance(error, NotInRegistry)
+    assert (
+        error.message
+        == "`nosuch/app:1` does not exist in the registry `Docker Hub`, or needs a login"
+    )
+    assert error.hint == "check the name and tag; a private image needs `cais login` first"
 
 
 def test_registry_not_found_message():

@@ -18,14 +18,15 @@ from cais import __version__
 from cais.cli import containers, doctor, images, models, project, registry, serve
 from cais.cli._help import readable
 from cais.errors import CaisError
-from cais.output import report_error, report_interrupted, report_unexpected
+from cais.output import closed_output, report_error, report_interrupted, report_unexpected
 
 __all__ = ["app", "main"]
 
 
 class _Group(TyperGroup):
     """Turns every CaisError into one sentence (and a hint) with exit code 1; `--debug`
-    shows the traceback instead."""
+    shows the traceback instead. A closed output pipe ends cais quietly (as click does for
+    `--help`, and Rich for what it prints)."""
 
     def invoke(self, ctx: typer.Context):  # type: ignore[override]
         try:
@@ -38,6 +39,8 @@ class _Group(TyperGroup):
         except KeyboardInterrupt:
             report_interrupted()
             raise typer.Exit(130) from None
+        except BrokenPipeError:  # `cais ps | head -1`: the reader went away
+            raise typer.Exit(closed_output()) from None
         except UsageError as exc:  # a value the command refuses (click's exit code, 2)
             if _debug(ctx):
                 raise
@@ -95,7 +98,7 @@ app = typer.Typer(
 
 def _version(value: bool) -> None:
     if value:
-        print(f"cais {__version__}")
+        print(f"cais {__version__}", flush=True)
         raise typer.Exit()
 
 

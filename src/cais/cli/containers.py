@@ -7,14 +7,17 @@ import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cais.cli._each import each
 from cais.cli._listing import Format, print_listing
-from cais.errors import CaisError
+from cais.errors import CaisError, ContainerStartError
 from cais.output import LayerDisplay, note, out, success
+
+if TYPE_CHECKING:
+    from cais.engine.containers import RunOptions
 
 __all__ = ["exec", "logs", "ps", "rm", "run", "stop"]
 
@@ -23,7 +26,11 @@ def run(
     image: Annotated[str, typer.Argument(metavar="IMAGE", help="Image to run, name:tag.")],
     command: Annotated[
         list[str] | None,
-        typer.Argument(metavar="COMMAND", help="Command to run instead of the image's (after --)."),
+        typer.Argument(
+            metavar="COMMAND",
+            help="Command to run instead of the image's: everything after IMAGE, its options "
+            "included (options of `cais run` go before IMAGE).",
+        ),
     ] = None,
     publish: Annotated[
         list[str] | None,
@@ -62,22 +69,14 @@ def run(
     ] = None,
     rm: Annotated[bool, typer.Option("--rm", help="Remove the container when it exits.")] = False,
 ) -> None:
-    """Run an image in a container (as `docker run --init`); its output streams here."""
-    from cais.engine.client import connect
-    from cais.engine.containers import (
-        RunOptions,
-        create_container,
-        interactive_command,
-        prepare_mounts,
-        run_attached,
-        start_container,
-    )
-    from cais.registry.reference import parse_reference
+    """Run an image in a container (as `docker run --init`); its output streams here.
 
-    parse_reference(image)
+    As with `docker run`: options first, then IMAGE, then the command and its arguments."""
+    from cais.engine.containers import RunOptions
+
     options = RunOptions(
         image=image,
-        command=list(command or []),
+        command=_command(command),
         publish=list(publish or []),
         volumes=list(volume or []),
         env=list(env or []),
@@ -86,7 +85,29 @@ def run(
         detach=detach,
         remove=rm,
     )
-    if (interactive or tty) and detach:
+    try:
+        _run(options, interactive=interactive, tty=tty)
+    except CaisError as exc:
+        # As `docker run`: 125 when it fails itself; 126 and 127 are the command's own.
+        if not isinstance(exc, ContainerStartError):
+            exc.exit_code = 125
+        raise
+
+
+def _run(options: RunOptions, *, interactive: bool, tty: bool) -> None:
+    from cais.engine.client import connect
+    from cais.engine.containers import (
+        create_container,
+        interactive_command,
+        prepare_mounts,
+        run_attached,
+        start_container,
+    )
+    from cais.registry.reference import parse_reference
+
+    image = options.image
+    parse_reference(image)
+    if (interactive or tty) and options.detach:
         raise CaisError("`--detach` and `-i`/`-t` do not go together", hint="choose one")
     client = connect()
     _ensure_image(client, image)
@@ -99,7 +120,7 @@ def run(
         sys.stdout.flush()
         os.execv(cli, args)
     container = create_container(client, options, mounts)
-    if not detach:
+    if not options.detach:
         code = run_attached(client, container, options)
         if code:
             raise typer.Exit(code)
@@ -110,6 +131,13 @@ def run(
         f"follow its output with `cais logs -f {container.name}`, stop it with `cais stop {container.name}`"
     )
     out.print(container.name, markup=False)
+
+
+def _command(args: list[str] | None) -> list[str]:
+    """The command given after the image or container: `cais run IMAGE -- CMD` reads as well
+    as `cais run IMAGE CMD`."""
+    args = list(args or [])
+    return args[1:] if args[:1] == ["--"] else args
 
 
 def _docker_cli() -> str:
@@ -202,7 +230,8 @@ def rm(
 def exec(
     name: Annotated[str, typer.Argument(metavar="CONTAINER", help="Container name or id.")],
     command: Annotated[
-        list[str], typer.Argument(metavar="COMMAND...", help="Command to run (after --).")
+        list[str],
+        typer.Argument(metavar="COMMAND...", help="Command to run, its options included."),
     ],
     interactive: Annotated[
         bool, typer.Option("-i", "--interactive", help="Keep standard input open (pipes work).")
@@ -213,8 +242,7 @@ def exec(
     from cais.engine.client import connect
     from cais.engine.containers import exec_command, exec_in, running_container
 
-    if command[:1] == ["--"]:
-        command = command[1:]  # `cais exec NAME -- CMD` reads as well as `cais exec NAME CMD`
+    command = _command(command)
     client = connect()
     if interactive or tty:
         running_container(client, name)
@@ -227,5 +255,7 @@ def exec(
         raise typer.Exit(code)
 
 
-# As `docker exec`: what follows the container's name is the command, its options included.
+# As `docker run` and `docker exec`: what follows the image or the container's name is the
+# command, its options included.
+run.context_settings = {"allow_interspersed_args": False}  # type: ignore[attr-defined]
 exec.context_settings = {"allow_interspersed_args": False}  # type: ignore[attr-defined]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import heapq
 import io
 import os
+import queue
 import re
 import signal
 import sys
@@ -333,11 +334,21 @@ def start_container(container: Container, options: RunOptions) -> None:
         except docker.errors.APIError as exc:
             if options.remove:
                 _remove_quietly(container)
-            error = start_error(str(exc.explanation or exc), options)
-            if not options.remove:
-                kept = f"the container `{container.name}` was kept: remove it with `cais rm {container.name}`"
-                error.hint = f"{error.hint}; {kept}" if error.hint else kept
-            raise error from exc
+            raise _kept(
+                start_error(str(exc.explanation or exc), options), container, options
+            ) from exc
+
+
+def _kept(
+    error: ContainerStartError, container: Container, options: RunOptions
+) -> ContainerStartError:
+    """`error`, saying that the container is kept when no `--rm` asked for it to go."""
+    if not options.remove:
+        kept = (
+            f"the container `{container.name}` was kept: remove it with `cais rm {container.name}`"
+        )
+        error.hint = f"{error.hint}; {kept}" if error.hint else kept
+    return error
 
 
 _EXEC = re.compile(r'exec: "?([^":]+)"?: (.*?)(?:: unknown)?$')
@@ -360,23 +371,30 @@ def start_error(text: str, options: RunOptions) -> ContainerStartError:
         )
     found = _EXEC.search(text)
     if found:
-        return _command_error(found.group(1), found.group(2), f"the image `{options.image}`")
+        return _command_error(found.group(1), found.group(2), "run", options.image)
     return ContainerStartError(f"The container from `{options.image}` could not start: {text}")
 
 
-def _command_error(command: str, reason: str, where: str) -> ContainerStartError:
-    """Docker's semantics: 126 for a command that cannot be executed, 127 for a missing one."""
+def _command_error(command: str, reason: str, verb: str, name: str) -> ContainerStartError:
+    """Docker's semantics: 126 for a command that cannot be executed, 127 for a missing one.
+    `verb` is `run` (`name` an image) or `exec` (`name` a container)."""
+    where = f"the image `{name}`" if verb == "run" else f"the container `{name}`"
     if "permission denied" in reason.lower() or "is a directory" in reason.lower():
         return ContainerStartError(
             f"`{command}` cannot be executed in {where}",
             hint="give a program the image can run (a file with its executable bit set)",
             exit_code=126,
         )
+    hint = (
+        "check its spelling and that the image installs it; give its full path if it is "
+        "not on the image's PATH"
+    )
+    if command.startswith("-"):
+        # An option written after the image by habit: as docker, it is the command.
+        noun = "the image" if verb == "run" else "the container"
+        hint = f"options go before {noun}, as in `cais {verb} {command} … {name}`"
     return ContainerStartError(
-        f"The command `{command}` does not exist in {where}",
-        hint="check its spelling and that the image installs it; give its full path if it is "
-        "not on the image's PATH",
-        exit_code=127,
+        f"The command `{command}` does not exist in {where}", hint=hint, exit_code=127
     )
 
 
@@ -406,12 +424,17 @@ def run_attached(client: docker.DockerClient, container: Container, options: Run
         failure = _INIT_FAILURE.match(held or b"")
         if failure and code in (126, 127):
             command, reason = (part.decode(errors="replace") for part in failure.groups())
-            raise _command_error(command, reason.strip(), f"the image `{options.image}`")
+            raise _kept(
+                _command_error(command, reason.strip(), "run", options.image), container, options
+            )
         _copy(None, held)
         return code
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, BrokenPipeError) as exc:
+        # Ctrl-C, or a reader that went away (`| head -1`): the program ends, as in a pipe.
         with engine_errors(container=container.name):
             container.stop(timeout=10)
+        if isinstance(exc, BrokenPipeError):
+            raise
         return 130
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -507,8 +530,9 @@ def _lines(data: bytes) -> list[bytes]:
 
 
 def _follow(container: Container) -> None:
-    """Two streams copied side by side: the SDK's one stream of logs loses which was which."""
-    failures: list[BaseException] = []
+    """Two streams copied side by side: the SDK's one stream of logs loses which was which.
+    The first failure of either (a closed pipe, the engine) ends both at once."""
+    ended: queue.Queue[Exception | None] = queue.Queue()
 
     def pump(stdout: bool) -> None:
         try:
@@ -518,15 +542,16 @@ def _follow(container: Container) -> None:
                 ):
                     _copy(chunk if stdout else None, None if stdout else chunk)
         except Exception as exc:  # noqa: BLE001 - raised again in the calling thread
-            failures.append(exc)
+            ended.put(exc)
+        else:
+            ended.put(None)
 
-    threads = [threading.Thread(target=pump, args=(kind,), daemon=True) for kind in (True, False)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    if failures:
-        raise failures[0]
+    for kind in (True, False):
+        threading.Thread(target=pump, args=(kind,), daemon=True).start()
+    for _ in range(2):
+        failure = ended.get()
+        if failure is not None:
+            raise failure
 
 
 def stop_container(client: docker.DockerClient, name: str, *, timeout: int = 10) -> None:
@@ -566,7 +591,7 @@ def exec_in(client: docker.DockerClient, name: str, command: list[str]) -> int:
             failed = stdout and stdout.startswith(b"OCI runtime exec failed")
             found = _EXEC.search(stdout.decode(errors="replace").strip()) if failed else None
             if found:
-                raise _command_error(found.group(1), found.group(2), f"the container `{name}`")
+                raise _command_error(found.group(1), found.group(2), "exec", name)
             _copy(stdout, stderr)
         code = client.api.exec_inspect(exec_id).get("ExitCode")
     return int(code if code is not None else 1)

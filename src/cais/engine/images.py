@@ -140,18 +140,22 @@ def _report(message: dict, progress: LayerProgress | None) -> None:
 
 
 def _registry_error(ref: Reference, message: dict, verb: str) -> RegistryError:
+    """The engine's pull or push failure as one sentence naming the image and its registry:
+    never the engine's `Head "http://…"` wording."""
     text = str(message.get("errorDetail", {}).get("message") or message["error"]).strip()
     lowered = text.lower()
     registry = ref.registry if ref.explicit_registry else "Docker Hub"
     login = f"cais login {ref.registry}" if ref.explicit_registry else "cais login"
+    if "may require 'docker login'" in lowered:  # Docker Hub cannot tell which
+        return NotInRegistry(
+            f"`{ref}` does not exist in the registry `{registry}`, or needs a login",
+            hint=f"check the name and tag; a private image needs `{login}` first",
+        )
     if any(
         word in lowered
         for word in ("unauthorized", "authentication required", "no basic auth", "denied")
     ):
-        return AuthError(
-            f"The registry `{registry}` refused to let you {verb} `{ref}`: {text}",
-            hint=f"log in with `{login}` (and check you may write to this repository)",
-        )
+        return _refused(ref, registry, login, verb, denied="denied" in lowered)
     if any(word in lowered for word in ("not found", "manifest unknown", "does not exist")):
         return NotInRegistry(
             f"`{ref}` does not exist in the registry `{registry}`",
@@ -162,8 +166,31 @@ def _registry_error(ref: Reference, message: dict, verb: str) -> RegistryError:
         for word in ("connection refused", "no such host", "dial tcp", "timeout", "i/o")
     ):
         return RegistryError(
-            f"The registry `{registry}` does not answer: {text}",
+            # the cause alone: `Get "https://…/v2/": dial tcp …: connect: connection refused`
+            f"The registry `{registry}` does not answer: {text.rpartition(': ')[2]}",
             hint="check its address and that it is running, then try again",
             temporary=True,
         )
     return RegistryError(f"The {verb} of `{ref}` failed: {text}")
+
+
+def _refused(ref: Reference, registry: str, login: str, verb: str, *, denied: bool) -> AuthError:
+    """Who the registry refused, from the login saved for it (the engine sent the same)."""
+    from cais.registry import credentials
+    from cais.registry.auth import refused
+
+    action = "push to" if verb == "push" else "pull"
+    saved = credentials.get(ref.registry)
+    if saved is None:
+        return AuthError(
+            f"The registry `{registry}` needs a login to {action} `{ref}`",
+            hint=f"log in with `{login}`, then try again",
+        )
+    if denied:  # the login is good, and may not do this
+        return AuthError(
+            f"The registry `{registry}` refused to let `{saved.username}` {action} `{ref}`",
+            hint=f"check that this account may {verb} it, or log in with another (`{login}`)",
+        )
+    error = refused(registry, saved)
+    error.hint = f"log in again with `{login}`; {error.hint}"
+    return error

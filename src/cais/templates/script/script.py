@@ -1,7 +1,7 @@
 """A small program to put in a container: it greets someone and writes a file.
 
 Try it:  cais build . -t hello:0.1.0
-         cais run hello:0.1.0 -e NAME=Ana -v ./output:/data
+         cais run -e NAME=Ana -v ./output:/data hello:0.1.0
 """
 
 import os
