@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 from typing import IO
 
-__all__ = ["context_archive", "excluded", "ignore_patterns"]
+__all__ = ["context_archive", "context_paths", "excluded", "ignore_patterns"]
 
 
 def ignore_patterns(context: Path, default: str | None) -> list[str]:
@@ -45,3 +45,11 @@ def context_archive(
     create_archive(root=str(context), files=files, fileobj=fileobj, extra_files=extra)
     fileobj.seek(0)
     return fileobj
+
+
+def context_paths(context: Path, default: str | None) -> set[str]:
+    """The files and folders of the context (relative paths) a `COPY . .` copies: those the
+    project's .dockerignore (or `default`, when it has none) leaves in."""
+    from docker.utils.build import exclude_paths  # the engine's own rules, as for the archive
+
+    return set(exclude_paths(str(context), ignore_patterns(context, default)))
