@@ -205,7 +205,7 @@ class OCIBuilder:
         from cais.registry.client import RegistryClient
 
         if self._prefer_engine:
-            found = self._from_engine(name, platform)
+            found, _ = self._from_engine(name, platform)
             if found is not None:
                 return found
         reference = base_reference(name)
@@ -219,30 +219,32 @@ class OCIBuilder:
                     store=self.store,
                 )
         except CaisError as exc:
-            found = None if self._prefer_engine else self._from_engine(name, platform)
+            found, engine = self._from_engine(name, platform)
             if found is not None:
                 return found
-            where = "the Docker Engine does not hold it" if self._engine else "no engine was asked"
             raise BuildError(
                 f"The base image `{name}` for `{platform}` could not be read from "
-                f"`{reference.registry}` ({exc.message.rstrip('.')}), and {where}",
+                f"`{reference.registry}` ({exc.message.rstrip('.')}), and {engine}",
                 hint="pull it into the engine, or name a registry that mirrors Docker Hub "
                 "with `CAIS_BASE_REGISTRY=HOST`",
             ) from exc
 
-    def _from_engine(self, name: str, platform: Platform) -> Image | None:
+    def _from_engine(self, name: str, platform: Platform) -> tuple[Image | None, str]:
+        """The engine's copy of the base, or None and why there is none."""
+        from cais.engine.client import engine_host
         from cais.image import engine_source
 
         if self._engine is None:
-            return None
+            return None, "no Docker Engine was asked"
         try:
             client = self._engine()
         except CaisError:
-            return None  # no engine: the registry's answer stands
+            return None, f"no Docker Engine answers at `{engine_host()}`"
         try:
-            return engine_source.read(client, name, store=self.store, platform=platform)
+            found = engine_source.read(client, name, store=self.store, platform=platform)
         finally:
             client.close()
+        return found, f"the Docker Engine does not hold it for `{platform}`"
 
     # The layers
 
