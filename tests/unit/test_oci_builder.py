@@ -9,6 +9,7 @@ from cais.builders.oci import LAYER_INDEX, OCIBuilder, _files_of, base_reference
 from cais.image.archive import File, write_layer
 from cais.image.blobs import BlobStore
 from cais.image.image import append_layers, empty
+from cais.image.layer import Layer
 from cais.image.platform import Platform
 from cais.plan import User
 
@@ -105,3 +106,20 @@ def test_a_layer_cache_hit_is_used_and_a_damaged_one_rebuilt(tmp_path):
     path.write_bytes(path.read_bytes().replace(b"print(1)", b"print(2)"))
     assert builder._cached("key") is None  # detected by its digest, never used
     assert not store.has(layer.diff_id)  # and removed, so the next build writes it again
+
+
+def test_a_fetched_layer_is_read_as_it_decompresses_and_not_stored_whole(tmp_path):
+    store = BlobStore(tmp_path / "cache")
+    written = write_layer(
+        {"etc/group": File(b"group\n"), "etc/passwd": File(b"passwd\n"), "usr/big": File(b"x")},
+        store=store,
+        created=0,
+    )
+    store.remove(written.diff_id)  # as a layer fetched from a registry: only its gzip blob
+    fetched = Layer.from_compressed(store, digest=written.digest, diff_id=written.diff_id)
+    image = append_layers(empty(Platform.parse("linux/amd64")), [fetched])
+    assert _files_of(image, ("etc/passwd", "etc/group")) == {
+        "etc/passwd": b"passwd\n",
+        "etc/group": b"group\n",
+    }
+    assert not store.has(written.diff_id)

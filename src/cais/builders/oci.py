@@ -14,14 +14,15 @@ ports, labels). The result is an `Image`, a value: where it goes is the sinks' b
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import tarfile
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from cais import __version__
 from cais.builders.base import BuildProgress
@@ -327,11 +328,12 @@ def _epoch(seconds: int):
 
 def _files_of(image: Image, names: tuple[str, ...]) -> dict[str, bytes]:
     """The content of files of the image's filesystem (the topmost layer's version wins; a
-    file a layer deletes counts as absent)."""
+    file a layer deletes counts as absent). Layers are read only until every file is found
+    (`/etc` comes early in a layer), decompressed as they stream, never stored whole."""
     found: dict[str, bytes] = {}
     settled: set[str] = set()
     for layer in reversed(image.layers):
-        with layer.uncompressed() as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
+        with _tar_stream(layer) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
             for member in tar:
                 name = posixpath.normpath(member.name.lstrip("/")).removeprefix("./")
                 folder, base = posixpath.split(name)
@@ -339,14 +341,26 @@ def _files_of(image: Image, names: tuple[str, ...]) -> dict[str, bytes]:
                     name = posixpath.join(folder, base.removeprefix(".wh."))
                     if name in names and name not in settled:
                         settled.add(name)  # deleted by this layer
-                    continue
-                if name in names and name not in settled and member.isfile():
+                elif name in names and name not in settled and member.isfile():
                     source = tar.extractfile(member)
                     found[name] = source.read() if source else b""
                     settled.add(name)
-        if settled.issuperset(names):
-            break
+                if settled.issuperset(names):
+                    return found
     return found
+
+
+@contextlib.contextmanager
+def _tar_stream(layer: Layer) -> Iterator[BinaryIO]:
+    """A layer's tar as a stream: the stored tar, or its gzip blob decompressed on the way."""
+    if layer.store.has(layer.diff_id) or layer.compression is not Compression.GZIP:
+        with layer.uncompressed() as stream:
+            yield stream
+        return
+    from isal import igzip
+
+    with layer.compressed() as packed, igzip.GzipFile(fileobj=packed, mode="rb") as stream:
+        yield stream  # type: ignore[misc]
 
 
 def _context_entries(context: Path, workdir: str) -> dict[str, Entry]:
