@@ -300,6 +300,8 @@ def test_an_arm64_image_is_built_without_emulation(tmp_path, cais, registry, pro
     assert done.returncode == 0, done.stderr
     _, manifest, config = _layout(out)
     assert (config["os"], config["architecture"]) == ("linux", "arm64")
+    # numpy, a large package, has a layer of its own, just below the program's.
+    assert config["history"][-2]["created_by"].startswith("cais: package numpy-2.2.6 for ")
     with tarfile.open(fileobj=io.BytesIO(_layer_bytes(out, manifest)[-2])) as packages:
         objects = [m for m in packages.getmembers() if m.name.endswith(".so")]
         assert objects

@@ -19,10 +19,12 @@ from cais.builders.packages import (
     packages_key,
     prune,
     rewrite_scripts,
+    split_large,
 )
 from cais.builders.pip_settings import PipSettings
 from cais.bundle.pins import Target
 from cais.errors import BuildError
+from cais.image.archive import Directory, File
 from cais.plan import DependencyStep
 from cais.requirements import LockFile
 
@@ -252,3 +254,35 @@ def test_the_key_ignores_where_and_when_the_files_are(tmp_path, no_index_setting
     assert _key(second) == key
     # A CA certificate changes how uv reaches the index, not what it installs.
     assert _key(first, pip=PipSettings(ca_bundle=b"-----BEGIN CERTIFICATE-----")) == key
+
+
+def test_large_distributions_get_layers_of_their_own(tmp_path):
+    site = "usr/local/lib/python3.11/site-packages"
+    big = b"x" * 100
+    record = "numpy/__init__.py,,\nnumpy/core/_m.so,,\n../../../bin/f2py,,\nnumpy-2.2.6.dist-info/RECORD,,\n"
+    entries = {
+        f"{site}/numpy": Directory(),
+        f"{site}/numpy/__init__.py": File(big),
+        f"{site}/numpy/core/_m.so": File(big),
+        "usr/local/bin/f2py": File(b"#!/usr/local/bin/python\n"),
+        f"{site}/numpy-2.2.6.dist-info/RECORD": File(record.encode()),
+        f"{site}/six.py": File(b"small"),
+        f"{site}/six-1.16.0.dist-info/RECORD": File(b"six.py,,\nsix-1.16.0.dist-info/RECORD,,\n"),
+    }
+    groups = split_large(entries, site, large=150)
+    assert [name for name, _ in groups] == ["", "numpy-2.2.6"]
+    rest, numpy = groups[0][1], groups[1][1]
+    assert sorted(numpy) == sorted(
+        [
+            f"{site}/numpy/__init__.py",
+            f"{site}/numpy/core/_m.so",
+            "usr/local/bin/f2py",
+            f"{site}/numpy-2.2.6.dist-info/RECORD",
+        ]
+    )
+    assert sorted(rest) == sorted(
+        [f"{site}/numpy", f"{site}/six.py", f"{site}/six-1.16.0.dist-info/RECORD"]
+    )
+    # Nothing is lost and nothing is in two layers.
+    assert {**rest, **numpy} == entries and not set(rest) & set(numpy)
+    assert [name for name, _ in split_large(entries, site, large=10_000)] == [""]

@@ -15,6 +15,7 @@ ports, labels). The result is an `Image`, a value: where it goes is the sinks' b
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import posixpath
 import tarfile
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from cais import __version__
 from cais.builders.base import BuildProgress
 from cais.builders.pip_settings import PipSettings
-from cais.errors import BuildError, CaisError
+from cais.errors import BlobError, BuildError, CaisError
 from cais.image.archive import Directory, Entry, File, entries_from_folder, write_layer
 from cais.image.blobs import BlobStore, sha256_digest
 from cais.image.image import Image, append_layers, canonical_json, with_config, with_created
@@ -165,7 +166,7 @@ class OCIBuilder:
         made = [self._user_layer(base, plan.user, when)]
         if plan.dependencies is not None:
             progress.step(f"[packages] for Python {plan.python} on {platform}, with uv")
-            made.append(self._packages_layer(project, plan, platform, pip, when))
+            made += self._packages_layers(project, plan, platform, pip, when)
         progress.step(f"[app] {plan.workdir}")
         made.append(self._app_layer(project, plan.workdir, when))
         for item in made:
@@ -252,7 +253,9 @@ class OCIBuilder:
     def _cached(self, key: str) -> Layer | None:
         if self._no_cache:
             return None
-        diff_id = self.store.link(LAYER_INDEX, key)
+        return self._cached_layer(self.store.link(LAYER_INDEX, key))
+
+    def _cached_layer(self, diff_id: str | None) -> Layer | None:
         if diff_id is None or not self.store.verify(diff_id):
             return None  # never built, pruned, or damaged (and now removed): build it again
         return Layer.from_store(self.store, diff_id)
@@ -277,23 +280,48 @@ class OCIBuilder:
         }
         return _Made(self._write(key, entries, when), about, cached=False)
 
-    def _packages_layer(
+    def _packages_layers(
         self, project: Project, plan: ImagePlan, platform: Platform, pip: PipSettings, when: int
-    ) -> _Made:
-        from cais.builders.packages import install, packages_key
+    ) -> list[_Made]:
+        """The packages: the small ones in one layer, each large one in a layer of its own.
+        Their diff ids are cached together (a JSON list in the store) under one key."""
+        from cais.builders.packages import install, packages_key, site_packages, split_large
 
         deps = plan.dependencies
         assert deps is not None
         target = _target(plan.python, platform)
-        about = f"packages for Python {plan.python} on {platform} (uv)"
+        where = f"Python {plan.python} on {platform} (uv)"
         key = packages_key(deps, project=project.path, target=target, pip=pip, created=when)
-        found = self._cached(key)
-        if found is not None:
-            return _Made(found, about, cached=True)
+        listing = None if self._no_cache else self.store.link(LAYER_INDEX, key)
+        if listing is not None:
+            try:
+                named = json.loads(self.store.get(listing))
+            except (BlobError, ValueError):
+                named = None
+            if named is not None:
+                layers = [self._cached_layer(diff_id) for _, diff_id in named]
+                if all(layer is not None for layer in layers):
+                    return [
+                        _Made(layer, _about(name, where), cached=True)  # type: ignore[arg-type]
+                        for (name, _), layer in zip(named, layers, strict=True)
+                    ]
         (self.store.root / "tmp").mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self.store.root / "tmp", prefix="packages-") as tmp:
             entries = install(deps, project=project.path, target=target, pip=pip, into=Path(tmp))
-            return _Made(self._write(key, entries, when), about, cached=False)
+            groups = split_large(entries, site_packages(target.python))
+            made = [
+                _Made(
+                    write_layer(
+                        group, store=self.store, created=when, compression=self._compression
+                    ),
+                    _about(name, where),
+                    cached=False,
+                )
+                for name, group in groups
+            ]
+        named = [[name, item.layer.diff_id] for (name, _), item in zip(groups, made, strict=True)]
+        self.store.set_link(LAYER_INDEX, key, self.store.put(canonical_json(named)))
+        return made
 
     def _app_layer(self, project: Project, workdir: str, when: int) -> _Made:
         """The program, as `COPY . WORKDIR` copies it: the files .dockerignore (or cais's
@@ -314,6 +342,11 @@ def _target(python: str, platform: Platform):
             hint="build for one of those, or with `--builder docker`",
         )
     return Target(python, machines[platform.architecture])
+
+
+def _about(distribution: str, where: str) -> str:
+    """A packages layer's history entry."""
+    return f"package {distribution} for {where}" if distribution else f"packages for {where}"
 
 
 def _key(*parts: object) -> str:

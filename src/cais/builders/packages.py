@@ -16,6 +16,7 @@ import csv
 import hashlib
 import io
 import os
+import posixpath
 import re
 import shutil
 import subprocess
@@ -28,7 +29,7 @@ from cais.builders.dockerfile import BUILD_ONLY_SUFFIXES, TEST_SUITE_FOLDER
 from cais.builders.pip_settings import PipSettings
 from cais.bundle.pins import Index, Target, _reason, _uv, _uv_environment
 from cais.errors import BuildError
-from cais.image.archive import Entry, entries_from_folder
+from cais.image.archive import Entry, File, entries_from_folder
 from cais.image.blobs import sha256_digest
 from cais.image.image import canonical_json
 from cais.plan import DependencyStep
@@ -43,9 +44,13 @@ __all__ = [
     "prune",
     "rewrite_scripts",
     "site_packages",
+    "split_large",
 ]
 
 INTERPRETER = "/usr/local/bin/python"  # the python:X.Y-slim images' interpreter
+# A distribution at least this large gets a layer of its own: an upgrade of another package
+# leaves its layer (and its digest) as it was, so it is neither rebuilt nor pushed again.
+LARGE = 16 << 20
 SCRIPTS = "usr/local/bin"
 _UV_TIMEOUT = 1800
 # How uv names a package it found no wheel for: in its hint, and in its explanation.
@@ -165,6 +170,42 @@ def install_error(stderr: str, target: Target) -> BuildError:
         f"uv could not install the packages for {target.where}: {reason}",
         hint="check the requirements, the network and proxy (`--ca-cert`, `--index-url`)",
     )
+
+
+def split_large(
+    entries: dict[str, Entry], site: str, *, large: int = LARGE
+) -> list[tuple[str, dict[str, Entry]]]:
+    """The entries of a packages layer as layers: `("", the rest)` first, then one
+    `(distribution, its files)` for each distribution of at least `large` bytes, by name.
+
+    A distribution's files are those its `RECORD` lists; folders stay with the rest (the
+    layer writer adds the parents each layer needs)."""
+    owned: dict[str, list[str]] = {}
+    for path, entry in entries.items():
+        folder, _, name = path.rpartition("/")
+        if name != "RECORD" or not folder.endswith(".dist-info") or not isinstance(entry, File):
+            continue
+        text = (
+            entry.source.decode() if isinstance(entry.source, bytes) else entry.source.read_text()
+        )
+        files = [
+            posixpath.normpath(posixpath.join(site, row[0]))
+            for row in csv.reader(io.StringIO(text))
+            if row
+        ]
+        files = [f for f in files if isinstance(entries.get(f), File)]
+        size = sum(_size(entries[f]) for f in files)  # type: ignore[arg-type]
+        if size >= large:
+            owned[folder.rpartition("/")[2].removesuffix(".dist-info")] = files
+    taken = {path for files in owned.values() for path in files}
+    rest = {path: entry for path, entry in entries.items() if path not in taken}
+    return [("", rest)] + [
+        (name, {path: entries[path] for path in owned[name]}) for name in sorted(owned)
+    ]
+
+
+def _size(entry: File) -> int:
+    return len(entry.source) if isinstance(entry.source, bytes) else entry.source.stat().st_size
 
 
 def rewrite_scripts(site: Path, scripts: Path) -> None:
