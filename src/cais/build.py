@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import docker
 
+    from cais.builders.oci import OCIBuilder
     from cais.bundle.store import Bundle
+    from cais.image.image import Image
 
 from cais.builders.base import BuilderChoice, BuildProgress, BuildRequest, BuildResult
 from cais.builders.dockerfile import DEFAULT_DOCKERIGNORE, SecretsMode, render_dockerfile
@@ -30,6 +32,7 @@ from cais.server.routes import LegacyRoute
 __all__ = [
     "BuildOptions",
     "build_bundle",
+    "build_image",
     "build_project",
     "copy_runtime",
     "default_tag",
@@ -136,6 +139,28 @@ def build_project(
     )
     result = builder.build(request, progress)
     return replace(result, base_image=plan.base_image, dockerfile_text=text, ports=plan.ports)
+
+
+def build_image(
+    builder: OCIBuilder,
+    project: Project,
+    options: BuildOptions,
+    progress: BuildProgress,
+    pip: PipSettings,
+) -> tuple[Image, ImagePlan]:
+    """Build a loaded project into an image on the host (the OCI builder), and its plan;
+    the tags in `options` label it, the sinks give them."""
+    if project.dockerfile is not None:
+        raise BuildError(
+            f"`{project.dockerfile.name}` is the project's own Dockerfile, which only the "
+            "Docker Engine builds",
+            hint="build with `--builder docker`",
+        )
+    tags = tuple(str(parse_reference(tag)) for tag in options.tags or (default_tag(project),))
+    plan = _plan(project, tags, options.platform)
+    if not plan.uses_pip:
+        pip = PipSettings()
+    return builder.build(project, plan, pip, progress), plan
 
 
 def _own_dockerfile_pip(dockerfile: Path, pip: PipSettings, builder: str) -> PipSettings:

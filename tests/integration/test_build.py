@@ -23,6 +23,14 @@ def builder(request) -> str:
     return request.param
 
 
+@pytest.fixture(params=[*BUILDERS, "oci"])
+def every_builder(request) -> str:
+    """The engine's builders and the OCI builder (which loads its image into the engine)."""
+    if request.param == "buildkit" and find_buildkit_cli() is None:
+        unavailable("no docker CLI that can build with BuildKit")
+    return request.param
+
+
 def _project(tmp_path: Path, cais) -> Path:
     project = tmp_path / "hello"
     done = cais("init", str(project))
@@ -40,14 +48,14 @@ def _build(
 
 
 def test_build_and_run_the_script_project(
-    tmp_path, cais, engine, base_image, image_name, builder, ca_certs
+    tmp_path, cais, engine, base_image, image_name, every_builder, ca_certs
 ):
     project = _project(tmp_path, cais)
     tag = f"{image_name}:0.1.0"
-    done = _build(cais, project, tag, builder, ca_certs)
+    done = _build(cais, project, tag, every_builder, ca_certs)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == tag
-    assert f"with {builder}" in done.stderr
+    assert f"with {every_builder}" in done.stderr
 
     config = engine.images.get(tag).attrs["Config"]
     assert config["User"] == "1000:1000"
@@ -68,14 +76,14 @@ def test_build_and_run_the_script_project(
 
 
 def test_code_change_reuses_the_dependency_layer(
-    tmp_path, cais, engine, base_image, image_name, builder, ca_certs
+    tmp_path, cais, engine, base_image, image_name, every_builder, ca_certs
 ):
     project = _project(tmp_path, cais)
-    first = _build(cais, project, f"{image_name}:1", builder, ca_certs)
+    first = _build(cais, project, f"{image_name}:1", every_builder, ca_certs)
     assert first.returncode == 0, first.stderr
     script = project / "script.py"
     script.write_text(script.read_text() + "\nprint('one more line')\n")
-    second = _build(cais, project, f"{image_name}:2", builder, ca_certs)
+    second = _build(cais, project, f"{image_name}:2", every_builder, ca_certs)
     assert second.returncode == 0, second.stderr
 
     layers_1 = engine.images.get(f"{image_name}:1").attrs["RootFS"]["Layers"]
@@ -107,7 +115,7 @@ def _image_files(engine, tag: str) -> dict[str, bytes]:
 
 
 def test_ca_certificates_and_index_never_reach_the_image(
-    tmp_path, cais, engine, base_image, image_name, builder, ca_certs
+    tmp_path, cais, engine, base_image, image_name, every_builder, ca_certs
 ):
     if not ca_certs:
         pytest.skip("no proxy CA on this machine to pass")
@@ -115,7 +123,9 @@ def test_ca_certificates_and_index_never_reach_the_image(
     tag = f"{image_name}:secret"
     marker_host = "cais-index-marker.invalid"
     # A made-up trusted host stands for any pip setting: it must not reach the image either.
-    done = _build(cais, project, tag, builder, ca_certs, env={"PIP_TRUSTED_HOST": marker_host})
+    done = _build(
+        cais, project, tag, every_builder, ca_certs, env={"PIP_TRUSTED_HOST": marker_host}
+    )
     assert done.returncode == 0, done.stderr
     assert "kept out of the image" in done.stderr
     _assert_no_pip_settings(engine, tag, ca_certs, marker_host)

@@ -45,8 +45,11 @@ def _ca_args(ca_certs) -> list[str]:
     return [a for c in ca_certs for a in ("--ca-cert", str(c))]
 
 
+# The OCI builder installs the server on the host: its console script must start the image's
+# Python.
+@pytest.mark.parametrize("builder", ["classic", "oci"])
 def test_a_fastapi_factory_without_uvicorn_in_its_requirements(
-    tmp_path, cais, engine, base_image, image_name, ca_certs, container_name
+    tmp_path, cais, engine, base_image, image_name, ca_certs, container_name, builder
 ):
     project = tmp_path / "api"
     project.mkdir()
@@ -56,9 +59,9 @@ def test_a_fastapi_factory_without_uvicorn_in_its_requirements(
     tag = f"{image_name}:1"
     # The classic builder installs in a throw-away stage (the journey test builds with
     # BuildKit): the added server must reach the image from there too.
-    build = cais("build", str(project), "-t", tag, "--builder", "classic", *_ca_args(ca_certs))
+    build = cais("build", str(project), "-t", tag, "--builder", builder, *_ca_args(ca_certs))
     assert build.returncode == 0, build.stderr
-    assert "with classic" in build.stderr
+    assert f"with {builder}" in build.stderr
     assert "`uvicorn` is not in requirements.txt: the image installs its newest" in build.stderr
     assert f"run it: `cais run -p 8080:8080 {tag}`" in build.stderr
     config = engine.images.get(tag).attrs["Config"]
@@ -80,8 +83,9 @@ def test_a_fastapi_factory_without_uvicorn_in_its_requirements(
     assert answer.json() == {"number": 21, "double": 42}
 
 
+@pytest.mark.parametrize("builder", ["auto", "oci"])
 def test_a_script_of_the_standard_library_builds_without_requirements(
-    tmp_path, cais, engine, base_image, image_name
+    tmp_path, cais, engine, base_image, image_name, builder
 ):
     project = tmp_path / "plain"
     project.mkdir()
@@ -90,7 +94,7 @@ def test_a_script_of_the_standard_library_builds_without_requirements(
     )
     (project / "cais.yaml").write_text('python: "3.11"\n')
     tag = f"{image_name}:1"
-    build = cais("build", str(project), "-t", tag)
+    build = cais("build", str(project), "-t", tag, "--builder", builder)
     assert build.returncode == 0, build.stderr
     history = " ".join(step["CreatedBy"] for step in engine.images.get(tag).history())
     assert "pip install" not in history

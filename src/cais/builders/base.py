@@ -20,9 +20,11 @@ __all__ = [
 
 
 class BuilderChoice(str, Enum):
-    AUTO = "auto"
+    AUTO = "auto"  # the Docker Engine's builder, for now
+    DOCKER = "docker"  # the engine: BuildKit through a docker CLI when one can, else classic
     BUILDKIT = "buildkit"
     CLASSIC = "classic"
+    OCI = "oci"  # on the host, daemonless (builders/oci.py); gives an Image, not a BuildResult
 
 
 @dataclass(frozen=True)

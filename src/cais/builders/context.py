@@ -8,7 +8,13 @@ from typing import IO
 
 from cais.builders.dockerfile import DEFAULT_DOCKERIGNORE
 
-__all__ = ["WRITTEN_DOCKERIGNORE", "context_archive", "excluded", "ignore_patterns"]
+__all__ = [
+    "WRITTEN_DOCKERIGNORE",
+    "context_archive",
+    "context_paths",
+    "excluded",
+    "ignore_patterns",
+]
 
 # cais's default ignore list as the .dockerignore `cais dockerfile -o` writes into a project
 # that has none, saying who wrote it and why.
@@ -59,3 +65,11 @@ def context_archive(
     create_archive(root=str(context), files=files, fileobj=fileobj, extra_files=extra)
     fileobj.seek(0)
     return fileobj
+
+
+def context_paths(context: Path, default: str | None) -> set[str]:
+    """The files and folders of the context (relative paths) a `COPY . .` copies: those the
+    project's .dockerignore (or `default`, when it has none) leaves in."""
+    from docker.utils.build import exclude_paths  # the engine's own rules, as for the archive
+
+    return set(exclude_paths(str(context), ignore_patterns(context, default)))

@@ -19,8 +19,10 @@ from cais.plan import Copy, DependencyStep, ImagePlan
 from cais.requirements import LockFile
 
 __all__ = [
+    "BUILD_ONLY_SUFFIXES",
     "DEFAULT_DOCKERIGNORE",
     "SECRETS_DIR",
+    "TEST_SUITE_FOLDER",
     "SecretsMode",
     "render_dockerfile",
 ]
@@ -308,9 +310,10 @@ def _comment(text: str) -> list[str]:
 def _prune(deps: DependencyStep, prefix: str) -> list[str]:
     if not deps.prune:
         return []
-    build_only = " -o ".join(f"-name '*.{e}'" for e in _BUILD_ONLY)
+    build_only = " -o ".join(f"-name '*.{e}'" for e in BUILD_ONLY_SUFFIXES)
     return [
-        f"find {prefix}/lib -depth -type d -name tests -path '*-packages/*' -exec rm -rf {{}} +",
+        f"find {prefix}/lib -depth -type d -name {TEST_SUITE_FOLDER} -path '*-packages/*' "
+        "-exec rm -rf {} +",
         f"find {prefix}/lib -path '*-packages/*' -type f \\( {build_only} \\) -delete",
     ]
 
@@ -325,8 +328,10 @@ def _strip(deps: DependencyStep, site_packages: str) -> list[str]:
 
 # Files wheels carry for Cython builds (sources, their Tempita templates), for linking (static
 # libraries) and for type checkers, never read at run time (C sources and headers stay: some
-# packages compile them at run time, such as triton's driver).
-_BUILD_ONLY = ("pyx", "pxd", "pxi", "pyx.tp", "pxd.tp", "pxi.tp", "pyi", "a")
+# packages compile them at run time, such as triton's driver). The OCI builder (packages.py)
+# leaves out the same files, and every folder of a package named TEST_SUITE_FOLDER.
+TEST_SUITE_FOLDER = "tests"
+BUILD_ONLY_SUFFIXES = ("pyx", "pxd", "pxi", "pyx.tp", "pxd.tp", "pxi.tp", "pyi", "a")
 
 # Imports each module given, skipping any that fails (it may not exist in these versions, or
 # need what only the running image has): this only saves start-up time. Python writes the

@@ -21,7 +21,10 @@ def select_builder(
     connect: Callable[[], docker.DockerClient], choice: BuilderChoice = BuilderChoice.AUTO
 ) -> Builder:
     """BuildKit through a docker CLI when one can, else the engine's classic builder (only
-    then is `connect` called: BuildKit builds need no Engine API client)."""
+    then is `connect` called: BuildKit builds need no Engine API client). The OCI builder
+    is not one of these: it makes an Image on the host (`builders/oci.py`)."""
+    if choice is BuilderChoice.OCI:
+        raise ValueError("the OCI builder is made with OCIBuilder, not select_builder")
     if choice is BuilderChoice.CLASSIC:
         return ClassicBuilder(connect())
     cli = find_buildkit_cli()

@@ -304,8 +304,27 @@ def build(
     ] = None,
     builder: Annotated[
         BuilderChoice,
-        typer.Option("--builder", help="BuildKit (docker CLI) or the classic builder."),
+        typer.Option(
+            "--builder",
+            help="oci: on this machine, no daemon; docker: the engine's (buildkit when a docker "
+            "CLI can, else classic); auto: docker for now.",
+        ),
     ] = BuilderChoice.AUTO,
+    load: Annotated[
+        bool,
+        typer.Option(
+            "--load", help="Put the image in the Docker Engine (the default with no --output)."
+        ),
+    ] = False,
+    output: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--output",
+            metavar="oci:DIR|tar:FILE",
+            help="Also write the image as an OCI layout or a `docker load` tarball (with "
+            "--builder oci; needs no engine).",
+        ),
+    ] = None,
     python: Annotated[
         str | None,
         typer.Option(
@@ -318,7 +337,8 @@ def build(
         bool, typer.Option("-v", "--verbose", help="Show every build line.")
     ] = False,
 ) -> None:
-    """Build a project, or an image that serves a saved model, on the Docker Engine."""
+    """Build a project (on the Docker Engine, or on this machine with `--builder oci`), or an
+    image that serves a saved model."""
     from cais.build import BuildOptions, build_project, pip_settings_unused
     from cais.builders.pip_settings import pip_settings
     from cais.builders.record import fingerprint
@@ -337,8 +357,16 @@ def build(
     )
     # Unless options change what is built, the next `cais build DIR [-t TAG]` of unchanged
     # inputs is a lookup (cais._entry): take the inputs' fingerprint before anything reads
-    # them. (--no-cache and --builder change how, not what.)
-    plain = not (platform or build_arg or ca_cert or index_url or python)
+    # them. (--no-cache and --builder change how, not what; the OCI builder's own layer cache
+    # answers for it.)
+    oci = builder is BuilderChoice.OCI
+    plain = not (platform or build_arg or ca_cert or index_url or python or oci)
+    outputs = [_output(value) for value in output or ()]
+    if outputs and not oci:
+        raise CaisError(
+            "`--output` writes an image cais assembles itself",
+            hint="add `--builder oci`",
+        )
     key = fingerprint(Path(source), options.tags) if plain else None
     # A bad project, tag, platform or certificate fails before the engine is contacted.
     for value in options.tags:
@@ -348,6 +376,11 @@ def build(
     if found.note:
         note(found.note)
     bundle = found.bundle
+    if bundle is not None and oci:
+        raise CaisError(
+            f"The OCI builder builds project folders; `{bundle.reference}` is a saved model",
+            hint="build its serving image with `--builder docker`",
+        )
     if bundle is not None:
         from cais.build import build_bundle
 
@@ -374,6 +407,9 @@ def build(
     unused = pip_settings_unused(project, pip)
     if unused:
         note(unused)
+    if oci:
+        _build_on_host(project, options, pip, outputs, load=load, verbose=verbose)
+        return
     check_socket()
     with BuildDisplay(verbose=verbose) as display:
         result = build_project(connect, project, options, display, pip)
@@ -382,3 +418,73 @@ def build(
 
         remember_result(key, result)  # a rebuild with nothing changed is then a lookup
     report_built(result, pip, own_dockerfile=project.dockerfile)
+
+
+def _output(value: str) -> tuple[str, Path]:
+    """`oci:DIR` or `tar:FILE`, parsed."""
+    kind, sep, where = value.partition(":")
+    if not sep or kind not in ("oci", "tar") or not where:
+        raise CaisError(
+            f"`{value}` is not an output cais writes",
+            hint="use `oci:DIR` (an OCI image layout) or `tar:FILE` (a tarball `docker load` "
+            "reads)",
+        )
+    return kind, Path(where)
+
+
+def _build_on_host(
+    project, options, pip, outputs: list[tuple[str, Path]], *, load: bool, verbose: bool
+) -> None:
+    """Build with the OCI builder, then hand the image to each sink: the engine (`--load`,
+    the default when no output is given), OCI layouts, tarballs."""
+    import time
+
+    from cais.build import build_image, default_tag
+    from cais.builders.oci import OCIBuilder
+    from cais.engine.client import connect, engine_errors, engine_host
+    from cais.image.media import Compression
+    from cais.registry.reference import parse_reference
+    from cais.sinks import engine, layout, tarball
+
+    tags = [str(parse_reference(t)) for t in options.tags or (default_tag(project),)]
+    client = None
+    if load or not outputs:
+        try:
+            client = connect(timeout=30)
+            with engine_errors():
+                client.ping()
+        except CaisError as exc:
+            if load:
+                raise
+            raise CaisError(
+                f"No Docker Engine answers at `{engine_host()}` to load the image into",
+                hint="start one, or write the image with `--output oci:DIR` or `--output tar:FILE`",
+            ) from exc
+    builder = OCIBuilder(
+        engine=lambda: connect(timeout=30),
+        prefer_engine=client is not None and not outputs,
+        compression=None if not outputs else Compression.GZIP,
+        no_cache=options.no_cache,
+    )
+    started = time.monotonic()
+    with BuildDisplay(verbose=verbose) as display:
+        image, plan = build_image(builder, project, options, display, pip)
+        for kind, where in outputs:
+            display.step(f"[output] {kind}:{where}")
+            if kind == "oci":
+                layout.write(image, where, tag=plan.tag)
+            else:
+                tarball.write(image, where, tags=tags)
+        if client is not None:
+            display.step("[load] into the Docker Engine")
+            engine.write(image, client, tags=tags, candidates=[plan.base_image])
+    seconds = time.monotonic() - started
+    if plan.dependencies is not None and pip:
+        note(f"uv used {pip.describe()}; kept out of the image")
+    success(f"Built `{', '.join(tags)}` ({image.id[7:19]}) with oci in {seconds:.1f}s")
+    for kind, where in outputs:
+        what = "the OCI layout" if kind == "oci" else "the tarball"
+        note(f"wrote {what} `{where}` (digest {image.digest})")
+    if client is not None:
+        note(f"run it: `{run_command(tags[0], plan.ports)}`")
+    out.print(tags[0], markup=False)

@@ -16,7 +16,7 @@ import os
 import posixpath
 import stat
 import tarfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
@@ -43,6 +43,8 @@ class File:
 @dataclass(frozen=True)
 class Directory:
     mode: int = 0o755
+    # (uid, gid) of a folder a non-root user must write to (its home); None: the layer's owner
+    owner: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -53,29 +55,37 @@ class Symlink:
 Entry = File | Directory | Symlink
 
 
-def entries_from_folder(folder: Path, prefix: str = "") -> dict[str, Entry]:
-    """The entries of a host folder, placed under `prefix` in the image.
+def entries_from_folder(
+    folder: Path, prefix: str = "", *, paths: Iterable[str] | None = None
+) -> dict[str, Entry]:
+    """The entries of a host folder, placed under `prefix` in the image; with `paths`
+    (relative to the folder), only those.
 
     Symlinks stay symlinks, hard links become files; sockets, pipes and devices are refused.
     """
     folder = Path(folder)
+    if paths is None:
+        paths = [
+            os.path.relpath(os.path.join(root, name), folder)
+            for root, dirs, files in os.walk(folder)
+            for name in dirs + files
+        ]
     entries: dict[str, Entry] = {}
-    for root, dirs, files in os.walk(folder):
-        for name in dirs + files:
-            path = Path(root) / name
-            inside = posixpath.join(prefix, path.relative_to(folder).as_posix())
-            info = path.lstat()
-            if stat.S_ISLNK(info.st_mode):
-                entries[inside] = Symlink(os.readlink(path))
-            elif stat.S_ISDIR(info.st_mode):
-                entries[inside] = Directory()
-            elif stat.S_ISREG(info.st_mode):
-                entries[inside] = File(path)
-            else:
-                raise BuildError(
-                    f"The file `{path}` is not a regular file, folder or symlink",
-                    hint="remove it (or move it out of the folder) and build again",
-                )
+    for relative in paths:
+        path = folder / relative
+        inside = posixpath.join(prefix, Path(relative).as_posix())
+        info = path.lstat()
+        if stat.S_ISLNK(info.st_mode):
+            entries[inside] = Symlink(os.readlink(path))
+        elif stat.S_ISDIR(info.st_mode):
+            entries[inside] = Directory()
+        elif stat.S_ISREG(info.st_mode):
+            entries[inside] = File(path)
+        else:
+            raise BuildError(
+                f"The file `{path}` is not a regular file, folder or symlink",
+                hint="remove it (or move it out of the folder) and build again",
+            )
     return entries
 
 
@@ -141,6 +151,8 @@ def _write_entry(sink: _Tee, path: str, entry: Entry, created: int, uid: int, gi
     info.uid, info.gid, info.uname, info.gname = uid, gid, "", ""
     if isinstance(entry, Directory):
         info.type, info.mode = tarfile.DIRTYPE, entry.mode
+        if entry.owner is not None:
+            info.uid, info.gid = entry.owner
         sink.write(_header(info))
     elif isinstance(entry, Symlink):
         info.type, info.mode, info.linkname = tarfile.SYMTYPE, 0o777, entry.target

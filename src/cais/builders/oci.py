@@ -1,0 +1,405 @@
+"""The OCI builder: a project's image assembled on the host, with no daemon and no emulation.
+
+The base image's layers are read by digest (from a registry, or from the engine that holds
+it); cais adds three layers of its own, each written deterministically (image/archive.py)
+and kept in the layer cache under a key made of what went into it:
+
+1. the user: the base's `/etc/passwd` and `/etc/group` with the user's lines, and its home;
+2. the packages, installed on the host with uv for the image's Python and platform;
+3. the program: the project folder as the Docker builder's `COPY . .` sees it.
+
+The config says what the Docker builder's Dockerfile says (env, user, workdir, command,
+ports, labels). The result is an `Image`, a value: where it goes is the sinks' business.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import posixpath
+import tarfile
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
+
+from cais import __version__
+from cais.builders.base import BuildProgress
+from cais.builders.pip_settings import PipSettings
+from cais.errors import BlobError, BuildError, CaisError
+from cais.image.archive import Directory, Entry, File, entries_from_folder, write_layer
+from cais.image.blobs import BlobStore, sha256_digest
+from cais.image.image import Image, append_layers, canonical_json, with_config, with_created
+from cais.image.layer import Layer
+from cais.image.media import Compression, MediaType
+from cais.image.platform import Platform
+from cais.plan import ImagePlan, User
+from cais.project import Project
+from cais.registry.reference import Reference, parse_reference
+
+if TYPE_CHECKING:
+    import docker
+
+__all__ = ["IMAGE_ENV", "LAYER_INDEX", "OCIBuilder", "base_reference", "layer_time", "user_files"]
+
+# What the Docker builder's Dockerfile sets first (builders/dockerfile.py): no .pyc files,
+# unbuffered output for `docker logs`, a quiet pip without a cache.
+IMAGE_ENV = {
+    "PYTHONDONTWRITEBYTECODE": "1",
+    "PYTHONUNBUFFERED": "1",
+    "PIP_NO_CACHE_DIR": "1",
+    "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+}
+# The layer cache: the blob store's index from a layer's input key to its diff id.
+LAYER_INDEX = "layer"
+# Every entry's mtime when SOURCE_DATE_EPOCH is not set: fixed (jib's choice), so a layer
+# depends only on its content, and a code edit changes the code layer alone.
+_FIXED_TIME = 1
+
+
+def layer_time() -> int:
+    """The mtime of every entry of cais's layers: SOURCE_DATE_EPOCH, else a fixed time."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    return int(epoch) if epoch.isdigit() else _FIXED_TIME
+
+
+def base_reference(image: str) -> Reference:
+    """Where a base image is read from: the registry it names, else the mirror named by
+    CAIS_BASE_REGISTRY (with Docker Hub's paths, `HOST/library/python`), else Docker Hub."""
+    from cais.bases import base_registry
+
+    reference = parse_reference(image)
+    mirror = base_registry()
+    if reference.explicit_registry or mirror is None:
+        return reference
+    return Reference(mirror, reference.repository, reference.tag, reference.digest, True)
+
+
+def user_files(passwd: bytes, group: bytes, user: User) -> tuple[bytes, bytes]:
+    """`/etc/passwd` and `/etc/group` with a line for the user, as the Docker builder adds
+    them: unless the base image has the uid (or gid) already, which it then keeps."""
+
+    def taken(text: bytes, number: int) -> bool:
+        return any(
+            len(fields) > 2 and fields[2] == str(number).encode()
+            for fields in (line.split(b":") for line in text.splitlines())
+        )
+
+    def ended(text: bytes) -> bytes:
+        return text if not text or text.endswith(b"\n") else text + b"\n"
+
+    if not taken(group, user.gid):
+        group = ended(group) + f"{user.name}:x:{user.gid}:\n".encode()
+    if not taken(passwd, user.uid):
+        line = f"{user.name}:x:{user.uid}:{user.gid}::/home/{user.name}:/usr/sbin/nologin\n"
+        passwd = ended(passwd) + line.encode()
+    return passwd, group
+
+
+@dataclass(frozen=True)
+class _Made:
+    """A layer of cais's, what it holds (its history entry), and whether the cache had it."""
+
+    layer: Layer
+    about: str
+    cached: bool
+
+
+class OCIBuilder:
+    """Builds a project's plan into an `Image` on the host.
+
+    Parameters:
+        store: the blob store and layer cache (`~/.cache/cais` by default).
+        engine: connects to the Docker Engine, to read a base image it holds; None when the
+            build must not use one (it may not be running).
+        prefer_engine: read the base from the engine before asking its registry (when the
+            image goes only to that engine, which holds the base's layers already).
+        compression: how new layers are compressed as they are written; None for an image
+            bound only for the engine, which loads tars.
+        no_cache: build every layer again (the results still go into the cache).
+    """
+
+    name = "oci"
+
+    def __init__(
+        self,
+        *,
+        store: BlobStore | None = None,
+        engine: Callable[[], docker.DockerClient] | None = None,
+        prefer_engine: bool = False,
+        compression: Compression | None = Compression.GZIP,
+        no_cache: bool = False,
+    ) -> None:
+        self.store = store or BlobStore()
+        self._engine = engine
+        self._prefer_engine = prefer_engine and engine is not None
+        self._compression = compression
+        self._no_cache = no_cache
+
+    def __repr__(self) -> str:
+        return f"OCIBuilder(store={self.store!r})"
+
+    def build(
+        self, project: Project, plan: ImagePlan, pip: PipSettings, progress: BuildProgress
+    ) -> Image:
+        """The image of `plan` (made from `project`); `pip` reaches uv, never a layer."""
+        if plan.app.install_project:
+            raise BuildError(
+                f"`{project.path.name}` is a package to build (pyproject.toml names a build "
+                "backend), and the OCI builder installs wheels only",
+                hint="build with `--builder docker`",
+            )
+        platform = Platform.parse(plan.platform) if plan.platform else Platform.host()
+        if plan.dependencies is not None:  # what cannot be done fails before any download
+            from cais.builders.packages import check_supported
+
+            check_supported(plan.dependencies)
+            _target(plan.python, platform)
+        created = int((project.source_date or _epoch(0)).timestamp())
+        when = layer_time()
+        progress.step(f"[base] {plan.base_image} for {platform}")
+        base = self._base(plan.base_image, platform)
+        base = Image(base.config_json, base.layers, MediaType.OCI_MANIFEST)
+        progress.step(f"[user] {plan.user.name} ({plan.user.spec})")
+        made = [self._user_layer(base, plan.user, when)]
+        if plan.dependencies is not None:
+            progress.step(f"[packages] for Python {plan.python} on {platform}, with uv")
+            made += self._packages_layers(project, plan, platform, pip, when)
+        progress.step(f"[app] {plan.workdir}")
+        made.append(self._app_layer(project, plan.workdir, when))
+        for item in made:
+            progress.log(
+                f"{item.about}: {'cached' if item.cached else 'built'} {item.layer.diff_id}"
+            )
+        image = append_layers(
+            with_created(base, created),
+            [item.layer for item in made],
+            created_by=[f"cais: {item.about}" for item in made],
+        )
+        health = (
+            {
+                "Test": ["CMD", *plan.healthcheck],
+                "Interval": 10_000_000_000,
+                "Timeout": 3_000_000_000,
+                "StartPeriod": 30_000_000_000,
+                "Retries": 3,
+            }
+            if plan.healthcheck
+            else None
+        )
+        return with_config(
+            image,
+            env={**IMAGE_ENV, **plan.env},
+            user=plan.user.spec,
+            workdir=plan.workdir,
+            cmd=plan.entrypoint or None,
+            exposed_ports=[str(port) for port in plan.ports] or None,
+            labels=plan.labels,
+            healthcheck=health,
+        )
+
+    # The base image
+
+    def _base(self, name: str, platform: Platform) -> Image:
+        from cais.image import remote
+        from cais.registry.client import RegistryClient
+
+        if self._prefer_engine:
+            found, _ = self._from_engine(name, platform)
+            if found is not None:
+                return found
+        reference = base_reference(name)
+        try:
+            with RegistryClient(reference.registry) as client:
+                return remote.read(
+                    client,
+                    reference.repository,
+                    reference.digest or reference.tag or "latest",
+                    platform,
+                    store=self.store,
+                )
+        except CaisError as exc:
+            found, engine = self._from_engine(name, platform)
+            if found is not None:
+                return found
+            raise BuildError(
+                f"The base image `{name}` for `{platform}` could not be read from "
+                f"`{reference.registry}` ({exc.message.rstrip('.')}), and {engine}",
+                hint="pull it into the engine, or name a registry that mirrors Docker Hub "
+                "with `CAIS_BASE_REGISTRY=HOST`",
+            ) from exc
+
+    def _from_engine(self, name: str, platform: Platform) -> tuple[Image | None, str]:
+        """The engine's copy of the base, or None and why there is none."""
+        from cais.engine.client import engine_host
+        from cais.image import engine_source
+
+        if self._engine is None:
+            return None, "no Docker Engine was asked"
+        try:
+            client = self._engine()
+        except CaisError:
+            return None, f"no Docker Engine answers at `{engine_host()}`"
+        try:
+            found = engine_source.read(client, name, store=self.store, platform=platform)
+        finally:
+            client.close()
+        return found, f"the Docker Engine does not hold it for `{platform}`"
+
+    # The layers
+
+    def _cached(self, key: str) -> Layer | None:
+        if self._no_cache:
+            return None
+        return self._cached_layer(self.store.link(LAYER_INDEX, key))
+
+    def _cached_layer(self, diff_id: str | None) -> Layer | None:
+        if diff_id is None or not self.store.verify(diff_id):
+            return None  # never built, pruned, or damaged (and now removed): build it again
+        return Layer.from_store(self.store, diff_id)
+
+    def _write(self, key: str, entries: dict[str, Entry], when: int) -> Layer:
+        layer = write_layer(entries, store=self.store, created=when, compression=self._compression)
+        self.store.set_link(LAYER_INDEX, key, layer.diff_id)
+        return layer
+
+    def _user_layer(self, base: Image, user: User, when: int) -> _Made:
+        about = f"user {user.name} ({user.spec}) and its home"
+        key = _key("user", base.config_digest, user.name, user.uid, user.gid, when)
+        found = self._cached(key)
+        if found is not None:
+            return _Made(found, about, cached=True)
+        files = _files_of(base, ("etc/passwd", "etc/group"))
+        passwd, group = user_files(files.get("etc/passwd", b""), files.get("etc/group", b""), user)
+        entries: dict[str, Entry] = {
+            "etc/passwd": File(passwd, 0o644),
+            "etc/group": File(group, 0o644),
+            f"home/{user.name}": Directory(0o755, owner=(user.uid, user.gid)),
+        }
+        return _Made(self._write(key, entries, when), about, cached=False)
+
+    def _packages_layers(
+        self, project: Project, plan: ImagePlan, platform: Platform, pip: PipSettings, when: int
+    ) -> list[_Made]:
+        """The packages: the small ones in one layer, each large one in a layer of its own.
+        Their diff ids are cached together (a JSON list in the store) under one key."""
+        from cais.builders.packages import install, packages_key, site_packages, split_large
+
+        deps = plan.dependencies
+        assert deps is not None
+        target = _target(plan.python, platform)
+        where = f"Python {plan.python} on {platform} (uv)"
+        key = packages_key(deps, project=project.path, target=target, pip=pip, created=when)
+        listing = None if self._no_cache else self.store.link(LAYER_INDEX, key)
+        if listing is not None:
+            try:
+                named = json.loads(self.store.get(listing))
+            except (BlobError, ValueError):
+                named = None
+            if named is not None:
+                layers = [self._cached_layer(diff_id) for _, diff_id in named]
+                if all(layer is not None for layer in layers):
+                    return [
+                        _Made(layer, _about(name, where), cached=True)  # type: ignore[arg-type]
+                        for (name, _), layer in zip(named, layers, strict=True)
+                    ]
+        (self.store.root / "tmp").mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=self.store.root / "tmp", prefix="packages-") as tmp:
+            entries = install(deps, project=project.path, target=target, pip=pip, into=Path(tmp))
+            groups = split_large(entries, site_packages(target.python))
+            made = [
+                _Made(
+                    write_layer(
+                        group, store=self.store, created=when, compression=self._compression
+                    ),
+                    _about(name, where),
+                    cached=False,
+                )
+                for name, group in groups
+            ]
+        named = [[name, item.layer.diff_id] for (name, _), item in zip(groups, made, strict=True)]
+        self.store.set_link(LAYER_INDEX, key, self.store.put(canonical_json(named)))
+        return made
+
+    def _app_layer(self, project: Project, workdir: str, when: int) -> _Made:
+        """The program, as `COPY . WORKDIR` copies it: the files .dockerignore (or cais's
+        defaults) leaves in. The tar's digest is the tree's hash: writing it is the lookup."""
+        entries = _context_entries(project.path, workdir.strip("/"))
+        layer = write_layer(entries, store=self.store, created=when, compression=self._compression)
+        return _Made(layer, f"COPY . {workdir}", cached=False)
+
+
+def _target(python: str, platform: Platform):
+    from cais.bundle.pins import Target
+
+    machines = {"amd64": "x86_64", "arm64": "aarch64"}
+    if platform.os != "linux" or platform.architecture not in machines:
+        raise BuildError(
+            f"The OCI builder installs packages for `linux/amd64` and `linux/arm64`, not "
+            f"`{platform}`",
+            hint="build for one of those, or with `--builder docker`",
+        )
+    return Target(python, machines[platform.architecture])
+
+
+def _about(distribution: str, where: str) -> str:
+    """A packages layer's history entry."""
+    return f"package {distribution} for {where}" if distribution else f"packages for {where}"
+
+
+def _key(*parts: object) -> str:
+    return sha256_digest(canonical_json([__version__, *parts])).removeprefix("sha256:")
+
+
+def _epoch(seconds: int):
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(seconds, timezone.utc)
+
+
+def _files_of(image: Image, names: tuple[str, ...]) -> dict[str, bytes]:
+    """The content of files of the image's filesystem (the topmost layer's version wins; a
+    file a layer deletes counts as absent). Layers are read only until every file is found
+    (`/etc` comes early in a layer), decompressed as they stream, never stored whole."""
+    found: dict[str, bytes] = {}
+    settled: set[str] = set()
+    for layer in reversed(image.layers):
+        with _tar_stream(layer) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
+            for member in tar:
+                name = posixpath.normpath(member.name.lstrip("/")).removeprefix("./")
+                folder, base = posixpath.split(name)
+                if base.startswith(".wh."):
+                    name = posixpath.join(folder, base.removeprefix(".wh."))
+                    if name in names and name not in settled:
+                        settled.add(name)  # deleted by this layer
+                elif name in names and name not in settled and member.isfile():
+                    source = tar.extractfile(member)
+                    found[name] = source.read() if source else b""
+                    settled.add(name)
+                if settled.issuperset(names):
+                    return found
+    return found
+
+
+@contextlib.contextmanager
+def _tar_stream(layer: Layer) -> Iterator[BinaryIO]:
+    """A layer's tar as a stream: the stored tar, or its gzip blob decompressed on the way."""
+    if layer.store.has(layer.diff_id) or layer.compression is not Compression.GZIP:
+        with layer.uncompressed() as stream:
+            yield stream
+        return
+    from isal import igzip
+
+    with layer.compressed() as packed, igzip.GzipFile(fileobj=packed, mode="rb") as stream:
+        yield stream  # type: ignore[misc]
+
+
+def _context_entries(context: Path, workdir: str) -> dict[str, Entry]:
+    """The build context's files, under `workdir` in the image."""
+    from cais.builders.context import context_paths
+    from cais.builders.dockerfile import DEFAULT_DOCKERIGNORE
+
+    paths = sorted(context_paths(context, DEFAULT_DOCKERIGNORE))
+    return entries_from_folder(context, workdir, paths=paths) or {workdir: Directory()}

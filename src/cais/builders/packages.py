@@ -1,0 +1,292 @@
+"""A project's packages, installed on the host for the image's Python and platform with uv.
+
+uv installs wheels only (`--only-binary :all:`) for the target (`--python-version`,
+`--python-platform`), so nothing of the target runs on the host and no emulation is needed.
+The proxy's CA certificates and the index settings reach uv through its environment, for the
+run only: they never reach the folder that becomes a layer. Then the folder is made fit for
+the image: console scripts start the image's interpreter (and their `RECORD` entries say so),
+and the packages' test suites and build-only files are left out, by the same rules as the
+Docker builder's.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import io
+import os
+import posixpath
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from cais import __version__
+from cais.builders.dockerfile import BUILD_ONLY_SUFFIXES, TEST_SUITE_FOLDER
+from cais.builders.pip_settings import PipSettings
+from cais.bundle.pins import Index, Target, _reason, _uv, _uv_environment
+from cais.errors import BuildError
+from cais.image.archive import Entry, File, entries_from_folder
+from cais.image.blobs import sha256_digest
+from cais.image.image import canonical_json
+from cais.plan import DependencyStep
+
+__all__ = [
+    "INTERPRETER",
+    "SCRIPTS",
+    "check_supported",
+    "install",
+    "install_error",
+    "packages_key",
+    "prune",
+    "rewrite_scripts",
+    "site_packages",
+    "split_large",
+]
+
+INTERPRETER = "/usr/local/bin/python"  # the python:X.Y-slim images' interpreter
+# A distribution at least this large gets a layer of its own: an upgrade of another package
+# leaves its layer (and its digest) as it was, so it is neither rebuilt nor pushed again.
+LARGE = 16 << 20
+SCRIPTS = "usr/local/bin"
+_UV_TIMEOUT = 1800
+# How uv names a package it found no wheel for: in its hint, and in its explanation.
+_WHEELS_REQUIRED = re.compile(r"Wheels are required for `([^`]+)`")
+_NO_WHEEL = re.compile(
+    r"([A-Za-z0-9][A-Za-z0-9._-]*)(?:==[^\s,]+)? (?:has|have) no (?:usable )?wheels"
+)
+_SCRIPT_SHEBANG = re.compile(rb"#![^\n]*python[^\n]*\n")
+# A launcher for an interpreter path too long for a `#!` line: `/bin/sh` runs the interpreter.
+_SH_TRAMPOLINE = re.compile(rb"#!/bin/sh\n'''exec' [^\n]*\n' '''\n")
+
+
+def site_packages(python: str) -> str:
+    """Where the python:X.Y-slim images look for packages (a path inside the image)."""
+    return f"usr/local/lib/python{python}/site-packages"
+
+
+def packages_key(
+    deps: DependencyStep, *, project: Path, target: Target, pip: PipSettings, created: int
+) -> str:
+    """The layer cache's key for these packages: what goes into the layer, and nothing else.
+
+    The requirement files by content (never by date), the packages named, the target, the
+    index asked (by a hash: its URL may hold credentials), the layer's time and cais's version.
+    """
+    files = {}
+    for name in deps.files:
+        path = project / name
+        files[name] = sha256_digest(path.read_bytes()) if path.is_file() else None
+    index = Index.from_settings(pip)
+    inputs = {
+        "layer": "packages",
+        "cais": __version__,
+        "python": target.python,
+        "platform": target.platform,
+        "files": files,
+        "requirements": deps.requirements,
+        "packages": list(deps.packages),
+        "index": sha256_digest(canonical_json([index.url, *index.extra_urls])),
+        "created": created,
+    }
+    return sha256_digest(canonical_json(inputs)).removeprefix("sha256:")
+
+
+def install(
+    deps: DependencyStep, *, project: Path, target: Target, pip: PipSettings, into: Path
+) -> dict[str, Entry]:
+    """Install the packages of `deps` into the folder `into` and return the layer's entries
+    (image path → entry): the packages in site-packages, their scripts in /usr/local/bin."""
+    check_supported(deps)
+    site = into / "site-packages"
+    command = [
+        _uv(),
+        "pip",
+        "install",
+        "--no-config",  # no uv settings of the project (or of the user) change what is built
+        "--python",
+        sys.executable,  # not searched for: any interpreter will do, only wheels are installed
+        "--target",
+        str(site),
+        "--python-version",
+        target.python,
+        "--python-platform",
+        target.platform,
+        "--only-binary",
+        ":all:",
+        "--no-progress",
+        "--quiet",  # errors only: their explanation becomes the sentence
+    ]
+    if deps.requirements:
+        command += ["-r", str(project / deps.requirements)]
+    command += list(deps.packages)
+    env_extra = {"UV_INSECURE_HOST": " ".join(pip.trusted_hosts)} if pip.trusted_hosts else {}
+    with _uv_environment(Index.from_settings(pip)) as env:
+        try:
+            done = subprocess.run(
+                command,
+                capture_output=True,
+                text=True,
+                env={**env, **env_extra},
+                cwd=project,  # local wheels a requirement names are found from here, as pip does
+                timeout=_UV_TIMEOUT,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise BuildError(
+                f"uv did not finish installing the packages for {target.where} in {_UV_TIMEOUT} s",
+                hint="check the network and proxy (`--ca-cert`, `--index-url`)",
+            ) from exc
+    if done.returncode != 0:
+        raise install_error(done.stderr, target)
+    (site / ".lock").unlink(missing_ok=True)  # uv's lock of the folder, not a package file
+    scripts = into / "bin"
+    if (site / "bin").is_dir():
+        (site / "bin").rename(scripts)
+    rewrite_scripts(site, scripts)
+    prune(site)
+    entries = entries_from_folder(site, site_packages(target.python))
+    if scripts.is_dir():
+        entries.update(entries_from_folder(scripts, SCRIPTS))
+    return entries
+
+
+def install_error(stderr: str, target: Target) -> BuildError:
+    """uv's failure as one sentence: a package with no wheel for the target is named, with the
+    builder that can compile it."""
+    reason = _reason(stderr)
+    names = sorted({*_WHEELS_REQUIRED.findall(stderr), *_NO_WHEEL.findall(reason)})
+    if names:
+        listed = ", ".join(f"`{name}`" for name in names)
+        return BuildError(
+            f"{listed} {'has' if len(names) == 1 else 'have'} no wheel for {target.where}, and "
+            "the OCI builder installs wheels only",
+            hint="build with `--builder docker`, which compiles it inside the image",
+            packages=names,
+        )
+    return BuildError(
+        f"uv could not install the packages for {target.where}: {reason}",
+        hint="check the requirements, the network and proxy (`--ca-cert`, `--index-url`)",
+    )
+
+
+def split_large(
+    entries: dict[str, Entry], site: str, *, large: int = LARGE
+) -> list[tuple[str, dict[str, Entry]]]:
+    """The entries of a packages layer as layers: `("", the rest)` first, then one
+    `(distribution, its files)` for each distribution of at least `large` bytes, by name.
+
+    A distribution's files are those its `RECORD` lists; folders stay with the rest (the
+    layer writer adds the parents each layer needs)."""
+    owned: dict[str, list[str]] = {}
+    for path, entry in entries.items():
+        folder, _, name = path.rpartition("/")
+        if name != "RECORD" or not folder.endswith(".dist-info") or not isinstance(entry, File):
+            continue
+        text = (
+            entry.source.decode() if isinstance(entry.source, bytes) else entry.source.read_text()
+        )
+        files = [
+            posixpath.normpath(posixpath.join(site, row[0]))
+            for row in csv.reader(io.StringIO(text))
+            if row
+        ]
+        files = [f for f in files if isinstance(entries.get(f), File)]
+        size = sum(_size(entries[f]) for f in files)  # type: ignore[arg-type]
+        if size >= large:
+            owned[folder.rpartition("/")[2].removesuffix(".dist-info")] = files
+    taken = {path for files in owned.values() for path in files}
+    rest = {path: entry for path, entry in entries.items() if path not in taken}
+    return [("", rest)] + [
+        (name, {path: entries[path] for path in owned[name]}) for name in sorted(owned)
+    ]
+
+
+def _size(entry: File) -> int:
+    return len(entry.source) if isinstance(entry.source, bytes) else entry.source.stat().st_size
+
+
+def rewrite_scripts(site: Path, scripts: Path) -> None:
+    """Make the console scripts start the image's interpreter, and say so in `RECORD`.
+
+    uv writes the host's interpreter into them; in the image they live in /usr/local/bin,
+    so their `RECORD` paths (relative to site-packages) are rewritten to point there too.
+    """
+    if not scripts.is_dir():
+        return
+    changed: dict[str, bytes] = {}
+    for path in sorted(scripts.iterdir()):
+        if path.is_symlink() or not path.is_file():
+            continue
+        data = path.read_bytes()
+        header = _SH_TRAMPOLINE.match(data) or _SCRIPT_SHEBANG.match(data)
+        if header is None:
+            continue
+        content = f"#!{INTERPRETER}\n".encode() + data[header.end() :]
+        _replace(path, content)
+        changed[path.name] = content
+    for record in site.glob("*.dist-info/RECORD"):
+        _rewrite_record(record, site, scripts, changed)
+
+
+def _rewrite_record(record: Path, site: Path, scripts: Path, changed: dict[str, bytes]) -> None:
+    rows = list(csv.reader(io.StringIO(record.read_text(encoding="utf-8"))))
+    in_image = os.path.relpath("/" + SCRIPTS, "/" + site_packages("X"))
+    touched = False
+    for row in rows:
+        if not row:
+            continue
+        where = Path(os.path.normpath(site / row[0]))
+        if where.parent not in (scripts, site / "bin"):  # where uv wrote it, or where it is
+            continue
+        row[0] = f"{in_image}/{where.name}"
+        if where.name in changed:
+            content = changed[where.name]
+            digest = base64.urlsafe_b64encode(hashlib.sha256(content).digest()).rstrip(b"=")
+            row[1:3] = [f"sha256={digest.decode()}", str(len(content))]
+        touched = True
+    if touched:
+        text = io.StringIO()
+        csv.writer(text, lineterminator="\n").writerows(rows)
+        _replace(record, text.getvalue().encode())
+
+
+def prune(site: Path) -> None:
+    """Leave out what running never reads: the packages' test suites and build-only files."""
+    suffixes = tuple(f".{suffix}" for suffix in BUILD_ONLY_SUFFIXES)
+    for root, dirs, files in os.walk(site):
+        for name in list(dirs):
+            if name == TEST_SUITE_FOLDER:
+                shutil.rmtree(Path(root) / name)
+                dirs.remove(name)
+        for name in files:
+            if name.endswith(suffixes):
+                (Path(root) / name).unlink()
+
+
+def _replace(path: Path, content: bytes) -> None:
+    """Write a new file in place of `path`, keeping its mode: uv may have installed it as a
+    hard link into its cache, which must not change."""
+    mode = path.stat().st_mode & 0o7777
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(content)
+    os.chmod(name, mode)
+    os.replace(name, path)
+
+
+def check_supported(deps: DependencyStep) -> None:
+    """Refuse, in one sentence, what the OCI builder cannot install on the host."""
+    if deps.lock is not None:
+        raise BuildError(
+            f"The OCI builder cannot install a project locked by `{deps.lock.value}`",
+            hint="build with `--builder docker`, which exports the lock inside the image",
+        )
+    if deps.folders:
+        raise BuildError(
+            f"The local package `{deps.folders[0]}/` must be built, and the OCI builder installs "
+            "wheels only",
+            hint="build with `--builder docker`, or build a wheel of it and name that instead",
+        )

@@ -1,0 +1,135 @@
+"""`cais build --builder oci`, `--load` and `--output`: what is refused, in one sentence,
+before anything is downloaded or built."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from cais.cli import app
+from tests.support import assert_one_error, text_model
+
+NOWHERE = "unix:///nowhere/docker.sock"
+runner = CliRunner()
+
+
+@pytest.fixture
+def project(tmp_path):
+    """The seed project (`cais init`)."""
+    assert runner.invoke(app, ["init", str(tmp_path / "hello")]).exit_code == 0
+    return tmp_path / "hello"
+
+
+@pytest.fixture
+def no_engine(monkeypatch, tmp_path):
+    monkeypatch.setenv("DOCKER_HOST", NOWHERE)
+    monkeypatch.setenv("CAIS_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.mark.parametrize("value", ["layout", "oci:", "zip:out.zip", ":dir", "docker:x"])
+def test_an_output_that_is_not_oci_or_tar_is_refused(project, no_engine, value):
+    result = runner.invoke(app, ["build", str(project), "--builder", "oci", "--output", value])
+    message = assert_one_error(result)
+    assert f"`{value}` is not an output cais writes" in message
+    assert "oci:DIR" in message and "tar:FILE" in message
+
+
+@pytest.mark.parametrize("builder", ["auto", "docker", "buildkit", "classic"])
+def test_output_needs_the_oci_builder(project, no_engine, builder, tmp_path):
+    result = runner.invoke(
+        app,
+        ["build", str(project), "--builder", builder, "--output", f"oci:{tmp_path / 'layout'}"],
+    )
+    message = assert_one_error(result)
+    assert "`--builder oci`" in message
+    assert not (tmp_path / "layout").exists()
+
+
+def test_with_no_engine_and_no_output_the_sinks_are_named(project, no_engine, tmp_path):
+    result = runner.invoke(app, ["build", str(project), "--builder", "oci"])
+    message = assert_one_error(result)
+    assert f"No Docker Engine answers at `{NOWHERE}`" in message
+    assert "`--output oci:DIR`" in message
+    assert not (tmp_path / "cache").exists()  # refused before anything was fetched
+
+
+def test_load_with_no_engine_says_the_engine_is_unreachable(project, no_engine, tmp_path):
+    out = tmp_path / "image.tar"
+    result = runner.invoke(
+        app, ["build", str(project), "--builder", "oci", "--load", "--output", f"tar:{out}"]
+    )
+    message = assert_one_error(result)
+    assert f"The Docker Engine at `{NOWHERE}` is not reachable" in message
+    assert not out.exists()
+
+
+def test_a_projects_own_dockerfile_is_for_the_docker_builder(project, no_engine, tmp_path):
+    (project / "Dockerfile").write_text("FROM python:3.11-slim\n")
+    result = runner.invoke(
+        app, ["build", str(project), "--builder", "oci", "--output", f"oci:{tmp_path / 'o'}"]
+    )
+    message = assert_one_error(result)
+    assert "`Dockerfile` is the project's own Dockerfile" in message
+    assert "`--builder docker`" in message
+
+
+@pytest.mark.parametrize(
+    ("files", "named"),
+    [
+        (
+            {"requirements.txt": "./mypkg\n", "mypkg/pyproject.toml": "[project]\nname='m'\n"},
+            "mypkg/",
+        ),
+        (
+            {
+                "pyproject.toml": "[project]\nname = 'hello'\nversion = '1.0'\n"
+                "dependencies = ['six']\n",
+                "uv.lock": "version = 1\n",
+            },
+            "uv.lock",
+        ),
+    ],
+)
+def test_what_only_the_docker_builder_installs_is_refused_before_any_download(
+    project, no_engine, tmp_path, files, named
+):
+    if "pyproject.toml" in files:
+        (project / "requirements.txt").unlink()
+    for name, text in files.items():
+        (project / name).parent.mkdir(parents=True, exist_ok=True)
+        (project / name).write_text(text)
+    result = runner.invoke(
+        app, ["build", str(project), "--builder", "oci", "--output", f"oci:{tmp_path / 'o'}"]
+    )
+    message = assert_one_error(result)
+    assert f"`{named}`" in message and "`--builder docker`" in message
+    assert not (tmp_path / "cache").exists()
+
+
+def test_an_unknown_platform_is_refused_before_any_download(project, no_engine, tmp_path):
+    result = runner.invoke(
+        app,
+        [
+            "build",
+            str(project),
+            "--builder",
+            "oci",
+            "--platform",
+            "linux/s390x",
+            "--output",
+            f"oci:{tmp_path / 'o'}",
+        ],
+    )
+    message = assert_one_error(result)
+    assert "`linux/s390x`" in message and "`linux/arm64`" in message
+    assert not (tmp_path / "cache").exists()
+
+
+def test_a_saved_model_is_not_built_by_the_oci_builder_yet(home, no_engine):
+    import cais
+
+    cais.save_model(text_model(), "products", home=home)
+    result = runner.invoke(app, ["build", "products", "--builder", "oci"])
+    message = assert_one_error(result)
+    assert "`products:1` is a saved model" in message
+    assert "`--builder docker`" in message
