@@ -120,9 +120,7 @@ def test_the_seed_project_runs_as_the_docker_builders_image_does(
     said = {}
     for builder in ("docker", "oci"):
         command = 'id; echo "$HOME"; touch "$HOME/.cache"; python script.py; ls /app'
-        ran = cais(
-            "run", "--rm", f"{image_name}:{builder}", "-e", "NAME=Ana", "--", "sh", "-c", command
-        )
+        ran = cais("run", "--rm", "-e", "NAME=Ana", f"{image_name}:{builder}", "sh", "-c", command)
         assert ran.returncode == 0, ran.stderr
         said[builder] = ran.stdout
     assert said["oci"] == said["docker"]
@@ -216,7 +214,7 @@ def test_outputs_need_no_engine_and_hold_no_pip_setting(
     with tarball.open("rb") as handle:
         loaded = engine.images.load(handle.read())
     assert loaded[0].id == manifest["config"]["digest"]
-    ran = cais("run", "--rm", tag, "-e", "NAME=Ana")
+    ran = cais("run", "--rm", "-e", "NAME=Ana", tag)
     assert ran.returncode == 0, ran.stderr
     assert "Hello, Ana!" in ran.stdout
     table = cais("run", "--rm", tag, "--", "sh", "-c", "echo 'a 1' | tabulate")
