@@ -99,6 +99,17 @@ def image_name(engine) -> Iterator[str]:
 
 
 @pytest.fixture
+def container_name(engine) -> Iterator[str]:
+    """A unique container name; the container is removed after the test."""
+    name = f"cais-test-{uuid.uuid4().hex[:8]}"
+    yield name
+    try:
+        engine.containers.get(name).remove(force=True)
+    except Exception:  # noqa: BLE001 - already gone
+        pass
+
+
+@pytest.fixture
 def cais():
     """Runs the `cais` command as a user would, in a fresh process."""
     return run_cais

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import uuid
 
 import pytest
 
@@ -17,16 +16,6 @@ from tests.e2e.readme import WEB, readme_block, replaced
 from tests.support import free_port, get_when_up, unavailable
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
-
-
-@pytest.fixture
-def container_name(engine):
-    name = f"cais-test-{uuid.uuid4().hex[:8]}"
-    yield name
-    try:
-        engine.containers.get(name).remove(force=True)
-    except Exception:  # noqa: BLE001 - already gone
-        pass
 
 
 def test_flask_journey(shell, engine, base_image, image_name, container_name):

@@ -25,16 +25,6 @@ from tests.support import (
 pytestmark = pytest.mark.engine
 
 
-@pytest.fixture
-def container_name(engine):
-    name = f"cais-test-{uuid.uuid4().hex[:8]}"
-    yield name
-    try:
-        engine.containers.get(name).remove(force=True)
-    except Exception:  # noqa: BLE001 - already gone
-        pass
-
-
 def test_detached_server_with_published_port_ps_logs_stop(
     cais, engine, base_image, container_name, tmp_path
 ):

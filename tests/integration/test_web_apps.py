@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
 from tests.support import free_port, get_when_up
@@ -29,16 +27,6 @@ if __name__ == "__main__":
 
     uvicorn.run(create_app(), factory=False)
 """
-
-
-@pytest.fixture
-def container_name(engine):
-    name = f"cais-test-{uuid.uuid4().hex[:8]}"
-    yield name
-    try:
-        engine.containers.get(name).remove(force=True)
-    except Exception:  # noqa: BLE001 - already gone
-        pass
 
 
 def _ca_args(ca_certs) -> list[str]:
