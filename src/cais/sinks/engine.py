@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from cais.engine.client import engine_errors
+from cais.engine.images import image_exists
 from cais.errors import EngineError, ImageNotFound
 from cais.image.image import Image
 from cais.sinks import tarball
@@ -38,7 +39,7 @@ def write(
     without them every image in the engine is looked at. Returns the image id.
     """
     references = parse_tags(tags)
-    if not _has_image(client, image.id):
+    if not image_exists(client, image.id):
         skip = held_layers(image, held_chains(client, candidates))
         with engine_errors():
             messages = client.api.load_image(tarball.chunks(image, skip=skip))
@@ -47,7 +48,7 @@ def write(
                     raise EngineError(
                         f"The Docker Engine did not load the image: {message['error']}"
                     )
-        if not _has_image(client, image.id):
+        if not image_exists(client, image.id):
             raise EngineError(f"The Docker Engine loaded the image but has no `{image.id}`")
     for reference in references:
         with engine_errors(image=image.id):
@@ -74,15 +75,6 @@ def held_layers(image: Image, held_chains: set[str]) -> int:
         if chain in held_chains:
             count = position + 1
     return count
-
-
-def _has_image(client: docker.DockerClient, image_id: str) -> bool:
-    try:
-        with engine_errors(image=image_id):
-            client.api.inspect_image(image_id)
-        return True
-    except ImageNotFound:
-        return False
 
 
 def held_chains(client: docker.DockerClient, candidates: Sequence[str] | None = None) -> set[str]:
