@@ -35,6 +35,7 @@ _RESTART_PAUSE = 1.0  # seconds between replacing workers that keep dying at sta
 _WATCH_INTERVAL = 0.5  # seconds between a worker's checks that its supervisor still lives
 # Requests in flight get this long after SIGTERM: under the 10 s `docker stop` waits by default.
 DEFAULT_GRACE = 8.0
+_SETTLE = 0.5  # seconds the server's own tasks may take to end once it has shut down
 
 
 class _Stopped(BaseException):
@@ -112,6 +113,22 @@ def _server(app: object, config: dict, started: Callable[[], None] | None) -> An
             await super().startup(sockets=sockets)
             if self.started and started is not None:
                 started()
+
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().shutdown(sockets=sockets)
+            import asyncio
+
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            if others and (await asyncio.wait(others, timeout=_SETTLE))[1]:
+                # Past the grace period uvicorn cancelled the requests, but a model call in
+                # its thread cannot be stopped, and the event loop would wait for it to end.
+                print(
+                    "cais: a model call was still running after the grace period of "
+                    f"{self.config.timeout_graceful_shutdown:g} s; stopping without it",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                os._exit(0)
 
     return Server(uvicorn.Config(app, **config))
 

@@ -1,0 +1,92 @@
+"""SIGTERM drains `cais serve`: new connections are refused, requests in flight are answered,
+the process exits 0 (a replaced replica drops nothing)."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+
+from tests.support import save_sleeper, serve
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory):
+    home = tmp_path_factory.mktemp("cais-home")
+    save_sleeper(home)
+    return home
+
+
+def _refused(base: str) -> bool:
+    host, port = base.removeprefix("http://").rsplit(":", 1)
+    try:
+        with socket.create_connection((host, int(port)), timeout=2):
+            return False
+    except ConnectionRefusedError:
+        return True
+
+
+def _in_flight(base: str, body: dict, answers: list) -> threading.Thread:
+    def send() -> None:
+        try:
+            answers.append(httpx.post(f"{base}/predict", json=body, timeout=60))
+        except httpx.HTTPError as exc:
+            answers.append(exc)
+
+    thread = threading.Thread(target=send)
+    thread.start()
+    return thread
+
+
+def _wait_for(condition, what: str) -> None:
+    for _ in range(300):
+        if condition():
+            return
+        time.sleep(0.05)
+    pytest.fail(f"never: {what}")
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_sigterm_finishes_the_request_in_flight_and_refuses_new_ones(home, tmp_path, workers):
+    process, base = serve("sleeper", home=home, options=("--workers", workers))
+    marker = tmp_path / "started"
+    answers: list = []
+    try:
+        request = _in_flight(base, {"instances": [f"3 {marker}"]}, answers)
+        _wait_for(marker.exists, "the request reached the model")
+        process.send_signal(signal.SIGTERM)
+        _wait_for(lambda: _refused(base), "new connections refused")
+        assert request.is_alive()  # refused while the request in flight still runs
+        assert all(_refused(base) for _ in range(5))
+        request.join(timeout=60)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    (answer,) = answers
+    assert isinstance(answer, httpx.Response), answer
+    assert answer.status_code == 200
+    assert answer.json()["predictions"] == [f"3 {marker}"]
+
+
+def test_a_request_longer_than_the_grace_period_does_not_hold_the_exit(home, tmp_path):
+    process, base = serve("sleeper", home=home, options=("--grace", "0.5"))
+    marker = tmp_path / "started"
+    answers: list = []
+    try:
+        request = _in_flight(base, {"instances": [f"30 {marker}"]}, answers)
+        _wait_for(marker.exists, "the request reached the model")
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0  # long before the model's 30 s
+        request.join(timeout=20)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    (answer,) = answers  # cut off once the grace period was over: an error, never an answer
+    assert isinstance(answer, httpx.HTTPError) or answer.status_code == 500, answer
