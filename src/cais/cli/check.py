@@ -35,7 +35,8 @@ def check(
     url: Annotated[
         str,
         typer.Argument(
-            help="The server (http://host:8080), or with --field a plain JSON API's endpoint."
+            metavar="URL",
+            help="The server (http://host:8080), or with --field a plain JSON API's endpoint.",
         ),
     ],
     model: Annotated[
