@@ -50,8 +50,9 @@ def check(
         typer.Option(
             "--input",
             "-i",
-            metavar="JSON|TEXT",
-            help="The known input (default on a cais server: the model's recorded example).",
+            metavar="JSON",
+            help="The known input: JSON, or plain text (default on a cais server: the "
+            "model's recorded example).",
         ),
     ] = None,
     expect: Annotated[
@@ -82,9 +83,9 @@ def check(
 ) -> None:
     """Check a served model, for Nagios and Icinga: post a known input, compare the answer.
 
-    Prints one line such as `CAIS OK - products:3 answered "livro" in 12 ms |
-    time=0.012s;0.5;1;0` and exits 0 (OK), 1 (WARNING), 2 (CRITICAL) or 3 (UNKNOWN). Time
-    ranges are in seconds, in the Nagios syntax (`0.5`, `0.2:`, `~:1`, `@0.2:0.5`).
+    Prints one line, `CAIS OK - products:3 answered "livro" in 12 ms | time=0.012s;0.5;1;0`,
+    and exits 0 (OK), 1 (WARNING), 2 (CRITICAL) or 3 (UNKNOWN).
+    Time ranges are in seconds, in the Nagios syntax: `0.5`, `0.2:`, `~:1`, `@0.2:0.5`.
     """
     import nagiosplugin
 
