@@ -194,28 +194,29 @@ class _Failed(Exception):
 def _ask(target: Target) -> Answer:
     label = target.model or _endpoint(target.url)
     try:
-        with httpx.Client(timeout=target.timeout, follow_redirects=True) as client:
+        with httpx.Client(follow_redirects=True) as client:
+            session = _Session(client, target.timeout)
             if target.field is not None:
-                return _ask_plain(client, target)
-            server = _get(client, f"{_base(target.url)}/v2")
+                return _ask_plain(session, target)
+            server = session.get(f"{_base(target.url)}/v2")
             if isinstance(server, dict) and server.get("name") == "cais":
-                return _ask_cais(client, target)
-            return _ask_v2(client, target)
+                return _ask_cais(session, target)
+            return _ask_v2(session, target)
     except _Failed as exc:
         return Answer(label, problem=exc.problem, unknown=exc.unknown)
 
 
-def _ask_plain(client: httpx.Client, target: Target) -> Answer:
+def _ask_plain(session: _Session, target: Target) -> Answer:
     if target.input is None:
         raise _Failed("a plain JSON API needs a known input: give it with `--input`", unknown=True)
     label = _endpoint(target.url)
-    body, seconds = _timed_post(client, target.url, target.input)
+    body, seconds = session.post(target.url, target.input)
     return Answer(label, _dig(body, target.field or "", target.url), seconds)
 
 
-def _ask_cais(client: httpx.Client, target: Target) -> Answer:
+def _ask_cais(session: _Session, target: Target) -> Answer:
     base = _base(target.url)
-    listing = _get(client, f"{base}/models")
+    listing = session.get(f"{base}/models")
     served = listing.get("models", []) if isinstance(listing, dict) else []
     name, _, version = (target.model or "").partition(":")
     if not name:
@@ -231,7 +232,7 @@ def _ask_cais(client: httpx.Client, target: Target) -> Answer:
     instance = target.input
     if instance is None:
         instance = _example(served, name, version)
-    body, seconds = _timed_post(client, f"{base}{path}/predict", {"instances": [instance]})
+    body, seconds = session.post(f"{base}{path}/predict", {"instances": [instance]})
     predictions = _dig(body, "predictions.0", f"{base}{path}/predict")
     label = f"{body.get('model', name)}:{body.get('version', version)}"
     return Answer(label, predictions, seconds)
@@ -253,7 +254,7 @@ def _example(served: list[dict], name: str, version: str) -> Any:
     return None  # not served: the server's own answer says so
 
 
-def _ask_v2(client: httpx.Client, target: Target) -> Answer:
+def _ask_v2(session: _Session, target: Target) -> Answer:
     if not target.model:
         raise _Failed(
             f"`{target.url}` is no cais server: name the model with `--model`, or give "
@@ -268,10 +269,10 @@ def _ask_v2(client: httpx.Client, target: Target) -> Answer:
     path = f"{_base(target.url)}/v2/models/{name}" + (f"/versions/{version}" if version else "")
     request = target.input
     if not (isinstance(request, dict) and "inputs" in request):  # one instance: a tensor of it
-        metadata = _get(client, path)
+        metadata = session.get(path)
         declared = (metadata.get("inputs") or [{}])[0] if isinstance(metadata, dict) else {}
         request = {"inputs": [_tensor(request, declared)]}
-    body, seconds = _timed_post(client, f"{path}/infer", request)
+    body, seconds = session.post(f"{path}/infer", request)
     value = _dig(body, "outputs.0.data.0", f"{path}/infer")
     label = f"{body.get('model_name', name)}:{body.get('model_version') or version or '-'}"
     return Answer(label.removesuffix(":-"), value, seconds)
@@ -289,32 +290,42 @@ def _tensor(instance: Any, declared: dict) -> dict:
     return {"name": name, "shape": [1, len(row)], "datatype": datatype, "data": row}
 
 
-def _get(client: httpx.Client, url: str) -> Any:
-    return _json(_send(client, "GET", url), url)
+class _Session:
+    """An HTTP client whose requests all end within the check's one timeout."""
 
+    def __init__(self, client: httpx.Client, timeout: float) -> None:
+        self.client = client
+        self.timeout = timeout
+        self.deadline = time.monotonic() + timeout
 
-def _timed_post(client: httpx.Client, url: str, body: Any) -> tuple[Any, float]:
-    started = time.perf_counter()
-    response = _send(client, "POST", url, json=body)
-    return _json(response, url), time.perf_counter() - started
+    def get(self, url: str) -> Any:
+        return _json(self._send("GET", url), url)
 
+    def post(self, url: str, body: Any) -> tuple[Any, float]:
+        """The JSON answer to `body`, and the seconds it took."""
+        started = time.perf_counter()
+        response = self._send("POST", url, json=body)
+        return _json(response, url), time.perf_counter() - started
 
-def _send(client: httpx.Client, method: str, url: str, **options: Any) -> httpx.Response:
-    try:
-        response = client.request(method, url, **options)
-    except httpx.TimeoutException:
-        raise _Failed(f"no answer from `{url}` within {client.timeout.read:g} s") from None
-    except httpx.ConnectError as exc:
-        raise _Failed(f"cannot connect to `{url}`: {_reason(exc)}") from None
-    except httpx.InvalidURL as exc:
-        raise _Failed(f"`{url}` is no URL: {exc}", unknown=True) from None
-    except httpx.HTTPError as exc:
-        raise _Failed(f"`{method} {url}` failed: {_reason(exc)}") from None
-    if response.is_error:
-        raise _Failed(
-            f"`{method} {url}` answered HTTP {response.status_code}: {_server_message(response)}"
-        )
-    return response
+    def _send(self, method: str, url: str, **options: Any) -> httpx.Response:
+        late = f"no answer from `{url}` within {self.timeout:g} s"
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise _Failed(late)
+        try:
+            response = self.client.request(method, url, timeout=left, **options)
+        except httpx.TimeoutException:
+            raise _Failed(late) from None
+        except httpx.ConnectError as exc:
+            raise _Failed(f"cannot connect to `{url}`: {_reason(exc)}") from None
+        except httpx.InvalidURL as exc:
+            raise _Failed(f"`{url}` is no URL: {exc}", unknown=True) from None
+        except httpx.HTTPError as exc:
+            raise _Failed(f"`{method} {url}` failed: {_reason(exc)}") from None
+        if response.is_error:
+            message = _server_message(response)
+            raise _Failed(f"`{method} {url}` answered HTTP {response.status_code}: {message}")
+        return response
 
 
 def _reason(exc: Exception) -> str:

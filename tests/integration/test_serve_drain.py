@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 
-from tests.support import save_sleeper, serve
+from tests.support import free_port, save_sleeper, serve, wait_until_ready
 
 
 @pytest.fixture(scope="module")
@@ -19,6 +19,29 @@ def home(tmp_path_factory):
     home = tmp_path_factory.mktemp("cais-home")
     save_sleeper(home)
     return home
+
+
+def _image_server(home, *options: str, env: dict | None = None):
+    """`python -m cais.server` (the server inside a serving image) on a free port."""
+    import os
+    import subprocess
+    import sys
+
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cais.server", "sleeper", "--port", str(port), *options],
+        env={**os.environ, "CAIS_HOME": str(home), **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_ready(base)
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
+    return process, base
 
 
 def _refused(base: str) -> bool:
@@ -50,9 +73,17 @@ def _wait_for(condition, what: str) -> None:
     pytest.fail(f"never: {what}")
 
 
-@pytest.mark.parametrize("workers", ["1", "2"])
-def test_sigterm_finishes_the_request_in_flight_and_refuses_new_ones(home, tmp_path, workers):
-    process, base = serve("sleeper", home=home, options=("--workers", workers))
+@pytest.mark.parametrize(
+    "start, workers",
+    [("cais serve", "1"), ("cais serve", "2"), ("image", "1"), ("image", "2")],
+)
+def test_sigterm_finishes_the_request_in_flight_and_refuses_new_ones(
+    home, tmp_path, start, workers
+):
+    if start == "image":
+        process, base = _image_server(home, "--workers", workers)
+    else:
+        process, base = serve("sleeper", home=home, options=("--workers", workers))
     marker = tmp_path / "started"
     answers: list = []
     try:
@@ -74,8 +105,15 @@ def test_sigterm_finishes_the_request_in_flight_and_refuses_new_ones(home, tmp_p
     assert answer.json()["predictions"] == [f"3 {marker}"]
 
 
-def test_a_request_longer_than_the_grace_period_does_not_hold_the_exit(home, tmp_path):
-    process, base = serve("sleeper", home=home, options=("--grace", "0.5"))
+@pytest.mark.parametrize("start, workers", [("cais serve", "1"), ("image", "2")])
+def test_a_request_longer_than_the_grace_period_does_not_hold_the_exit(
+    home, tmp_path, start, workers
+):
+    if start == "image":
+        process, base = _image_server(home, "--workers", workers, env={"CAIS_GRACE": "0.5"})
+    else:
+        options = ("--workers", workers, "--grace", "0.5")
+        process, base = serve("sleeper", home=home, options=options)
     marker = tmp_path / "started"
     answers: list = []
     try:
