@@ -185,10 +185,11 @@ def _matches(value: Any, expected: str) -> bool:
 
 
 class _Failed(Exception):
-    def __init__(self, problem: str, *, unknown: bool = False) -> None:
+    def __init__(self, problem: str, *, unknown: bool = False, status: int | None = None) -> None:
         super().__init__(problem)
         self.problem = problem
         self.unknown = unknown
+        self.status = status
 
 
 def _ask(target: Target) -> Answer:
@@ -198,7 +199,12 @@ def _ask(target: Target) -> Answer:
             session = _Session(client, target.timeout)
             if target.field is not None:
                 return _ask_plain(session, target)
-            server = session.get(f"{_base(target.url)}/v2")
+            try:
+                server = session.get(f"{_base(target.url)}/v2")
+            except _Failed as exc:
+                if exc.status == 404:
+                    exc.problem += ": no V2 server here (for a plain JSON API, give `--field`)"
+                raise
             if isinstance(server, dict) and server.get("name") == "cais":
                 return _ask_cais(session, target)
             return _ask_v2(session, target)
@@ -324,7 +330,10 @@ class _Session:
             raise _Failed(f"`{method} {url}` failed: {_reason(exc)}") from None
         if response.is_error:
             message = _server_message(response)
-            raise _Failed(f"`{method} {url}` answered HTTP {response.status_code}: {message}")
+            raise _Failed(
+                f"`{method} {url}` answered HTTP {response.status_code}: {message}",
+                status=response.status_code,
+            )
         return response
 
 

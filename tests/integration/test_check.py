@@ -28,9 +28,20 @@ def _check(*args: str) -> tuple[int, str]:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     home = tmp_path_factory.mktemp("cais-home")
+    import pandas as pd
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
     cais.save_model(text_model(), "products", input_example=["livro azul"], home=home)
     save_sleeper(home)
-    process, base = serve("products", "sleeper", home=home)
+    iris = load_iris()
+    rows = LogisticRegression(max_iter=500).fit(iris.data, iris.target)
+    cais.save_model(rows, "iris", input_example=iris.data[:2], home=home)
+    cais.save_model(rows, "bare", home=home)  # no input example
+    parts = pd.DataFrame({"size": [1.0, 2.0, 3.0, 4.0], "weight": [10.0, 9.0, 2.0, 1.0]})
+    table = LogisticRegression().fit(parts, ["big", "big", "small", "small"])
+    cais.save_model(table, "parts", input_example=parts[:2], home=home)
+    process, base = serve("products", "sleeper", "iris", "bare", "parts", home=home)
     yield base
     process.terminate()
     process.wait(timeout=30)
@@ -42,6 +53,23 @@ def test_ok_with_the_recorded_example_and_perfdata(server):
     assert re.fullmatch(
         r'CAIS OK - products:1 answered "livro" in \d+ ms \| time=[\d.]+s;5;9;0', line
     ), line
+
+
+@pytest.mark.parametrize(
+    "model, answer",
+    [("iris", "0"), ("parts", '"big"')],  # the first of rows of numbers; a table's first row
+)
+def test_every_kind_of_recorded_example(server, model, answer):
+    code, line = _check(server, "-m", model)
+    assert (code, line.split(" in ")[0]) == (OK, f"CAIS OK - {model}:1 answered {answer}")
+
+
+def test_a_model_without_an_example_needs_an_input(server):
+    code, line = _check(server, "-m", "bare")
+    assert code == UNKNOWN, line
+    assert "the model `bare` has no recorded input example: give one with `--input`" in line
+    code, line = _check(server, "-m", "bare", "-i", "[5.1, 3.5, 1.4, 0.2]", "-e", "0")
+    assert code == OK, line
 
 
 def test_a_known_input_given_as_json(server):
@@ -87,7 +115,10 @@ def test_critical(server, args, message):
 def test_several_models_need_one_named(server):
     code, line = _check(server)
     assert code == UNKNOWN
-    assert "serves several models (products, sleeper): name one with `--model`" in line
+    assert (
+        "serves several models (bare, iris, parts, products, sleeper): name one with `--model`"
+        in line
+    )
 
 
 def test_a_single_model_needs_no_option(tmp_path):
@@ -202,6 +233,7 @@ def test_plain_json_api(other):
         ("/broken", ("--field", "x"), CRITICAL, "answered HTTP 503: the database is down"),
         ("/text", ("--field", "x"), CRITICAL, "answered no JSON: hello"),
         ("/nowhere", ("--field", "x"), CRITICAL, "answered HTTP 404: Not Found"),
+        ("/categoria", (), CRITICAL, "no V2 server here (for a plain JSON API, give `--field`)"),
     ],
 )  # fmt: skip
 def test_plain_json_api_failures(other, path, args, expected, message):
