@@ -161,8 +161,7 @@ def _answered(answer: Answer) -> str:
 
 
 def _shown(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= _SHOWN else text[: _SHOWN - 1] + "…"
+    return _clip(json.dumps(value, ensure_ascii=False))
 
 
 def _matches(value: Any, expected: str) -> bool:
@@ -233,7 +232,9 @@ def _ask_cais(session: _Session, target: Target) -> Answer:
                 "name one with `--model`",
                 unknown=True,
             )
-        name = names[0] if names else str(listing.get("default"))
+        if not names:
+            raise _Failed(f"`{base}/models` lists no model")
+        name = names[0]
     path = f"/models/{name}" + (f"/versions/{version}" if version else "")
     instance = target.input
     if instance is None:
