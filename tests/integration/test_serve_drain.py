@@ -128,3 +128,41 @@ def test_a_request_longer_than_the_grace_period_does_not_hold_the_exit(
             process.wait()
     (answer,) = answers  # cut off once the grace period was over: an error, never an answer
     assert isinstance(answer, httpx.HTTPError) or answer.status_code == 500, answer
+
+
+def test_a_serving_image_drains_on_docker_stop(
+    home, cais, engine, base_image, image_name, container_name, ca_certs
+):
+    """The image's server, stopped as `docker stop` does, answers the request it is working
+    on and exits 0; `cais check` watches it like any replica."""
+    from tests.support import free_port, get_when_up
+
+    tag = f"{image_name}:1"
+    certs = [a for c in ca_certs for a in ("--ca-cert", str(c))]
+    built = cais("build", "sleeper:1", "-t", tag, *certs, env={"CAIS_HOME": str(home)})
+    assert built.returncode == 0, built.stderr
+    port = free_port()
+    ran = cais("run", "-d", "--name", container_name, "-p", f"127.0.0.1:{port}:8080", tag)
+    assert ran.returncode == 0, ran.stderr
+    base = f"http://127.0.0.1:{port}"
+    assert get_when_up(f"{base}/health/ready").status_code == 200
+    checked = cais("check", base, "-i", '"0.1"', "-e", "0.1", "-w", "30")
+    assert checked.returncode == 0, checked.stdout
+    assert checked.stdout.startswith('CAIS OK - sleeper:1 answered "0.1" in ')
+
+    container = engine.containers.get(container_name)
+    answers: list = []
+    request = _in_flight(base, {"instances": ["3 /tmp/started"]}, answers)
+    _wait_for(
+        lambda: container.exec_run(["test", "-e", "/tmp/started"]).exit_code == 0,
+        "the request reached the model",
+    )
+    container.kill(signal="SIGTERM")
+    assert container.wait(timeout=60)["StatusCode"] == 0
+    request.join(timeout=60)
+    (answer,) = answers
+    assert isinstance(answer, httpx.Response), answer
+    assert answer.json()["predictions"] == ["3 /tmp/started"]
+    stopped = cais("check", base, "-t", "2")
+    assert stopped.returncode == 2, stopped.stdout
+    assert stopped.stdout.startswith("CAIS CRITICAL - ")
