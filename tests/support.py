@@ -222,3 +222,39 @@ def serving_models(home: Path, *more: str):
     part = LogisticRegression().fit(parts, ["big", "big", "small", "small"])
     cais.save_model(part, "parts", input_example=parts[:2], home=home)
     return ModelSet.load(["products:1", "products:2", "iris", "grid", "parts", *more], home=home)
+
+
+SLEEPER = '''
+import time
+from pathlib import Path
+
+import cais
+
+
+class Sleeper(cais.Predictor):
+    """Answers each text `SECONDS` or `SECONDS MARKER` after that many seconds; a marker file
+    is written first, so a test knows the request is in flight."""
+
+    def predict(self, batch):
+        for text in batch:
+            seconds, _, marker = text.partition(" ")
+            if marker:
+                Path(marker).write_text("")
+            time.sleep(float(seconds))
+        return list(batch)
+'''
+
+
+def save_sleeper(home: Path, name: str = "sleeper") -> None:
+    """Save a model that answers after as many seconds as its input says (example: `0`)."""
+    code = home / f"{name}-code"
+    code.mkdir(parents=True, exist_ok=True)
+    (code / "sleeper.py").write_text(SLEEPER)
+    saved = subprocess.run(
+        [sys.executable, "-c", f"import cais, sleeper; cais.save_model(sleeper.Sleeper(), {name!r}, input_example=['0'])"],
+        cwd=code,
+        env={**os.environ, "CAIS_HOME": str(home)},
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert saved.returncode == 0, saved.stderr

@@ -1019,6 +1019,9 @@ def test_openapi_describes_every_route_with_its_parameters_and_bodies(client):
         (["--port", "²"], {}, "argument --port: must be a whole number from 0 to 65535, not `²`"),
         (["--workers", "-2"], {}, "argument --workers: must be a whole number of at least 1, not `-2`"),
         ([], {"CAIS_WORKERS": "many"}, "argument --workers: must be a whole number of at least 1, not `many`"),
+        (["--grace", "-1"], {}, "argument --grace: must be a number of seconds, 0 or more, not `-1`"),
+        (["--grace", "nan"], {}, "argument --grace: must be a number of seconds, 0 or more, not `nan`"),
+        ([], {"CAIS_GRACE": "soon"}, "argument --grace: must be a number of seconds, 0 or more, not `soon`"),
     ],
 )  # fmt: skip
 def test_the_image_server_refuses_bad_settings_in_one_line(

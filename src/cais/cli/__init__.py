@@ -15,7 +15,7 @@ from typer._click.exceptions import BadParameter, UsageError
 from typer.core import TyperGroup
 
 from cais import __version__
-from cais.cli import containers, doctor, images, models, project, registry, serve
+from cais.cli import check, containers, doctor, images, models, project, registry, serve
 from cais.cli._help import readable
 from cais.errors import CaisError
 from cais.output import closed_output, report_error, report_interrupted, report_unexpected
@@ -133,9 +133,11 @@ for command in (
     images.push,
     images.pull,
     serve.serve,
+    check.check,
     doctor.doctor,
 ):
     app.command(
+        cls=getattr(command, "command_class", None),
         rich_help_panel=getattr(command, "panel", None),
         context_settings=getattr(command, "context_settings", None),
     )(command)

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from cais.output import note, success
+from cais.server.workers import DEFAULT_GRACE
 
 __all__ = ["serve"]
 
@@ -52,6 +53,15 @@ def serve(
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No line on stderr for each request.")
     ] = False,
+    grace: Annotated[
+        float,
+        typer.Option(
+            "--grace",
+            metavar="SECONDS",
+            min=0,
+            help="On SIGTERM, how long requests in flight may take to finish.",
+        ),
+    ] = DEFAULT_GRACE,
 ) -> None:
     """Serve models: a simple JSON API (POST /predict) and the Open Inference Protocol V2."""
     from cais.server.workers import collector_paused
@@ -59,7 +69,7 @@ def serve(
     with collector_paused():
         sockets = _listen(host, port, workers)  # before the models load: a busy port fails now
         try:
-            _serve(sockets, models, host, max_body, config, quiet)
+            _serve(sockets, models, host, max_body, config, quiet, grace)
         finally:
             for sock in set(sockets):
                 sock.close()
@@ -85,6 +95,7 @@ def _serve(
     max_body: int,
     config: Path | None,
     quiet: bool,
+    grace: float,
 ) -> None:
     from cais.errors import CaisError
     from cais.project import read_config
@@ -123,4 +134,4 @@ def _serve(
     app = create_app(
         served, max_body=max_body, routes=routes, access_log=None if quiet else sys.stderr
     )
-    run_server(app, sockets, log_level="warning", on_ready=listening)
+    run_server(app, sockets, log_level="warning", on_ready=listening, grace=grace)

@@ -10,7 +10,7 @@ import argparse
 import os
 import sys
 
-from cais.server.workers import collector_paused
+from cais.server.workers import DEFAULT_GRACE, collector_paused
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,6 +35,13 @@ def _main(argv: list[str] | None) -> int:
         action=argparse.BooleanOptionalAction,
         default=os.environ.get("CAIS_ACCESS_LOG", "") not in ("", "0", "false"),
         help="log every request (default off: /metrics counts them; CAIS_ACCESS_LOG=1 turns it on)",
+    )
+    parser.add_argument(
+        "--grace",
+        type=_seconds,
+        default=os.environ.get("CAIS_GRACE", "").strip() or str(DEFAULT_GRACE),
+        help="on SIGTERM, how long requests in flight may take to finish (default: "
+        f"CAIS_GRACE, else {DEFAULT_GRACE:g})",
     )
     parser.add_argument("--check", action="store_true", help="load, predict the example, exit")
     args = parser.parse_args(argv)
@@ -69,6 +76,7 @@ def _main(argv: list[str] | None) -> int:
         app,
         sockets,
         log_level="info",
+        grace=args.grace,
         on_ready=lambda port: print(
             f"cais: serving on http://{args.host}:{port}", file=sys.stderr, flush=True
         ),
@@ -110,6 +118,17 @@ def _whole(low: int, high: int | None = None):
         return value
 
     return convert
+
+
+def _seconds(text: str) -> float:
+    """An argparse type: a finite number of seconds, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds, 0 or more, not `{text}`")
+    return value
 
 
 def _cpus() -> int:

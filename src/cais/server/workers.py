@@ -9,6 +9,10 @@ On Linux each worker gets its own listening socket bound with SO_REUSEPORT, so t
 spreads connections evenly instead of letting the first worker to wake take them all. The
 supervisor opens the sockets before forking (a busy port fails once, in one place) and keeps
 them open, so a worker that dies is replaced without dropping the connections queued for it.
+
+SIGTERM drains (what `docker stop` and Kubernetes send before SIGKILL): every socket stops
+listening at once, so new connections are refused and a load balancer tries another replica;
+the requests in flight are answered (for at most `grace` seconds); then the process exits 0.
 """
 
 from __future__ import annotations
@@ -29,6 +33,18 @@ __all__ = ["collector_paused", "listen", "serve"]
 
 _RESTART_PAUSE = 1.0  # seconds between replacing workers that keep dying at start-up
 _WATCH_INTERVAL = 0.5  # seconds between a worker's checks that its supervisor still lives
+# Requests in flight get this long after SIGTERM: under the 10 s `docker stop` waits by default.
+DEFAULT_GRACE = 8.0
+_SETTLE = 0.5  # seconds the server's own tasks may take to end once it has shut down
+
+
+class _Stopped(BaseException):
+    """SIGTERM outside uvicorn's own handling: before the server runs (nothing to drain), or
+    raised again by uvicorn once it has drained (its way of passing the signal on)."""
+
+
+def _stopped(signum: int, frame: object) -> None:
+    raise _Stopped
 
 
 @contextmanager
@@ -57,21 +73,33 @@ def serve(
     *,
     log_level: str = "info",
     on_ready: Callable[[int], None] | None = None,
+    grace: float = DEFAULT_GRACE,
 ) -> None:
     """Serve `app` on `sockets` (from `listen`, one worker each) until SIGINT/SIGTERM.
-    `on_ready(port)` is called once every worker answers."""
+    `on_ready(port)` is called once every worker answers; on SIGTERM the requests in flight
+    get `grace` seconds to finish."""
     # What exists now (the models, the app, every module) lives as long as the server: out of
     # the collector's sight, it is never walked again (a large model's object graph made p99
     # latency spikes), and forked workers keep sharing its pages. Python's recipe for servers
     # that fork: gc.disable() early (`collector_paused`), gc.freeze() before fork(),
     # gc.enable() in the children.
     gc.freeze()
-    config = dict(log_level=log_level, access_log=False)  # the app logs requests itself
+    config = dict(
+        log_level=log_level,
+        access_log=False,  # the app logs requests itself
+        timeout_graceful_shutdown=grace,
+    )
     if len(sockets) == 1:
         gc.enable()
         port = sockets[0].getsockname()[1]
         started = (lambda: on_ready(port)) if on_ready else None
-        _server(app, config, started).run(sockets=sockets)
+        previous = signal.signal(signal.SIGTERM, _stopped)
+        try:
+            _server(app, config, started).run(sockets=sockets)
+        except _Stopped:
+            pass  # drained: a stop asked for is a clean exit
+        finally:
+            signal.signal(signal.SIGTERM, previous)
         return
     _Supervisor(app, sockets, config, on_ready).run()
 
@@ -85,6 +113,22 @@ def _server(app: object, config: dict, started: Callable[[], None] | None) -> An
             await super().startup(sockets=sockets)
             if self.started and started is not None:
                 started()
+
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().shutdown(sockets=sockets)
+            import asyncio
+
+            others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            if others and (await asyncio.wait(others, timeout=_SETTLE))[1]:
+                # Past the grace period uvicorn cancelled the requests, but a model call in
+                # its thread cannot be stopped, and the event loop would wait for it to end.
+                print(
+                    "cais: a model call was still running after the grace period of "
+                    f"{self.config.timeout_graceful_shutdown:g} s; stopping without it",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                os._exit(0)
 
     return Server(uvicorn.Config(app, **config))
 
@@ -189,14 +233,19 @@ class _Supervisor:
         # misses the new worker.
         stop_signals = {signal.SIGTERM, signal.SIGINT}
         signal.pthread_sigmask(signal.SIG_BLOCK, stop_signals)
+        if self.stopping:  # the signal came just before the block: the sockets are closed
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)
+            return
         pid = os.fork()
         if pid == 0:  # the worker
             code = 0
             try:
-                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                signal.signal(signal.SIGTERM, _stopped)
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
                 signal.pthread_sigmask(signal.SIG_UNBLOCK, stop_signals)
                 self._work(self.sockets[index])
+            except _Stopped:
+                pass  # drained
             except BaseException:  # a worker must never return into the supervisor's loop
                 import traceback
 
@@ -231,6 +280,10 @@ class _Supervisor:
         self.stopping = True
         for pid in list(self.children):
             self._terminate(pid)
+        # The workers stop listening as they drain; while this process still held the
+        # sockets the kernel would keep queueing connections that nobody will answer.
+        for sock in set(self.sockets):
+            sock.close()
 
     def _terminate(self, pid: int) -> None:
         if pid in self.told:  # a second SIGTERM would make uvicorn skip its graceful shutdown
