@@ -16,6 +16,7 @@ from cais.errors import AuthError, DigestMismatch, NotInRegistry, PlanError, Reg
 from cais.image.platform import Platform
 from cais.registry.client import (
     MANIFEST_TYPES,
+    Manifest,
     RegistryClient,
     Transfer,
     _redact,
@@ -731,6 +732,20 @@ def test_an_index_entry_is_chosen_as_the_platform_type_matches(entries, wanted, 
 def test_a_malformed_platform_is_one_sentence():
     with pytest.raises(PlanError, match="`linux` is not of the form OS/ARCH"):
         registry_with_index().client().get_manifest("library/python", "3.11", platform="linux")
+
+
+@pytest.mark.parametrize(
+    ("media_type", "is_index"),
+    [
+        ("application/vnd.oci.image.index.v1+json", True),
+        ("application/vnd.docker.distribution.manifest.list.v2+json", True),
+        ("application/vnd.oci.image.manifest.v1+json", False),
+        ("application/json", False),  # not a media type cais knows
+        ("", False),
+    ],
+)
+def test_a_manifest_is_an_index_by_its_media_type(media_type, is_index):
+    assert Manifest(media_type, "sha256:" + "0" * 64, b"{}").is_index is is_index
 
 
 def test_a_missing_manifest_is_one_sentence():

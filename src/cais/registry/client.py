@@ -117,7 +117,10 @@ class Manifest:
 
     @property
     def is_index(self) -> bool:
-        return self.media_type in (MediaType.OCI_INDEX, MediaType.DOCKER_MANIFEST_LIST)
+        try:
+            return MediaType(self.media_type).is_index
+        except ValueError:
+            return False  # a media type cais does not know is no index it can read
 
     def __repr__(self) -> str:
         return f"Manifest(media_type={self.media_type!r}, digest={self.digest!r})"
