@@ -1,3 +1,3 @@
-from cais._entry import main
+from cais.cli import main
 
 main()

@@ -267,7 +267,9 @@ def load_project(path: str | Path = ".") -> Project:
     dockerfile = root / "Dockerfile"
     own_dockerfile = dockerfile if dockerfile.is_file() else None
 
-    python, python_source = _detect_python(root, config, pyproject)
+    # Only a python:X.Y-slim base must be had: an own Dockerfile or base image brings its own.
+    own_base = own_dockerfile is not None or config.base_image is not None
+    python, python_source = _detect_python(root, config, pyproject, check_bases=not own_base)
     if own_dockerfile is not None:
         # A project's own Dockerfile is built as it is: nothing else needs to be found.
         dependencies = Dependencies(DependencyKind.REQUIREMENTS, "")
@@ -413,7 +415,9 @@ def _read_pyproject(root: Path) -> dict:
         raise ProjectError(f"`{file}` is not valid TOML: {exc}") from exc
 
 
-def _detect_python(root: Path, config: ProjectConfig, pyproject: dict) -> tuple[str, str]:
+def _detect_python(
+    root: Path, config: ProjectConfig, pyproject: dict, *, check_bases: bool
+) -> tuple[str, str]:
     if config.python:
         return config.python, CONFIG_FILE
     version_file = root / ".python-version"
@@ -434,15 +438,50 @@ def _detect_python(root: Path, config: ProjectConfig, pyproject: dict) -> tuple[
             raise ProjectError(
                 f"`requires-python = {requires!r}` in pyproject.toml is invalid"
             ) from exc
-        if spec.contains(platform.python_version()):
-            return running_python(), "pyproject.toml requires-python"
         fits = [xy for xy in KNOWN_PYTHONS if _any_release_fits(spec, xy)]
         if not fits:
             raise ProjectError(
                 f"No known Python release satisfies `requires-python = {requires!r}`"
             )
-        return fits[-1], "pyproject.toml requires-python"
+        # This Python when it fits, else the newest that does.
+        running = [running_python()] if spec.contains(platform.python_version()) else []
+        preferred = list(dict.fromkeys([*running, *reversed(fits)]))
+        python = _python_among(preferred, requires, check_bases=check_bases)
+        return python, "pyproject.toml requires-python"
     return running_python(), "the running Python"
+
+
+def _python_among(preferred: list[str], requires: str, *, check_bases: bool) -> str:
+    """The first of `preferred` (the Pythons `requires` allows) that this site has: among those
+    CAIS_PYTHONS names when it is set, else among those whose `python:X.Y-slim` the engine
+    or the base registry holds (cais.bases)."""
+    if not check_bases:
+        return preferred[0]
+    from cais.bundle.pins import default_pythons
+
+    named = default_pythons()
+    if named is not None:
+        allowed = [python for python in preferred if python in named]
+        if not allowed:
+            raise ProjectError(
+                f"None of the Pythons CAIS_PYTHONS names ({', '.join(named)}) satisfies "
+                f"`requires-python = {requires!r}`",
+                hint="add one it allows to CAIS_PYTHONS, or choose the Python with `python:` "
+                "in cais.yaml",
+            )
+        return allowed[0]
+    from cais.bases import available_pythons
+
+    bases = available_pythons(preferred)
+    if bases.pythons:
+        return bases.pythons[0]
+    raise ProjectError(
+        f"None of the base images {bases.images(preferred)} that `requires-python = "
+        f"{requires!r}` allows is in {' or '.join(bases.asked)}",
+        hint=f"pull or load one (`docker pull python:{preferred[0]}-slim`), set "
+        "CAIS_BASE_REGISTRY to a registry that mirrors Docker Hub, name the Pythons your site "
+        "has with CAIS_PYTHONS, or choose the Python with `python:` in cais.yaml",
+    )
 
 
 def _any_release_fits(spec: SpecifierSet, xy: str) -> bool:

@@ -13,31 +13,21 @@ The rule, one for every command:
   run the training script, so `cais build` builds the image that serves its model instead.
 - When a bare name fits both a folder and a saved model, the folder is taken and a note says
   how to ask for the model (`shop:latest`) or the folder (`./shop`).
-
-Nothing but the standard library is imported here at start: `cais._entry` asks
-`is_plain_project` before the command line is loaded.
 """
 
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from cais.bundle.store import Bundle, ModelStore
 
-__all__ = ["Resolved", "is_plain_project", "resolve"]
+__all__ = ["Resolved", "resolve"]
 
 # Files that make a folder a project cais can build.
 PROJECT_FILES = ("cais.yaml", "requirements.txt", "pyproject.toml", "Dockerfile")
-# The metadata file of a bundle folder (cais.bundle.metadata.METADATA_FILE, which needs
-# pydantic to import).
-BUNDLE_FILE = "cais-model.json"
-# Anything that may be a `train:` key of cais.yaml (also in a comment: when unsure, the full
-# command decides).
-_TRAIN_KEY = re.compile(r"\btrain\b\W*:")
 
 
 class Resolved(NamedTuple):
@@ -56,28 +46,6 @@ def is_path(argument: str) -> bool:
     """Spelled as a path: never a model reference (names have no `/` and start with a letter
     or digit)."""
     return argument.startswith((".", "/", "~")) or "/" in argument or os.sep in argument
-
-
-def is_plain_project(argument: str, home: Path | None = None) -> bool:
-    """True when `cais build ARGUMENT` can only mean building a project folder: a folder that
-    is not a bundle, declares no training script, and (spelled as a bare name) is no saved
-    model's name either. Standard library only; when unsure it says False (the full command
-    then decides)."""
-    folder = Path(argument).expanduser()
-    if not folder.is_dir() or (folder / BUNDLE_FILE).exists():
-        return False
-    config = folder / "cais.yaml"
-    if config.is_file() and _TRAIN_KEY.search(config.read_text(encoding="utf-8", errors="replace")):
-        return False  # perhaps a training project: only the full command reads the YAML
-    if is_path(argument):
-        return True
-    models = (home or _default_home()) / "models" / argument
-    return not models.is_dir()
-
-
-def _default_home() -> Path:
-    # cais.bundle.store.default_home, without importing pydantic.
-    return Path(os.environ.get("CAIS_HOME") or Path.home() / ".cais")
 
 
 def resolve(argument: str, *, projects: bool, store: ModelStore | None = None) -> Resolved:
@@ -121,6 +89,7 @@ def _folder(
 ) -> Resolved | None:
     """The folder's meaning for the command; None when it fits nothing and is not `required`
     (a saved model may fit instead), else the error saying why."""
+    from cais.bundle.metadata import METADATA_FILE
     from cais.bundle.store import Bundle
     from cais.errors import BundleError, ProjectError
 
@@ -136,7 +105,7 @@ def _folder(
             f"`{argument}` is a file, not a folder",
             hint="give the folder that holds the model bundle or the training project",
         )
-    if (folder / BUNDLE_FILE).is_file():
+    if (folder / METADATA_FILE).is_file():
         return Resolved(argument, bundle=Bundle.from_folder(folder))
     files = _project_files(folder)
     if "cais.yaml" in files:

@@ -186,3 +186,72 @@ def test_no_base_image_anywhere_is_one_sentence(
     assert "CAIS_BASE_REGISTRY" in message and "CAIS_PYTHONS or --python" in message
     assert "Traceback" not in refused.stderr
     assert not (tmp_path / "home" / "models" / "legacy").exists()
+
+
+def _project_requiring(folder: Path, requires: str) -> Path:
+    folder.mkdir()
+    (folder / "script.py").write_text("print('hi')\n")
+    (folder / "requirements.txt").write_text("")
+    (folder / "pyproject.toml").write_text(f'[project]\nrequires-python = "{requires}"\n')
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("requires", "held", "expected"),
+    [
+        ("<3.11", ["3.9-slim", "3.11-slim"], "3.9"),  # 3.10 fits, but this site has no base
+        (">=3.9,<3.13", ["3.10-slim", "3.12-slim"], "3.12"),
+        ("==3.11.*", ["3.11-slim"], "3.11"),
+    ],
+)
+def test_a_project_s_requires_python_gets_a_base_image_the_site_has(
+    tmp_path, base_registry, monkeypatch, requires, held, expected
+):
+    monkeypatch.setenv("DOCKER_HOST", NOWHERE)
+    monkeypatch.delenv("CAIS_PYTHONS", raising=False)
+    for tag in held:
+        base_registry.tag("library/python", tag)
+    project = _project_requiring(tmp_path / "app", requires)
+    done = run_cais("dockerfile", str(project))
+    assert done.returncode == 0, done.stderr
+    assert f"FROM python:{expected}-slim" in done.stdout
+
+
+def test_the_engine_s_base_image_serves_a_project_s_requires_python(
+    tmp_path, engine, base_registry, monkeypatch
+):
+    held = {tag for image in engine.images.list(name="python") for tag in image.tags}
+    if "python:3.9-slim" not in held:
+        unavailable("the engine holds no python:3.9-slim (run scripts/test-infra)")
+    monkeypatch.delenv("CAIS_PYTHONS", raising=False)
+    project = _project_requiring(tmp_path / "app", "==3.9.*")  # the registry has none
+    done = run_cais("dockerfile", str(project))
+    assert done.returncode == 0, done.stderr
+    assert "FROM python:3.9-slim" in done.stdout
+
+
+@pytest.mark.parametrize("registry", ["empty", "unreachable"])
+def test_a_project_s_requires_python_with_no_base_image_here_is_one_sentence(
+    tmp_path, base_registry, monkeypatch, registry
+):
+    monkeypatch.setenv("DOCKER_HOST", NOWHERE)
+    monkeypatch.delenv("CAIS_PYTHONS", raising=False)
+    host = base_registry.host if registry == "empty" else f"127.0.0.1:{free_port()}"
+    monkeypatch.setenv("CAIS_BASE_REGISTRY", host)
+    base_registry.tag("library/python", "3.11-slim")  # not one it allows
+    project = _project_requiring(tmp_path / "app", ">=3.13")
+    for command in ("dockerfile", "build"):
+        refused = (
+            run_cais(command, str(project), "--builder", "oci")
+            if command == "build"
+            else (run_cais(command, str(project)))
+        )
+        assert refused.returncode == 1, refused.stderr
+        message = " ".join(refused.stderr.split())
+        assert message.startswith(
+            "error: None of the base images `python:3.14-slim`, `python:3.13-slim` that "
+            "`requires-python = '>=3.13'` allows is in the Docker Engine or "
+            f"`{host}` hint: pull or load one (`docker pull python:3.14-slim`)"
+        ), message
+        assert "CAIS_PYTHONS" in message and "`python:` in cais.yaml" in message
+        assert "Traceback" not in refused.stderr

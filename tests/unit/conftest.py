@@ -13,15 +13,24 @@ from pathlib import Path
 
 import pytest
 
-from cais.builders.record import BUILD_ENVIRONMENT
-
 # Variables of the machine running the tests that change what cais decides: those that reach
-# a build, and more.
+# a build (the docker CLI's, pip's CA and index settings), proxies, colour, git.
 _HOST_VARIABLES = (
-    *BUILD_ENVIRONMENT,
+    "DOCKER_HOST",
+    "DOCKER_BUILDKIT",
+    "DOCKER_CONTEXT",
+    "DOCKER_DEFAULT_PLATFORM",
     "DOCKER_TLS_VERIFY",
     "DOCKER_CERT_PATH",
-    "DOCKER_CONTEXT",
+    "BUILDX_BUILDER",
+    "SOURCE_DATE_EPOCH",
+    "PIP_CERT",
+    "SSL_CERT_FILE",
+    "REQUESTS_CA_BUNDLE",
+    "PIP_INDEX_URL",
+    "PIP_EXTRA_INDEX_URL",
+    "PIP_TRUSTED_HOST",
+    "CAIS_PYTHONS",
     "HTTP_PROXY",
     "HTTPS_PROXY",
     "ALL_PROXY",

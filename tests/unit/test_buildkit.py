@@ -378,6 +378,36 @@ def test_the_same_cli_is_asked_once(tmp_path, candidates):
     assert log.read_text().splitlines() == ["--version", "buildx version"]
 
 
+def test_the_answer_is_kept_while_the_clis_are_unchanged(tmp_path, candidates, monkeypatch):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("CAIS_CACHE", str(cache))
+    log = tmp_path / "calls.log"
+    docker = fake_docker(
+        tmp_path / "bin", "docker", "Docker version 28.2.2, build x", buildx=True, log=log
+    )
+    candidates(docker)
+    found = find_buildkit_cli()
+    assert found == BuildKitCLI(str(docker), True, "28.2.2")
+    assert find_buildkit_cli() == found
+    assert len(log.read_text().splitlines()) == 2  # asked once
+    (cache / "docker-cli.json").write_text("{half")  # a cache cut short is asked again
+    assert find_buildkit_cli() == found
+    assert len(log.read_text().splitlines()) == 4
+    os.utime(docker, ns=(0, 0))  # another CLI in the same place
+    assert find_buildkit_cli() == found
+    assert len(log.read_text().splitlines()) == 6
+
+
+def test_a_cache_that_cannot_be_written_leaves_nothing_behind(tmp_path, candidates, monkeypatch):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("CAIS_CACHE", str(cache))
+    (cache / "docker-cli.json").mkdir(parents=True)  # the rename onto it fails
+    docker = fake_docker(tmp_path / "bin", "docker", "Docker version 28.2.2, build x", buildx=True)
+    candidates(docker)
+    assert find_buildkit_cli() == BuildKitCLI(str(docker), True, "28.2.2")
+    assert [p.name for p in cache.iterdir()] == ["docker-cli.json"]
+
+
 # --- the BuildKit builder with a fake CLI -------------------------------------------------
 
 

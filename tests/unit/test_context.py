@@ -6,7 +6,7 @@ import tarfile
 
 import pytest
 
-from cais.builders.context import context_archive, ignore_patterns
+from cais.builders.context import IgnoreRules, context_archive, context_paths, ignore_patterns
 from cais.builders.dockerfile import DEFAULT_DOCKERIGNORE
 
 DEFAULT = "# comment\n.git\n\n  .venv  \n*.pyc\n"
@@ -105,3 +105,124 @@ def test_archive_exceptions_in_patterns(project):
         files = names_in(archive)
     assert "data/train.csv" in files
     assert not any(name.startswith("pkg/") for name in files)
+
+
+# --- the matcher, against the Docker SDK's (the rules the classic builder's archive follows) ---
+
+PATTERNS = [
+    ".git",
+    "*.pyc",
+    "**/*.pyc",
+    "**/__pycache__",
+    "data/",
+    "/data",
+    "./data/../pkg",
+    "pkg/*.py",
+    "pkg/**",
+    "**",
+    "**/",
+    "docs/**/*.md",
+    "a?c",
+    "[a-c]*.txt",
+    "[!a-c]*.txt",
+    "[^x]y",
+    "[]]z",
+    "[unclosed",
+    "*.PY",
+    "Data",
+    ".",
+    "",
+    "!",
+    "!keep.log",
+    "!data/keep.csv",
+    "!pkg/util.py",
+    "*.log",
+    "a\\*b",
+    "x+y(z)",
+]
+PATHS = [
+    ".git",
+    ".git/HEAD",
+    "x.pyc",
+    "pkg/x.pyc",
+    "pkg/__pycache__/m.cpython-311.pyc",
+    "my__pycache__",
+    "data",
+    "data/train.csv",
+    "data/keep.csv",
+    "pkg",
+    "pkg/util.py",
+    "pkg/sub/deep.py",
+    "docs/a/b/c.md",
+    "docs/c.md",
+    "abc",
+    "a/c",
+    "b1.txt",
+    "z.txt",
+    "ay",
+    "xy",
+    "]z",
+    "[unclosed",
+    "script.py",
+    "keep.log",
+    "other.log",
+    "logs/keep.log",
+    "a*b",
+    "a\\*b",
+    "x+y(z)",
+    "Data/x",
+    ".dockerignore",
+    "Dockerfile",
+]
+
+
+def sdk_matcher():
+    pytest.importorskip("docker")
+    from docker.utils.build import PatternMatcher
+
+    return PatternMatcher
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+def test_each_pattern_keeps_out_what_the_sdk_keeps_out(pattern):
+    reference = sdk_matcher()([pattern])
+    rules = IgnoreRules([pattern])
+    expected = [path for path in PATHS if reference.matches(path)]
+    assert [path for path in PATHS if rules.matches(path)] == expected
+
+
+@pytest.mark.parametrize(
+    "patterns",
+    [
+        DEFAULT_DOCKERIGNORE.splitlines()[1:],
+        ["data/", "!data/keep.csv", "*.log", "!keep.log"],
+        ["**", "!pkg/util.py", "!Dockerfile"],
+        ["pkg", "!pkg/util.py", "pkg/util.py"],  # the last match decides
+        ["*.log", "!*.log", "*.log"],
+    ],
+)
+def test_lists_of_patterns_decide_as_the_sdk_does(patterns):
+    reference = sdk_matcher()(patterns)
+    rules = IgnoreRules(patterns)
+    assert [p for p in PATHS if rules.matches(p)] == [p for p in PATHS if reference.matches(p)]
+
+
+@pytest.mark.parametrize(
+    "patterns",
+    [
+        DEFAULT_DOCKERIGNORE.splitlines()[1:],
+        ["data/", "!data/train.csv", "pkg"],  # an exception inside a folder kept out
+        ["data", "!*/train.csv"],  # one that does not name the folder: it is not entered
+        ["**", "!pkg"],
+        [],
+    ],
+)
+def test_the_context_s_files_are_those_the_sdk_sends(project, patterns, write):
+    pytest.importorskip("docker")
+    from docker.utils.build import exclude_paths
+
+    (project / "link").symlink_to(project / "pkg")  # a link to a folder is not entered
+    (project / ".dockerignore").write_text("\n".join(patterns) + "\n")
+    expected = set(exclude_paths(str(project), list(patterns)))
+    assert context_paths(project, None) == expected
+    assert "Dockerfile" in expected  # sent whatever the patterns say

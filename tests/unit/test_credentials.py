@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -269,3 +272,20 @@ def test_helper_that_is_not_installed_warns_nothing(docker_config, monkeypatch, 
     docker_config.write_text(json.dumps({"credsStore": "missing"}))
     with pytest.raises(CredentialsError):
         credentials.get("reg.example")
+
+
+def test_a_login_in_the_file_is_read_without_the_docker_sdk(docker_config):
+    """Only a credential helper needs the Docker SDK's helper client: a push that reads its
+    login from the file does not pay for importing the SDK."""
+    credentials.store("127.0.0.1:5001", CREDS)
+    check = (
+        "import sys\n"
+        "from cais.registry import client, credentials\n"
+        "assert credentials.get('127.0.0.1:5001').username == 'ana'\n"
+        "print('docker' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", check], capture_output=True, text=True, env=os.environ, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
+import cais.bases
 import cais.project as project_module
+from cais.bases import Bases
 from cais.errors import ProjectError
 from cais.project import (
     CONFIG_FILE,
@@ -28,6 +30,26 @@ def running_311(monkeypatch: pytest.MonkeyPatch) -> str:
     """Pretend the running interpreter is 3.11, whatever runs the tests."""
     monkeypatch.setattr(project_module, "running_python", lambda: "3.11")
     return "3.11"
+
+
+@pytest.fixture(autouse=True)
+def site_pythons(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The Pythons whose base image this site has (every known one unless a test removes
+    some); the pythons asked about are recorded as the list's `asked` attribute."""
+    have = _Have(KNOWN_PYTHONS)
+
+    def available(pythons):
+        have.asked.append(list(pythons))
+        return Bases(tuple(p for p in pythons if p in have), ("the Docker Engine", "Docker Hub"))
+
+    monkeypatch.setattr(cais.bases, "available_pythons", available)
+    return have
+
+
+class _Have(list):
+    def __init__(self, pythons) -> None:
+        super().__init__(pythons)
+        self.asked: list[list[str]] = []
 
 
 def error_of(path: Path) -> ProjectError:
@@ -107,6 +129,92 @@ def test_requires_python_that_nothing_satisfies(tmp_path, write, running_311):
     error = error_of(tmp_path)
     assert "No known Python release satisfies" in error.message
     assert ">=4" in error.message
+
+
+@pytest.mark.parametrize(
+    ("requires", "have", "expected"),
+    [
+        (">=3.9", ["3.9", "3.11"], "3.11"),  # the running Python, which the site has
+        (">=3.9", ["3.9", "3.10"], "3.10"),  # else the newest the site has
+        ("<3.11", ["3.9", "3.11"], "3.9"),  # 3.10 fits but cannot be had
+        (">=3.10,<3.13", ["3.12"], "3.12"),
+    ],
+)
+def test_requires_python_picks_a_python_whose_base_image_can_be_had(
+    tmp_path, write, running_311, site_pythons, requires, have, expected
+):
+    site_pythons[:] = have
+    write(tmp_path, {**SCRIPT, "pyproject.toml": f'[project]\nrequires-python = "{requires}"\n'})
+    assert load_project(tmp_path).python == expected
+
+
+def test_the_running_python_is_asked_for_first_then_the_newest(
+    tmp_path, write, running_311, site_pythons
+):
+    write(tmp_path, {**SCRIPT, "pyproject.toml": '[project]\nrequires-python = ">=3.10"\n'})
+    load_project(tmp_path)
+    newest_first = [p for p in reversed(KNOWN_PYTHONS) if p not in ("3.9", "3.11")]
+    assert site_pythons.asked == [["3.11", *newest_first]]
+
+
+@pytest.mark.parametrize(
+    ("requires", "images"),
+    [
+        (">=3.12", "`python:3.14-slim`, `python:3.13-slim`, `python:3.12-slim`"),
+        ("==3.10.*", "`python:3.10-slim`"),
+    ],
+)
+def test_requires_python_with_no_base_image_here_is_one_sentence(
+    tmp_path, write, running_311, site_pythons, requires, images
+):
+    site_pythons[:] = ["3.9", "3.11"]
+    write(tmp_path, {**SCRIPT, "pyproject.toml": f'[project]\nrequires-python = "{requires}"\n'})
+    error = error_of(tmp_path)
+    assert error.message == (
+        f"None of the base images {images} that `requires-python = {requires!r}` allows is in "
+        "the Docker Engine or Docker Hub"
+    )
+    for remedy in ("docker pull python:", "CAIS_BASE_REGISTRY", "CAIS_PYTHONS", "`python:`"):
+        assert remedy in error.hint
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        {CONFIG_FILE: "base_image: registry.example/py:3.13\n"},  # brings its own Python
+        {"Dockerfile": "FROM scratch\n"},
+    ],
+)
+def test_an_own_base_image_needs_no_python_base_here(tmp_path, write, site_pythons, files):
+    site_pythons[:] = []
+    write(
+        tmp_path, {**SCRIPT, **files, "pyproject.toml": '[project]\nrequires-python = ">=3.13"\n'}
+    )
+    assert load_project(tmp_path).python in ("3.13", "3.14")
+    assert site_pythons.asked == []
+
+
+def test_cais_pythons_names_the_site_s_pythons(
+    tmp_path, write, running_311, site_pythons, monkeypatch
+):
+    site_pythons[:] = []  # not asked: CAIS_PYTHONS is the user's word
+    write(tmp_path, {**SCRIPT, "pyproject.toml": '[project]\nrequires-python = ">=3.10"\n'})
+    monkeypatch.setenv("CAIS_PYTHONS", "3.9, 3.10,3.12")
+    assert load_project(tmp_path).python == "3.12"
+    assert site_pythons.asked == []
+    monkeypatch.setenv("CAIS_PYTHONS", "3.9")
+    error = error_of(tmp_path)
+    assert error.message == (
+        "None of the Pythons CAIS_PYTHONS names (3.9) satisfies `requires-python = '>=3.10'`"
+    )
+    assert "CAIS_PYTHONS" in error.hint
+
+
+def test_an_explicit_python_is_not_second_guessed(tmp_path, write, site_pythons):
+    site_pythons[:] = []
+    write(tmp_path, {**SCRIPT, CONFIG_FILE: 'python: "3.12"\n'})
+    assert load_project(tmp_path).python == "3.12"
+    assert site_pythons.asked == []
 
 
 def test_invalid_requires_python(tmp_path, write):

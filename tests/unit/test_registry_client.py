@@ -12,12 +12,13 @@ import uuid
 import httpx
 import pytest
 
-from cais.errors import AuthError, DigestMismatch, NotInRegistry, RegistryError
+from cais.errors import AuthError, DigestMismatch, NotInRegistry, PlanError, RegistryError
+from cais.image.platform import Platform
 from cais.registry.client import (
     MANIFEST_TYPES,
+    Manifest,
     RegistryClient,
     Transfer,
-    _choose_platform,
     _redact,
     registry_errors,
 )
@@ -666,7 +667,7 @@ def test_get_manifest_asks_for_every_manifest_type():
     assert manifest.is_index and manifest.media_type == OCI_INDEX
     assert manifest.digest == sha(manifest.content)
     accept = registry.seen("GET", "manifests")[0].headers["accept"]
-    assert [t.strip() for t in accept.split(",")] == list(MANIFEST_TYPES)
+    assert [t.strip() for t in accept.split(",")] == [t.value for t in MANIFEST_TYPES]
 
 
 @pytest.mark.parametrize(
@@ -688,25 +689,63 @@ def test_a_platform_the_index_lacks_is_named_with_those_it_has():
     with pytest.raises(NotInRegistry) as caught:
         registry.client().get_manifest("library/python", "3.11", platform="linux/s390x")
     assert caught.value.message == (
-        "`reg.example/library/python:3.11` has no image for the platform `linux/s390x` "
-        "(it has linux/amd64, linux/arm64/v8)"
+        "`reg.example/library/python:3.11` has no `linux/s390x` variant "
+        "(it has `linux/amd64`, `linux/arm64/v8`)"
     )
+    assert caught.value.hint == "choose one of those platforms, or another base image"
+
+
+def registry_with(*platforms: dict) -> FakeRegistry:
+    registry = FakeRegistry()
+    stored = {"1": (OCI_INDEX, index_of(*platforms))}
+    for platform in platforms:
+        content = json.dumps(platform).encode()
+        stored[sha(content)] = (OCI_MANIFEST, content)
+    registry.manifests["team/app"] = stored
+    return registry
 
 
 @pytest.mark.parametrize(
     ("entries", "wanted", "index"),
     [
         ([AMD64, ARM64], "linux/arm64/v8", 1),
-        ([{**ARM64, "variant": None}], "linux/arm64/v8", 0),  # arm64 without a variant is v8
+        ([AMD64, ARM64], "linux/aarch64", 1),  # uname's name for it
+        ([{"os": "linux", "architecture": "arm64"}], "linux/arm64/v8", 0),  # no variant is v8
+        ([{"os": "linux", "architecture": "arm", "variant": "v7"}], "linux/arm", 0),  # v7
         ([{"os": "linux", "architecture": "arm", "variant": "v7"}], "linux/arm/v6", None),
         ([{"os": "unknown", "architecture": "unknown"}, AMD64], "linux/amd64", 1),
         ([AMD64], "windows/amd64", None),
     ],
 )
-def test_choose_platform(entries, wanted, index):
-    listed = [{"platform": {k: v for k, v in e.items() if v is not None}} for e in entries]
-    chosen = _choose_platform(listed, wanted)
-    assert chosen is (None if index is None else listed[index])
+def test_an_index_entry_is_chosen_as_the_platform_type_matches(entries, wanted, index):
+    registry = registry_with(*entries)
+    client = registry.client()
+    if index is None:
+        with pytest.raises(NotInRegistry, match="has no `"):
+            client.get_manifest("team/app", "1", platform=wanted)
+    else:
+        assert client.get_manifest("team/app", "1", platform=wanted).data == entries[index]
+        by_type = client.get_manifest("team/app", "1", platform=Platform.parse(wanted))
+        assert by_type.data == entries[index]
+
+
+def test_a_malformed_platform_is_one_sentence():
+    with pytest.raises(PlanError, match="`linux` is not of the form OS/ARCH"):
+        registry_with_index().client().get_manifest("library/python", "3.11", platform="linux")
+
+
+@pytest.mark.parametrize(
+    ("media_type", "is_index"),
+    [
+        ("application/vnd.oci.image.index.v1+json", True),
+        ("application/vnd.docker.distribution.manifest.list.v2+json", True),
+        ("application/vnd.oci.image.manifest.v1+json", False),
+        ("application/json", False),  # not a media type cais knows
+        ("", False),
+    ],
+)
+def test_a_manifest_is_an_index_by_its_media_type(media_type, is_index):
+    assert Manifest(media_type, "sha256:" + "0" * 64, b"{}").is_index is is_index
 
 
 def test_a_missing_manifest_is_one_sentence():

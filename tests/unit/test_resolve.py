@@ -1,6 +1,5 @@
 """One rule for arguments that can name a folder or a saved model (`cais.resolve`), and the
-commands that follow it: `cais serve`, `cais build`, `cais models show`, and the lookup of
-`cais._entry` that answers a rebuild before the command line loads."""
+commands that follow it: `cais serve`, `cais build`, `cais models show`."""
 
 from __future__ import annotations
 
@@ -12,12 +11,11 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from typer.testing import CliRunner
 
-from cais import _entry
 from cais.bundle.store import ModelStore
 from cais.cli import app
 from cais.errors import CaisError
 from cais.project import read_config
-from cais.resolve import is_plain_project, resolve
+from cais.resolve import resolve
 from tests.support import assert_one_error
 
 pytestmark = pytest.mark.usefixtures("fast_package_scan")
@@ -293,36 +291,3 @@ def test_dockerfile_of_a_script_project_is_its_own(runner, store, here):
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[-1] == 'CMD ["python", "script.py"]'
     assert "training project" not in result.output
-
-
-# --- the lookup before the command line -----------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("setup", "argument", "plain"),
-    [
-        ("script", "hello", True),
-        ("script", "./hello", True),
-        ("script+model", "hello", False),  # the full command says which one it took
-        ("script+model", "./hello", True),
-        ("training", "shop", False),
-        ("training", "./shop", False),
-        ("bundle", "copy", False),
-        ("none", "missing", False),
-        ("none", "hello:1", False),
-    ],
-)
-def test_the_lookup_answers_only_for_what_can_only_be_a_project(
-    store, here, setup, argument, plain
-):
-    if setup.startswith("script"):
-        script_project(here / "hello")
-    if setup.endswith("model"):
-        save(store, "hello")
-    if setup == "training":
-        training_project(here / "shop")
-    if setup == "bundle":
-        save(store, "shop")
-        shutil.copytree(store.get("shop").path, here / "copy")
-    assert is_plain_project(argument) is plain
-    assert (_entry._plain_build([argument, "-t", "x:1"]) is not None) is plain

@@ -7,6 +7,8 @@ use BuildKit at all, so `find_buildkit_cli` looks past them (to Debian's /usr/bi
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 import shutil
@@ -21,9 +23,9 @@ from cais.builders.base import BuildProgress, BuildRequest, BuildResult
 from cais.builders.context import ignore_patterns
 from cais.builders.failures import build_error
 from cais.builders.pip_settings import PIP_CA_SECRET, PIP_CONF_SECRET
-from cais.builders.record import load_cache, save_cache
 from cais.engine.client import unreachable
 from cais.errors import BuildError, CaisError
+from cais.image.blobs import default_root
 
 __all__ = ["BuildKitBuilder", "BuildKitCLI", "find_buildkit_cli"]
 
@@ -69,15 +71,37 @@ def find_buildkit_cli() -> BuildKitCLI | None:
         ):
             candidates.append(candidate)
     key = _fingerprint(candidates)
-    saved = load_cache(_CACHE)
+    saved = _load_cache()
     if isinstance(saved, dict) and saved.get("key") == key:
         try:
             return BuildKitCLI(**saved["cli"]) if saved["cli"] else None
         except (TypeError, KeyError):
             pass  # a cache of another shape: ask again
     found = _probe(candidates)
-    save_cache(_CACHE, {"key": key, "cli": asdict(found) if found else None})
+    _save_cache({"key": key, "cli": asdict(found) if found else None})
     return found
+
+
+def _load_cache() -> object:
+    """What `_save_cache` wrote; None when there is nothing to read."""
+    try:
+        return json.loads((default_root() / _CACHE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _save_cache(data: object) -> None:
+    """Write the answer whole or not at all (a temporary file renamed into place: a cache
+    that cannot be written only costs the probe next time, and leaves nothing behind)."""
+    file = default_root() / _CACHE
+    temporary = file.with_suffix(f".{os.getpid()}.tmp")
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        temporary.write_text(json.dumps(data), encoding="utf-8")
+        os.replace(temporary, file)
+    except OSError:
+        with contextlib.suppress(OSError):
+            temporary.unlink(missing_ok=True)
 
 
 def _fingerprint(candidates: list[str]) -> list:

@@ -1,7 +1,17 @@
-"""The build context: the project folder less what .dockerignore keeps out."""
+"""The build context: the project folder less what .dockerignore keeps out.
+
+Which files that is follows the Docker SDK's reading of .dockerignore (moby's rules: patterns
+from the context's root, `**` across folders, `!` exceptions, the last match decides, a
+matched folder keeps out what is in it), which the classic builder's archive uses. The
+matching itself is done here, in a few lines checked against the SDK by the tests, because
+importing the SDK costs more than a `cais dockerfile` does without it, and neither BuildKit
+builds nor the OCI builder need the SDK otherwise.
+"""
 
 from __future__ import annotations
 
+import os
+import re
 import tempfile
 from pathlib import Path
 from typing import IO
@@ -12,6 +22,7 @@ __all__ = [
     "WRITTEN_DOCKERIGNORE",
     "context_archive",
     "context_paths",
+    "IgnoreRules",
     "excluded",
     "ignore_patterns",
 ]
@@ -40,12 +51,108 @@ def ignore_patterns(context: Path, default: str | None) -> list[str]:
     ]
 
 
+class IgnoreRules:
+    """.dockerignore patterns, compiled once; `.dockerignore` itself is always kept."""
+
+    def __init__(self, patterns: list[str]) -> None:
+        self._rules: list[tuple[bool, list[str], re.Pattern[str]]] = []
+        for text in [*patterns, "!.dockerignore"]:
+            exception = text.startswith("!")
+            parts = _clean(text[1:] if exception else text)
+            if parts:
+                self._rules.append((exception, parts, re.compile(_translate("/".join(parts)))))
+
+    def __repr__(self) -> str:
+        return f"IgnoreRules({len(self._rules)} patterns)"
+
+    def matches(self, path: str) -> bool:
+        """Whether `path` (relative to the context, `/`-separated) is kept out."""
+        parents = [part for part in os.path.dirname(path).split("/") if part and part != "."]
+        matched = False
+        for exception, parts, regex in self._rules:
+            found = regex.match(path.lower()) is not None
+            if not found and parents and len(parts) <= len(parents):
+                found = regex.match("/".join(parents[: len(parts)]).lower()) is not None
+            if found:
+                matched = not exception
+        return matched
+
+    def kept(self, root: Path) -> set[str]:
+        """The files and folders under `root` (relative paths) that are not kept out; a folder
+        kept out is not entered unless an exception names something in it."""
+        kept: set[str] = set()
+        pending = [""]
+        while pending:
+            folder = pending.pop()
+            for name in os.listdir(root / folder):
+                path = f"{folder}/{name}" if folder else name
+                out = self.matches(path)
+                if not out:
+                    kept.add(path)
+                full = root / path
+                if not full.is_dir() or full.is_symlink():
+                    continue
+                if out and not any(
+                    exception and "/".join(parts).startswith(path)
+                    for exception, parts, _ in self._rules
+                ):
+                    continue
+                pending.append(path)
+        return kept
+
+
+def _clean(pattern: str) -> list[str]:
+    """The pattern's path parts, as Go's filepath.Clean leaves them (no `.`, `..` applied)."""
+    parts: list[str] = []
+    for part in pattern.strip().split("/"):
+        if part == "..":
+            if parts:
+                parts.pop()
+        elif part and part != ".":
+            parts.append(part)
+    return parts
+
+
+def _translate(pattern: str) -> str:
+    """A regular expression for a pattern: `*` and `?` within one path part, `**` across
+    parts, `[...]` classes (`[!...]` negated); case is ignored, as the SDK ignores it."""
+    pattern = pattern.lower()
+    out, i, n = "", 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        i += 1
+        if c == "*" and pattern[i : i + 1] == "*":
+            i += 1
+            if pattern[i : i + 1] == "/":
+                i += 1
+            out += ".*" if i >= n else "(.*/)?"
+        elif c == "*":
+            out += "[^/]*"
+        elif c == "?":
+            out += "[^/]"
+        elif c == "[":
+            j = i + (pattern[i : i + 1] == "!")
+            j += pattern[j : j + 1] == "]"
+            j = pattern.find("]", j)
+            if j < 0:
+                out += "\\["
+                continue
+            members = pattern[i:j].replace("\\", "\\\\")
+            i = j + 1
+            if members.startswith("!"):
+                members = "^" + members[1:]
+            elif members.startswith("^"):
+                members = "\\" + members
+            out += f"[{members}]"
+        else:
+            out += re.escape(c)
+    return f"^{out}$"
+
+
 def excluded(patterns: list[str], paths: tuple[str, ...]) -> list[str]:
     """Which of `paths` (relative to the context) the ignore patterns keep out of it."""
-    from docker.utils.build import PatternMatcher  # the engine's own rules, as for the archive
-
-    matcher = PatternMatcher(patterns)
-    return [path for path in paths if matcher.matches(path)]
+    rules = IgnoreRules(patterns)
+    return [path for path in paths if rules.matches(path)]
 
 
 def context_archive(
@@ -70,6 +177,5 @@ def context_archive(
 def context_paths(context: Path, default: str | None) -> set[str]:
     """The files and folders of the context (relative paths) a `COPY . .` copies: those the
     project's .dockerignore (or `default`, when it has none) leaves in."""
-    from docker.utils.build import exclude_paths  # the engine's own rules, as for the archive
-
-    return set(exclude_paths(str(context), ignore_patterns(context, default)))
+    # A Dockerfile is always sent to the engine: the archive keeps it, so this does too.
+    return IgnoreRules([*ignore_patterns(context, default), "!Dockerfile"]).kept(context)

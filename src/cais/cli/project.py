@@ -341,7 +341,6 @@ def build(
     image that serves a saved model."""
     from cais.build import BuildOptions, build_project, pip_settings_unused
     from cais.builders.pip_settings import pip_settings
-    from cais.builders.record import fingerprint
     from cais.engine.client import check_socket, connect
     from cais.plan import parse_platform
     from cais.project import load_project
@@ -355,19 +354,13 @@ def build(
         no_cache=no_cache,
         builder=builder,
     )
-    # Unless options change what is built, the next `cais build DIR [-t TAG]` of unchanged
-    # inputs is a lookup (cais._entry): take the inputs' fingerprint before anything reads
-    # them. (--no-cache and --builder change how, not what; the OCI builder's own layer cache
-    # answers for it.)
     oci = builder is BuilderChoice.OCI
-    plain = not (platform or build_arg or ca_cert or index_url or python or oci)
     outputs = [_output(value) for value in output or ()]
     if outputs and not oci:
         raise CaisError(
             "`--output` writes an image cais assembles itself",
             hint="add `--builder oci`",
         )
-    key = fingerprint(Path(source), options.tags) if plain else None
     # A bad project, tag, platform or certificate fails before the engine is contacted.
     for value in options.tags:
         parse_reference(value)
@@ -413,10 +406,6 @@ def build(
     check_socket()
     with BuildDisplay(verbose=verbose) as display:
         result = build_project(connect, project, options, display, pip)
-    if key:
-        from cais.builders.record import remember_result
-
-        remember_result(key, result)  # a rebuild with nothing changed is then a lookup
     report_built(result, pip, own_dockerfile=project.dockerfile)
 
 

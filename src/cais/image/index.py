@@ -68,8 +68,11 @@ class ImageIndex:
         return Descriptor(self.media_type, self.digest, len(self.manifest_json))
 
 
-def select_manifest(index: Mapping[str, Any], platform: Platform) -> dict[str, Any]:
-    """The entry of a raw index document (from a registry) for `platform`."""
+def select_manifest(
+    index: Mapping[str, Any], platform: Platform, *, image: str = "The image"
+) -> dict[str, Any]:
+    """The entry of a raw index document (from a registry) for `platform`; `image` names the
+    index in the error that says which platforms it has instead."""
     entries: Sequence[Mapping[str, Any]] = index.get("manifests") or []
     for entry in entries:
         if platform.matches(entry.get("platform") or {}):
@@ -80,12 +83,14 @@ def select_manifest(index: Mapping[str, Any], platform: Platform) -> dict[str, A
             found.append(Platform.from_json(entry.get("platform") or {}))
         except KeyError:
             continue  # attestation entries carry no platform
-    raise _no_platform(platform, found)
+    raise _no_platform(platform, found, image)
 
 
-def _no_platform(platform: Platform, found: Sequence[Platform]) -> PlanError:
+def _no_platform(
+    platform: Platform, found: Sequence[Platform], image: str = "The image"
+) -> PlanError:
     listed = ", ".join(f"`{p}`" for p in found) or "none"
     return PlanError(
-        f"The image has no `{platform}` variant (it has {listed})",
+        f"{image} has no `{platform}` variant (it has {listed})",
         hint="choose one of its platforms with `--platform`",
     )

@@ -31,7 +31,17 @@ from typing import BinaryIO
 
 import httpx
 
-from cais.errors import AuthError, CaisError, DigestMismatch, NotInRegistry, RegistryError
+from cais.errors import (
+    AuthError,
+    CaisError,
+    DigestMismatch,
+    NotInRegistry,
+    PlanError,
+    RegistryError,
+)
+from cais.image.index import select_manifest
+from cais.image.media import MediaType
+from cais.image.platform import Platform
 from cais.registry import credentials as saved
 from cais.registry.auth import (
     Challenge,
@@ -54,12 +64,14 @@ __all__ = [
     "registry_errors",
 ]
 
-OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
-DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
-DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
-MANIFEST_TYPES = (OCI_INDEX, DOCKER_LIST, OCI_MANIFEST, DOCKER_MANIFEST)
-_INDEX_TYPES = (OCI_INDEX, DOCKER_LIST)
+# What a manifest request accepts, in this order: an index first, so a multi-platform tag is
+# seen as one.
+MANIFEST_TYPES = (
+    MediaType.OCI_INDEX,
+    MediaType.DOCKER_MANIFEST_LIST,
+    MediaType.OCI_MANIFEST,
+    MediaType.DOCKER_MANIFEST,
+)
 
 # Opens the content of a blob from its start; called again for every attempt or resume.  The
 # client reads only what it sends, so a stream that counts its reads counts the bytes sent.
@@ -105,7 +117,10 @@ class Manifest:
 
     @property
     def is_index(self) -> bool:
-        return self.media_type in _INDEX_TYPES
+        try:
+            return MediaType(self.media_type).is_index
+        except ValueError:
+            return False  # a media type cais does not know is no index it can read
 
     def __repr__(self) -> str:
         return f"Manifest(media_type={self.media_type!r}, digest={self.digest!r})"
@@ -185,23 +200,23 @@ class RegistryClient:
     # Reading
 
     def get_manifest(
-        self, repository: str, reference: str, *, platform: str | None = None
+        self, repository: str, reference: str, *, platform: Platform | str | None = None
     ) -> Manifest:
         """The manifest `reference` (a tag or digest) names; with `platform` (`os/arch[/variant]`),
         an index is resolved to that platform's manifest."""
+        if isinstance(platform, str):
+            platform = Platform.parse(platform)
         with self._errors():
             manifest = self._get_manifest(repository, reference)
             if platform is None or not manifest.is_index:
                 return manifest
-            entries = manifest.data.get("manifests") or []
-            chosen = _choose_platform(entries, platform)
-            if chosen is None:
-                offered = ", ".join(sorted({_platform_text(e) for e in entries})) or "none"
+            name = f"`{self._name(repository, reference)}`"
+            try:
+                chosen = select_manifest(manifest.data, platform, image=name)
+            except PlanError as exc:
                 raise NotInRegistry(
-                    f"`{self._name(repository, reference)}` has no image for the platform "
-                    f"`{platform}` (it has {offered})",
-                    hint="choose one of those platforms, or another base image",
-                )
+                    exc.message, hint="choose one of those platforms, or another base image"
+                ) from None
             return self._get_manifest(repository, chosen["digest"])
 
     def manifest_digest(self, repository: str, reference: str) -> str | None:
@@ -224,7 +239,11 @@ class RegistryClient:
             url: str | None = first
             while url is not None:
                 response = self._send(
-                    "GET", url, _pull(repository), headers={"Accept": OCI_INDEX}, follow=True
+                    "GET",
+                    url,
+                    _pull(repository),
+                    headers={"Accept": MediaType.OCI_INDEX.value},
+                    follow=True,
                 )
                 if response.status_code == 404 and url == first:
                     return None
@@ -685,7 +704,7 @@ class RegistryClient:
             method,
             self._url(repository, "manifests", reference),
             _pull(repository),
-            headers={"Accept": ", ".join(MANIFEST_TYPES)},
+            headers={"Accept": ", ".join(t.value for t in MANIFEST_TYPES)},
         )
 
     def _get_manifest(self, repository: str, reference: str) -> Manifest:
@@ -922,31 +941,3 @@ def _skip(stream: BinaryIO, count: int) -> None:
         if not chunk:
             return
         count -= len(chunk)
-
-
-def _choose_platform(entries: list[dict], wanted: str) -> dict | None:
-    """The index entry for `os/arch[/variant]`; the one place platforms are matched (to become
-    the Platform type's own match)."""
-    parts = wanted.split("/")
-    want_os, want_arch = parts[0], parts[1] if len(parts) > 1 else ""
-    want_variant = parts[2] if len(parts) > 2 else None
-    for entry in entries:
-        platform = entry.get("platform") or {}
-        if platform.get("os") != want_os or platform.get("architecture") != want_arch:
-            continue
-        variant = platform.get("variant")
-        if (
-            want_variant is None
-            or variant == want_variant
-            or (variant is None and (want_arch, want_variant) == ("arm64", "v8"))
-        ):
-            return entry
-    return None
-
-
-def _platform_text(entry: dict) -> str:
-    platform = entry.get("platform") or {}
-    parts = [platform.get("os", "?"), platform.get("architecture", "?")]
-    if platform.get("variant"):
-        parts.append(platform["variant"])
-    return "/".join(parts)

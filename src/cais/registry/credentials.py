@@ -14,8 +14,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-
-from docker.credentials import CredentialsNotFound, Store, StoreError
+from typing import Any
 
 from cais.errors import CredentialsError
 from cais.registry.reference import DOCKER_HUB_CONFIG_KEY, registry_key
@@ -73,14 +72,28 @@ def _helper(data: dict, key: str) -> str | None:
     return helpers.get(key) or data.get("credsStore") or None
 
 
-def _store(helper: str) -> Store:
+_NOT_FOUND = object()
+
+
+def _ask_helper(helper: str, verb: str, *args: str) -> Any:
+    """Run the credential helper's `verb` (`get`, `store`, `erase`); `_NOT_FOUND` when it holds
+    nothing for the registry. The one place its errors become cais's, and the only user of
+    the Docker SDK's helper client, which is imported here so that reading a login from the
+    file does not pay for the whole SDK."""
     if shutil.which(f"docker-credential-{helper}") is None:
         raise CredentialsError(
             f"The credential helper `docker-credential-{helper}` named in `{config_path()}` "
             "is not installed",
             hint="install it, or remove `credsStore`/`credHelpers` from the config file",
         )
-    return Store(helper, environment=dict(os.environ))
+    from docker.credentials import CredentialsNotFound, Store, StoreError
+
+    try:
+        return getattr(Store(helper, environment=dict(os.environ)), verb)(*args)
+    except CredentialsNotFound:
+        return _NOT_FOUND
+    except StoreError as exc:
+        raise CredentialsError(f"The credential helper `{helper}` failed: {exc}") from exc
 
 
 def store(registry: str | None, credentials: Credentials) -> str:
@@ -89,10 +102,7 @@ def store(registry: str | None, credentials: Credentials) -> str:
     data = _load()
     helper = _helper(data, key)
     if helper:
-        try:
-            _store(helper).store(key, credentials.username, credentials.password)
-        except StoreError as exc:
-            raise CredentialsError(f"The credential helper `{helper}` failed: {exc}") from exc
+        _ask_helper(helper, "store", key, credentials.username, credentials.password)
         data.setdefault("auths", {})[key] = {}
         _save(data)
         return f"the `{helper}` credential helper"
@@ -113,12 +123,9 @@ def get(registry: str | None) -> Credentials | None:
     data = _load()
     helper = _helper(data, key)
     if helper:
-        try:
-            found = _store(helper).get(key)
-        except CredentialsNotFound:
+        found = _ask_helper(helper, "get", key)
+        if found is _NOT_FOUND:
             return None
-        except StoreError as exc:
-            raise CredentialsError(f"The credential helper `{helper}` failed: {exc}") from exc
         return Credentials(found["Username"], found["Secret"])
     entry = (data.get("auths") or {}).get(key) or {}
     if entry.get("auth"):
@@ -142,14 +149,8 @@ def erase(registry: str | None) -> bool:
     auths = data.get("auths") or {}
     helper = _helper(data, key)
     found = key in auths
-    if helper:
-        try:
-            _store(helper).erase(key)
-            found = True
-        except CredentialsNotFound:
-            pass
-        except StoreError as exc:
-            raise CredentialsError(f"The credential helper `{helper}` failed: {exc}") from exc
+    if helper and _ask_helper(helper, "erase", key) is not _NOT_FOUND:
+        found = True
     if key in auths:
         del auths[key]
         _save(data)

@@ -1,0 +1,49 @@
+"""The common commands start without the libraries they do not use: the Docker SDK and httpx
+only where an engine or a registry is talked to (each costs about a tenth of a second to
+import), Pydantic not for `--version`."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+CHECK = """\
+import sys
+from cais.cli import app
+try:
+    app(sys.argv[1:])
+except SystemExit:
+    pass
+heavy = {"docker", "httpx", "pydantic", "requests"}
+print("imported:", *sorted(heavy & {name.split(".")[0] for name in sys.modules}), file=sys.stderr)
+"""
+
+
+def imported_by(*args: str, cwd) -> set[str]:
+    done = subprocess.run(
+        [sys.executable, "-c", CHECK, *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, "NO_COLOR": "1"},
+        timeout=120,
+    )
+    last = done.stderr.splitlines()[-1] if done.stderr else ""
+    assert last.startswith("imported:"), done.stderr
+    return set(last.split()[1:])
+
+
+@pytest.mark.parametrize(
+    ("args", "allowed"),
+    [
+        (("--version",), set()),
+        (("build", "--help"), {"pydantic"}),  # Typer converts values with Pydantic
+        (("dockerfile", "app"), {"pydantic"}),  # cais.yaml is read with Pydantic
+    ],
+)
+def test_a_command_imports_only_what_it_uses(tmp_path, write, args, allowed):
+    write(tmp_path / "app", {"script.py": "print('hi')\n", "requirements.txt": ""})
+    assert imported_by(*args, cwd=tmp_path) <= allowed
