@@ -204,11 +204,12 @@ class RegistryClient:
                 )
             return self._get_manifest(repository, chosen["digest"])
 
-    def manifest_digest(self, repository: str, reference: str) -> str | None:
+    def manifest_digest(self, repository: str, reference: str, *, push: bool = False) -> str | None:
         """The digest of the manifest a tag names (a HEAD request), None when there is none: a
-        sink that finds the digest it would put has nothing to do."""
+        sink that finds the digest it would put has nothing to do. With `push`, the question is
+        asked with the rights a push needs, so a refusal names the push."""
         with self._errors():
-            response = self._ask_manifest("HEAD", repository, reference)
+            response = self._ask_manifest("HEAD", repository, reference, push=push)
             if response.status_code == 404:
                 return None
             if response.status_code != 200:
@@ -245,10 +246,11 @@ class RegistryClient:
                 url = str(response.request.url.join(following)) if following else None
         return entries
 
-    def blob_exists(self, repository: str, digest: str) -> bool:
-        """Whether the repository holds the blob (a HEAD request)."""
+    def blob_exists(self, repository: str, digest: str, *, push: bool = False) -> bool:
+        """Whether the repository holds the blob (a HEAD request; with `push`, as part of one)."""
+        scopes = _push(repository) if push else _pull(repository)
         with self._errors():
-            response = self._send("HEAD", self._url(repository, "blobs", digest), _pull(repository))
+            response = self._send("HEAD", self._url(repository, "blobs", digest), scopes)
             if response.status_code == 200:
                 return True
             if response.status_code == 404:
@@ -319,7 +321,7 @@ class RegistryClient:
         chunk_size: int | None = None,
     ) -> Transfer:
         """Make the repository hold the blob, sending its content only when it must."""
-        if self.blob_exists(repository, digest):
+        if self.blob_exists(repository, digest, push=True):
             return Transfer.PRESENT
         if mount_from and mount_from != repository:
             return self.mount_blob(
@@ -680,11 +682,13 @@ class RegistryClient:
         separator = "@" if ":" in reference else ":"
         return f"{self.registry}/{repository}{separator}{reference}"
 
-    def _ask_manifest(self, method: str, repository: str, reference: str) -> httpx.Response:
+    def _ask_manifest(
+        self, method: str, repository: str, reference: str, *, push: bool = False
+    ) -> httpx.Response:
         return self._send(
             method,
             self._url(repository, "manifests", reference),
-            _pull(repository),
+            _push(repository) if push else _pull(repository),
             headers={"Accept": ", ".join(MANIFEST_TYPES)},
         )
 
