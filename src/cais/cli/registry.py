@@ -152,7 +152,6 @@ def pull(
     with engine_errors():
         client.ping()  # before any download: the image goes there
     store = BlobStore()
-    note(f"pulling `{ref}` for {wanted} into `{store.root}`")
     with RegistryClient(ref.registry) as registry:
         image = remote.read(
             registry, ref.repository, ref.digest or ref.tag or "latest", wanted, store=store

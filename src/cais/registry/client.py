@@ -631,7 +631,9 @@ class RegistryClient:
             if credentials is None:
                 raise self._denied(scopes)
             if self._challenge == challenge:  # they were sent, and refused
-                raise refused(self.registry, credentials)
+                error = refused(self.registry, credentials)
+                error.hint = f"log in again with `{_login(self.registry)}`; {error.hint}"
+                raise error
         self._challenge = challenge
         self._tokens.pop(scopes, None)
 
@@ -642,7 +644,7 @@ class RegistryClient:
 
     def _denied(self, scopes: tuple[str, ...]) -> AuthError:
         credentials = self._saved_credentials()
-        login = "cais login" if self.registry == DOCKER_HUB else f"cais login {self.registry}"
+        login = _login(self.registry)
         action = _action(scopes)
         if credentials is None:
             wanted = f" to {action}" if action else ""
@@ -836,6 +838,10 @@ def _ssl_context(ca_bundle: str | os.PathLike[str] | None) -> ssl.SSLContext:
 
         context.load_verify_locations(cafile=certifi.where())
     return context
+
+
+def _login(registry: str) -> str:
+    return "cais login" if registry == DOCKER_HUB else f"cais login {registry}"
 
 
 def _pull(repository: str) -> tuple[str, ...]:
