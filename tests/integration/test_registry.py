@@ -279,3 +279,12 @@ def test_a_damaged_cache_entry_is_shown_pruned_and_rebuilt(cais, tmp_path, cache
     assert blob.exists()
     listed = cais("cache", "ls", "--format", "json")
     assert {r["state"] for r in json.loads(listed.stdout)} == {"ok"}
+
+
+def test_a_pull_for_a_platform_the_image_lacks_is_one_sentence(cais, engine, registry):
+    image = f"{registry}/library/python:3.11-slim"  # the stand-in: linux/amd64 and linux/arm64
+    done = cais("pull", "--platform", "linux/s390x", image)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith(("error:", "hint:"))]
+    assert lines[0].startswith(f"error: `{image}` has no image for the platform `linux/s390x`")
+    assert "linux/arm64" in lines[0] and "linux/amd64" in lines[0]

@@ -85,11 +85,15 @@ def test_entries_are_described_by_what_made_them(store):
     assert found.blobs == len(store.digests()) and found.loose == 0
 
 
-def test_a_layer_no_recorded_image_uses_is_still_listed(store):
+def test_layers_no_recorded_image_uses_are_still_listed(store):
     layer = _layer(store, "x", "y")
     store.set_link("layer", "k", layer.diff_id)
-    [entry] = inventory(store).entries
-    assert entry.what == "a layer no image cais holds uses now" and entry.state == "ok"
+    listing = canonical_json([["", layer.diff_id], ["scipy", layer.diff_id]])
+    store.set_link("layer", "p", store.put(listing))
+    assert {(e.what, e.state) for e in inventory(store).entries} == {
+        ("a layer no image cais holds uses now", "ok"),
+        ("packages, scipy in layers of their own (no image cais holds uses them now)", "ok"),
+    }
 
 
 def test_a_damaged_layer_is_shown_pruned_and_not_used_again(store):

@@ -147,7 +147,7 @@ def pull(
     from cais.sinks import engine
 
     ref = parse_reference(reference)
-    wanted = Platform.parse(platform) if platform else Platform.host()
+    wanted = Platform.parse(platform) if platform is not None else Platform.host()
     client = connect()
     with engine_errors():
         client.ping()  # before any download: the image goes there

@@ -157,7 +157,7 @@ def _layer_what(store: BlobStore, link: Link, history: dict[str, str]) -> str:
     text = f"packages for {what}" if what else "packages"
     if named:
         text += f", {_and(named)} in layers of their own"
-    return text
+    return text if what else f"{text} (no image cais holds uses them now)"
 
 
 def _listing(store: BlobStore, digest: str) -> list[tuple[str, str]] | None:
