@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import json
 import os
 import re
 import tempfile
@@ -240,8 +241,6 @@ class BlobStore:
         if data[:1] not in (b"{", b"["):
             return set()
         try:
-            import json
-
             value = json.loads(data)
         except ValueError:
             return set()

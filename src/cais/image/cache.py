@@ -104,7 +104,7 @@ def prune(
     before = inventory(store, check=True)
     broken = [entry for entry in before.entries if entry.state != OK]
     for entry in broken:
-        entry.link.path.unlink(missing_ok=True)
+        store.remove_link(entry.link.kind, entry.link.key)
     done = store.prune(older_than=older_than, everything=everything, grace=grace)
     gone = {link.path for link in done.links}
     removed = broken + [e for e in before.entries if e.link.path in gone and e.state == OK]
