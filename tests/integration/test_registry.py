@@ -288,3 +288,16 @@ def test_a_pull_for_a_platform_the_image_lacks_is_one_sentence(cais, engine, reg
     lines = [line for line in done.stderr.splitlines() if line.startswith(("error:", "hint:"))]
     assert lines[0].startswith(f"error: `{image}` has no image for the platform `linux/s390x`")
     assert "linux/arm64" in lines[0] and "linux/amd64" in lines[0]
+
+
+def test_a_name_cais_tag_gives_another_image_is_pushed_from_the_engine(
+    cais, engine, base_image, registry, tmp_path, image_name
+):
+    tag = f"{registry}/{image_name}:1"
+    built = _build(cais, tmp_path / "app", tag)
+    assert cais("tag", base_image, tag).returncode == 0  # the name now means the base image
+    done = cais("push", tag)
+    assert done.returncode == 0, done.stderr
+    pushed = done.stdout.strip().rpartition("@")[2]
+    assert pushed != built and _in_registry(tag) == pushed
+    assert engine.images.get(tag).id == engine.images.get(base_image).id

@@ -12,7 +12,7 @@ from cais.image.blobs import BlobStore
 from cais.image.image import append_layers, empty
 from cais.image.index import ImageIndex
 from cais.image.layer import Layer
-from cais.image.local import lookup, records, remember
+from cais.image.local import forget, lookup, records, remember
 from cais.image.media import MediaType
 from cais.image.platform import Platform
 
@@ -66,6 +66,15 @@ def test_a_tag_remembered_again_names_the_new_image(store):
     remember(store, ["app:1"], second)
     found = lookup(store, "app:1")
     assert found is not None and found.id == second.id
+
+
+def test_a_forgotten_tag_is_no_longer_found_and_others_stay(store):
+    image = _image(store, "one")
+    remember(store, ["app:1", "app:2"], image)
+    forget(store, "app:1")
+    forget(store, "never:remembered")
+    assert lookup(store, "app:1") is None
+    assert lookup(store, "app:2") is not None
 
 
 def test_an_index_is_remembered_whole(store):

@@ -65,10 +65,13 @@ def tag(
     """Give an image another name (as `docker tag`), such as one in a registry."""
     from cais.engine.client import connect
     from cais.engine.images import tag_image
+    from cais.image.blobs import BlobStore
+    from cais.image.local import forget
     from cais.registry.reference import parse_reference
 
     parse_reference(source)
     parse_reference(target)
     ref = tag_image(connect(), source, target)
+    forget(BlobStore(), str(ref))  # `cais push` of the name then sends the engine's image
     success(f"Tagged `{source}` as `{ref}`")
     out.print(str(ref), markup=False)

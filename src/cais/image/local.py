@@ -24,7 +24,7 @@ from cais.image.layer import Layer
 from cais.image.media import Compression, MediaType
 from cais.registry.reference import parse_reference
 
-__all__ = ["IMAGE_INDEX", "Recorded", "configs", "lookup", "records", "remember"]
+__all__ = ["IMAGE_INDEX", "Recorded", "configs", "forget", "lookup", "records", "remember"]
 
 IMAGE_INDEX = "image"
 
@@ -45,6 +45,11 @@ def remember(store: BlobStore, tags: Sequence[str], image: Image | ImageIndex) -
     for tag in tags:
         store.set_link(IMAGE_INDEX, _key(_normal(tag)), record)
     return record
+
+
+def forget(store: BlobStore, tag: str) -> None:
+    """Drop the record of `tag` (the engine's image of that name is another now)."""
+    store.remove_link(IMAGE_INDEX, _key(_normal(tag)))
 
 
 def lookup(store: BlobStore, tag: str) -> Image | ImageIndex | None:
