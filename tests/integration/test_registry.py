@@ -301,3 +301,22 @@ def test_a_name_cais_tag_gives_another_image_is_pushed_from_the_engine(
     pushed = done.stdout.strip().rpartition("@")[2]
     assert pushed != built and _in_registry(tag) == pushed
     assert engine.images.get(tag).id == engine.images.get(base_image).id
+
+
+def test_an_image_built_only_for_the_engine_is_pushed_with_no_engine(
+    cais, engine, registry, tmp_path, image_name
+):
+    """Its layers were written as tars (the engine loads tars): the push compresses them."""
+    tag = f"{registry}/{image_name}:1"
+    folder = tmp_path / "app"
+    _build(cais, folder, f"{registry}/{image_name}:made")  # makes the project
+    built = cais("build", str(folder), "--builder", "oci", "-t", tag)
+    assert built.returncode == 0, built.stderr
+    done = cais("push", tag, env={"DOCKER_HOST": NOWHERE})
+    assert done.returncode == 0, done.stderr
+    digest = done.stdout.strip().rpartition("@")[2]
+    assert _in_registry(tag) == digest
+    ref = parse_reference(tag)
+    with RegistryClient(registry) as client:
+        manifest = client.get_manifest(ref.repository, "1").data
+    assert manifest["config"]["digest"] == engine.images.get(tag).id
