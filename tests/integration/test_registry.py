@@ -113,9 +113,8 @@ def test_push_rmi_pull_gives_the_same_image(
     assert cais("rmi", reference).returncode == 0
     pulled = cais("pull", reference)
     assert pulled.returncode == 0, pulled.stderr
-    image = engine.images.get(reference)
-    assert image.id == image_id
-    assert any(d.endswith(digest) for d in image.attrs["RepoDigests"])
+    assert engine.images.get(reference).id == image_id
+    assert digest in pulled.stderr  # the registry's digest of what the engine pushed
 
 
 def test_an_unreachable_registry_says_so(cais, engine, docker_config):

@@ -9,13 +9,16 @@ cais's cache with the same client, then loads it into the engine.
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from cais.errors import CaisError
 from cais.output import LayerDisplay, note, out, success
 from cais.registry.reference import DOCKER_HUB
+
+if TYPE_CHECKING:
+    from cais.registry.reference import Reference
 
 __all__ = ["login", "logout", "pull", "push"]
 
@@ -99,7 +102,7 @@ def push(
     out.print(f"{ref.name}@{digest}" if digest else str(ref), markup=False)
 
 
-def _push_from_engine(ref) -> str:
+def _push_from_engine(ref: Reference) -> str:
     from cais.engine.client import connect, engine_host, unreachable
     from cais.engine.images import push as push_image
     from cais.errors import EngineError, ImageNotFound
@@ -152,14 +155,17 @@ def pull(
     with engine_errors():
         client.ping()  # before any download: the image goes there
     store = BlobStore()
+    name = ref.digest or ref.tag or "latest"
     with RegistryClient(ref.registry) as registry:
-        image = remote.read(
-            registry, ref.repository, ref.digest or ref.tag or "latest", wanted, store=store
-        )
-    for digest in (image.config_digest, *(layer.digest for layer in image.layers)):
-        store.note_place(digest, registry.registry, ref.repository)  # a push may mount them
+        image = remote.read(registry, ref.repository, name, wanted, store=store)
+        # What the registry calls it (an index's digest, for a multi-platform image): cais
+        # would write the manifest in its own canonical form.
+        digest = ref.digest or registry.manifest_digest(ref.repository, name) or image.digest
+    for blob in (image.config_digest, *(layer.digest for layer in image.layers)):
+        store.note_place(blob, registry.registry, ref.repository)  # a push may mount them
     tags = [] if ref.digest else [str(ref)]
-    remember(store, tags, image)  # a later `cais push` of it needs no engine
+    if tags:
+        remember(store, tags, image)  # a later `cais push` of it needs no engine
     image_id = engine.write(image, client, tags=tags)
-    success(f"Pulled `{ref}` ({image_id[7:19]}), {image.digest}")
+    success(f"Pulled `{ref}` ({image_id[7:19]}), {digest}")
     out.print(str(ref), markup=False)
