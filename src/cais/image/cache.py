@@ -101,7 +101,7 @@ def prune(
     """Remove the entries not used for `older_than` seconds (all with `everything`) and the
     entries that are no longer whole, then the blobs no remaining entry reaches (those younger
     than `grace`, which a build running now may not have linked yet, stay)."""
-    before = inventory(store, check=True)
+    before = inventory(store, check=not everything)  # all goes: no need to read it first
     broken = [entry for entry in before.entries if entry.state != OK]
     for entry in broken:
         store.remove_link(entry.link.kind, entry.link.key)
