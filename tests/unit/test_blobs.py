@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -149,3 +150,102 @@ def test_a_damaged_places_record_is_read_past(store):
     path = store.root / "places" / "sha256" / digest.removeprefix("sha256:")
     path.write_text(path.read_text() + "garbage-without-space\n\n   \nreg.example \n")
     assert store.places(digest, "reg.example") == ["team/app"]
+
+
+# --- last use, links, prune -----------------------------------------------------------------
+
+
+def _age(path: Path, seconds: float) -> None:
+    """Make a file look last used `seconds` ago."""
+    import os
+    import time
+
+    when = time.time() - seconds
+    os.utime(path, (when, when))
+
+
+def test_a_lookup_marks_the_link_and_an_open_the_blob_as_used(store):
+    digest = store.put(b"layer")
+    store.set_link("layer", "key", digest)
+    [link] = store.links("layer")
+    _age(link.path, 3 * 86400)
+    _age(store.path(digest), 3 * 86400)
+    assert store.links("layer")[0].used < link.used - 86400  # listing touches nothing
+    assert store.link("layer", "key") == digest
+    assert store.links("layer")[0].used >= link.used
+    old = store.path(digest).stat().st_mtime
+    store.get(digest)
+    assert store.path(digest).stat().st_mtime > old
+
+
+def test_links_list_kinds_keys_and_targets(store):
+    digest = store.put(b"x")
+    store.set_link("layer", "abc", digest)
+    store.set_link("gzip-test", digest, store.put(b"y"))
+    store.set_link("image", "a%2Fb%3A1", digest)
+    found = {(link.kind, link.key, link.target, link.derived) for link in store.links()}
+    assert found == {
+        ("layer", "abc", digest, False),
+        ("gzip-test", digest, sha256_digest(b"y"), True),
+        ("image", "a%2Fb%3A1", digest, False),
+    }
+
+
+def test_what_a_link_reaches_is_kept_and_the_rest_goes(store):
+    tar = store.put(b"a tar")
+    packed = store.put(b"its compressed form")
+    store.set_link("gzip-test", tar, packed)
+    listing = store.put(json.dumps([["", tar]]).encode())
+    store.set_link("layer", "packages", listing)
+    loose = store.put(b"an app layer of an earlier build")
+    for digest in (tar, packed, listing, loose):
+        _age(store.path(digest), 2 * 3600)
+    done = store.prune()
+    assert (done.blobs, done.freed, done.links) == (1, len(b"an app layer of an earlier build"), ())
+    assert all(store.has(d) for d in (tar, packed, listing)) and not store.has(loose)
+
+
+def test_a_blob_no_link_reaches_yet_is_kept_through_the_grace_period(store):
+    fresh = store.put(b"just written by a running build")
+    (store.root / "tmp").mkdir(exist_ok=True)
+    partial = store.root / "tmp" / "blob-being-written"
+    partial.write_bytes(b"half")
+    assert store.prune().blobs == 0
+    assert store.has(fresh) and partial.exists()
+    _age(partial, 2 * 3600)
+    _age(store.path(fresh), 2 * 3600)
+    assert store.prune().blobs == 1
+    assert not store.has(fresh) and not partial.exists()
+
+
+@pytest.mark.parametrize("unused_days", [8, 30])
+def test_prune_older_than_removes_links_unused_since_and_their_blobs(store, unused_days):
+    old, recent = store.put(b"old layer"), store.put(b"recent layer")
+    store.set_link("layer", "old", old)
+    store.set_link("layer", "recent", recent)
+    for link in store.links("layer"):
+        if link.key == "old":
+            _age(link.path, unused_days * 86400)
+    for digest in (old, recent):
+        _age(store.path(digest), 2 * 3600)
+    done = store.prune(older_than=7 * 86400)
+    assert [link.key for link in done.links] == ["old"]
+    assert not store.has(old) and store.has(recent)
+    assert store.link("layer", "recent") == recent
+
+
+def test_links_to_missing_blobs_are_pruned_and_so_are_links_keyed_by_them(store):
+    gone = store.put(b"gone")
+    store.set_link("layer", "k", gone)
+    store.set_link("gzip-test", gone, store.put(b"packed"))
+    store.remove(gone)
+    done = store.prune(grace=0)
+    assert [link.key for link in done.links] == ["k"]
+    assert store.links() == []
+
+
+def test_prune_all_empties_the_store(store):
+    store.set_link("layer", "k", store.put(b"kept until now"))
+    store.put(b"fresh")
+    done = store.prune(everything=True)
+    assert done.blobs == 2 and store.digests() == [] and store.links() == []

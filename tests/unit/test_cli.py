@@ -285,7 +285,6 @@ def test_interrupt_exits_130(project, runner, monkeypatch):
         ["exec", "x", "true"],
         ["tag", "x", "y:1"],
         ["rmi", "x"],
-        ["push", "x:1"],
         ["pull", "x:1"],
     ],
     ids=lambda a: " ".join(a),

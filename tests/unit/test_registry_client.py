@@ -502,8 +502,10 @@ def test_bearer_tokens_are_asked_per_scope_and_kept():
     client = registry.client(credentials=USER)
     client.push_blob("team/app", sha(data), len(data), opener(data))
     client.push_blob("team/app", sha(data), len(data), opener(data))
+    assert client.blob_exists("team/app", sha(data))  # a read of its own: pull only
+    assert client.blob_exists("team/app", sha(data))
     scopes = [r.url.params.get_list("scope") for r in registry.token_requests]
-    assert scopes == [["repository:team/app:pull"], ["repository:team/app:pull,push"]]
+    assert scopes == [["repository:team/app:pull,push"], ["repository:team/app:pull"]]
     first = registry.token_requests[0]
     assert first.headers["authorization"] == basic(USER)
     assert first.url.params["service"] == "reg.example"
@@ -601,6 +603,25 @@ def test_no_credentials_where_they_are_needed_says_to_log_in():
         registry.client().upload_blob("team/app", sha(b"a"), 1, opener(b"a"))
     assert caught.value.message == "The registry `reg.example` needs a login to push to `team/app`"
     assert caught.value.hint == "log in with `cais login reg.example`"
+
+
+@pytest.mark.parametrize(
+    "ask",
+    [
+        lambda c: c.push_blob("team/app", sha(b"a"), 1, opener(b"a")),
+        lambda c: c.blob_exists("team/app", sha(b"a"), push=True),
+        lambda c: c.manifest_digest("team/app", "1", push=True),
+    ],
+    ids=["push_blob", "blob_exists", "manifest_digest"],
+)
+def test_a_refused_question_of_a_push_names_the_push(ask):
+    """A push asks first whether the registry has what it would send: a refusal then says that
+    pushing needs a login, not pulling (a token registry answers these anonymously, and
+    refuses the upload itself, which names the push already)."""
+    registry = FakeRegistry(auth="basic")
+    with pytest.raises(AuthError) as caught:
+        ask(registry.client(credentials=None))
+    assert caught.value.message == "The registry `reg.example` needs a login to push to `team/app`"
 
 
 def test_docker_hub_is_reached_at_its_api_host_and_logged_in_to_plainly():

@@ -15,7 +15,7 @@ from typer._click.exceptions import BadParameter, UsageError
 from typer.core import TyperGroup
 
 from cais import __version__
-from cais.cli import check, containers, doctor, images, models, project, registry, serve
+from cais.cli import cache, check, containers, doctor, images, models, project, registry, serve
 from cais.cli._help import readable
 from cais.errors import CaisError
 from cais.output import closed_output, report_error, report_interrupted, report_unexpected
@@ -130,8 +130,8 @@ for command in (
     images.rmi,
     registry.login,
     registry.logout,
-    images.push,
-    images.pull,
+    registry.push,
+    registry.pull,
     serve.serve,
     check.check,
     doctor.doctor,
@@ -142,6 +142,7 @@ for command in (
         context_settings=getattr(command, "context_settings", None),
     )(command)
 app.add_typer(models.app, name="models")
+app.add_typer(cache.app, name="cache")
 
 
 def main() -> None:

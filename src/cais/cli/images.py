@@ -1,5 +1,4 @@
-"""`cais images`, `cais rmi`, `cais tag`, `cais push`, `cais pull`: images in the engine and
-registries."""
+"""`cais images`, `cais rmi`, `cais tag`: images in the engine."""
 
 from __future__ import annotations
 
@@ -11,9 +10,9 @@ import typer
 
 from cais.cli._each import each
 from cais.cli._listing import Format, print_listing
-from cais.output import LayerDisplay, note, out, success
+from cais.output import out, success
 
-__all__ = ["images", "pull", "push", "rmi", "tag"]
+__all__ = ["images", "rmi", "tag"]
 
 
 def images(
@@ -66,48 +65,13 @@ def tag(
     """Give an image another name (as `docker tag`), such as one in a registry."""
     from cais.engine.client import connect
     from cais.engine.images import tag_image
+    from cais.image.blobs import BlobStore
+    from cais.image.local import forget
     from cais.registry.reference import parse_reference
 
     parse_reference(source)
     parse_reference(target)
     ref = tag_image(connect(), source, target)
+    forget(BlobStore(), str(ref))  # `cais push` of the name then sends the engine's image
     success(f"Tagged `{source}` as `{ref}`")
-    out.print(str(ref), markup=False)
-
-
-def push(
-    reference: Annotated[
-        str, typer.Argument(metavar="IMAGE", help="Image to push: [registry/]name:tag.")
-    ],
-) -> None:
-    """Push an image to its registry (Docker Hub when the name has none)."""
-    from cais.engine.client import connect
-    from cais.engine.images import push as push_image
-    from cais.registry.reference import parse_reference
-
-    ref = parse_reference(reference)
-    client = connect()
-    with LayerDisplay() as display:
-        digest = push_image(client, str(ref), display)
-    where = ref.registry if ref.explicit_registry else "Docker Hub"
-    success(f"Pushed `{ref}` to {where}" + (f" ({digest})" if digest else ""))
-    note(f"run it anywhere with `cais run {ref}`")
-    out.print(f"{ref.name}@{digest}" if digest else str(ref), markup=False)
-
-
-def pull(
-    reference: Annotated[
-        str, typer.Argument(metavar="IMAGE", help="Image to pull: [registry/]name:tag.")
-    ],
-) -> None:
-    """Pull an image from its registry into the Docker Engine."""
-    from cais.engine.client import connect
-    from cais.engine.images import pull as pull_image
-    from cais.registry.reference import parse_reference
-
-    ref = parse_reference(reference)
-    client = connect()
-    with LayerDisplay() as display:
-        image_id = pull_image(client, str(ref), display)
-    success(f"Pulled `{ref}` ({image_id[7:19]})")
     out.print(str(ref), markup=False)

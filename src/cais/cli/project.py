@@ -431,6 +431,7 @@ def _build_on_host(
     from cais.build import build_image, default_tag
     from cais.builders.oci import OCIBuilder
     from cais.engine.client import connect, engine_errors, engine_host
+    from cais.image.local import remember
     from cais.image.media import Compression
     from cais.registry.reference import parse_reference
     from cais.sinks import engine, layout, tarball
@@ -467,6 +468,7 @@ def _build_on_host(
         if client is not None:
             display.step("[load] into the Docker Engine")
             engine.write(image, client, tags=tags, candidates=[plan.base_image])
+    remember(builder.store, tags, image)  # `cais push` then sends it with no engine
     seconds = time.monotonic() - started
     if plan.dependencies is not None and pip:
         note(f"uv used {pip.describe()}; kept out of the image")

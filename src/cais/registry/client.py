@@ -219,11 +219,12 @@ class RegistryClient:
                 ) from None
             return self._get_manifest(repository, chosen["digest"])
 
-    def manifest_digest(self, repository: str, reference: str) -> str | None:
+    def manifest_digest(self, repository: str, reference: str, *, push: bool = False) -> str | None:
         """The digest of the manifest a tag names (a HEAD request), None when there is none: a
-        sink that finds the digest it would put has nothing to do."""
+        sink that finds the digest it would put has nothing to do. With `push`, the question is
+        asked with the rights a push needs, so a refusal names the push."""
         with self._errors():
-            response = self._ask_manifest("HEAD", repository, reference)
+            response = self._ask_manifest("HEAD", repository, reference, push=push)
             if response.status_code == 404:
                 return None
             if response.status_code != 200:
@@ -264,10 +265,11 @@ class RegistryClient:
                 url = str(response.request.url.join(following)) if following else None
         return entries
 
-    def blob_exists(self, repository: str, digest: str) -> bool:
-        """Whether the repository holds the blob (a HEAD request)."""
+    def blob_exists(self, repository: str, digest: str, *, push: bool = False) -> bool:
+        """Whether the repository holds the blob (a HEAD request; with `push`, as part of one)."""
+        scopes = _push(repository) if push else _pull(repository)
         with self._errors():
-            response = self._send("HEAD", self._url(repository, "blobs", digest), _pull(repository))
+            response = self._send("HEAD", self._url(repository, "blobs", digest), scopes)
             if response.status_code == 200:
                 return True
             if response.status_code == 404:
@@ -338,7 +340,7 @@ class RegistryClient:
         chunk_size: int | None = None,
     ) -> Transfer:
         """Make the repository hold the blob, sending its content only when it must."""
-        if self.blob_exists(repository, digest):
+        if self.blob_exists(repository, digest, push=True):
             return Transfer.PRESENT
         if mount_from and mount_from != repository:
             return self.mount_blob(
@@ -648,7 +650,9 @@ class RegistryClient:
             if credentials is None:
                 raise self._denied(scopes)
             if self._challenge == challenge:  # they were sent, and refused
-                raise refused(self.registry, credentials)
+                error = refused(self.registry, credentials)
+                error.hint = f"log in again with `{_login(self.registry)}`; {error.hint}"
+                raise error
         self._challenge = challenge
         self._tokens.pop(scopes, None)
 
@@ -659,7 +663,7 @@ class RegistryClient:
 
     def _denied(self, scopes: tuple[str, ...]) -> AuthError:
         credentials = self._saved_credentials()
-        login = "cais login" if self.registry == DOCKER_HUB else f"cais login {self.registry}"
+        login = _login(self.registry)
         action = _action(scopes)
         if credentials is None:
             wanted = f" to {action}" if action else ""
@@ -699,11 +703,13 @@ class RegistryClient:
         separator = "@" if ":" in reference else ":"
         return f"{self.registry}/{repository}{separator}{reference}"
 
-    def _ask_manifest(self, method: str, repository: str, reference: str) -> httpx.Response:
+    def _ask_manifest(
+        self, method: str, repository: str, reference: str, *, push: bool = False
+    ) -> httpx.Response:
         return self._send(
             method,
             self._url(repository, "manifests", reference),
-            _pull(repository),
+            _push(repository) if push else _pull(repository),
             headers={"Accept": ", ".join(t.value for t in MANIFEST_TYPES)},
         )
 
@@ -851,6 +857,10 @@ def _ssl_context(ca_bundle: str | os.PathLike[str] | None) -> ssl.SSLContext:
 
         context.load_verify_locations(cafile=certifi.where())
     return context
+
+
+def _login(registry: str) -> str:
+    return "cais login" if registry == DOCKER_HUB else f"cais login {registry}"
 
 
 def _pull(repository: str) -> tuple[str, ...]:

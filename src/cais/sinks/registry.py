@@ -130,7 +130,7 @@ def _push(
             blobs.setdefault(
                 layer.digest, _Blob(layer.digest, layer.compressed_size, layer.compressed)
             )
-    if client.manifest_digest(repository, tag) == image.digest:
+    if client.manifest_digest(repository, tag, push=True) == image.digest:
         # The tag already names this image, so the repository holds all of it.
         for digest in blobs:
             store.note_place(digest, client.registry, repository)
@@ -169,7 +169,7 @@ def _push_blob(
 
     opener = _checked(blob, tell)
     status = PUSHED
-    if client.blob_exists(repository, blob.digest):
+    if client.blob_exists(repository, blob.digest, push=True):
         status = PRESENT
     else:
         sources = [p for p in store.places(blob.digest, client.registry) if p != repository]
