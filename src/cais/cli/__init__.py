@@ -15,7 +15,7 @@ from typer._click.exceptions import BadParameter, UsageError
 from typer.core import TyperGroup
 
 from cais import __version__
-from cais.cli import containers, doctor, images, models, project, registry, serve
+from cais.cli import containers, deploy, doctor, images, models, project, registry, serve
 from cais.cli._help import readable
 from cais.errors import CaisError
 from cais.output import closed_output, report_error, report_interrupted, report_unexpected
@@ -140,6 +140,7 @@ for command in (
         context_settings=getattr(command, "context_settings", None),
     )(command)
 app.add_typer(models.app, name="models")
+app.add_typer(deploy.app, name="deploy")
 
 
 def main() -> None:

@@ -1,0 +1,191 @@
+"""Apply a Compose deployment with Debian's `docker-compose` (1.29), and wait for its health.
+
+`docker-compose up -d` returns when the containers are started (and, through
+`depends_on: service_healthy`, once what they wait for is healthy); it does not wait for the
+last services' own health. cais watches every container of the project until each is healthy
+(running, for one without a health check) and then asks the published port itself, so `--up`
+returns only when requests go through.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cais.engine.client import engine_errors
+from cais.errors import DeployError
+
+if TYPE_CHECKING:
+    import docker
+
+__all__ = ["Project", "down", "up"]
+
+PROJECT_LABEL = "com.docker.compose.project"
+SERVICE_LABEL = "com.docker.compose.service"
+LOG_LINES = 15
+
+
+@dataclass(frozen=True)
+class Project:
+    file: Path
+    name: str
+    services: tuple[str, ...]
+    port: int  # published on the host
+    front: str  # the service published on it
+    ready_path: str | None = "/health/ready"  # asked through the published port; None: not
+
+
+def up(client: docker.DockerClient, project: Project, timeout: float) -> None:
+    command = _compose(project)
+    if not _running(client, project.name):  # a running project holds its own port
+        _port_free(project.port)
+    result = subprocess.run(
+        [*command, "up", "--detach", "--remove-orphans"], capture_output=True, text=True
+    )
+    if result.returncode != 0:
+        _failed_service(client, project)  # an unhealthy or exited service says more
+        lines = [line for line in (result.stderr or result.stdout).splitlines() if line.strip()]
+        raise DeployError(
+            f"`docker-compose up` failed for `{project.name}`: {_last(lines)}",
+            hint=f"see `docker-compose -f {project.file} logs`",
+            log_tail=lines[-LOG_LINES:],
+        )
+    deadline = time.monotonic() + timeout
+    while not _healthy(client, project):
+        if time.monotonic() > deadline:
+            service = _unhealthy_services(client, project)[0]
+            raise _service_error(client, project, service, f"is not healthy after {timeout:g} s")
+        time.sleep(0.5)
+    if project.ready_path:
+        _answers(client, project, deadline)
+
+
+def down(project: Project) -> None:
+    result = subprocess.run(
+        [*_compose(project), "down", "--volumes", "--remove-orphans"],
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        lines = [line for line in (result.stderr or result.stdout).splitlines() if line.strip()]
+        raise DeployError(
+            f"`docker-compose down` failed for `{project.name}`: {_last(lines)}",
+            log_tail=lines[-LOG_LINES:],
+        )
+
+
+def _compose(project: Project) -> list[str]:
+    path = shutil.which("docker-compose")
+    if path is None:
+        raise DeployError(
+            "`docker-compose` is not installed, so the deployment cannot be started",
+            hint="install it (`sudo apt-get install docker-compose`); the files are written",
+        )
+    return [path, "--file", str(project.file), "--project-name", project.name]
+
+
+def _port_free(port: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("0.0.0.0", port))
+        except OSError:
+            raise DeployError(
+                f"The port {port} is taken on this machine",
+                hint="choose another with `--port N`, or stop what is using it",
+            ) from None
+
+
+def _containers(client: docker.DockerClient, name: str) -> list:
+    with engine_errors():
+        return client.containers.list(all=True, filters={"label": f"{PROJECT_LABEL}={name}"})
+
+
+def _running(client: docker.DockerClient, name: str) -> bool:
+    return any(c.status == "running" for c in _containers(client, name))
+
+
+def _state(container) -> str:
+    """`healthy`, `running` (no health check), `starting`, `unhealthy` or the container's
+    status when it does not run (`exited`, `created`, …)."""
+    state = container.attrs.get("State") or {}
+    if state.get("Status") != "running":
+        return str(state.get("Status"))
+    return str((state.get("Health") or {}).get("Status", "running"))
+
+
+def _by_service(client: docker.DockerClient, project: Project) -> dict[str, object]:
+    return {c.labels.get(SERVICE_LABEL): c for c in _containers(client, project.name)}
+
+
+def _unhealthy_services(client: docker.DockerClient, project: Project) -> list[str]:
+    found = _by_service(client, project)
+    return [
+        s
+        for s in project.services
+        if s not in found or _state(found[s]) not in ("healthy", "running")
+    ]
+
+
+def _healthy(client: docker.DockerClient, project: Project) -> bool:
+    found = _by_service(client, project)
+    for service in project.services:
+        container = found.get(service)
+        state = _state(container) if container is not None else "missing"
+        if state in ("unhealthy", "exited", "dead"):
+            raise _service_error(client, project, service, f"is {state}")
+        if state not in ("healthy", "running"):
+            return False
+    return True
+
+
+def _failed_service(client: docker.DockerClient, project: Project) -> None:
+    found = _by_service(client, project)
+    for service in project.services:
+        container = found.get(service)
+        if container is not None and _state(container) in ("unhealthy", "exited", "dead"):
+            raise _service_error(client, project, service, f"is {_state(container)}")
+
+
+def _service_error(
+    client: docker.DockerClient, project: Project, service: str, what: str
+) -> DeployError:
+    container = _by_service(client, project).get(service)
+    lines: list[str] = []
+    if container is not None:
+        with engine_errors():
+            text = container.logs(tail=LOG_LINES).decode(errors="replace")
+        lines = text.splitlines()
+    return DeployError(
+        f"The service `{service}` of `{project.name}` {what}"
+        + ("; its last log lines:" if lines else " and wrote no log"),
+        hint=f"`docker-compose -f {project.file} logs {service}` shows more; "
+        "`cais deploy compose --down` removes the deployment",
+        log_tail=lines,
+    )
+
+
+def _answers(client: docker.DockerClient, project: Project, deadline: float) -> None:
+    """The published port answers the readiness path: nginx runs, has its config, and
+    reaches the API (nginx's image has no HTTP client for a health check of its own)."""
+    import httpx
+
+    url = f"http://127.0.0.1:{project.port}{project.ready_path}"
+    status = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            status = str(httpx.get(url, timeout=2).status_code)
+            if status == "200":
+                return
+        except httpx.HTTPError as exc:
+            status = type(exc).__name__
+        time.sleep(0.5)
+    raise _service_error(client, project, project.front, f"does not answer `{url}` ({status})")
+
+
+def _last(lines: list[str]) -> str:
+    return lines[-1].removeprefix("ERROR: ").strip().rstrip(".") if lines else "no output"
