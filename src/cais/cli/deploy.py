@@ -102,7 +102,7 @@ def _write_and_start(
 ) -> None:
     from cais.bundle.store import ModelStore
     from cais.deploy.compose import API, PROMETHEUS, PROXY, ComposeOptions, render, write
-    from cais.deploy.runner import Project, up
+    from cais.deploy.runner import Project, preflight, up
     from cais.deploy.target import target_of
     from cais.engine.client import connect
 
@@ -115,18 +115,6 @@ def _write_and_start(
         monitoring=monitoring,
         memory=memory,
     )
-    folder = output.parent
-    written = write(render(target, options, output.name), folder)
-    success(f"Wrote {', '.join(str(p) for p in written)} for {target.image}")
-    if not target.pinned:
-        note(
-            f"{target.image} was never pushed: the file names it by tag (image id {target.image_id[:19]})"
-        )
-    if not start:
-        note(
-            f"start it with `cais deploy compose {what} -o {output} --up` or `docker-compose up -d`"
-        )
-        return
     services = (API, *([PROXY] if options.proxy else []), *([PROMETHEUS] if monitoring else []))
     project = Project(
         file=output,
@@ -136,6 +124,20 @@ def _write_and_start(
         front=PROXY if options.proxy else API,
         ready_path="/health/ready" if target.model else None,
     )
+    if start:
+        preflight(client, project)
+    written = write(render(target, options, output.name), output.parent)
+    success(f"Wrote {', '.join(str(p) for p in written)} for {target.image}")
+    if not target.pinned:
+        note(
+            f"{target.image} was never pushed: the file names it by tag "
+            f"(image id {target.image_id[:19]})"
+        )
+    if not start:
+        note(
+            f"start it with `cais deploy compose {what} -o {output} --up` or `docker-compose up -d`"
+        )
+        return
     up(client, project, timeout)
     success(f"{options.project} is up: http://127.0.0.1:{port}/ ({', '.join(services)} healthy)")
 

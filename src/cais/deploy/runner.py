@@ -23,7 +23,7 @@ from cais.errors import DeployError
 if TYPE_CHECKING:
     import docker
 
-__all__ = ["Project", "down", "up"]
+__all__ = ["Project", "down", "preflight", "up"]
 
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
@@ -40,13 +40,27 @@ class Project:
     ready_path: str | None = "/health/ready"  # asked through the published port; None: not
 
 
-def up(client: docker.DockerClient, project: Project, timeout: float) -> None:
-    command = _compose(project)
+def preflight(client: docker.DockerClient, project: Project) -> None:
+    """What would stop `up` before it starts, said before any file is written."""
+    _compose(project)
     if not _running(client, project.name):  # a running project holds its own port
         _port_free(project.port)
-    result = subprocess.run(
-        [*command, "up", "--detach", "--remove-orphans"], capture_output=True, text=True
-    )
+
+
+def up(client: docker.DockerClient, project: Project, timeout: float) -> None:
+    command = _compose(project)
+    deadline = time.monotonic() + timeout
+    try:
+        # up waits for the services others depend on, without end when one keeps restarting
+        result = subprocess.run(
+            [*command, "up", "--detach", "--remove-orphans"],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        _failed_service(client, project)
+        raise _timed_out(client, project, timeout) from None
     if result.returncode != 0:
         _failed_service(client, project)  # an unhealthy or exited service says more
         lines = [line for line in (result.stderr or result.stdout).splitlines() if line.strip()]
@@ -55,11 +69,9 @@ def up(client: docker.DockerClient, project: Project, timeout: float) -> None:
             hint=f"see `docker-compose -f {project.file} logs`",
             log_tail=lines[-LOG_LINES:],
         )
-    deadline = time.monotonic() + timeout
     while not _healthy(client, project):
         if time.monotonic() > deadline:
-            service = _unhealthy_services(client, project)[0]
-            raise _service_error(client, project, service, f"is not healthy after {timeout:g} s")
+            raise _timed_out(client, project, timeout)
         time.sleep(0.5)
     if project.ready_path:
         _answers(client, project, deadline)
@@ -84,7 +96,8 @@ def _compose(project: Project) -> list[str]:
     if path is None:
         raise DeployError(
             "`docker-compose` is not installed, so the deployment cannot be started",
-            hint="install it (`sudo apt-get install docker-compose`); the files are written",
+            hint="install it (`sudo apt-get install docker-compose`), or leave out `--up` to "
+            "write the files alone",
         )
     return [path, "--file", str(project.file), "--project-name", project.name]
 
@@ -109,46 +122,60 @@ def _running(client: docker.DockerClient, name: str) -> bool:
     return any(c.status == "running" for c in _containers(client, name))
 
 
-def _state(container) -> str:
-    """`healthy`, `running` (no health check), `starting`, `unhealthy` or the container's
-    status when it does not run (`exited`, `created`, …)."""
+def _health(container) -> str:
+    """`healthy`, `running` (no health check), `starting`, `unhealthy`, or the container's
+    status when it does not run (`exited`, `restarting`, `created`, …)."""
     state = container.attrs.get("State") or {}
     if state.get("Status") != "running":
         return str(state.get("Status"))
     return str((state.get("Health") or {}).get("Status", "running"))
 
 
+def _problem(container) -> str | None:
+    """What is wrong with a service's container for good, in words; None while it may still
+    become healthy. A container that exited and was restarted by its policy is wrong too."""
+    state = container.attrs.get("State") or {}
+    health = _health(container)
+    if health == "unhealthy":
+        return "is unhealthy"
+    restarts = int(container.attrs.get("RestartCount") or 0)
+    if health in ("exited", "dead", "restarting") or (restarts and health != "healthy"):
+        code = state.get("ExitCode")
+        return (
+            "exited"
+            + (f" with code {code}" if code else "")
+            + (f" and was restarted {restarts} times" if restarts else "")
+        )
+    return None
+
+
 def _by_service(client: docker.DockerClient, project: Project) -> dict[str, object]:
     return {c.labels.get(SERVICE_LABEL): c for c in _containers(client, project.name)}
 
 
-def _unhealthy_services(client: docker.DockerClient, project: Project) -> list[str]:
-    found = _by_service(client, project)
-    return [
-        s
-        for s in project.services
-        if s not in found or _state(found[s]) not in ("healthy", "running")
-    ]
-
-
 def _healthy(client: docker.DockerClient, project: Project) -> bool:
+    _failed_service(client, project)
     found = _by_service(client, project)
-    for service in project.services:
-        container = found.get(service)
-        state = _state(container) if container is not None else "missing"
-        if state in ("unhealthy", "exited", "dead"):
-            raise _service_error(client, project, service, f"is {state}")
-        if state not in ("healthy", "running"):
-            return False
-    return True
+    return all(s in found and _health(found[s]) in ("healthy", "running") for s in project.services)
 
 
 def _failed_service(client: docker.DockerClient, project: Project) -> None:
     found = _by_service(client, project)
     for service in project.services:
-        container = found.get(service)
-        if container is not None and _state(container) in ("unhealthy", "exited", "dead"):
-            raise _service_error(client, project, service, f"is {_state(container)}")
+        problem = _problem(found[service]) if service in found else None
+        if problem:
+            raise _service_error(client, project, service, problem)
+
+
+def _timed_out(client: docker.DockerClient, project: Project, timeout: float) -> DeployError:
+    found = _by_service(client, project)
+    waiting = [
+        s
+        for s in project.services
+        if s not in found or _health(found[s]) not in ("healthy", "running")
+    ]
+    service = (waiting or list(project.services))[0]
+    return _service_error(client, project, service, f"is not healthy after {timeout:g} s")
 
 
 def _service_error(
@@ -164,7 +191,7 @@ def _service_error(
         f"The service `{service}` of `{project.name}` {what}"
         + ("; its last log lines:" if lines else " and wrote no log"),
         hint=f"`docker-compose -f {project.file} logs {service}` shows more; "
-        "`cais deploy compose --down` removes the deployment",
+        f"`cais deploy compose --down -o {project.file}` removes the deployment",
         log_tail=lines,
     )
 
