@@ -207,6 +207,13 @@ def _attrs(tags=(), digests=()) -> dict:
             None,
             f"127.0.0.1:5000/web:latest@{DIGEST}",
         ),
+        # asked for by digest: that digest, and the image's version tag
+        (
+            f"127.0.0.1:5000/web@{DIGEST}",
+            _attrs(["127.0.0.1:5000/web:2"], [f"127.0.0.1:5000/web@{DIGEST}"]),
+            None,
+            f"127.0.0.1:5000/web:2@{DIGEST}",
+        ),
         # never pushed: the version tag alone
         ("products:3", _attrs(["products:3"]), "3", "products:3"),
         ("web", _attrs(["web:latest", "web:2.1"]), None, "web:2.1"),
@@ -286,3 +293,18 @@ def test_no_engine_is_one_sentence(tmp_path, extra):
     assert done.stderr.startswith("error: The Docker Engine at "), done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "compose.yaml").exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["products:1", "--proxy", "traefik"], "`traefik`"),
+        (["products:1", "--port", "0"], "--port"),
+        (["products:1", "--port", "http"], "`http`"),
+        (["products:1", "--timeout", "0"], "--timeout"),
+    ],
+)
+def test_values_the_options_refuse_are_one_sentence(tmp_path, monkeypatch, args, says):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["deploy", "compose", *args])
+    assert says in assert_one_error(result, code=2)

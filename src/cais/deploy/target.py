@@ -116,7 +116,10 @@ def _pinned_reference(attrs: dict, wanted: Any, version: str | None) -> str:
     same_name = [d for d in digests if d.name == wanted.name]
     pushed = (same_name or digests or [None])[0]
     name = pushed.name if pushed else wanted.name
-    tag = wanted.tag
+    tag = wanted.tag or LATEST  # `name@digest` asks for no tag: a version tag is found
+    if wanted.digest and any(d.digest == wanted.digest for d in digests):
+        pushed = next(d for d in digests if d.digest == wanted.digest)
+        name = pushed.name
     if tag == LATEST:
         versions = [t.tag for t in tags if t.name in (name, wanted.name) and t.tag != LATEST]
         tag = version if version in versions else (versions[0] if versions else LATEST)
