@@ -308,3 +308,37 @@ def test_values_the_options_refuse_are_one_sentence(tmp_path, monkeypatch, args,
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(app, ["deploy", "compose", *args])
     assert says in assert_one_error(result, code=2)
+
+
+class _Container:
+    """A container's inspect data, as the engine reports it."""
+
+    def __init__(self, status: str, health: str | None = None, code: int = 0, restarts: int = 0):
+        state = {"Status": status, "ExitCode": code}
+        if health:
+            state["Health"] = {"Status": health}
+        self.attrs = {"State": state, "RestartCount": restarts}
+
+
+@pytest.mark.parametrize(
+    ("container", "problem"),
+    [
+        (_Container("running", "healthy"), None),
+        (_Container("running"), None),  # no health check: running is enough
+        (_Container("running", "starting"), None),
+        (_Container("created"), None),
+        (_Container("running", "unhealthy"), "is unhealthy"),
+        (_Container("exited", code=3), "exited with code 3"),
+        (_Container("exited", code=0), "exited"),
+        (
+            _Container("restarting", code=1, restarts=2),
+            "exited with code 1 and was restarted 2 times",
+        ),
+        (_Container("running", "starting", restarts=1), "exited and was restarted 1 time"),
+        (_Container("running", "healthy", restarts=1), None),  # back, and healthy
+    ],
+)
+def test_what_is_wrong_with_a_service_for_good(container, problem):
+    from cais.deploy.runner import _problem
+
+    assert _problem(container) == problem

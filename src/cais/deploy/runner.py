@@ -144,7 +144,7 @@ def _problem(container) -> str | None:
         return (
             "exited"
             + (f" with code {code}" if code else "")
-            + (f" and was restarted {restarts} times" if restarts else "")
+            + (f" and was restarted {restarts} time{'s' * (restarts > 1)}" if restarts else "")
         )
     return None
 
