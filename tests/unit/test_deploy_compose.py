@@ -342,3 +342,13 @@ def test_what_is_wrong_with_a_service_for_good(container, problem):
     from cais.deploy.runner import _problem
 
     assert _problem(container) == problem
+
+
+def test_a_folders_own_env_file_keeps_its_settings(tmp_path):
+    (tmp_path / ".env").write_text("API_TOKEN=kept\nCOMPOSE_PROJECT_NAME=old\n")
+    _written(tmp_path, project="first")
+    _written(tmp_path, project="second")
+    lines = (tmp_path / ".env").read_text().splitlines()
+    assert "API_TOKEN=kept" in lines
+    assert [line for line in lines if "PROJECT_NAME" in line] == ["COMPOSE_PROJECT_NAME=second"]
+    assert len(lines) == len(set(lines))  # our comments once, however often it is written

@@ -75,9 +75,21 @@ def write(files: dict[str, str], folder: Path) -> list[Path]:
     for name, text in files.items():
         path = folder / name
         path.parent.mkdir(parents=True, exist_ok=True)
+        if name == ENV_FILE and path.is_file():  # a folder's .env may hold other settings
+            text = _merged_env(path.read_text(), text)
         path.write_text(text)
         written.append(path)
     return written
+
+
+def _merged_env(existing: str, ours: str) -> str:
+    """`existing` with our lines in place of its own project name (and of our comments)."""
+    kept = [
+        line
+        for line in existing.splitlines()
+        if not line.startswith("COMPOSE_PROJECT_NAME=") and line not in ours.splitlines()
+    ]
+    return "\n".join(kept) + ("\n" if kept else "") + ours
 
 
 def _compose(target: Target, options: ComposeOptions) -> str:
