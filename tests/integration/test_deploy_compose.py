@@ -207,6 +207,10 @@ def test_docker_compose_absent(cais, served, tmp_path):
     )
     assert "`docker-compose` is not installed" in _one_error(done)
     assert not (tmp_path / "compose.yaml").exists()  # said before anything is written
+    written = cais("deploy", "compose", reference, cwd=tmp_path, env=env)
+    assert written.returncode == 0, written.stderr
+    done = cais("deploy", "compose", "--down", cwd=tmp_path, env={**env, "PATH": str(empty)})
+    assert "`docker-compose` is not installed" in _one_error(done)
 
 
 @pytest.mark.parametrize("address", ["0.0.0.0", "127.0.0.1"])

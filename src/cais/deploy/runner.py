@@ -63,12 +63,7 @@ def up(client: docker.DockerClient, project: Project, timeout: float) -> None:
         raise _timed_out(client, project, timeout) from None
     if result.returncode != 0:
         _failed_service(client, project)  # an unhealthy or exited service says more
-        lines = [line for line in (result.stderr or result.stdout).splitlines() if line.strip()]
-        raise DeployError(
-            f"`docker-compose up` failed for `{project.name}`: {_last(lines)}",
-            hint=f"see `docker-compose -f {project.file} logs`",
-            log_tail=lines[-LOG_LINES:],
-        )
+        raise _compose_failed(project, "up", result)
     while not _healthy(client, project):
         if time.monotonic() > deadline:
             raise _timed_out(client, project, timeout)
@@ -84,20 +79,28 @@ def down(project: Project) -> None:
         text=True,
     )
     if result.returncode != 0:
-        lines = [line for line in (result.stderr or result.stdout).splitlines() if line.strip()]
-        raise DeployError(
-            f"`docker-compose down` failed for `{project.name}`: {_last(lines)}",
-            log_tail=lines[-LOG_LINES:],
-        )
+        raise _compose_failed(project, "down", result)
+
+
+def _compose_failed(
+    project: Project, command: str, result: subprocess.CompletedProcess[str]
+) -> DeployError:
+    lines = [line for line in (result.stderr or result.stdout).splitlines() if line.strip()]
+    last = lines[-1].removeprefix("ERROR: ").strip().rstrip(".") if lines else "no output"
+    return DeployError(
+        f"`docker-compose {command}` failed for `{project.name}`: {last}",
+        hint=f"see `docker-compose -f {project.file} logs`",
+        log_tail=lines[-LOG_LINES:],
+    )
 
 
 def _compose(project: Project) -> list[str]:
     path = shutil.which("docker-compose")
     if path is None:
         raise DeployError(
-            "`docker-compose` is not installed, so the deployment cannot be started",
-            hint="install it (`sudo apt-get install docker-compose`), or leave out `--up` to "
-            "write the files alone",
+            "`docker-compose` is not installed, and it starts and stops Compose deployments",
+            hint="install it (`sudo apt-get install docker-compose`); without `--up` or "
+            "`--down`, cais writes the files alone",
         )
     return [path, "--file", str(project.file), "--project-name", project.name]
 
@@ -212,7 +215,3 @@ def _answers(client: docker.DockerClient, project: Project, deadline: float) -> 
             status = type(exc).__name__
         time.sleep(0.5)
     raise _service_error(client, project, project.front, f"does not answer `{url}` ({status})")
-
-
-def _last(lines: list[str]) -> str:
-    return lines[-1].removeprefix("ERROR: ").strip().rstrip(".") if lines else "no output"
