@@ -138,6 +138,9 @@ def test_up_serves_through_nginx_until_the_api_stops_and_down_removes_everything
     seen = _statuses_until(url, 502)
     assert seen[-1] == 502, seen  # nginx says the API is gone
     assert 200 not in seen
+    running["api"].start()  # back, at whatever address: nginx finds it again
+    seen = _statuses_until(url, 200, tries=120)
+    assert seen[-1] == 200, seen
 
     down = cais("deploy", "compose", "--down", "-o", str(file), env=env)
     assert down.returncode == 0, down.stderr
@@ -155,6 +158,21 @@ def test_up_again_keeps_the_running_deployment(cais, engine, served, project, tm
         assert up.returncode == 0, up.stderr
     assert httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=5).status_code == 200
     assert cais(*args, "--down", env=env).returncode == 0
+    assert _left(engine, project) == []
+
+
+def test_without_a_proxy_the_api_is_published(cais, engine, served, project, tmp_path):
+    reference, env = served
+    port = free_port()
+    file = tmp_path / "compose.yaml"
+    args = ("deploy", "compose", reference, "-o", str(file), "--port", str(port), "--name", project)
+    up = cais(*args, "--proxy", "none", "--up", env=env)
+    assert up.returncode == 0, up.stderr
+    (api,) = engine.containers.list(filters={"label": f"{PROJECT_LABEL}={project}"})
+    assert api.labels["com.docker.compose.service"] == "api"
+    answer = httpx.post(f"http://127.0.0.1:{port}/predict", json={"instances": ["livro"]})
+    assert answer.json()["predictions"] == list(text_model().predict(["livro"]))
+    assert cais("deploy", "compose", "--down", "-o", str(file), env=env).returncode == 0
     assert _left(engine, project) == []
 
 
