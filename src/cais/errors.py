@@ -12,6 +12,7 @@
     ├── BuildError            a build failed (carries the failing step and its last lines)
     ├── BlobError             a blob is not in the cache, or not what its digest names
     ├── SinkError             an image cannot be written to an OCI layout or a tarball
+    ├── DeployError           a deployment cannot be written, started or stopped (carries log lines)
     └── RegistryError         a registry refused or did not answer
         ├── AuthError         wrong or missing credentials
         ├── NotInRegistry     the registry has no such repository or tag
@@ -33,6 +34,7 @@ __all__ = [
     "ContainerNotFound",
     "ContainerStartError",
     "CredentialsError",
+    "DeployError",
     "DigestMismatch",
     "EngineError",
     "ImageNotFound",
@@ -126,6 +128,17 @@ class BlobError(CaisError):
 
 class SinkError(CaisError):
     """An image cannot be written where it was sent (an OCI layout folder, a tarball)."""
+
+
+class DeployError(CaisError):
+    """A deployment cannot be written, started or stopped; `log_tail` holds the last log lines
+    of the service that failed."""
+
+    def __init__(
+        self, message: str, *, hint: str | None = None, log_tail: list[str] | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.log_tail = log_tail or []
 
 
 class RegistryError(CaisError):

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from rich.console import Console
 from rich.markup import escape
 
-from cais.errors import BuildError, CaisError
+from cais.errors import CaisError
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -48,9 +48,10 @@ def _ticks(text: str) -> str:
 
 def report_error(error: CaisError) -> None:
     err.print(f"[red bold]error:[/red bold] {_ticks(error.message)}")
-    if isinstance(error, BuildError) and error.log_tail:
+    log_tail = getattr(error, "log_tail", None)  # a failed build's or deployment's
+    if log_tail:
         err.print()
-        for line in error.log_tail:
+        for line in log_tail:
             err.print(f"  [dim]│[/dim] {escape(line)}")
     if error.hint:
         err.print()

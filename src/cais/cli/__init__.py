@@ -15,7 +15,18 @@ from typer._click.exceptions import BadParameter, UsageError
 from typer.core import TyperGroup
 
 from cais import __version__
-from cais.cli import cache, check, containers, doctor, images, models, project, registry, serve
+from cais.cli import (
+    cache,
+    check,
+    containers,
+    deploy,
+    doctor,
+    images,
+    models,
+    project,
+    registry,
+    serve,
+)
 from cais.cli._help import readable
 from cais.errors import CaisError
 from cais.output import closed_output, report_error, report_interrupted, report_unexpected
@@ -143,6 +154,7 @@ for command in (
     )(command)
 app.add_typer(models.app, name="models")
 app.add_typer(cache.app, name="cache")
+app.add_typer(deploy.app, name="deploy")
 
 
 def main() -> None:
