@@ -292,9 +292,14 @@ def build_and_deliver(
     """Build `project` with the OCI builder for each platform of `delivery` (the host's when
     none), each image with its SBOM, then hand the image, or the index of them, to the sinks."""
     from cais.build import build_image
+    from cais.builders.oci import check_platform
+    from cais.plan import plan_project
     from cais.registry.reference import parse_reference
 
     started = time.monotonic()
+    if len(delivery.platforms) > 1 and plan_project(project).dependencies is not None:
+        for platform in delivery.platforms:  # refused before the first platform is built
+            check_platform(platform)
     builder = delivery.builder(no_cache=options.no_cache)
     first = parse_reference(delivery.tags[0])
     images: list[Image] = []

@@ -392,12 +392,18 @@ def build(
             _build_on_host(project, options, pip, sinks, platforms, verbose=verbose)
             return
         except BuildError as exc:
-            if builder is not BuilderChoice.AUTO or not exc.packages or sinks.outputs:
+            # Only a package with no wheel is the Docker builder's to build instead, and only
+            # when it can deliver the image as asked.
+            if builder is not BuilderChoice.AUTO or not exc.packages:
+                raise
+            if sinks.outputs or len(platforms) > 1:
                 raise
             note(f"{exc.message}: the Docker builder takes over")
-    elif builder is BuilderChoice.AUTO:
-        note(f"building with the Docker builder: {reason}")
-    _build_on_engine(project, options, pip, sinks, len(platforms), reason, verbose=verbose)
+    else:
+        _only_on_host(sinks, len(platforms), reason if builder is BuilderChoice.AUTO else None)
+        if builder is BuilderChoice.AUTO:
+            note(f"building with the Docker builder: {reason}")
+    _build_on_engine(project, options, pip, sinks, verbose=verbose)
 
 
 @dataclass(frozen=True)
@@ -425,7 +431,7 @@ def _needs_docker(project, options) -> str | None:
 def _only_on_host(sinks: _Sinks, platforms: int, why: str | None) -> None:
     """Refuse, for the Docker builder, what only an image cais assembles itself can do;
     `why` says why the OCI builder does not build it (None: it was not chosen)."""
-    hint = "add `--builder oci`" if why is None else f"the OCI builder cannot build it: {why}"
+    hint = "add `--builder oci`" if why is None else f"cais builds it on the Docker Engine: {why}"
     if sinks.outputs:
         raise CaisError("`--output` writes an image cais assembles itself", hint=hint)
     if platforms > 1:
@@ -479,15 +485,12 @@ def _build_on_host(project, options, pip, sinks: _Sinks, platforms, *, verbose: 
     out.print(tags[0], markup=False)
 
 
-def _build_on_engine(
-    project, options, pip, sinks: _Sinks, platforms: int, reason: str | None, *, verbose: bool
-) -> None:
+def _build_on_engine(project, options, pip, sinks: _Sinks, *, verbose: bool) -> None:
     """Build with the Docker Engine's builder; `--push` then pushes from the engine."""
     from cais.build import build_project
     from cais.builders.record import fingerprint
     from cais.engine.client import check_socket, connect
 
-    _only_on_host(sinks, platforms, reason if options.builder is BuilderChoice.AUTO else None)
     # Unless options change what is built, the next `cais build DIR [-t TAG]` of unchanged
     # inputs is a lookup (cais._entry): take the inputs' fingerprint before anything reads
     # them. (--no-cache and --builder change how, not what.)
