@@ -224,7 +224,10 @@ def deliver(
         progress.step(f"[{sink.kind.value}] {sink.where or ', '.join(tags)}")
         if sink.kind is SinkKind.PUSH:
             pushed = registry.push_image_value(image, tags, progress=_blob_lines(progress))
-            done += [Delivered(sink, str(ref), image.digest) for ref in pushed]
+            done += [
+                Delivered(sink, tag, ref.digest or "")
+                for tag, ref in zip(tags, pushed, strict=True)
+            ]
         elif sink.kind is SinkKind.OCI:
             assert sink.where is not None
             name = layout_tag or parse_reference(tags[0]).tag

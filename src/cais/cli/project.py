@@ -468,7 +468,7 @@ def _build_on_host(project, options, pip, sinks: _Sinks, platforms, *, verbose: 
     success(f"Built `{', '.join(tags)}` ({what}) with oci in {built.seconds:.1f}s")
     for done in built.delivered:
         if done.sink.kind is SinkKind.PUSH:
-            success(f"Pushed `{done.reference.partition('@')[0]}` ({done.digest})")
+            success(f"Pushed `{done.reference}` ({done.digest})")
         elif done.sink.kind is SinkKind.OCI:
             note(f"wrote the OCI layout `{done.reference}` (digest {done.digest})")
         elif done.sink.kind is SinkKind.TAR:
