@@ -403,7 +403,11 @@ def build(
         _only_on_host(sinks, len(platforms), reason if builder is BuilderChoice.AUTO else None)
         if builder is BuilderChoice.AUTO:
             note(f"building with the Docker builder: {reason}")
-    _build_on_engine(project, options, pip, sinks, verbose=verbose)
+    # `cais build DIR [-t TAG]`, which cais._entry looks up when nothing changed
+    plain = builder is BuilderChoice.AUTO and not (
+        platform or build_arg or ca_cert or index_url or python or push or load or output
+    )
+    _build_on_engine(project, options, pip, sinks, plain=plain, verbose=verbose)
 
 
 @dataclass(frozen=True)
@@ -485,7 +489,7 @@ def _build_on_host(project, options, pip, sinks: _Sinks, platforms, *, verbose: 
     out.print(tags[0], markup=False)
 
 
-def _build_on_engine(project, options, pip, sinks: _Sinks, *, verbose: bool) -> None:
+def _build_on_engine(project, options, pip, sinks: _Sinks, *, plain: bool, verbose: bool) -> None:
     """Build with the Docker Engine's builder; `--push` then pushes from the engine."""
     from cais.build import build_project
     from cais.builders.record import fingerprint
@@ -493,8 +497,7 @@ def _build_on_engine(project, options, pip, sinks: _Sinks, *, verbose: bool) -> 
 
     # Unless options change what is built, the next `cais build DIR [-t TAG]` of unchanged
     # inputs is a lookup (cais._entry): take the inputs' fingerprint before anything reads
-    # them. (--no-cache and --builder change how, not what.)
-    plain = not (options.platform or options.build_args or pip or sinks.push)
+    # them. Only `auto` is looked up: it chose this builder, and will again.
     key = fingerprint(project.path, options.tags) if plain else None
     check_socket()
     with BuildDisplay(verbose=verbose) as display:
