@@ -310,7 +310,7 @@ def build_and_deliver(
     for platform in delivery.platforms or (None,):
         wanted = replace(options, platform=str(platform) if platform else None)
         built, plan = build_image(builder, project, wanted, progress, pip)
-        progress.step(f"[sbom] {len(images) + 1}/{len(delivery.platforms) or 1}")
+        progress.step(f"[sbom] of the Python packages for {built.platform}")
         images.append(with_package_sbom(built, name=first.name, version=first.tag))
     assert plan is not None
     image: Image | ImageIndex = images[0] if len(images) == 1 else ImageIndex(tuple(images))

@@ -352,6 +352,7 @@ def build(
     saved model's serving image, for the engine, a registry or a file."""
     from cais.build import BuildOptions, pip_settings_unused
     from cais.builders.pip_settings import pip_settings
+    from cais.builders.record import fingerprint
     from cais.deliver import parse_output, parse_platforms
     from cais.project import load_project
     from cais.registry.reference import parse_reference
@@ -365,6 +366,12 @@ def build(
         builder=builder,
     )
     sinks = _Sinks(push=push, load=load, outputs=list(output or ()))
+    # `cais build DIR [-t TAG]` of unchanged inputs is a lookup (cais._entry) when `auto` gave
+    # it to the Docker builder: take the inputs' fingerprint before anything reads them.
+    plain = builder is BuilderChoice.AUTO and not (
+        platform or build_arg or ca_cert or index_url or python or push or load or output
+    )
+    key = fingerprint(Path(source), options.tags) if plain else None
     # A bad project, tag, platform, output or certificate fails before the engine is contacted.
     for value in sinks.outputs:
         parse_output(value)
@@ -403,11 +410,7 @@ def build(
         _only_on_host(sinks, len(platforms), reason if builder is BuilderChoice.AUTO else None)
         if builder is BuilderChoice.AUTO:
             note(f"building with the Docker builder: {reason}")
-    # `cais build DIR [-t TAG]`, which cais._entry looks up when nothing changed
-    plain = builder is BuilderChoice.AUTO and not (
-        platform or build_arg or ca_cert or index_url or python or push or load or output
-    )
-    _build_on_engine(project, options, pip, sinks, plain=plain, verbose=verbose)
+    _build_on_engine(project, options, pip, sinks, key=key, verbose=verbose)
 
 
 @dataclass(frozen=True)
@@ -489,16 +492,13 @@ def _build_on_host(project, options, pip, sinks: _Sinks, platforms, *, verbose: 
     out.print(tags[0], markup=False)
 
 
-def _build_on_engine(project, options, pip, sinks: _Sinks, *, plain: bool, verbose: bool) -> None:
+def _build_on_engine(
+    project, options, pip, sinks: _Sinks, *, key: str | None, verbose: bool
+) -> None:
     """Build with the Docker Engine's builder; `--push` then pushes from the engine."""
     from cais.build import build_project
-    from cais.builders.record import fingerprint
     from cais.engine.client import check_socket, connect
 
-    # Unless options change what is built, the next `cais build DIR [-t TAG]` of unchanged
-    # inputs is a lookup (cais._entry): take the inputs' fingerprint before anything reads
-    # them. Only `auto` is looked up: it chose this builder, and will again.
-    key = fingerprint(project.path, options.tags) if plain else None
     check_socket()
     with BuildDisplay(verbose=verbose) as display:
         result = build_project(connect, project, options, display, pip)
