@@ -5,6 +5,7 @@ platforms as one index, the engine as the default sink, and `auto` choosing the 
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import json
@@ -12,6 +13,7 @@ import tarfile
 import uuid
 from pathlib import Path
 
+import docker.errors
 import pytest
 
 from cais.image.media import MediaType
@@ -270,3 +272,22 @@ def test_auto_hands_a_package_without_a_wheel_to_the_docker_builder(
     ran = cais("run", "--rm", tag, "python", "-c", "import docopt; print(docopt.__version__)")
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.strip() == "0.6.2"
+
+
+@pytest.mark.engine
+def test_the_docker_builders_image_is_pushed_by_the_engine(
+    tmp_path, cais, engine, base_image, registry, repository, proxy
+):
+    project = _project(cais, tmp_path / "hello")
+    tag = f"{registry}/{repository}:1"
+    done = cais("build", str(project), "-t", tag, "--builder", "docker", "--push", *proxy)
+    try:
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == tag
+        digest = _pushed_digest(done, tag)
+        with RegistryClient(registry) as client:
+            assert client.manifest_digest(repository, "1") == digest
+        assert any(d.endswith(digest) for d in engine.images.get(tag).attrs["RepoDigests"])
+    finally:
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            engine.images.remove(tag, force=True)
