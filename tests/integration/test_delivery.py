@@ -291,3 +291,26 @@ def test_the_docker_builders_image_is_pushed_by_the_engine(
     finally:
         with contextlib.suppress(docker.errors.ImageNotFound):
             engine.images.remove(tag, force=True)
+
+
+@pytest.mark.engine
+def test_a_saved_models_image_is_pushed_by_the_engine(
+    tmp_path, cais, engine, base_image, registry, repository, proxy
+):
+    import cais as cais_api
+    from tests.support import text_model
+
+    home = tmp_path / "cais-home"
+    reference = cais_api.save_model(
+        text_model(), "products", input_example=["livro azul"], home=home
+    )
+    tag = f"{registry}/{repository}:1"
+    done = cais("build", reference, "-t", tag, "--push", *proxy, env={"CAIS_HOME": str(home)})
+    try:
+        assert done.returncode == 0, done.stderr
+        digest = _pushed_digest(done, tag)
+        with RegistryClient(registry) as client:
+            assert client.manifest_digest(repository, "1") == digest
+    finally:
+        with contextlib.suppress(docker.errors.ImageNotFound):
+            engine.images.remove(tag, force=True)
