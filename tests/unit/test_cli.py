@@ -273,7 +273,8 @@ def test_interrupt_exits_130(project, runner, monkeypatch):
 @pytest.mark.parametrize(
     "args",
     [
-        ["build", "{project}"],
+        ["build", "{project}", "--builder", "docker"],
+        ["build", "{project}", "--load"],
         ["images"],
         ["ps"],
         ["ps", "--all"],

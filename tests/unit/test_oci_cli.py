@@ -34,7 +34,7 @@ def test_an_output_that_is_not_oci_or_tar_is_refused(project, no_engine, value):
     assert "oci:DIR" in message and "tar:FILE" in message
 
 
-@pytest.mark.parametrize("builder", ["auto", "docker", "buildkit", "classic"])
+@pytest.mark.parametrize("builder", ["docker", "buildkit", "classic"])
 def test_output_needs_the_oci_builder(project, no_engine, builder, tmp_path):
     result = runner.invoke(
         app,
@@ -45,11 +45,12 @@ def test_output_needs_the_oci_builder(project, no_engine, builder, tmp_path):
     assert not (tmp_path / "layout").exists()
 
 
-def test_with_no_engine_and_no_output_the_sinks_are_named(project, no_engine, tmp_path):
-    result = runner.invoke(app, ["build", str(project), "--builder", "oci"])
+@pytest.mark.parametrize("builder", [[], ["--builder", "oci"], ["--platform", "linux/arm64"]])
+def test_with_no_engine_and_no_sink_the_sinks_are_named(project, no_engine, tmp_path, builder):
+    result = runner.invoke(app, ["build", str(project), *builder])
     message = assert_one_error(result)
     assert f"No Docker Engine answers at `{NOWHERE}`" in message
-    assert "`--output oci:DIR`" in message
+    assert "`--push`" in message and "`--output oci:DIR`" in message
     assert not (tmp_path / "cache").exists()  # refused before anything was fetched
 
 

@@ -342,3 +342,73 @@ def test_a_transient_failure_is_retried_with_the_blob_read_again(store, failure)
         assert registry.blobs["team/app"][layer.digest] == stream.read()
     assert registry.manifests["team/app"]["1.0"][1] == image.manifest_json
     assert len(registry.sleeps) == 1
+
+
+# --- the SBOM, attached as a referrer -------------------------------------------------------
+
+
+def _with_sbom(store: BlobStore, image: Image, document: bytes) -> Image:
+    from cais.image import sbom
+
+    return sbom.with_sbom(image, document, store=store)
+
+
+class NoReferrersAPI(FakeRegistry):
+    """The fake registry answering the referrers API as Distribution 2.8 does: 404."""
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        if "/referrers/" in request.url.path:
+            self.requests.append(request)
+            return _error(404, "NAME_UNKNOWN")
+        return super().__call__(request)
+
+
+def _referrers(registry: FakeRegistry, digest: str) -> list[dict]:
+    from cais.registry.referrers import referrers
+
+    return referrers(registry.client(), "team/app", digest)
+
+
+def test_an_images_sbom_is_attached_to_its_manifest_after_the_tag(store):
+    registry = NoReferrersAPI()
+    image = _with_sbom(store, make_image(store, b"app code"), b'{"bomFormat": "CycloneDX"}')
+    registry_sink.write(image, TAG, client=registry.client())
+    [entry] = _referrers(registry, image.digest)
+    assert entry["artifactType"] == "application/vnd.cyclonedx+json"
+    media_type, manifest = registry.manifests["team/app"][entry["digest"]]
+    assert json.loads(manifest)["subject"]["digest"] == image.digest
+    puts = [r.url.path.rsplit("/", 1)[1] for r in registry.seen("PUT", "manifests")]
+    assert puts.index("1.0") < puts.index(entry["digest"])  # the image is complete first
+
+
+def test_an_image_without_an_sbom_gets_no_referrer(store):
+    registry = NoReferrersAPI()
+    image = make_image(store, b"app code")
+    registry_sink.write(image, TAG, client=registry.client())
+    assert set(registry.manifests["team/app"]) <= {"1.0", image.digest}
+
+
+def test_each_platform_of_an_index_has_its_own_sbom(store):
+    registry = NoReferrersAPI()
+    images = tuple(
+        _with_sbom(store, make_image(store, b"code", platform=p), f'{{"p": "{p}"}}'.encode())
+        for p in ("linux/amd64", "linux/arm64")
+    )
+    index = ImageIndex(images)
+    registry_sink.write(index, TAG, client=registry.client())
+    for one in images:
+        assert len(_referrers(registry, one.digest)) == 1
+    assert _referrers(registry, index.digest) == []
+
+
+def test_a_push_stopped_after_its_tag_attaches_the_sbom_when_run_again(store):
+    registry = NoReferrersAPI()
+    image = _with_sbom(store, make_image(store, b"app code"), b"{}")
+    registry_sink.write(image, TAG, client=registry.client())
+    [entry] = _referrers(registry, image.digest)
+    for name in set(registry.manifests["team/app"]) - {"1.0", image.digest}:
+        del registry.manifests["team/app"][name]  # as if killed before the referrer was put
+    registry_sink.write(image, TAG, client=registry.client())
+    assert _referrers(registry, image.digest) == [entry]
+    registry_sink.write(image, TAG, client=registry.client())
+    assert _referrers(registry, image.digest) == [entry]  # attached once, however often

@@ -20,7 +20,7 @@ __all__ = [
 
 
 class BuilderChoice(str, Enum):
-    AUTO = "auto"  # the Docker Engine's builder, for now
+    AUTO = "auto"  # oci for what it can build (builders/select.docker_reason), else docker
     DOCKER = "docker"  # the engine: BuildKit through a docker CLI when one can, else classic
     BUILDKIT = "buildkit"
     CLASSIC = "classic"

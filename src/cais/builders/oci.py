@@ -42,7 +42,15 @@ from cais.registry.reference import Reference, parse_reference
 if TYPE_CHECKING:
     import docker
 
-__all__ = ["IMAGE_ENV", "LAYER_INDEX", "OCIBuilder", "base_reference", "layer_time", "user_files"]
+__all__ = [
+    "IMAGE_ENV",
+    "LAYER_INDEX",
+    "OCIBuilder",
+    "base_reference",
+    "check_platform",
+    "layer_time",
+    "user_files",
+]
 
 # What the Docker builder's Dockerfile sets first (builders/dockerfile.py): no .pyc files,
 # unbuffered output for `docker logs`, a quiet pip without a cache.
@@ -331,17 +339,24 @@ class OCIBuilder:
         return _Made(layer, f"COPY . {workdir}", cached=False)
 
 
-def _target(python: str, platform: Platform):
-    from cais.bundle.pins import Target
+_MACHINES = {"amd64": "x86_64", "arm64": "aarch64"}
 
-    machines = {"amd64": "x86_64", "arm64": "aarch64"}
-    if platform.os != "linux" or platform.architecture not in machines:
+
+def check_platform(platform: Platform) -> None:
+    """Refuse a platform the OCI builder installs no packages for (before anything is fetched)."""
+    if platform.os != "linux" or platform.architecture not in _MACHINES:
         raise BuildError(
             f"The OCI builder installs packages for `linux/amd64` and `linux/arm64`, not "
             f"`{platform}`",
             hint="build for one of those, or with `--builder docker`",
         )
-    return Target(python, machines[platform.architecture])
+
+
+def _target(python: str, platform: Platform):
+    from cais.bundle.pins import Target
+
+    check_platform(platform)
+    return Target(python, _MACHINES[platform.architecture])
 
 
 def _about(distribution: str, where: str) -> str:

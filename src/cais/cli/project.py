@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import Enum
 from importlib import resources
 from pathlib import Path
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from cais.builders.base import BuilderChoice
-from cais.errors import CaisError, ProjectError
+from cais.errors import BuildError, CaisError, ProjectError
 from cais.output import BuildDisplay, note, out, report_built, run_command, success, warning
 
 if TYPE_CHECKING:
@@ -280,7 +281,12 @@ def build(
     ] = None,
     platform: Annotated[
         str | None,
-        typer.Option("--platform", metavar="OS/ARCH", help="Target platform, such as linux/arm64."),
+        typer.Option(
+            "--platform",
+            metavar="OS/ARCH[,…]",
+            help="Target platform, such as linux/arm64; several, comma-separated, make one "
+            "image index (with the OCI builder).",
+        ),
     ] = None,
     build_arg: Annotated[
         list[str] | None,
@@ -307,13 +313,18 @@ def build(
         typer.Option(
             "--builder",
             help="oci: on this machine, no daemon; docker: the engine's (buildkit when a docker "
-            "CLI can, else classic); auto: docker for now.",
+            "CLI can, else classic); auto: oci for a project it can build, else docker.",
         ),
     ] = BuilderChoice.AUTO,
+    push: Annotated[
+        bool,
+        typer.Option("--push", help="Push the image to the registry each tag names."),
+    ] = False,
     load: Annotated[
         bool,
         typer.Option(
-            "--load", help="Put the image in the Docker Engine (the default with no --output)."
+            "--load",
+            help="Put the image in the Docker Engine (the default with no --push or --output).",
         ),
     ] = False,
     output: Annotated[
@@ -322,7 +333,7 @@ def build(
             "--output",
             metavar="oci:DIR|tar:FILE",
             help="Also write the image as an OCI layout or a `docker load` tarball (with "
-            "--builder oci; needs no engine).",
+            "the OCI builder; needs no engine).",
         ),
     ] = None,
     python: Annotated[
@@ -337,12 +348,11 @@ def build(
         bool, typer.Option("-v", "--verbose", help="Show every build line.")
     ] = False,
 ) -> None:
-    """Build a project (on the Docker Engine, or on this machine with `--builder oci`), or an
-    image that serves a saved model."""
-    from cais.build import BuildOptions, build_project, pip_settings_unused
+    """Build a project (on this machine, or on the Docker Engine when only it can) or a
+    saved model's serving image, for the engine, a registry or a file."""
+    from cais.build import BuildOptions, pip_settings_unused
     from cais.builders.pip_settings import pip_settings
-    from cais.engine.client import check_socket, connect
-    from cais.plan import parse_platform
+    from cais.deliver import parse_output, parse_platforms
     from cais.project import load_project
     from cais.registry.reference import parse_reference
     from cais.resolve import resolve
@@ -354,42 +364,18 @@ def build(
         no_cache=no_cache,
         builder=builder,
     )
-    oci = builder is BuilderChoice.OCI
-    outputs = [_output(value) for value in output or ()]
-    if outputs and not oci:
-        raise CaisError(
-            "`--output` writes an image cais assembles itself",
-            hint="add `--builder oci`",
-        )
-    # A bad project, tag, platform or certificate fails before the engine is contacted.
+    sinks = _Sinks(push=push, load=load, outputs=list(output or ()))
+    # A bad project, tag, platform, output or certificate fails before the engine is contacted.
+    for value in sinks.outputs:
+        parse_output(value)
     for value in options.tags:
         parse_reference(value)
-    parse_platform(platform)
+    platforms = parse_platforms(platform)
     found = resolve(source, projects=True)
     if found.note:
         note(found.note)
-    bundle = found.bundle
-    if bundle is not None and oci:
-        raise CaisError(
-            f"The OCI builder builds project folders; `{bundle.reference}` is a saved model",
-            hint="build its serving image with `--builder docker`",
-        )
-    if bundle is not None:
-        from cais.build import build_bundle
-
-        routes = _kept_routes(found)
-        pip = pip_settings(list(ca_cert or ()), index_url)
-        check_socket()
-        with BuildDisplay(verbose=verbose) as display:
-            result = build_bundle(
-                connect, bundle, options, display, pip, python=python, routes=routes
-            )
-        success(
-            f"Built `{', '.join(result.tags)}` ({result.image_id[7:19]}), serving "
-            f"`{bundle.reference}`, with {result.builder} in {result.seconds:.1f}s"
-        )
-        note(f"serve it: `cais run -p 8080:8080 {result.tags[0]}`")
-        out.print(result.tags[0], markup=False)
+    if found.bundle is not None:
+        _build_bundle(found, options, sinks, len(platforms), ca_cert, index_url, python, verbose)
         return
     project = load_project(source)  # found.project: the folder, spelled as the user did
     for line in project.notes:
@@ -400,82 +386,155 @@ def build(
     unused = pip_settings_unused(project, pip)
     if unused:
         note(unused)
-    if oci:
-        _build_on_host(project, options, pip, outputs, load=load, verbose=verbose)
-        return
+    reason = _needs_docker(project, options)
+    if reason is None:
+        try:
+            _build_on_host(project, options, pip, sinks, platforms, verbose=verbose)
+            return
+        except BuildError as exc:
+            # Only a package with no wheel is the Docker builder's to build instead, and only
+            # when it can deliver the image as asked.
+            if builder is not BuilderChoice.AUTO or not exc.packages:
+                raise
+            if sinks.outputs or len(platforms) > 1:
+                raise
+            note(f"{exc.message}: the Docker builder takes over")
+    else:
+        _only_on_host(sinks, len(platforms), reason if builder is BuilderChoice.AUTO else None)
+        if builder is BuilderChoice.AUTO:
+            note(f"building with the Docker builder: {reason}")
+    _build_on_engine(project, options, pip, sinks, verbose=verbose)
+
+
+@dataclass(frozen=True)
+class _Sinks:
+    """Where the image goes, as the options say (`cais.deliver` checks them)."""
+
+    push: bool
+    load: bool
+    outputs: list[str]
+
+
+def _needs_docker(project, options) -> str | None:
+    """Why the Docker builder builds this project, None when the OCI builder does."""
+    from cais.builders.select import docker_reason
+
+    if options.builder is BuilderChoice.OCI:
+        return None
+    if options.builder is not BuilderChoice.AUTO:
+        return f"`--builder {options.builder.value}`"
+    if options.build_args:
+        return "`--build-arg` is for a Dockerfile"
+    return docker_reason(project)
+
+
+def _only_on_host(sinks: _Sinks, platforms: int, why: str | None) -> None:
+    """Refuse, for the Docker builder, what only an image cais assembles itself can do;
+    `why` says why the OCI builder does not build it (None: it was not chosen)."""
+    hint = "add `--builder oci`" if why is None else f"cais builds it on the Docker Engine: {why}"
+    if sinks.outputs:
+        raise CaisError("`--output` writes an image cais assembles itself", hint=hint)
+    if platforms > 1:
+        raise CaisError(
+            "An image of several platforms is assembled by the OCI builder",
+            hint=hint if why is None else f"{hint}; build one `--platform` at a time",
+        )
+
+
+def _build_on_host(project, options, pip, sinks: _Sinks, platforms, *, verbose: bool) -> None:
+    """Build with the OCI builder and hand the image to its sinks (`cais.deliver`)."""
+    from cais.build import default_tag
+    from cais.deliver import SinkKind, build_and_deliver, plan_delivery
+    from cais.image.index import ImageIndex
+    from cais.image.sbom import PATH
+
+    delivery = plan_delivery(
+        tags=options.tags or (default_tag(project),),
+        push=sinks.push,
+        load=sinks.load,
+        outputs=sinks.outputs,
+        platforms=platforms,
+    )
+    tags = delivery.tags
+    with BuildDisplay(verbose=verbose) as display:
+        built = build_and_deliver(project, options, pip, delivery, display)
+    if built.plan.dependencies is not None and pip:
+        note(f"uv used {pip.describe()}; kept out of the image")
+    image = built.image
+    if isinstance(image, ImageIndex):
+        what = f"{image.digest[7:19]}, for {', '.join(map(str, image.platforms))}"
+    else:
+        what = image.id[7:19]
+    success(f"Built `{', '.join(tags)}` ({what}) with oci in {built.seconds:.1f}s")
+    for done in built.delivered:
+        if done.sink.kind is SinkKind.PUSH:
+            success(f"Pushed `{done.reference}` ({done.digest})")
+        elif done.sink.kind is SinkKind.OCI:
+            note(f"wrote the OCI layout `{done.reference}` (digest {done.digest})")
+        elif done.sink.kind is SinkKind.TAR:
+            note(f"wrote the tarball `{done.reference}` (digest {done.digest})")
+        elif isinstance(image, ImageIndex):
+            note(f"loaded this machine's `{done.reference}` into the Docker Engine")
+    pushed = any(done.sink.kind is SinkKind.PUSH for done in built.delivered)
+    note(
+        f"its packages are listed at `{PATH}` in the image"
+        + (", and attached to it in the registry" if pushed else "")
+    )
+    if delivery.engine is not None:
+        note(f"run it: `{run_command(tags[0], built.plan.ports)}`")
+    out.print(tags[0], markup=False)
+
+
+def _build_on_engine(project, options, pip, sinks: _Sinks, *, verbose: bool) -> None:
+    """Build with the Docker Engine's builder; `--push` then pushes from the engine."""
+    from cais.build import build_project
+    from cais.engine.client import check_socket, connect
+
     check_socket()
     with BuildDisplay(verbose=verbose) as display:
         result = build_project(connect, project, options, display, pip)
+    if sinks.push:
+        _push_from_engine(connect, result.tags)
     report_built(result, pip, own_dockerfile=project.dockerfile)
 
 
-def _output(value: str) -> tuple[str, Path]:
-    """`oci:DIR` or `tar:FILE`, parsed."""
-    kind, sep, where = value.partition(":")
-    if not sep or kind not in ("oci", "tar") or not where:
-        raise CaisError(
-            f"`{value}` is not an output cais writes",
-            hint="use `oci:DIR` (an OCI image layout) or `tar:FILE` (a tarball `docker load` "
-            "reads)",
-        )
-    return kind, Path(where)
+def _push_from_engine(connect, tags) -> None:
+    """Push each tag of an image the engine built, with the engine's own push."""
+    from cais.engine.images import push as push_image
+    from cais.output import LayerDisplay
+
+    client = connect()
+    for reference in tags:
+        with LayerDisplay() as display:
+            digest = push_image(client, reference, display)
+        success(f"Pushed `{reference}`" + (f" ({digest})" if digest else ""))
 
 
-def _build_on_host(
-    project, options, pip, outputs: list[tuple[str, Path]], *, load: bool, verbose: bool
+def _build_bundle(
+    found, options, sinks: _Sinks, platforms: int, ca_cert, index_url, python, verbose: bool
 ) -> None:
-    """Build with the OCI builder, then hand the image to each sink: the engine (`--load`,
-    the default when no output is given), OCI layouts, tarballs."""
-    import time
+    """The image that serves a saved model, built by the engine's builder."""
+    from cais.build import build_bundle
+    from cais.builders.pip_settings import pip_settings
+    from cais.engine.client import check_socket, connect
 
-    from cais.build import build_image, default_tag
-    from cais.builders.oci import OCIBuilder
-    from cais.engine.client import connect, engine_errors, engine_host
-    from cais.image.local import remember
-    from cais.image.media import Compression
-    from cais.registry.reference import parse_reference
-    from cais.sinks import engine, layout, tarball
-
-    tags = [str(parse_reference(t)) for t in options.tags or (default_tag(project),)]
-    client = None
-    if load or not outputs:
-        try:
-            client = connect(timeout=30)
-            with engine_errors():
-                client.ping()
-        except CaisError as exc:
-            if load:
-                raise
-            raise CaisError(
-                f"No Docker Engine answers at `{engine_host()}` to load the image into",
-                hint="start one, or write the image with `--output oci:DIR` or `--output tar:FILE`",
-            ) from exc
-    builder = OCIBuilder(
-        engine=lambda: connect(timeout=30),
-        prefer_engine=client is not None and not outputs,
-        compression=None if not outputs else Compression.GZIP,
-        no_cache=options.no_cache,
-    )
-    started = time.monotonic()
+    bundle = found.bundle
+    if options.builder is BuilderChoice.OCI:
+        raise CaisError(
+            f"The OCI builder builds project folders; `{bundle.reference}` is a saved model",
+            hint="build its serving image with `--builder docker`",
+        )
+    _only_on_host(sinks, platforms, f"`{bundle.reference}` is a saved model")
+    routes = _kept_routes(found)
+    pip = pip_settings(list(ca_cert or ()), index_url)
+    check_socket()
     with BuildDisplay(verbose=verbose) as display:
-        image, plan = build_image(builder, project, options, display, pip)
-        for kind, where in outputs:
-            display.step(f"[output] {kind}:{where}")
-            if kind == "oci":
-                layout.write(image, where, tag=plan.tag)
-            else:
-                tarball.write(image, where, tags=tags)
-        if client is not None:
-            display.step("[load] into the Docker Engine")
-            engine.write(image, client, tags=tags, candidates=[plan.base_image])
-    remember(builder.store, tags, image)  # `cais push` then sends it with no engine
-    seconds = time.monotonic() - started
-    if plan.dependencies is not None and pip:
-        note(f"uv used {pip.describe()}; kept out of the image")
-    success(f"Built `{', '.join(tags)}` ({image.id[7:19]}) with oci in {seconds:.1f}s")
-    for kind, where in outputs:
-        what = "the OCI layout" if kind == "oci" else "the tarball"
-        note(f"wrote {what} `{where}` (digest {image.digest})")
-    if client is not None:
-        note(f"run it: `{run_command(tags[0], plan.ports)}`")
-    out.print(tags[0], markup=False)
+        result = build_bundle(connect, bundle, options, display, pip, python=python, routes=routes)
+    success(
+        f"Built `{', '.join(result.tags)}` ({result.image_id[7:19]}), serving "
+        f"`{bundle.reference}`, with {result.builder} in {result.seconds:.1f}s"
+    )
+    if sinks.push:
+        _push_from_engine(connect, result.tags)
+    note(f"serve it: `cais run -p 8080:8080 {result.tags[0]}`")
+    out.print(result.tags[0], markup=False)

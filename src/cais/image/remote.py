@@ -45,6 +45,7 @@ def read(
     if not store.has(config_digest):
         with store.writer(expected=config_digest) as out:
             out.write(client.read_blob(repository, config_digest))
+    store.note_place(config_digest, client.registry, repository)
     config_json = store.get(config_digest)
     config = json.loads(config_json)
     if not platform.matches(config):
@@ -66,6 +67,8 @@ def read(
         digest = entry["digest"]
         if not store.has(digest):
             client.get_blob(repository, digest, store.path(digest))
+        # A push to another repository of this registry then mounts the layer, not sends it.
+        store.note_place(digest, client.registry, repository)
         compression = MediaType(entry["mediaType"]).compression
         if compression is None:  # an uncompressed layer: its digest is its diff id
             layers.append(Layer.from_store(store, diff_id))

@@ -4,6 +4,9 @@ Blobs first (each skipped when the repository has it, mounted from another repos
 the same registry when the blob store knows one that holds it, else streamed up in its
 compressed form), then the manifests: an index's images by digest, and the tag last, so a
 tag never names an incomplete image. A tag that already names the image costs one HEAD.
+Each image's SBOM (`cais.image.sbom`), when it has one, is then attached to that image's
+manifest as an OCI 1.1 referrer: the image itself stays a plain manifest (or an index of
+platform images only).
 """
 
 from __future__ import annotations
@@ -134,6 +137,7 @@ def _push(
         # The tag already names this image, so the repository holds all of it.
         for digest in blobs:
             store.note_place(digest, client.registry, repository)
+        _attach_sboms(client, repository, images)  # a push stopped after the tag completes
         return
 
     def send(blob: _Blob) -> None:
@@ -152,6 +156,19 @@ def _push(
         for digest, content, media_type in manifests:
             client.put_manifest(repository, digest, content, media_type)
     client.put_manifest(repository, tag, image.manifest_json, image.media_type.value)
+    _attach_sboms(client, repository, images)
+
+
+def _attach_sboms(client: RegistryClient, repository: str, images: Sequence[Image]) -> None:
+    """Each image's SBOM as a referrer of its manifest (an index's platform images each have
+    their own); attaching again changes nothing."""
+    from cais.image import sbom
+    from cais.registry.referrers import attach
+
+    for one in images:
+        document = sbom.read(one)
+        if document is not None:
+            attach(client, repository, sbom.referrer(one, document))
 
 
 def _push_blob(
