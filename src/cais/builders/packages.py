@@ -27,12 +27,13 @@ from pathlib import Path
 from cais import __version__
 from cais.builders.dockerfile import BUILD_ONLY_SUFFIXES, TEST_SUITE_FOLDER
 from cais.builders.pip_settings import PipSettings
-from cais.bundle.pins import Index, Target, _reason, _uv, _uv_environment
+from cais.bundle.pins import Target
 from cais.errors import BuildError
 from cais.image.archive import Entry, File, entries_from_folder
 from cais.image.blobs import sha256_digest
 from cais.image.image import canonical_json
 from cais.plan import DependencyStep
+from cais.uv import Index, environment, reason, uv_binary
 
 __all__ = [
     "INTERPRETER",
@@ -103,7 +104,7 @@ def install(
     check_supported(deps)
     site = into / "site-packages"
     command = [
-        _uv(),
+        uv_binary(),
         "pip",
         "install",
         "--no-config",  # no uv settings of the project (or of the user) change what is built
@@ -124,7 +125,7 @@ def install(
         command += ["-r", str(project / deps.requirements)]
     command += list(deps.packages)
     env_extra = {"UV_INSECURE_HOST": " ".join(pip.trusted_hosts)} if pip.trusted_hosts else {}
-    with _uv_environment(Index.from_settings(pip)) as env:
+    with environment(Index.from_settings(pip)) as env:
         try:
             done = subprocess.run(
                 command,
@@ -156,8 +157,8 @@ def install(
 def install_error(stderr: str, target: Target) -> BuildError:
     """uv's failure as one sentence: a package with no wheel for the target is named, with the
     builder that can compile it."""
-    reason = _reason(stderr)
-    names = sorted({*_WHEELS_REQUIRED.findall(stderr), *_NO_WHEEL.findall(reason)})
+    why = reason(stderr)
+    names = sorted({*_WHEELS_REQUIRED.findall(stderr), *_NO_WHEEL.findall(why)})
     if names:
         listed = ", ".join(f"`{name}`" for name in names)
         return BuildError(
@@ -167,7 +168,7 @@ def install_error(stderr: str, target: Target) -> BuildError:
             packages=names,
         )
     return BuildError(
-        f"uv could not install the packages for {target.where}: {reason}",
+        f"uv could not install the packages for {target.where}: {why}",
         hint="check the requirements, the network and proxy (`--ca-cert`, `--index-url`)",
     )
 
