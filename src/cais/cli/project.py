@@ -377,10 +377,19 @@ def build(
         note(found.note)
     bundle = found.bundle
     if bundle is not None and oci:
-        raise CaisError(
-            f"The OCI builder builds project folders; `{bundle.reference}` is a saved model",
-            hint="build its serving image with `--builder docker`",
-        )
+        from cais.build import build_bundle_image
+
+        routes = _kept_routes(found)
+        pip = pip_settings(list(ca_cert or ()), index_url)
+        tags = options.tags or (f"{bundle.metadata.name}:{bundle.metadata.version}",)
+
+        def serving(builder, display):
+            return build_bundle_image(
+                builder, bundle, options, display, pip, python=python, routes=routes
+            )
+
+        _build_on_host(serving, tags, options, pip, outputs, load=load, verbose=verbose)
+        return
     if bundle is not None:
         from cais.build import build_bundle
 
@@ -408,7 +417,13 @@ def build(
     if unused:
         note(unused)
     if oci:
-        _build_on_host(project, options, pip, outputs, load=load, verbose=verbose)
+        from cais.build import build_image, default_tag
+
+        def assembled(builder, display):
+            return build_image(builder, project, options, display, pip)
+
+        tags = options.tags or (default_tag(project),)
+        _build_on_host(assembled, tags, options, pip, outputs, load=load, verbose=verbose)
         return
     check_socket()
     with BuildDisplay(verbose=verbose) as display:
@@ -433,20 +448,20 @@ def _output(value: str) -> tuple[str, Path]:
 
 
 def _build_on_host(
-    project, options, pip, outputs: list[tuple[str, Path]], *, load: bool, verbose: bool
+    build, tags, options, pip, outputs: list[tuple[str, Path]], *, load: bool, verbose: bool
 ) -> None:
-    """Build with the OCI builder, then hand the image to each sink: the engine (`--load`,
-    the default when no output is given), OCI layouts, tarballs."""
+    """Build with the OCI builder (`build(builder, display)` gives the image and its plan),
+    then hand the image to each sink: the engine (`--load`, the default when no output is
+    given), OCI layouts, tarballs."""
     import time
 
-    from cais.build import build_image, default_tag
     from cais.builders.oci import OCIBuilder
     from cais.engine.client import connect, engine_errors, engine_host
     from cais.image.media import Compression
     from cais.registry.reference import parse_reference
     from cais.sinks import engine, layout, tarball
 
-    tags = [str(parse_reference(t)) for t in options.tags or (default_tag(project),)]
+    tags = [str(parse_reference(t)) for t in tags]
     client = None
     if load or not outputs:
         try:
@@ -468,7 +483,7 @@ def _build_on_host(
     )
     started = time.monotonic()
     with BuildDisplay(verbose=verbose) as display:
-        image, plan = build_image(builder, project, options, display, pip)
+        image, plan = build(builder, display)
         for kind, where in outputs:
             display.step(f"[output] {kind}:{where}")
             if kind == "oci":
@@ -482,6 +497,8 @@ def _build_on_host(
     if plan.dependencies is not None and pip:
         note(f"uv used {pip.describe()}; kept out of the image")
     success(f"Built `{', '.join(tags)}` ({image.id[7:19]}) with oci in {seconds:.1f}s")
+    if plan.model is not None:  # a serving image: where it was proved
+        note(plan.notes[-1])
     for kind, where in outputs:
         what = "the OCI layout" if kind == "oci" else "the tarball"
         note(f"wrote {what} `{where}` (digest {image.digest})")
