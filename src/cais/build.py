@@ -317,11 +317,13 @@ def build_bundle_image(
     *,
     python: str | None = None,
     routes: list[LegacyRoute] | None = None,
+    keep_in_engine: bool = True,
 ) -> tuple[Image, ImagePlan]:
     """Build an image that serves `bundle` on this machine (the OCI builder), and prove it
     before anything keeps it: the model loads inside the image and predicts its recorded
-    example (in the engine when one answers, else in a scratch root here). The plan's notes
-    end with where the proof ran; the tags in `options` label it, the sinks give them."""
+    example (in the engine when one answers, else in a scratch root here; without
+    `keep_in_engine`, an image the proof loaded is removed after). The plan's notes end with
+    where the proof ran; the tags in `options` label it, the sinks give them."""
     from cais.builders.proof import prove
     from cais.plan.serving import requirements_for
 
@@ -347,7 +349,11 @@ def build_bundle_image(
         ) from exc
     progress.step(f"[check] load {metadata.reference} in the image and predict its example")
     _, said = prove(
-        image, metadata.reference, engine=builder.engine, scratch=builder.store.root / "tmp"
+        image,
+        metadata.reference,
+        engine=builder.engine,
+        scratch=builder.store.root / "tmp",
+        keep=keep_in_engine,
     )
     return image, plan.model_copy(update={"notes": (*plan.notes, said)})
 

@@ -164,3 +164,19 @@ def test_a_damaged_bundle_is_refused_before_anything_is_built(cais, env, tmp_pat
     done = cais("build", reference, "--builder", "oci", "--output", f"oci:{out}", env=env)
     assert "does not match its recorded sha256" in _one_error(done)
     assert not out.exists() and not (tmp_path / "cache").exists()
+
+
+def test_an_image_only_written_out_is_proved_in_the_engine_and_not_left_there(
+    cais, engine, tmp_path, proxy, env
+):
+    import tarfile
+
+    reference = _save(env)
+    out = tmp_path / "image.tar"
+    done = cais("build", reference, "--builder", "oci", "--output", f"tar:{out}", *proxy, env=env)
+    assert done.returncode == 0, done.stderr
+    assert "predicted in the image, in the Docker Engine" in done.stderr
+    with tarfile.open(out) as tar:
+        [entry] = json.loads(tar.extractfile("manifest.json").read())
+    image_id = "sha256:" + entry["Config"].split("/")[-1].removesuffix(".json")
+    assert image_id not in {image.id for image in engine.images.list(all=True)}

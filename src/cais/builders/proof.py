@@ -52,13 +52,15 @@ def prove(
     *,
     engine: Callable[[], docker.DockerClient] | None,
     scratch: Path,
+    keep: bool = True,
 ) -> tuple[Proof, str]:
     """Prove `image` (serving `model`) where it can be; BuildError when the check fails.
+    Without `keep`, an image the engine did not hold before is removed from it after.
     Returns where it ran and the sentence that says so."""
     client = _answering(engine)
     if client is not None:
         try:
-            prove_in_engine(client, image, model)
+            prove_in_engine(client, image, model, keep=keep)
         finally:
             client.close()
         return Proof.ENGINE, Proof.ENGINE.value
@@ -94,9 +96,11 @@ def _cannot_unpack(platform: Platform) -> str | None:
     return None
 
 
-def prove_in_engine(client: docker.DockerClient, image: Image, model: str) -> None:
+def prove_in_engine(
+    client: docker.DockerClient, image: Image, model: str, *, keep: bool = True
+) -> None:
     """Load `image` untagged and run the check in a container, removed whatever happens; an
-    image that fails is removed again (unless a tag held it already)."""
+    image that fails (or any, without `keep`) is removed again unless the engine held it."""
     from cais.engine.images import image_exists
     from cais.sinks import engine
 
@@ -108,6 +112,8 @@ def prove_in_engine(client: docker.DockerClient, image: Image, model: str) -> No
         if not held:
             discard(client, image.id)
         raise
+    if not keep and not held:
+        discard(client, image.id)
 
 
 def check_in_engine(client: docker.DockerClient, image_id: str, model: str) -> None:

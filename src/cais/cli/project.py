@@ -383,9 +383,16 @@ def build(
         pip = pip_settings(list(ca_cert or ()), index_url)
         tags = options.tags or (f"{bundle.metadata.name}:{bundle.metadata.version}",)
 
-        def serving(builder, display):
+        def serving(builder, display, loading):
             return build_bundle_image(
-                builder, bundle, options, display, pip, python=python, routes=routes
+                builder,
+                bundle,
+                options,
+                display,
+                pip,
+                python=python,
+                routes=routes,
+                keep_in_engine=loading,
             )
 
         _build_on_host(serving, tags, options, pip, outputs, load=load, verbose=verbose)
@@ -419,7 +426,7 @@ def build(
     if oci:
         from cais.build import build_image, default_tag
 
-        def assembled(builder, display):
+        def assembled(builder, display, loading):
             return build_image(builder, project, options, display, pip)
 
         tags = options.tags or (default_tag(project),)
@@ -450,7 +457,8 @@ def _output(value: str) -> tuple[str, Path]:
 def _build_on_host(
     build, tags, options, pip, outputs: list[tuple[str, Path]], *, load: bool, verbose: bool
 ) -> None:
-    """Build with the OCI builder (`build(builder, display)` gives the image and its plan),
+    """Build with the OCI builder (`build(builder, display, loading)` gives the image and its
+    plan; `loading` says whether it goes to the engine),
     then hand the image to each sink: the engine (`--load`, the default when no output is
     given), OCI layouts, tarballs."""
     import time
@@ -483,7 +491,7 @@ def _build_on_host(
     )
     started = time.monotonic()
     with BuildDisplay(verbose=verbose) as display:
-        image, plan = build(builder, display)
+        image, plan = build(builder, display, client is not None)
         for kind, where in outputs:
             display.step(f"[output] {kind}:{where}")
             if kind == "oci":
