@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
 from cais.builders.oci import OCIBuilder, split_model
-from cais.builders.packages import byte_compile, find_python, strip_debug
+from cais.builders.packages import _loadable, byte_compile, find_python, strip_debug
 from cais.image.archive import Directory, File
 from cais.image.blobs import BlobStore
 from cais.plan.serving import plan_bundle
@@ -94,10 +95,30 @@ def test_nothing_is_stripped_where_strip_is_not_installed(tmp_path, monkeypatch)
     assert copy.read_bytes() == before
 
 
-def test_stripped_objects_still_load_and_hard_links_are_left_alone(tmp_path):
+def test_another_machine_s_objects_are_left_to_its_own_strip(tmp_path, monkeypatch):
+    from cais.builders.packages import strip_tool
+
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for name in ("strip", "aarch64-linux-gnu-strip"):
+        (tools / name).write_text("#!/bin/sh\n")
+        (tools / name).chmod(0o755)
+    monkeypatch.setenv("PATH", str(tools))
+    assert strip_tool("aarch64") == str(tools / "aarch64-linux-gnu-strip")
+    assert strip_tool("x86_64") == str(tools / "strip")  # the host's, reading its own objects
+    (tools / "strip").unlink()
+    (tools / "aarch64-linux-gnu-strip").unlink()
+    assert strip_tool("aarch64") is None
+
+
+def _binutils() -> None:
     if shutil.which("strip") is None or shutil.which("readelf") is None:
         pytest.skip("binutils is not installed: nothing is stripped")
-    original = tmp_path / "cache" / "mod.so"
+
+
+def test_stripped_objects_still_load_and_hard_links_are_left_alone(tmp_path):
+    _binutils()
+    original = tmp_path / "cache" / "_ctypes.so"
     original.parent.mkdir()
     shutil.copyfile(_shared_object(), original)
     kept = original.read_bytes()
@@ -108,8 +129,35 @@ def test_stripped_objects_still_load_and_hard_links_are_left_alone(tmp_path):
     assert strip_debug(site) is True
     assert original.read_bytes() == kept  # the cache's copy did not change
     assert linked.stat().st_ino != original.stat().st_ino
-    spec = importlib.util.spec_from_file_location("_ctypes", linked)
-    assert spec is not None and len(linked.read_bytes()) <= len(kept)
+    loads = (
+        "import importlib.util, sys; "
+        f"spec = importlib.util.spec_from_file_location('_ctypes', {str(linked)!r}); "
+        "spec.loader.exec_module(importlib.util.module_from_spec(spec))"
+    )
+    done = subprocess.run([sys.executable, "-c", loads], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_an_object_strip_would_make_unloadable_is_left_as_it_is(tmp_path):
+    """auditwheel's patchelf appends a segment to the libraries it vendors; Debian's strip
+    2.40 moves it off its alignment, and the loader then refuses the library."""
+    _binutils()
+    numpy = importlib.util.find_spec("numpy")
+    assert numpy is not None and numpy.origin is not None
+    vendored = sorted((Path(numpy.origin).parent.parent / "numpy.libs").glob("*openblas*.so"))
+    if not vendored:
+        pytest.skip("this numpy vendors no OpenBLAS")
+    site = tmp_path / "site"
+    shutil.copytree(vendored[0].parent, site / "numpy.libs")  # with the libraries it needs
+    copy = site / "numpy.libs" / vendored[0].name
+    before = copy.read_bytes()
+    assert _loadable(shutil.which("readelf"), copy)
+    assert strip_debug(site) is True
+    assert _loadable(shutil.which("readelf"), copy)
+    loads = f"import ctypes; ctypes.CDLL({str(copy)!r})"
+    done = subprocess.run([sys.executable, "-c", loads], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert copy.read_bytes() == before or len(copy.read_bytes()) < len(before)
 
 
 def test_modules_are_byte_compiled_hash_checked_for_the_image_path(tmp_path):

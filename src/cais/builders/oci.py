@@ -18,7 +18,6 @@ import contextlib
 import json
 import os
 import posixpath
-import shutil
 import tarfile
 import tempfile
 from collections.abc import Callable, Iterator
@@ -333,7 +332,13 @@ class OCIBuilder:
         """The packages the requirement files of `folder` name: the small ones in one layer,
         each large one in a layer of its own. Their diff ids are cached together (a JSON list
         in the store) under one key. `python` byte-compiles a slimmed plan's modules."""
-        from cais.builders.packages import install, packages_key, site_packages, split_large
+        from cais.builders.packages import (
+            install,
+            packages_key,
+            site_packages,
+            split_large,
+            strip_tool,
+        )
 
         deps = plan.dependencies
         assert deps is not None
@@ -342,7 +347,7 @@ class OCIBuilder:
         compile_with = python if deps.slim else None
         key = packages_key(deps, project=folder, target=target, pip=pip, created=when)
         if deps.slim:  # what the slimming can do on this machine changes the layer
-            key = _key(key, shutil.which("strip") is not None, _interpreter(compile_with))
+            key = _key(key, strip_tool(target.machine), _interpreter(compile_with))
         found = self._cached_group(key, lambda name: _about(name, where))
         if found is not None:
             return found

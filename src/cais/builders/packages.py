@@ -50,6 +50,7 @@ __all__ = [
     "site_packages",
     "split_large",
     "strip_debug",
+    "strip_tool",
 ]
 
 INTERPRETER = "/usr/local/bin/python"  # the python:X.Y-slim images' interpreter
@@ -161,7 +162,7 @@ def install(
     rewrite_scripts(site, scripts)
     prune(site)
     if deps.slim:
-        strip_debug(site)
+        strip_debug(site, target.machine)
         if compile_with:
             byte_compile(site, "/" + site_packages(target.python), compile_with)
     entries = entries_from_folder(site, site_packages(target.python))
@@ -283,12 +284,21 @@ def prune(site: Path) -> None:
                 (Path(root) / name).unlink()
 
 
-def strip_debug(folder: Path) -> bool:
+def strip_tool(machine: str) -> str | None:
+    """binutils' strip for objects of `machine` (`x86_64`, `aarch64`): the cross strip of
+    that name where installed (Debian's binutils-aarch64-linux-gnu), else the host's own,
+    which reads only the host's objects (others are then left as they are). None without
+    binutils."""
+    return shutil.which(f"{machine}-linux-gnu-strip") or shutil.which("strip")
+
+
+def strip_debug(folder: Path, machine: str | None = None) -> bool:
     """Drop the debugging sections of the shared objects under `folder` with binutils'
-    `strip --strip-debug`, when it is installed (False when not: nothing is changed). Many
-    wheels ship them (uvloop's loop module: 13.6 MB, 2 MB without); nothing reads them at
-    run time. An object strip cannot read is left as it is."""
-    tool, readelf = shutil.which("strip"), shutil.which("readelf")
+    `strip --strip-debug` (`strip_tool(machine)`), when it is installed (False when not:
+    nothing is changed). Many wheels ship them (uvloop's loop module: 13.6 MB, 2 MB without);
+    nothing reads them at run time. An object strip cannot read is left as it is."""
+    tool = strip_tool(machine) if machine else shutil.which("strip")
+    readelf = shutil.which("readelf")
     if tool is None or readelf is None:
         return False
     objects = [
