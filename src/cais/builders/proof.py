@@ -159,7 +159,14 @@ def prove_in_root(image: Image, model: str, *, scratch: Path) -> None:
     scratch.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=scratch, prefix="proof-") as tmp:
         root = Path(tmp)
-        unpack(image, root)
+        try:
+            unpack(image, root)
+        except (tarfile.TarError, OSError) as exc:
+            raise BuildError(
+                f"The image for `{model}` could not be unpacked into a scratch root to prove it "
+                f"({exc})",
+                hint="prove it in a Docker Engine: start one, or set DOCKER_HOST",
+            ) from exc
         done = subprocess.run(
             [shutil.which("chroot") or "chroot", f"--userspec={user}", str(root), *CHECK],
             capture_output=True,
