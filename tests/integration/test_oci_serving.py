@@ -180,3 +180,18 @@ def test_an_image_only_written_out_is_proved_in_the_engine_and_not_left_there(
         [entry] = json.loads(tar.extractfile("manifest.json").read())
     image_id = "sha256:" + entry["Config"].split("/")[-1].removesuffix(".json")
     assert image_id not in {image.id for image in engine.images.list(all=True)}
+
+
+def test_two_cold_builds_of_a_bundle_give_the_same_digest(cais, tmp_path, proxy, env):
+    reference = _save(env)
+    digests = []
+    for number in (1, 2):  # separate caches: everything built twice, at different times
+        out = tmp_path / f"layout{number}"
+        done = cais(
+            "build", reference, "--builder", "oci", "--output", f"oci:{out}", *proxy,
+            env={**env, "CAIS_CACHE": str(tmp_path / f"cache{number}")},
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        [entry] = json.loads((out / "index.json").read_text())["manifests"]
+        digests.append(entry["digest"])
+    assert digests[0] == digests[1]
