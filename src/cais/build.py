@@ -333,6 +333,11 @@ def build_bundle_image(
     _, plan = _serving_plan(
         bundle, options.tags, python=python, platform=options.platform, routes=routes
     )
+    from cais.builders.oci import install_target
+    from cais.image.platform import Platform
+
+    # A platform the OCI builder cannot install for fails before the runtime is pinned.
+    install_target(plan.python, Platform.parse(plan.platform) if plan.platform else Platform.host())
     runtime = _runtime_pins(plan.python, metadata.packages, platform=plan.platform, pip=pip)
     try:
         image = builder.build_bundle(

@@ -130,6 +130,10 @@ def test_an_unknown_platform_is_refused_before_any_download(project, no_engine, 
     [
         ([], "No Docker Engine answers at"),  # nowhere to load it, and no output asked
         (["--platform", "linux/s390x", "--output", "oci:o"], "`linux/s390x`"),
+        (
+            ["--platform", "linux/ppc64le", "--python", "3.9", "--output", "oci:o"],
+            "`linux/ppc64le`",
+        ),
         (["--python", "3.8", "--output", "oci:o"], "cais's server needs Python 3.9 or newer"),
     ],
 )

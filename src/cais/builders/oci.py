@@ -51,6 +51,7 @@ __all__ = [
     "MODEL_SPLIT",
     "OCIBuilder",
     "base_reference",
+    "install_target",
     "layer_time",
     "model_about",
     "split_model",
@@ -177,7 +178,7 @@ class OCIBuilder:
             from cais.builders.packages import check_supported
 
             check_supported(plan.dependencies)
-            _target(plan.python, platform)
+            install_target(plan.python, platform)
         created = int((project.source_date or _epoch(0)).timestamp())
         when = layer_time()
         progress.step(f"[base] {plan.base_image} for {platform}")
@@ -210,7 +211,7 @@ class OCIBuilder:
         from cais.builders.packages import find_python
 
         platform = Platform.parse(plan.platform) if plan.platform else Platform.host()
-        _target(plan.python, platform)
+        install_target(plan.python, platform)
         created = _source_date(int(bundle.metadata.created.timestamp()))
         when = layer_time()
         progress.step(f"[base] {plan.base_image} for {platform}")
@@ -342,7 +343,7 @@ class OCIBuilder:
 
         deps = plan.dependencies
         assert deps is not None
-        target = _target(plan.python, platform)
+        target = install_target(plan.python, platform)
         where = f"Python {plan.python} on {platform} (uv)"
         compile_with = python if deps.slim else None
         key = packages_key(deps, project=folder, target=target, pip=pip, created=when)
@@ -531,7 +532,9 @@ def _configured(image: Image, plan: ImagePlan) -> Image:
     )
 
 
-def _target(python: str, platform: Platform):
+def install_target(python: str, platform: Platform):
+    """The Python and machine uv installs packages for; BuildError for a platform the OCI
+    builder has no wheels for."""
     from cais.bundle.pins import Target
 
     machines = {"amd64": "x86_64", "arm64": "aarch64"}
