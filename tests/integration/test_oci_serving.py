@@ -195,3 +195,31 @@ def test_two_cold_builds_of_a_bundle_give_the_same_digest(cais, tmp_path, proxy,
         [entry] = json.loads((out / "index.json").read_text())["manifests"]
         digests.append(entry["digest"])
     assert digests[0] == digests[1]
+
+
+def test_an_image_for_another_platform_with_no_engine_is_built_and_said_unproved(
+    cais, tmp_path, proxy, env
+):
+    import gzip
+    import tarfile
+
+    reference = _save(env)
+    out = tmp_path / "arm64"
+    done = cais(
+        "build", reference, "--builder", "oci", "--platform", "linux/arm64",
+        "--output", f"oci:{out}", *proxy, env={**env, **NOWHERE},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "the image was not proved" in done.stderr and "`linux/arm64" in done.stderr
+    machines = set()
+    for digest in _layout_layers(out):
+        blob = out / "blobs" / "sha256" / digest.removeprefix("sha256:")
+        with gzip.open(blob) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
+            for member in tar:
+                if (
+                    member.isfile()
+                    and ".cpython-311-" in member.name
+                    and member.name.endswith(".so")
+                ):
+                    machines.add(member.name.rsplit("-", 3)[-3])
+    assert machines == {"aarch64"}  # every compiled module of the packages is arm64's
