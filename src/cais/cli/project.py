@@ -458,9 +458,8 @@ def _build_on_host(
     build, tags, options, pip, outputs: list[tuple[str, Path]], *, load: bool, verbose: bool
 ) -> None:
     """Build with the OCI builder (`build(builder, display, loading)` gives the image and its
-    plan; `loading` says whether it goes to the engine),
-    then hand the image to each sink: the engine (`--load`, the default when no output is
-    given), OCI layouts, tarballs."""
+    plan; `loading` says whether it goes to the engine), then hand the image to each sink:
+    the engine (`--load`, the default when no output is given), OCI layouts, tarballs."""
     import time
 
     from cais.builders.oci import OCIBuilder
