@@ -32,6 +32,7 @@ from cais.server.routes import LegacyRoute
 __all__ = [
     "BuildOptions",
     "build_bundle",
+    "build_bundle_image",
     "build_image",
     "build_project",
     "copy_runtime",
@@ -160,7 +161,15 @@ def build_image(
     plan = _plan(project, tags, options.platform)
     if not plan.uses_pip:
         pip = PipSettings()
-    return builder.build(project, plan, pip, progress), plan
+    return _with_sbom(builder.build(project, plan, pip, progress), plan, progress), plan
+
+
+def _with_sbom(image: Image, plan: ImagePlan, progress: BuildProgress) -> Image:
+    """The image with the SBOM of its Python packages, in a layer of its own on top."""
+    from cais.image.sbom import with_packages_sbom
+
+    progress.step(f"[sbom] of the Python packages for {image.platform}")
+    return with_packages_sbom(image, name=plan.name, version=plan.tag)
 
 
 def _own_dockerfile_pip(dockerfile: Path, pip: PipSettings, builder: str) -> PipSettings:
@@ -307,6 +316,62 @@ def serving_dockerfile(
     return render_dockerfile(plan, secrets=secrets)
 
 
+def build_bundle_image(
+    builder: OCIBuilder,
+    bundle: Bundle,
+    options: BuildOptions,
+    progress: BuildProgress,
+    pip: PipSettings,
+    *,
+    python: str | None = None,
+    routes: list[LegacyRoute] | None = None,
+    keep_in_engine: bool = True,
+) -> tuple[Image, ImagePlan]:
+    """Build an image that serves `bundle` on this machine (the OCI builder), and prove it
+    before anything keeps it: the model loads inside the image and predicts its recorded
+    example (in the engine when one answers, else in a scratch root here; without
+    `keep_in_engine`, an image the proof loaded is removed after). The plan's notes end with
+    where the proof ran; the tags in `options` label it, the sinks give them."""
+    from cais.builders.proof import prove
+    from cais.plan.serving import requirements_for
+
+    bundle.verify()  # a tampered or truncated bundle is refused before anything is built
+    bundle.check_globals()
+    metadata = bundle.metadata
+    _, plan = _serving_plan(
+        bundle, options.tags, python=python, platform=options.platform, routes=routes
+    )
+    from cais.builders.oci import install_target
+    from cais.image.platform import Platform
+
+    # A platform the OCI builder cannot install for fails before the runtime is pinned.
+    install_target(plan.python, Platform.parse(plan.platform) if plan.platform else Platform.host())
+    runtime = _runtime_pins(plan.python, metadata.packages, platform=plan.platform, pip=pip)
+    try:
+        image = builder.build_bundle(
+            bundle, plan, requirements_for(metadata, runtime), pip, progress
+        )
+    except BuildError as exc:
+        if not exc.packages:
+            raise
+        raise BuildError(
+            exc.message,
+            packages=exc.packages,
+            hint="build with `--builder docker`, which compiles it inside the image, or on "
+            "another Python with `--python X.Y` (such as the one the model was trained with)",
+        ) from exc
+    image = _with_sbom(image, plan, progress)
+    progress.step(f"[check] load {metadata.reference} in the image and predict its example")
+    _, said = prove(
+        image,
+        metadata.reference,
+        engine=builder.engine,
+        scratch=builder.store.root / "tmp",
+        keep=keep_in_engine,
+    )
+    return image, plan.model_copy(update={"notes": (*plan.notes, said)})
+
+
 def build_bundle(
     connect: Callable[[], docker.DockerClient],
     bundle: Bundle,
@@ -323,8 +388,7 @@ def build_bundle(
     import shutil
     import tempfile
 
-    import cais
-    from cais.plan.serving import SLIMLIBS, requirements_for
+    from cais.plan.serving import requirements_for
 
     # A tampered or truncated bundle, or an imported pickle that would run code nobody
     # trusted, is refused before the engine is contacted.
@@ -339,7 +403,6 @@ def build_bundle(
         context = Path(scratch)
         runtime = _runtime_pins(plan.python, metadata.packages, platform=plan.platform, pip=pip)
         (context / "requirements.txt").write_text(requirements_for(metadata, runtime))
-        shutil.copyfile(Path(cais.__file__).parent / "builders" / "slimlibs.py", context / SLIMLIBS)
         copy_runtime(context / "cais")
         shutil.copytree(bundle.path, context / "model")
         request = BuildRequest(
@@ -355,12 +418,14 @@ def build_bundle(
             result = builder.build(request, progress)
         except BuildError as exc:
             raise _explain_missing_wheels(exc, plan.python) from exc
+    from cais.builders.proof import check_in_engine, discard
+
     progress.step(f"[check] load {metadata.reference} in the image and predict its example")
     client = connect()
     try:
-        _prove(client, result.image_id, metadata.reference)
+        check_in_engine(client, result.image_id, metadata.reference)
     except BaseException:
-        _discard(client, result.image_id)
+        discard(client, result.image_id)
         raise
     _tag(client, result.image_id, tags)
     return replace(result, tags=tags)
@@ -379,50 +444,6 @@ def _explain_missing_wheels(error: BuildError, python: str) -> BuildError:
         hint="the model's packages may have no wheels for this Python: try another with "
         "`--python X.Y` (such as the one the model was trained with)",
     )
-
-
-def _prove(client: docker.DockerClient, image_id: str, model: str) -> None:
-    """Run the model's check in the image; its container is removed whatever happens (an
-    interrupted check included)."""
-    import docker.errors
-
-    from cais.engine.client import engine_errors
-    from cais.plan.serving import MODEL_DIR
-
-    with engine_errors(image=image_id):
-        container = client.containers.create(
-            image_id, ["python", "-m", "cais.server", MODEL_DIR, "--check"]
-        )
-        try:
-            container.start()
-            if container.wait()["StatusCode"] != 0:
-                text = container.logs(stdout=False, stderr=True).decode(errors="replace")
-                raise BuildError(
-                    f"The model `{model}` does not work inside the image built for it, so the "
-                    "image was not kept",
-                    log_tail=text.strip().splitlines()[-15:],
-                    hint="the lines above say why: the image holds only the bundle's files and "
-                    "packages (`requirements=` of `cais.save_model` adds packages); "
-                    "`--python X.Y` builds on another Python",
-                )
-        finally:
-            try:
-                container.remove(force=True)
-            except docker.errors.DockerException:
-                pass  # the check's own outcome matters more
-
-
-def _discard(client: docker.DockerClient, image_id: str) -> None:
-    """Remove an image that failed its check, unless a tag already held it (a rebuild of an
-    image that was kept before), with the classic builder's step images that only it used (as
-    `docker rmi` does: kept, they would show as untagged images)."""
-    import docker.errors
-
-    try:
-        if not client.images.get(image_id).tags:
-            client.images.remove(image_id)
-    except docker.errors.DockerException:
-        pass  # best effort: the failure being reported matters more
 
 
 def _tag(client: docker.DockerClient, image_id: str, tags: tuple[str, ...]) -> None:

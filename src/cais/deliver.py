@@ -32,9 +32,7 @@ if TYPE_CHECKING:
 
     from cais.build import BuildOptions
     from cais.builders.oci import OCIBuilder
-    from cais.builders.pip_settings import PipSettings
     from cais.plan import ImagePlan
-    from cais.project import Project
 
 __all__ = [
     "Delivered",
@@ -46,7 +44,6 @@ __all__ = [
     "parse_output",
     "parse_platforms",
     "plan_delivery",
-    "with_package_sbom",
 ]
 
 
@@ -262,19 +259,6 @@ def _blob_lines(progress: BuildProgress):
     return tell
 
 
-def with_package_sbom(image: Image, *, name: str, version: str | None) -> Image:
-    """`image` with the CycloneDX SBOM of every Python package in its layers at `sbom.PATH`
-    (the base's, cais's), in a layer of its own on top."""
-    from cais.image import sbom
-    from cais.image.blobs import BlobStore
-
-    layers = image.layers
-    document = sbom.document(
-        [], name=name, version=version, created=image.created or 0, base=layers
-    )
-    return sbom.with_sbom(image, document, store=layers[-1].store if layers else BlobStore())
-
-
 @dataclass(frozen=True)
 class Built:
     """What `build_and_deliver` made and where it went."""
@@ -286,33 +270,24 @@ class Built:
 
 
 def build_and_deliver(
-    project: Project,
+    build: Callable[[OCIBuilder, BuildOptions, BuildProgress, bool], tuple[Image, ImagePlan]],
     options: BuildOptions,
-    pip: PipSettings,
     delivery: Delivery,
     progress: BuildProgress,
 ) -> Built:
-    """Build `project` with the OCI builder for each platform of `delivery` (the host's when
-    none), each image with its SBOM, then hand the image, or the index of them, to the sinks."""
-    from cais.build import build_image
-    from cais.builders.oci import check_platform
+    """Build with the OCI builder for each platform of `delivery` (the host's when none),
+    then hand the image, or the index of them, to the sinks. `build(builder, options,
+    progress, loading)` makes one platform's image (`loading`: it goes to the engine)."""
     from cais.image.local import remember
-    from cais.plan import plan_project
-    from cais.registry.reference import parse_reference
 
     started = time.monotonic()
-    if len(delivery.platforms) > 1 and plan_project(project).dependencies is not None:
-        for platform in delivery.platforms:  # refused before the first platform is built
-            check_platform(platform)
     builder = delivery.builder(no_cache=options.no_cache)
-    first = parse_reference(delivery.tags[0])
     images: list[Image] = []
     plan = None
     for platform in delivery.platforms or (None,):
         wanted = replace(options, platform=str(platform) if platform else None)
-        built, plan = build_image(builder, project, wanted, progress, pip)
-        progress.step(f"[sbom] of the Python packages for {built.platform}")
-        images.append(with_package_sbom(built, name=first.name, version=first.tag))
+        built, plan = build(builder, wanted, progress, delivery.engine is not None)
+        images.append(built)
     assert plan is not None
     image: Image | ImageIndex = images[0] if len(images) == 1 else ImageIndex(tuple(images))
     delivered = deliver(

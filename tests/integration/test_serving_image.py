@@ -7,7 +7,7 @@ import os
 import httpx
 import pytest
 
-from tests.support import free_port, post_when_up, text_model, unavailable
+from tests.support import REGISTRY, free_port, post_when_up, text_model, unavailable
 
 pytestmark = pytest.mark.engine
 
@@ -135,7 +135,7 @@ for version, kind in enumerate(sys.argv[2:], start=1):
 """
 
 
-@pytest.mark.parametrize("builder", ["buildkit", "classic"])
+@pytest.mark.parametrize("builder", ["buildkit", "classic", "oci"])
 def test_an_image_whose_model_fails_its_check_is_not_kept(
     tmp_path, cais, engine, base_image, image_name, ca_certs, builder
 ):
@@ -160,7 +160,9 @@ def test_an_image_whose_model_fails_its_check_is_not_kept(
         text=True,
     )
     assert saved.returncode == 0, saved.stderr
-    env = {"CAIS_HOME": str(home)}
+    env = {"CAIS_HOME": str(home), "CAIS_CACHE": str(tmp_path / "cache")}
+    if builder == "oci":  # the base image from the registry's stand-in of Docker Hub
+        env["CAIS_BASE_REGISTRY"] = REGISTRY
     tag = f"{image_name}:serving"
     certs = [a for c in ca_certs for a in ("--ca-cert", str(c))]
     certs += ["--builder", builder]

@@ -12,6 +12,7 @@ from cais.builders.buildkit import BuildKitBuilder, BuildKitCLI
 from cais.builders.classic import ClassicBuilder
 from cais.builders.dockerfile import DEFAULT_DOCKERIGNORE, SecretsMode
 from cais.builders.pip_settings import PipSettings
+from cais.builders.proof import check_in_engine, discard
 from cais.builders.select import secrets_mode_for, select_builder
 from cais.errors import BuildError, PlanError
 from cais.project import load_project
@@ -301,7 +302,7 @@ class FakeEngine:
 def test_a_model_that_fails_in_the_image_is_named_and_its_container_removed():
     container = FakeContainer(1, b"loading\nerror: `m:2` cannot predict its input example\n")
     with pytest.raises(BuildError) as caught:
-        build_module._prove(FakeEngine(container), "sha256:new", "m:2")
+        check_in_engine(FakeEngine(container), "sha256:new", "m:2")
     assert caught.value.message == (
         "The model `m:2` does not work inside the image built for it, so the image was not kept"
     )
@@ -312,20 +313,20 @@ def test_a_model_that_fails_in_the_image_is_named_and_its_container_removed():
 def test_an_interrupted_check_leaves_no_container():
     container = FakeContainer(interrupt=True)
     with pytest.raises(KeyboardInterrupt):
-        build_module._prove(FakeEngine(container), "sha256:new", "m:2")
+        check_in_engine(FakeEngine(container), "sha256:new", "m:2")
     assert container.removed
 
 
 def test_a_passing_check_removes_its_container_too():
     container = FakeContainer(0)
-    build_module._prove(FakeEngine(container), "sha256:new", "m:2")
+    check_in_engine(FakeEngine(container), "sha256:new", "m:2")
     assert container.removed
 
 
 def test_an_image_that_failed_is_removed_unless_a_tag_holds_it():
     untagged = FakeEngine()
-    build_module._discard(untagged, "sha256:new")
+    discard(untagged, "sha256:new")
     assert untagged.removed == ["sha256:new"]
     held = FakeEngine(tags=["m:1"])  # the very image a tag already named: not this build's
-    build_module._discard(held, "sha256:old")
+    discard(held, "sha256:old")
     assert held.removed == []

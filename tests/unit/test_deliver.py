@@ -283,31 +283,3 @@ def test_the_help_names_the_sinks_and_what_auto_chooses():
     assert "no --push or --output" in helps["load"]
     assert "auto: oci for a project it can build, else docker" in helps["builder"]
     assert "comma-separated" in helps["platform"]
-
-
-def test_the_sbom_lists_the_packages_of_every_layer_reproducibly(tmp_path):
-    import json
-
-    from cais.deliver import with_package_sbom
-    from cais.image import sbom
-    from cais.image.archive import File, write_layer
-    from cais.image.blobs import BlobStore
-    from cais.image.image import append_layers, empty, with_created
-
-    store = BlobStore(tmp_path / "cache")
-    site = "usr/local/lib/python3.11/site-packages"
-
-    def installed(name: str, version: str):
-        metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode()
-        path = f"{site}/{name}-{version}.dist-info/METADATA"
-        return write_layer({path: File(metadata)}, store=store, created=0)
-
-    base = with_created(empty(Platform.parse("linux/arm64")), 1_700_000_000)
-    image = append_layers(base, [installed("pip", "24.0"), installed("six", "1.16.0")])
-    made = with_package_sbom(image, name="app", version="1")
-    assert len(made.layers) == 3 and made.config["history"][-1]["created_by"].endswith(sbom.PATH)
-    document = json.loads(sbom.read(made) or b"")
-    versions = {c["name"]: c["version"] for c in document["components"]}
-    assert versions == {"pip": "24.0", "six": "1.16.0"}
-    assert document["metadata"]["component"]["name"] == "app"
-    assert with_package_sbom(image, name="app", version="1").digest == made.digest

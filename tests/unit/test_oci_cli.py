@@ -126,11 +126,25 @@ def test_an_unknown_platform_is_refused_before_any_download(project, no_engine, 
     assert not (tmp_path / "cache").exists()
 
 
-def test_a_saved_model_is_not_built_by_the_oci_builder_yet(home, no_engine):
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [
+        ([], "No Docker Engine answers at"),  # nowhere to load it, and no output asked
+        (["--platform", "linux/s390x", "--output", "oci:o"], "`linux/s390x`"),
+        (
+            ["--platform", "linux/ppc64le", "--python", "3.9", "--output", "oci:o"],
+            "`linux/ppc64le`",
+        ),
+        (["--python", "3.8", "--output", "oci:o"], "cais's server needs Python 3.9 or newer"),
+    ],
+)
+def test_a_saved_model_the_oci_builder_cannot_build_is_refused_first(
+    home, no_engine, tmp_path, monkeypatch, options, said
+):
     import cais
 
+    monkeypatch.chdir(tmp_path)
     cais.save_model(text_model(), "products", home=home)
-    result = runner.invoke(app, ["build", "products", "--builder", "oci"])
-    message = assert_one_error(result)
-    assert "`products:1` is a saved model" in message
-    assert "`--builder docker`" in message
+    result = runner.invoke(app, ["build", "products", "--builder", "oci", *options])
+    assert said in assert_one_error(result)
+    assert not (tmp_path / "o").exists()

@@ -261,7 +261,7 @@ def test_what_cannot_be_installed_is_named(index, pins, named):
 
 
 def test_uv_s_explanation_becomes_one_line_without_its_hints_and_warnings():
-    from cais.bundle.pins import _reason
+    from cais.uv import reason
 
     stderr = """warning: The requested Python version 3.9 is not available
   (3.11.7 will be used to build dependencies)
@@ -272,13 +272,13 @@ def test_uv_s_explanation_becomes_one_line_without_its_hints_and_warnings():
       hint: Wheels are required for `numpy` because building from source is
       disabled for all packages
 """
-    assert _reason(stderr) == (
+    assert reason(stderr) == (
         "because numpy==9 has no wheels and you require numpy==9, we can conclude that your "
         "requirements are unsatisfiable"
     )
     network = "error: Request failed after 3 retries\n  cause: Failed to fetch: URL\n"
-    assert _reason(network) == "Request failed after 3 retries: Failed to fetch: URL"
-    assert _reason("") == "uv failed without saying why"
+    assert reason(network) == "Request failed after 3 retries: Failed to fetch: URL"
+    assert reason("") == "uv failed without saying why"
 
 
 @pytest.mark.parametrize("name", ["scikit learn", "numpy>=1", "-r other.txt", ""])
@@ -402,11 +402,11 @@ def test_the_index_comes_from_pip_then_uv_settings(monkeypatch, tmp_path, make_c
 
 
 def test_uv_gets_the_index_and_ca_bundle_for_the_run_only(monkeypatch):
-    from cais.bundle.pins import _uv_environment
+    from cais.uv import environment
 
     monkeypatch.setenv("UV_INDEX_URL", "https://other.test/simple")
     index = Index("https://a.test/simple", ("https://b.test/simple",), b"PEM")
-    with _uv_environment(index) as env:
+    with environment(index) as env:
         bundle = Path(env["SSL_CERT_FILE"])
         assert bundle.read_bytes() == b"PEM"
         assert env["UV_PYTHON_DOWNLOADS"] == "never"

@@ -414,3 +414,31 @@ def test_the_referrer_is_an_oci_artifact_about_the_image(site, tmp_path):
     assert (entry["digest"], entry["size"]) == (referrer.digest, len(referrer.manifest_json))
     assert entry["artifactType"] == manifest["artifactType"]
     assert referrer.digest == sha256_digest(referrer.manifest_json)
+
+
+def test_the_sbom_lists_the_packages_of_every_layer_reproducibly(tmp_path):
+    import json
+
+    from cais.image import sbom
+    from cais.image.archive import File, write_layer
+    from cais.image.blobs import BlobStore
+    from cais.image.image import append_layers, empty, with_created
+    from cais.image.platform import Platform
+
+    store = BlobStore(tmp_path / "cache")
+    site = "usr/local/lib/python3.11/site-packages"
+
+    def installed(name: str, version: str):
+        metadata = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n".encode()
+        path = f"{site}/{name}-{version}.dist-info/METADATA"
+        return write_layer({path: File(metadata)}, store=store, created=0)
+
+    base = with_created(empty(Platform.parse("linux/arm64")), 1_700_000_000)
+    image = append_layers(base, [installed("pip", "24.0"), installed("six", "1.16.0")])
+    made = sbom.with_packages_sbom(image, name="app", version="1")
+    assert len(made.layers) == 3 and made.config["history"][-1]["created_by"].endswith(sbom.PATH)
+    document = json.loads(sbom.read(made) or b"")
+    versions = {c["name"]: c["version"] for c in document["components"]}
+    assert versions == {"pip": "24.0", "six": "1.16.0"}
+    assert document["metadata"]["component"]["name"] == "app"
+    assert sbom.with_packages_sbom(image, name="app", version="1").digest == made.digest

@@ -111,12 +111,6 @@ def render_dockerfile(plan: ImagePlan, *, secrets: SecretsMode = SecretsMode.NON
         if deps.added:
             added = ", ".join(deps.added)
             about += f" {added}: added by cais, as {deps.files[0] if deps.files else 'the project'} does not list it."
-        if deps.strip_with:
-            about += (
-                f" {deps.strip_with} strips the debugging sections many wheels leave in their "
-                "compiled libraries: nothing reads them at run time, and they can be a tenth "
-                "of the image."
-            )
         out += _comment(about)
         if secrets is SecretsMode.STAGE:
             out.append("COPY --from=dependencies /install /usr/local")
@@ -134,7 +128,6 @@ def render_dockerfile(plan: ImagePlan, *, secrets: SecretsMode = SecretsMode.NON
                     *_add_user(plan),
                     *_install(deps),
                     *_prune(deps, "/usr/local"),
-                    *_strip(deps, f"/usr/local/lib/python{plan.python}/site-packages"),
                     *_precompile(deps),
                 ],
                 secrets,
@@ -216,7 +209,6 @@ def _throw_away_stages(plan: ImagePlan) -> list[str]:
             [
                 *_install(deps, prefix="/install"),
                 *_prune(deps, "/install"),
-                *_strip(deps, site_packages),
                 *_precompile(deps, site_packages),
             ]
         )
@@ -316,14 +308,6 @@ def _prune(deps: DependencyStep, prefix: str) -> list[str]:
         "-exec rm -rf {} +",
         f"find {prefix}/lib -path '*-packages/*' -type f \\( {build_only} \\) -delete",
     ]
-
-
-def _strip(deps: DependencyStep, site_packages: str) -> list[str]:
-    """Only what pip installed: the base image's own libraries stay as they are (a changed
-    file would be copied whole into the new layer)."""
-    if not deps.strip_with:
-        return []
-    return [f"python {deps.strip_with} {site_packages}"]
 
 
 # Files wheels carry for Cython builds (sources, their Tempita templates), for linking (static

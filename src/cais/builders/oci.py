@@ -36,19 +36,26 @@ from cais.image.layer import Layer
 from cais.image.media import Compression, MediaType
 from cais.image.platform import Platform
 from cais.plan import ImagePlan, User
+from cais.plan.serving import MODEL_DIR, RUNTIME_DIR
 from cais.project import Project
 from cais.registry.reference import Reference, parse_reference
 
 if TYPE_CHECKING:
     import docker
 
+    from cais.bundle.store import Bundle
+
 __all__ = [
     "IMAGE_ENV",
     "LAYER_INDEX",
+    "MODEL_SPLIT",
     "OCIBuilder",
     "base_reference",
     "check_platform",
+    "install_target",
     "layer_time",
+    "model_about",
+    "split_model",
     "user_files",
 ]
 
@@ -60,6 +67,9 @@ IMAGE_ENV = {
     "PIP_NO_CACHE_DIR": "1",
     "PIP_DISABLE_PIP_VERSION_CHECK": "1",
 }
+# A model file at least this large gets a layer of its own: registries and engines handle
+# layers of a few hundred MB best, and a retried upload then re-sends one file, not the model.
+MODEL_SPLIT = 512 << 20
 # The layer cache: the blob store's index from a layer's input key to its diff id.
 LAYER_INDEX = "layer"
 # Every entry's mtime when SOURCE_DATE_EPOCH is not set: fixed (jib's choice), so a layer
@@ -149,6 +159,11 @@ class OCIBuilder:
     def __repr__(self) -> str:
         return f"OCIBuilder(store={self.store!r})"
 
+    @property
+    def engine(self) -> Callable[[], docker.DockerClient] | None:
+        """What connects to the Docker Engine, when the build may use one."""
+        return self._engine
+
     def build(
         self, project: Project, plan: ImagePlan, pip: PipSettings, progress: BuildProgress
     ) -> Image:
@@ -164,7 +179,7 @@ class OCIBuilder:
             from cais.builders.packages import check_supported
 
             check_supported(plan.dependencies)
-            _target(plan.python, platform)
+            install_target(plan.python, platform)
         created = int((project.source_date or _epoch(0)).timestamp())
         when = layer_time()
         progress.step(f"[base] {plan.base_image} for {platform}")
@@ -174,39 +189,58 @@ class OCIBuilder:
         made = [self._user_layer(base, plan.user, when)]
         if plan.dependencies is not None:
             progress.step(f"[packages] for Python {plan.python} on {platform}, with uv")
-            made += self._packages_layers(project, plan, platform, pip, when)
+            made += self._packages_layers(project.path, plan, platform, pip, when)
         progress.step(f"[app] {plan.workdir}")
         made.append(self._app_layer(project, plan.workdir, when))
         for item in made:
             progress.log(
                 f"{item.about}: {'cached' if item.cached else 'built'} {item.layer.diff_id}"
             )
-        image = append_layers(
-            with_created(base, created),
-            [item.layer for item in made],
-            created_by=[f"cais: {item.about}" for item in made],
-        )
-        health = (
-            {
-                "Test": ["CMD", *plan.healthcheck],
-                "Interval": 10_000_000_000,
-                "Timeout": 3_000_000_000,
-                "StartPeriod": 30_000_000_000,
-                "Retries": 3,
-            }
-            if plan.healthcheck
-            else None
-        )
-        return with_config(
-            image,
-            env={**IMAGE_ENV, **plan.env},
-            user=plan.user.spec,
-            workdir=plan.workdir,
-            cmd=plan.entrypoint or None,
-            exposed_ports=[str(port) for port in plan.ports] or None,
-            labels=plan.labels,
-            healthcheck=health,
-        )
+        return _configured(_appended(base, created, made), plan)
+
+    def build_bundle(
+        self,
+        bundle: Bundle,
+        plan: ImagePlan,
+        requirements: str,
+        pip: PipSettings,
+        progress: BuildProgress,
+    ) -> Image:
+        """The image of a serving `plan` for `bundle`: its packages from the `requirements`
+        text, cais's serving runtime, then the model, last, so a new model version changes
+        only its own layers."""
+        from cais.builders.packages import find_python
+
+        platform = Platform.parse(plan.platform) if plan.platform else Platform.host()
+        install_target(plan.python, platform)
+        created = _source_date(int(bundle.metadata.created.timestamp()))
+        when = layer_time()
+        progress.step(f"[base] {plan.base_image} for {platform}")
+        base = self._base(plan.base_image, platform)
+        base = Image(base.config_json, base.layers, MediaType.OCI_MANIFEST)
+        progress.step(f"[user] {plan.user.name} ({plan.user.spec})")
+        made = [self._user_layer(base, plan.user, when)]
+        python = find_python(plan.python)
+        if python is None:
+            progress.log(
+                f"no Python {plan.python} on this machine: the image's modules are not "
+                "byte-compiled (they compile as they are imported)"
+            )
+        progress.step(f"[packages] for Python {plan.python} on {platform}, with uv")
+        (self.store.root / "tmp").mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=self.store.root / "tmp", prefix="serving-") as tmp:
+            folder = Path(tmp)
+            (folder / "requirements.txt").write_text(requirements, encoding="utf-8")
+            made += self._packages_layers(folder, plan, platform, pip, when, python)
+            progress.step(f"[runtime] cais {__version__} in {RUNTIME_DIR}/cais")
+            made.append(self._runtime_layer(folder / "cais", plan, when, python))
+        progress.step(f"[model] {bundle.reference} in {MODEL_DIR}")
+        made += self._model_layers(bundle, when)
+        for item in made:
+            progress.log(
+                f"{item.about}: {'cached' if item.cached else 'built'} {item.layer.diff_id}"
+            )
+        return _configured(_appended(base, created, made), plan)
 
     # The base image
 
@@ -289,47 +323,124 @@ class OCIBuilder:
         return _Made(self._write(key, entries, when), about, cached=False)
 
     def _packages_layers(
-        self, project: Project, plan: ImagePlan, platform: Platform, pip: PipSettings, when: int
+        self,
+        folder: Path,
+        plan: ImagePlan,
+        platform: Platform,
+        pip: PipSettings,
+        when: int,
+        python: str | None = None,
     ) -> list[_Made]:
-        """The packages: the small ones in one layer, each large one in a layer of its own.
-        Their diff ids are cached together (a JSON list in the store) under one key."""
-        from cais.builders.packages import install, packages_key, site_packages, split_large
+        """The packages the requirement files of `folder` name: the small ones in one layer,
+        each large one in a layer of its own. Their diff ids are cached together (a JSON list
+        in the store) under one key. `python` byte-compiles a slimmed plan's modules."""
+        from cais.builders.packages import (
+            install,
+            packages_key,
+            site_packages,
+            split_large,
+            strip_tool,
+        )
 
         deps = plan.dependencies
         assert deps is not None
-        target = _target(plan.python, platform)
+        target = install_target(plan.python, platform)
         where = f"Python {plan.python} on {platform} (uv)"
-        key = packages_key(deps, project=project.path, target=target, pip=pip, created=when)
-        listing = None if self._no_cache else self.store.link(LAYER_INDEX, key)
-        if listing is not None:
-            try:
-                named = json.loads(self.store.get(listing))
-            except (BlobError, ValueError):
-                named = None
-            if named is not None:
-                layers = [self._cached_layer(diff_id) for _, diff_id in named]
-                if all(layer is not None for layer in layers):
-                    return [
-                        _Made(layer, _about(name, where), cached=True)  # type: ignore[arg-type]
-                        for (name, _), layer in zip(named, layers, strict=True)
-                    ]
+        compile_with = python if deps.slim else None
+        key = packages_key(deps, project=folder, target=target, pip=pip, created=when)
+        if deps.slim:  # what the slimming can do on this machine changes the layer
+            key = _key(key, strip_tool(target.machine), _interpreter(compile_with))
+        found = self._cached_group(key, lambda name: _about(name, where))
+        if found is not None:
+            return found
         (self.store.root / "tmp").mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self.store.root / "tmp", prefix="packages-") as tmp:
-            entries = install(deps, project=project.path, target=target, pip=pip, into=Path(tmp))
+            entries = install(
+                deps,
+                project=folder,
+                target=target,
+                pip=pip,
+                into=Path(tmp),
+                compile_with=compile_with,
+            )
             groups = split_large(entries, site_packages(target.python))
-            made = [
-                _Made(
-                    write_layer(
-                        group, store=self.store, created=when, compression=self._compression
-                    ),
-                    _about(name, where),
-                    cached=False,
-                )
-                for name, group in groups
-            ]
+            return self._write_group(key, groups, lambda name: _about(name, where), when)
+
+    def _cached_group(self, key: str, about: Callable[[str], str]) -> list[_Made] | None:
+        """The layers cached together under `key` (a JSON list of `[name, diff id]` in the
+        store), or None when any of them is missing or damaged."""
+        listing = None if self._no_cache else self.store.link(LAYER_INDEX, key)
+        if listing is None:
+            return None
+        try:
+            named = json.loads(self.store.get(listing))
+        except (BlobError, ValueError):
+            return None
+        layers = [self._cached_layer(diff_id) for _, diff_id in named]
+        if not all(layer is not None for layer in layers):
+            return None
+        return [
+            _Made(layer, about(name), cached=True)  # type: ignore[arg-type]
+            for (name, _), layer in zip(named, layers, strict=True)
+        ]
+
+    def _write_group(
+        self,
+        key: str,
+        groups: list[tuple[str, dict[str, Entry]]],
+        about: Callable[[str], str],
+        when: int,
+    ) -> list[_Made]:
+        """Write each named group of entries as a layer, and cache them together under `key`."""
+        made = [
+            _Made(
+                write_layer(group, store=self.store, created=when, compression=self._compression),
+                about(name),
+                cached=False,
+            )
+            for name, group in groups
+        ]
         named = [[name, item.layer.diff_id] for (name, _), item in zip(groups, made, strict=True)]
         self.store.set_link(LAYER_INDEX, key, self.store.put(canonical_json(named)))
         return made
+
+    def _runtime_layer(self, folder: Path, plan: ImagePlan, when: int, python: str | None) -> _Made:
+        """cais's serving runtime at /opt/cais/cais (byte-compiled when `python` can), keyed by
+        cais's version and the files' content; the image's working folder with it."""
+        from cais.build import copy_runtime
+        from cais.builders.packages import byte_compile
+
+        copy_runtime(folder)
+        about = f"cais {__version__} serving runtime in {RUNTIME_DIR}/cais"
+        key = _key("runtime", _tree_hash(folder), plan.workdir, _interpreter(python), when)
+        found = self._cached(key)
+        if found is not None:
+            return _Made(found, about, cached=True)
+        if python is not None:
+            byte_compile(folder, f"{RUNTIME_DIR}/cais", python)
+        entries = entries_from_folder(folder, f"{RUNTIME_DIR}/cais".lstrip("/"))
+        entries[plan.workdir.strip("/")] = Directory()
+        return _Made(self._write(key, entries, when), about, cached=False)
+
+    def _model_layers(self, bundle: Bundle, when: int) -> list[_Made]:
+        """The bundle at /model: its files in one layer, each file of `MODEL_SPLIT` bytes or
+        more in a layer of its own. Keyed by the files' recorded sha256 (checked by
+        `bundle.verify()`), so a rebuild hashes nothing again."""
+        root = MODEL_DIR.strip("/")
+        files = sorted(p for p in bundle.path.rglob("*") if p.is_file())
+        recorded = bundle.metadata.files
+        inputs = []
+        for path in files:
+            name = path.relative_to(bundle.path).as_posix()
+            digest = recorded.get(name) or sha256_digest(path.read_bytes())
+            inputs.append([name, path.stat().st_size, digest])
+        key = _key("model", inputs, when)
+        about = model_about(bundle.reference)
+        found = self._cached_group(key, about)
+        if found is not None:
+            return found
+        entries = entries_from_folder(bundle.path, root)
+        return self._write_group(key, split_model(entries, root), about, when)
 
     def _app_layer(self, project: Project, workdir: str, when: int) -> _Made:
         """The program, as `COPY . WORKDIR` copies it: the files .dockerignore (or cais's
@@ -337,6 +448,89 @@ class OCIBuilder:
         entries = _context_entries(project.path, workdir.strip("/"))
         layer = write_layer(entries, store=self.store, created=when, compression=self._compression)
         return _Made(layer, f"COPY . {workdir}", cached=False)
+
+
+def split_model(
+    entries: dict[str, Entry], root: str, *, large: int = MODEL_SPLIT
+) -> list[tuple[str, dict[str, Entry]]]:
+    """The model's entries as layers: `("", the rest)` first, then `(path, the file)` for each
+    file of at least `large` bytes, by path; a huge model is then no single giant layer."""
+    big = sorted(
+        path for path, entry in entries.items() if isinstance(entry, File) and _size(entry) >= large
+    )
+    rest = {path: entry for path, entry in entries.items() if path not in big}
+    return [("", rest)] + [(path.removeprefix(root + "/"), {path: entries[path]}) for path in big]
+
+
+def model_about(reference: str) -> Callable[[str], str]:
+    """The history entry of a model layer (named by its file, for a file alone)."""
+    return lambda name: f"model {reference} in {MODEL_DIR}" + (f": {name}" if name else "")
+
+
+def _size(entry: File) -> int:
+    return len(entry.source) if isinstance(entry.source, bytes) else entry.source.stat().st_size
+
+
+def _tree_hash(folder: Path) -> str:
+    """A folder's files by path and content (what its layer would hold)."""
+    listing = [
+        [path.relative_to(folder).as_posix(), sha256_digest(path.read_bytes())]
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    ]
+    return sha256_digest(canonical_json(listing))
+
+
+def _interpreter(python: str | None) -> str | None:
+    """What byte-compiles (its full version: .pyc files may differ between patch releases)."""
+    if python is None:
+        return None
+    import subprocess
+
+    done = subprocess.run(
+        [python, "-c", "import sys; print(sys.version)"], capture_output=True, text=True
+    )
+    return done.stdout.strip() or python
+
+
+def _source_date(fallback: int) -> int:
+    """The image's `created`: SOURCE_DATE_EPOCH, else `fallback` (an input, never the clock)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    return int(epoch) if epoch.isdigit() else fallback
+
+
+def _appended(base: Image, created: int, made: list[_Made]) -> Image:
+    return append_layers(
+        with_created(base, created),
+        [item.layer for item in made],
+        created_by=[f"cais: {item.about}" for item in made],
+    )
+
+
+def _configured(image: Image, plan: ImagePlan) -> Image:
+    """The config the Docker builder's Dockerfile gives (ENV, USER, WORKDIR, CMD, EXPOSE,
+    LABEL, HEALTHCHECK with its timings)."""
+    health = (
+        {
+            "Test": ["CMD", *plan.healthcheck],
+            "Interval": 10_000_000_000,
+            "Timeout": 3_000_000_000,
+            "StartPeriod": 30_000_000_000,
+            "Retries": 3,
+        }
+        if plan.healthcheck
+        else None
+    )
+    return with_config(
+        image,
+        env={**IMAGE_ENV, **plan.env},
+        user=plan.user.spec,
+        workdir=plan.workdir,
+        cmd=plan.entrypoint or None,
+        exposed_ports=[str(port) for port in plan.ports] or None,
+        labels=plan.labels,
+        healthcheck=health,
+    )
 
 
 _MACHINES = {"amd64": "x86_64", "arm64": "aarch64"}
@@ -352,7 +546,9 @@ def check_platform(platform: Platform) -> None:
         )
 
 
-def _target(python: str, platform: Platform):
+def install_target(python: str, platform: Platform):
+    """The Python and machine uv installs packages for; BuildError for a platform the OCI
+    builder has no wheels for."""
     from cais.bundle.pins import Target
 
     check_platform(platform)

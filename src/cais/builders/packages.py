@@ -22,22 +22,26 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from cais import __version__
 from cais.builders.dockerfile import BUILD_ONLY_SUFFIXES, TEST_SUITE_FOLDER
 from cais.builders.pip_settings import PipSettings
-from cais.bundle.pins import Index, Target, _reason, _uv, _uv_environment
+from cais.bundle.pins import Target
 from cais.errors import BuildError
 from cais.image.archive import Entry, File, entries_from_folder
 from cais.image.blobs import sha256_digest
 from cais.image.image import canonical_json
 from cais.plan import DependencyStep
+from cais.uv import Index, environment, reason, uv_binary
 
 __all__ = [
     "INTERPRETER",
     "SCRIPTS",
+    "byte_compile",
     "check_supported",
+    "find_python",
     "install",
     "install_error",
     "packages_key",
@@ -45,6 +49,8 @@ __all__ = [
     "rewrite_scripts",
     "site_packages",
     "split_large",
+    "strip_debug",
+    "strip_tool",
 ]
 
 INTERPRETER = "/usr/local/bin/python"  # the python:X.Y-slim images' interpreter
@@ -96,14 +102,22 @@ def packages_key(
 
 
 def install(
-    deps: DependencyStep, *, project: Path, target: Target, pip: PipSettings, into: Path
+    deps: DependencyStep,
+    *,
+    project: Path,
+    target: Target,
+    pip: PipSettings,
+    into: Path,
+    compile_with: str | None = None,
 ) -> dict[str, Entry]:
     """Install the packages of `deps` into the folder `into` and return the layer's entries
-    (image path → entry): the packages in site-packages, their scripts in /usr/local/bin."""
+    (image path → entry): the packages in site-packages, their scripts in /usr/local/bin.
+    With `deps.slim`, debugging sections are stripped and, with `compile_with` (a host
+    interpreter of the target's Python), the modules byte-compiled."""
     check_supported(deps)
     site = into / "site-packages"
     command = [
-        _uv(),
+        uv_binary(),
         "pip",
         "install",
         "--no-config",  # no uv settings of the project (or of the user) change what is built
@@ -124,7 +138,7 @@ def install(
         command += ["-r", str(project / deps.requirements)]
     command += list(deps.packages)
     env_extra = {"UV_INSECURE_HOST": " ".join(pip.trusted_hosts)} if pip.trusted_hosts else {}
-    with _uv_environment(Index.from_settings(pip)) as env:
+    with environment(Index.from_settings(pip)) as env:
         try:
             done = subprocess.run(
                 command,
@@ -147,6 +161,10 @@ def install(
         (site / "bin").rename(scripts)
     rewrite_scripts(site, scripts)
     prune(site)
+    if deps.slim:
+        strip_debug(site, target.machine)
+        if compile_with:
+            byte_compile(site, "/" + site_packages(target.python), compile_with)
     entries = entries_from_folder(site, site_packages(target.python))
     if scripts.is_dir():
         entries.update(entries_from_folder(scripts, SCRIPTS))
@@ -156,8 +174,8 @@ def install(
 def install_error(stderr: str, target: Target) -> BuildError:
     """uv's failure as one sentence: a package with no wheel for the target is named, with the
     builder that can compile it."""
-    reason = _reason(stderr)
-    names = sorted({*_WHEELS_REQUIRED.findall(stderr), *_NO_WHEEL.findall(reason)})
+    why = reason(stderr)
+    names = sorted({*_WHEELS_REQUIRED.findall(stderr), *_NO_WHEEL.findall(why)})
     if names:
         listed = ", ".join(f"`{name}`" for name in names)
         return BuildError(
@@ -167,7 +185,7 @@ def install_error(stderr: str, target: Target) -> BuildError:
             packages=names,
         )
     return BuildError(
-        f"uv could not install the packages for {target.where}: {reason}",
+        f"uv could not install the packages for {target.where}: {why}",
         hint="check the requirements, the network and proxy (`--ca-cert`, `--index-url`)",
     )
 
@@ -264,6 +282,146 @@ def prune(site: Path) -> None:
         for name in files:
             if name.endswith(suffixes):
                 (Path(root) / name).unlink()
+
+
+def strip_tool(machine: str) -> str | None:
+    """binutils' strip for objects of `machine` (`x86_64`, `aarch64`): the cross strip of
+    that name where installed (Debian's binutils-aarch64-linux-gnu), else the host's own,
+    which reads only the host's objects (others are then left as they are). None without
+    binutils."""
+    return shutil.which(f"{machine}-linux-gnu-strip") or shutil.which("strip")
+
+
+def strip_debug(folder: Path, machine: str | None = None) -> bool:
+    """Drop the debugging sections of the shared objects under `folder` with binutils'
+    `strip --strip-debug` (`strip_tool(machine)`), when it is installed (False when not:
+    nothing is changed). Many wheels ship them (uvloop's loop module: 13.6 MB, 2 MB without);
+    nothing reads them at run time. An object strip cannot read is left as it is."""
+    tool = strip_tool(machine) if machine else shutil.which("strip")
+    readelf = shutil.which("readelf")
+    if tool is None or readelf is None:
+        return False
+    objects = [
+        path
+        for path in sorted(folder.rglob("*.so*"))
+        if path.is_file() and not path.is_symlink() and _is_elf(path)
+    ]
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+        list(pool.map(lambda path: _strip(tool, readelf, path), objects))
+    return True
+
+
+def _is_elf(path: Path) -> bool:
+    with path.open("rb") as handle:
+        return handle.read(4) == b"\x7fELF"
+
+
+def _strip(tool: str, readelf: str, path: Path) -> None:
+    """Strip into a new file, then put it in place: uv may have installed the object as a hard
+    link into its cache, which must not change (strip in place keeps the links)."""
+    out = path.with_name(f".{path.name}.stripped")
+    done = subprocess.run(
+        [tool, "--strip-debug", "-o", str(out), str(path)], capture_output=True, check=False
+    )
+    if done.returncode != 0 or not out.is_file() or not _loadable(readelf, out):
+        out.unlink(missing_ok=True)  # one strip cannot read, or would break
+        return
+    os.chmod(out, path.stat().st_mode & 0o7777)
+    os.replace(out, path)
+
+
+def _loadable(readelf: str, path: Path) -> bool:
+    """Whether the loader can still map the object: each loaded segment's file offset and
+    address agree modulo its alignment. strip moves the segments patchelf appends (auditwheel
+    runs it on every vendored library), and the result then fails to load with `ELF load
+    command address/offset not page-aligned`."""
+    shown = subprocess.run(
+        [readelf, "--program-headers", "--wide", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if shown.returncode != 0:
+        return False
+    for line in shown.stdout.splitlines():
+        fields = line.split()
+        if fields[:1] != ["LOAD"]:
+            continue
+        offset, address, align = int(fields[1], 16), int(fields[2], 16), int(fields[-1], 16)
+        if align > 1 and offset % align != address % align:
+            return False
+    return True
+
+
+def find_python(version: str) -> str | None:
+    """A CPython `version` (X.Y) on this machine to byte-compile for an image of that Python:
+    uv's answer, else `pythonX.Y` on PATH, else pyenv's newest X.Y. None when there is none."""
+    candidates: list[str] = []
+    found = subprocess.run(
+        [uv_binary(), "python", "find", "--no-config", version],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "UV_PYTHON_DOWNLOADS": "never"},
+        check=False,
+    )
+    if found.returncode == 0:
+        candidates.append(found.stdout.strip())
+    candidates.append(shutil.which(f"python{version}") or "")
+    pyenv = shutil.which("pyenv")
+    if pyenv:  # its shims answer only for the versions selected; ask for the one installed
+        latest = subprocess.run([pyenv, "latest", version], capture_output=True, text=True)
+        prefix = subprocess.run(
+            [pyenv, "prefix", latest.stdout.strip() or version], capture_output=True, text=True
+        )
+        if latest.returncode == 0 and prefix.returncode == 0:
+            candidates.append(f"{prefix.stdout.strip()}/bin/python{version}")
+    for candidate in filter(None, candidates):
+        said = (
+            subprocess.run(
+                [
+                    candidate,
+                    "-c",
+                    "import sys; print('%d.%d' % sys.version_info[:2], sys.implementation.name)",
+                ],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            if Path(candidate).is_file()
+            else None
+        )
+        if (
+            said is not None
+            and said.returncode == 0
+            and said.stdout.split() == [version, "cpython"]
+        ):
+            return candidate
+    return None
+
+
+def byte_compile(folder: Path, in_image: str, python: str) -> None:
+    """Byte-compile the modules under `folder` with `python` (of the image's X.Y), recorded as
+    the image path `in_image`. Hash-checked without reading the source (`unchecked-hash`): no
+    mtime goes into them, and the image's user could not rewrite them anyway. A module that
+    does not compile (written for another Python) is left to compile at run time, as pip does."""
+    subprocess.run(
+        [
+            python,
+            "-m",
+            "compileall",
+            "-q",
+            "-j",
+            "0",
+            "--invalidation-mode",
+            "unchecked-hash",
+            "-d",
+            in_image,
+            str(folder),
+        ],
+        capture_output=True,
+        check=False,
+        env={k: v for k, v in os.environ.items() if not k.startswith("PYTHON")},
+    )
 
 
 def _replace(path: Path, content: bytes) -> None:

@@ -19,16 +19,12 @@ import ssl
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING
 
 from cais.errors import StackError
-
-if TYPE_CHECKING:
-    from cais.builders.pip_settings import PipSettings
+from cais.uv import PYPI_SIMPLE, Index, environment, reason, uv_binary
 
 __all__ = [
     "GLIBC",
@@ -41,8 +37,6 @@ __all__ = [
     "release_date",
 ]
 
-PYPI_SIMPLE = "https://pypi.org/simple"
-
 # The glibc the target is assumed to have: Debian 11's, the oldest python:X.Y-slim base still
 # served. Wheels for a newer glibc would not load there; Debian 12's bases run these too.
 GLIBC = (2, 31)
@@ -51,45 +45,10 @@ _MACHINES = {"amd64": "x86_64", "arm64": "aarch64", "arm64/v8": "aarch64"}
 _SIMPLE_JSON = "application/vnd.pypi.simple.v1+json"
 _PYTHON = re.compile(r"^3\.\d{1,2}$")
 _UV_TIMEOUT = 600
-# uv's index variables: Index has read them; uv gets the one answer, not two that conflict.
-_CAUSES = ("error:", "cause:", "Caused by:", "╰─▶", "×")  # how uv opens an error and its causes
-_UV_INDEX_VARIABLES = ("UV_DEFAULT_INDEX", "UV_INDEX_URL", "UV_INDEX", "UV_EXTRA_INDEX_URL")
 _HINT_NETWORK = (
     "check the network and proxy (HTTPS_PROXY, SSL_CERT_FILE), or point UV_INDEX_URL or "
     "PIP_INDEX_URL at a mirror of PyPI"
 )
-
-
-@dataclass(frozen=True)
-class Index:
-    """The package index uv resolves from and release dates are read from, and the CA
-    certificates that reach it (a TLS-intercepting proxy's)."""
-
-    url: str = PYPI_SIMPLE
-    extra_urls: tuple[str, ...] = ()
-    ca_bundle: bytes = b""
-
-    @classmethod
-    def from_settings(cls, pip: PipSettings | None = None) -> Index:
-        """From a build's pip settings (its --ca-cert and --index-url), or those the
-        environment holds (PIP_INDEX_URL, PIP_EXTRA_INDEX_URL, the CA variables) as builds
-        read them; then uv's own UV_DEFAULT_INDEX or UV_INDEX_URL (and UV_INDEX,
-        UV_EXTRA_INDEX_URL); then PyPI."""
-        from cais.builders.pip_settings import pip_settings
-
-        pip = pip or pip_settings()
-        env = os.environ
-        url = pip.index_url or env.get("UV_DEFAULT_INDEX") or env.get("UV_INDEX_URL")
-        extra = [*pip.extra_index_urls]
-        for name in ("UV_INDEX", "UV_EXTRA_INDEX_URL"):
-            extra += [u for u in env.get(name, "").split() if u not in extra]
-        return cls((url or PYPI_SIMPLE).rstrip("/"), tuple(extra), pip.ca_bundle)
-
-    @property
-    def host(self) -> str:
-        import httpx
-
-        return httpx.URL(self.url).host or self.url
 
 
 @dataclass(frozen=True)
@@ -123,36 +82,6 @@ class _Unresolvable(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
-
-
-def _uv() -> str:
-    try:
-        from uv import find_uv_bin
-
-        return find_uv_bin()
-    except (ImportError, FileNotFoundError) as exc:
-        raise StackError(
-            "uv, which cais pins packages with, is not installed",
-            hint="install it into cais's environment: `pip install uv`",
-        ) from exc
-
-
-@contextmanager
-def _uv_environment(index: Index) -> Iterator[dict[str, str]]:
-    """The environment uv runs with: the CA bundle in a file of its own for the run."""
-    env = {k: v for k, v in os.environ.items() if k not in _UV_INDEX_VARIABLES}
-    # The index goes by the environment, not the command line, where any process could read
-    # credentials in its URL.
-    env.update(UV_DEFAULT_INDEX=index.url, UV_PYTHON_DOWNLOADS="never", NO_COLOR="1")
-    if index.extra_urls:
-        env["UV_INDEX"] = " ".join(index.extra_urls)
-    if not index.ca_bundle:
-        yield env
-        return
-    with tempfile.NamedTemporaryFile(prefix="cais-ca-", suffix=".pem") as bundle:
-        bundle.write(index.ca_bundle)
-        bundle.flush()
-        yield {**env, "SSL_CERT_FILE": bundle.name}
 
 
 def _arguments(pins: Mapping[str, str | None], target: Target, cutoff: datetime | None) -> list:
@@ -199,8 +128,8 @@ def _compile(
     pins: Mapping[str, str | None], target: Target, cutoff: datetime | None, index: Index
 ) -> dict[str, str]:
     """compile_pins() raising _Unresolvable, so choose_python can move on to another Python."""
-    command = [_uv(), *_arguments(pins, target, cutoff)]
-    with _uv_environment(index) as env:
+    command = [uv_binary(), *_arguments(pins, target, cutoff)]
+    with environment(index) as env:
         try:
             done = subprocess.run(
                 command,
@@ -217,37 +146,11 @@ def _compile(
                 hint=_HINT_NETWORK,
             ) from exc
     if done.returncode != 0:
-        reason = _reason(done.stderr)
+        why = reason(done.stderr)
         if "No solution found" in done.stderr:
-            raise _Unresolvable(reason)
-        raise StackError(f"uv could not resolve for {target.where}: {reason}", hint=_HINT_NETWORK)
+            raise _Unresolvable(why)
+        raise StackError(f"uv could not resolve for {target.where}: {why}", hint=_HINT_NETWORK)
     return _parse_pins(done.stdout)
-
-
-def _reason(stderr: str) -> str:
-    """uv's error and its causes as one line, without uv's own headings and hints: causes
-    joined by colons, the lines of one cause by spaces."""
-    parts: list[str] = []
-    skipping = False  # inside a hint or warning, which may run over several lines
-    for line in stderr.splitlines():
-        text = line.strip()
-        if not text:
-            continue
-        cause = text.startswith(_CAUSES)
-        if text.startswith(("hint:", "warning:")) or (skipping and not cause):
-            skipping = True
-            continue
-        skipping = False
-        for prefix in _CAUSES:
-            text = text.removeprefix(prefix).strip()
-        if text.startswith("No solution found when resolving dependencies"):
-            continue
-        if cause or not parts:
-            parts.append(text.rstrip(":"))
-        else:
-            parts[-1] += " " + text
-    reason = ": ".join(parts).rstrip(".") or "uv failed without saying why"
-    return reason[0].lower() + reason[1:] if reason.startswith("Because") else reason
 
 
 def _parse_pins(text: str) -> dict[str, str]:

@@ -375,7 +375,7 @@ def build(
     if found.note:
         note(found.note)
     if found.bundle is not None:
-        _build_bundle(found, options, sinks, len(platforms), ca_cert, index_url, python, verbose)
+        _build_bundle(found, options, sinks, platforms, ca_cert, index_url, python, verbose)
         return
     project = load_project(source)  # found.project: the folder, spelled as the user did
     for line in project.notes:
@@ -389,7 +389,7 @@ def build(
     reason = _needs_docker(project, options)
     if reason is None:
         try:
-            _build_on_host(project, options, pip, sinks, platforms, verbose=verbose)
+            _build_project_on_host(project, options, pip, sinks, platforms, verbose=verbose)
             return
         except BuildError as exc:
             # Only a package with no wheel is the Docker builder's to build instead, and only
@@ -441,15 +441,41 @@ def _only_on_host(sinks: _Sinks, platforms: int, why: str | None) -> None:
         )
 
 
-def _build_on_host(project, options, pip, sinks: _Sinks, platforms, *, verbose: bool) -> None:
-    """Build with the OCI builder and hand the image to its sinks (`cais.deliver`)."""
-    from cais.build import default_tag
+def _build_project_on_host(
+    project, options, pip, sinks: _Sinks, platforms, *, verbose: bool
+) -> None:
+    """Build a project with the OCI builder and hand the image to its sinks."""
+    from cais.build import build_image, default_tag
+    from cais.builders.oci import check_platform
+    from cais.plan import plan_project
+
+    if len(platforms) > 1 and plan_project(project).dependencies is not None:
+        for platform in platforms:  # refused before the first platform is built
+            check_platform(platform)
+
+    def assembled(builder, wanted, display, loading):
+        return build_image(builder, project, wanted, display, pip)
+
+    _build_on_host(
+        assembled,
+        options.tags or (default_tag(project),),
+        options,
+        pip,
+        sinks,
+        platforms,
+        verbose=verbose,
+    )
+
+
+def _build_on_host(build, tags, options, pip, sinks: _Sinks, platforms, *, verbose: bool) -> None:
+    """Build with the OCI builder (`build(builder, options, display, loading)` gives one
+    platform's image and plan) and hand the image to its sinks (`cais.deliver`)."""
     from cais.deliver import SinkKind, build_and_deliver, plan_delivery
     from cais.image.index import ImageIndex
     from cais.image.sbom import PATH
 
     delivery = plan_delivery(
-        tags=options.tags or (default_tag(project),),
+        tags=tags,
         push=sinks.push,
         load=sinks.load,
         outputs=sinks.outputs,
@@ -457,8 +483,9 @@ def _build_on_host(project, options, pip, sinks: _Sinks, platforms, *, verbose: 
     )
     tags = delivery.tags
     with BuildDisplay(verbose=verbose) as display:
-        built = build_and_deliver(project, options, pip, delivery, display)
-    if built.plan.dependencies is not None and pip:
+        built = build_and_deliver(build, options, delivery, display)
+    plan = built.plan
+    if plan.dependencies is not None and pip:
         note(f"uv used {pip.describe()}; kept out of the image")
     image = built.image
     if isinstance(image, ImageIndex):
@@ -466,6 +493,8 @@ def _build_on_host(project, options, pip, sinks: _Sinks, platforms, *, verbose: 
     else:
         what = image.id[7:19]
     success(f"Built `{', '.join(tags)}` ({what}) with oci in {built.seconds:.1f}s")
+    if plan.model is not None:  # a serving image: where it was proved
+        note(plan.notes[-1])
     for done in built.delivered:
         if done.sink.kind is SinkKind.PUSH:
             success(f"Pushed `{done.reference}` ({done.digest})")
@@ -481,7 +510,7 @@ def _build_on_host(project, options, pip, sinks: _Sinks, platforms, *, verbose: 
         + (", and attached to it in the registry" if pushed else "")
     )
     if delivery.engine is not None:
-        note(f"run it: `{run_command(tags[0], built.plan.ports)}`")
+        note(f"run it: `{run_command(tags[0], plan.ports)}`")
     out.print(tags[0], markup=False)
 
 
@@ -511,22 +540,35 @@ def _push_from_engine(connect, tags) -> None:
 
 
 def _build_bundle(
-    found, options, sinks: _Sinks, platforms: int, ca_cert, index_url, python, verbose: bool
+    found, options, sinks: _Sinks, platforms, ca_cert, index_url, python, verbose: bool
 ) -> None:
-    """The image that serves a saved model, built by the engine's builder."""
-    from cais.build import build_bundle
+    """The image that serves a saved model: on this machine with `--builder oci`, else by
+    the engine's builder."""
+    from cais.build import build_bundle, build_bundle_image
     from cais.builders.pip_settings import pip_settings
     from cais.engine.client import check_socket, connect
 
     bundle = found.bundle
-    if options.builder is BuilderChoice.OCI:
-        raise CaisError(
-            f"The OCI builder builds project folders; `{bundle.reference}` is a saved model",
-            hint="build its serving image with `--builder docker`",
-        )
-    _only_on_host(sinks, platforms, f"`{bundle.reference}` is a saved model")
     routes = _kept_routes(found)
     pip = pip_settings(list(ca_cert or ()), index_url)
+    if options.builder is BuilderChoice.OCI:
+
+        def serving(builder, wanted, display, loading):
+            return build_bundle_image(
+                builder,
+                bundle,
+                wanted,
+                display,
+                pip,
+                python=python,
+                routes=routes,
+                keep_in_engine=loading,
+            )
+
+        tags = options.tags or (f"{bundle.metadata.name}:{bundle.metadata.version}",)
+        _build_on_host(serving, tags, options, pip, sinks, platforms, verbose=verbose)
+        return
+    _only_on_host(sinks, len(platforms), f"`{bundle.reference}` is a saved model")
     check_socket()
     with BuildDisplay(verbose=verbose) as display:
         result = build_bundle(connect, bundle, options, display, pip, python=python, routes=routes)

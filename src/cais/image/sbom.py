@@ -227,6 +227,14 @@ def document(
     return draft.replace(_ZERO.urn.encode(), serial.urn.encode(), 1)
 
 
+def with_packages_sbom(image: Image, *, name: str, version: str | None) -> Image:
+    """`image` with the SBOM of every Python package in its layers (the base's, cais's) at
+    `PATH`, in a layer of its own on top."""
+    layers = image.layers
+    made = document([], name=name, version=version, created=image.created or 0, base=layers)
+    return with_sbom(image, made, store=layers[-1].store if layers else BlobStore())
+
+
 def with_sbom(image: Image, document: bytes, *, store: BlobStore) -> Image:
     """The image with `document` at `PATH`, in a layer of its own on top."""
     layer = write_layer({PATH: File(document)}, store=store, created=image.created or 0)

@@ -90,9 +90,10 @@ class DependencyStep(BaseModel):
     # Byte-compile only what importing these modules loads, instead of every module of every
     # package as pip does (a model server imports about half of it); missing ones are skipped.
     precompile: tuple[str, ...] = ()
-    # One of `files`: cais's ELF stripper (cais/builders/slimlibs.py), run on the installed
-    # packages to drop the debugging sections many wheels ship in their compiled libraries.
-    strip_with: str | None = None
+    # A serving image's packages made fit on the host by the OCI builder: debugging sections
+    # stripped from compiled libraries (binutils' strip, where installed) and the modules
+    # byte-compiled for the image's Python (where this machine has one).
+    slim: bool = False
 
 
 class Copy(BaseModel):

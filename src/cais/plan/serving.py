@@ -14,7 +14,6 @@ from cais.server import RUNTIME_IMPORTS, RUNTIME_PYTHON_MIN
 from cais.server.routes import LegacyRoute
 
 __all__ = [
-    "SLIMLIBS",
     "MODEL_DIR",
     "RUNTIME_DIR",
     "SERVING_PORT",
@@ -23,7 +22,6 @@ __all__ = [
 ]
 
 MODEL_DIR = "/model"
-SLIMLIBS = "slimlibs.py"  # cais/builders/slimlibs.py, beside requirements.txt in the context
 RUNTIME_DIR = "/opt/cais"  # cais's own server code, on PYTHONPATH
 SERVING_PORT = 8080
 
@@ -92,10 +90,10 @@ def plan_bundle(
         platform=platform,
         env=env,
         dependencies=DependencyStep(
-            files=("requirements.txt", SLIMLIBS),
+            files=("requirements.txt",),
             requirements="requirements.txt",
             prune=True,
-            strip_with=SLIMLIBS,
+            slim=True,
             # Bundles saved before cais recorded their modules keep pip's compile-everything.
             precompile=(*RUNTIME_IMPORTS, *metadata.modules) if metadata.modules else (),
         ),

@@ -1,0 +1,219 @@
+"""Proving a serving image before it is kept: the model loads inside it and predicts the
+input example it was saved with (`python -m cais.server /model --check`).
+
+Where it runs: in the Docker Engine when one answers (the image loaded untagged, so no tag
+moves before the proof); else in a scratch root on this machine, the layers unpacked into a
+folder (whiteouts honoured) and the check run there under chroot, when the image is for this
+machine's platform and cais runs as root; else it cannot run, and the build says so.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from collections.abc import Callable
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cais.errors import BuildError, CaisError
+from cais.image.image import Image
+from cais.image.platform import Platform
+from cais.plan.serving import MODEL_DIR
+
+if TYPE_CHECKING:
+    import docker
+
+__all__ = ["CHECK", "Proof", "discard", "prove", "prove_in_engine", "prove_in_root", "unpack"]
+
+CHECK = ("python", "-m", "cais.server", MODEL_DIR, "--check")
+_WHITEOUT = ".wh."
+_OPAQUE = ".wh..wh..opq"
+_LOG_LINES = 15
+
+
+class Proof(str, Enum):
+    """Where a serving image was proved, as the build's output says it."""
+
+    ENGINE = "the model was loaded and its example predicted in the image, in the Docker Engine"
+    ROOT = (
+        "the model was loaded and its example predicted in the image, unpacked into a scratch "
+        "root on this machine (no Docker Engine answered)"
+    )
+    NONE = "the image was not proved: no Docker Engine answered, and {why}"
+
+
+def prove(
+    image: Image,
+    model: str,
+    *,
+    engine: Callable[[], docker.DockerClient] | None,
+    scratch: Path,
+    keep: bool = True,
+) -> tuple[Proof, str]:
+    """Prove `image` (serving `model`) where it can be; BuildError when the check fails.
+    Without `keep`, an image the engine did not hold before is removed from it after.
+    Returns where it ran and the sentence that says so."""
+    client = _answering(engine)
+    if client is not None:
+        try:
+            prove_in_engine(client, image, model, keep=keep)
+        finally:
+            client.close()
+        return Proof.ENGINE, Proof.ENGINE.value
+    why = _cannot_unpack(image.platform)
+    if why is None:
+        prove_in_root(image, model, scratch=scratch)
+        return Proof.ROOT, Proof.ROOT.value
+    return Proof.NONE, Proof.NONE.value.format(why=why)
+
+
+def _answering(engine: Callable[[], docker.DockerClient] | None) -> docker.DockerClient | None:
+    if engine is None:
+        return None
+    try:
+        client = engine()
+        from cais.engine.client import engine_errors
+
+        with engine_errors():
+            client.ping()
+    except CaisError:
+        return None
+    return client
+
+
+def _cannot_unpack(platform: Platform) -> str | None:
+    """Why the check cannot run in a scratch root here, or None when it can."""
+    if platform.os != Platform.host().os or platform.architecture != Platform.host().architecture:
+        return f"an image for `{platform}` does not run on this `{Platform.host()}` machine"
+    if os.geteuid() != 0:
+        return "a scratch root needs cais to run as root (chroot)"
+    if shutil.which("chroot") is None:
+        return "this machine has no `chroot`"
+    return None
+
+
+def prove_in_engine(
+    client: docker.DockerClient, image: Image, model: str, *, keep: bool = True
+) -> None:
+    """Load `image` untagged and run the check in a container, removed whatever happens; an
+    image that fails (or any, without `keep`) is removed again unless the engine held it."""
+    from cais.engine.images import image_exists
+    from cais.sinks import engine
+
+    held = image_exists(client, image.id)
+    engine.write(image, client)
+    try:
+        check_in_engine(client, image.id, model)
+    except BaseException:
+        if not held:
+            discard(client, image.id)
+        raise
+    if not keep and not held:
+        discard(client, image.id)
+
+
+def check_in_engine(client: docker.DockerClient, image_id: str, model: str) -> None:
+    """Run the model's check in the image; its container is removed whatever happens (an
+    interrupted check included)."""
+    import docker.errors
+
+    from cais.engine.client import engine_errors
+
+    with engine_errors(image=image_id):
+        container = client.containers.create(image_id, list(CHECK))
+        try:
+            container.start()
+            if container.wait()["StatusCode"] != 0:
+                text = container.logs(stdout=False, stderr=True).decode(errors="replace")
+                raise _failed(model, text)
+        finally:
+            try:
+                container.remove(force=True)
+            except docker.errors.DockerException:
+                pass  # the check's own outcome matters more
+
+
+def discard(client: docker.DockerClient, image_id: str) -> None:
+    """Remove an image that failed its check, unless a tag already held it (a rebuild of an
+    image that was kept before), with the classic builder's step images that only it used (as
+    `docker rmi` does: kept, they would show as untagged images)."""
+    import docker.errors
+
+    try:
+        if not client.images.get(image_id).tags:
+            client.images.remove(image_id)
+    except docker.errors.DockerException:
+        pass  # best effort: the failure being reported matters more
+
+
+def prove_in_root(image: Image, model: str, *, scratch: Path) -> None:
+    """Unpack `image` into a folder under `scratch` and run the check there, chrooted, as the
+    image's user, with the image's environment; the folder is removed after."""
+    config = image.config.get("config") or {}
+    env = dict(item.split("=", 1) for item in config.get("Env") or [] if "=" in item)
+    user = config.get("User") or "0:0"
+    scratch.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=scratch, prefix="proof-") as tmp:
+        root = Path(tmp)
+        try:
+            unpack(image, root)
+        except (tarfile.TarError, OSError) as exc:
+            raise BuildError(
+                f"The image for `{model}` could not be unpacked into a scratch root to prove it "
+                f"({exc})",
+                hint="prove it in a Docker Engine: start one, or set DOCKER_HOST",
+            ) from exc
+        done = subprocess.run(
+            [shutil.which("chroot") or "chroot", f"--userspec={user}", str(root), *CHECK],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=False,
+        )
+    if done.returncode != 0:
+        raise _failed(model, done.stderr or done.stdout)
+
+
+def unpack(image: Image, root: Path) -> None:
+    """The image's filesystem in `root`: each layer over the ones below, its whiteouts
+    (`.wh.NAME`) removing NAME and its opaque markers emptying their folder first."""
+    for layer in image.layers:
+        with layer.uncompressed() as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
+            for member in tar:
+                name = member.name.lstrip("/").removeprefix("./")
+                folder, _, base = name.rpartition("/")
+                if base == _OPAQUE:
+                    for child in (root / folder).glob("*"):
+                        _remove(child)
+                elif base.startswith(_WHITEOUT):
+                    _remove(root / folder / base.removeprefix(_WHITEOUT))
+                elif member.isdev():
+                    continue  # device files: the check needs none, and a container gets its own
+                else:
+                    if not member.isdir():
+                        _remove(root / name)  # a file replaced by a later layer's version
+                    # The `tar` filter refuses paths that leave `root`; it keeps the files'
+                    # modes and owners, which the image's user needs.
+                    tar.extract(member, root, filter="tar")
+
+
+def _remove(path: Path) -> None:
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)
+
+
+def _failed(model: str, log: str) -> BuildError:
+    return BuildError(
+        f"The model `{model}` does not work inside the image built for it, so the image was "
+        "not kept",
+        log_tail=log.strip().splitlines()[-_LOG_LINES:],
+        hint="the lines above say why: the image holds only the bundle's files and packages "
+        "(`requirements=` of `cais.save_model` adds packages); `--python X.Y` builds on another "
+        "Python",
+    )

@@ -1,0 +1,183 @@
+"""The OCI builder's serving-image pieces: the runtime and model layers and their cache keys,
+the large-file rule, and the slimming on the host (strip, byte-compiling)."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cais.builders.oci import OCIBuilder, split_model
+from cais.builders.packages import _loadable, byte_compile, find_python, strip_debug
+from cais.image.archive import Directory, File
+from cais.image.blobs import BlobStore
+from cais.plan.serving import plan_bundle
+
+
+@pytest.fixture
+def builder(tmp_path) -> OCIBuilder:
+    return OCIBuilder(store=BlobStore(tmp_path / "cache"))
+
+
+def _bundle(home: Path, coef: float):
+    from sklearn.linear_model import LinearRegression
+
+    import cais
+    from cais.bundle.store import ModelStore
+
+    model = LinearRegression().fit([[0.0], [1.0]], [0.0, coef])
+    return ModelStore(home).get(cais.save_model(model, "scaled", home=home))
+
+
+def test_the_model_layer_is_cached_by_the_files_and_changes_with_them(builder, tmp_path):
+    first = _bundle(tmp_path / "home", 1.0)
+    built = builder._model_layers(first, 1)
+    again = builder._model_layers(first, 1)
+    assert [m.cached for m in built] == [False] and [m.cached for m in again] == [True]
+    assert again[0].layer.diff_id == built[0].layer.diff_id
+    second = _bundle(tmp_path / "home", 2.0)
+    other = builder._model_layers(second, 1)
+    assert not other[0].cached and other[0].layer.diff_id != built[0].layer.diff_id
+    assert "model scaled:1 in /model" in built[0].about
+
+
+def test_a_damaged_cached_model_layer_is_built_again(builder, tmp_path):
+    bundle = _bundle(tmp_path / "home", 1.0)
+    [made] = builder._model_layers(bundle, 1)
+    builder.store.path(made.layer.diff_id).write_bytes(b"not the layer")
+    [rebuilt] = builder._model_layers(bundle, 1)
+    assert not rebuilt.cached and rebuilt.layer.diff_id == made.layer.diff_id
+
+
+def test_the_runtime_layer_is_keyed_by_its_content(builder, tmp_path):
+    plan = plan_bundle(_bundle(tmp_path / "home", 1.0).metadata, name="scaled", tag="1")
+    first = builder._runtime_layer(tmp_path / "a" / "cais", plan, 1, None)
+    second = builder._runtime_layer(tmp_path / "b" / "cais", plan, 1, None)
+    assert not first.cached and second.cached
+    assert second.layer.diff_id == first.layer.diff_id
+    changed = builder._runtime_layer(tmp_path / "c" / "cais", plan, 2, None)  # another time
+    assert not changed.cached
+
+
+def test_large_model_files_get_layers_of_their_own():
+    entries = {
+        "model": Directory(),
+        "model/cais-model.json": File(b"{}"),
+        "model/weights.bin": File(b"x" * 100),
+        "model/extra/more.bin": File(b"y" * 300),
+        "model/small.txt": File(b"z" * 99),
+    }
+    groups = split_model(entries, "model", large=100)
+    assert [name for name, _ in groups] == ["", "extra/more.bin", "weights.bin"]
+    assert set(groups[0][1]) == {"model", "model/cais-model.json", "model/small.txt"}
+    assert groups[2][1] == {"model/weights.bin": entries["model/weights.bin"]}
+    assert split_model(entries, "model", large=1000) == [("", entries)]
+
+
+def _shared_object() -> Path:
+    """A compiled module of this interpreter's packages (an ELF shared object)."""
+    import _ctypes
+
+    return Path(_ctypes.__file__)
+
+
+def test_nothing_is_stripped_where_strip_is_not_installed(tmp_path, monkeypatch):
+    copy = tmp_path / "pkg" / "mod.so"
+    copy.parent.mkdir()
+    shutil.copyfile(_shared_object(), copy)
+    before = copy.read_bytes()
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert strip_debug(tmp_path / "pkg") is False
+    assert copy.read_bytes() == before
+
+
+def test_another_machine_s_objects_are_left_to_its_own_strip(tmp_path, monkeypatch):
+    from cais.builders.packages import strip_tool
+
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for name in ("strip", "aarch64-linux-gnu-strip"):
+        (tools / name).write_text("#!/bin/sh\n")
+        (tools / name).chmod(0o755)
+    monkeypatch.setenv("PATH", str(tools))
+    assert strip_tool("aarch64") == str(tools / "aarch64-linux-gnu-strip")
+    assert strip_tool("x86_64") == str(tools / "strip")  # the host's, reading its own objects
+    (tools / "strip").unlink()
+    (tools / "aarch64-linux-gnu-strip").unlink()
+    assert strip_tool("aarch64") is None
+
+
+def _binutils() -> None:
+    if shutil.which("strip") is None or shutil.which("readelf") is None:
+        pytest.skip("binutils is not installed: nothing is stripped")
+
+
+def test_stripped_objects_still_load_and_hard_links_are_left_alone(tmp_path):
+    _binutils()
+    original = tmp_path / "cache" / "_ctypes.so"
+    original.parent.mkdir()
+    shutil.copyfile(_shared_object(), original)
+    kept = original.read_bytes()
+    site = tmp_path / "site"
+    site.mkdir()
+    linked = site / original.name
+    linked.hardlink_to(original)  # as uv installs from its cache
+    assert strip_debug(site) is True
+    assert original.read_bytes() == kept  # the cache's copy did not change
+    assert linked.stat().st_ino != original.stat().st_ino
+    loads = (
+        "import importlib.util, sys; "
+        f"spec = importlib.util.spec_from_file_location('_ctypes', {str(linked)!r}); "
+        "spec.loader.exec_module(importlib.util.module_from_spec(spec))"
+    )
+    done = subprocess.run([sys.executable, "-c", loads], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_an_object_strip_would_make_unloadable_is_left_as_it_is(tmp_path):
+    """auditwheel's patchelf appends a segment to the libraries it vendors; Debian's strip
+    2.40 moves it off its alignment, and the loader then refuses the library."""
+    _binutils()
+    numpy = importlib.util.find_spec("numpy")
+    assert numpy is not None and numpy.origin is not None
+    vendored = sorted((Path(numpy.origin).parent.parent / "numpy.libs").glob("*openblas*.so"))
+    if not vendored:
+        pytest.skip("this numpy vendors no OpenBLAS")
+    site = tmp_path / "site"
+    shutil.copytree(vendored[0].parent, site / "numpy.libs")  # with the libraries it needs
+    copy = site / "numpy.libs" / vendored[0].name
+    before = copy.read_bytes()
+    assert _loadable(shutil.which("readelf"), copy)
+    assert strip_debug(site) is True
+    assert _loadable(shutil.which("readelf"), copy)
+    loads = f"import ctypes; ctypes.CDLL({str(copy)!r})"
+    done = subprocess.run([sys.executable, "-c", loads], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert copy.read_bytes() == before or len(copy.read_bytes()) < len(before)
+
+
+def test_modules_are_byte_compiled_hash_checked_for_the_image_path(tmp_path):
+    folder = tmp_path / "site"
+    (folder / "pkg").mkdir(parents=True)
+    (folder / "pkg" / "mod.py").write_text("VALUE = 1\n")
+    (folder / "pkg" / "broken.py").write_text("def (:\n")  # compiles at run time, as pip does
+    byte_compile(folder, "/usr/local/lib/site", sys.executable)
+    [pyc] = (folder / "pkg" / "__pycache__").glob("mod.*.pyc")
+    flags = int.from_bytes(pyc.read_bytes()[4:8], "little")
+    assert flags == 0b01  # hash-based, not checked against the source: no mtime inside
+    import marshal
+
+    code = marshal.loads(pyc.read_bytes()[16:])
+    assert code.co_filename == "/usr/local/lib/site/pkg/mod.py"
+    assert not list((folder / "pkg" / "__pycache__").glob("broken.*"))
+
+
+def test_a_host_python_of_the_image_s_version_is_found_or_none():
+    running = f"{sys.version_info[0]}.{sys.version_info[1]}"
+    found = find_python(running)
+    assert found is not None and Path(found).is_file()
+    assert find_python("3.2") is None
