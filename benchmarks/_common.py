@@ -110,15 +110,18 @@ def memory_of(pids: list[int]) -> tuple[int, int]:
 
 class MemorySampler(threading.Thread):
     """Samples the memory of a process and its descendants every `every` seconds: the sum of
-    their RSS and PSS, and each process's own peak RSS as the kernel keeps it (VmHWM, which a
-    sample cannot miss; it starts again at exec, unlike getrusage's ru_maxrss, which keeps the
-    size of the forking parent)."""
+    their RSS and PSS; each process's own peak RSS as the kernel keeps it (VmHWM, which starts
+    again at exec, unlike getrusage's ru_maxrss, which keeps the size of the forking parent);
+    and `peak_together`, the largest sum, at one sample, of the peaks so far of the processes
+    alive then, which a peak between two samples cannot escape."""
 
     def __init__(self, root: int, every: float = 0.25) -> None:
         super().__init__(daemon=True)
         self.root, self.every = root, every
         self.samples: list[tuple[int, int, int]] = []
+        self.together = 0
         self.peaks: dict[int, int] = {}
+        self.names: dict[int, str] = {}
         self.halt = threading.Event()
 
     def run(self) -> None:
@@ -132,8 +135,11 @@ class MemorySampler(threading.Thread):
                 except OSError:
                     continue
                 match = re.search(r"VmHWM:\s+(\d+) kB", status)
+                name = re.search(r"Name:\s+(\S+)", status)
+                self.names[pid] = name.group(1) if name else "?"
                 if match:
                     self.peaks[pid] = max(self.peaks.get(pid, 0), int(match.group(1)) * 1024)
+            self.together = max(self.together, sum(self.peaks.get(pid, 0) for pid in pids))
             self.halt.wait(self.every)
 
     def result(self) -> dict:
@@ -146,9 +152,12 @@ class MemorySampler(threading.Thread):
             "pss_max": max(s[1] for s in self.samples),
             "processes": max(s[2] for s in self.samples),
             "samples": len(self.samples),
-            # at most this much at once: every process at its own peak together
-            "peaks_sum": sum(self.peaks.values()),
+            "peak_together": self.together,
             "peak_one_process": max(self.peaks.values(), default=0),
+            "largest_processes": [
+                [self.names[pid], peak]
+                for pid, peak in sorted(self.peaks.items(), key=lambda item: -item[1])[:4]
+            ],
         }
 
 

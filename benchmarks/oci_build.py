@@ -256,7 +256,7 @@ class Bench:
                 f"{part}_oci_cold": seconds,
                 f"{part}_oci_memory": memory,
                 f"{part}_oci_steps": memory.pop("steps"),
-                f"{part}_oci_rss": memory["peaks_sum"] / 1e6,
+                f"{part}_oci_rss": memory["peak_together"] / 1e6,
                 f"{part}_largest_layer": largest / 1e6,
                 f"{part}_own_largest_layer": own / 1e6,
                 f"{part}_oci_size": image_size(tag) / 1e6,
@@ -545,11 +545,13 @@ def reading(rows: list[dict], results: list[dict], info: dict) -> str:
             own = max(
                 r[f"{part}_own_largest_layer"] for r in results if f"{part}_own_largest_layer" in r
             )
+            largest = max(memory, key=lambda m: m["peak_together"])["largest_processes"]
             out.append(
-                f"- Memory of the {part} build (up to {count} processes): the largest single "
+                f"- Memory of the {part} build (up to {count} processes; the largest "
+                + ", ".join(f"{name} {peak / 1e6:.0f} MB" for name, peak in largest)
+                + f"): the largest single "
                 f"process peaked at {one:.0f} MB, the largest sum seen in one sample was "
-                f"{together:.0f} MB (the figure above adds each process's own peak, so it is "
-                f"an upper bound); the largest layer cais wrote itself is {own:.1f} MB "
+                f"{together:.0f} MB; the largest layer cais wrote itself is {own:.1f} MB "
                 f"(the figure above compares with the image's largest layer, the base's included, "
                 f"which a cold build also streams into its cache)."
             )
@@ -622,10 +624,12 @@ Times are wall-clock times of the whole command. Sizes are `docker image inspect
 '{{{{.Size}}}}'`, base image included. Bytes sent (4) are everything the push sent to the
 registry, HTTP requests and headers included, counted by a TCP proxy (PROXY) in front of
 `{REGISTRY}`; a new version is the classifier trained on more listings than the first, so its
-model layer is new to the registry. Peak RSS (6) is the sum, over cais's process and its
-children (uv), of each one's own peak resident memory (the kernel's VmHWM, read every 50 ms):
-at least as much as they ever held at once (the engine's own memory, which loads the image, is
-not counted); the largest layer is the image's largest, uncompressed, as
+model layer is new to the registry. Peak RSS (6): every 50 ms, the processes of the build
+(cais and its children: uv, strip, the proof) are listed and each one's own peak resident
+memory so far is read (the kernel's VmHWM, so a peak between two readings still counts); the
+figure is the largest sum of those peaks over the processes alive at one reading (the
+engine's memory, which loads the image, is not counted). The largest layer is the image's
+largest, uncompressed, as
 `docker history` counts it. MB = 10⁶ bytes. Figures are medians over runs (range in
 brackets); ratios are the median of each run's ratio.
 

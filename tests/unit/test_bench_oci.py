@@ -133,5 +133,6 @@ def test_memory_of_a_command_is_its_own_not_the_forking_parents():
     del ballast
     assert (code, output.strip()) == (0, "held")
     assert 60_000_000 <= memory["peak_one_process"] < 150_000_000
-    assert memory["peaks_sum"] >= memory["peak_one_process"]
-    assert memory["rss_max"] <= memory["peaks_sum"]
+    assert memory["peak_together"] >= memory["peak_one_process"]
+    assert memory["rss_max"] <= memory["peak_together"]
+    assert memory["largest_processes"][0][1] == memory["peak_one_process"]
