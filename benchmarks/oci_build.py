@@ -164,17 +164,30 @@ class CountingProxy(socketserver.ThreadingTCPServer):
         self.server_close()
 
 
-def manifest_layers(repository: str, tag: str) -> list[dict]:
-    """The layers of a pushed single-platform manifest, read from the registry itself."""
+def _registry_json(repository: str, what: str, accept: str) -> dict:
     request = urllib.request.Request(
-        f"http://{REGISTRY}/v2/{repository}/manifests/{tag}",
-        headers={
-            "Accept": "application/vnd.oci.image.manifest.v1+json, "
-            "application/vnd.docker.distribution.manifest.v2+json"
-        },
+        f"http://{REGISTRY}/v2/{repository}/{what}", headers={"Accept": accept}
     )
     with urllib.request.urlopen(request, timeout=30) as answer:
-        return json.loads(answer.read())["layers"]
+        return json.loads(answer.read())
+
+
+def pushed_layers(repository: str, tag: str) -> list[dict]:
+    """The layers of a pushed single-platform image, read from the registry itself, each with
+    the history entry that made it (`created_by`), from the image's config."""
+    manifest = _registry_json(
+        repository,
+        f"manifests/{tag}",
+        "application/vnd.oci.image.manifest.v1+json, "
+        "application/vnd.docker.distribution.manifest.v2+json",
+    )
+    config = _registry_json(repository, f"blobs/{manifest['config']['digest']}", "*/*")
+    made = [h for h in config.get("history", []) if not h.get("empty_layer")]
+    layers = manifest["layers"]
+    names = [h.get("created_by", "") for h in made]
+    if len(names) != len(layers):  # a history that does not describe every layer
+        names = [""] * len(layers)
+    return [{**layer, "created_by": name} for layer, name in zip(layers, names, strict=True)]
 
 
 # ----------------------------------------------------------------------------- the bench
@@ -321,7 +334,7 @@ class Bench:
                 ("seed_push_bytes", "seed_code_layer_bytes"),
                 lambda: self.push_pair(
                     f"bench-oci/seed-{self.stamp}-{number}", str(first), str(ours), cache,
-                    "seed_push_bytes", "seed_code_layer_bytes", result,
+                    "seed_push_bytes", "seed_code_layer_bytes", "cais: COPY . ", result,
                 ),
             )  # fmt: skip
 
@@ -394,7 +407,7 @@ class Bench:
             ("push_bytes", "model_layer_bytes"),
             lambda: self.push_pair(
                 repository, first, self.new_version(number), cache,
-                "push_bytes", "model_layer_bytes", result,
+                "push_bytes", "model_layer_bytes", "cais: model ", result,
             ),
         )  # fmt: skip
 
@@ -406,21 +419,26 @@ class Bench:
         cache: Path,
         sent: str,
         layer: str,
+        made_by: str,
         result: dict,
     ) -> float:
         """Push `first`, then `second` to the same repository through the counting proxy; the
-        megabytes the second push sent, and (in `layer`) its last layer's compressed size."""
+        megabytes the second push sent, and (in `layer`) the compressed size of its layers whose
+        history entry starts with `made_by` (the model's, or the program's)."""
         target = f"{self.proxy.address}/{repository}"
         self.cais_build(first, "--builder", "oci", "--push", "-t", f"{target}:1", cache=cache)
         self.proxy.reset()
         self.cais_build(second, "--builder", "oci", "--push", "-t", f"{target}:2", cache=cache)
         result[sent + "_received"] = self.proxy.received / 1e6
         sent_mb = self.proxy.sent / 1e6
-        before = {item["digest"] for item in manifest_layers(repository, "1")}
-        after = manifest_layers(repository, "2")
-        result[layer] = after[-1]["size"] / 1e6
+        before = {item["digest"] for item in pushed_layers(repository, "1")}
+        after = pushed_layers(repository, "2")
+        own = [item["size"] for item in after if item["created_by"].startswith(made_by)]
+        if not own:
+            raise Failed(f"no layer of the pushed image says it was made by `{made_by}…`")
+        result[layer] = sum(own) / 1e6
         result[sent + "_new_layers"] = [
-            item["size"] for item in after if item["digest"] not in before
+            [item["size"], item["created_by"]] for item in after if item["digest"] not in before
         ]
         return sent_mb
 
@@ -581,9 +599,13 @@ def reading(rows: list[dict], results: list[dict], info: dict) -> str:
     for part, sent in (("model", "push_bytes"), ("seed", "seed_push_bytes")):
         new = [r[f"{sent}_new_layers"] for r in results if f"{sent}_new_layers" in r]
         if new:
+            listed = "; ".join(
+                ", ".join(f"{size:,} B ({made or 'no history entry'})" for size, made in run_new)
+                for run_new in new
+            )
             out.append(
-                f"- The {part}'s second push: layers not in the first version's manifest, "
-                f"compressed sizes in bytes, each run: {'; '.join(', '.join(map(str, n)) for n in new)}."
+                f"- The {part}'s second push: the layers not in the first version's image "
+                f"(compressed size, history entry), each run: {listed}."
             )
     return "\n".join(out)
 
