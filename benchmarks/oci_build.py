@@ -547,6 +547,19 @@ def reading(rows: list[dict], results: list[dict], info: dict) -> str:
                 f"- {row['key']}: {row['what'].rsplit(', ', 1)[0]}: not measured; "
                 + (f"cais said: {why}" if why else "its part was not run.")
             )
+    noisy = [
+        f"{row['key']} ({'cais' if side == 'ours' else 'baseline'} ×{max(v) / min(v):.1f})"
+        for row in rows
+        if row["unit"] == "s"
+        for side in ("ours", "theirs")
+        if len(v := row.get(side) or []) > 1 and min(v) > 0 and max(v) / min(v) > 2
+    ]
+    if noisy:
+        out.append(
+            "- **The machine was busy**: the slowest run took more than twice the fastest in "
+            + ", ".join(noisy)
+            + "; these ratios are rough (see the load average above)."
+        )
     runs_ok = [r[k] for r in results for k in ("seed_oci_runs", "seed_bk_runs") if k in r]
     if runs_ok:
         out.append(
