@@ -46,19 +46,24 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from _common import (
+    MemorySampler,
+    memory_of,
+    process_tree,
+    products_csv,
+    write_section,  # benchmarks/ is on sys.path when run as a script
+)
 from _common import run as run_command
-from _common import write_section  # benchmarks/ is on sys.path when run as a script
 
 DOCKER = "/usr/bin/docker"
 WRK = shutil.which("wrk") or "/usr/bin/wrk"
 BASE_IMAGE = "python:3.11-slim"
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DATA = REPO_ROOT.parent / "shared" / "data" / "produtos.csv"
+DATA = products_csv()
 BASELINE_DIR = REPO_ROOT / "benchmarks" / "baseline_flask"
 DEFAULT_DOC = REPO_ROOT / "docs" / "benchmarks.md"
 RESULTS_DIR = REPO_ROOT / "benchmarks" / "results"
@@ -499,41 +504,6 @@ def cold_start(server: Server, text: str, expected: str) -> float:
 # ----------------------------------------------------------------------------- memory
 
 
-def process_tree(root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry.name))
-    found, pending = [], [root]
-    while pending:
-        pid = pending.pop()
-        found.append(pid)
-        pending += children.get(pid, [])
-    return found
-
-
-def memory_of(pids: list[int]) -> tuple[int, int]:
-    """Sum of RSS and of PSS of these processes, in bytes."""
-    rss = pss = 0
-    for pid in pids:
-        try:
-            status = Path(f"/proc/{pid}/status").read_text()
-            match = re.search(r"VmRSS:\s+(\d+) kB", status)
-            rss += int(match.group(1)) * 1024 if match else 0
-            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
-            match = re.search(r"^Pss:\s+(\d+) kB", rollup, re.M)
-            pss += int(match.group(1)) * 1024 if match else 0
-        except OSError:
-            continue
-    return rss, pss
-
-
 def cpu_ticks(pids: list[int]) -> dict[int, int]:
     """utime + stime of each process, in clock ticks."""
     ticks = {}
@@ -553,33 +523,6 @@ def cpu_split(before: dict[int, int], after: dict[int, int]) -> list[int]:
     return sorted(
         (round(100 * u / total) for u in used.values() if u / total >= 0.02), reverse=True
     )
-
-
-class MemorySampler(threading.Thread):
-    def __init__(self, root: int, every: float = 0.25) -> None:
-        super().__init__(daemon=True)
-        self.root, self.every = root, every
-        self.samples: list[tuple[int, int, int]] = []
-        self.halt = threading.Event()
-
-    def run(self) -> None:
-        while not self.halt.is_set():
-            pids = process_tree(self.root)
-            rss, pss = memory_of(pids)
-            self.samples.append((rss, pss, len(pids)))
-            self.halt.wait(self.every)
-
-    def result(self) -> dict:
-        self.halt.set()
-        self.join(5)
-        if not self.samples:
-            return {}
-        return {
-            "rss_max": max(s[0] for s in self.samples),
-            "pss_max": max(s[1] for s in self.samples),
-            "processes": max(s[2] for s in self.samples),
-            "samples": len(self.samples),
-        }
 
 
 # ----------------------------------------------------------------------------- wrk
