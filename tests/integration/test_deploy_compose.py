@@ -133,11 +133,18 @@ def test_up_serves_through_nginx_until_the_api_stops_and_down_removes_everything
         ["wget", "-qO-", "http://127.0.0.1:9090/api/v1/targets"]
     )
     assert b'"scrapeUrl":"http://api:8080/metrics"' in targets.output
+    # the monitoring plugin, through nginx, with the model's recorded example
+    check = cais("check", f"http://127.0.0.1:{port}", env=env)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert check.stdout.startswith(f"CAIS OK - {reference} answered"), check.stdout
 
     running["api"].stop()
     seen = _statuses_until(url, 502)
     assert seen[-1] == 502, seen  # nginx says the API is gone
     assert 200 not in seen
+    check = cais("check", f"http://127.0.0.1:{port}", env=env)
+    assert check.returncode == 2, check.stdout + check.stderr
+    assert check.stdout.startswith("CAIS CRITICAL - "), check.stdout
     running["api"].start()  # back, at whatever address: nginx finds it again
     seen = _statuses_until(url, 200, tries=120)
     assert seen[-1] == 200, seen
