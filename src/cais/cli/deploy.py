@@ -219,13 +219,7 @@ def k8s(
     )
     target, context = _target_and_context(what, "k8s", apply)
     written = write(manifests(target, options), output)
-    _wrote(
-        written,
-        target,
-        f"cais deploy k8s {what} -o {output} --apply` or `kubectl apply -f {output}",
-    )
-    if context:
-        _applied(output, context)
+    _deliver(written, target, f"cais deploy k8s {what} -o {output}", output, context)
 
 
 @app.command()
@@ -248,13 +242,7 @@ def kserve(
     target, context = _target_and_context(what, "kserve", apply)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(inference_service(target, namespace))
-    _wrote(
-        [output],
-        target,
-        f"cais deploy kserve {what} -o {output} --apply` or `kubectl apply -f {output}",
-    )
-    if context:
-        _applied(output, context)
+    _deliver([output], target, f"cais deploy kserve {what} -o {output}", output, context)
 
 
 def _target_and_context(what: str | None, command: str, apply: bool):
@@ -275,19 +263,19 @@ def _target_and_context(what: str | None, command: str, apply: bool):
     return target_of(connect(), what, ModelStore()), context
 
 
-def _wrote(written: list[Path], target, later: str) -> None:
+def _deliver(written: list[Path], target, again: str, path: Path, context: str | None) -> None:
+    """Say what was written, then apply it to the cluster `context` (None: say how to)."""
+    from cais.deploy.kubectl import apply
+
     success(f"Wrote {', '.join(str(p) for p in written)} for {target.image}")
     if not target.pinned:
         note(
-            f"{target.image} was never pushed: the cluster must pull it by tag "
+            f"{target.image} was never pushed: the files name it by tag "
             f"(image id {target.image_id[:19]}); push it where the cluster pulls from"
         )
-    note(f"apply with `{later}`")
-
-
-def _applied(path: Path, context: str) -> None:
-    from cais.deploy.kubectl import apply
-
+    if context is None:
+        note(f"apply them with `{again} --apply` or `kubectl apply -f {path}`")
+        return
     for line in apply(path, context):
         note(line)
     success(f"Applied {path} to the cluster `{context}`")

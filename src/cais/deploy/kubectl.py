@@ -6,6 +6,7 @@ file is written, so a machine without a cluster gets one sentence and nothing el
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -15,6 +16,8 @@ from cais.errors import DeployError
 __all__ = ["apply", "preflight"]
 
 TIMEOUT = 120  # seconds for one kubectl call: an unreachable API server is given up on
+# How kubectl says (in Go's words, wrapped in its own) that the API server is not there
+_UNREACHABLE = re.compile(r"dial tcp ([^ ]+): (.+?)(?:;|$)|Unable to connect to the server: (.+?)$")
 
 
 def preflight() -> str:
@@ -32,16 +35,26 @@ def preflight() -> str:
 
 def apply(path: Path, context: str) -> list[str]:
     """`kubectl apply -f PATH`; what kubectl says it did, a line per object."""
-    done = _run([_kubectl(), "--context", context, "apply", "-f", str(path)])
-    if done.returncode != 0:
-        lines = [line for line in (done.stderr or done.stdout).splitlines() if line.strip()]
-        last = lines[-1].removeprefix("error: ").strip().rstrip(".") if lines else "no output"
-        raise DeployError(
-            f"`kubectl apply` of `{path}` failed on the cluster `{context}`: {last}",
-            hint=f"`kubectl --context {context} cluster-info` tells whether the cluster answers;"
-            " the files are written and can be applied later",
-        )
-    return done.stdout.splitlines()
+    command = [_kubectl(), "--context", context, "--request-timeout", "30s"]
+    done = _run([*command, "apply", "-f", str(path)])
+    if done.returncode == 0:
+        return done.stdout.splitlines()
+    said = " ".join((done.stderr or done.stdout).split())
+    hint = (
+        f"`kubectl --context {context} cluster-info` tells whether the cluster answers; the "
+        "files are written and can be applied later"
+    )
+    unreachable = _UNREACHABLE.search(said)
+    if unreachable:
+        address, reason, other = unreachable.groups()
+        where = f" at {address} ({reason})" if address else f" ({other.rstrip('.')})"
+        raise DeployError(f"The cluster `{context}` does not answer{where}", hint=hint)
+    # kubectl's own sentence, without its advice to turn validation off
+    said = said.removeprefix("error: ").split("; if you choose to ignore")[0].rstrip(".")
+    raise DeployError(
+        f"`kubectl apply` of `{path}` failed on the cluster `{context}`: {said or 'no output'}",
+        hint=hint,
+    )
 
 
 def _kubectl() -> str:
