@@ -320,3 +320,27 @@ def test_apply_without_a_cluster_is_one_sentence(tmp_path, monkeypatch, command,
     result = CliRunner().invoke(app, ["deploy", command, "products:1", "--apply"])
     assert "No Kubernetes cluster is configured" in assert_one_error(result)
     assert list(Path(work).iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("command", "output", "says"),
+    [
+        ("k8s", "taken", "`taken` is a file, and `-o` names the folder to write the files to"),
+        ("k8s", "taken/k8s", "Cannot write `taken/k8s`: `taken` is not a folder"),
+        ("kserve", "folder", "`folder` is a folder, and `-o` names the file to write"),
+        ("kserve", "taken/isvc.yaml", "Cannot write `taken/isvc.yaml`: `taken` is not a folder"),
+        ("compose", "folder", "`folder` is a folder, and `-o` names the file to write"),
+        ("compose", "taken/a/compose.yaml", "`taken` is not a folder"),
+    ],
+)
+def test_an_output_that_cannot_be_written_is_one_sentence(
+    tmp_path, monkeypatch, command, output, says
+):
+    """Said before the engine is asked anything: no engine is reachable here."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    (tmp_path / "taken").write_text("a file\n")
+    (tmp_path / "folder").mkdir()
+    result = CliRunner().invoke(app, ["deploy", command, "products:1", "-o", output])
+    assert says in assert_one_error(result)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["folder", "taken"]

@@ -92,6 +92,7 @@ def compose(
         raise CaisError(
             "Missing the model or image to deploy", hint="such as `cais deploy compose products:1`"
         )
+    _writable(output, folder=False)
     _write_and_start(what, output, proxy, monitoring, port, memory.lower(), name, start, timeout)
 
 
@@ -211,6 +212,7 @@ def k8s(
             "`--replicas` and `--hpa` cannot go together: the autoscaler sets the replicas",
             hint="give `--hpa MIN:MAX` alone",
         )
+    _writable(output, folder=True)
     options = KubeOptions(
         namespace=_namespace(namespace),
         replicas=replicas or 1,
@@ -239,6 +241,7 @@ def kserve(
     from cais.deploy.kubernetes import inference_service
 
     namespace = _namespace(namespace)
+    _writable(output, folder=False)
     target, context = _target_and_context(what, "kserve", apply)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(inference_service(target, namespace))
@@ -279,6 +282,28 @@ def _deliver(written: list[Path], target, again: str, path: Path, context: str |
     for line in apply(path, context):
         note(line)
     success(f"Applied {path} to the cluster `{context}`")
+
+
+def _writable(path: Path, *, folder: bool) -> None:
+    """An `-o` that cannot be written, said before the engine is asked anything."""
+    import os
+
+    from cais.errors import CaisError
+
+    wanted = "folder to write the files to" if folder else "file to write"
+    if path.exists() and path.is_dir() != folder:
+        kind = "file" if folder else "folder"
+        raise CaisError(
+            f"`{path}` is a {kind}, and `-o` names the {wanted}",
+            hint=f"give {'a folder' if folder else 'a file'} there, or another place",
+        )
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise CaisError(
+            f"Cannot write `{path}`: `{existing}` is "
+            + ("not a folder" if not existing.is_dir() else "not writable"),
+            hint="choose another place with `-o`",
+        )
 
 
 def _namespace(value: str | None) -> str | None:
