@@ -35,29 +35,8 @@ def compose_ready(engine):
 
 
 @pytest.fixture(scope="module")
-def served(tmp_path_factory, engine, base_image, compose_ready, registry):
-    """A saved model (a unique name), its serving image built by `cais build` and pushed to
-    the open registry, so that the engine knows its digest."""
-    import cais as cais_api
-    from tests.support import CA_FOLDER, run_cais
-
-    home = tmp_path_factory.mktemp("cais-home")
-    name = f"cais-test-{uuid.uuid4().hex[:8]}"
-    reference = cais_api.save_model(text_model(), name, input_example=["livro azul"], home=home)
-    certs = [a for c in sorted(CA_FOLDER.glob("*.crt")) for a in ("--ca-cert", str(c))]
-    env = {"CAIS_HOME": str(home)}
-    built = run_cais("build", reference, *certs, env=env)
-    assert built.returncode == 0, built.stderr
-    pushed = f"{registry}/{name}:1"
-    engine.images.get(reference).tag(f"{registry}/{name}", tag="1")
-    for line in engine.api.push(f"{registry}/{name}", tag="1", stream=True, decode=True):
-        assert "error" not in line, line
-    yield reference, env
-    for tag in (reference, pushed):
-        try:
-            engine.images.remove(tag, force=True)
-        except Exception:  # noqa: BLE001 - best-effort cleanup
-            pass
+def served(pushed_model, compose_ready):
+    return pushed_model
 
 
 @pytest.fixture
@@ -133,11 +112,18 @@ def test_up_serves_through_nginx_until_the_api_stops_and_down_removes_everything
         ["wget", "-qO-", "http://127.0.0.1:9090/api/v1/targets"]
     )
     assert b'"scrapeUrl":"http://api:8080/metrics"' in targets.output
+    # the monitoring plugin, through nginx, with the model's recorded example
+    check = cais("check", f"http://127.0.0.1:{port}", env=env)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert check.stdout.startswith(f"CAIS OK - {reference} answered"), check.stdout
 
     running["api"].stop()
     seen = _statuses_until(url, 502)
     assert seen[-1] == 502, seen  # nginx says the API is gone
     assert 200 not in seen
+    check = cais("check", f"http://127.0.0.1:{port}", env=env)
+    assert check.returncode == 2, check.stdout + check.stderr
+    assert check.stdout.startswith("CAIS CRITICAL - "), check.stdout
     running["api"].start()  # back, at whatever address: nginx finds it again
     seen = _statuses_until(url, 200, tries=120)
     assert seen[-1] == 200, seen

@@ -1,4 +1,5 @@
-"""`cais deploy compose`: the files that run a model where an engine is, and their start."""
+"""`cais deploy compose|k8s|kserve`: the files that run a model where an engine or a cluster
+is, and their start."""
 
 from __future__ import annotations
 
@@ -14,10 +15,15 @@ from cais.output import note, success
 __all__ = ["app"]
 
 app = typer.Typer(
-    help="Deploy a model: Compose files, applied where an engine is.", no_args_is_help=True
+    help="Deploy a model: Compose files or Kubernetes manifests, applied where an engine or a "
+    "cluster is.",
+    no_args_is_help=True,
 )
 
 _PROJECT = re.compile(r"[a-z0-9][a-z0-9_-]*")
+_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"  # a DNS label, as Kubernetes names are
+_HOST = re.compile(rf"(\*\.)?{_LABEL}(\.{_LABEL})*")
+_WHAT_HELP = "A saved model (name[:version]) whose image `cais build` made, or an image."
 
 
 class Proxy(str, Enum):
@@ -31,7 +37,7 @@ def compose(
         str | None,
         typer.Argument(
             metavar="REF|IMAGE",
-            help="A saved model (name[:version]) whose image `cais build` made, or an image.",
+            help=_WHAT_HELP,
         ),
     ] = None,
     output: Annotated[
@@ -86,6 +92,7 @@ def compose(
         raise CaisError(
             "Missing the model or image to deploy", hint="such as `cais deploy compose products:1`"
         )
+    _writable(output, folder=False)
     _write_and_start(what, output, proxy, monitoring, port, memory.lower(), name, start, timeout)
 
 
@@ -165,3 +172,172 @@ def _down(output: Path, name: str | None) -> None:
 def _project_name(text: str) -> str:
     """A Compose project name from a model's or folder's name (lowercase, `[a-z0-9_-]`)."""
     return re.sub(r"[^a-z0-9_-]+", "-", text.lower()).strip("-_") or "cais"
+
+
+@app.command()
+def k8s(
+    what: Annotated[str | None, typer.Argument(metavar="REF|IMAGE", help=_WHAT_HELP)] = None,
+    output: Annotated[
+        Path,
+        typer.Option("--output", "-o", metavar="DIR", help="The folder to write the files to."),
+    ] = Path("k8s"),
+    replicas: Annotated[
+        int | None,
+        typer.Option("--replicas", metavar="N", min=1, help="Pods to run (default 1)."),
+    ] = None,
+    hpa: Annotated[
+        str | None,
+        typer.Option(
+            "--hpa", metavar="MIN:MAX", help="Add an autoscaler between MIN and MAX pods."
+        ),
+    ] = None,
+    ingress: Annotated[
+        str | None,
+        typer.Option("--ingress", metavar="HOST", help="Add an Ingress routing HOST to the API."),
+    ] = None,
+    namespace: Annotated[
+        str | None, typer.Option("--namespace", metavar="NS", help="The objects' namespace.")
+    ] = None,
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Apply them with kubectl to the current cluster.")
+    ] = False,
+) -> None:
+    """Write Kubernetes manifests: a Deployment and a Service, optionally an autoscaler and an
+    Ingress."""
+    from cais.deploy.kubernetes import KubeOptions, manifests, write
+    from cais.errors import CaisError
+
+    if replicas is not None and hpa is not None:
+        raise CaisError(
+            "`--replicas` and `--hpa` cannot go together: the autoscaler sets the replicas",
+            hint="give `--hpa MIN:MAX` alone",
+        )
+    _writable(output, folder=True)
+    options = KubeOptions(
+        namespace=_namespace(namespace),
+        replicas=replicas or 1,
+        hpa=_hpa(hpa) if hpa is not None else None,
+        ingress=_host(ingress) if ingress is not None else None,
+    )
+    target, context = _target_and_context(what, "k8s", apply)
+    written = write(manifests(target, options), output)
+    _deliver(written, target, f"cais deploy k8s {what} -o {output}", output, context)
+
+
+@app.command()
+def kserve(
+    what: Annotated[str | None, typer.Argument(metavar="REF|IMAGE", help=_WHAT_HELP)] = None,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", metavar="FILE", help="The file to write.")
+    ] = Path("inferenceservice.yaml"),
+    namespace: Annotated[
+        str | None, typer.Option("--namespace", metavar="NS", help="The object's namespace.")
+    ] = None,
+    apply: Annotated[
+        bool, typer.Option("--apply", help="Apply it with kubectl to the current cluster.")
+    ] = False,
+) -> None:
+    """Write a KServe InferenceService: the model's image as its predictor, V2 protocol."""
+    from cais.deploy.kubernetes import inference_service
+
+    namespace = _namespace(namespace)
+    _writable(output, folder=False)
+    target, context = _target_and_context(what, "kserve", apply)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(inference_service(target, namespace))
+    _deliver([output], target, f"cais deploy kserve {what} -o {output}", output, context)
+
+
+def _target_and_context(what: str | None, command: str, apply: bool):
+    """The image to deploy and, with --apply, kubectl's context: both known before any file is
+    written."""
+    from cais.bundle.store import ModelStore
+    from cais.deploy.kubectl import preflight
+    from cais.deploy.target import target_of
+    from cais.engine.client import connect
+    from cais.errors import CaisError
+
+    if what is None:
+        raise CaisError(
+            "Missing the model or image to deploy",
+            hint=f"such as `cais deploy {command} products:1`",
+        )
+    context = preflight() if apply else None
+    return target_of(connect(), what, ModelStore()), context
+
+
+def _deliver(written: list[Path], target, again: str, path: Path, context: str | None) -> None:
+    """Say what was written, then apply it to the cluster `context` (None: say how to)."""
+    from cais.deploy.kubectl import apply
+
+    success(f"Wrote {', '.join(str(p) for p in written)} for {target.image}")
+    if not target.pinned:
+        note(
+            f"{target.image} was never pushed: the files name it by tag "
+            f"(image id {target.image_id[:19]}); push it where the cluster pulls from"
+        )
+    if context is None:
+        note(f"apply them with `{again} --apply` or `kubectl apply -f {path}`")
+        return
+    for line in apply(path, context):
+        note(line)
+    success(f"Applied {path} to the cluster `{context}`")
+
+
+def _writable(path: Path, *, folder: bool) -> None:
+    """An `-o` that cannot be written, said before the engine is asked anything."""
+    import os
+
+    from cais.errors import CaisError
+
+    wanted = "folder to write the files to" if folder else "file to write"
+    if path.exists() and path.is_dir() != folder:
+        kind = "file" if folder else "folder"
+        raise CaisError(
+            f"`{path}` is a {kind}, and `-o` names the {wanted}",
+            hint=f"give {'a folder' if folder else 'a file'} there, or another place",
+        )
+    existing = next(p for p in (path, *path.parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK):
+        raise CaisError(
+            f"Cannot write `{path}`: `{existing}` is "
+            + ("not a folder" if not existing.is_dir() else "not writable"),
+            hint="choose another place with `-o`",
+        )
+
+
+def _namespace(value: str | None) -> str | None:
+    from cais.errors import CaisError
+
+    if value is not None and not re.fullmatch(_LABEL, value):
+        raise CaisError(
+            f"`{value}` cannot name a Kubernetes namespace",
+            hint="use up to 63 lowercase letters, digits and `-`, starting and ending with a "
+            "letter or digit",
+        )
+    return value
+
+
+def _hpa(value: str) -> tuple[int, int]:
+    from cais.errors import CaisError
+
+    found = re.fullmatch(r"([0-9]+):([0-9]+)", value.strip())
+    low, high = (int(found.group(1)), int(found.group(2))) if found else (0, 0)
+    if not found or low < 1 or high < low:
+        raise CaisError(
+            f"`{value}` is not a range of replicas for `--hpa`",
+            hint="give MIN:MAX with 1 <= MIN <= MAX, such as `--hpa 2:10`",
+        )
+    return low, high
+
+
+def _host(value: str) -> str:
+    from cais.errors import CaisError
+
+    ip = re.fullmatch(r"[0-9.]+", value)
+    if ip or len(value) > 253 or not _HOST.fullmatch(value):
+        raise CaisError(
+            f"`{value}` is not a host name an Ingress can route",
+            hint="give a DNS name without scheme, port or path, such as `models.example.com`",
+        )
+    return value

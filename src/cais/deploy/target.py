@@ -140,7 +140,7 @@ def _port(config: dict, image: str) -> int:
     )
     if not ports:
         raise DeployError(
-            f"The image `{image}` exposes no TCP port, so the proxy cannot know where it listens",
+            f"The image `{image}` exposes no TCP port, so a deployment cannot know where it listens",
             hint="add `EXPOSE PORT` to its Dockerfile and build it again",
         )
     return 8080 if 8080 in ports else ports[0]

@@ -1,0 +1,35 @@
+"""Fixtures the integration tests share."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from tests.support import text_model
+
+
+@pytest.fixture(scope="module")
+def pushed_model(tmp_path_factory, engine, base_image, registry):
+    """A saved model (a unique name), its serving image built by `cais build` and pushed to
+    the open registry, so that the engine knows its digest: (reference, environment)."""
+    import cais as cais_api
+    from tests.support import CA_FOLDER, run_cais
+
+    home = tmp_path_factory.mktemp("cais-home")
+    name = f"cais-test-{uuid.uuid4().hex[:8]}"
+    reference = cais_api.save_model(text_model(), name, input_example=["livro azul"], home=home)
+    certs = [a for c in sorted(CA_FOLDER.glob("*.crt")) for a in ("--ca-cert", str(c))]
+    env = {"CAIS_HOME": str(home)}
+    built = run_cais("build", reference, *certs, env=env)
+    assert built.returncode == 0, built.stderr
+    pushed = f"{registry}/{name}:1"
+    engine.images.get(reference).tag(f"{registry}/{name}", tag="1")
+    for line in engine.api.push(f"{registry}/{name}", tag="1", stream=True, decode=True):
+        assert "error" not in line, line
+    yield reference, env
+    for tag in (reference, pushed):
+        try:
+            engine.images.remove(tag, force=True)
+        except Exception:  # noqa: BLE001 - best-effort cleanup
+            pass
