@@ -41,9 +41,15 @@ def test_a_saved_model_becomes_a_serving_image(
     assert config["Labels"]["dev.cais.model.metrics.accuracy"] == "1"
     assert config["Healthcheck"]["Test"][0] == "CMD"
     leftover = engine.containers.run(
-        tag, entrypoint=["sh", "-c", "find /usr/local/lib -type d -name tests | wc -l"], remove=True
-    )
-    assert leftover.decode().strip() == "0"  # the packages' own test suites were pruned
+        tag,
+        entrypoint=[
+            "sh",
+            "-c",
+            "find /usr/local/lib -type d -name tests -not -path '*/pip/*' | wc -l",
+        ],
+        remove=True,
+    )  # the base image's own pip is the base's (docs/design.md)
+    assert leftover.decode().strip() == "0"  # the packages' own test suites were left out
     layers = [h for h in engine.api.history(tag) if h.get("Size", 0) > 0]  # newest first
     assert "model /model" in layers[0]["CreatedBy"]  # the model is the last layer
 

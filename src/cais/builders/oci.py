@@ -349,7 +349,9 @@ class OCIBuilder:
         compile_with = python if deps.slim else None
         key = packages_key(deps, project=folder, target=target, pip=pip, created=when)
         if deps.slim:  # what the slimming can do on this machine changes the layer
-            key = _key(key, strip_tool(target.machine), _interpreter(compile_with))
+            key = _key(
+                key, strip_tool(target.machine), _interpreter(compile_with), list(deps.precompile)
+            )
         found = self._cached_group(key, lambda name: _about(name, where))
         if found is not None:
             return found
