@@ -101,6 +101,13 @@ def test_auto_builds_a_saved_model_on_the_host_and_it_serves(
     assert "predicted in the image, in the Docker Engine" in said
     history = [h.get("CreatedBy", "") for h in engine.api.history(tag)]
     assert any("model products:1 in /model" in line for line in history)
+    # Only what serving imports is byte-compiled, as in the Docker builder's image.
+    sklearn = "/usr/local/lib/python3.11/site-packages/sklearn"
+    listing = f"ls {sklearn}/__pycache__ {sklearn}/linear_model/__pycache__ {sklearn}/experimental"
+    shown = engine.containers.run(tag, ["sh", "-c", listing], remove=True).decode().split()
+    assert any(name.startswith("pipeline.cpython-311") for name in shown)  # the model's
+    assert any(name.startswith("_logistic.cpython-311") for name in shown)
+    assert "__pycache__" not in shown  # nothing imports sklearn.experimental
     port = free_port()
     engine.containers.run(
         tag, detach=True, name=container_name, ports={"8080/tcp": ("127.0.0.1", port)}
