@@ -151,7 +151,9 @@ def test_a_package_without_a_wheel_written_to_a_file_stays_one_sentence(cais, pr
         text_model(), "products", requirements=["docopt==0.6.2"], home=env["CAIS_HOME"]
     )
     out = tmp_path / "out"
-    said = _one_error(cais("build", reference, "--output", f"oci:{out}", *proxy, env=env))
+    # found before the base image is read: neither a registry nor an engine is reachable
+    nowhere = {**env, **NOWHERE, "CAIS_BASE_REGISTRY": f"127.0.0.1:{free_port()}"}
+    said = _one_error(cais("build", reference, "--output", f"oci:{out}", *proxy, env=nowhere))
     assert "`docopt` has no wheel for Python 3.11" in said and "takes over" not in said
     assert not out.exists()
 
