@@ -305,9 +305,11 @@ def test_a_saved_models_image_is_pushed_by_the_engine(
         text_model(), "products", input_example=["livro azul"], home=home
     )
     tag = f"{registry}/{repository}:1"
-    done = cais("build", reference, "-t", tag, "--push", *proxy, env={"CAIS_HOME": str(home)})
+    built = ("build", reference, "-t", tag, "--push", "--builder", "docker", *proxy)
+    done = cais(*built, env={"CAIS_HOME": str(home)})
     try:
         assert done.returncode == 0, done.stderr
+        assert "with buildkit in" in done.stderr or "with classic in" in done.stderr
         digest = _pushed_digest(done, tag)
         with RegistryClient(registry) as client:
             assert client.manifest_digest(repository, "1") == digest

@@ -89,6 +89,75 @@ def test_the_oci_image_serves_as_the_docker_builder_s_does(
     assert container.attrs["State"]["Health"]["Status"] == "healthy"
 
 
+def test_auto_builds_a_saved_model_on_the_host_and_it_serves(
+    cais, engine, base_image, image_name, container_name, proxy, env
+):
+    reference = _save(env)
+    tag = f"{image_name}:auto"
+    built = cais("build", reference, "-t", tag, *proxy, env=env)
+    assert built.returncode == 0, built.stderr
+    said = " ".join(built.stderr.split())
+    assert "with oci in" in said and "Docker builder" not in said
+    assert "predicted in the image, in the Docker Engine" in said
+    history = [h.get("CreatedBy", "") for h in engine.api.history(tag)]
+    assert any("model products:1 in /model" in line for line in history)
+    # Only what serving imports is byte-compiled, as in the Docker builder's image.
+    sklearn = "/usr/local/lib/python3.11/site-packages/sklearn"
+    listing = f"ls {sklearn}/__pycache__ {sklearn}/linear_model/__pycache__ {sklearn}/experimental"
+    shown = engine.containers.run(tag, ["sh", "-c", listing], remove=True).decode().split()
+    assert any(name.startswith("pipeline.cpython-311") for name in shown)  # the model's
+    assert any(name.startswith("_logistic.cpython-311") for name in shown)
+    assert "__pycache__" not in shown  # nothing imports sklearn.experimental
+    port = free_port()
+    engine.containers.run(
+        tag, detach=True, name=container_name, ports={"8080/tcp": ("127.0.0.1", port)}
+    )
+    texts = ["livro de bolo", "jogo de luta"]
+    answer = post_when_up(f"http://127.0.0.1:{port}/predict", {"instances": texts})
+    assert answer.json()["predictions"] == list(text_model().predict(texts))
+
+
+def test_auto_hands_a_models_package_without_a_wheel_to_the_docker_builder(
+    cais, engine, base_image, image_name, proxy, env
+):
+    import cais as cais_api
+
+    # docopt 0.6.2 is published as a source distribution only; pip builds it in the image.
+    reference = cais_api.save_model(
+        text_model(),
+        "products",
+        input_example=["livro azul"],
+        requirements=["docopt==0.6.2"],
+        home=env["CAIS_HOME"],
+    )
+    tag = f"{image_name}:fallback"
+    built = cais("build", reference, "-t", tag, *proxy, env=env)
+    assert built.returncode == 0, built.stderr
+    said = " ".join(built.stderr.split())
+    assert "`docopt` has no wheel for Python 3.11" in said
+    assert said.count("the Docker builder takes over") == 1 and "error:" not in said
+    assert "with oci in" not in said
+    ran = engine.containers.run(
+        tag, ["python", "-c", "import docopt; print(docopt.__version__)"], remove=True
+    )
+    assert ran.decode().strip() == "0.6.2"
+
+
+def test_a_package_without_a_wheel_written_to_a_file_stays_one_sentence(cais, proxy, env, tmp_path):
+    import cais as cais_api
+
+    # the Docker builder writes no file: under `auto` the sentence is the OCI builder's
+    reference = cais_api.save_model(
+        text_model(), "products", requirements=["docopt==0.6.2"], home=env["CAIS_HOME"]
+    )
+    out = tmp_path / "out"
+    # found before the base image is read: neither a registry nor an engine is reachable
+    nowhere = {**env, **NOWHERE, "CAIS_BASE_REGISTRY": f"127.0.0.1:{free_port()}"}
+    said = _one_error(cais("build", reference, "--output", f"oci:{out}", *proxy, env=nowhere))
+    assert "`docopt` has no wheel for Python 3.11" in said and "takes over" not in said
+    assert not out.exists()
+
+
 def test_with_no_engine_the_image_is_proved_in_a_scratch_root_and_cached_by_layer(
     cais, tmp_path, proxy, env
 ):
@@ -127,8 +196,9 @@ def test_with_no_engine_the_image_is_proved_in_a_scratch_root_and_cached_by_laye
     )  # fmt: skip
     assert newer.returncode == 0, newer.stderr
     before, after = _layout_layers(out), _layout_layers(tmp_path / "three")
-    assert len(before) == len(after) and before[:-1] == after[:-1]
-    assert before[-1] != after[-1]  # a new model version moves the model layer only
+    # A new model version moves the model layer only, and the SBOM on top (it names the version).
+    assert len(before) == len(after) and before[:-2] == after[:-2]
+    assert before[-2] != after[-2] and before[-1] != after[-1]
 
 
 def _one_error(done) -> str:

@@ -264,14 +264,54 @@ def test_auto_gives_build_arguments_to_the_docker_builder(project, no_engine):
     assert said == "• building with the Docker builder: `--build-arg` is for a Dockerfile"
 
 
-def test_a_saved_models_image_is_not_written_as_a_file(home, no_engine):
+@pytest.mark.parametrize(
+    ("builder", "sink"),
+    [("docker", ("--output", "oci:o")), ("buildkit", ("--output", "tar:o.tar")),
+     ("docker", ("--platform", "linux/amd64,linux/arm64"))],
+)  # fmt: skip
+def test_the_docker_builder_writes_no_saved_models_image_as_a_file(home, no_engine, builder, sink):
     import cais
     from tests.support import text_model
 
     cais.save_model(text_model(), "products", home=home)
-    message = assert_one_error(runner.invoke(app, ["build", "products", "--output", "oci:o"]))
-    assert "`--output` writes an image cais assembles itself" in message
-    assert "`products:1` is a saved model" in message
+    command = ["build", "products", "--builder", builder, *sink]
+    message = assert_one_error(runner.invoke(app, command))
+    assert "cais assembles itself" in message or "assembled by the OCI builder" in message
+    assert "add `--builder oci`" in message
+
+
+@pytest.fixture
+def saved(home):
+    import cais
+    from tests.support import text_model
+
+    return cais.save_model(text_model(), "products", home=home)
+
+
+@pytest.mark.parametrize("builder", [[], ["--builder", "oci"]])
+def test_a_saved_models_image_goes_to_the_oci_builder_and_asks_for_a_sink(
+    saved, no_engine, builder
+):
+    notes, error = _noted_then_one_error(runner.invoke(app, ["build", saved, *builder]))
+    assert "Docker builder" not in notes
+    assert error.startswith("No Docker Engine answers at ")
+    assert "`--push`" in error and "`--output oci:DIR`" in error
+
+
+@pytest.mark.parametrize(
+    ("options", "said"),
+    [
+        (["--build-arg", "A=1"], "• building with the Docker builder: `--build-arg` is for a Dockerfile"),
+        (["--builder", "docker"], ""),
+        (["--builder", "classic"], ""),
+    ],
+)  # fmt: skip
+def test_a_saved_models_image_goes_to_the_docker_builder_when_asked(
+    saved, no_engine, options, said
+):
+    notes, error = _noted_then_one_error(runner.invoke(app, ["build", saved, *options]))
+    assert notes == said
+    assert error.startswith("The Docker Engine at `unix:///nowhere")
 
 
 def test_the_help_names_the_sinks_and_what_auto_chooses():
@@ -281,5 +321,5 @@ def test_the_help_names_the_sinks_and_what_auto_chooses():
     helps = {param.name: param.help or "" for param in command.params}
     assert "registry each tag names" in helps["push"]
     assert "no --push or --output" in helps["load"]
-    assert "auto: oci for a project it can build, else docker" in helps["builder"]
+    assert "auto: oci for a saved model or a project it can build" in helps["builder"]
     assert "comma-separated" in helps["platform"]

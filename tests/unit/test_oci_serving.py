@@ -12,7 +12,14 @@ from pathlib import Path
 import pytest
 
 from cais.builders.oci import OCIBuilder, split_model
-from cais.builders.packages import _loadable, byte_compile, find_python, strip_debug
+from cais.builders.packages import (
+    _loadable,
+    byte_compile,
+    find_python,
+    imported_files,
+    module_files,
+    strip_debug,
+)
 from cais.image.archive import Directory, File
 from cais.image.blobs import BlobStore
 from cais.plan.serving import plan_bundle
@@ -174,6 +181,70 @@ def test_modules_are_byte_compiled_hash_checked_for_the_image_path(tmp_path):
     code = marshal.loads(pyc.read_bytes()[16:])
     assert code.co_filename == "/usr/local/lib/site/pkg/mod.py"
     assert not list((folder / "pkg" / "__pycache__").glob("broken.*"))
+
+
+def _tree(site: Path, *names: str) -> None:
+    for name in names:
+        (site / name).parent.mkdir(parents=True, exist_ok=True)
+        (site / name).write_text("import pkg.helper\n" if name == "pkg/sub/mod.py" else "X = 1\n")
+
+
+@pytest.fixture
+def site(tmp_path) -> Path:
+    folder = tmp_path / "site"
+    _tree(
+        folder,
+        "pkg/__init__.py",
+        "pkg/helper.py",
+        "pkg/unused.py",
+        "pkg/sub/__init__.py",
+        "pkg/sub/mod.py",
+        "pkg/fast.cpython-311-x86_64-linux-gnu.so",
+        "space/inner/__init__.py",  # `space` is a namespace package: no __init__.py
+        "space/inner/leaf.py",
+        "single.py",
+    )
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("modules", "files"),
+    [
+        (["pkg.sub.mod"], ["pkg/__init__.py", "pkg/sub/__init__.py", "pkg/sub/mod.py"]),
+        (["pkg.sub"], ["pkg/__init__.py", "pkg/sub/__init__.py"]),
+        (["single", "pkg"], ["pkg/__init__.py", "single.py"]),
+        (["space.inner.leaf"], ["space/inner/__init__.py", "space/inner/leaf.py"]),
+        (["pkg.fast"], ["pkg/__init__.py"]),  # an extension module has nothing to compile
+        (["missing.module", "pkg.gone"], ["pkg/__init__.py"]),  # not installed: left out
+        ([], []),
+    ],
+)
+def test_module_names_map_to_their_files_and_their_packages(site, modules, files):
+    assert module_files(site, modules) == [site / name for name in files]
+
+
+def test_the_modules_imported_are_found_by_importing_them(site):
+    found = imported_files(site, ["pkg.sub.mod", "missing.module"], sys.executable)
+    names = {path.relative_to(site).as_posix() for path in found}
+    assert names == {"pkg/__init__.py", "pkg/sub/__init__.py", "pkg/sub/mod.py", "pkg/helper.py"}
+    assert not list(site.rglob("__pycache__"))  # importing wrote nothing
+
+
+def test_only_the_files_named_are_byte_compiled_for_their_image_path(site):
+    byte_compile(site, "/usr/local/lib/site", sys.executable, files=module_files(site, ["pkg.sub"]))
+    compiled = sorted(p.relative_to(site).as_posix() for p in site.rglob("*.pyc"))
+    assert [name.split(".")[0] for name in compiled] == [
+        "pkg/__pycache__/__init__",
+        "pkg/sub/__pycache__/__init__",
+    ]
+    import marshal
+
+    pyc = site / compiled[1]
+    assert int.from_bytes(pyc.read_bytes()[4:8], "little") == 0b01
+    assert (
+        marshal.loads(pyc.read_bytes()[16:]).co_filename
+        == "/usr/local/lib/site/pkg/sub/__init__.py"
+    )
 
 
 def test_a_host_python_of_the_image_s_version_is_found_or_none():

@@ -244,17 +244,17 @@ def test_build_of_a_training_project_builds_its_model_not_the_folder(
 
     built = []
 
-    def build_bundle(connect, bundle, options, display, pip, **kwargs):
+    def build_bundle_image(builder, bundle, options, display, pip, **kwargs):
         built.append((bundle.reference, [route.path for route in kwargs["routes"]]))
-        raise CaisError("stopped before the engine")
+        raise CaisError("stopped before the build")
 
-    monkeypatch.setattr(cais.build, "build_bundle", build_bundle)
-    monkeypatch.setattr("cais.engine.client.check_socket", lambda: None)
+    monkeypatch.setattr(cais.build, "build_bundle_image", build_bundle_image)
     save(store, "shop")
     training_project(here / "shop")
     with (here / "shop" / "cais.yaml").open("a") as config:  # the project's API contract
         config.write("routes:\n  - {path: /old, input: text, output: label}\n")
-    result = runner.invoke(app, ["build", "shop", "-t", "shop:1"])
+    out = here / "out"
+    result = runner.invoke(app, ["build", "shop", "-t", "shop:1", "--output", f"oci:{out}"])
     assert built == [("shop:1", ["/old"])]
     assert "• `shop` is a training project: taking its newest model `shop:1`" in result.output
 

@@ -215,25 +215,27 @@ class OCIBuilder:
         install_target(plan.python, platform)
         created = _source_date(int(bundle.metadata.created.timestamp()))
         when = layer_time()
-        progress.step(f"[base] {plan.base_image} for {platform}")
-        base = self._base(plan.base_image, platform)
-        base = Image(base.config_json, base.layers, MediaType.OCI_MANIFEST)
-        progress.step(f"[user] {plan.user.name} ({plan.user.spec})")
-        made = [self._user_layer(base, plan.user, when)]
         python = find_python(plan.python)
         if python is None:
             progress.log(
                 f"no Python {plan.python} on this machine: the image's modules are not "
                 "byte-compiled (they compile as they are imported)"
             )
+        # The packages first: one with no wheel for the target then fails before the base is
+        # read (`auto` hands such a model to the Docker builder).
         progress.step(f"[packages] for Python {plan.python} on {platform}, with uv")
         (self.store.root / "tmp").mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self.store.root / "tmp", prefix="serving-") as tmp:
             folder = Path(tmp)
             (folder / "requirements.txt").write_text(requirements, encoding="utf-8")
-            made += self._packages_layers(folder, plan, platform, pip, when, python)
+            made = self._packages_layers(folder, plan, platform, pip, when, python)
             progress.step(f"[runtime] cais {__version__} in {RUNTIME_DIR}/cais")
             made.append(self._runtime_layer(folder / "cais", plan, when, python))
+        progress.step(f"[base] {plan.base_image} for {platform}")
+        base = self._base(plan.base_image, platform)
+        base = Image(base.config_json, base.layers, MediaType.OCI_MANIFEST)
+        progress.step(f"[user] {plan.user.name} ({plan.user.spec})")
+        made.insert(0, self._user_layer(base, plan.user, when))
         progress.step(f"[model] {bundle.reference} in {MODEL_DIR}")
         made += self._model_layers(bundle, when)
         for item in made:
@@ -349,7 +351,9 @@ class OCIBuilder:
         compile_with = python if deps.slim else None
         key = packages_key(deps, project=folder, target=target, pip=pip, created=when)
         if deps.slim:  # what the slimming can do on this machine changes the layer
-            key = _key(key, strip_tool(target.machine), _interpreter(compile_with))
+            key = _key(
+                key, strip_tool(target.machine), _interpreter(compile_with), list(deps.precompile)
+            )
         found = self._cached_group(key, lambda name: _about(name, where))
         if found is not None:
             return found

@@ -1,7 +1,8 @@
 """A project's packages, installed on the host for the image's Python and platform with uv.
 
 uv installs wheels only (`--only-binary :all:`) for the target (`--python-version`,
-`--python-platform`), so nothing of the target runs on the host and no emulation is needed.
+`--python-platform`), so no emulation is needed (only a serving image for this machine's
+own platform has its modules imported here, to find the ones to byte-compile).
 The proxy's CA certificates and the index settings reach uv through its environment, for the
 run only: they never reach the folder that becomes a layer. Then the folder is made fit for
 the image: console scripts start the image's interpreter (and their `RECORD` entries say so),
@@ -16,6 +17,7 @@ import csv
 import hashlib
 import io
 import os
+import platform
 import posixpath
 import re
 import shutil
@@ -43,7 +45,9 @@ __all__ = [
     "check_supported",
     "find_python",
     "install",
+    "imported_files",
     "install_error",
+    "module_files",
     "packages_key",
     "prune",
     "rewrite_scripts",
@@ -164,7 +168,12 @@ def install(
     if deps.slim:
         strip_debug(site, target.machine)
         if compile_with:
-            byte_compile(site, "/" + site_packages(target.python), compile_with)
+            files = None
+            if deps.precompile:  # what serving imports, as the Docker builder compiles it
+                same = target.machine == platform.machine()
+                imported = imported_files(site, deps.precompile, compile_with) if same else []
+                files = sorted({*module_files(site, deps.precompile), *imported})
+            byte_compile(site, "/" + site_packages(target.python), compile_with, files=files)
     entries = entries_from_folder(site, site_packages(target.python))
     if scripts.is_dir():
         entries.update(entries_from_folder(scripts, SCRIPTS))
@@ -399,29 +408,87 @@ def find_python(version: str) -> str | None:
     return None
 
 
-def byte_compile(folder: Path, in_image: str, python: str) -> None:
-    """Byte-compile the modules under `folder` with `python` (of the image's X.Y), recorded as
-    the image path `in_image`. Hash-checked without reading the source (`unchecked-hash`): no
-    mtime goes into them, and the image's user could not rewrite them anyway. A module that
-    does not compile (written for another Python) is left to compile at run time, as pip does."""
+def byte_compile(
+    folder: Path, in_image: str, python: str, *, files: list[Path] | None = None
+) -> None:
+    """Byte-compile the modules under `folder` (only `files` of them, when given) with `python`
+    (of the image's X.Y), recorded as the image path `in_image`. Hash-checked without reading
+    the source (`unchecked-hash`): no mtime goes into them, and the image's user could not
+    rewrite them anyway. A module that does not compile (written for another Python) is left
+    to compile at run time, as pip does."""
+    options = ["-q", "--invalidation-mode", "unchecked-hash"]
+    if files is None:
+        command = [*options, "-j", "0", "-d", in_image, str(folder)]
+        listing = None
+    else:  # the files' paths under `folder` become paths under `in_image`
+        command = [*options, "-s", str(folder), "-p", in_image, "-i", "-"]
+        listing = "".join(f"{path}\n" for path in files)
     subprocess.run(
-        [
-            python,
-            "-m",
-            "compileall",
-            "-q",
-            "-j",
-            "0",
-            "--invalidation-mode",
-            "unchecked-hash",
-            "-d",
-            in_image,
-            str(folder),
-        ],
+        [python, "-m", "compileall", *command],
+        input=listing,
         capture_output=True,
+        text=True,
         check=False,
-        env={k: v for k, v in os.environ.items() if not k.startswith("PYTHON")},
+        env=_clean_env(),
     )
+
+
+def _clean_env() -> dict[str, str]:
+    """This process's environment without the PYTHON* settings that would change `python`."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+
+
+def module_files(site: Path, modules: tuple[str, ...] | list[str]) -> list[Path]:
+    """The source files of the dotted `modules` in the folder `site`, with their parent
+    packages' `__init__.py`: `a.b` is `a/b.py` or `a/b/__init__.py`. Extension modules (.so)
+    have nothing to compile, namespace packages no `__init__.py`, and a module not installed
+    is left out (a bundle may name one its packages import only on some platforms)."""
+    found: set[Path] = set()
+    for module in modules:
+        parts = module.split(".")
+        for depth in range(1, len(parts) + 1):
+            base = site.joinpath(*parts[:depth])
+            for candidate in (base / "__init__.py", base.with_name(base.name + ".py")):
+                if candidate.is_file():
+                    found.add(candidate)
+                    break
+    return sorted(found)
+
+
+# Imports the modules, then lists the source files of every module that loaded (as the
+# Docker builder compiles them: by importing them in the image).
+_IMPORTED = """\
+import importlib, sys
+sys.dont_write_bytecode = True
+for name in sys.argv[1:]:
+    try:
+        importlib.import_module(name)
+    except BaseException:
+        pass
+for module in list(sys.modules.values()):
+    print(getattr(module, "__file__", None) or "")
+"""
+_WAIT = 300  # seconds the imports may take
+
+
+def imported_files(site: Path, modules: tuple[str, ...] | list[str], python: str) -> list[Path]:
+    """The source files in `site` of `modules` and of all they import, found by importing them
+    with `python` (of the image's X.Y and machine) from `site` alone, in a scratch home and
+    folder; what fails to import or hangs adds nothing (`module_files` still names it)."""
+    with tempfile.TemporaryDirectory(prefix="cais-imports-") as scratch:
+        env = {**_clean_env(), "HOME": scratch, "PYTHONPATH": str(site), "PYTHONNOUSERSITE": "1"}
+        command = [python, "-c", _IMPORTED, *modules]
+        try:
+            done = subprocess.run(command, capture_output=True, cwd=scratch, env=env, timeout=_WAIT)
+        except subprocess.TimeoutExpired:
+            return []
+    root = site.resolve()
+    files = []
+    for line in done.stdout.decode(errors="replace").splitlines():
+        path = Path(line)
+        if path.suffix == ".py" and path.is_file() and path.resolve().is_relative_to(root):
+            files.append(path)
+    return sorted(set(files))
 
 
 def _replace(path: Path, content: bytes) -> None:

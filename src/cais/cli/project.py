@@ -313,7 +313,8 @@ def build(
         typer.Option(
             "--builder",
             help="oci: on this machine, no daemon; docker: the engine's (buildkit when a docker "
-            "CLI can, else classic); auto: oci for a project it can build, else docker.",
+            "CLI can, else classic); auto: oci for a saved model or a project it can build, "
+            "else docker (also when a package has no wheel).",
         ),
     ] = BuilderChoice.AUTO,
     push: Annotated[
@@ -387,23 +388,12 @@ def build(
     if unused:
         note(unused)
     reason = _needs_docker(project, options)
-    if reason is None:
-        try:
-            _build_project_on_host(project, options, pip, sinks, platforms, verbose=verbose)
-            return
-        except BuildError as exc:
-            # Only a package with no wheel is the Docker builder's to build instead, and only
-            # when it can deliver the image as asked.
-            if builder is not BuilderChoice.AUTO or not exc.packages:
-                raise
-            if sinks.outputs or len(platforms) > 1:
-                raise
-            note(f"{exc.message}: the Docker builder takes over")
-    else:
-        _only_on_host(sinks, len(platforms), reason if builder is BuilderChoice.AUTO else None)
-        if builder is BuilderChoice.AUTO:
-            note(f"building with the Docker builder: {reason}")
-    _build_on_engine(project, options, pip, sinks, verbose=verbose)
+
+    def on_host() -> None:
+        _build_project_on_host(project, options, pip, sinks, platforms, verbose=verbose)
+
+    if not _built_on_host(on_host, reason, options, sinks, platforms):
+        _build_on_engine(project, options, pip, sinks, verbose=verbose)
 
 
 @dataclass(frozen=True)
@@ -416,7 +406,8 @@ class _Sinks:
 
 
 def _needs_docker(project, options) -> str | None:
-    """Why the Docker builder builds this project, None when the OCI builder does."""
+    """Why the Docker builder builds this project (None: a saved model's serving image), None
+    when the OCI builder does."""
     from cais.builders.select import docker_reason
 
     if options.builder is BuilderChoice.OCI:
@@ -425,7 +416,29 @@ def _needs_docker(project, options) -> str | None:
         return f"`--builder {options.builder.value}`"
     if options.build_args:
         return "`--build-arg` is for a Dockerfile"
-    return docker_reason(project)
+    return None if project is None else docker_reason(project)
+
+
+def _built_on_host(on_host, reason: str | None, options, sinks: _Sinks, platforms) -> bool:
+    """Build with the OCI builder (`on_host()`) unless `reason` says why the Docker builder
+    does; False when the Docker builder is to build, said in one line under `auto`: for
+    `reason`, or because a package has no wheel for the target."""
+    auto = options.builder is BuilderChoice.AUTO
+    if reason is None:
+        try:
+            on_host()
+            return True
+        except BuildError as exc:
+            # Only a package with no wheel is the Docker builder's to build instead, and only
+            # when it can deliver the image as asked.
+            if not auto or not exc.packages or sinks.outputs or len(platforms) > 1:
+                raise
+            note(f"{exc.message}: the Docker builder takes over")
+            return False
+    _only_on_host(sinks, len(platforms), reason if auto else None)
+    if auto:
+        note(f"building with the Docker builder: {reason}")
+    return False
 
 
 def _only_on_host(sinks: _Sinks, platforms: int, why: str | None) -> None:
@@ -542,8 +555,9 @@ def _push_from_engine(connect, tags) -> None:
 def _build_bundle(
     found, options, sinks: _Sinks, platforms, ca_cert, index_url, python, verbose: bool
 ) -> None:
-    """The image that serves a saved model: on this machine with `--builder oci`, else by
-    the engine's builder."""
+    """The image that serves a saved model: on this machine (the OCI builder) unless the
+    options ask for the engine's builder, which also takes over, under `auto`, a package
+    with no wheel for the target."""
     from cais.build import build_bundle, build_bundle_image
     from cais.builders.pip_settings import pip_settings
     from cais.engine.client import check_socket, connect
@@ -551,24 +565,25 @@ def _build_bundle(
     bundle = found.bundle
     routes = _kept_routes(found)
     pip = pip_settings(list(ca_cert or ()), index_url)
-    if options.builder is BuilderChoice.OCI:
 
-        def serving(builder, wanted, display, loading):
-            return build_bundle_image(
-                builder,
-                bundle,
-                wanted,
-                display,
-                pip,
-                python=python,
-                routes=routes,
-                keep_in_engine=loading,
-            )
+    def serving(builder, wanted, display, loading):
+        return build_bundle_image(
+            builder,
+            bundle,
+            wanted,
+            display,
+            pip,
+            python=python,
+            routes=routes,
+            keep_in_engine=loading,
+        )
 
+    def on_host() -> None:
         tags = options.tags or (f"{bundle.metadata.name}:{bundle.metadata.version}",)
         _build_on_host(serving, tags, options, pip, sinks, platforms, verbose=verbose)
+
+    if _built_on_host(on_host, _needs_docker(None, options), options, sinks, platforms):
         return
-    _only_on_host(sinks, len(platforms), f"`{bundle.reference}` is a saved model")
     check_socket()
     with BuildDisplay(verbose=verbose) as display:
         result = build_bundle(connect, bundle, options, display, pip, python=python, routes=routes)
