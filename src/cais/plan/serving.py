@@ -59,21 +59,23 @@ def pinned_union(models: Sequence[BundleMetadata]) -> dict[str, str]:
     spelling and order first); PlanError naming each package two of them pin differently."""
     union: dict[str, str] = {}
     spelled: dict[str, str] = {}
-    wanted: dict[str, dict[str, list[str]]] = {}  # package → version → the models pinning it
+    # package → version (as pip compares them: `1.0` is `1.0.0`) → the models pinning it
+    wanted: dict[str, dict[Version | str, list[str]]] = {}
+    shown: dict[Version | str, str] = {}
     for model in models:
         for name, version in model.packages.items():
             key = canonicalize_name(name)
             spelled.setdefault(key, name)
             union.setdefault(spelled[key], version)
-            wanted.setdefault(key, {}).setdefault(_same_version(version), []).append(
-                model.reference
-            )
+            same = _comparable(version)
+            shown.setdefault(same, version)
+            wanted.setdefault(key, {}).setdefault(same, []).append(model.reference)
     conflicts = {key: versions for key, versions in wanted.items() if len(versions) > 1}
     if conflicts:
         named = "; ".join(
             f"`{spelled[key]}` "
             + ", ".join(
-                f"{version} for {', '.join(f'`{r}`' for r in refs)}"
+                f"{shown[version]} for {', '.join(f'`{r}`' for r in refs)}"
                 for version, refs in versions.items()
             )
             for key, versions in conflicts.items()
@@ -86,10 +88,9 @@ def pinned_union(models: Sequence[BundleMetadata]) -> dict[str, str]:
     return union
 
 
-def _same_version(version: str) -> str:
-    """A version as pip compares it (`1.0` is `1.0.0`), the text itself when it is no version."""
+def _comparable(version: str) -> Version | str:
     try:
-        return str(Version(version))
+        return Version(version)
     except InvalidVersion:
         return version
 
