@@ -412,12 +412,12 @@ def _serving_image(
         )
         raise BuildError(exc.message, packages=exc.packages, hint=hint) from exc
     image = _with_sbom(image, plan, progress)
-    references = ", ".join(bundle.reference for bundle in bundles)
+    references = tuple(bundle.reference for bundle in bundles)
     examples = "its example" if len(bundles) == 1 else "each one's example"
-    progress.step(f"[check] load {references} in the image and predict {examples}")
+    progress.step(f"[check] load {', '.join(references)} in the image and predict {examples}")
     _, said = prove(
         image,
-        references,
+        references[0] if len(references) == 1 else references,
         engine=builder.engine,
         scratch=builder.store.root / "tmp",
         keep=keep_in_engine,

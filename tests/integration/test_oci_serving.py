@@ -226,7 +226,7 @@ def test_an_image_for_another_platform_with_no_engine_is_built_and_said_unproved
     assert machines == {"aarch64"}  # every compiled module of the packages is arm64's
 
 
-# --- one image, several models: `cais build REF REF … -t IMAGE` ----------------------------------
+# --- one image, several models: `cais build REF REF … -t IMAGE` ----------------------------
 
 # Product titles the two versions answer differently: the second was trained on other labels.
 ASKED = ["livro de bolo", "jogo de luta", "boneca azul"]

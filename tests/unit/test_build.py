@@ -317,7 +317,7 @@ def test_an_image_of_several_models_checks_them_all_and_names_them_when_one_fail
     folders = ("/model/m-1", "/model/m-2")
     engine = FakeEngine(FakeContainer(1, b"error: `m:2` cannot predict its input example\n"))
     with pytest.raises(BuildError) as caught:
-        check_in_engine(engine, "sha256:new", "m:1, m:2", command=check_command(folders))
+        check_in_engine(engine, "sha256:new", ("m:1", "m:2"), command=check_command(folders))
     assert engine.command == ["python", "-m", "cais.server", *folders, "--check"]
     assert caught.value.message == (
         "One of the models `m:1`, `m:2` does not work inside the image built for them, so the "

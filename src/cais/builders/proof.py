@@ -46,6 +46,9 @@ def check_command(folders: tuple[str, ...] = (MODEL_DIR,)) -> tuple[str, ...]:
 
 
 CHECK = check_command()
+
+# What an image serves, as its messages name it: one model's reference, or several's.
+Served = str | tuple[str, ...]
 _WHITEOUT = ".wh."
 _OPAQUE = ".wh..wh..opq"
 _LOG_LINES = 15
@@ -64,7 +67,7 @@ class Proof(str, Enum):
 
 def prove(
     image: Image,
-    model: str,
+    model: Served,
     *,
     engine: Callable[[], docker.DockerClient] | None,
     scratch: Path,
@@ -117,7 +120,7 @@ def _cannot_unpack(platform: Platform) -> str | None:
 def prove_in_engine(
     client: docker.DockerClient,
     image: Image,
-    model: str,
+    model: Served,
     *,
     keep: bool = True,
     command: tuple[str, ...] = CHECK,
@@ -140,7 +143,7 @@ def prove_in_engine(
 
 
 def check_in_engine(
-    client: docker.DockerClient, image_id: str, model: str, *, command: tuple[str, ...] = CHECK
+    client: docker.DockerClient, image_id: str, model: Served, *, command: tuple[str, ...] = CHECK
 ) -> None:
     """Run the model's check in the image; its container is removed whatever happens (an
     interrupted check included)."""
@@ -176,7 +179,7 @@ def discard(client: docker.DockerClient, image_id: str) -> None:
 
 
 def prove_in_root(
-    image: Image, model: str, *, scratch: Path, command: tuple[str, ...] = CHECK
+    image: Image, model: Served, *, scratch: Path, command: tuple[str, ...] = CHECK
 ) -> None:
     """Unpack `image` into a folder under `scratch` and run the check there, chrooted, as the
     image's user, with the image's environment; the folder is removed after."""
@@ -190,8 +193,8 @@ def prove_in_root(
             unpack(image, root)
         except (tarfile.TarError, OSError) as exc:
             raise BuildError(
-                f"The image for `{model}` could not be unpacked into a scratch root to prove it "
-                f"({exc})",
+                f"The image for {_named(model)} could not be unpacked into a scratch root to "
+                f"prove it ({exc})",
                 hint="prove it in a Docker Engine: start one, or set DOCKER_HOST",
             ) from exc
         done = subprocess.run(
@@ -235,14 +238,15 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
 
 
-def _failed(model: str, log: str) -> BuildError:
-    """`model` is one reference, or several joined by `, ` (the check's log names which)."""
-    several = model.split(", ")
+def _named(model: Served) -> str:
+    return ", ".join(f"`{m}`" for m in ((model,) if isinstance(model, str) else model))
+
+
+def _failed(model: Served, log: str) -> BuildError:
     what = (
         f"The model `{model}` does not work inside the image built for it"
-        if len(several) == 1
-        else f"One of the models {', '.join(f'`{m}`' for m in several)} does not work inside "
-        "the image built for them"
+        if isinstance(model, str)
+        else f"One of the models {_named(model)} does not work inside the image built for them"
     )
     return BuildError(
         f"{what}, so the image was not kept",

@@ -357,8 +357,8 @@ def build(
         bool, typer.Option("-v", "--verbose", help="Show every build line.")
     ] = False,
 ) -> None:
-    """Build a project (on this machine, or on the Docker Engine when only it can) or a
-    saved model's serving image, for the engine, a registry or a file."""
+    """Build a project (on this machine, or on the Docker Engine when only it can) or the
+    serving image of one or several saved models, for the engine, a registry or a file."""
     from cais.build import BuildOptions, pip_settings_unused
     from cais.builders.pip_settings import pip_settings
     from cais.deliver import parse_output, parse_platforms
