@@ -271,6 +271,7 @@ def test_a_model_with_kept_routes_does_not_share_an_image(runner, store, here, m
     assert "error: `routes:` in `shop/cais.yaml` keeps an API contract for `shop:1` alone" in (
         output
     )
+    assert "which an image of several models does not keep" in output
     assert "build `shop` alone" in output
 
 

@@ -583,8 +583,8 @@ def _build_models(
         if found.origin is not None and _kept_routes(found):
             raise ProjectError(
                 f"`routes:` in `{found.origin / 'cais.yaml'}` keeps an API contract for "
-                f"`{found.bundle.reference}` alone, and an image of several models serves "
-                "the V2 API only",
+                f"`{found.bundle.reference}` alone, which an image of several models does not "
+                "keep",
                 hint=f"build `{source}` alone to keep its routes",
             )
         if found.note:
