@@ -367,3 +367,27 @@ def test_a_missing_name_or_a_folder_among_models_is_one_sentence(
     assert done.returncode == 1 and len(errors) == 1, done.stderr
     assert errors[0].startswith(said) or said in errors[0]
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("references", [["products:1"], ["products:1", "products:2"]])
+def test_an_image_the_engine_cannot_run_is_built_and_said_unproved(
+    cais, engine, tmp_path, proxy, env, references
+):
+    """With an engine of this machine's platform and no QEMU, the check of an image for
+    another platform would fail with `exec format error`: the image is written, said unproved."""
+    from cais.image.platform import Platform
+
+    other = "linux/arm64" if Platform.host().architecture != "arm64" else "linux/amd64"
+    _versions(env)
+    out = tmp_path / "other"
+    done = cais(
+        "build", *references, "-t", "both:1", "--builder", "oci", "--platform", other,
+        "--output", f"oci:{out}", *proxy, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    said = " ".join(done.stderr.split())  # the output wraps its lines
+    assert (
+        f"the image was not proved: an image for `{Platform.parse(other)}` does not run on " in said
+    )
+    assert "exec format error" not in said
+    assert (out / "index.json").is_file()

@@ -62,7 +62,7 @@ class Proof(str, Enum):
         "the model was loaded and its example predicted in the image, unpacked into a scratch "
         "root on this machine (no Docker Engine answered)"
     )
-    NONE = "the image was not proved: no Docker Engine answered, and {why}"
+    NONE = "the image was not proved: {why}"
 
 
 def prove(
@@ -81,15 +81,19 @@ def prove(
     client = _answering(engine)
     if client is not None:
         try:
-            prove_in_engine(client, image, model, keep=keep, command=command)
+            # An engine runs no image of another platform (without QEMU it fails to exec).
+            foreign = _foreign_to(client, image.platform)
+            if foreign is None:
+                prove_in_engine(client, image, model, keep=keep, command=command)
+                return Proof.ENGINE, Proof.ENGINE.value
         finally:
             client.close()
-        return Proof.ENGINE, Proof.ENGINE.value
+        return Proof.NONE, Proof.NONE.value.format(why=foreign)
     why = _cannot_unpack(image.platform)
     if why is None:
         prove_in_root(image, model, scratch=scratch, command=command)
         return Proof.ROOT, Proof.ROOT.value
-    return Proof.NONE, Proof.NONE.value.format(why=why)
+    return Proof.NONE, Proof.NONE.value.format(why=f"no Docker Engine answered, and {why}")
 
 
 def _answering(engine: Callable[[], docker.DockerClient] | None) -> docker.DockerClient | None:
@@ -104,6 +108,21 @@ def _answering(engine: Callable[[], docker.DockerClient] | None) -> docker.Docke
     except CaisError:
         return None
     return client
+
+
+def _foreign_to(client: docker.DockerClient, platform: Platform) -> str | None:
+    """Why the engine cannot run an image for `platform`, or None when it can."""
+    from cais.engine.client import engine_errors
+
+    with engine_errors():
+        version = client.version()
+    host = Platform.host()  # what an engine that does not say is taken to be
+    engine = Platform.parse(
+        f"{version.get('Os') or host.os}/{version.get('Arch') or host.architecture}"
+    )
+    if (platform.os, platform.architecture) == (engine.os, engine.architecture):
+        return None
+    return f"an image for `{platform}` does not run on the Docker Engine's `{engine}`"
 
 
 def _cannot_unpack(platform: Platform) -> str | None:
