@@ -33,6 +33,7 @@ __all__ = [
     "BuildOptions",
     "build_bundle",
     "build_bundle_image",
+    "build_bundles_image",
     "build_image",
     "build_project",
     "copy_runtime",
@@ -332,42 +333,95 @@ def build_bundle_image(
     example (in the engine when one answers, else in a scratch root here; without
     `keep_in_engine`, an image the proof loaded is removed after). The plan's notes end with
     where the proof ran; the tags in `options` label it, the sinks give them."""
-    from cais.builders.proof import prove
-    from cais.plan.serving import requirements_for
-
     bundle.verify()  # a tampered or truncated bundle is refused before anything is built
     bundle.check_globals()
-    metadata = bundle.metadata
     _, plan = _serving_plan(
         bundle, options.tags, python=python, platform=options.platform, routes=routes
     )
-    from cais.builders.oci import install_target
-    from cais.image.platform import Platform
+    return _serving_image(builder, [bundle], plan, progress, pip, keep_in_engine=keep_in_engine)
 
+
+def build_bundles_image(
+    builder: OCIBuilder,
+    bundles: list[Bundle],
+    options: BuildOptions,
+    progress: BuildProgress,
+    pip: PipSettings,
+    *,
+    python: str | None = None,
+    keep_in_engine: bool = True,
+) -> tuple[Image, ImagePlan]:
+    """Build one image that serves every bundle of `bundles` (several versions of one model
+    too) with one server, as `build_bundle_image` builds one: their Pythons and pinned stacks
+    must agree, which is checked before anything is fetched, and every model is proved."""
+    from cais.plan.serving import plan_bundles
+
+    if not options.tags:
+        raise ValueError("an image of several models is named by its caller (`-t`)")
+    reference = parse_reference(options.tags[0])
+    plan = plan_bundles(
+        [bundle.metadata for bundle in bundles],
+        name=reference.name,
+        tag=reference.tag or "latest",
+        python=python,
+        platform=options.platform,
+    )
+    for bundle in bundles:  # tampered, truncated or untrusted: refused before any build
+        bundle.verify()
+        bundle.check_globals()
+    return _serving_image(builder, bundles, plan, progress, pip, keep_in_engine=keep_in_engine)
+
+
+def _serving_image(
+    builder: OCIBuilder,
+    bundles: list[Bundle],
+    plan: ImagePlan,
+    progress: BuildProgress,
+    pip: PipSettings,
+    *,
+    keep_in_engine: bool,
+) -> tuple[Image, ImagePlan]:
+    """The OCI builder's image of the serving `plan` for `bundles`, proved."""
+    from cais.builders.oci import install_target
+    from cais.builders.proof import prove
+    from cais.image.platform import Platform
+    from cais.plan.serving import model_folders, pinned_union, requirements_for
+
+    models = [bundle.metadata for bundle in bundles]
+    folders = model_folders(models)
     # A platform the OCI builder cannot install for fails before the runtime is pinned.
     install_target(plan.python, Platform.parse(plan.platform) if plan.platform else Platform.host())
-    runtime = _runtime_pins(plan.python, metadata.packages, platform=plan.platform, pip=pip)
+    runtime = _runtime_pins(plan.python, pinned_union(models), platform=plan.platform, pip=pip)
     try:
         image = builder.build_bundle(
-            bundle, plan, requirements_for(metadata, runtime), pip, progress
+            dict(zip(folders, bundles, strict=True)),
+            plan,
+            requirements_for(models, runtime),
+            pip,
+            progress,
         )
     except BuildError as exc:
         if not exc.packages:
             raise
-        raise BuildError(
-            exc.message,
-            packages=exc.packages,
-            hint="build with `--builder docker`, which compiles it inside the image, or on "
-            "another Python with `--python X.Y` (such as the one the model was trained with)",
-        ) from exc
+        hint = (
+            "build with `--builder docker`, which compiles it inside the image, or on "
+            "another Python with `--python X.Y` (such as the one the model was trained with)"
+            if len(bundles) == 1
+            else "build on another Python with `--python X.Y`, or an image for each model "
+            "with `--builder docker`, which compiles it inside the image"
+        )
+        raise BuildError(exc.message, packages=exc.packages, hint=hint) from exc
     image = _with_sbom(image, plan, progress)
-    progress.step(f"[check] load {metadata.reference} in the image and predict its example")
+    references = tuple(bundle.reference for bundle in bundles)
+    examples = "its example" if len(bundles) == 1 else "each one's example"
+    progress.step(f"[check] load {', '.join(references)} in the image and predict {examples}")
     _, said = prove(
         image,
-        metadata.reference,
+        references[0] if len(references) == 1 else references,
         engine=builder.engine,
         scratch=builder.store.root / "tmp",
         keep=keep_in_engine,
+        folders=folders,
     )
     return image, plan.model_copy(update={"notes": (*plan.notes, said)})
 

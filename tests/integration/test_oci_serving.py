@@ -1,6 +1,7 @@
 """`cais build MODEL --builder oci`: a serving image assembled on this machine, proved before it
-is kept, behaving as the Docker builder's image does (real engine, real registry, uv through
-this machine's proxy)."""
+is kept, behaving as the Docker builder's image does; `cais build REF REF … -t IMAGE`: one image
+serving several models, or one sentence saying why they cannot share one (real engine, real
+registry, uv through this machine's proxy)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import REGISTRY, free_port, post_when_up, text_model
+from tests.support import LABELS, REGISTRY, TITLES, free_port, post_when_up, text_model
 
 pytestmark = [pytest.mark.engine, pytest.mark.registry]
 
@@ -293,3 +294,170 @@ def test_an_image_for_another_platform_with_no_engine_is_built_and_said_unproved
                 ):
                     machines.add(member.name.rsplit("-", 3)[-3])
     assert machines == {"aarch64"}  # every compiled module of the packages is arm64's
+
+
+# --- one image, several models: `cais build REF REF … -t IMAGE` ----------------------------
+
+# Product titles the two versions answer differently: the second was trained on other labels.
+ASKED = ["livro de bolo", "jogo de luta", "boneca azul"]
+RELABELLED = ["produto" if label in ("livro", "game") else label for label in LABELS]
+
+
+def _versions(env: dict[str, str]) -> list:
+    """Two versions of `products`, trained on different labels, with the same stack."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    import cais as cais_api
+
+    models = [
+        make_pipeline(TfidfVectorizer(), LogisticRegression()).fit(TITLES, labels)
+        for labels in (LABELS, RELABELLED)
+    ]
+    for model in models:
+        cais_api.save_model(model, "products", input_example=["livro azul"], home=env["CAIS_HOME"])
+    return models
+
+
+def _edit(env: dict[str, str], reference: str, change) -> None:
+    """Change what a saved bundle records, as a bundle saved elsewhere would differ."""
+    from cais.bundle.metadata import METADATA_FILE
+    from cais.bundle.store import ModelStore
+
+    file = ModelStore(Path(env["CAIS_HOME"])).get(reference).path / METADATA_FILE
+    data = json.loads(file.read_text(encoding="utf-8"))
+    change(data)
+    file.write_text(json.dumps(data), encoding="utf-8")
+
+
+def _infer(port: int, version: str) -> list:
+    body = {"inputs": [{"name": "input", "shape": [3], "datatype": "BYTES", "data": ASKED}]}
+    url = f"http://127.0.0.1:{port}/v2/models/products/versions/{version}/infer"
+    answer = post_when_up(url, body)
+    assert answer.status_code == 200, answer.text
+    [output] = answer.json()["outputs"]
+    assert answer.json()["model_version"] == version
+    return output["data"]
+
+
+def test_two_versions_of_a_model_are_served_by_one_image(
+    cais, engine, base_image, image_name, container_name, proxy, env
+):
+    first, second = _versions(env)
+    assert list(first.predict(ASKED)) != list(second.predict(ASKED))  # the test can tell them
+    tag = f"{image_name}:both"
+    built = cais("build", "products:1", "products:2", "-t", tag, *proxy, env=env)
+    assert built.returncode == 0, built.stderr
+    assert "Traceback" not in built.stderr
+    assert "load products:1, products:2 in the image and predict each one's example" in (
+        built.stderr
+    )
+    assert "predicted in the image, in the Docker Engine" in built.stderr
+
+    config = engine.images.get(tag).attrs["Config"]
+    assert config["Labels"]["dev.cais.models"] == "products:1,products:2"
+    assert config["Cmd"] == [
+        "python", "-m", "cais.server", "/model/products-1", "/model/products-2",
+        "--port", "8080",
+    ]  # fmt: skip
+    assert config["User"] == "1000:1000"
+    listing = engine.containers.run(
+        tag, ["ls", "/model/products-1", "/model/products-2"], remove=True
+    )
+    assert listing.decode().count("cais-model.json") == 2
+
+    port = free_port()
+    engine.containers.run(
+        tag, detach=True, name=container_name, ports={"8080/tcp": ("127.0.0.1", port)}
+    )
+    assert _infer(port, "1") == list(first.predict(ASKED))
+    assert _infer(port, "2") == list(second.predict(ASKED))
+
+
+def test_a_model_that_fails_in_the_shared_image_is_named_and_nothing_is_kept(
+    cais, engine, base_image, image_name, proxy, env
+):
+    _versions(env)
+    # The second version's example is not text: its model cannot predict it in the image.
+    _edit(env, "products:2", lambda data: data.update({"input_example": [[1, 2]]}))
+    tag = f"{image_name}:both"
+    built = cais("build", "products:1", "products:2", "-t", tag, *proxy, env=env)
+    assert built.returncode == 1
+    errors = [line for line in built.stderr.splitlines() if line.startswith("error: ")]
+    assert errors == [
+        "error: One of the models `products:1`, `products:2` does not work inside the image "
+        "built for them, so the image was not kept"
+    ]
+    assert "`products:2` cannot predict its input example" in built.stderr
+    assert "Traceback" not in built.stderr
+    assert not [image for image in engine.images.list() if tag in image.tags]
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        (
+            lambda data: data["packages"].update({"scikit-learn": "1.0.2"}),
+            "so one image cannot serve them: `scikit-learn` ",
+        ),
+        (lambda data: data.update({"python": "3.9.18"}), "were saved with different Pythons"),
+    ],
+)
+def test_models_that_disagree_are_refused_in_one_sentence(cais, tmp_path, env, change, said):
+    _versions(env)
+    _edit(env, "products:2", change)
+    done = cais(
+        "build", "products:1", "products:2", "-t", "both:1", "--output", f"oci:{tmp_path}/o",
+        env={**env, "DOCKER_HOST": "unix:///nowhere/docker.sock"},
+    )  # fmt: skip
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert done.returncode == 1 and len(errors) == 1, done.stderr
+    assert said in errors[0]
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "said"),
+    [
+        (["products:1", "products:2"], "error: An image of several models needs a name"),
+        (["products:1", "PROJECT", "-t", "both:1"], "is a project folder, and only saved models"),
+    ],
+)
+def test_a_missing_name_or_a_folder_among_models_is_one_sentence(
+    cais, tmp_path, env, arguments, said
+):
+    _versions(env)
+    project = tmp_path / "hello"
+    assert cais("init", str(project), env=env).returncode == 0
+    arguments = [str(project) if a == "PROJECT" else a for a in arguments]
+    done = cais("build", *arguments, env=env)
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error: ")]
+    assert done.returncode == 1 and len(errors) == 1, done.stderr
+    assert errors[0].startswith(said) or said in errors[0]
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("references", [["products:1"], ["products:1", "products:2"]])
+def test_an_image_the_engine_cannot_run_is_built_and_said_unproved(
+    cais, engine, tmp_path, proxy, env, references
+):
+    """With an engine of this machine's platform and no QEMU, the check of an image for
+    another platform would fail with `exec format error`: the image is written, said unproved."""
+    from cais.image.platform import Platform
+
+    other = "linux/arm64" if Platform.host().architecture != "arm64" else "linux/amd64"
+    _versions(env)
+    out = tmp_path / "other"
+    done = cais(
+        "build", *references, "-t", "both:1", "--builder", "oci", "--platform", other,
+        "--output", f"oci:{out}", *proxy, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    said = " ".join(done.stderr.split())  # the output wraps its lines
+    assert (
+        f"the image was not proved: an image for `{Platform.parse(other)}` does not run on " in said
+    )
+    assert "exec format error" not in said
+    assert (out / "index.json").is_file()

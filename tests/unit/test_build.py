@@ -290,6 +290,7 @@ class FakeEngine:
 
     def create(self, image: str, command: list[str]) -> FakeContainer:
         assert command[-1] == "--check"
+        self.command = command
         return self.container  # type: ignore[return-value]
 
     def get(self, image_id: str) -> FakeImage:
@@ -308,6 +309,21 @@ def test_a_model_that_fails_in_the_image_is_named_and_its_container_removed():
     )
     assert caught.value.log_tail == ["loading", "error: `m:2` cannot predict its input example"]
     assert container.removed
+
+
+def test_an_image_of_several_models_checks_them_all_and_names_them_when_one_fails():
+    from cais.builders.proof import check_command
+
+    folders = ("/model/m-1", "/model/m-2")
+    engine = FakeEngine(FakeContainer(1, b"error: `m:2` cannot predict its input example\n"))
+    with pytest.raises(BuildError) as caught:
+        check_in_engine(engine, "sha256:new", ("m:1", "m:2"), command=check_command(folders))
+    assert engine.command == ["python", "-m", "cais.server", *folders, "--check"]
+    assert caught.value.message == (
+        "One of the models `m:1`, `m:2` does not work inside the image built for them, so the "
+        "image was not kept"
+    )
+    assert caught.value.log_tail == ["error: `m:2` cannot predict its input example"]
 
 
 def test_an_interrupted_check_leaves_no_container():

@@ -148,3 +148,80 @@ def test_a_saved_model_the_oci_builder_cannot_build_is_refused_first(
     result = runner.invoke(app, ["build", "products", "--builder", "oci", *options])
     assert said in assert_one_error(result)
     assert not (tmp_path / "o").exists()
+
+
+# --- one image, several models: what is refused before anything is fetched --------------------
+
+
+def _save_two(home, edit=None) -> list[str]:
+    """Two versions of `products`; `edit(data)` changes the second one's recorded metadata."""
+    import json
+
+    import cais
+    from cais.bundle.metadata import METADATA_FILE
+    from cais.bundle.store import ModelStore
+
+    saved = [cais.save_model(text_model(), "products", home=home) for _ in range(2)]
+    if edit is not None:
+        file = ModelStore(home).get(saved[1]).path / METADATA_FILE
+        data = json.loads(file.read_text(encoding="utf-8"))
+        edit(data)
+        file.write_text(json.dumps(data), encoding="utf-8")
+    return saved
+
+
+def test_several_models_need_a_name(home, no_engine, tmp_path):
+    result = runner.invoke(app, ["build", "products:1", "products:2", "--output", "oci:o"])
+    message = assert_one_error(result)
+    assert "error: An image of several models needs a name" in message
+    assert "`-t NAME:TAG`" in message
+    assert not (tmp_path / "cache").exists()
+
+
+@pytest.mark.parametrize("order", ["folder first", "folder last", "two folders"])
+def test_a_project_folder_does_not_share_an_image_with_models(
+    home, no_engine, tmp_path, project, order
+):
+    [model, _] = _save_two(home)
+    sources = {
+        "folder first": [str(project), model],
+        "folder last": [model, str(project)],
+        "two folders": [str(project), str(project)],
+    }[order]
+    result = runner.invoke(app, ["build", *sources, "-t", "both:1", "--output", "oci:o"])
+    message = assert_one_error(result)
+    assert f"error: `{project}` is a project folder, and only saved models share one image" in (
+        message
+    )
+    assert not (tmp_path / "cache").exists()
+
+
+@pytest.mark.parametrize("builder", ["docker", "buildkit", "classic"])
+def test_several_models_are_built_by_the_oci_builder_only(home, no_engine, tmp_path, builder):
+    saved = _save_two(home)
+    result = runner.invoke(app, ["build", *saved, "-t", "both:1", "--builder", builder])
+    message = assert_one_error(result)
+    assert f"`--builder {builder}` builds one model's image" in message
+
+
+@pytest.mark.parametrize(
+    ("edit", "said"),
+    [
+        (
+            lambda data: data["packages"].update({"scikit-learn": "0.0.1"}),
+            "so one image cannot serve them: `scikit-learn` ",
+        ),
+        (
+            lambda data: data["packages"].update({"numpy": "0.0.1", "joblib": "0.0.2"}),
+            "0.0.1 for `products:2`",
+        ),
+        (lambda data: data.update({"python": "3.9.18"}), "saved with different Pythons"),
+    ],
+)
+def test_models_that_disagree_are_refused_before_any_download(
+    home, no_engine, tmp_path, edit, said
+):
+    saved = _save_two(home, edit)
+    result = runner.invoke(app, ["build", *saved, "-t", "both:1", "--output", f"oci:{tmp_path}/o"])
+    assert said in assert_one_error(result)
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "o").exists()

@@ -52,6 +52,23 @@ def test_the_model_layer_is_cached_by_the_files_and_changes_with_them(builder, t
     assert "model scaled:1 in /model" in built[0].about
 
 
+def test_a_model_of_several_is_layered_at_its_own_folder_under_its_own_key(builder, tmp_path):
+    import tarfile
+
+    bundle = _bundle(tmp_path / "home", 1.0)
+    [alone] = builder._model_layers(bundle, 1)
+    [shared] = builder._model_layers(bundle, 1, "/model/scaled-1")
+    assert not shared.cached  # the same files elsewhere are another layer, never /model's
+    assert shared.about == "model scaled:1 in /model/scaled-1"
+    with shared.layer.uncompressed() as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
+        names = tar.getnames()
+    assert "model/scaled-1/cais-model.json" in names
+    assert all(n in ("model", "model/scaled-1") or n.startswith("model/scaled-1/") for n in names)
+    assert shared.layer.diff_id != alone.layer.diff_id
+    [again] = builder._model_layers(bundle, 1, "/model/scaled-1")
+    assert again.cached and again.layer.diff_id == shared.layer.diff_id
+
+
 def test_a_damaged_cached_model_layer_is_built_again(builder, tmp_path):
     bundle = _bundle(tmp_path / "home", 1.0)
     [made] = builder._model_layers(bundle, 1)

@@ -81,3 +81,36 @@ def test_an_image_for_another_platform_with_no_engine_is_not_proved(tmp_path):
     proof, said = prove(image, "m:1", engine=None, scratch=tmp_path / "scratch")
     assert proof is Proof.NONE
     assert f"an image for `{Platform.parse(other)}` does not run on this" in said
+
+
+class _Engine:
+    """An engine that answers and reports its platform, and must not be asked to run."""
+
+    def __init__(self, arch: str) -> None:
+        self.arch = arch
+        self.closed = False
+
+    def ping(self) -> bool:
+        return True
+
+    def version(self) -> dict:
+        return {"Os": "linux", "Arch": self.arch}
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.mark.parametrize(
+    ("image", "engine"),
+    [("linux/arm64", "amd64"), ("linux/amd64", "arm64"), ("linux/arm/v7", "x86_64")],
+)
+def test_an_image_the_engine_cannot_run_is_said_unproved_not_failed(tmp_path, image, engine):
+    """Without QEMU the check would fail with `exec format error` and the image be refused."""
+    fake = _Engine(engine)
+    built = _image(BlobStore(tmp_path / "cache"), {"x": File(b"")}, platform=Platform.parse(image))
+    proof, said = prove(built, ("m:1", "m:2"), engine=lambda: fake, scratch=tmp_path / "s")
+    assert proof is Proof.NONE and fake.closed
+    assert said == (
+        f"the image was not proved: an image for `{Platform.parse(image)}` does not run on the "
+        f"Docker Engine's `{Platform.parse('linux/' + engine)}`"
+    )

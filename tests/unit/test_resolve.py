@@ -259,6 +259,22 @@ def test_build_of_a_training_project_builds_its_model_not_the_folder(
     assert "• `shop` is a training project: taking its newest model `shop:1`" in result.output
 
 
+def test_a_model_with_kept_routes_does_not_share_an_image(runner, store, here, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nowhere/docker.sock")
+    save(store, "shop")
+    save(store, "other")
+    training_project(here / "shop")
+    with (here / "shop" / "cais.yaml").open("a") as config:
+        config.write("routes:\n  - {path: /old, input: text, output: label}\n")
+    result = runner.invoke(app, ["build", "other:1", "shop", "-t", "both:1"])
+    output = assert_one_error(result)
+    assert "error: `routes:` in `shop/cais.yaml` keeps an API contract for `shop:1` alone" in (
+        output
+    )
+    assert "which an image of several models does not keep" in output
+    assert "build `shop` alone" in output
+
+
 def test_dockerfile_of_a_training_project_is_the_one_its_build_builds(runner, store, here):
     """`cais dockerfile` follows the rule of `cais build`: the serving image of the newest
     model, with the project's `routes:`, not an image that would run train.py."""

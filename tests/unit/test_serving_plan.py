@@ -11,7 +11,14 @@ from cais.builders.dockerfile import SecretsMode, render_dockerfile
 from cais.bundle.metadata import BundleMetadata
 from cais.errors import PlanError
 from cais.plan import LayerKind
-from cais.plan.serving import MODEL_DIR, plan_bundle, requirements_for
+from cais.plan.serving import (
+    MODEL_DIR,
+    model_folders,
+    pinned_union,
+    plan_bundle,
+    plan_bundles,
+    requirements_for,
+)
 
 
 def metadata(**changes) -> BundleMetadata:
@@ -192,3 +199,119 @@ def test_the_server_code_is_byte_compiled_once_copied(mode):
         "RUN python -m compileall -q --invalidation-mode unchecked-hash /opt/cais/cais"
     )
     assert compile_all < lines.index(f"COPY model {MODEL_DIR}")  # the model stays the last layer
+
+
+# --- one image, several models -----------------------------------------------------------------
+
+
+def test_one_model_plans_exactly_as_before():
+    one = metadata()
+    assert plan_bundles([one], name="products", tag="3") == plan_bundle(
+        one, name="products", tag="3"
+    )
+    assert model_folders([one]) == (MODEL_DIR,)
+    assert requirements_for([one], {"uvicorn": "0.54.0"}) == requirements_for(
+        one, {"uvicorn": "0.54.0"}
+    )
+
+
+def test_several_models_share_one_server_each_from_its_own_folder():
+    first = metadata(version="1", modules=["sklearn.linear_model"])
+    second = metadata(
+        version="2",
+        created=datetime(2026, 2, 1, tzinfo=timezone.utc),
+        modules=["sklearn.pipeline"],
+        git_commit="beef",
+    )
+    plan = plan_bundles([first, second], name="registry.example/shop", tag="7")
+    folders = (f"{MODEL_DIR}/products-1", f"{MODEL_DIR}/products-2")
+    assert model_folders([first, second]) == folders
+    assert plan.entrypoint == ("python", "-m", "cais.server", *folders, "--port", "8080")
+    assert plan.labels["dev.cais.models"] == "products:1,products:2"
+    assert plan.labels["org.opencontainers.image.created"] == "2026-02-01T00:00:00Z"  # the newest
+    assert plan.labels["org.opencontainers.image.title"] == "registry.example/shop"
+    assert not any(key.startswith("dev.cais.model.") for key in plan.labels)  # no one model's
+    assert "org.opencontainers.image.revision" not in plan.labels  # two commits: neither
+    assert plan.dependencies is not None
+    assert {"sklearn.linear_model", "sklearn.pipeline"} <= set(plan.dependencies.precompile)
+    assert plan.base_image == "python:3.11-slim"
+
+
+def test_the_stacks_are_united_and_spelled_once():
+    first = metadata(version="1", packages={"scikit-learn": "1.9.1", "numpy": "2.4.6"})
+    second = metadata(
+        name="prices",
+        version="1",
+        packages={"Scikit_Learn": "1.9.1", "numpy": "2.4.6.0", "pandas": "3.0.1"},
+        requirements=["unidecode>=1.3"],
+    )
+    assert pinned_union([first, second]) == {
+        "scikit-learn": "1.9.1",
+        "numpy": "2.4.6",
+        "pandas": "3.0.1",
+    }
+    text = requirements_for([first, second], {"starlette": "1.10.0", "numpy": "1.0"})
+    assert text.splitlines() == [
+        "# products:1, prices:1: the packages they pin, exactly",
+        "scikit-learn==1.9.1",
+        "numpy==2.4.6",
+        "pandas==3.0.1",
+        "# named when it was saved",
+        "unidecode>=1.3",
+        "# the cais server",
+        "starlette==1.10.0",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("others", "named"),
+    [
+        (  # one package
+            [{"scikit-learn": "1.8.0", "numpy": "2.4.6"}],
+            "`scikit-learn` 1.9.1 for `products:1`, 1.8.0 for `products:2`",
+        ),
+        (  # two packages, spelled differently
+            [{"Scikit_Learn": "1.8.0", "numpy": "2.3.0"}],
+            "`scikit-learn` 1.9.1 for `products:1`, 1.8.0 for `products:2`; `numpy` 2.4.6 for "
+            "`products:1`, 2.3.0 for `products:2`",
+        ),
+        (  # three models, two of them agreeing
+            [{"scikit-learn": "1.9.1"}, {"scikit-learn": "1.8.0"}],
+            "`scikit-learn` 1.9.1 for `products:1`, `products:2`, 1.8.0 for `products:3`",
+        ),
+    ],
+)
+def test_a_package_pinned_differently_is_one_sentence_naming_who_wants_what(others, named):
+    models = [metadata(version="1", packages={"scikit-learn": "1.9.1", "numpy": "2.4.6"})]
+    models += [metadata(version=str(n), packages=p) for n, p in enumerate(others, start=2)]
+    for plan in (pinned_union, lambda m: plan_bundles(m, name="shop", tag="1")):
+        with pytest.raises(PlanError) as caught:
+            plan(models)
+        message = caught.value.message
+        assert message == (
+            "The models pin different versions of the same packages, so one image cannot serve "
+            f"them: {named}"
+        )
+        assert "build an image for each" in caught.value.hint
+
+
+def test_models_of_different_pythons_need_one_chosen():
+    older = metadata(version="1", python="3.9.18")
+    newer = metadata(version="2", python="3.11.7")
+    with pytest.raises(PlanError) as caught:
+        plan_bundles([older, newer], name="shop", tag="1")
+    assert caught.value.message == (
+        "The models were saved with different Pythons (`products:1` Python 3.9, `products:2` "
+        "Python 3.11), and one image has one"
+    )
+    assert "`--python X.Y`" in caught.value.hint
+    plan = plan_bundles([older, newer], name="shop", tag="1", python="3.11")
+    assert plan.python == "3.11" and plan.base_image == "python:3.11-slim"
+    with pytest.raises(PlanError, match="cais's server needs Python 3.9 or newer"):
+        plan_bundles([older, newer], name="shop", tag="1", python="3.8")
+
+
+def test_a_model_named_twice_is_refused():
+    with pytest.raises(PlanError) as caught:
+        plan_bundles([metadata(), metadata()], name="shop", tag="1")
+    assert caught.value.message == "`products:3` is named more than once"

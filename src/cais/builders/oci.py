@@ -20,7 +20,7 @@ import os
 import posixpath
 import tarfile
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -200,20 +200,20 @@ class OCIBuilder:
 
     def build_bundle(
         self,
-        bundle: Bundle,
+        models: Mapping[str, Bundle],
         plan: ImagePlan,
         requirements: str,
         pip: PipSettings,
         progress: BuildProgress,
     ) -> Image:
-        """The image of a serving `plan` for `bundle`: its packages from the `requirements`
-        text, cais's serving runtime, then the model, last, so a new model version changes
-        only its own layers."""
+        """The image of a serving `plan` for `models` (each bundle by the folder it goes to):
+        their packages from the `requirements` text, cais's serving runtime, then each model,
+        last, so a new model version changes only its own layers."""
         from cais.builders.packages import find_python
 
         platform = Platform.parse(plan.platform) if plan.platform else Platform.host()
         install_target(plan.python, platform)
-        created = _source_date(int(bundle.metadata.created.timestamp()))
+        created = _source_date(int(max(b.metadata.created for b in models.values()).timestamp()))
         when = layer_time()
         python = find_python(plan.python)
         if python is None:
@@ -236,8 +236,9 @@ class OCIBuilder:
         base = Image(base.config_json, base.layers, MediaType.OCI_MANIFEST)
         progress.step(f"[user] {plan.user.name} ({plan.user.spec})")
         made.insert(0, self._user_layer(base, plan.user, when))
-        progress.step(f"[model] {bundle.reference} in {MODEL_DIR}")
-        made += self._model_layers(bundle, when)
+        for folder, bundle in models.items():
+            progress.step(f"[model] {bundle.reference} in {folder}")
+            made += self._model_layers(bundle, when, folder)
         for item in made:
             progress.log(
                 f"{item.about}: {'cached' if item.cached else 'built'} {item.layer.diff_id}"
@@ -426,11 +427,11 @@ class OCIBuilder:
         entries[plan.workdir.strip("/")] = Directory()
         return _Made(self._write(key, entries, when), about, cached=False)
 
-    def _model_layers(self, bundle: Bundle, when: int) -> list[_Made]:
-        """The bundle at /model: its files in one layer, each file of `MODEL_SPLIT` bytes or
+    def _model_layers(self, bundle: Bundle, when: int, folder: str = MODEL_DIR) -> list[_Made]:
+        """The bundle at `folder`: its files in one layer, each file of `MODEL_SPLIT` bytes or
         more in a layer of its own. Keyed by the files' recorded sha256 (checked by
         `bundle.verify()`), so a rebuild hashes nothing again."""
-        root = MODEL_DIR.strip("/")
+        root = folder.strip("/")
         files = sorted(p for p in bundle.path.rglob("*") if p.is_file())
         recorded = bundle.metadata.files
         inputs = []
@@ -438,8 +439,13 @@ class OCIBuilder:
             name = path.relative_to(bundle.path).as_posix()
             digest = recorded.get(name) or sha256_digest(path.read_bytes())
             inputs.append([name, path.stat().st_size, digest])
-        key = _key("model", inputs, when)
-        about = model_about(bundle.reference)
+        # The folder is in the key only where it is not /model, the one model's folder.
+        key = (
+            _key("model", inputs, when)
+            if folder == MODEL_DIR
+            else _key("model", folder, inputs, when)
+        )
+        about = model_about(bundle.reference, folder)
         found = self._cached_group(key, about)
         if found is not None:
             return found
@@ -466,9 +472,9 @@ def split_model(
     return [("", rest)] + [(path.removeprefix(root + "/"), {path: entries[path]}) for path in big]
 
 
-def model_about(reference: str) -> Callable[[str], str]:
+def model_about(reference: str, folder: str = MODEL_DIR) -> Callable[[str], str]:
     """The history entry of a model layer (named by its file, for a file alone)."""
-    return lambda name: f"model {reference} in {MODEL_DIR}" + (f": {name}" if name else "")
+    return lambda name: f"model {reference} in {folder}" + (f": {name}" if name else "")
 
 
 def _size(entry: File) -> int:

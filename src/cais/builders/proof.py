@@ -1,5 +1,6 @@
-"""Proving a serving image before it is kept: the model loads inside it and predicts the
-input example it was saved with (`python -m cais.server /model --check`).
+"""Proving a serving image before it is kept: each model loads inside it and predicts the
+input example it was saved with (`python -m cais.server /model --check`, with every model's
+folder for an image of several).
 
 Where it runs: in the Docker Engine when one answers (the image loaded untagged, so no tag
 moves before the proof); else in a scratch root on this machine, the layers unpacked into a
@@ -27,9 +28,27 @@ from cais.plan.serving import MODEL_DIR
 if TYPE_CHECKING:
     import docker
 
-__all__ = ["CHECK", "Proof", "discard", "prove", "prove_in_engine", "prove_in_root", "unpack"]
+__all__ = [
+    "CHECK",
+    "Proof",
+    "check_command",
+    "discard",
+    "prove",
+    "prove_in_engine",
+    "prove_in_root",
+    "unpack",
+]
 
-CHECK = ("python", "-m", "cais.server", MODEL_DIR, "--check")
+
+def check_command(folders: tuple[str, ...] = (MODEL_DIR,)) -> tuple[str, ...]:
+    """The server's check of the models in `folders`: each loads and predicts its example."""
+    return ("python", "-m", "cais.server", *folders, "--check")
+
+
+CHECK = check_command()
+
+# What an image serves, as its messages name it: one model's reference, or several's.
+Served = str | tuple[str, ...]
 _WHITEOUT = ".wh."
 _OPAQUE = ".wh..wh..opq"
 _LOG_LINES = 15
@@ -43,32 +62,38 @@ class Proof(str, Enum):
         "the model was loaded and its example predicted in the image, unpacked into a scratch "
         "root on this machine (no Docker Engine answered)"
     )
-    NONE = "the image was not proved: no Docker Engine answered, and {why}"
+    NONE = "the image was not proved: {why}"
 
 
 def prove(
     image: Image,
-    model: str,
+    model: Served,
     *,
     engine: Callable[[], docker.DockerClient] | None,
     scratch: Path,
     keep: bool = True,
+    folders: tuple[str, ...] = (MODEL_DIR,),
 ) -> tuple[Proof, str]:
-    """Prove `image` (serving `model`) where it can be; BuildError when the check fails.
-    Without `keep`, an image the engine did not hold before is removed from it after.
-    Returns where it ran and the sentence that says so."""
+    """Prove `image` (serving `model`, from `folders` in it) where it can be; BuildError when
+    the check fails. Without `keep`, an image the engine did not hold before is removed from
+    it after. Returns where it ran and the sentence that says so."""
+    command = check_command(folders)
     client = _answering(engine)
     if client is not None:
         try:
-            prove_in_engine(client, image, model, keep=keep)
+            # An engine runs no image of another platform (without QEMU it fails to exec).
+            foreign = _foreign_to(client, image.platform)
+            if foreign is None:
+                prove_in_engine(client, image, model, keep=keep, command=command)
+                return Proof.ENGINE, Proof.ENGINE.value
         finally:
             client.close()
-        return Proof.ENGINE, Proof.ENGINE.value
+        return Proof.NONE, Proof.NONE.value.format(why=foreign)
     why = _cannot_unpack(image.platform)
     if why is None:
-        prove_in_root(image, model, scratch=scratch)
+        prove_in_root(image, model, scratch=scratch, command=command)
         return Proof.ROOT, Proof.ROOT.value
-    return Proof.NONE, Proof.NONE.value.format(why=why)
+    return Proof.NONE, Proof.NONE.value.format(why=f"no Docker Engine answered, and {why}")
 
 
 def _answering(engine: Callable[[], docker.DockerClient] | None) -> docker.DockerClient | None:
@@ -85,6 +110,21 @@ def _answering(engine: Callable[[], docker.DockerClient] | None) -> docker.Docke
     return client
 
 
+def _foreign_to(client: docker.DockerClient, platform: Platform) -> str | None:
+    """Why the engine cannot run an image for `platform`, or None when it can."""
+    from cais.engine.client import engine_errors
+
+    with engine_errors():
+        version = client.version()
+    host = Platform.host()  # what an engine that does not say is taken to be
+    engine = Platform.parse(
+        f"{version.get('Os') or host.os}/{version.get('Arch') or host.architecture}"
+    )
+    if (platform.os, platform.architecture) == (engine.os, engine.architecture):
+        return None
+    return f"an image for `{platform}` does not run on the Docker Engine's `{engine}`"
+
+
 def _cannot_unpack(platform: Platform) -> str | None:
     """Why the check cannot run in a scratch root here, or None when it can."""
     if platform.os != Platform.host().os or platform.architecture != Platform.host().architecture:
@@ -97,7 +137,12 @@ def _cannot_unpack(platform: Platform) -> str | None:
 
 
 def prove_in_engine(
-    client: docker.DockerClient, image: Image, model: str, *, keep: bool = True
+    client: docker.DockerClient,
+    image: Image,
+    model: Served,
+    *,
+    keep: bool = True,
+    command: tuple[str, ...] = CHECK,
 ) -> None:
     """Load `image` untagged and run the check in a container, removed whatever happens; an
     image that fails (or any, without `keep`) is removed again unless the engine held it."""
@@ -107,7 +152,7 @@ def prove_in_engine(
     held = image_exists(client, image.id)
     engine.write(image, client)
     try:
-        check_in_engine(client, image.id, model)
+        check_in_engine(client, image.id, model, command=command)
     except BaseException:
         if not held:
             discard(client, image.id)
@@ -116,7 +161,9 @@ def prove_in_engine(
         discard(client, image.id)
 
 
-def check_in_engine(client: docker.DockerClient, image_id: str, model: str) -> None:
+def check_in_engine(
+    client: docker.DockerClient, image_id: str, model: Served, *, command: tuple[str, ...] = CHECK
+) -> None:
     """Run the model's check in the image; its container is removed whatever happens (an
     interrupted check included)."""
     import docker.errors
@@ -124,7 +171,7 @@ def check_in_engine(client: docker.DockerClient, image_id: str, model: str) -> N
     from cais.engine.client import engine_errors
 
     with engine_errors(image=image_id):
-        container = client.containers.create(image_id, list(CHECK))
+        container = client.containers.create(image_id, list(command))
         try:
             container.start()
             if container.wait()["StatusCode"] != 0:
@@ -150,7 +197,9 @@ def discard(client: docker.DockerClient, image_id: str) -> None:
         pass  # best effort: the failure being reported matters more
 
 
-def prove_in_root(image: Image, model: str, *, scratch: Path) -> None:
+def prove_in_root(
+    image: Image, model: Served, *, scratch: Path, command: tuple[str, ...] = CHECK
+) -> None:
     """Unpack `image` into a folder under `scratch` and run the check there, chrooted, as the
     image's user, with the image's environment; the folder is removed after."""
     config = image.config.get("config") or {}
@@ -163,12 +212,12 @@ def prove_in_root(image: Image, model: str, *, scratch: Path) -> None:
             unpack(image, root)
         except (tarfile.TarError, OSError) as exc:
             raise BuildError(
-                f"The image for `{model}` could not be unpacked into a scratch root to prove it "
-                f"({exc})",
+                f"The image for {_named(model)} could not be unpacked into a scratch root to "
+                f"prove it ({exc})",
                 hint="prove it in a Docker Engine: start one, or set DOCKER_HOST",
             ) from exc
         done = subprocess.run(
-            [shutil.which("chroot") or "chroot", f"--userspec={user}", str(root), *CHECK],
+            [shutil.which("chroot") or "chroot", f"--userspec={user}", str(root), *command],
             capture_output=True,
             text=True,
             env=env,
@@ -208,10 +257,18 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
 
 
-def _failed(model: str, log: str) -> BuildError:
+def _named(model: Served) -> str:
+    return ", ".join(f"`{m}`" for m in ((model,) if isinstance(model, str) else model))
+
+
+def _failed(model: Served, log: str) -> BuildError:
+    what = (
+        f"The model `{model}` does not work inside the image built for it"
+        if isinstance(model, str)
+        else f"One of the models {_named(model)} does not work inside the image built for them"
+    )
     return BuildError(
-        f"The model `{model}` does not work inside the image built for it, so the image was "
-        "not kept",
+        f"{what}, so the image was not kept",
         log_tail=log.strip().splitlines()[-_LOG_LINES:],
         hint="the lines above say why: the image holds only the bundle's files and packages "
         "(`requirements=` of `cais.save_model` adds packages); `--python X.Y` builds on another "

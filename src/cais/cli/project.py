@@ -272,7 +272,16 @@ def _build_args(values: list[str] | None) -> dict[str, str]:
 
 
 def build(
-    source: _Source = ".",
+    sources: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="SOURCE",
+            help="Project folder, or saved models: name[:version|alias] (a training project "
+            "means its newest model); several models make one image that serves them all "
+            "(with -t).",
+            show_default=False,
+        ),
+    ] = None,
     tag: Annotated[
         list[str] | None,
         typer.Option(
@@ -349,8 +358,8 @@ def build(
         bool, typer.Option("-v", "--verbose", help="Show every build line.")
     ] = False,
 ) -> None:
-    """Build a project (on this machine, or on the Docker Engine when only it can) or a
-    saved model's serving image, for the engine, a registry or a file."""
+    """Build a project (on this machine, or on the Docker Engine when only it can) or the
+    serving image of one or several saved models, for the engine, a registry or a file."""
     from cais.build import BuildOptions, pip_settings_unused
     from cais.builders.pip_settings import pip_settings
     from cais.deliver import parse_output, parse_platforms
@@ -372,6 +381,10 @@ def build(
     for value in options.tags:
         parse_reference(value)
     platforms = parse_platforms(platform)
+    if sources and len(sources) > 1:
+        _build_models(sources, options, sinks, platforms, ca_cert, index_url, python, verbose)
+        return
+    source = sources[0] if sources else "."
     found = resolve(source, projects=True)
     if found.note:
         note(found.note)
@@ -550,6 +563,54 @@ def _push_from_engine(connect, tags) -> None:
         with LayerDisplay() as display:
             digest = push_image(client, reference, display)
         success(f"Pushed `{reference}`" + (f" ({digest})" if digest else ""))
+
+
+def _build_models(
+    sources, options, sinks: _Sinks, platforms, ca_cert, index_url, python, verbose: bool
+) -> None:
+    """One image that serves several saved models, built on this machine."""
+    from cais.build import build_bundles_image
+    from cais.builders.pip_settings import pip_settings
+    from cais.resolve import resolve
+
+    if not options.tags:
+        raise CaisError(
+            "An image of several models needs a name",
+            hint=f"name it with `-t NAME:TAG`, such as `cais build {' '.join(sources)} -t "
+            "models:1`",
+        )
+    if options.builder not in (BuilderChoice.AUTO, BuilderChoice.OCI):
+        raise CaisError(
+            f"`--builder {options.builder.value}` builds one model's image; several models "
+            "share one image with the OCI builder",
+            hint="leave out `--builder`, or build each model alone",
+        )
+    bundles = []
+    for source in sources:
+        found = resolve(source, projects=True)
+        if found.bundle is None:
+            raise ProjectError(
+                f"`{source}` is a project folder, and only saved models share one image",
+                hint=f"build `{source}` alone, or name saved models only (name:version)",
+            )
+        if found.origin is not None and _kept_routes(found):
+            raise ProjectError(
+                f"`routes:` in `{found.origin / 'cais.yaml'}` keeps an API contract for "
+                f"`{found.bundle.reference}` alone, which an image of several models does not "
+                "keep",
+                hint=f"build `{source}` alone to keep its routes",
+            )
+        if found.note:
+            note(found.note)
+        bundles.append(found.bundle)
+    pip = pip_settings(list(ca_cert or ()), index_url)
+
+    def serving(builder, wanted, display, loading):
+        return build_bundles_image(
+            builder, bundles, wanted, display, pip, python=python, keep_in_engine=loading
+        )
+
+    _build_on_host(serving, options.tags, options, pip, sinks, platforms, verbose=verbose)
 
 
 def _build_bundle(
