@@ -82,6 +82,25 @@ def test_no_layer_is_exported_until_one_is_read(tmp_path, engine, base_image, ea
     ]
 
 
+def test_a_prefetched_export_is_the_one_a_reader_waits_for(tmp_path, engine, base_image, eager):
+    store, connections = BlobStore(tmp_path / "cache"), Connections()
+    image = engine_source.read(
+        engine,
+        base_image,
+        store=store,
+        platform=Platform.host(),
+        connect=connections,
+        config=lambda digest: eager.config_json,
+        prefetch=True,
+    )
+    assert image is not None
+    with image.layers[-1].uncompressed() as stream:  # waits for the export under way
+        assert stream.read(1)
+    compress_layers(image.layers, workers=4)
+    assert connections.count == 1
+    assert all(store.verify(layer.diff_id) for layer in image.layers)
+
+
 def test_a_config_not_to_be_had_otherwise_is_exported_with_the_layers(
     tmp_path, engine, base_image, eager
 ):
