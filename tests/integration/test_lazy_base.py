@@ -50,14 +50,15 @@ def eager(engine, base_image, tmp_path_factory):
     return image
 
 
-def _lazy(engine, base_image, store, connections, eager):
+def _lazy(engine, base_image, store, connections, eager, *, config=True):
+    """The base read lazily; its config from `eager` (by digest), or with no `config` not."""
     return engine_source.read(
         engine,
         base_image,
         store=store,
         platform=Platform.host(),
         connect=connections,
-        config=lambda digest: eager.config_json if digest == eager.id else None,
+        config=lambda digest: eager.config_json if config and digest == eager.id else None,
     )
 
 
@@ -82,38 +83,12 @@ def test_no_layer_is_exported_until_one_is_read(tmp_path, engine, base_image, ea
     ]
 
 
-def test_a_prefetched_export_is_the_one_a_reader_waits_for(tmp_path, engine, base_image, eager):
-    store, connections = BlobStore(tmp_path / "cache"), Connections()
-    image = engine_source.read(
-        engine,
-        base_image,
-        store=store,
-        platform=Platform.host(),
-        connect=connections,
-        config=lambda digest: eager.config_json,
-        prefetch=True,
-    )
-    assert image is not None
-    with image.layers[-1].uncompressed() as stream:  # waits for the export under way
-        assert stream.read(1)
-    compress_layers(image.layers, workers=4)
-    assert connections.count == 1
-    assert all(store.verify(layer.diff_id) for layer in image.layers)
-
-
 def test_a_config_not_to_be_had_otherwise_is_exported_with_the_layers(
     tmp_path, engine, base_image, eager
 ):
     connections = Connections()
     store = BlobStore(tmp_path / "cache")
-    image = engine_source.read(
-        engine,
-        base_image,
-        store=store,
-        platform=Platform.host(),
-        connect=connections,
-        config=lambda digest: None,
-    )
+    image = _lazy(engine, base_image, store, connections, eager, config=False)
     assert image is not None and image.id == eager.id
     assert all(layer.held for layer in image.layers)
     assert connections.count == 0  # the one export was the read's own

@@ -295,9 +295,6 @@ class OCIBuilder:
                 platform=platform,
                 connect=self._engine if lazy else None,
                 config=(lambda digest: _config_blob(name, digest)) if lazy else None,
-                # The image's SBOM lists the base's packages, so its layers are read: their
-                # export runs while the packages are installed, not before.
-                prefetch=lazy,
             )
         finally:
             client.close()

@@ -13,7 +13,6 @@ files a build needs from the base come through a container that is created, neve
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import posixpath
@@ -23,7 +22,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from cais.engine.client import engine_errors
-from cais.errors import CaisError, EngineError, ImageNotFound
+from cais.errors import EngineError, ImageNotFound
 from cais.image.blobs import BlobStore
 from cais.image.image import Image
 from cais.image.layer import Layer
@@ -47,15 +46,13 @@ def read(
     platform: Platform,
     connect: Callable[[], docker.DockerClient] | None = None,
     config: Callable[[str], bytes | None] | None = None,
-    prefetch: bool = False,
 ) -> Image | None:
     """The engine's image `reference` with its blobs in `store`; None when the engine has no
     such image, or has it for another platform.
 
     With `connect`, the layers the store lacks are lazy: exported (through a new connection)
     when first read. `config` gives the config's bytes by digest (None when it cannot): with
-    it, a config the store lacks needs no export either. With `prefetch`, the lazy layers'
-    export starts at once in the background: a reader then waits for it rather than starts it.
+    it, a config the store lacks needs no export either.
     """
     try:
         with engine_errors(image=reference):
@@ -81,8 +78,6 @@ def read(
         else:
             _save_into(client, image_id, store)
     export = _Export(connect, image_id, store)
-    if prefetch:
-        export.start()
     return _image(store, image_id, diff_ids, reference, lambda s, d: Layer.lazy(s, d, export))
 
 
@@ -142,16 +137,6 @@ class _Export:
         self._image_id = image_id
         self._store = store
         self._lock = threading.Lock()
-
-    def start(self) -> None:
-        """Export in a background thread. A failure there is left for a reader, whose own
-        attempt then reports it."""
-
-        def quietly() -> None:
-            with contextlib.suppress(CaisError):
-                self()
-
-        threading.Thread(target=quietly, name="engine-export").start()
 
     def __call__(self) -> None:
         with self._lock:
