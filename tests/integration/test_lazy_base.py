@@ -147,3 +147,35 @@ def test_a_base_the_engine_lacks_is_read_from_the_registry(
     ran = cais("run", "--rm", image_name, "sh", "-c", "id -un")
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.strip() == "app"
+
+
+def test_a_base_removed_from_the_engine_before_its_layers_are_read_is_one_sentence(
+    tmp_path, engine, base_image
+):
+    """The engine may lose the image between the build and a sink's read of its layers: the
+    read then fails as cais's own error naming the image, never with a half-read layer."""
+    from cais.errors import CaisError
+
+    container = engine.containers.create(base_image, ["true"])
+    try:
+        made = container.commit(repository=f"cais-lazy-gone-{uuid.uuid4().hex[:8]}", tag="1")
+    finally:
+        container.remove(force=True)
+    try:
+        whole = engine_source.read(
+            engine, made.id, store=BlobStore(tmp_path / "whole"), platform=Platform.host()
+        )
+        assert whole is not None
+        store = BlobStore(tmp_path / "cache")
+        image = _lazy(engine, made.id, store, Connections(), whole)
+        assert image is not None and not image.layers[-1].held
+    finally:
+        engine.images.remove(made.id, force=True)
+    with pytest.raises(CaisError) as failed:
+        image.layers[-1].uncompressed()
+    assert failed.value.message == (
+        f"The Docker Engine no longer holds the base image `{made.id}` (`{made.id[7:19]}`) "
+        "whose layers this image needs"
+    )
+    assert failed.value.hint == f"pull `{made.id}` again and build again"
+    assert not any(layer.held for layer in image.layers)

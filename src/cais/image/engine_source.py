@@ -77,7 +77,7 @@ def read(
                 out.write(content)
         else:
             _save_into(client, image_id, store)
-    export = _Export(connect, image_id, store)
+    export = _Export(connect, image_id, store, reference)
     return _image(store, image_id, diff_ids, reference, lambda s, d: Layer.lazy(s, d, export))
 
 
@@ -131,11 +131,16 @@ class _Export:
     (by whichever thread asks first; the others wait for it)."""
 
     def __init__(
-        self, connect: Callable[[], docker.DockerClient], image_id: str, store: BlobStore
+        self,
+        connect: Callable[[], docker.DockerClient],
+        image_id: str,
+        store: BlobStore,
+        reference: str,
     ) -> None:
         self._connect = connect
         self._image_id = image_id
         self._store = store
+        self._reference = reference
         self._lock = threading.Lock()
 
     def __call__(self) -> None:
@@ -143,8 +148,18 @@ class _Export:
             diff_ids = json.loads(self._store.get(self._image_id))["rootfs"]["diff_ids"]
             if all(self._store.has(d) for d in diff_ids):
                 return
+            from cais.engine.images import image_exists
+
             client = self._connect()
             try:
+                # Removed (or pruned) since the build read it: the engine's export would fail
+                # with its own words about its image database.
+                if not image_exists(client, self._image_id):
+                    raise EngineError(
+                        f"The Docker Engine no longer holds the base image `{self._reference}` "
+                        f"(`{self._image_id[7:19]}`) whose layers this image needs",
+                        hint=f"pull `{self._reference}` again and build again",
+                    )
                 _save_into(client, self._image_id, self._store)
             finally:
                 client.close()
