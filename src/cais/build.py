@@ -368,6 +368,7 @@ def build_bundle_image(
         engine=builder.engine,
         scratch=builder.store.root / "tmp",
         keep=keep_in_engine,
+        candidates=[plan.base_image],
     )
     return image, plan.model_copy(update={"notes": (*plan.notes, said)})
 

@@ -81,3 +81,26 @@ def test_an_image_for_another_platform_with_no_engine_is_not_proved(tmp_path):
     proof, said = prove(image, "m:1", engine=None, scratch=tmp_path / "scratch")
     assert proof is Proof.NONE
     assert f"an image for `{Platform.parse(other)}` does not run on this" in said
+
+
+def test_the_proofs_load_asks_the_engine_about_the_base_only(tmp_path, monkeypatch):
+    """Naming no candidates, the load would inspect every image in the engine (1 s for 353)."""
+    from cais.builders import proof
+    from cais.sinks import engine
+
+    asked = []
+
+    class Engine:
+        def close(self) -> None:
+            asked.append("closed")
+
+    monkeypatch.setattr(proof, "_answering", lambda connect: Engine())
+    monkeypatch.setattr(
+        engine, "write", lambda image, client, **options: asked.append(options["candidates"])
+    )
+    monkeypatch.setattr("cais.engine.images.image_exists", lambda client, image_id: True)
+    monkeypatch.setattr(proof, "check_in_engine", lambda client, image_id, model: None)
+    image = _image(BlobStore(tmp_path / "cache"), {"a.txt": File(b"a")})
+    said = prove(image, "m:1", engine=Engine, scratch=tmp_path, candidates=["python:3.11-slim"])
+    assert said[0] is Proof.ENGINE
+    assert asked == [["python:3.11-slim"], "closed"]

@@ -14,7 +14,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -53,14 +53,17 @@ def prove(
     engine: Callable[[], docker.DockerClient] | None,
     scratch: Path,
     keep: bool = True,
+    candidates: Sequence[str] | None = None,
 ) -> tuple[Proof, str]:
     """Prove `image` (serving `model`) where it can be; BuildError when the check fails.
     Without `keep`, an image the engine did not hold before is removed from it after.
-    Returns where it ran and the sentence that says so."""
+    `candidates` (the base image) name the images likely to hold its first layers, so the
+    load asks about those rather than every image in the engine. Returns where it ran and
+    the sentence that says so."""
     client = _answering(engine)
     if client is not None:
         try:
-            prove_in_engine(client, image, model, keep=keep)
+            prove_in_engine(client, image, model, keep=keep, candidates=candidates)
         finally:
             client.close()
         return Proof.ENGINE, Proof.ENGINE.value
@@ -97,7 +100,12 @@ def _cannot_unpack(platform: Platform) -> str | None:
 
 
 def prove_in_engine(
-    client: docker.DockerClient, image: Image, model: str, *, keep: bool = True
+    client: docker.DockerClient,
+    image: Image,
+    model: str,
+    *,
+    keep: bool = True,
+    candidates: Sequence[str] | None = None,
 ) -> None:
     """Load `image` untagged and run the check in a container, removed whatever happens; an
     image that fails (or any, without `keep`) is removed again unless the engine held it."""
@@ -105,7 +113,7 @@ def prove_in_engine(
     from cais.sinks import engine
 
     held = image_exists(client, image.id)
-    engine.write(image, client)
+    engine.write(image, client, candidates=candidates)
     try:
         check_in_engine(client, image.id, model)
     except BaseException:
