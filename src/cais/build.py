@@ -422,6 +422,7 @@ def _serving_image(
         scratch=builder.store.root / "tmp",
         keep=keep_in_engine,
         folders=folders,
+        candidates=[plan.base_image],
     )
     return image, plan.model_copy(update={"notes": (*plan.notes, said)})
 

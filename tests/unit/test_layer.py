@@ -139,3 +139,38 @@ def test_the_compressor_is_named_with_its_version_and_level():
     assert name.startswith("gzip-isal-") and name.endswith(f"-{layer_module.GZIP_LEVEL}")
     name, _ = layer_module.compressor(Compression.ZSTD)
     assert name.startswith("zstd-")
+
+
+def test_a_lazy_layer_is_fetched_when_first_read_and_only_then(tmp_path, store):
+    elsewhere = BlobStore(tmp_path / "elsewhere")
+    source = _tar(elsewhere, "lazy")
+    calls = []
+
+    def fetch() -> None:
+        calls.append(1)
+        with elsewhere.open(source.diff_id) as stream, store.writer() as out:
+            out.write(stream.read())
+
+    lazy = Layer.lazy(store, source.diff_id, fetch)
+    assert lazy.diff_id == source.diff_id and not lazy.held and calls == []
+    assert lazy.compress().digest == source.compress().digest  # read, so fetched
+    with lazy.uncompressed() as stream:
+        assert stream.read() == elsewhere.get(source.diff_id)
+    assert calls == [1] and lazy.held
+    held = Layer.lazy(store, source.diff_id, fetch)  # the store has it: nothing to fetch
+    assert held.fetch is None and held.held
+
+
+@pytest.mark.parametrize("fetched", [b"", b"other bytes"])
+def test_a_lazy_layer_whose_fetch_brings_something_else_is_an_error(store, fetched):
+    wanted = sha256_digest(b"the layer")
+
+    def fetch() -> None:
+        if fetched:
+            store.put(fetched)
+
+    lazy = Layer.lazy(store, wanted, fetch)
+    with pytest.raises(BlobError, match="is not in the cache"):
+        lazy.uncompressed()
+    with pytest.raises(BlobError, match="is not in the cache"):
+        lazy.compress()

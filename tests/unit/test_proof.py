@@ -114,3 +114,30 @@ def test_an_image_the_engine_cannot_run_is_said_unproved_not_failed(tmp_path, im
         f"the image was not proved: an image for `{Platform.parse(image)}` does not run on the "
         f"Docker Engine's `{Platform.parse('linux/' + engine)}`"
     )
+
+
+def test_the_proofs_load_asks_the_engine_about_the_base_only(tmp_path, monkeypatch):
+    """Naming no candidates, the load would inspect every image in the engine (1 s for 353)."""
+    from cais.builders import proof
+    from cais.sinks import engine
+
+    asked = []
+
+    class Engine:
+        def version(self) -> dict:
+            host = Platform.host()
+            return {"Os": host.os, "Arch": host.architecture}
+
+        def close(self) -> None:
+            asked.append("closed")
+
+    monkeypatch.setattr(proof, "_answering", lambda connect: Engine())
+    monkeypatch.setattr(
+        engine, "write", lambda image, client, **options: asked.append(options["candidates"])
+    )
+    monkeypatch.setattr("cais.engine.images.image_exists", lambda client, image_id: True)
+    monkeypatch.setattr(proof, "check_in_engine", lambda client, image_id, model, **kw: None)
+    image = _image(BlobStore(tmp_path / "cache"), {"a.txt": File(b"a")})
+    said = prove(image, "m:1", engine=Engine, scratch=tmp_path, candidates=["python:3.11-slim"])
+    assert said[0] is Proof.ENGINE
+    assert asked == [["python:3.11-slim"], "closed"]

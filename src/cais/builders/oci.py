@@ -252,7 +252,7 @@ class OCIBuilder:
         from cais.registry.client import RegistryClient
 
         if self._prefer_engine:
-            found, _ = self._from_engine(name, platform)
+            found, _ = self._from_engine(name, platform, lazy=True)
             if found is not None:
                 return found
         reference = base_reference(name)
@@ -276,8 +276,11 @@ class OCIBuilder:
                 "with `CAIS_BASE_REGISTRY=HOST`",
             ) from exc
 
-    def _from_engine(self, name: str, platform: Platform) -> tuple[Image | None, str]:
-        """The engine's copy of the base, or None and why there is none."""
+    def _from_engine(
+        self, name: str, platform: Platform, *, lazy: bool = False
+    ) -> tuple[Image | None, str]:
+        """The engine's copy of the base, or None and why there is none. A `lazy` copy has
+        only its config in the store: its layers are exported when a sink reads them."""
         from cais.engine.client import engine_host
         from cais.image import engine_source
 
@@ -288,7 +291,14 @@ class OCIBuilder:
         except CaisError:
             return None, f"no Docker Engine answers at `{engine_host()}`"
         try:
-            found = engine_source.read(client, name, store=self.store, platform=platform)
+            found = engine_source.read(
+                client,
+                name,
+                store=self.store,
+                platform=platform,
+                connect=self._engine if lazy else None,
+                config=(lambda digest: _config_blob(name, digest)) if lazy else None,
+            )
         finally:
             client.close()
         return found, f"the Docker Engine does not hold it for `{platform}`"
@@ -316,7 +326,7 @@ class OCIBuilder:
         found = self._cached(key)
         if found is not None:
             return _Made(found, about, cached=True)
-        files = _files_of(base, ("etc/passwd", "etc/group"))
+        files = self._base_files(base, ("etc/passwd", "etc/group"))
         passwd, group = user_files(files.get("etc/passwd", b""), files.get("etc/group", b""), user)
         entries: dict[str, Entry] = {
             "etc/passwd": File(passwd, 0o644),
@@ -324,6 +334,19 @@ class OCIBuilder:
             f"home/{user.name}": Directory(0o755, owner=(user.uid, user.gid)),
         }
         return _Made(self._write(key, entries, when), about, cached=False)
+
+    def _base_files(self, base: Image, names: tuple[str, ...]) -> dict[str, bytes]:
+        """Files of the base: from its layers when the store holds them, else from the engine
+        that holds the image (exporting its layers would cost seconds)."""
+        if all(layer.held for layer in base.layers) or self._engine is None:
+            return _files_of(base, names)
+        from cais.image import engine_source
+
+        client = self._engine()
+        try:
+            return engine_source.files(client, base.config_digest, names)
+        finally:
+            client.close()
 
     def _packages_layers(
         self,
@@ -501,6 +524,18 @@ def _interpreter(python: str | None) -> str | None:
         [python, "-c", "import sys; print(sys.version)"], capture_output=True, text=True
     )
     return done.stdout.strip() or python
+
+
+def _config_blob(name: str, digest: str) -> bytes | None:
+    """A base image's config by its digest from the base's registry (tried once), or None."""
+    from cais.registry.client import RegistryClient
+
+    reference = base_reference(name)
+    try:
+        with RegistryClient(reference.registry, attempts=1, timeout=10) as client:
+            return client.read_blob(reference.repository, digest)
+    except CaisError:
+        return None
 
 
 def _source_date(fallback: int) -> int:

@@ -15,7 +15,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -73,10 +73,13 @@ def prove(
     scratch: Path,
     keep: bool = True,
     folders: tuple[str, ...] = (MODEL_DIR,),
+    candidates: Sequence[str] | None = None,
 ) -> tuple[Proof, str]:
     """Prove `image` (serving `model`, from `folders` in it) where it can be; BuildError when
     the check fails. Without `keep`, an image the engine did not hold before is removed from
-    it after. Returns where it ran and the sentence that says so."""
+    it after. `candidates` (the base image) name the images likely to hold its first layers,
+    so the load asks about those rather than every image in the engine. Returns where it ran
+    and the sentence that says so."""
     command = check_command(folders)
     client = _answering(engine)
     if client is not None:
@@ -84,7 +87,9 @@ def prove(
             # An engine runs no image of another platform (without QEMU it fails to exec).
             foreign = _foreign_to(client, image.platform)
             if foreign is None:
-                prove_in_engine(client, image, model, keep=keep, command=command)
+                prove_in_engine(
+                    client, image, model, keep=keep, command=command, candidates=candidates
+                )
                 return Proof.ENGINE, Proof.ENGINE.value
         finally:
             client.close()
@@ -143,6 +148,7 @@ def prove_in_engine(
     *,
     keep: bool = True,
     command: tuple[str, ...] = CHECK,
+    candidates: Sequence[str] | None = None,
 ) -> None:
     """Load `image` untagged and run the check in a container, removed whatever happens; an
     image that fails (or any, without `keep`) is removed again unless the engine held it."""
@@ -150,7 +156,7 @@ def prove_in_engine(
     from cais.sinks import engine
 
     held = image_exists(client, image.id)
-    engine.write(image, client)
+    engine.write(image, client, candidates=candidates)
     try:
         check_in_engine(client, image.id, model, command=command)
     except BaseException:

@@ -3,6 +3,12 @@
 The engine's `docker save` stream gives the config exactly as the engine hashed it (so the
 image id is kept) and one uncompressed tar per layer (so diff ids need no decompression).
 An image whose config and layers the store already holds is not read again.
+
+Exporting is the slow part (the whole image, 3.4 s for `python:3.11-slim` here), and an
+image bound for the same engine needs none of its base's bytes: read lazily, the image is
+its config (from the store, or fetched by digest where the engine's image came from) and
+the diff ids the engine lists, and the export runs only when a sink reads a layer. The few
+files a build needs from the base come through a container that is created, never started.
 """
 
 from __future__ import annotations
@@ -11,7 +17,8 @@ import io
 import json
 import posixpath
 import tarfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from cais.engine.client import engine_errors
@@ -25,17 +32,28 @@ from cais.image.platform import Platform
 if TYPE_CHECKING:
     import docker
 
-__all__ = ["read"]
+__all__ = ["files", "read"]
 
 _SMALL = 1 << 20  # members smaller than this (manifest.json, configs) are read into memory
 _CHUNK = 1 << 20
 
 
 def read(
-    client: docker.DockerClient, reference: str, *, store: BlobStore, platform: Platform
+    client: docker.DockerClient,
+    reference: str,
+    *,
+    store: BlobStore,
+    platform: Platform,
+    connect: Callable[[], docker.DockerClient] | None = None,
+    config: Callable[[str], bytes | None] | None = None,
 ) -> Image | None:
     """The engine's image `reference` with its blobs in `store`; None when the engine has no
-    such image, or has it for another platform."""
+    such image, or has it for another platform.
+
+    With `connect`, the layers the store lacks are lazy: exported (through a new connection)
+    when first read. `config` gives the config's bytes by digest (None when it cannot): with
+    it, a config the store lacks needs no export either.
+    """
     try:
         with engine_errors(image=reference):
             details = client.api.inspect_image(reference)
@@ -48,11 +66,103 @@ def read(
         return None
     image_id = details["Id"]
     diff_ids = (details.get("RootFS") or {}).get("Layers") or []
-    if not (store.has(image_id) and all(store.has(d) for d in diff_ids)):
-        _save_into(client, reference, store)
+    if connect is None:
+        if not (store.has(image_id) and all(store.has(d) for d in diff_ids)):
+            _save_into(client, image_id, store)
+        return _image(store, image_id, diff_ids, reference, Layer.from_store)
+    if not store.has(image_id):
+        content = config(image_id) if config is not None else None
+        if content is not None:
+            with store.writer(expected=image_id) as out:
+                out.write(content)
+        else:
+            _save_into(client, image_id, store)
+    export = _Export(connect, image_id, store, reference)
+    return _image(store, image_id, diff_ids, reference, lambda s, d: Layer.lazy(s, d, export))
+
+
+def files(client: docker.DockerClient, image_id: str, names: tuple[str, ...]) -> dict[str, bytes]:
+    """The content of the files `names` (paths from the root) of the engine's image, as its
+    layers together show them; an absent file (or a folder) is left out. Read through the
+    archive API of a container that is created and removed, never started."""
+    import docker.errors
+
+    found: dict[str, bytes] = {}
+    with engine_errors(image=image_id):
+        container = client.api.create_container(image_id, command=["true"], entrypoint=[])
+    try:
+        for name in names:
+            try:
+                with engine_errors(image=image_id):
+                    chunks, _ = client.api.get_archive(container["Id"], "/" + name)
+                    data = b"".join(chunks)
+            except (ImageNotFound, docker.errors.NotFound):
+                continue
+            with tarfile.open(fileobj=io.BytesIO(data)) as archive:
+                member = next(iter(archive.getmembers()), None)
+                source = archive.extractfile(member) if member and member.isfile() else None
+                if source is not None:
+                    found[name] = source.read()
+    finally:
+        with engine_errors(image=image_id):
+            client.api.remove_container(container["Id"], force=True)
+    return found
+
+
+def _image(
+    store: BlobStore,
+    image_id: str,
+    diff_ids: list[str],
+    reference: str,
+    layer: Callable[[BlobStore, str], Layer],
+) -> Image:
     config_json = store.get(image_id)
-    layers = tuple(Layer.from_store(store, diff_id) for diff_id in diff_ids)
-    return Image(config_json, layers, MediaType.OCI_MANIFEST)
+    listed = (json.loads(config_json).get("rootfs") or {}).get("diff_ids") or []
+    if listed != diff_ids:
+        raise EngineError(
+            f"The Docker Engine lists other layers for `{reference}` than its config does",
+            hint="the engine's copy may be damaged: pull the image again",
+        )
+    return Image(config_json, tuple(layer(store, d) for d in diff_ids), MediaType.OCI_MANIFEST)
+
+
+class _Export:
+    """Exports an image's layers from the engine into the store once, when a layer is read
+    (by whichever thread asks first; the others wait for it)."""
+
+    def __init__(
+        self,
+        connect: Callable[[], docker.DockerClient],
+        image_id: str,
+        store: BlobStore,
+        reference: str,
+    ) -> None:
+        self._connect = connect
+        self._image_id = image_id
+        self._store = store
+        self._reference = reference
+        self._lock = threading.Lock()
+
+    def __call__(self) -> None:
+        with self._lock:
+            diff_ids = json.loads(self._store.get(self._image_id))["rootfs"]["diff_ids"]
+            if all(self._store.has(d) for d in diff_ids):
+                return
+            from cais.engine.images import image_exists
+
+            client = self._connect()
+            try:
+                # Removed (or pruned) since the build read it: the engine's export would fail
+                # with its own words about its image database.
+                if not image_exists(client, self._image_id):
+                    raise EngineError(
+                        f"The Docker Engine no longer holds the base image `{self._reference}` "
+                        f"(`{self._image_id[7:19]}`) whose layers this image needs",
+                        hint=f"pull `{self._reference}` again and build again",
+                    )
+                _save_into(client, self._image_id, self._store)
+            finally:
+                client.close()
 
 
 def _save_into(client: docker.DockerClient, reference: str, store: BlobStore) -> None:

@@ -3,14 +3,16 @@
 Layers live in a `BlobStore`. A layer written by cais has its tar in the store and is
 compressed only when a registry or an OCI layout needs it (once: the result is indexed by
 diff id and compressor); a layer fetched from a registry has its compressed blob and is
-decompressed (and its diff id checked) only when the engine or a tarball needs the tar.
+decompressed (and its diff id checked) only when the engine or a tarball needs the tar; a
+lazy layer (a base image's, held by the engine) has neither until some sink reads it, and
+then asks its `fetch` to put its tar in the store.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import BinaryIO, Protocol
@@ -125,6 +127,8 @@ class Layer:
     # What is known of the compressed form; layers are equal by diff id and compression.
     known_digest: str | None = field(default=None, compare=False)
     known_compressed_size: int | None = field(default=None, compare=False)
+    # Puts the tar in the store, for a layer whose bytes are fetched only when read.
+    fetch: Callable[[], None] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def from_store(
@@ -134,6 +138,28 @@ class Layer:
         if not store.has(diff_id):
             raise _not_cached(diff_id)
         return cls(diff_id, store, compression)
+
+    @classmethod
+    def lazy(
+        cls,
+        store: BlobStore,
+        diff_id: str,
+        fetch: Callable[[], None],
+        *,
+        compression: Compression = Compression.GZIP,
+    ) -> Layer:
+        """A layer known by its diff id alone: `fetch` puts its tar in the store when its
+        bytes are first needed (a sink that already holds the layer never asks for them)."""
+        if store.has(diff_id):
+            return cls(diff_id, store, compression)
+        return cls(diff_id, store, compression, fetch=fetch)
+
+    @property
+    def held(self) -> bool:
+        """Whether the store holds the layer's bytes (a lazy layer's, once fetched)."""
+        if self.store.has(self.diff_id):
+            return True
+        return self.known_digest is not None and self.store.has(self.known_digest)
 
     @classmethod
     def from_compressed(
@@ -205,7 +231,11 @@ class Layer:
         if self.store.has(self.diff_id):
             return
         if self.known_digest is None:
-            raise _not_cached(self.diff_id)
+            if self.fetch is not None:
+                self.fetch()
+            if not self.store.has(self.diff_id):
+                raise _not_cached(self.diff_id)
+            return
         with contextlib.ExitStack() as stack:
             packed = stack.enter_context(self.store.open(self.known_digest))
             source = _decompressing(packed, self.compression)

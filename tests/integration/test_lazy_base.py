@@ -1,0 +1,181 @@
+"""A base image the engine holds, read lazily: for an image bound for that engine none of
+its layers is exported, and a sink that needs their bytes (a layout, a registry) still gets
+them, exported once and checked by digest."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+
+import pytest
+
+from cais.builders.oci import _files_of
+from cais.engine.client import connect
+from cais.image import engine_source
+from cais.image.blobs import BlobStore
+from cais.image.layer import compress_layers
+from cais.image.platform import Platform
+from cais.registry.client import RegistryClient
+from cais.sinks import layout
+from tests.integration.test_oci_builder import _layout, _project, proxy, registry_base
+from tests.support import REGISTRY
+
+pytestmark = [pytest.mark.engine, pytest.mark.registry]
+
+__all__ = ["proxy", "registry_base"]  # fixtures, shared with the OCI builder's tests
+
+USER_FILES = ("etc/passwd", "etc/group", "etc/no-such-file", "etc")
+
+
+class Connections:
+    """Connects to the engine, counting how many times (one per export)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._lock = threading.Lock()
+
+    def __call__(self):
+        with self._lock:
+            self.count += 1
+        return connect(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def eager(engine, base_image, tmp_path_factory):
+    """The base image exported whole, as a non-lazy read gives it."""
+    store = BlobStore(tmp_path_factory.mktemp("eager"))
+    image = engine_source.read(engine, base_image, store=store, platform=Platform.host())
+    assert image is not None
+    return image
+
+
+def _lazy(engine, base_image, store, connections, eager, *, config=True):
+    """The base read lazily; its config from `eager` (by digest), or with no `config` not."""
+    return engine_source.read(
+        engine,
+        base_image,
+        store=store,
+        platform=Platform.host(),
+        connect=connections,
+        config=lambda digest: eager.config_json if config and digest == eager.id else None,
+    )
+
+
+def test_no_layer_is_exported_until_one_is_read(tmp_path, engine, base_image, eager):
+    store, connections = BlobStore(tmp_path / "cache"), Connections()
+    image = _lazy(engine, base_image, store, connections, eager)
+    assert image is not None and image.id == eager.id
+    assert [layer.diff_id for layer in image.layers] == [layer.diff_id for layer in eager.layers]
+    assert not any(layer.held for layer in image.layers)
+    assert connections.count == 0
+    # The files a user layer needs come from a container that is never started.
+    found = engine_source.files(engine, image.id, USER_FILES)
+    assert found == _files_of(eager, USER_FILES)
+    assert set(found) == {"etc/passwd", "etc/group"} and b"root:x:0:0" in found["etc/passwd"]
+    assert not any(layer.held for layer in image.layers)
+    # Compressing every layer at once (as a push does) exports the image once, checked.
+    compressed = compress_layers(image.layers, workers=4)
+    assert connections.count == 1
+    assert all(layer.held and store.verify(layer.diff_id) for layer in image.layers)
+    assert [layer.digest for layer in compressed] == [
+        layer.digest for layer in compress_layers(eager.layers)
+    ]
+
+
+def test_a_config_not_to_be_had_otherwise_is_exported_with_the_layers(
+    tmp_path, engine, base_image, eager
+):
+    connections = Connections()
+    store = BlobStore(tmp_path / "cache")
+    image = _lazy(engine, base_image, store, connections, eager, config=False)
+    assert image is not None and image.id == eager.id
+    assert all(layer.held for layer in image.layers)
+    assert connections.count == 0  # the one export was the read's own
+
+
+def test_a_lazy_image_written_to_a_layout_holds_every_layer(tmp_path, engine, base_image, eager):
+    store, connections = BlobStore(tmp_path / "cache"), Connections()
+    image = _lazy(engine, base_image, store, connections, eager)
+    layout.write(image, tmp_path / "out", tag="base")
+    digest, manifest, config = _layout(tmp_path / "out")  # every blob checked by digest
+    assert digest == image.digest
+    assert config["rootfs"]["diff_ids"] == [layer.diff_id for layer in eager.layers]
+    assert len(manifest["layers"]) == len(eager.layers)
+
+
+def test_an_image_built_for_the_engine_then_pushed_sends_every_layer(
+    tmp_path, cais, engine, base_image, registry, image_name, proxy
+):
+    """`--load` reads the base from the engine lazily; a later `--push` of the same project,
+    with the same cache, sends real bytes for every layer."""
+    project = _project(cais, tmp_path / "hello")
+    env = {"CAIS_CACHE": str(tmp_path / "cache"), "CAIS_BASE_REGISTRY": registry}
+    loaded = cais("build", str(project), "--load", "-t", f"{image_name}:1", *proxy, env=env)
+    assert loaded.returncode == 0, loaded.stderr
+    repository = f"cais-lazy-{uuid.uuid4().hex[:8]}/hello"
+    pushed = cais(
+        "build", str(project), "--push", "-t", f"{registry}/{repository}:1", *proxy, env=env
+    )
+    assert pushed.returncode == 0, pushed.stderr
+    store = BlobStore(tmp_path / "check")
+    with RegistryClient(REGISTRY) as client:
+        manifest = client.get_manifest(repository, "1", platform=str(Platform.host()))
+        for layer in manifest.data["layers"]:  # fetched and checked against its digest
+            client.get_blob(repository, layer["digest"], store.path(layer["digest"]))
+            assert store.size(layer["digest"]) == layer["size"]
+        config = json.loads(client.read_blob(repository, manifest.data["config"]["digest"]))
+    held = engine.images.get(f"{image_name}:1").attrs["RootFS"]["Layers"]
+    # The same layers in both places, but the SBOM's, which names the image by its tag.
+    assert config["rootfs"]["diff_ids"][:-1] == held[:-1]
+    assert len(held) == len(manifest.data["layers"])
+
+
+def test_a_base_the_engine_lacks_is_read_from_the_registry(
+    tmp_path, cais, engine, registry_base, image_name, proxy
+):
+    """The engine gets the image, but has no copy of its base: the registry's is read."""
+    project = _project(cais, tmp_path / "hello", base=registry_base)
+    env = {"CAIS_CACHE": str(tmp_path / "cache")}
+    done = cais("build", str(project), "--load", "-t", image_name, "-v", *proxy, env=env)
+    assert done.returncode == 0, done.stderr
+    store = BlobStore(tmp_path / "cache")
+    with RegistryClient(REGISTRY) as client:
+        repository, _, tag = registry_base.partition("/")[2].rpartition(":")
+        manifest = client.get_manifest(repository, tag, platform=str(Platform.host()))
+    assert all(store.has(layer["digest"]) for layer in manifest.data["layers"])
+    ran = cais("run", "--rm", image_name, "sh", "-c", "id -un")
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip() == "app"
+
+
+def test_a_base_removed_from_the_engine_before_its_layers_are_read_is_one_sentence(
+    tmp_path, engine, base_image
+):
+    """The engine may lose the image between the build and a sink's read of its layers: the
+    read then fails as cais's own error naming the image, never with a half-read layer."""
+    from cais.errors import CaisError
+
+    container = engine.containers.create(base_image, ["true"])
+    try:
+        made = container.commit(repository=f"cais-lazy-gone-{uuid.uuid4().hex[:8]}", tag="1")
+    finally:
+        container.remove(force=True)
+    try:
+        whole = engine_source.read(
+            engine, made.id, store=BlobStore(tmp_path / "whole"), platform=Platform.host()
+        )
+        assert whole is not None
+        store = BlobStore(tmp_path / "cache")
+        image = _lazy(engine, made.id, store, Connections(), whole)
+        assert image is not None and not image.layers[-1].held
+    finally:
+        engine.images.remove(made.id, force=True)
+    with pytest.raises(CaisError) as failed:
+        image.layers[-1].uncompressed()
+    assert failed.value.message == (
+        f"The Docker Engine no longer holds the base image `{made.id}` (`{made.id[7:19]}`) "
+        "whose layers this image needs"
+    )
+    assert failed.value.hint == f"pull `{made.id}` again and build again"
+    assert not any(layer.held for layer in image.layers)
