@@ -285,8 +285,9 @@ def test_a_pull_for_a_platform_the_image_lacks_is_one_sentence(cais, engine, reg
     done = cais("pull", "--platform", "linux/s390x", image)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     lines = [line for line in done.stderr.splitlines() if line.startswith(("error:", "hint:"))]
-    assert lines[0].startswith(f"error: `{image}` has no image for the platform `linux/s390x`")
-    assert "linux/arm64" in lines[0] and "linux/amd64" in lines[0]
+    assert lines[0].startswith(f"error: `{image}` has no `linux/s390x` variant (it has ")
+    assert "`linux/arm64/v8`" in lines[0] and "`linux/amd64`" in lines[0]
+    assert lines[1:] == ["hint: choose one of those platforms, or another base image"]
 
 
 def test_a_name_cais_tag_gives_another_image_is_pushed_from_the_engine(
