@@ -5,10 +5,12 @@ this machine's proxy)."""
 from __future__ import annotations
 
 import json
+import tarfile
 from pathlib import Path
 
 import pytest
 
+from cais.image import sbom
 from tests.support import REGISTRY, free_port, post_when_up, text_model
 
 pytestmark = [pytest.mark.engine, pytest.mark.registry]
@@ -45,6 +47,11 @@ def _layout_layers(folder: Path) -> list[str]:
     [entry] = json.loads((folder / "index.json").read_text())["manifests"]
     blob = folder / "blobs" / "sha256" / entry["digest"].removeprefix("sha256:")
     return [layer["digest"] for layer in json.loads(blob.read_text())["layers"]]
+
+
+def _layer_files(folder: Path, digest: str) -> list[str]:
+    with tarfile.open(folder / "blobs" / "sha256" / digest.removeprefix("sha256:")) as layer:
+        return [member.name for member in layer if member.isfile()]
 
 
 def test_the_oci_image_serves_as_the_docker_builder_s_does(
@@ -127,8 +134,11 @@ def test_with_no_engine_the_image_is_proved_in_a_scratch_root_and_cached_by_laye
     )  # fmt: skip
     assert newer.returncode == 0, newer.stderr
     before, after = _layout_layers(out), _layout_layers(tmp_path / "three")
-    assert len(before) == len(after) and before[:-1] == after[:-1]
-    assert before[-1] != after[-1]  # a new model version moves the model layer only
+    # A new model version moves the model layer, and the SBOM on top of it, which names the
+    # image's model and version; every layer below the model stays.
+    assert len(before) == len(after) and before[:-2] == after[:-2]
+    assert before[-2] != after[-2]
+    assert _layer_files(tmp_path / "three", after[-1]) == [sbom.PATH.lstrip("/")]
 
 
 def _one_error(done) -> str:
