@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from cais.image import sbom
-from tests.support import REGISTRY, free_port, post_when_up, text_model
+from tests.support import REGISTRY, engine_image_ids, free_port, post_when_up, text_model
 
 pytestmark = [pytest.mark.engine, pytest.mark.registry]
 
@@ -189,7 +189,7 @@ def test_an_image_only_written_out_is_proved_in_the_engine_and_not_left_there(
     with tarfile.open(out) as tar:
         [entry] = json.loads(tar.extractfile("manifest.json").read())
     image_id = "sha256:" + entry["Config"].split("/")[-1].removesuffix(".json")
-    assert image_id not in {image.id for image in engine.images.list(all=True)}
+    assert image_id not in engine_image_ids(engine)
 
 
 def test_two_cold_builds_of_a_bundle_give_the_same_digest(cais, tmp_path, proxy, env):
