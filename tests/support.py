@@ -110,6 +110,12 @@ TITLES = [
 LABELS = ["livro", "brinquedo", "maquiagem", "game"] * 2
 
 
+def engine_image_ids(engine) -> set[str]:
+    """Every image id the engine holds, in one request. `engine.images.list` inspects each image
+    it listed, and fails when another process removes one meanwhile."""
+    return {image["Id"] for image in engine.api.images(all=True)}
+
+
 def text_model():
     """A fitted TF-IDF + logistic regression pipeline on TITLES."""
     from sklearn.feature_extraction.text import TfidfVectorizer

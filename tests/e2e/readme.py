@@ -96,7 +96,12 @@ class Shell:
         """A line that serves: in the background, until it answers on `port`."""
         self.stop()
         self.server = subprocess.Popen(
-            ["bash", "-c", f"exec {line}"], cwd=self.folder, env=self.env
+            ["bash", "-c", f"exec {line}"],
+            cwd=self.folder,
+            env=self.env,
+            # As from a terminal, so that stop()'s Ctrl-C reaches it: a suite started in the
+            # background (`pytest … &`) passes SIGINT on ignored.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
         wait_until_ready(f"http://127.0.0.1:{port}", tries=600)
         assert self.server.poll() is None, f"`{line}` exited"

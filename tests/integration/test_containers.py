@@ -423,6 +423,9 @@ def test_ctrl_c_stops_an_attached_run(engine, base_image, names, remove):
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        # As from a terminal: a suite started in the background (`pytest … &`) passes SIGINT
+        # on ignored, and Python then never raises KeyboardInterrupt.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     ) as process:
         try:
             wait_running(engine, name)

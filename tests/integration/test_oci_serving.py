@@ -6,11 +6,21 @@ registry, uv through this machine's proxy)."""
 from __future__ import annotations
 
 import json
+import tarfile
 from pathlib import Path
 
 import pytest
 
-from tests.support import LABELS, REGISTRY, TITLES, free_port, post_when_up, text_model
+from cais.image import sbom
+from tests.support import (
+    LABELS,
+    REGISTRY,
+    TITLES,
+    engine_image_ids,
+    free_port,
+    post_when_up,
+    text_model,
+)
 
 pytestmark = [pytest.mark.engine, pytest.mark.registry]
 
@@ -46,6 +56,11 @@ def _layout_layers(folder: Path) -> list[str]:
     [entry] = json.loads((folder / "index.json").read_text())["manifests"]
     blob = folder / "blobs" / "sha256" / entry["digest"].removeprefix("sha256:")
     return [layer["digest"] for layer in json.loads(blob.read_text())["layers"]]
+
+
+def _layer_files(folder: Path, digest: str) -> list[str]:
+    with tarfile.open(folder / "blobs" / "sha256" / digest.removeprefix("sha256:")) as layer:
+        return [member.name for member in layer if member.isfile()]
 
 
 def test_the_oci_image_serves_as_the_docker_builder_s_does(
@@ -197,9 +212,11 @@ def test_with_no_engine_the_image_is_proved_in_a_scratch_root_and_cached_by_laye
     )  # fmt: skip
     assert newer.returncode == 0, newer.stderr
     before, after = _layout_layers(out), _layout_layers(tmp_path / "three")
-    # A new model version moves the model layer only, and the SBOM on top (it names the version).
+    # A new model version moves the model layer, and the SBOM on top of it, which names the
+    # image's model and version; every layer below the model stays.
     assert len(before) == len(after) and before[:-2] == after[:-2]
-    assert before[-2] != after[-2] and before[-1] != after[-1]
+    assert before[-2] != after[-2]
+    assert _layer_files(tmp_path / "three", after[-1]) == [sbom.PATH.lstrip("/")]
 
 
 def _one_error(done) -> str:
@@ -250,7 +267,7 @@ def test_an_image_only_written_out_is_proved_in_the_engine_and_not_left_there(
     with tarfile.open(out) as tar:
         [entry] = json.loads(tar.extractfile("manifest.json").read())
     image_id = "sha256:" + entry["Config"].split("/")[-1].removesuffix(".json")
-    assert image_id not in {image.id for image in engine.images.list(all=True)}
+    assert image_id not in engine_image_ids(engine)
 
 
 def test_two_cold_builds_of_a_bundle_give_the_same_digest(cais, tmp_path, proxy, env):

@@ -285,8 +285,23 @@ def test_a_pull_for_a_platform_the_image_lacks_is_one_sentence(cais, engine, reg
     done = cais("pull", "--platform", "linux/s390x", image)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     lines = [line for line in done.stderr.splitlines() if line.startswith(("error:", "hint:"))]
-    assert lines[0].startswith(f"error: `{image}` has no image for the platform `linux/s390x`")
-    assert "linux/arm64" in lines[0] and "linux/amd64" in lines[0]
+    assert lines[0].startswith(f"error: `{image}` has no `linux/s390x` variant (it has ")
+    assert "`linux/arm64/v8`" in lines[0] and "`linux/amd64`" in lines[0]
+    assert lines[1:] == ["hint: choose one of those platforms with `--platform`, or another image"]
+
+
+def test_a_pull_of_a_single_platform_image_for_another_is_one_sentence(
+    cais, registry, tmp_path, image_name
+):
+    image = f"{registry}/{image_name}:1"
+    _build(cais, tmp_path / "app", image)
+    assert cais("push", image).returncode == 0  # a plain manifest, for this machine's platform
+    done = cais("pull", "--platform", "linux/s390x", image)
+    lines = [line for line in done.stderr.splitlines() if line.startswith(("error:", "hint:"))]
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert lines[0].startswith(f"error: `{image}` is an image for `linux/")
+    assert lines[0].endswith("`, not `linux/s390x`")
+    assert lines[1:] == ["hint: choose its platform with `--platform`, or another image"]
 
 
 def test_a_name_cais_tag_gives_another_image_is_pushed_from_the_engine(

@@ -57,9 +57,17 @@ class FakeClient:
             raise not_found(f"No such image: {reference}")
         return self.known[reference]
 
-    def list(self, name=None):
+    def __call__(self, name=None):  # api.images: the engine's summaries
         self.calls.append(("list", name))
-        return list(self.known.values())
+        return [
+            {
+                "Id": image.id,
+                "RepoTags": image.tags or ["<none>:<none>"],
+                "Size": image.attrs["Size"],
+                "Created": 1714564800,  # image.attrs["Created"], in seconds
+            }
+            for image in self.known.values()
+        ]
 
     def remove(self, reference, force=False):
         self.calls.append(("remove", reference, force))
@@ -268,6 +276,14 @@ def test_list_images():
     assert summary.size == 12_345_678
     assert summary.created == "2024-05-01 12:00:00"
     assert ("list", "hello") in client.calls
+
+
+def test_list_images_asks_once_so_an_image_removed_meanwhile_is_no_error():
+    client = FakeClient(images={"hello:1": FakeImage(tags=())})
+    client.get = lambda reference: (_ for _ in ()).throw(not_found("No such image"))
+    (summary,) = list_images(client, "hello")
+    assert summary.tags == ()
+    assert client.calls == [("list", "hello")]
 
 
 def test_image_exists():

@@ -713,7 +713,7 @@ def test_a_platform_the_index_lacks_is_named_with_those_it_has():
         "`reg.example/library/python:3.11` has no `linux/s390x` variant "
         "(it has `linux/amd64`, `linux/arm64/v8`)"
     )
-    assert caught.value.hint == "choose one of those platforms, or another base image"
+    assert caught.value.hint == "choose one of those platforms with `--platform`, or another image"
 
 
 def registry_with(*platforms: dict) -> FakeRegistry:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 import docker
 
@@ -35,14 +36,18 @@ class ImageSummary:
 
 
 def list_images(client: docker.DockerClient, name: str | None = None) -> list[ImageSummary]:
+    # The engine's summaries, in one request: `client.images.list` inspects each image it
+    # listed, and fails when another process removes one meanwhile.
     with engine_errors():
-        images = client.images.list(name=name)
+        images = client.api.images(name=name)
     return [
         ImageSummary(
-            image.short_id.removeprefix("sha256:"),
-            tuple(image.tags),
-            int(image.attrs.get("Size", 0)),
-            str(image.attrs.get("Created", ""))[:19].replace("T", " "),
+            str(image["Id"]).removeprefix("sha256:")[:12],
+            tuple(tag for tag in image.get("RepoTags") or () if tag != "<none>:<none>"),
+            int(image.get("Size") or 0),
+            datetime.fromtimestamp(int(image.get("Created") or 0), timezone.utc).strftime(
+                "%Y-%m-%d %H:%M:%S"
+            ),
         )
         for image in images
     ]

@@ -52,7 +52,7 @@ def read(
         raise NotInRegistry(
             f"`{client.registry}/{repository}:{reference}` is an image for "
             f"`{Platform.from_json(config)}`, not `{platform}`",
-            hint="choose another base image, or build for its platform with `--platform`",
+            hint="choose its platform with `--platform`, or another image",
         )
     diff_ids = config.get("rootfs", {}).get("diff_ids") or []
     entries = data.get("layers") or []

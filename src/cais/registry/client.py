@@ -215,7 +215,8 @@ class RegistryClient:
                 chosen = select_manifest(manifest.data, platform, image=name)
             except PlanError as exc:
                 raise NotInRegistry(
-                    exc.message, hint="choose one of those platforms, or another base image"
+                    exc.message,
+                    hint="choose one of those platforms with `--platform`, or another image",
                 ) from None
             return self._get_manifest(repository, chosen["digest"])
 
