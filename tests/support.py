@@ -180,10 +180,17 @@ def wait_until_ready(base: str, *, tries: int = 150) -> None:
 def serve(*references: str, home: Path, cwd: Path | None = None, options: tuple[str, ...] = ()):
     """Start `cais serve` on a free port; returns (process, base URL) once it is ready."""
     port = free_port()
+    command = ["cais", "serve", *references, "--port", str(port), *options]
+    return start_server(command, port, env={"CAIS_HOME": str(home), "NO_COLOR": "1"}, cwd=cwd)
+
+
+def start_server(module_args: list[str], port: int, *, env: dict, cwd: Path | None = None):
+    """Run `python -m MODULE_ARGS…` (a server on `port`); returns (process, base URL) once it
+    is ready, or kills it."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "cais", "serve", *references, "--port", str(port), *options],
+        [sys.executable, "-m", *module_args],
         cwd=cwd,
-        env={**os.environ, "CAIS_HOME": str(home), "NO_COLOR": "1"},
+        env={**os.environ, **env},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

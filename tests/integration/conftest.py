@@ -33,3 +33,11 @@ def pushed_model(tmp_path_factory, engine, base_image, registry):
             engine.images.remove(tag, force=True)
         except Exception:  # noqa: BLE001 - best-effort cleanup
             pass
+
+
+@pytest.fixture
+def proxy(ca_certs) -> list[str]:
+    """`--ca-cert` options for the proxy's CA certificates, through which uv reaches PyPI."""
+    if not ca_certs:
+        pytest.skip("no proxy CA on this machine: neither uv nor pip in a build can reach PyPI")
+    return [arg for cert in ca_certs for arg in ("--ca-cert", str(cert))]

@@ -31,13 +31,6 @@ _ELF = {"amd64": 62, "arm64": 183}  # e_machine of x86_64 and aarch64 objects
 
 
 @pytest.fixture
-def proxy(ca_certs) -> list[str]:
-    if not ca_certs:
-        pytest.skip("no proxy CA on this machine: uv cannot reach PyPI")
-    return [arg for cert in ca_certs for arg in ("--ca-cert", str(cert))]
-
-
-@pytest.fixture
 def env(tmp_path, registry) -> dict[str, str]:
     """No engine, a cache of the test's own, the base images from the local mirror."""
     return {

@@ -50,13 +50,6 @@ def registry_base(engine, base_image, registry) -> str:
     return f"{repository}:{tag}"
 
 
-@pytest.fixture
-def proxy(ca_certs) -> list[str]:
-    if not ca_certs:
-        pytest.skip("no proxy CA on this machine: uv cannot reach PyPI")
-    return [arg for cert in ca_certs for arg in ("--ca-cert", str(cert))]
-
-
 def _project(cais, folder: Path, base: str | None = None) -> Path:
     done = cais("init", str(folder))
     assert done.returncode == 0, done.stderr

@@ -29,13 +29,6 @@ _SAME = ("User", "Cmd", "ExposedPorts", "WorkingDir", "Healthcheck")
 
 
 @pytest.fixture
-def proxy(ca_certs) -> list[str]:
-    if not ca_certs:
-        pytest.skip("no proxy CA on this machine: uv cannot reach PyPI")
-    return [arg for cert in ca_certs for arg in ("--ca-cert", str(cert))]
-
-
-@pytest.fixture
 def env(tmp_path) -> dict[str, str]:
     return {
         "CAIS_HOME": str(tmp_path / "home"),

@@ -30,13 +30,6 @@ def builder(request) -> str:
     return request.param
 
 
-@pytest.fixture
-def proxy(ca_certs) -> list[str]:
-    if not ca_certs:
-        pytest.skip("no proxy CA on this machine: containers cannot reach PyPI")
-    return [arg for cert in ca_certs for arg in ("--ca-cert", str(cert))]
-
-
 def _write(root: Path, files: dict[str, str]) -> Path:
     for name, text in files.items():
         (root / name).parent.mkdir(parents=True, exist_ok=True)

@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 
-from tests.support import free_port, save_sleeper, serve, wait_until_ready
+from tests.support import free_port, save_sleeper, serve, start_server
 
 
 @pytest.fixture(scope="module")
@@ -23,25 +23,9 @@ def home(tmp_path_factory):
 
 def _image_server(home, *options: str, env: dict | None = None):
     """`python -m cais.server` (the server inside a serving image) on a free port."""
-    import os
-    import subprocess
-    import sys
-
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cais.server", "sleeper", "--port", str(port), *options],
-        env={**os.environ, "CAIS_HOME": str(home), **(env or {})},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_ready(base)
-    except BaseException:
-        process.kill()
-        process.wait()
-        raise
-    return process, base
+    command = ["cais.server", "sleeper", "--port", str(port), *options]
+    return start_server(command, port, env={"CAIS_HOME": str(home), **(env or {})})
 
 
 def _refused(base: str) -> bool:
