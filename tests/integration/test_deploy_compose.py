@@ -107,11 +107,17 @@ def test_up_serves_through_nginx_until_the_api_stops_and_down_removes_everything
     assert answer.json()["predictions"] == list(
         text_model().predict(["livro de bolo", "jogo de luta"])
     )
-    # Prometheus knows the API as its scrape target
-    targets = running["prometheus"].exec_run(
-        ["wget", "-qO-", "http://127.0.0.1:9090/api/v1/targets"]
-    )
-    assert b'"scrapeUrl":"http://api:8080/metrics"' in targets.output
+    # Prometheus knows the API as its scrape target (once its discovery has run: being
+    # healthy means its web server answers, not that it has read its targets yet)
+    wanted = b'"scrapeUrl":"http://api:8080/metrics"'
+    for _ in range(60):
+        targets = running["prometheus"].exec_run(
+            ["wget", "-qO-", "http://127.0.0.1:9090/api/v1/targets"]
+        )
+        if wanted in targets.output:
+            break
+        time.sleep(0.5)
+    assert wanted in targets.output, targets.output
     # the monitoring plugin, through nginx, with the model's recorded example
     check = cais("check", f"http://127.0.0.1:{port}", env=env)
     assert check.returncode == 0, check.stdout + check.stderr
