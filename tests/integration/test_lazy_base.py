@@ -179,3 +179,85 @@ def test_a_base_removed_from_the_engine_before_its_layers_are_read_is_one_senten
     )
     assert failed.value.hint == f"pull `{made.id}` again and build again"
     assert not any(layer.held for layer in image.layers)
+
+
+def _built_sbom(cais, engine, project, tag, env, proxy) -> tuple[bytes, list[dict]]:
+    """The SBOM a cold `--load` build of `project` stores in its image, and the engine's image
+    exports (`docker save`) the build caused."""
+    import time
+
+    from cais.image import sbom
+
+    since = time.time()
+    done = cais("build", str(project), "--builder", "oci", "--load", "-t", tag, *proxy, env=env)
+    assert done.returncode == 0, done.stderr
+    saves = list(
+        engine.events(
+            since=since - 1,
+            until=time.time() + 1,
+            filters={"type": "image", "event": "save"},
+            decode=True,
+        )
+    )
+    document = engine.containers.run(tag, ["cat", sbom.PATH], entrypoint=[], remove=True)
+    return document, saves
+
+
+def test_a_cold_engine_only_build_lists_the_bases_packages_without_exporting_it(
+    tmp_path, cais, engine, base_image, registry, auth_registry, image_name, proxy, eager
+):
+    """The base registry holds the engine's base (the same config): its layers come from
+    there, and the SBOM is the one a build that exported the base writes."""
+    from cais.image import sbom
+
+    project = _project(cais, tmp_path / "hello")
+    tag = f"{image_name}:1"
+    pulled, saves = _built_sbom(
+        cais,
+        engine,
+        project,
+        tag,
+        {"CAIS_CACHE": str(tmp_path / "pulled"), "CAIS_BASE_REGISTRY": registry},
+        proxy,
+    )
+    assert saves == []
+    assert all(BlobStore(tmp_path / "pulled").has(layer.diff_id) for layer in eager.layers)
+    # A registry that will not give the base up (it asks for a login): the engine exports it.
+    exported, saves = _built_sbom(
+        cais,
+        engine,
+        project,
+        tag,
+        {"CAIS_CACHE": str(tmp_path / "exported"), "CAIS_BASE_REGISTRY": auth_registry},
+        proxy,
+    )
+    assert [event["Actor"]["ID"] for event in saves] == [eager.id]
+    assert pulled == exported
+    listed = {c["name"] for c in json.loads(pulled)["components"]}
+    base = {p.name for p in sbom.packages_in_layers(eager.layers)}
+    assert base and base <= listed
+
+
+@pytest.mark.parametrize("succeeds", [False, True])
+def test_layers_a_pull_does_not_bring_are_exported(tmp_path, engine, base_image, eager, succeeds):
+    """A pull that fails, or says it succeeded but left a layer out, leaves it to the export."""
+    store, connections = BlobStore(tmp_path / "cache"), Connections()
+    asked = []
+
+    def pull(config_digest: str) -> bool:
+        asked.append(config_digest)
+        return succeeds
+
+    image = engine_source.read(
+        engine,
+        base_image,
+        store=store,
+        platform=Platform.host(),
+        connect=connections,
+        config=lambda digest: eager.config_json if digest == eager.id else None,
+        pull=pull,
+    )
+    assert image is not None and connections.count == 0
+    image.layers[-1].uncompressed().close()
+    assert asked == [eager.id] and connections.count == 1
+    assert all(layer.held and store.verify(layer.diff_id) for layer in image.layers)
