@@ -211,27 +211,22 @@ def test_a_cold_engine_only_build_lists_the_bases_packages_without_exporting_it(
     from cais.image import sbom
 
     project = _project(cais, tmp_path / "hello")
-    tag = f"{image_name}:1"
-    pulled, saves = _built_sbom(
-        cais,
-        engine,
-        project,
-        tag,
-        {"CAIS_CACHE": str(tmp_path / "pulled"), "CAIS_BASE_REGISTRY": registry},
-        proxy,
-    )
+    built = {
+        name: _built_sbom(
+            cais,
+            engine,
+            project,
+            f"{image_name}:1",
+            {"CAIS_CACHE": str(tmp_path / name), "CAIS_BASE_REGISTRY": host},
+            proxy,
+        )
+        # A registry that will not give the base up (it asks for a login): the engine exports it.
+        for name, host in (("pulled", registry), ("exported", auth_registry))
+    }
+    (pulled, saves), (exported, exports) = built["pulled"], built["exported"]
     assert saves == []
     assert all(BlobStore(tmp_path / "pulled").has(layer.diff_id) for layer in eager.layers)
-    # A registry that will not give the base up (it asks for a login): the engine exports it.
-    exported, saves = _built_sbom(
-        cais,
-        engine,
-        project,
-        tag,
-        {"CAIS_CACHE": str(tmp_path / "exported"), "CAIS_BASE_REGISTRY": auth_registry},
-        proxy,
-    )
-    assert [event["Actor"]["ID"] for event in saves] == [eager.id]
+    assert [event["Actor"]["ID"] for event in exports] == [eager.id]
     assert pulled == exported
     listed = {c["name"] for c in json.loads(pulled)["components"]}
     base = {p.name for p in sbom.packages_in_layers(eager.layers)}
