@@ -256,3 +256,37 @@ def test_layers_a_pull_does_not_bring_are_exported(tmp_path, engine, base_image,
     image.layers[-1].uncompressed().close()
     assert asked == [eager.id] and connections.count == 1
     assert all(layer.held and store.verify(layer.diff_id) for layer in image.layers)
+
+
+def test_a_base_registry_holding_another_image_under_the_name_leaves_it_to_the_export(
+    tmp_path, cais, engine, base_image, registry, image_name, proxy
+):
+    """The registry's `NAME:1` is not the engine's (though the registry holds the engine's
+    config, under another tag): its layers would be another image's, so the engine's copy is
+    exported, and the registry's layers are not fetched for nothing."""
+    repository = f"{registry}/cais-lazy-other-{uuid.uuid4().hex[:8]}/base"
+    engine.images.get(base_image).tag(repository, "1")
+    container = engine.containers.create(base_image, ["true"])
+    try:
+        changed = container.commit(repository=repository, tag="2")
+    finally:
+        container.remove(force=True)
+    try:
+        for tag in ("1", "2"):
+            for line in engine.images.push(repository, tag, stream=True, decode=True):
+                assert "error" not in line, line
+        changed.tag(repository, "1")
+        project = _project(cais, tmp_path / "hello", base=f"{repository}:1")
+        document, saves = _built_sbom(
+            cais, engine, project, image_name, {"CAIS_CACHE": str(tmp_path / "cache")}, proxy
+        )
+    finally:
+        engine.images.remove(changed.id, force=True)
+    assert [event["Actor"]["ID"] for event in saves] == [changed.id]
+    assert json.loads(document)["components"]
+    with RegistryClient(registry) as client:
+        manifest = client.get_manifest(
+            repository.partition("/")[2], "1", platform=str(Platform.host())
+        )
+    store = BlobStore(tmp_path / "cache")
+    assert not any(store.has(layer["digest"]) for layer in manifest.data["layers"])
