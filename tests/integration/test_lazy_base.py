@@ -179,3 +179,133 @@ def test_a_base_removed_from_the_engine_before_its_layers_are_read_is_one_senten
     )
     assert failed.value.hint == f"pull `{made.id}` again and build again"
     assert not any(layer.held for layer in image.layers)
+
+
+@pytest.fixture
+def own_base(engine, base_image, registry):
+    """A base of this test's own (the stand-in, committed: a config no other test exports),
+    pushed as `REPOSITORY:1` and held by the engine as that and as `REPOSITORY:local`."""
+    repository = f"{registry}/cais-lazy-own-{uuid.uuid4().hex[:8]}/base"
+    container = engine.containers.create(base_image, ["true"])
+    try:
+        image = container.commit(repository=repository, tag="1")
+    finally:
+        container.remove(force=True)
+    image.tag(repository, "local")
+    yield repository, image.id
+    _forget(engine, repository, image.id)
+
+
+def _forget(engine, repository: str, image_id: str) -> None:
+    """Remove the engine's image and the digest references a push left on the stand-in."""
+    engine.images.remove(image_id, force=True)
+    for image in engine.images.list():
+        for reference in image.attrs.get("RepoDigests") or []:
+            if reference.startswith(repository + "@"):
+                engine.images.remove(reference)
+
+
+def _built_sbom(cais, engine, project, tag, env, proxy, base_id) -> tuple[bytes, int]:
+    """The SBOM a cold `--load` build of `project` stores in its image, and how many times
+    the build made the engine export (`docker save`) the base `base_id`."""
+    import time
+
+    from cais.image import sbom
+
+    since = time.time()
+    done = cais("build", str(project), "--builder", "oci", "--load", "-t", tag, *proxy, env=env)
+    assert done.returncode == 0, done.stderr
+    saves = engine.events(
+        since=since - 1,
+        until=time.time() + 1,
+        filters={"type": "image", "event": "save"},
+        decode=True,
+    )
+    document = engine.containers.run(tag, ["cat", sbom.PATH], entrypoint=[], remove=True)
+    return document, sum(event["Actor"]["ID"] == base_id for event in saves)
+
+
+def test_a_cold_engine_only_build_lists_the_bases_packages_without_exporting_it(
+    tmp_path, cais, engine, own_base, image_name, proxy, eager
+):
+    """The base's registry holds the engine's base (the same config): its layers come from
+    there, and the SBOM is the one a build that exported the base writes."""
+    from cais.image import sbom
+
+    repository, base_id = own_base
+    for line in engine.images.push(repository, "1", stream=True, decode=True):
+        assert "error" not in line, line
+    built = {
+        # `local` was never pushed: the engine exports it.
+        tag: _built_sbom(
+            cais,
+            engine,
+            _project(cais, tmp_path / tag / "hello", base=f"{repository}:{tag}"),
+            f"{image_name}:1",
+            {"CAIS_CACHE": str(tmp_path / f"cache-{tag}")},
+            proxy,
+            base_id,
+        )
+        for tag in ("1", "local")
+    }
+    (pulled, saves), (exported, exports) = built["1"], built["local"]
+    assert (saves, exports) == (0, 1)
+    assert all(BlobStore(tmp_path / "cache-1").has(layer.diff_id) for layer in eager.layers)
+    # The same packages, described the same (the timestamps are the two projects' own).
+    components = json.loads(pulled)["components"]
+    assert components == json.loads(exported)["components"]
+    listed = {c["name"] for c in components}
+    base = {p.name for p in sbom.packages_in_layers(eager.layers)}
+    assert base and base <= listed
+
+
+@pytest.mark.parametrize("succeeds", [False, True])
+def test_layers_a_pull_does_not_bring_are_exported(tmp_path, engine, base_image, eager, succeeds):
+    """A pull that fails, or says it succeeded but left a layer out, leaves it to the export."""
+    store, connections = BlobStore(tmp_path / "cache"), Connections()
+    asked = []
+
+    def pull(config_digest: str) -> bool:
+        asked.append(config_digest)
+        return succeeds
+
+    image = engine_source.read(
+        engine,
+        base_image,
+        store=store,
+        platform=Platform.host(),
+        connect=connections,
+        config=lambda digest: eager.config_json if digest == eager.id else None,
+        pull=pull,
+    )
+    assert image is not None and connections.count == 0
+    image.layers[-1].uncompressed().close()
+    assert asked == [eager.id] and connections.count == 1
+    assert all(layer.held and store.verify(layer.diff_id) for layer in image.layers)
+
+
+def test_a_base_registry_holding_another_image_under_the_name_leaves_it_to_the_export(
+    tmp_path, cais, engine, own_base, base_image, image_name, proxy
+):
+    """The registry's `NAME:1` is not the engine's (though the registry holds the engine's
+    config, under another tag): its layers would be another image's, so the engine's copy is
+    exported, and the registry's layers are not fetched for nothing."""
+    repository, base_id = own_base
+    engine.images.get(base_id).tag(repository, "own")
+    engine.images.get(base_image).tag(repository, "1")
+    for tag in ("own", "1"):
+        for line in engine.images.push(repository, tag, stream=True, decode=True):
+            assert "error" not in line, line
+    engine.images.get(base_id).tag(repository, "1")  # the engine's `1` is its own base again
+    project = _project(cais, tmp_path / "hello", base=f"{repository}:1")
+    document, saves = _built_sbom(
+        cais, engine, project, image_name, {"CAIS_CACHE": str(tmp_path / "cache")}, proxy, base_id
+    )
+    assert saves == 1
+    assert json.loads(document)["components"]
+    with RegistryClient(repository.partition("/")[0]) as client:
+        manifest = client.get_manifest(
+            repository.partition("/")[2], "1", platform=str(Platform.host())
+        )
+    store = BlobStore(tmp_path / "cache")
+    assert not any(store.has(layer["digest"]) for layer in manifest.data["layers"])

@@ -298,10 +298,34 @@ class OCIBuilder:
                 platform=platform,
                 connect=self._engine if lazy else None,
                 config=(lambda digest: _config_blob(name, digest)) if lazy else None,
+                pull=(lambda digest: self._pull_base(name, platform, digest)) if lazy else None,
             )
         finally:
             client.close()
         return found, f"the Docker Engine does not hold it for `{platform}`"
+
+    def _pull_base(self, name: str, platform: Platform, config_digest: str) -> bool:
+        """Put the tars of the base's layers in the store from its registry (tried once),
+        when the registry's image has the config `config_digest`, the engine's copy."""
+        from cais.image import remote
+        from cais.registry.client import RegistryClient
+
+        reference = base_reference(name)
+        tag = reference.digest or reference.tag or "latest"
+        try:
+            with RegistryClient(reference.registry, attempts=1, timeout=30) as client:
+                manifest = client.get_manifest(reference.repository, tag, platform=str(platform))
+                if manifest.data.get("config", {}).get("digest") != config_digest:
+                    return False  # another image under that name: the engine's is exported
+                image = remote.read(
+                    client, reference.repository, manifest.digest, platform, store=self.store
+                )
+            for layer in image.layers:
+                with layer.uncompressed():  # decompressed into the store, checked by diff id
+                    pass
+        except CaisError:
+            return False
+        return True
 
     # The layers
 

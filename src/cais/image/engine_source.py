@@ -7,8 +7,11 @@ An image whose config and layers the store already holds is not read again.
 Exporting is the slow part (the whole image, 3.4 s for `python:3.11-slim` here), and an
 image bound for the same engine needs none of its base's bytes: read lazily, the image is
 its config (from the store, or fetched by digest where the engine's image came from) and
-the diff ids the engine lists, and the export runs only when a sink reads a layer. The few
-files a build needs from the base come through a container that is created, never started.
+the diff ids the engine lists, and its layers are read only when a sink (or the SBOM) reads
+one: from the registry the image came from when it holds the same config (1.0 s for the
+stand-in `python:3.11-slim`, against 1.95 s for the export stream alone), else exported.
+The few files a build needs from the base come through a container that is created, never
+started.
 """
 
 from __future__ import annotations
@@ -46,13 +49,16 @@ def read(
     platform: Platform,
     connect: Callable[[], docker.DockerClient] | None = None,
     config: Callable[[str], bytes | None] | None = None,
+    pull: Callable[[str], bool] | None = None,
 ) -> Image | None:
     """The engine's image `reference` with its blobs in `store`; None when the engine has no
     such image, or has it for another platform.
 
     With `connect`, the layers the store lacks are lazy: exported (through a new connection)
     when first read. `config` gives the config's bytes by digest (None when it cannot): with
-    it, a config the store lacks needs no export either.
+    it, a config the store lacks needs no export either. `pull` puts the layers of the image
+    whose config has this digest in the store from elsewhere (False when it cannot): lazy
+    layers are read through it before any export.
     """
     try:
         with engine_errors(image=reference):
@@ -77,7 +83,7 @@ def read(
                 out.write(content)
         else:
             _save_into(client, image_id, store)
-    export = _Export(connect, image_id, store, reference)
+    export = _Export(connect, image_id, store, reference, pull)
     return _image(store, image_id, diff_ids, reference, lambda s, d: Layer.lazy(s, d, export))
 
 
@@ -127,8 +133,8 @@ def _image(
 
 
 class _Export:
-    """Exports an image's layers from the engine into the store once, when a layer is read
-    (by whichever thread asks first; the others wait for it)."""
+    """Puts an image's layers in the store once, when a layer is read (by whichever thread
+    asks first; the others wait for it): through `pull` when it can, else the engine's export."""
 
     def __init__(
         self,
@@ -136,8 +142,10 @@ class _Export:
         image_id: str,
         store: BlobStore,
         reference: str,
+        pull: Callable[[str], bool] | None = None,
     ) -> None:
         self._connect = connect
+        self._pull = pull
         self._image_id = image_id
         self._store = store
         self._reference = reference
@@ -147,6 +155,9 @@ class _Export:
         with self._lock:
             diff_ids = json.loads(self._store.get(self._image_id))["rootfs"]["diff_ids"]
             if all(self._store.has(d) for d in diff_ids):
+                return
+            pulled = self._pull is not None and self._pull(self._image_id)
+            if pulled and all(self._store.has(d) for d in diff_ids):
                 return
             from cais.engine.images import image_exists
 
