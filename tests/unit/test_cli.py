@@ -68,6 +68,20 @@ def test_init_creates_a_project(tmp_path, runner):
     assert result.stdout == ""  # messages go to stderr
 
 
+@pytest.mark.parametrize(
+    ("folder", "written"),
+    [("1", '"1"'), ("2024", '"2024"'), ("true", '"true"'), ("null", '"null"'), ("shop", "shop")],
+)
+def test_init_names_the_project_as_text_whatever_its_folder(tmp_path, runner, folder, written):
+    """A folder named `1` must not give `name: 1`, which cais.yaml then reads as a number."""
+    from cais.project import load_project
+
+    result = runner.invoke(app, ["init", str(tmp_path / folder)])
+    assert result.exit_code == 0, result.output
+    assert f"name: {written}\n" in (tmp_path / folder / "cais.yaml").read_text()
+    assert load_project(tmp_path / folder).name == folder
+
+
 def test_init_refuses_to_overwrite(project, runner):
     (project / "script.py").write_text("my own work\n")
     before = {name: (project / name).read_text() for name in TEMPLATE_FILES}

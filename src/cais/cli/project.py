@@ -82,11 +82,19 @@ def init(
     for target, source in files.items():
         text = source.read_text(encoding="utf-8")  # type: ignore[attr-defined]
         if Path(target).name in _FILLED_IN:
-            text = text.replace("{name}", name).replace("{python}", running_python())
+            shown = _yaml_text(name) if Path(target).name == "cais.yaml" else name
+            text = text.replace("{name}", shown).replace("{python}", running_python())
         (directory / target).parent.mkdir(parents=True, exist_ok=True)
         (directory / target).write_text(text, encoding="utf-8")
     success(f"Created the {template.value} project `{name}` in `{directory}`")
     note("next: " + _NEXT_STEPS[template].format(dir=directory, name=name))
+
+
+def _yaml_text(value: str) -> str:
+    """`value` as YAML reads it back as text: a name such as `1` or `true` quoted."""
+    import yaml
+
+    return value if isinstance(yaml.safe_load(value), str) else f'"{value}"'
 
 
 def train(
