@@ -344,3 +344,17 @@ def test_an_output_that_cannot_be_written_is_one_sentence(
     result = CliRunner().invoke(app, ["deploy", command, "products:1", "-o", output])
     assert says in assert_one_error(result)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["folder", "taken"]
+
+
+@pytest.mark.parametrize(
+    ("command", "output"), [("compose", "compose.yaml"), ("kserve", "isvc.yaml")]
+)
+def test_an_output_file_that_exists_is_written_again(tmp_path, monkeypatch, command, output):
+    """A second run writes its file again: the check of `-o` lets it through to the next step
+    (here, the engine nobody runs)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    (tmp_path / output).write_text("written before\n")
+    result = CliRunner().invoke(app, ["deploy", command, "products:1", "-o", output])
+    said = assert_one_error(result)
+    assert "Cannot write" not in said and "is not reachable" in said, said

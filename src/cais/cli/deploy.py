@@ -297,6 +297,10 @@ def _writable(path: Path, *, folder: bool) -> None:
             f"`{path}` is a {kind}, and `-o` names the {wanted}",
             hint=f"give {'a folder' if folder else 'a file'} there, or another place",
         )
+    if path.is_file():  # written again, in place
+        if not os.access(path, os.W_OK):
+            raise CaisError(f"Cannot write `{path}`", hint="choose another place with `-o`")
+        return
     existing = next(p for p in (path, *path.parents) if p.exists())
     if not existing.is_dir() or not os.access(existing, os.W_OK):
         raise CaisError(
