@@ -18,12 +18,12 @@ from cais.image.layer import compress_layers
 from cais.image.platform import Platform
 from cais.registry.client import RegistryClient
 from cais.sinks import layout
-from tests.integration.test_oci_builder import _layout, _project, proxy, registry_base
+from tests.integration.test_oci_builder import _layout, _project, registry_base
 from tests.support import REGISTRY
 
 pytestmark = [pytest.mark.engine, pytest.mark.registry]
 
-__all__ = ["proxy", "registry_base"]  # fixtures, shared with the OCI builder's tests
+__all__ = ["registry_base"]  # a fixture, shared with the OCI builder's tests
 
 USER_FILES = ("etc/passwd", "etc/group", "etc/no-such-file", "etc")
 
