@@ -115,6 +115,7 @@ def _server(app: object, config: dict, started: Callable[[], None] | None) -> An
                 started()
 
         async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            cut_off.stopping = True
             await super().shutdown(sockets=sockets)
             import asyncio
 
@@ -122,6 +123,8 @@ def _server(app: object, config: dict, started: Callable[[], None] | None) -> An
             if others and (await asyncio.wait(others, timeout=_SETTLE))[1]:
                 # Past the grace period uvicorn cancelled the requests, but a model call in
                 # its thread cannot be stopped, and the event loop would wait for it to end.
+                # Its client is told so before the process goes.
+                await cut_off.answer_the_rest()
                 print(
                     "cais: a model call was still running after the grace period of "
                     f"{self.config.timeout_graceful_shutdown:g} s; stopping without it",
@@ -130,7 +133,72 @@ def _server(app: object, config: dict, started: Callable[[], None] | None) -> An
                 )
                 os._exit(0)
 
-    return Server(uvicorn.Config(app, **config))
+    cut_off = _CutOff(app, grace=config["timeout_graceful_shutdown"])
+    return Server(uvicorn.Config(cut_off, **config))
+
+
+class _CutOff:
+    """ASGI middleware: a request still running when the grace period is over is answered
+    503 (the client may send it again, to another replica), never left to uvicorn's 500 or
+    a connection closed without an answer."""
+
+    def __init__(self, app: Any, grace: float) -> None:
+        self.app = app
+        self.grace = grace
+        self.stopping = False  # set by the server's shutdown
+        self.running: dict[int, tuple[Callable, dict]] = {}  # request → (send, its state)
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        import asyncio
+
+        state = {"started": False}
+
+        async def tracked(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                state["started"] = True
+            await send(message)
+
+        key = id(state)
+        self.running[key] = (send, state)
+        try:
+            await self.app(scope, receive, tracked)
+        except asyncio.CancelledError:
+            if not self.stopping or state["started"]:
+                raise
+            await self._unavailable(send, state)  # cancelled by the shutdown: answered
+        finally:
+            self.running.pop(key, None)
+
+    async def answer_the_rest(self) -> None:
+        """503 to every request whose answer has not started (their model calls, in threads,
+        cannot be stopped)."""
+        for send, state in list(self.running.values()):
+            if not state["started"]:
+                await self._unavailable(send, state)
+
+    async def _unavailable(self, send: Callable, state: dict) -> None:
+        import json
+
+        state["started"] = True
+        body = json.dumps(
+            {
+                "error": "the server stopped before this request finished (its grace period "
+                f"of {self.grace:g} s was over); send it again"
+            }
+        ).encode()
+        headers = [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ]
+        try:
+            await send({"type": "http.response.start", "status": 503, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+        except Exception:  # the client is gone: nobody to tell
+            pass
 
 
 def _listening_sockets(host: str, port: int, count: int) -> list[socket.socket]:
