@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 from pathlib import Path
 
@@ -59,15 +58,17 @@ def test_verify_removes_a_damaged_blob(store):
     assert not store.verify(digest)  # missing is not intact either
 
 
-def test_ingest_refuses_content_of_another_digest(store):
+def test_a_writer_with_an_expected_digest_refuses_other_content(store):
     expected = sha256_digest(b"what the manifest says")
-    with pytest.raises(BlobError) as caught:
-        store.ingest(io.BytesIO(b"what the registry sent"), expected)
+    with pytest.raises(BlobError) as caught, store.writer(expected) as writer:
+        writer.write(b"what the registry sent")
     assert f"`{expected}`" in caught.value.message
     assert not store.has(expected)
     assert not store.has(sha256_digest(b"what the registry sent"))
     assert list((store.root / "tmp").iterdir()) == []
-    assert store.ingest(io.BytesIO(b"what the manifest says"), expected) == expected
+    with store.writer(expected) as writer:
+        writer.write(b"what the manifest says")
+    assert writer.digest == expected and store.has(expected)
 
 
 def test_a_failed_write_leaves_nothing(store):

@@ -162,13 +162,6 @@ class BlobStore:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(name)
 
-    def ingest(self, stream: BinaryIO, expected: str) -> str:
-        """Copy a stream into the store, refusing it unless its digest is `expected`."""
-        with self.writer(expected) as writer:
-            while chunk := stream.read(_CHUNK):
-                writer.write(chunk)
-        return expected
-
     def remove(self, digest: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.path(digest).unlink()
