@@ -32,14 +32,19 @@ def captured(name: str) -> list[dict]:
 
 
 def compose(rows: list[dict]):
-    (found,) = deployments(rows, [], [])
+    (found,) = deployments(rows, [])
     return found, {service.name: service for service in found.services}
 
 
-def stack(services: list[dict], containers: list[dict] | None = None, images=None):
-    images = captured("images") if images is None else images
+def labels() -> dict[str, str]:
+    """The labels `cais build` gave the image (its summary in `GET /images/json`)."""
+    (image,) = (i for i in captured("images") if "dev.cais.version" in (i["Labels"] or {}))
+    return image["Labels"]
+
+
+def stack(services: list[dict], containers: list[dict] | None = None, inspected=None):
     containers = captured("stack_containers") if containers is None else containers
-    (found,) = deployments(containers, services, images)
+    (found,) = deployments(containers, services, inspected)
     return found, {service.name: service for service in found.services}
 
 
@@ -107,11 +112,11 @@ def test_a_scaled_service_shows_the_worst_of_its_containers(states, health, runn
 
 def test_a_compose_project_without_a_cais_image_is_not_listed():
     rows = [r for r in captured("compose_up") if r["Labels"]["com.docker.compose.service"] != "api"]
-    assert deployments(rows, [], []) == []
+    assert deployments(rows, []) == []
     # nor containers outside Compose (`cais run`), cais image or not
     lone = copy.deepcopy(api_row(captured("compose_up")))
     lone["Labels"] = {k: v for k, v in lone["Labels"].items() if "compose" not in k}
-    assert deployments([lone], [], []) == []
+    assert deployments([lone], []) == []
 
 
 def test_a_project_image_without_a_model_is_cais_s_and_names_no_model():
@@ -150,7 +155,7 @@ def test_projects_come_sorted_by_name():
     second = copy.deepcopy(first)
     for row in second:
         row["Labels"]["com.docker.compose.project"] = "another"
-    assert [d.name for d in deployments(first + second, [], [])] == ["another", PROJECT]
+    assert [d.name for d in deployments(first + second, [])] == ["another", PROJECT]
 
 
 # --- Swarm -----------------------------------------------------------------------------------
@@ -220,7 +225,7 @@ def test_a_stack_s_health_comes_from_its_task_counts_and_this_node_s_containers(
     rows = [] if containers is None else captured("stack_containers")
     if containers == "unhealthy":
         rows[0]["Status"] = "Up 5 minutes (unhealthy)"
-    _, found = stack(services, rows)
+    _, found = stack(services, rows, {IMAGE: labels()})
     assert found["api"].health == health
 
 
@@ -232,28 +237,26 @@ def test_stopped_task_containers_of_earlier_versions_are_left_out():
     assert services["api"].health == "healthy"
 
 
-def test_a_service_s_image_is_found_by_its_tag_when_the_digest_is_not_the_engine_s():
-    images = captured("images")
-    for image in images:
-        image["RepoDigests"] = []
-    _, services = stack(captured("stack_created"), images=images)
+def test_a_service_with_no_container_here_has_the_labels_of_its_image():
+    _, services = stack(captured("stack_created"), [], {IMAGE: labels()})
     assert services["api"].models == (Model("statuscap", "1"),)
+    assert services["api"].cais_version == "0.1.0"
 
 
 def test_a_stack_whose_images_are_not_cais_s_is_not_listed():
-    images = [i for i in captured("images") if "dev.cais.version" not in (i.get("Labels") or {})]
-    assert deployments(captured("stack_containers"), captured("stack_created"), images) == []
-    # nor a service whose image names no valid reference
-    services = captured("stack_created")
-    services[0]["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"] = "Not A Reference"
-    assert deployments([], services, captured("images")) == []
+    foreign = captured("stack_containers")
+    for row in foreign:
+        row["Labels"] = {k: v for k, v in row["Labels"].items() if not k.startswith("dev.cais.")}
+    assert deployments(foreign, captured("stack_created")) == []
+    # nor one whose image is not on this node, so nothing says it is cais's
+    assert deployments([], captured("stack_created"), {IMAGE: {}}) == []
+    assert deployments([], captured("stack_created")) == []
 
 
 def test_compose_projects_come_before_stacks():
     found = deployments(
         captured("compose_up") + captured("stack_containers"),
         captured("stack_created"),
-        captured("images"),
     )
     assert [(d.kind, d.name) for d in found] == [("compose", PROJECT), ("swarm", STACK)]
 
@@ -269,17 +272,21 @@ def api_error(status_code: int, text: str) -> docker.errors.APIError:
 
 
 class FakeApi:
-    """The engine's answers to the three requests, and which were made."""
+    """The engine's answers, and which requests were made; `tasks_here`: whether the stack's
+    task containers run on this node."""
 
-    def __init__(self, *, swarm=True, version="1.41", manager=True, services_error=None):
+    def __init__(
+        self, *, swarm=True, version="1.41", manager=True, services_error=None, tasks_here=True
+    ):
         self.calls: list[str] = []
         self.api_version = version
         self.swarm, self.manager, self.services_error = swarm, manager, services_error
+        self.tasks_here = tasks_here
 
     def containers(self, all=False):
         self.calls.append("containers")
         assert all, "stopped containers of a deployment count"
-        return captured("compose_up") + captured("stack_containers")
+        return captured("compose_up") + (captured("stack_containers") if self.tasks_here else [])
 
     def services(self, filters=None, status=None):
         self.calls.append("services")
@@ -294,9 +301,11 @@ class FakeApi:
             )
         return captured("stack_created")
 
-    def images(self):
-        self.calls.append("images")
-        return captured("images")
+    def inspect_image(self, image):
+        self.calls.append(f"inspect {image}")
+        if image != IMAGE:
+            raise docker.errors.ImageNotFound(f"No such image: {image}")
+        return {"Id": "sha256:4817273638", "Config": {"Labels": labels()}}
 
     def info(self):
         self.calls.append("info")
@@ -308,10 +317,32 @@ class FakeClient:
         self.api = FakeApi(**kwargs)
 
 
-def test_read_asks_the_engine_three_times_in_a_swarm():
+def test_read_asks_the_engine_twice_when_the_tasks_run_here():
     client = FakeClient()
     assert [d.name for d in read(client)] == [PROJECT, STACK]
-    assert client.api.calls == ["containers", "services", "images"]
+    assert client.api.calls == ["containers", "services"]
+
+
+def test_read_inspects_each_image_of_services_whose_tasks_run_elsewhere():
+    client = FakeClient(tasks_here=False)
+    (_, found) = read(client)
+    assert found.services[0].models == (Model("statuscap", "1"),)
+    assert client.api.calls == ["containers", "services", f"inspect {IMAGE}"]
+
+
+def test_an_image_this_node_lacks_names_no_model_and_is_no_error(monkeypatch):
+    client = FakeClient(tasks_here=False)
+    services = captured("stack_created")
+    services.append(copy.deepcopy(services[0]))
+    services[1]["ID"] = "x" * 25
+    services[1]["Spec"]["Name"] = f"{STACK}_proxy"
+    services[1]["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"] = "nginx:stable"
+    monkeypatch.setattr(client.api, "services", lambda **_: services)
+    (_, found) = read(client)
+    assert [(s.name, s.models) for s in found.services] == [
+        ("api", (Model("statuscap", "1"),)),
+        ("proxy", ()),
+    ]
 
 
 def test_outside_a_swarm_there_is_no_stack_and_no_error():
@@ -419,21 +450,24 @@ def test_no_engine_is_one_sentence(unreachable_engine):
     assert "hint: start the Docker Engine" in output
 
 
+@pytest.mark.parametrize("request_", ["containers", "services", "inspect_image"])
 @pytest.mark.parametrize(
-    "error",
+    ("error", "message"),
     [
-        requests.exceptions.ConnectionError("Connection refused"),
-        requests.exceptions.ReadTimeout("read timed out"),
-        api_error(500, "engine failure"),
+        (requests.exceptions.ConnectionError("Connection refused"), "is not reachable"),
+        (requests.exceptions.ReadTimeout("read timed out"), "did not answer in time"),
+        (api_error(500, "engine failure"), "refused the request: engine failure"),
     ],
     ids=["refused", "timeout", "server error"],
 )
-def test_an_engine_that_fails_midway_is_one_sentence(engine_with, monkeypatch, error):
-    client = engine_with()
+def test_an_engine_that_fails_midway_is_one_sentence(
+    engine_with, monkeypatch, request_, error, message
+):
+    client = engine_with(tasks_here=False)
 
-    def fail(**_):
+    def fail(*args, **kwargs):
         raise error
 
-    monkeypatch.setattr(client.api, "images", fail)
+    monkeypatch.setattr(client.api, request_, fail)
     output = assert_one_error(CliRunner().invoke(app, ["status"]))
-    assert "The Docker Engine" in output
+    assert output.startswith("error: The Docker Engine") and message in output

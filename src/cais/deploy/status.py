@@ -1,9 +1,10 @@
 """What cais has deployed in an engine: Compose projects and Swarm stacks that run a cais image,
 each service with its model, replicas, health and published ports.
 
-Read in at most three requests: the containers (Compose services, and the health of this
-node's Swarm tasks: a container carries its image's labels), the Swarm services with their task
-counts (only on a swarm manager), and the image summaries (the labels of the services' images).
+Read in two requests on a single node: the containers (Compose services, and this node's Swarm
+tasks; a container carries its image's labels) and the Swarm services with their task counts
+(only on a swarm manager). A service with no container here (its tasks run on other nodes)
+costs one inspection of its image.
 """
 
 from __future__ import annotations
@@ -97,14 +98,22 @@ class Deployment:
 
 def read(client: docker.DockerClient) -> list[Deployment]:
     """The deployments in the engine `client` talks to: Compose projects first, then stacks."""
+    import docker.errors
+
     with engine_errors():
         containers = client.api.containers(all=True)
     services = _swarm_services(client)
-    images: list[dict] = []
-    if services:
-        with engine_errors():
-            images = client.api.images()
-    return deployments(containers, services, images)
+    inspected: dict[str, dict[str, str]] = {}
+    for image in {_image(spec) for spec in services} - set(_task_labels(containers)):
+        try:
+            with engine_errors():
+                config = client.api.inspect_image(image).get("Config") or {}
+        except EngineError as exc:
+            if not isinstance(exc.__cause__, docker.errors.NotFound):
+                raise
+            config = {}  # not on this node: the service's model is not known here
+        inspected[image] = config.get("Labels") or {}
+    return deployments(containers, services, inspected)
 
 
 def _swarm_services(client: docker.DockerClient) -> list[dict]:
@@ -132,11 +141,14 @@ def _swarm_services(client: docker.DockerClient) -> list[dict]:
 
 
 def deployments(
-    containers: list[dict], services: list[dict], images: list[dict]
+    containers: list[dict],
+    services: list[dict],
+    inspected: dict[str, dict[str, str]] | None = None,
 ) -> list[Deployment]:
     """Deployments from the engine's own answers: container summaries (`GET /containers/json`),
-    services with status (`GET /services?status=true`), image summaries (`GET /images/json`)."""
-    return _compose(containers) + _stacks(services, containers, images)
+    services with status (`GET /services?status=true`), and the labels of the services' images
+    that no container here carries (`GET /images/{name}/json`), by the services' image."""
+    return _compose(containers) + _stacks(services, containers, inspected or {})
 
 
 def _compose(containers: list[dict]) -> list[Deployment]:
@@ -184,7 +196,10 @@ def _compose_service(name: str, rows: list[dict]) -> Service:
     )
 
 
-def _stacks(services: list[dict], containers: list[dict], images: list[dict]) -> list[Deployment]:
+def _stacks(
+    services: list[dict], containers: list[dict], inspected: dict[str, dict[str, str]]
+) -> list[Deployment]:
+    labels = {**inspected, **_task_labels(containers)}
     tasks: dict[str, list[dict]] = {}
     for row in containers:
         service_id = (row.get("Labels") or {}).get(SWARM_SERVICE_ID)
@@ -195,7 +210,7 @@ def _stacks(services: list[dict], containers: list[dict], images: list[dict]) ->
         stack = ((spec.get("Spec") or {}).get("Labels") or {}).get(STACK)
         if stack:
             stacks.setdefault(stack, []).append(
-                _swarm_service(spec, stack, tasks.get(spec["ID"], []), images)
+                _swarm_service(spec, stack, tasks.get(spec["ID"], []), labels.get(_image(spec), {}))
             )
     return [
         Deployment(stack, "swarm", tuple(sorted(found, key=lambda s: s.name)))
@@ -204,12 +219,24 @@ def _stacks(services: list[dict], containers: list[dict], images: list[dict]) ->
     ]
 
 
-def _swarm_service(spec: dict, stack: str, tasks: list[dict], images: list[dict]) -> Service:
-    image = spec["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
+def _task_labels(containers: list[dict]) -> dict[str, dict[str, str]]:
+    """The labels of the images Swarm tasks run here, by image as their service names it."""
+    return {
+        row["Image"]: row["Labels"]
+        for row in containers
+        if SWARM_SERVICE_ID in (row.get("Labels") or {}) and row.get("Image")
+    }
+
+
+def _image(spec: dict) -> str:
+    return spec["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"]
+
+
+def _swarm_service(spec: dict, stack: str, tasks: list[dict], labels: dict[str, str]) -> Service:
+    image = _image(spec)
     counts = spec.get("ServiceStatus") or {}
     running, desired = int(counts.get("RunningTasks", 0)), int(counts.get("DesiredTasks", 0))
     update = spec.get("UpdateStatus")
-    labels = _image_labels(image, images)
     return Service(
         name=spec["Spec"]["Name"].removeprefix(f"{stack}_"),
         image=image,
@@ -246,21 +273,3 @@ def _models(labels: dict[str, str]) -> tuple[Model, ...]:
         return (Model(labels[MODEL_NAME], labels[MODEL_VERSION]),)
     pairs = (item.rpartition(":") for item in (labels.get(MODELS) or "").split(",") if item)
     return tuple(Model(name, version) for name, _, version in pairs if name and version)
-
-
-def _image_labels(reference: str, images: list[dict]) -> dict[str, str]:
-    """The labels of the image a service names (`name:tag@sha256:…`, `name:tag`), as the engine
-    has it: by digest first, since a tag may have moved since the deployment."""
-    from cais.errors import PlanError
-    from cais.registry.reference import parse_reference
-
-    try:
-        ref = parse_reference(reference)
-    except PlanError:
-        return {}
-    wanted = ([f"{ref.name}@{ref.digest}"] if ref.digest else []) + [f"{ref.name}:{ref.tag}"]
-    for candidate in wanted:
-        for image in images:
-            if candidate in (image.get("RepoDigests") or []) + (image.get("RepoTags") or []):
-                return image.get("Labels") or {}
-    return {}
