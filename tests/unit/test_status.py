@@ -471,3 +471,19 @@ def test_an_engine_that_fails_midway_is_one_sentence(
     monkeypatch.setattr(client.api, request_, fail)
     output = assert_one_error(CliRunner().invoke(app, ["status"]))
     assert output.startswith("error: The Docker Engine") and message in output
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--format", "xml"], "Invalid value `xml` for `--format`"),
+        (["--format", "JSON "], "Invalid value `JSON ` for `--format`"),
+        (["products"], "Got unexpected extra argument(s) (products)"),
+        (["--all"], "No such option: --all"),
+    ],
+)
+def test_arguments_status_refuses_are_one_sentence_before_any_request(engine_with, args, said):
+    client = engine_with()
+    output = assert_one_error(CliRunner().invoke(app, ["status", *args]), code=2)
+    assert said in output
+    assert client.api.calls == []
