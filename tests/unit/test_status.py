@@ -110,6 +110,20 @@ def test_a_scaled_service_shows_the_worst_of_its_containers(states, health, runn
     assert services["api"].health == health
 
 
+def test_a_one_off_command_of_a_service_is_no_replica_of_it():
+    rows = captured("compose_up")
+    command = copy.deepcopy(api_row(rows))
+    command.update(Id="1" * 64, State="exited", Status="Exited (0) 2 seconds ago")
+    command["Names"] = [f"/{PROJECT}_api_run_5f1c2d3e"]
+    command["Labels"]["com.docker.compose.oneoff"] = "True"
+    _, services = compose([*rows, command])
+    assert (services["api"].running, services["api"].desired, services["api"].health) == (
+        1,
+        1,
+        "healthy",
+    )
+
+
 def test_a_compose_project_without_a_cais_image_is_not_listed():
     rows = [r for r in captured("compose_up") if r["Labels"]["com.docker.compose.service"] != "api"]
     assert deployments(rows, []) == []

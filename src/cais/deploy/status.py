@@ -24,6 +24,7 @@ __all__ = ["Deployment", "Model", "Port", "Service", "Update", "deployments", "r
 COMPOSE_PROJECT = "com.docker.compose.project"
 COMPOSE_SERVICE = "com.docker.compose.service"
 COMPOSE_FILES = "com.docker.compose.project.config_files"
+COMPOSE_ONEOFF = "com.docker.compose.oneoff"  # `docker-compose run`: a command, not a replica
 STACK = "com.docker.stack.namespace"
 SWARM_SERVICE_ID = "com.docker.swarm.service.id"
 CAIS_VERSION = "dev.cais.version"  # every image cais builds has it
@@ -156,7 +157,7 @@ def _compose(containers: list[dict]) -> list[Deployment]:
     for row in containers:
         labels = row.get("Labels") or {}
         project, service = labels.get(COMPOSE_PROJECT), labels.get(COMPOSE_SERVICE)
-        if project and service:
+        if project and service and labels.get(COMPOSE_ONEOFF) != "True":
             projects.setdefault(project, {}).setdefault(service, []).append(row)
     found = []
     for project, by_service in sorted(projects.items()):
