@@ -230,6 +230,7 @@ def test_a_stack_published_in_host_mode_shows_its_port():
         (2, None, "running"),  # its tasks run on other nodes: their health is not known here
         (2, "unhealthy", "unhealthy"),
     ],
+    ids=["all", "one of two", "none", "elsewhere", "unhealthy here"],
 )
 def test_a_stack_s_health_comes_from_its_task_counts_and_this_node_s_containers(
     running, containers, health
@@ -241,6 +242,13 @@ def test_a_stack_s_health_comes_from_its_task_counts_and_this_node_s_containers(
         rows[0]["Status"] = "Up 5 minutes (unhealthy)"
     _, found = stack(services, rows, {IMAGE: labels()})
     assert found["api"].health == health
+
+
+def test_a_stack_service_scaled_to_zero_is_stopped():
+    services = captured("stack_created")
+    services[0]["ServiceStatus"].update(RunningTasks=0, DesiredTasks=0)
+    _, found = stack(services, [], {IMAGE: labels()})
+    assert (found["api"].running, found["api"].desired, found["api"].health) == (0, 0, "stopped")
 
 
 def test_stopped_task_containers_of_earlier_versions_are_left_out():

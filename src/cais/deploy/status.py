@@ -10,7 +10,7 @@ costs one inspection of its image.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from cais.engine.client import engine_errors
@@ -84,7 +84,7 @@ class Service:
     cais_version: str | None  # the cais that built its image; None: not a cais image
     running: int
     desired: int
-    health: str  # healthy, running (no health check), starting, degraded, unhealthy, down
+    health: str  # healthy, running (no health check), starting, degraded, unhealthy, down, stopped
     ports: tuple[Port, ...] = ()
     update: Update | None = None  # Swarm only
 
@@ -94,7 +94,7 @@ class Deployment:
     name: str  # the Compose project or the Swarm stack
     kind: str  # compose or swarm
     services: tuple[Service, ...]
-    files: tuple[str, ...] = field(default=())  # the Compose files it was started from
+    files: tuple[str, ...] = ()  # the Compose files it was started from
 
 
 def read(client: docker.DockerClient) -> list[Deployment]:
@@ -259,8 +259,11 @@ def _swarm_service(spec: dict, stack: str, tasks: list[dict], labels: dict[str, 
 
 def _health(containers: list[dict], running: int, desired: int) -> str:
     """The worst of the running `containers`' health (from the engine's status text, `Up 3
-    minutes (healthy)`); `degraded` when fewer than `desired` run, `down` when none does."""
-    if desired and not running:
+    minutes (healthy)`); `degraded` when fewer than `desired` run, `down` when none does,
+    `stopped` when none should."""
+    if not desired:
+        return "stopped"  # a Swarm service scaled to 0
+    if not running:
         return "down"
     states = ["degraded"] if running < desired else []
     for row in containers:
