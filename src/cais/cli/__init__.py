@@ -26,6 +26,7 @@ from cais.cli import (
     project,
     registry,
     serve,
+    status,
 )
 from cais.cli._help import readable
 from cais.errors import CaisError
@@ -144,6 +145,7 @@ for command in (
     registry.push,
     registry.pull,
     serve.serve,
+    status.status,
     check.check,
     doctor.doctor,
 ):
