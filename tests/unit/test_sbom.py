@@ -4,6 +4,7 @@ for the same packages, stored in an image and made into an OCI 1.1 referrer."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import shutil
 import tarfile
@@ -14,11 +15,12 @@ import pytest
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 
-from cais.errors import BuildError
+from cais.errors import BlobError, BuildError
 from cais.image import sbom
 from cais.image.archive import File, write_layer
 from cais.image.blobs import BlobStore, sha256_digest
 from cais.image.image import append_layers, empty, timestamp
+from cais.image.layer import Layer
 from cais.image.media import MediaType
 from cais.image.platform import Platform
 
@@ -265,7 +267,34 @@ def metadata(name: str, version: str) -> File:
     return File(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n\nLong text\n".encode())
 
 
-def test_the_base_layers_packages_are_read_less_those_a_later_layer_deletes(tmp_path):
+@pytest.fixture(params=["libarchive", "tarfile"])
+def reader(request, monkeypatch) -> str:
+    """Layers read by libarchive, and by tarfile as on a system without libarchive."""
+    if request.param == "tarfile":
+        monkeypatch.setattr(sbom, "_libarchive", lambda: None)
+    elif sbom._libarchive() is None:
+        pytest.skip("the system has no libarchive for libarchive-c to load")
+    return request.param
+
+
+def tar_layer(store: BlobStore, members: list[tuple[tarfile.TarInfo, bytes]]):
+    """A layer made of exactly these tar members (links, long names: what write_layer never
+    writes), in the store by its diff id."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for info, data in members:
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return Layer.from_store(store, store.put(buffer.getvalue()))
+
+
+def member(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, link
+    return info
+
+
+def test_the_base_layers_packages_are_read_less_those_a_later_layer_deletes(tmp_path, reader):
     store = BlobStore(tmp_path)
     lowest = {
         f"{SITE}/pip-24.0.dist-info/METADATA": metadata("pip", "24.0"),
@@ -293,6 +322,47 @@ def test_the_base_layers_packages_are_read_less_those_a_later_layer_deletes(tmp_
         "pkg:pypi/pip@24.0",
         "pkg:pypi/setuptools@65.5.0",
     ]
+
+
+def test_links_are_not_read_as_metadata_and_long_names_are(tmp_path, reader):
+    store = BlobStore(tmp_path)
+    text = b"Metadata-Version: 2.1\nName: pip\nVersion: 24.2\n"
+    long = f"{SITE}/{'very-' * 30}long-1.0.dist-info/METADATA"  # a pax header holds its name
+    layer = tar_layer(
+        store,
+        [
+            (member(f"./{SITE}/pip-24.2.dist-info/METADATA"), text),
+            (member(long), text.replace(b"pip", b"long").replace(b"24.2", b"1.0")),
+            # Their targets' metadata is already listed; a link holds no metadata of its own.
+            (member(f"{SITE}/hard-1.0.dist-info/METADATA", tarfile.LNKTYPE, long), b""),
+            (member(f"{SITE}/soft-1.0.dist-info/METADATA", tarfile.SYMTYPE, "/etc/passwd"), b""),
+        ],
+    )
+    assert [p.purl for p in sbom.packages_in_layers([layer])] == [
+        "pkg:pypi/long@1.0",
+        "pkg:pypi/pip@24.2",
+    ]
+
+
+@pytest.mark.parametrize("content", [b"not a tar at all" * 64, b"\x1f\x8b" + b"\0" * 1022])
+def test_a_layer_that_is_no_tar_is_one_sentence(tmp_path, reader, content):
+    store = BlobStore(tmp_path)
+    layer = Layer.from_store(store, store.put(content))
+    with pytest.raises(BuildError, match=r"^The layer `sha256:[0-9a-f]{64}` is not a readable tar"):
+        sbom.packages_in_layers([layer])
+
+
+def test_a_damaged_layer_is_said_damaged_and_removed(tmp_path, reader):
+    store = BlobStore(tmp_path)
+    text = b"Metadata-Version: 2.1\nName: pip\nVersion: 24.2\n"
+    layer = tar_layer(store, [(member(f"{SITE}/pip-24.2.dist-info/METADATA"), text)])
+    path = store.path(layer.diff_id)
+    # Still a tar, no longer the layer: its metadata has lost its version, which the damage
+    # explains, not the package.
+    path.write_bytes(path.read_bytes().replace(b"Version: 24.2", b"Versiox: 24.2"))
+    with pytest.raises(BlobError, match="is damaged and has been removed"):
+        sbom.packages_in_layers([layer])
+    assert not path.exists()
 
 
 def test_a_layer_is_read_once_and_a_damaged_answer_is_read_again(tmp_path):

@@ -17,18 +17,19 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import posixpath
 import re
 import tarfile
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timezone
 from email.message import Message
 from email.parser import HeaderParser
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from packaging.utils import canonicalize_name
 
@@ -75,6 +76,7 @@ _IN_SITE_PACKAGES = re.compile(
 )
 _WHITEOUT = ".wh."  # OCI layers delete a lower layer's file with an empty `.wh.NAME`
 _OPAQUE = ".wh..wh..opq"  # …and all of a lower layer's folder with this one in it
+_CHUNK = 1 << 20
 _SCANS = "python-packages-1"  # the blob store's index of layers' packages; bump when it changes
 
 
@@ -167,22 +169,73 @@ def _scan(layer: Layer) -> tuple[dict[str, Package], list[str]]:
             return added, data["deleted"]
     added: dict[str, Package] = {}
     deleted: list[str] = []
-    with layer.uncompressed() as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
-        for member in tar:
-            path = posixpath.normpath(member.name.lstrip("/")).removeprefix("./")
-            folder, base = posixpath.split(path)
-            if base == _OPAQUE:
-                deleted.append(folder + "/")
-            elif base.startswith(_WHITEOUT):
-                deleted.append(posixpath.join(folder, base.removeprefix(_WHITEOUT)))
-            elif member.isfile() and (match := _IN_SITE_PACKAGES.search(path)):
-                handle = tar.extractfile(member)
-                text = handle.read().decode("utf-8", "surrogateescape") if handle else ""
-                info = path[: match.end("info")]
-                added[info] = _parsed(text, f"{info} in layer {layer.diff_id}")
+    with layer.uncompressed() as stream:
+        try:
+            for name, read in _members(stream):
+                path = posixpath.normpath(name.lstrip("/")).removeprefix("./")
+                folder, base = posixpath.split(path)
+                if base == _OPAQUE:
+                    deleted.append(folder + "/")
+                elif base.startswith(_WHITEOUT):
+                    deleted.append(posixpath.join(folder, base.removeprefix(_WHITEOUT)))
+                elif read is not None and (match := _IN_SITE_PACKAGES.search(path)):
+                    info = path[: match.end("info")]
+                    text = read().decode("utf-8", "surrogateescape")
+                    added[info] = _parsed(text, f"{info} in layer {layer.diff_id}")
+        except (BuildError, *_unreadable()) as exc:
+            while stream.read(_CHUNK):  # a damaged blob: the store's check says so first
+                pass
+            if isinstance(exc, BuildError):
+                raise
+            raise BuildError(
+                f"The layer `{layer.diff_id}` is not a readable tar ({exc})",
+                hint="remove it with `cais cache prune` and build again",
+            ) from exc
+        while stream.read(_CHUNK):  # to its end, where the store checks its digest
+            pass
     record = {"added": {i: dataclasses.asdict(p) for i, p in added.items()}, "deleted": deleted}
     layer.store.set_link(_SCANS, layer.diff_id, layer.store.put(canonical_json(record)))
     return added, deleted
+
+
+def _members(stream: BinaryIO) -> Iterator[tuple[str, Callable[[], bytes] | None]]:
+    """The names of a tar's members, in order, each with a reader of its content when it is a
+    regular file: read by libarchive where the system has it (a base image's 8,000 members in
+    a tenth of tarfile's time, see docs/design.md), else by tarfile."""
+    libarchive = _libarchive()
+    if libarchive is None:
+        with tarfile.open(fileobj=stream, mode="r|") as tar:
+            for member in tar:
+                read = functools.partial(_read_member, tar, member) if member.isfile() else None
+                yield member.name, read
+        return
+    with libarchive.stream_reader(
+        stream, format_name="tar", filter_name="none", block_size=_CHUNK
+    ) as archive:
+        for entry in archive:
+            regular = entry.isfile and not entry.islnk  # a hard link has no content of its own
+            yield entry.pathname, (lambda e=entry: b"".join(e.get_blocks())) if regular else None
+
+
+def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    handle = tar.extractfile(member)
+    return handle.read() if handle else b""
+
+
+@functools.cache
+def _libarchive():
+    """libarchive-c, or None when the system has no libarchive for it to load."""
+    try:
+        import libarchive
+    except (ImportError, OSError, AttributeError):  # AttributeError: no library was found
+        return None
+    return libarchive
+
+
+def _unreadable() -> tuple[type[Exception], ...]:
+    """The errors of a tar that cannot be read, by whichever reader `_members` uses."""
+    libarchive = _libarchive()
+    return (tarfile.TarError, *((libarchive.ArchiveError,) if libarchive else ()))
 
 
 def document(
