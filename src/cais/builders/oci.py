@@ -261,13 +261,14 @@ class OCIBuilder:
     # The base image
 
     def _base(self, name: str, platform: Platform) -> Image:
-        from cais.image import remote
-        from cais.registry.client import RegistryClient
-
         if self._prefer_engine:
             found, _ = self._from_engine(name, platform, lazy=True)
             if found is not None:
                 return found
+        # Imported here: a base the engine holds needs no registry client (nor httpx).
+        from cais.image import remote
+        from cais.registry.client import RegistryClient
+
         reference = base_reference(name)
         try:
             with RegistryClient(reference.registry) as client:

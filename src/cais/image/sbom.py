@@ -354,11 +354,11 @@ def with_packages_sbom(image: Image, *, name: str, version: str | None) -> Image
 def _stored_draft(
     store: BlobStore, listed: Sequence[Package], *, name: str, version: str | None
 ) -> bytes:
-    from importlib.metadata import version as installed
+    import cyclonedx  # its package only: the library is imported when a draft is written
 
     inputs = [
         __version__,
-        installed("cyclonedx-python-lib"),  # how the document is written
+        cyclonedx.__version__,  # how the document is written
         SPEC_VERSION,
         name,
         version,
