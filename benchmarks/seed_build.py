@@ -96,15 +96,35 @@ def cais_command() -> list[str]:
     return [found] if found else [sys.executable, "-m", "cais"]
 
 
+def cais_python(cais: list[str]) -> list[str]:
+    """The Python that runs the cais command: its interpreter, or its console script's."""
+    if cais[1:3] == ["-m", "cais"]:
+        return cais[:1]
+    first = Path(cais[0]).read_bytes()[:200].decode(errors="replace").splitlines()[0]
+    return first[2:].strip().split() if first.startswith("#!") else [sys.executable]
+
+
+def compile_cais(cais: list[str]) -> None:
+    """Byte-compile the measured cais's package, as `pip install` does: measured from a source
+    folder, every command would otherwise compile what it imports (with
+    PYTHONDONTWRITEBYTECODE set, every time)."""
+    run(
+        [
+            *cais_python(cais),
+            "-c",
+            "import cais, compileall, os; compileall.compile_dir(os.path.dirname(cais.__file__),"
+            " quiet=1)",
+        ],
+        env=base_env(),
+    )
+
+
 def cais_source(cais: list[str]) -> str:
     """Where the cais that is measured comes from: the git commit of its source when it is
     imported from a git checkout, else the folder of its package."""
-    python = cais[0]
-    if cais[1:3] != ["-m", "cais"]:
-        first = Path(cais[0]).read_bytes()[:200].decode(errors="replace").splitlines()[0]
-        python = first[2:].strip() if first.startswith("#!") else sys.executable
+    python = cais_python(cais)
     _, out, code = run(
-        [*python.split(), "-c", "import cais, os; print(os.path.dirname(cais.__file__))"],
+        [*python, "-c", "import cais, os; print(os.path.dirname(cais.__file__))"],
         check=False,
     )
     if code != 0:
@@ -120,6 +140,7 @@ def cais_source(cais: list[str]) -> str:
 def base_env() -> dict[str, str]:
     env = dict(os.environ)
     env.pop("DOCKER_BUILDKIT", None)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # cais runs from its bytecode, as installed
     env["NO_COLOR"] = "1"
     env.setdefault("COLUMNS", "200")
     return env

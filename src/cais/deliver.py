@@ -213,29 +213,37 @@ def deliver(
     `candidates` name the engine's images likely to share its first layers (its base).
     """
     from cais.registry.reference import parse_reference
-    from cais.sinks import engine, layout, registry, tarball
 
     tags = list(delivery.tags)
     done: list[Delivered] = []
     for sink in delivery.sinks:
         progress.step(f"[{sink.kind.value}] {sink.where or ', '.join(tags)}")
+        # Each sink imported when it is used: a load into the engine needs no registry client.
         if sink.kind is SinkKind.PUSH:
+            from cais.sinks import registry
+
             pushed = registry.push_image_value(image, tags, progress=_blob_lines(progress))
             done += [
                 Delivered(sink, tag, ref.digest or "")
                 for tag, ref in zip(tags, pushed, strict=True)
             ]
         elif sink.kind is SinkKind.OCI:
+            from cais.sinks import layout
+
             assert sink.where is not None
             name = layout_tag or parse_reference(tags[0]).tag
             layout.write(image, sink.where, tag=name)
             done.append(Delivered(sink, str(sink.where), image.digest))
         elif sink.kind is SinkKind.TAR:
+            from cais.sinks import tarball
+
             assert sink.where is not None
             one = _one_platform(image)
             tarball.write(one, sink.where, tags=tags)
             done.append(Delivered(sink, str(sink.where), one.digest))
         else:
+            from cais.sinks import engine
+
             assert delivery.engine is not None
             one = _one_platform(image)
             engine.write(one, delivery.engine, tags=tags, candidates=candidates)

@@ -163,6 +163,16 @@ def test_a_one_line_edit_rebuilds_only_the_code_layer(tmp_path, cais, registry_b
     # The code layer, below the SBOM (dated by the sources, so it changes with them).
     assert layers_1[:-2] == layers_3[:-2] and layers_1[-2] != layers_3[-2]
     assert b"one more line" in _layer_bytes(tmp_path / "3", manifest_3)[-2]
+    # No package changed: the SBOM's draft was written by the first build only, and the
+    # edit's SBOM is it with the edit's time.
+    assert len(list((tmp_path / "cache" / "index" / "sbom-drafts-1").iterdir())) == 1
+    documents = []
+    for folder, manifest in ((tmp_path / "1", manifest_1), (tmp_path / "3", manifest_3)):
+        with tarfile.open(fileobj=io.BytesIO(_layer_bytes(folder, manifest)[-1])) as top:
+            document = json.load(top.extractfile("usr/local/share/cais/sbom.cdx.json"))
+        documents.append((document.pop("serialNumber"), document["metadata"].pop("timestamp")))
+        documents.append(document)
+    assert documents[1] == documents[3] and documents[0] != documents[2]
 
 
 def test_outputs_need_no_engine_and_hold_no_pip_setting(

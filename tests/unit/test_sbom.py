@@ -4,6 +4,7 @@ for the same packages, stored in an image and made into an OCI 1.1 referrer."""
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import shutil
 import tarfile
@@ -14,11 +15,12 @@ import pytest
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 
-from cais.errors import BuildError
+from cais.errors import BlobError, BuildError
 from cais.image import sbom
 from cais.image.archive import File, write_layer
 from cais.image.blobs import BlobStore, sha256_digest
-from cais.image.image import append_layers, empty, timestamp
+from cais.image.image import append_layers, empty, timestamp, with_created
+from cais.image.layer import Layer
 from cais.image.media import MediaType
 from cais.image.platform import Platform
 
@@ -265,7 +267,34 @@ def metadata(name: str, version: str) -> File:
     return File(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n\nLong text\n".encode())
 
 
-def test_the_base_layers_packages_are_read_less_those_a_later_layer_deletes(tmp_path):
+@pytest.fixture(params=["libarchive", "tarfile"])
+def reader(request, monkeypatch) -> str:
+    """Layers read by libarchive, and by tarfile as on a system without libarchive."""
+    if request.param == "tarfile":
+        monkeypatch.setattr(sbom, "_libarchive", lambda: None)
+    elif sbom._libarchive() is None:
+        pytest.skip("the system has no libarchive for libarchive-c to load")
+    return request.param
+
+
+def tar_layer(store: BlobStore, members: list[tuple[tarfile.TarInfo, bytes]]):
+    """A layer made of exactly these tar members (links, long names: what write_layer never
+    writes), in the store by its diff id."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for info, data in members:
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return Layer.from_store(store, store.put(buffer.getvalue()))
+
+
+def member(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, link
+    return info
+
+
+def test_the_base_layers_packages_are_read_less_those_a_later_layer_deletes(tmp_path, reader):
     store = BlobStore(tmp_path)
     lowest = {
         f"{SITE}/pip-24.0.dist-info/METADATA": metadata("pip", "24.0"),
@@ -293,6 +322,47 @@ def test_the_base_layers_packages_are_read_less_those_a_later_layer_deletes(tmp_
         "pkg:pypi/pip@24.0",
         "pkg:pypi/setuptools@65.5.0",
     ]
+
+
+def test_links_are_not_read_as_metadata_and_long_names_are(tmp_path, reader):
+    store = BlobStore(tmp_path)
+    text = b"Metadata-Version: 2.1\nName: pip\nVersion: 24.2\n"
+    long = f"{SITE}/{'very-' * 30}long-1.0.dist-info/METADATA"  # a pax header holds its name
+    layer = tar_layer(
+        store,
+        [
+            (member(f"./{SITE}/pip-24.2.dist-info/METADATA"), text),
+            (member(long), text.replace(b"pip", b"long").replace(b"24.2", b"1.0")),
+            # Their targets' metadata is already listed; a link holds no metadata of its own.
+            (member(f"{SITE}/hard-1.0.dist-info/METADATA", tarfile.LNKTYPE, long), b""),
+            (member(f"{SITE}/soft-1.0.dist-info/METADATA", tarfile.SYMTYPE, "/etc/passwd"), b""),
+        ],
+    )
+    assert [p.purl for p in sbom.packages_in_layers([layer])] == [
+        "pkg:pypi/long@1.0",
+        "pkg:pypi/pip@24.2",
+    ]
+
+
+@pytest.mark.parametrize("content", [b"not a tar at all" * 64, b"\x1f\x8b" + b"\0" * 1022])
+def test_a_layer_that_is_no_tar_is_one_sentence(tmp_path, reader, content):
+    store = BlobStore(tmp_path)
+    layer = Layer.from_store(store, store.put(content))
+    with pytest.raises(BuildError, match=r"^The layer `sha256:[0-9a-f]{64}` is not a readable tar"):
+        sbom.packages_in_layers([layer])
+
+
+def test_a_damaged_layer_is_said_damaged_and_removed(tmp_path, reader):
+    store = BlobStore(tmp_path)
+    text = b"Metadata-Version: 2.1\nName: pip\nVersion: 24.2\n"
+    layer = tar_layer(store, [(member(f"{SITE}/pip-24.2.dist-info/METADATA"), text)])
+    path = store.path(layer.diff_id)
+    # Still a tar, no longer the layer: its metadata has lost its version, which the damage
+    # explains, not the package.
+    path.write_bytes(path.read_bytes().replace(b"Version: 24.2", b"Versiox: 24.2"))
+    with pytest.raises(BlobError, match="is damaged and has been removed"):
+        sbom.packages_in_layers([layer])
+    assert not path.exists()
 
 
 def test_a_layer_is_read_once_and_a_damaged_answer_is_read_again(tmp_path):
@@ -442,3 +512,109 @@ def test_the_sbom_lists_the_packages_of_every_layer_reproducibly(tmp_path):
     assert versions == {"pip": "24.0", "six": "1.16.0"}
     assert document["metadata"]["component"]["name"] == "app"
     assert sbom.with_packages_sbom(image, name="app", version="1").digest == made.digest
+
+
+# Made once: the draft of a set of packages, the base's listing read ahead
+
+
+def stacked(store: BlobStore, *packages: tuple[str, str], created: int = CREATED):
+    """An image of one layer per package, made at `created`."""
+    layers = [
+        write_layer({f"{SITE}/{n}-{v}.dist-info/METADATA": metadata(n, v)}, store=store, created=0)
+        for n, v in packages
+    ]
+    return append_layers(with_created(empty(Platform.parse("linux/amd64")), created), layers)
+
+
+@pytest.mark.parametrize("created", [0, 1, CREATED, 4_102_444_800])
+def test_a_draft_given_its_time_is_the_document_written_at_that_time(site, monkeypatch, created):
+    listed = sbom.packages([site])
+    stamped = sbom._stamped(sbom._draft(listed, name="p", version="1"), created)
+    real = sbom._time
+    monkeypatch.setattr(sbom, "_time", lambda seconds: real(created))
+    written = sbom._draft(listed, name="p", version="1")  # cyclonedx writes the time itself
+    serial = uuid.uuid5(sbom._SERIALS, hashlib.sha256(written).hexdigest())
+    assert stamped == written.replace(uuid.UUID(int=0).urn.encode(), serial.urn.encode(), 1)
+    assert parsed(stamped)["metadata"]["timestamp"] == real(created).isoformat()
+
+
+def test_the_draft_is_written_once_for_the_same_packages_whatever_the_time(tmp_path, monkeypatch):
+    store = BlobStore(tmp_path)
+    first = sbom.with_packages_sbom(stacked(store, ("pip", "24.0")), name="app", version="1")
+    drafts = []
+    monkeypatch.setattr(sbom, "_draft", lambda *a, **k: drafts.append(a) or b"")
+    later = stacked(store, ("pip", "24.0"), created=CREATED + 60)  # an edit: a later time
+    again = sbom.with_packages_sbom(later, name="app", version="1")
+    assert drafts == []
+    assert parsed(sbom.read(again))["metadata"]["timestamp"] == "2023-11-14T22:14:20+00:00"
+    assert parsed(sbom.read(again))["components"] == parsed(sbom.read(first))["components"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"packages": (("pip", "24.2"),)},  # another base
+        {"packages": (("pip", "24.0"), ("six", "1.16.0"))},  # one more package
+        {"name": "other"},
+        {"version": "2"},
+    ],
+)
+def test_the_draft_is_written_again_when_what_it_is_made_of_changes(tmp_path, monkeypatch, change):
+    store = BlobStore(tmp_path)
+    sbom.with_packages_sbom(stacked(store, ("pip", "24.0")), name="app", version="1")
+    drafts = []
+    real = sbom._draft
+    monkeypatch.setattr(sbom, "_draft", lambda *a, **k: drafts.append(a) or real(*a, **k))
+    image = stacked(store, *change.get("packages", (("pip", "24.0"),)))
+    made = sbom.with_packages_sbom(
+        image, name=change.get("name", "app"), version=change.get("version", "1")
+    )
+    assert len(drafts) == 1
+    document = parsed(sbom.read(made))
+    assert document["metadata"]["component"]["name"] == change.get("name", "app")
+    assert document["metadata"]["component"].get("version") == change.get("version", "1")
+    assert [c["purl"] for c in document["components"]] == [
+        f"pkg:pypi/{n}@{v}" for n, v in change.get("packages", (("pip", "24.0"),))
+    ]
+
+
+def test_a_damaged_draft_is_written_again_to_the_same_bytes(tmp_path):
+    store = BlobStore(tmp_path)
+    image = stacked(store, ("pip", "24.0"))
+    made = sbom.with_packages_sbom(image, name="app", version="1")
+    (link,) = (tmp_path / "index" / sbom._DRAFTS).iterdir()
+    draft = link.read_text()
+    store.path(draft).write_bytes(b"{}")  # not what its digest says
+    assert sbom.with_packages_sbom(image, name="app", version="1").digest == made.digest
+    assert store.verify(draft)
+
+
+def test_the_base_read_ahead_is_the_answer_taken_and_each_layer_is_read_once(tmp_path, monkeypatch):
+    store = BlobStore(tmp_path)
+    image = stacked(store, ("pip", "24.0"), ("six", "1.16.0"))
+    expected = sbom.packages_in_layers(image.layers)
+    fresh = BlobStore(tmp_path / "fresh")
+    image = stacked(fresh, ("pip", "24.0"), ("six", "1.16.0"))
+    read = []
+    real = sbom._members
+    monkeypatch.setattr(sbom, "_members", lambda stream: read.append(stream) or real(stream))
+    sbom.read_ahead(image.layers)
+    sbom.read_ahead(image.layers)  # asked twice: started once
+    assert sorted(d for root, d in sbom._AHEAD if root == fresh.root) == sorted(
+        layer.diff_id for layer in image.layers
+    )
+    assert sbom.packages_in_layers(image.layers) == expected
+    assert not [key for key in sbom._AHEAD if key[0] == fresh.root]  # the answers were taken
+    assert len(read) == len(image.layers) == 2
+    sbom.read_ahead(image.layers)  # listed in the store: nothing to read
+    assert sbom.packages_in_layers(image.layers) == expected
+    assert len(read) == 2
+
+
+def test_a_read_ahead_failure_is_raised_where_the_listing_is_asked_for(tmp_path):
+    store = BlobStore(tmp_path)
+    broken = {f"{SITE}/thing-1.0.dist-info/METADATA": File(b"Metadata-Version: 2.1\n")}
+    layer = write_layer(broken, store=store, created=CREATED)
+    sbom.read_ahead([layer])
+    with pytest.raises(BuildError, match=r"thing-1\.0\.dist-info in layer"):
+        sbom.packages_in_layers([layer])

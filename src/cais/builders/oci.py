@@ -165,9 +165,16 @@ class OCIBuilder:
         return self._engine
 
     def build(
-        self, project: Project, plan: ImagePlan, pip: PipSettings, progress: BuildProgress
+        self,
+        project: Project,
+        plan: ImagePlan,
+        pip: PipSettings,
+        progress: BuildProgress,
+        *,
+        on_base: Callable[[Image], object] | None = None,
     ) -> Image:
-        """The image of `plan` (made from `project`); `pip` reaches uv, never a layer."""
+        """The image of `plan` (made from `project`); `pip` reaches uv, never a layer;
+        `on_base` is given the base image as soon as it is read."""
         if plan.app.install_project:
             raise BuildError(
                 f"`{project.path.name}` is a package to build (pyproject.toml names a build "
@@ -185,6 +192,8 @@ class OCIBuilder:
         progress.step(f"[base] {plan.base_image} for {platform}")
         base = self._base(plan.base_image, platform)
         base = Image(base.config_json, base.layers, MediaType.OCI_MANIFEST)
+        if on_base is not None:
+            on_base(base)
         progress.step(f"[user] {plan.user.name} ({plan.user.spec})")
         made = [self._user_layer(base, plan.user, when)]
         if plan.dependencies is not None:
@@ -205,10 +214,12 @@ class OCIBuilder:
         requirements: str,
         pip: PipSettings,
         progress: BuildProgress,
+        *,
+        on_base: Callable[[Image], object] | None = None,
     ) -> Image:
         """The image of a serving `plan` for `models` (each bundle by the folder it goes to):
         their packages from the `requirements` text, cais's serving runtime, then each model,
-        last, so a new model version changes only its own layers."""
+        last, so a new model version changes only its own layers; `on_base` as for `build`."""
         from cais.builders.packages import find_python
 
         platform = Platform.parse(plan.platform) if plan.platform else Platform.host()
@@ -234,6 +245,8 @@ class OCIBuilder:
         progress.step(f"[base] {plan.base_image} for {platform}")
         base = self._base(plan.base_image, platform)
         base = Image(base.config_json, base.layers, MediaType.OCI_MANIFEST)
+        if on_base is not None:
+            on_base(base)
         progress.step(f"[user] {plan.user.name} ({plan.user.spec})")
         made.insert(0, self._user_layer(base, plan.user, when))
         for folder, bundle in models.items():
@@ -248,13 +261,14 @@ class OCIBuilder:
     # The base image
 
     def _base(self, name: str, platform: Platform) -> Image:
-        from cais.image import remote
-        from cais.registry.client import RegistryClient
-
         if self._prefer_engine:
             found, _ = self._from_engine(name, platform, lazy=True)
             if found is not None:
                 return found
+        # Imported here: a base the engine holds needs no registry client (nor httpx).
+        from cais.image import remote
+        from cais.registry.client import RegistryClient
+
         reference = base_reference(name)
         try:
             with RegistryClient(reference.registry) as client:

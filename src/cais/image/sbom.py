@@ -17,18 +17,21 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import json
 import posixpath
 import re
 import tarfile
+import threading
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future
 from datetime import datetime, timezone
 from email.message import Message
 from email.parser import HeaderParser
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from packaging.utils import canonicalize_name
 
@@ -53,6 +56,7 @@ __all__ = [
     "packages",
     "packages_in_layers",
     "read",
+    "read_ahead",
     "referrer",
     "with_sbom",
 ]
@@ -75,7 +79,14 @@ _IN_SITE_PACKAGES = re.compile(
 )
 _WHITEOUT = ".wh."  # OCI layers delete a lower layer's file with an empty `.wh.NAME`
 _OPAQUE = ".wh..wh..opq"  # …and all of a lower layer's folder with this one in it
+_CHUNK = 1 << 20
 _SCANS = "python-packages-1"  # the blob store's index of layers' packages; bump when it changes
+_DRAFTS = "sbom-drafts-1"  # the blob store's index of SBOM drafts, by what they are made of
+# The document's time, as cyclonedx-python-lib writes it (in `metadata`, two levels deep).
+_TIMESTAMP = '\n    "timestamp": "{}",\n'
+# Read-ahead answers not yet taken, by (store, diff id).
+_AHEAD: dict[tuple[Path, str], Future] = {}
+_AHEAD_LOCK = threading.Lock()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -141,13 +152,46 @@ def packages_in_layers(layers: Sequence[Layer]) -> list[Package]:
     layers, bottom first, less those a later layer deletes (whiteouts), by purl."""
     found: dict[str, Package] = {}  # the metadata folder's path in the image → its package
     for layer in layers:
-        added, deleted = _scan(layer)
+        added, deleted = _scanned(layer)
         # A layer's whiteouts delete from the layers below it, never from itself.
         for gone in deleted:
             for info in [i for i in found if i == gone or i.startswith(gone.rstrip("/") + "/")]:
                 del found[info]
         found.update(added)
     return _by_purl(found.values())
+
+
+def read_ahead(layers: Sequence[Layer]) -> None:
+    """Start listing the packages of `layers` (a base image's, known before the image's own
+    layers are made) in a thread of their own, so that fetching and reading them overlaps the
+    rest of the build; `packages_in_layers` then takes the answers. Layers already listed in
+    the store are left alone."""
+    todo: list[tuple[Layer, Future]] = []
+    with _AHEAD_LOCK:
+        for layer in layers:
+            key = (layer.store.root, layer.diff_id)
+            if key not in _AHEAD and layer.store.link(_SCANS, layer.diff_id) is None:
+                _AHEAD[key] = Future()
+                todo.append((layer, _AHEAD[key]))
+    if todo:
+        # A daemon: a build that fails first does not wait for it to end.
+        threading.Thread(target=_answer, args=(todo,), name="sbom-read-ahead", daemon=True).start()
+
+
+def _answer(todo: list[tuple[Layer, Future]]) -> None:
+    for layer, future in todo:
+        future.set_running_or_notify_cancel()
+        try:
+            future.set_result(_scan(layer))
+        except BaseException as exc:  # raised where the answer is asked for
+            future.set_exception(exc)
+
+
+def _scanned(layer: Layer) -> tuple[dict[str, Package], list[str]]:
+    """What `_scan` says of the layer: the read-ahead's answer when one was started."""
+    with _AHEAD_LOCK:
+        future = _AHEAD.pop((layer.store.root, layer.diff_id), None)
+    return future.result() if future is not None else _scan(layer)
 
 
 def _scan(layer: Layer) -> tuple[dict[str, Package], list[str]]:
@@ -167,22 +211,73 @@ def _scan(layer: Layer) -> tuple[dict[str, Package], list[str]]:
             return added, data["deleted"]
     added: dict[str, Package] = {}
     deleted: list[str] = []
-    with layer.uncompressed() as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
-        for member in tar:
-            path = posixpath.normpath(member.name.lstrip("/")).removeprefix("./")
-            folder, base = posixpath.split(path)
-            if base == _OPAQUE:
-                deleted.append(folder + "/")
-            elif base.startswith(_WHITEOUT):
-                deleted.append(posixpath.join(folder, base.removeprefix(_WHITEOUT)))
-            elif member.isfile() and (match := _IN_SITE_PACKAGES.search(path)):
-                handle = tar.extractfile(member)
-                text = handle.read().decode("utf-8", "surrogateescape") if handle else ""
-                info = path[: match.end("info")]
-                added[info] = _parsed(text, f"{info} in layer {layer.diff_id}")
+    with layer.uncompressed() as stream:
+        try:
+            for name, read in _members(stream):
+                path = posixpath.normpath(name.lstrip("/")).removeprefix("./")
+                folder, base = posixpath.split(path)
+                if base == _OPAQUE:
+                    deleted.append(folder + "/")
+                elif base.startswith(_WHITEOUT):
+                    deleted.append(posixpath.join(folder, base.removeprefix(_WHITEOUT)))
+                elif read is not None and (match := _IN_SITE_PACKAGES.search(path)):
+                    info = path[: match.end("info")]
+                    text = read().decode("utf-8", "surrogateescape")
+                    added[info] = _parsed(text, f"{info} in layer {layer.diff_id}")
+        except (BuildError, *_unreadable()) as exc:
+            while stream.read(_CHUNK):  # a damaged blob: the store's check says so first
+                pass
+            if isinstance(exc, BuildError):
+                raise
+            raise BuildError(
+                f"The layer `{layer.diff_id}` is not a readable tar ({exc})",
+                hint="remove it with `cais cache prune` and build again",
+            ) from exc
+        while stream.read(_CHUNK):  # to its end, where the store checks its digest
+            pass
     record = {"added": {i: dataclasses.asdict(p) for i, p in added.items()}, "deleted": deleted}
     layer.store.set_link(_SCANS, layer.diff_id, layer.store.put(canonical_json(record)))
     return added, deleted
+
+
+def _members(stream: BinaryIO) -> Iterator[tuple[str, Callable[[], bytes] | None]]:
+    """The names of a tar's members, in order, each with a reader of its content when it is a
+    regular file: read by libarchive where the system has it (a base image's 8,000 members in
+    a tenth of tarfile's time, see docs/design.md), else by tarfile."""
+    libarchive = _libarchive()
+    if libarchive is None:
+        with tarfile.open(fileobj=stream, mode="r|") as tar:
+            for member in tar:
+                read = functools.partial(_read_member, tar, member) if member.isfile() else None
+                yield member.name, read
+        return
+    with libarchive.stream_reader(
+        stream, format_name="tar", filter_name="none", block_size=_CHUNK
+    ) as archive:
+        for entry in archive:
+            regular = entry.isfile and not entry.islnk  # a hard link has no content of its own
+            yield entry.pathname, (lambda e=entry: b"".join(e.get_blocks())) if regular else None
+
+
+def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+    handle = tar.extractfile(member)
+    return handle.read() if handle else b""
+
+
+@functools.cache
+def _libarchive():
+    """libarchive-c, or None when the system has no libarchive for it to load."""
+    try:
+        import libarchive
+    except (ImportError, OSError, AttributeError):  # AttributeError: no library was found
+        return None
+    return libarchive
+
+
+def _unreadable() -> tuple[type[Exception], ...]:
+    """The errors of a tar that cannot be read, by whichever reader `_members` uses."""
+    libarchive = _libarchive()
+    return (tarfile.TarError, *((libarchive.ArchiveError,) if libarchive else ()))
 
 
 def document(
@@ -199,40 +294,85 @@ def document(
     `name` and `version` describe the image (a model's name and version, a project's name);
     `created` (seconds since the epoch) is the document's timestamp.
     """
+    listed = _by_purl([*packages_in_layers(base), *packages(folders)])
+    return _document(listed, name=name, version=version, created=created)
+
+
+def _document(listed: Sequence[Package], *, name: str, version: str | None, created: int) -> bytes:
+    return _stamped(_draft(listed, name=name, version=version), created)
+
+
+def _draft(listed: Sequence[Package], *, name: str, version: str | None) -> bytes:
+    """The document with the epoch as its time and the zero serial: what cyclonedx-python-lib
+    writes for these packages, whatever the image's time."""
     from cyclonedx.model.bom import Bom, BomMetaData
     from cyclonedx.model.component import Component, ComponentType
 
     root = Component(
         type=ComponentType.CONTAINER, name=name, version=version, bom_ref=f"image:{name}"
     )
-    listed = _by_purl([*packages_in_layers(base), *packages(folders)])
     components = [_component(package) for package in listed]
     tool = Component(type=ComponentType.APPLICATION, name="cais", version=__version__)
     bom = Bom(
         components=components,
         serial_number=_ZERO,
-        metadata=BomMetaData(
-            component=root,
-            timestamp=datetime.fromtimestamp(created, timezone.utc),
-            tools=None,
-        ),
+        metadata=BomMetaData(component=root, timestamp=_time(0), tools=None),
     )
     bom.metadata.tools.components.add(tool)
     # The image holds every package; which package needs which is not recorded.
     bom.register_dependency(root, components)
-    # Written once with the zero serial; the serial made from those bytes then takes its place
-    # (the same bytes a second writing would give, at half the cost).
-    draft = _json(bom)
-    serial = uuid.uuid5(_SERIALS, hashlib.sha256(draft).hexdigest())
-    return draft.replace(_ZERO.urn.encode(), serial.urn.encode(), 1)
+    return _json(bom)
+
+
+def _stamped(draft: bytes, created: int) -> bytes:
+    """The draft with its time, then with the serial made from those bytes: the bytes that
+    writing the document with that time and serial gives (see docs/design.md)."""
+    epoch, when = (_TIMESTAMP.format(_time(t).isoformat()).encode() for t in (0, created))
+    if draft.count(epoch) != 1:
+        raise ValueError("an SBOM draft has one time, the epoch")  # a bug, never input
+    dated = draft.replace(epoch, when)
+    serial = uuid.uuid5(_SERIALS, hashlib.sha256(dated).hexdigest())
+    return dated.replace(_ZERO.urn.encode(), serial.urn.encode(), 1)
+
+
+def _time(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, timezone.utc)
 
 
 def with_packages_sbom(image: Image, *, name: str, version: str | None) -> Image:
     """`image` with the SBOM of every Python package in its layers (the base's, cais's) at
-    `PATH`, in a layer of its own on top."""
+    `PATH`, in a layer of its own on top. The draft of the document is kept in the store under
+    what it is made of (the packages, `name`, `version`, the writers' versions): an edit that
+    changes no package only puts the image's time in it."""
     layers = image.layers
-    made = document([], name=name, version=version, created=image.created or 0, base=layers)
-    return with_sbom(image, made, store=layers[-1].store if layers else BlobStore())
+    store = layers[-1].store if layers else BlobStore()
+    listed = packages_in_layers(layers)
+    made = _stamped(_stored_draft(store, listed, name=name, version=version), image.created or 0)
+    return with_sbom(image, made, store=store)
+
+
+def _stored_draft(
+    store: BlobStore, listed: Sequence[Package], *, name: str, version: str | None
+) -> bytes:
+    import cyclonedx  # its package only: the library is imported when a draft is written
+
+    inputs = [
+        __version__,
+        cyclonedx.__version__,  # how the document is written
+        SPEC_VERSION,
+        name,
+        version,
+        [dataclasses.asdict(package) for package in listed],
+    ]
+    # Keyed by the digest of a blob of those inputs: the entry lasts as long as that blob.
+    key = store.put(canonical_json(inputs))
+    found = store.link(_DRAFTS, key)
+    if found is not None:
+        with contextlib.suppress(BlobError):  # damaged, and removed: written again
+            return store.get(found)
+    draft = _draft(listed, name=name, version=version)
+    store.set_link(_DRAFTS, key, store.put(draft))
+    return draft
 
 
 def with_sbom(image: Image, document: bytes, *, store: BlobStore) -> Image:
