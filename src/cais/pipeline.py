@@ -9,7 +9,6 @@ the CI's secret or variable names.
 
 from __future__ import annotations
 
-import os
 import subprocess
 from dataclasses import dataclass
 from enum import Enum
