@@ -117,6 +117,7 @@ def subject_of(directory: Path) -> Subject:
             root=root,
         )
     project = load_project(directory)
+    _check_daemonless(project, directory)
     return Subject(
         name=project.name,
         kind="project",
@@ -126,6 +127,21 @@ def subject_of(directory: Path) -> Subject:
         tests=_has_tests(folder),
         root=root,
     )
+
+
+def _check_daemonless(project, directory: Path) -> None:
+    """The pipelines build with the OCI builder only: a project that needs the Docker
+    builder would need the daemon they avoid."""
+    from cais.builders.select import docker_reason
+
+    reason = docker_reason(project)
+    if reason is not None:
+        raise ProjectError(
+            f"`{directory}` builds only with the Docker builder ({reason}), and the pipelines "
+            "build with no Docker daemon",
+            hint="build it without what needs the engine (`cais build` names it), or write "
+            "a pipeline with a Docker-capable runner of your own",
+        )
 
 
 def image_version(directory: Path) -> str:

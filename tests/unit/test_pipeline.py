@@ -363,6 +363,8 @@ def test_default_file_is_at_the_repository_top_and_jobs_name_the_subfolder(provi
         ("project", ["pipeline", "github", "shop", "--registry", ""], "not a registry"),
         ("project", ["pipeline", "github", "shop", "--deploy", "swarm"], "`swarm`"),
         ("none", ["pipeline", "version", "nowhere"], "nowhere"),
+        ("dockerfile", ["pipeline", "gitlab", "shop"], "builds only with the Docker builder"),
+        ("lock", ["pipeline", "github", "shop"], "builds only with the Docker builder"),
     ],
 )
 def test_bad_input_is_one_sentence(tmp_path, monkeypatch, make, args, says):
@@ -372,8 +374,16 @@ def test_bad_input_is_one_sentence(tmp_path, monkeypatch, make, args, says):
         (tmp_path / "empty").mkdir()
     elif make == "file":
         (tmp_path / "notes.txt").write_text("x")
-    elif make in ("project", "existing"):
+    elif make in ("project", "existing", "dockerfile", "lock"):
         _project(tmp_path, "script")
+    if make == "dockerfile":
+        (tmp_path / "shop" / "Dockerfile").write_text("FROM python:3.11-slim\n")
+    elif make == "lock":  # a lock file: exported by uv inside a Docker build
+        (tmp_path / "shop" / "requirements.txt").unlink()
+        (tmp_path / "shop" / "pyproject.toml").write_text(
+            '[project]\nname = "shop"\nversion = "1"\ndependencies = ["humanize"]\n'
+        )
+        (tmp_path / "shop" / "uv.lock").write_text("version = 1\n")
     if make == "existing":  # outside a git repository, the project's folder is its top
         (tmp_path / "shop" / ".gitlab-ci.yml").write_text("keep me")
     result = _cais(*args)
