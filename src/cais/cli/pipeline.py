@@ -63,10 +63,10 @@ def _command(provider: Provider):
     ) -> None:
         _write(provider, directory, output, registry, deploy, force=force)
 
+    kind = "GitHub Actions workflow" if provider is Provider.github else "GitLab CI pipeline"
     command.__doc__ = (
-        f"Write the {'GitHub Actions workflow' if provider is Provider.github else 'GitLab CI'} "
-        "pipeline of a project: test, train, build with no Docker daemon, push tagged with "
-        "the version and the commit, deploy."
+        f"Write the {kind} of a project: test, train, build with no Docker daemon, push "
+        "tagged with the version and the commit, deploy."
     )
     return command
 
@@ -124,8 +124,7 @@ def version(
         Path, typer.Argument(metavar="DIR", help="The project folder, or a model's folder.")
     ] = Path("."),
 ) -> None:
-    """Print the version a pipeline tags DIR's image with: the model's (a training project's
-    newest), else the project's."""
+    """Print the version a pipeline tags DIR's image with (the model's, else the project's)."""
     from cais.pipeline import image_version
 
     out.print(image_version(directory), markup=False)
