@@ -1,10 +1,12 @@
-"""The GitLab pipeline's build job, run for real by gitlab-ci-local on this machine: in a
-container of the python base image with no Docker daemon in reach, it installs cais from this
-checkout, builds the project with the OCI builder and pushes it to the basic-auth registry
-with GitLab's CI_REGISTRY_* variables; the image it pushed is then pulled and serves."""
+"""The GitLab pipeline, run for real by gitlab-ci-local on this machine: its test job runs the
+project's tests; its build job, in a container of the python base image with no Docker daemon
+in reach, installs cais from this checkout, builds the project with the OCI builder and pushes
+it to the basic-auth registry with GitLab's CI_REGISTRY_* variables; the image it pushed is
+then pulled and serves."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -58,12 +60,23 @@ def _git(repo: Path, *args: str) -> str:
     return done.stdout.strip()
 
 
+TEST = """from app import app
+
+
+def test_greets():
+    assert app.test_client().get("/?name=Ana").get_json() == {"message": "Hello, Ana!"}
+"""
+
+
 def _repository(tmp_path: Path) -> Path:
-    """A git repository holding a Flask project and the pipeline `cais pipeline gitlab`
-    wrote for it, with one check added at the top of the build job: no daemon in reach."""
+    """A git repository holding a Flask project with a test and the pipeline `cais pipeline
+    gitlab` wrote for it, with one check added at the top of the build job: no daemon in
+    reach."""
     repo = tmp_path / "shop"
     done = run_cais("init", str(repo), "--template", "flask")
     assert done.returncode == 0, done.stderr
+    (repo / "tests").mkdir()
+    (repo / "tests" / "test_app.py").write_text(TEST)
     _git(tmp_path, "init", "-q", "-b", "main", str(repo))
     done = run_cais("pipeline", "gitlab", ".", cwd=repo)
     assert done.returncode == 0, done.stderr
@@ -85,7 +98,7 @@ def _ca_file_variable(repo: Path, ca_certs: list[Path]) -> None:
     (repo / ".gitlab-ci-local-variables.yml").write_text(yaml.safe_dump(variables))
 
 
-def test_the_build_job_pushes_an_image_that_serves(
+def test_the_pipeline_tests_then_pushes_an_image_that_serves(
     tmp_path, gitlab_ci_local, auth_registry, registry, image_name, ca_certs, docker_config, engine
 ):
     repo = _repository(tmp_path)
@@ -101,7 +114,7 @@ def test_the_build_job_pushes_an_image_that_serves(
         "CI_REGISTRY_USER": REGISTRY_USER,
         "CI_REGISTRY_PASSWORD": REGISTRY_PASSWORD,
     }
-    command = [gitlab_ci_local, "build", "--pull-policy", "if-not-present", "--cleanup"]
+    command = [gitlab_ci_local, "--pull-policy", "if-not-present", "--cleanup"]  # every job
     # The job's 127.0.0.1 is the host's: the registries listen there.
     command += ["--network", "host", "--volume", f"{SOURCE}:/cais-src:ro", "--no-color"]
     for key, value in variables.items():
@@ -109,7 +122,8 @@ def test_the_build_job_pushes_an_image_that_serves(
     done = subprocess.run(command, cwd=repo, capture_output=True, text=True, timeout=900)
     log = done.stdout + done.stderr
     assert done.returncode == 0, log
-    assert "PASS  build" in log, log
+    assert "PASS  test" in log and "PASS  build" in log, log
+    assert re.search(r"^test +> .*\b1 passed\b", log, re.MULTILINE), log
     assert "build > no-docker-daemon-here" in log, log
     assert REGISTRY_PASSWORD not in log
 
