@@ -362,6 +362,7 @@ def test_default_file_is_at_the_repository_top_and_jobs_name_the_subfolder(provi
         ("project", ["pipeline", "github", "shop", "--registry", "a b"], "not a registry"),
         ("project", ["pipeline", "github", "shop", "--registry", ""], "not a registry"),
         ("project", ["pipeline", "github", "shop", "--deploy", "swarm"], "`swarm`"),
+        ("file", ["pipeline", "gitlab", ".", "-o", "notes.txt/ci.yml"], "cannot be written"),
         ("none", ["pipeline", "version", "nowhere"], "nowhere"),
         ("dockerfile", ["pipeline", "gitlab", "shop"], "builds only with the Docker builder"),
         ("lock", ["pipeline", "github", "shop"], "builds only with the Docker builder"),
@@ -374,6 +375,8 @@ def test_bad_input_is_one_sentence(tmp_path, monkeypatch, make, args, says):
         (tmp_path / "empty").mkdir()
     elif make == "file":
         (tmp_path / "notes.txt").write_text("x")
+        (tmp_path / "requirements.txt").write_text("")  # the folder itself is a project
+        (tmp_path / "script.py").write_text("print(1)\n")
     elif make in ("project", "existing", "dockerfile", "lock"):
         _project(tmp_path, "script")
     if make == "dockerfile":
