@@ -68,15 +68,16 @@ def test_greets():
 """
 
 
-def _repository(tmp_path: Path) -> Path:
-    """A git repository holding a Flask project with a test and the pipeline `cais pipeline
+def _repository(tmp_path: Path, template: str) -> Path:
+    """A git repository holding a project made by `cais init` and the pipeline `cais pipeline
     gitlab` wrote for it, with one check added at the top of the build job: no daemon in
-    reach."""
+    reach. The Flask project gets a test."""
     repo = tmp_path / "shop"
-    done = run_cais("init", str(repo), "--template", "flask")
+    done = run_cais("init", str(repo), "--template", template)
     assert done.returncode == 0, done.stderr
-    (repo / "tests").mkdir()
-    (repo / "tests" / "test_app.py").write_text(TEST)
+    if template == "flask":
+        (repo / "tests").mkdir()
+        (repo / "tests" / "test_app.py").write_text(TEST)
     _git(tmp_path, "init", "-q", "-b", "main", str(repo))
     done = run_cais("pipeline", "gitlab", ".", cwd=repo)
     assert done.returncode == 0, done.stderr
@@ -91,6 +92,21 @@ def _repository(tmp_path: Path) -> Path:
     return repo
 
 
+def _run(tool: str, repo: Path, variables: dict[str, str], *jobs: str) -> str:
+    """gitlab-ci-local's log of `jobs` (every job when none is named), which must pass."""
+    # What the generated file installs, overridden with this checkout (mounted below).
+    variables = {"CAIS_PACKAGE": "/cais-src", **variables}
+    command = [tool, *jobs, "--pull-policy", "if-not-present", "--cleanup", "--no-color"]
+    # The job's 127.0.0.1 is the host's: the registries listen there.
+    command += ["--network", "host", "--volume", f"{SOURCE}:/cais-src:ro"]
+    for key, value in variables.items():
+        command += ["--variable", f"{key}={value}"]
+    done = subprocess.run(command, cwd=repo, capture_output=True, text=True, timeout=900)
+    log = done.stdout + done.stderr
+    assert done.returncode == 0, log
+    return log
+
+
 def _ca_file_variable(repo: Path, ca_certs: list[Path]) -> None:
     """The proxy's CA as a File variable, as a GitLab project would set it."""
     bundle = "".join(cert.read_text() for cert in ca_certs)
@@ -101,12 +117,10 @@ def _ca_file_variable(repo: Path, ca_certs: list[Path]) -> None:
 def test_the_pipeline_tests_then_pushes_an_image_that_serves(
     tmp_path, gitlab_ci_local, auth_registry, registry, image_name, ca_certs, docker_config, engine
 ):
-    repo = _repository(tmp_path)
+    repo = _repository(tmp_path, "flask")
     _ca_file_variable(repo, ca_certs)
     namespace = f"{AUTH_REGISTRY}/{image_name}"
     variables = {
-        # What the generated file installs, overridden with this checkout (mounted below).
-        "CAIS_PACKAGE": "/cais-src",
         "CAIS_BASE_REGISTRY": REGISTRY,
         # GitLab's predefined variables for the project's registry and the job's login.
         "CI_REGISTRY": AUTH_REGISTRY,
@@ -114,14 +128,7 @@ def test_the_pipeline_tests_then_pushes_an_image_that_serves(
         "CI_REGISTRY_USER": REGISTRY_USER,
         "CI_REGISTRY_PASSWORD": REGISTRY_PASSWORD,
     }
-    command = [gitlab_ci_local, "--pull-policy", "if-not-present", "--cleanup"]  # every job
-    # The job's 127.0.0.1 is the host's: the registries listen there.
-    command += ["--network", "host", "--volume", f"{SOURCE}:/cais-src:ro", "--no-color"]
-    for key, value in variables.items():
-        command += ["--variable", f"{key}={value}"]
-    done = subprocess.run(command, cwd=repo, capture_output=True, text=True, timeout=900)
-    log = done.stdout + done.stderr
-    assert done.returncode == 0, log
+    log = _run(gitlab_ci_local, repo, variables)
     assert "PASS  test" in log and "PASS  build" in log, log
     assert re.search(r"^test +> .*\b1 passed\b", log, re.MULTILINE), log
     assert "build > no-docker-daemon-here" in log, log
@@ -149,3 +156,22 @@ def test_the_pipeline_tests_then_pushes_an_image_that_serves(
         assert answer.json() == {"message": "Hello, Ana!"}
     finally:
         container.remove(force=True)
+
+
+def test_the_train_job_hands_the_saved_model_to_the_build(
+    tmp_path, gitlab_ci_local, ca_certs, monkeypatch
+):
+    """A training project's train job runs `cais train` and keeps the model store as the
+    artifact the build job receives: the model it saved, by the version the build tags."""
+    repo = _repository(tmp_path, "classifier")
+    _ca_file_variable(repo, ca_certs)
+    log = _run(gitlab_ci_local, repo, {}, "train")
+    assert "PASS  train" in log, log
+    assert "train > saved shop:1" in log, log
+    store = repo / ".gitlab-ci-local" / "artifacts" / "train" / ".cais"
+    saved = [p.parent for p in store.rglob("cais-model.json")]
+    assert [p.name for p in saved] == ["1"], log
+    monkeypatch.setenv("CAIS_HOME", str(store))  # as the build job's CAIS_HOME
+    version = run_cais("pipeline", "version", ".", cwd=repo)
+    assert version.returncode == 0, version.stderr
+    assert version.stdout.strip() == "1"
