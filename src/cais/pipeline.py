@@ -150,7 +150,9 @@ def image_version(directory: Path) -> str:
     from cais.project import load_project
     from cais.resolve import resolve
 
-    found = resolve(str(directory) if "/" in str(directory) else f"./{directory}", projects=True)
+    # Spelled as a path, so that it means the folder, never a saved model of that name.
+    path = str(directory) if directory.is_absolute() else f"./{directory}"
+    found = resolve(path, projects=True)
     if found.bundle is not None:
         return found.bundle.metadata.version
     return load_project(directory).version
@@ -572,7 +574,8 @@ def _github(subject: Subject, options: PipelineOptions) -> str:
         "  runs-on: ubuntu-latest",
         "  permissions:",
         "    contents: read",
-        "    packages: write",
+        # GITHUB_TOKEN pushes to ghcr.io with this; another registry has its own login.
+        *([] if options.registry else ["    packages: write"]),
         *(["  env:", "    CAIS_HOME: ${{ github.workspace }}/.cais"] if needs == ["train"] else []),
         "  outputs:",
         "    image: ${{ steps.push.outputs.image }}",
