@@ -21,6 +21,7 @@ from cais.errors import CaisError, ProjectError
 
 __all__ = [
     "Deploy",
+    "Kind",
     "PipelineOptions",
     "Provider",
     "Subject",
@@ -43,6 +44,12 @@ class Provider(str, Enum):
     gitlab = "gitlab"
 
 
+class Kind(str, Enum):
+    project = "project"  # a project folder, built as it is
+    training = "training"  # a training project: its job trains, its image serves the model
+    model = "model"  # a folder a model bundle was saved into
+
+
 class Deploy(str, Enum):
     none = "none"
     compose_ssh = "compose-ssh"
@@ -61,7 +68,7 @@ class Subject:
     """What a pipeline builds: a project folder, a training project, or a bundle folder."""
 
     name: str  # the image's name (the project's or the model's)
-    kind: str  # "project", "training" or "model"
+    kind: Kind
     folder: str  # relative to the repository's root, as the jobs see it ("." for the root)
     python: str  # Python X.Y of the project's tests and training
     install: tuple[str, ...]  # pip arguments that install what the project imports
@@ -92,7 +99,7 @@ def subject_of(directory: Path) -> Subject:
         metadata = Bundle.from_folder(folder).metadata
         return Subject(
             name=image_name_from(metadata.name),
-            kind="model",
+            kind=Kind.model,
             folder=relative,
             python=running_python(),
             install=(),
@@ -109,7 +116,7 @@ def subject_of(directory: Path) -> Subject:
     if config.train:
         return Subject(
             name=config.name or image_name_from(folder.name),
-            kind="training",
+            kind=Kind.training,
             folder=relative,
             python=config.python or running_python(),
             install=_install(folder, relative, config.requirements or "requirements.txt"),
@@ -120,7 +127,7 @@ def subject_of(directory: Path) -> Subject:
     _check_daemonless(project, directory)
     return Subject(
         name=project.name,
-        kind="project",
+        kind=Kind.project,
         folder=relative,
         python=project.python,
         install=_project_install(project, relative),
@@ -260,11 +267,11 @@ def render(subject: Subject, options: PipelineOptions) -> str:
 
 def _header(subject: Subject, options: PipelineOptions, command: str) -> list[str]:
     what = {
-        "project": f"the project `{subject.name}`",
-        "training": f"the training project `{subject.name}`",
-        "model": f"the saved model `{subject.name}`",
+        Kind.project: f"the project `{subject.name}`",
+        Kind.training: f"the training project `{subject.name}`",
+        Kind.model: f"the saved model `{subject.name}`",
     }[subject.kind]
-    stages = ["test" if subject.tests else None, "train" if subject.kind == "training" else None]
+    stages = ["test" if subject.tests else None, "train" if subject.kind is Kind.training else None]
     flow = " → ".join([s for s in stages if s] + ["build and push"])
     if options.deploy is not Deploy.none:
         flow += f" → deploy ({options.deploy.value}, from the default branch only)"
@@ -320,7 +327,7 @@ def _gitlab(subject: Subject, options: PipelineOptions) -> str:
         + secrets
     )
     stages = ["test"] if subject.tests else []
-    stages += ["train"] if subject.kind == "training" else []
+    stages += ["train"] if subject.kind is Kind.training else []
     stages += ["build"] + (["deploy"] if options.deploy is not Deploy.none else [])
     text += "\n\nstages:\n" + _lines(2, *(f"- {s}" for s in stages))
     text += "\nvariables:\n" + _lines(
@@ -336,7 +343,7 @@ def _gitlab(subject: Subject, options: PipelineOptions) -> str:
                 "# The models `cais train` saves, handed from the train job to the build job.",
                 f"CAIS_HOME: {_s('$CI_PROJECT_DIR/.cais')}",
             ]
-            if subject.kind == "training"
+            if subject.kind is Kind.training
             else []
         ),
         'PIP_DISABLE_PIP_VERSION_CHECK: "1"',
@@ -357,7 +364,7 @@ def _gitlab(subject: Subject, options: PipelineOptions) -> str:
             "  - " + _s(_shell("pip", "install", *_test_packages(subject), "pytest")),
             "  - " + _s(_shell("python", "-m", "pytest", folder)),
         )
-    if subject.kind == "training":
+    if subject.kind is Kind.training:
         text += "\ntrain:\n" + _lines(
             2,
             "stage: train",
@@ -395,7 +402,7 @@ def _gitlab(subject: Subject, options: PipelineOptions) -> str:
 
 def _test_packages(subject: Subject) -> tuple[str, ...]:
     # Training projects' tests use cais (save_model, load_model).
-    return (("$CAIS_PACKAGE",) if subject.kind == "training" else ()) + subject.install
+    return (("$CAIS_PACKAGE",) if subject.kind is Kind.training else ()) + subject.install
 
 
 def _gitlab_deploy_secrets(deploy: Deploy) -> list[str]:
@@ -545,7 +552,7 @@ def _github(subject: Subject, options: PipelineOptions) -> str:
             "",
         )
         needs.append("test")
-    if subject.kind == "training":
+    if subject.kind is Kind.training:
         text += _lines(
             2,
             "train:",
