@@ -92,8 +92,27 @@ def _repository(tmp_path: Path, template: str) -> Path:
     return repo
 
 
-def _run(tool: str, repo: Path, variables: dict[str, str], *jobs: str) -> str:
+def _run(tool: str, engine, repo: Path, variables: dict[str, str], *jobs: str) -> str:
     """gitlab-ci-local's log of `jobs` (every job when none is named), which must pass."""
+    before = _job_volumes(engine)
+    try:
+        return _run_jobs(tool, repo, variables, *jobs)
+    finally:
+        # Its --cleanup does not wait for the volumes' removal before it exits.
+        for name in _job_volumes(engine) - before:
+            try:
+                for container in engine.containers.list(all=True, filters={"volume": name}):
+                    container.remove(force=True)
+                engine.volumes.get(name).remove(force=True)
+            except Exception:  # noqa: BLE001 - best-effort cleanup
+                pass
+
+
+def _job_volumes(engine) -> set[str]:
+    return {v.name for v in engine.volumes.list() if v.name.startswith("gcl-")}
+
+
+def _run_jobs(tool: str, repo: Path, variables: dict[str, str], *jobs: str) -> str:
     # What the generated file installs, overridden with this checkout (mounted below).
     variables = {"CAIS_PACKAGE": "/cais-src", **variables}
     command = [tool, *jobs, "--pull-policy", "if-not-present", "--cleanup", "--no-color"]
@@ -128,7 +147,7 @@ def test_the_pipeline_tests_then_pushes_an_image_that_serves(
         "CI_REGISTRY_USER": REGISTRY_USER,
         "CI_REGISTRY_PASSWORD": REGISTRY_PASSWORD,
     }
-    log = _run(gitlab_ci_local, repo, variables)
+    log = _run(gitlab_ci_local, engine, repo, variables)
     assert "PASS  test" in log and "PASS  build" in log, log
     assert re.search(r"^test +> .*\b1 passed\b", log, re.MULTILINE), log
     assert "build > no-docker-daemon-here" in log, log
@@ -159,13 +178,13 @@ def test_the_pipeline_tests_then_pushes_an_image_that_serves(
 
 
 def test_the_train_job_hands_the_saved_model_to_the_build(
-    tmp_path, gitlab_ci_local, ca_certs, monkeypatch
+    tmp_path, gitlab_ci_local, ca_certs, monkeypatch, engine
 ):
     """A training project's train job runs `cais train` and keeps the model store as the
     artifact the build job receives: the model it saved, by the version the build tags."""
     repo = _repository(tmp_path, "classifier")
     _ca_file_variable(repo, ca_certs)
-    log = _run(gitlab_ci_local, repo, {}, "train")
+    log = _run(gitlab_ci_local, engine, repo, {}, "train")
     assert "PASS  train" in log, log
     assert "train > saved shop:1" in log, log
     store = repo / ".gitlab-ci-local" / "artifacts" / "train" / ".cais"
