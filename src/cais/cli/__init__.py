@@ -23,6 +23,7 @@ from cais.cli import (
     doctor,
     images,
     models,
+    pipeline,
     project,
     registry,
     serve,
@@ -157,6 +158,7 @@ for command in (
 app.add_typer(models.app, name="models")
 app.add_typer(cache.app, name="cache")
 app.add_typer(deploy.app, name="deploy")
+app.add_typer(pipeline.app, name="pipeline")
 
 
 def main() -> None:
