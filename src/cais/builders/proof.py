@@ -251,9 +251,22 @@ def unpack(image: Image, root: Path) -> None:
                 else:
                     if not member.isdir():
                         _remove(root / name)  # a file replaced by a later layer's version
-                    # The `tar` filter refuses paths that leave `root`; it keeps the files'
-                    # modes and owners, which the image's user needs.
-                    tar.extract(member, root, filter="tar")
+                    _extract(tar, member, root)
+
+
+def _extract(tar: tarfile.TarFile, member: tarfile.TarInfo, root: Path) -> None:
+    """Extract one member under `root`, refusing a path that leaves it (through `..` or a
+    symlink of an earlier layer). The `tar` filter does that and keeps the files' modes and
+    owners, which the image's user needs; Pythons before 3.10.12 and 3.11.4 (Debian 12's
+    3.11.2) have no filters, and get the same path check here."""
+    if hasattr(tarfile, "tar_filter"):
+        tar.extract(member, root, filter="tar")
+        return
+    top = os.path.realpath(root)
+    target = os.path.realpath(os.path.join(top, member.name.lstrip("/")))
+    if os.path.commonpath([top, target]) != top:  # what FilterError, a TarError, says
+        raise tarfile.TarError(f"{member.name!r} would be extracted to {target!r}, outside {top}")
+    tar.extract(member, root)
 
 
 def _remove(path: Path) -> None:
