@@ -2,7 +2,7 @@
 project's tests; its build job, in a container of the python base image with no Docker daemon
 in reach, installs cais from this checkout, builds the project with the OCI builder and pushes
 it to the basic-auth registry with GitLab's CI_REGISTRY_* variables; the image it pushed is
-then pulled and serves."""
+then pulled and serves: the project's app, or the model the train job saved."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from tests.support import (
     REGISTRY_USER,
     free_port,
     get_when_up,
+    post_when_up,
     run_cais,
     unavailable,
 )
@@ -177,20 +178,48 @@ def test_the_pipeline_tests_then_pushes_an_image_that_serves(
         container.remove(force=True)
 
 
-def test_the_train_job_hands_the_saved_model_to_the_build(
-    tmp_path, gitlab_ci_local, ca_certs, monkeypatch, engine
+def test_a_training_project_trains_then_pushes_an_image_that_serves_its_model(
+    tmp_path, gitlab_ci_local, auth_registry, registry, image_name, ca_certs, docker_config, engine
 ):
-    """A training project's train job runs `cais train` and keeps the model store as the
-    artifact the build job receives: the model it saved, by the version the build tags."""
+    """The train job runs `cais train` and keeps the model store as the artifact the build
+    job receives; the build job builds the saved model's serving image (proved in a scratch
+    root: the job has no engine) and pushes it; pulled here, it answers predictions."""
     repo = _repository(tmp_path, "classifier")
     _ca_file_variable(repo, ca_certs)
-    log = _run(gitlab_ci_local, engine, repo, {}, "train")
-    assert "PASS  train" in log, log
+    namespace = f"{AUTH_REGISTRY}/{image_name}"
+    variables = {
+        "CAIS_BASE_REGISTRY": REGISTRY,
+        "CI_REGISTRY": AUTH_REGISTRY,
+        "CI_REGISTRY_IMAGE": namespace,
+        "CI_REGISTRY_USER": REGISTRY_USER,
+        "CI_REGISTRY_PASSWORD": REGISTRY_PASSWORD,
+    }
+    log = _run(gitlab_ci_local, engine, repo, variables, "train", "build")
+    assert "PASS  train" in log and "PASS  build" in log, log
     assert "train > saved shop:1" in log, log
+    assert "build > no-docker-daemon-here" in log, log
+    assert "scratch root on this machine (no Docker Engine answered)" in log, log  # its proof
     store = repo / ".gitlab-ci-local" / "artifacts" / "train" / ".cais"
     saved = [p.parent for p in store.rglob("cais-model.json")]
     assert [p.name for p in saved] == ["1"], log
-    monkeypatch.setenv("CAIS_HOME", str(store))  # as the build job's CAIS_HOME
-    version = run_cais("pipeline", "version", ".", cwd=repo)
-    assert version.returncode == 0, version.stderr
-    assert version.stdout.strip() == "1"
+
+    login = run_cais(
+        "login", AUTH_REGISTRY, "-u", REGISTRY_USER, "--password-stdin", input=REGISTRY_PASSWORD
+    )
+    assert login.returncode == 0, login.stderr
+    sha = _git(repo, "rev-parse", "--short=8", "HEAD")
+    image = f"{namespace}/shop:{sha}"
+    pulled = run_cais("pull", image)
+    assert pulled.returncode == 0, pulled.stderr
+    labels = engine.images.get(image).labels
+    assert labels["dev.cais.model.name"] == "shop" and labels["dev.cais.model.version"] == "1"
+    port = free_port()
+    container = engine.containers.run(image, detach=True, ports={"8080/tcp": ("127.0.0.1", port)})
+    try:
+        answer = post_when_up(
+            f"http://127.0.0.1:{port}/predict", {"instances": ["livro romance capa dura"]}
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["predictions"] == ["livro"]
+    finally:
+        container.remove(force=True)
