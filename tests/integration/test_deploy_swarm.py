@@ -77,7 +77,7 @@ def _left(engine, name: str) -> list[str]:
     label = {"label": f"{STACK_LABEL}={name}"}
     return (
         [s.name for s in engine.services.list(filters=label)]
-        + [c.name for c in engine.containers.list(all=True, filters=label)]
+        + [c["Id"] for c in engine.api.containers(all=True, filters=label)]  # one request
         + [n.name for n in engine.networks.list(filters=label)]
         + [v.name for v in engine.volumes.list(filters=label)]
     )

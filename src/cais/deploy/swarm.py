@@ -198,9 +198,12 @@ def _services(client: docker.DockerClient, name: str) -> list:
 def _left(client: docker.DockerClient, name: str) -> list[str]:
     label = {"label": f"{STACK_LABEL}={name}"}
     with engine_errors():
+        # the containers in one listing: `containers.list` inspects each one it listed, and
+        # fails on one that Swarm removes meanwhile
+        containers = client.api.containers(all=True, filters=label)
         return (
             [f"service {s.name}" for s in client.services.list(filters=label)]
-            + [f"container {c.name}" for c in client.containers.list(all=True, filters=label)]
+            + [f"container {c['Names'][0].lstrip('/')}" for c in containers]
             + [f"network {n.name}" for n in client.networks.list(filters=label)]
         )
 
