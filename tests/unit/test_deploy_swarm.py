@@ -286,3 +286,18 @@ def test_no_docker_command_is_one_sentence(monkeypatch):
     with pytest.raises(DeployError, match="The `docker` command is not installed") as caught:
         swarm.preflight(_Engine("active"), swarm.Stack(Path("s.yaml"), "products", 8080, PROXY))
     assert "docker.io" in caught.value.hint
+
+
+@pytest.mark.parametrize(("state", "manager"), [("active", True), ("inactive", False)])
+def test_down_asks_no_init(state, manager):
+    engine = _Engine(state)
+    assert _manager(engine, join=False) is manager
+    assert engine.swarm.calls == []
+
+
+def test_down_on_an_engine_in_no_swarm_is_one_sentence(monkeypatch):
+    from cais.deploy import swarm
+
+    monkeypatch.setattr(swarm, "docker_cli", lambda: "/usr/bin/docker")
+    with pytest.raises(DeployError, match="There is no stack `products` on this engine"):
+        swarm.remove(_Engine("inactive"), "products", 10)

@@ -89,7 +89,7 @@ def remove(client: docker.DockerClient, name: str, timeout: float) -> None:
     """`docker stack rm`, then wait until the stack's services, containers and networks are
     gone, and remove its volumes (which `docker stack rm` keeps)."""
     _cli()
-    if not _left(client, name):
+    if not _manager(client, join=False) or not _left(client, name):
         raise DeployError(
             f"There is no stack `{name}` on this engine", hint="`docker stack ls` lists the stacks"
         )
@@ -120,8 +120,9 @@ def _cli() -> str:
     return path
 
 
-def _manager(client: docker.DockerClient) -> bool:
-    """Whether the engine had to join a swarm (as its own single-node swarm's manager)."""
+def _manager(client: docker.DockerClient, *, join: bool = True) -> bool:
+    """Whether the engine is a swarm's manager; one in no swarm becomes its own single-node
+    swarm's when `join` (then True: it had to), else is none (False)."""
     with engine_errors():
         swarm = client.info().get("Swarm") or {}
     state = swarm.get("LocalNodeState") or "inactive"
@@ -131,15 +132,16 @@ def _manager(client: docker.DockerClient) -> bool:
                 "This engine is a worker of a swarm, and only a manager deploys stacks",
                 hint="run it on a manager node, or point DOCKER_HOST at one",
             )
-        return False
+        return not join
     if state != "inactive":  # pending, locked, error
         why = f": {swarm['Error']}" if swarm.get("Error") else ""
         raise DeployError(
             f"This engine's swarm is `{state}`{why}",
             hint="`docker info` shows the swarm's state; `docker swarm unlock` opens a locked one",
         )
-    _init(client)
-    return True
+    if join:
+        _init(client)
+    return join
 
 
 def _init(client: docker.DockerClient) -> None:
