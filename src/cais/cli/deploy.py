@@ -33,31 +33,32 @@ class Proxy(str, Enum):
     none = "none"
 
 
+# The options `compose` and `swarm` share.
+_What = Annotated[str | None, typer.Argument(metavar="REF|IMAGE", help=_WHAT_HELP)]
+_ProxyOption = Annotated[
+    Proxy, typer.Option("--proxy", help="The reverse proxy in front of the API.")
+]
+_Monitoring = Annotated[
+    bool, typer.Option("--monitoring", help="Add Prometheus, scraping the API's /metrics.")
+]
+_Port = Annotated[
+    int, typer.Option("--port", metavar="N", min=1, max=65535, help="Host port to publish on.")
+]
+_Memory = Annotated[
+    str, typer.Option("--memory", metavar="SIZE", help="The API's memory limit (512m, 2g).")
+]
+
+
 @app.command()
 def compose(
-    what: Annotated[
-        str | None,
-        typer.Argument(
-            metavar="REF|IMAGE",
-            help=_WHAT_HELP,
-        ),
-    ] = None,
+    what: _What = None,
     output: Annotated[
         Path, typer.Option("--output", "-o", metavar="FILE", help="The Compose file to write.")
     ] = Path("compose.yaml"),
-    proxy: Annotated[
-        Proxy, typer.Option("--proxy", help="The reverse proxy in front of the API.")
-    ] = Proxy.nginx,
-    monitoring: Annotated[
-        bool, typer.Option("--monitoring", help="Add Prometheus, scraping the API's /metrics.")
-    ] = False,
-    port: Annotated[
-        int,
-        typer.Option("--port", metavar="N", min=1, max=65535, help="Host port to publish on."),
-    ] = 8080,
-    memory: Annotated[
-        str, typer.Option("--memory", metavar="SIZE", help="The API's memory limit (512m, 2g).")
-    ] = "1g",
+    proxy: _ProxyOption = Proxy.nginx,
+    monitoring: _Monitoring = False,
+    port: _Port = 8080,
+    memory: _Memory = "1g",
     name: Annotated[
         str | None,
         typer.Option("--name", metavar="NAME", help="Project name (default: the model's name)."),
@@ -179,7 +180,7 @@ def _up_or_down(start: bool, stop: bool, memory: str) -> None:
 
 @app.command()
 def swarm(
-    what: Annotated[str | None, typer.Argument(metavar="REF|IMAGE", help=_WHAT_HELP)] = None,
+    what: _What = None,
     output: Annotated[
         Path, typer.Option("--output", "-o", metavar="FILE", help="The stack file to write.")
     ] = Path("stack.yaml"),
@@ -190,19 +191,10 @@ def swarm(
     replicas: Annotated[
         int, typer.Option("--replicas", metavar="N", min=1, help="Replicas of the API.")
     ] = 2,
-    proxy: Annotated[
-        Proxy, typer.Option("--proxy", help="The reverse proxy in front of the API.")
-    ] = Proxy.nginx,
-    monitoring: Annotated[
-        bool, typer.Option("--monitoring", help="Add Prometheus, scraping every replica.")
-    ] = False,
-    port: Annotated[
-        int,
-        typer.Option("--port", metavar="N", min=1, max=65535, help="Host port to publish on."),
-    ] = 8080,
-    memory: Annotated[
-        str, typer.Option("--memory", metavar="SIZE", help="Each replica's memory limit.")
-    ] = "1g",
+    proxy: _ProxyOption = Proxy.nginx,
+    monitoring: _Monitoring = False,
+    port: _Port = 8080,
+    memory: _Memory = "1g",
     start: Annotated[
         bool,
         typer.Option("--up", help="Deploy it (a rolling update of a running stack) and wait."),
