@@ -134,6 +134,21 @@ def median(results: list[dict], key: str) -> str:
     return f"{statistics.median(values):.2f} ({min(values):.2f}–{max(values):.2f})"
 
 
+def latency_reading(ratios: list[float]) -> str:
+    ratio = statistics.median(ratios)
+    if ratio > 1.2:
+        return (
+            "a new replica starts (loads the model, runs its health checks) on the same two "
+            "CPUs that serve the load"
+        )
+    if ratio < 0.8:
+        return (
+            "lower, so what moves a p99 on this shared machine is noise larger than the roll "
+            "itself (other processes, the load generator on the same CPUs)"
+        )
+    return "about the same: the roll adds no tail latency the load sees"
+
+
 def section(info: dict, results: list[dict], runs: int) -> str:
     rows = "\n".join(
         f"| {r['run']} | {r['requests']} | {r['failed']} | {r['p99_before_ms']:.0f} | "
@@ -184,8 +199,7 @@ Medians (range): p99 before {median(results, "p99_before_ms")} ms, during
   (target 0): a replica leaves nginx's view (the DNS) before it is stopped, refuses new
   connections while it drains (nginx then tries the other), and finishes what it has.
 - The p99 during the roll is {statistics.median(ratios):.1f}× the p99 before it (median of
-  the runs): a new replica starts (loads the model, runs its health checks) on the same two
-  CPUs that serve the load.
+  the runs; {", ".join(f"{r:.2f}" for r in ratios)} each): {latency_reading(ratios)}.
 - The roll takes about {statistics.median(r["roll_s"] for r in results):.0f} s for
   {REPLICAS} replicas, the last answer from version 1 about
   {statistics.median(r["last_v1_answer_s"] for r in results):.0f} s in: per replica a start
