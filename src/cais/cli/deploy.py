@@ -91,35 +91,46 @@ def compose(
             "Missing the model or image to deploy", hint="such as `cais deploy compose products:1`"
         )
     _writable(output, folder=False)
-    _write_and_start(what, output, proxy, monitoring, port, memory.lower(), name, start, timeout)
+    options = _options(name, proxy, monitoring, port, memory)
+    _write_and_start(what, output, options, start, timeout)
 
 
-def _write_and_start(
-    what: str,
-    output: Path,
-    proxy: Proxy,
-    monitoring: bool,
-    port: int,
-    memory: str,
-    name: str | None,
-    start: bool,
-    timeout: float,
-) -> None:
+def _options(name: str | None, proxy: Proxy, monitoring: bool, port: int, memory: str, **more):
+    """The deployment's options; an empty project name is the model's, once it is known."""
+    from cais.deploy.compose import ComposeOptions
+
+    return ComposeOptions(
+        project=name or "",
+        port=port,
+        proxy=proxy is Proxy.nginx,
+        monitoring=monitoring,
+        memory=memory.lower(),
+        **more,
+    )
+
+
+def _target_of(what: str, options, longest: int | None = None):
+    """The engine, the image `what` names, and `options` named after its model unless named."""
+    from dataclasses import replace
+
     from cais.bundle.store import ModelStore
-    from cais.deploy.compose import API, PROMETHEUS, PROXY, ComposeOptions, render, write
-    from cais.deploy.runner import Project, preflight, up
     from cais.deploy.target import target_of
     from cais.engine.client import connect
 
     client = connect()
     target = target_of(client, what, ModelStore())
-    options = ComposeOptions(
-        project=name or _project_name(target.name),
-        port=port,
-        proxy=proxy is Proxy.nginx,
-        monitoring=monitoring,
-        memory=memory,
-    )
+    if not options.project:
+        project = _project_name(target.name)[:longest].strip("-_") or "cais"
+        options = replace(options, project=project)
+    return client, target, options
+
+
+def _write_and_start(what: str, output: Path, options, start: bool, timeout: float) -> None:
+    from cais.deploy.compose import API, PROMETHEUS, PROXY, render, write
+    from cais.deploy.runner import Project, preflight, up
+
+    client, target, options = _target_of(what, options)
+    port, monitoring = options.port, options.monitoring
     services = (API, *([PROXY] if options.proxy else []), *([PROMETHEUS] if monitoring else []))
     project = Project(
         file=output,
@@ -231,38 +242,16 @@ def swarm(
             "Missing the model or image to deploy", hint="such as `cais deploy swarm products:1`"
         )
     _writable(output, folder=False)
-    _stack_up(what, output, name, replicas, proxy, monitoring, port, memory.lower(), start, timeout)
+    options = _options(name, proxy, monitoring, port, memory, swarm=True, replicas=replicas)
+    _stack_up(what, output, options, start, timeout)
 
 
-def _stack_up(
-    what: str,
-    output: Path,
-    name: str | None,
-    replicas: int,
-    proxy: Proxy,
-    monitoring: bool,
-    port: int,
-    memory: str,
-    start: bool,
-    timeout: float,
-) -> None:
-    from cais.bundle.store import ModelStore
-    from cais.deploy.compose import API, PROXY, ComposeOptions, render, write
+def _stack_up(what: str, output: Path, options, start: bool, timeout: float) -> None:
+    from cais.deploy.compose import API, PROXY, render, write
     from cais.deploy.swarm import Stack, deploy, preflight
-    from cais.deploy.target import target_of
-    from cais.engine.client import connect
 
-    client = connect()
-    target = target_of(client, what, ModelStore())
-    options = ComposeOptions(
-        project=name or _project_name(target.name)[:50].strip("-_") or "cais",
-        port=port,
-        proxy=proxy is Proxy.nginx,
-        monitoring=monitoring,
-        memory=memory,
-        swarm=True,
-        replicas=replicas,
-    )
+    client, target, options = _target_of(what, options, longest=50)
+    port, replicas = options.port, options.replicas
     stack = Stack(
         file=output,
         name=options.project,
