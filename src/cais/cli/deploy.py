@@ -1,5 +1,5 @@
-"""`cais deploy compose|k8s|kserve`: the files that run a model where an engine or a cluster
-is, and their start."""
+"""`cais deploy compose|swarm|k8s|kserve`: the files that run a model where an engine or a
+cluster is, and their start."""
 
 from __future__ import annotations
 
@@ -15,12 +15,14 @@ from cais.output import note, success
 __all__ = ["app"]
 
 app = typer.Typer(
-    help="Deploy a model: Compose files or Kubernetes manifests, applied where an engine or a "
-    "cluster is.",
+    help="Deploy a model: Compose or Swarm stack files, Kubernetes manifests, applied where an "
+    "engine or a cluster is.",
     no_args_is_help=True,
 )
 
 _PROJECT = re.compile(r"[a-z0-9][a-z0-9_-]*")
+# Swarm names a stack's services STACK_SERVICE, and a service name is a DNS label at most
+_STACK = re.compile(r"[a-z0-9]([a-z0-9_-]{0,48}[a-z0-9])?")
 _LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"  # a DNS label, as Kubernetes names are
 _HOST = re.compile(rf"(\*\.)?{_LABEL}(\.{_LABEL})*")
 _WHAT_HELP = "A saved model (name[:version]) whose image `cais build` made, or an image."
@@ -31,31 +33,32 @@ class Proxy(str, Enum):
     none = "none"
 
 
+# The options `compose` and `swarm` share.
+_What = Annotated[str | None, typer.Argument(metavar="REF|IMAGE", help=_WHAT_HELP)]
+_ProxyOption = Annotated[
+    Proxy, typer.Option("--proxy", help="The reverse proxy in front of the API.")
+]
+_Monitoring = Annotated[
+    bool, typer.Option("--monitoring", help="Add Prometheus, scraping the API's /metrics.")
+]
+_Port = Annotated[
+    int, typer.Option("--port", metavar="N", min=1, max=65535, help="Host port to publish on.")
+]
+_Memory = Annotated[
+    str, typer.Option("--memory", metavar="SIZE", help="The API's memory limit (512m, 2g).")
+]
+
+
 @app.command()
 def compose(
-    what: Annotated[
-        str | None,
-        typer.Argument(
-            metavar="REF|IMAGE",
-            help=_WHAT_HELP,
-        ),
-    ] = None,
+    what: _What = None,
     output: Annotated[
         Path, typer.Option("--output", "-o", metavar="FILE", help="The Compose file to write.")
     ] = Path("compose.yaml"),
-    proxy: Annotated[
-        Proxy, typer.Option("--proxy", help="The reverse proxy in front of the API.")
-    ] = Proxy.nginx,
-    monitoring: Annotated[
-        bool, typer.Option("--monitoring", help="Add Prometheus, scraping the API's /metrics.")
-    ] = False,
-    port: Annotated[
-        int,
-        typer.Option("--port", metavar="N", min=1, max=65535, help="Host port to publish on."),
-    ] = 8080,
-    memory: Annotated[
-        str, typer.Option("--memory", metavar="SIZE", help="The API's memory limit (512m, 2g).")
-    ] = "1g",
+    proxy: _ProxyOption = Proxy.nginx,
+    monitoring: _Monitoring = False,
+    port: _Port = 8080,
+    memory: _Memory = "1g",
     name: Annotated[
         str | None,
         typer.Option("--name", metavar="NAME", help="Project name (default: the model's name)."),
@@ -74,16 +77,11 @@ def compose(
     """Write a Compose file: the model's API, nginx in front, optionally Prometheus."""
     from cais.errors import CaisError
 
-    if start and stop:
-        raise CaisError("`--up` and `--down` cannot go together", hint="give one of them")
+    _up_or_down(start, stop, memory)
     if name is not None and not _PROJECT.fullmatch(name):
         raise CaisError(
             f"`{name}` cannot name a Compose project",
             hint="use lowercase letters, digits, `-` and `_`, starting with a letter or digit",
-        )
-    if not re.fullmatch(r"[1-9][0-9]*[kmg]?", memory.lower()):
-        raise CaisError(
-            f"`{memory}` is not a memory size", hint="use a number with k, m or g, such as 512m"
         )
     if stop:
         _down(output, name)
@@ -93,35 +91,46 @@ def compose(
             "Missing the model or image to deploy", hint="such as `cais deploy compose products:1`"
         )
     _writable(output, folder=False)
-    _write_and_start(what, output, proxy, monitoring, port, memory.lower(), name, start, timeout)
+    options = _options(name, proxy, monitoring, port, memory)
+    _write_and_start(what, output, options, start, timeout)
 
 
-def _write_and_start(
-    what: str,
-    output: Path,
-    proxy: Proxy,
-    monitoring: bool,
-    port: int,
-    memory: str,
-    name: str | None,
-    start: bool,
-    timeout: float,
-) -> None:
+def _options(name: str | None, proxy: Proxy, monitoring: bool, port: int, memory: str, **more):
+    """The deployment's options; an empty project name is the model's, once it is known."""
+    from cais.deploy.compose import ComposeOptions
+
+    return ComposeOptions(
+        project=name or "",
+        port=port,
+        proxy=proxy is Proxy.nginx,
+        monitoring=monitoring,
+        memory=memory.lower(),
+        **more,
+    )
+
+
+def _target_of(what: str, options, longest: int | None = None):
+    """The engine, the image `what` names, and `options` named after its model unless named."""
+    from dataclasses import replace
+
     from cais.bundle.store import ModelStore
-    from cais.deploy.compose import API, PROMETHEUS, PROXY, ComposeOptions, render, write
-    from cais.deploy.runner import Project, preflight, up
     from cais.deploy.target import target_of
     from cais.engine.client import connect
 
     client = connect()
     target = target_of(client, what, ModelStore())
-    options = ComposeOptions(
-        project=name or _project_name(target.name),
-        port=port,
-        proxy=proxy is Proxy.nginx,
-        monitoring=monitoring,
-        memory=memory,
-    )
+    if not options.project:
+        project = _project_name(target.name)[:longest].strip("-_") or "cais"
+        options = replace(options, project=project)
+    return client, target, options
+
+
+def _write_and_start(what: str, output: Path, options, start: bool, timeout: float) -> None:
+    from cais.deploy.compose import API, PROMETHEUS, PROXY, render, write
+    from cais.deploy.runner import Project, preflight, up
+
+    client, target, options = _target_of(what, options)
+    port, monitoring = options.port, options.monitoring
     services = (API, *([PROXY] if options.proxy else []), *([PROMETHEUS] if monitoring else []))
     project = Project(
         file=output,
@@ -167,6 +176,129 @@ def _down(output: Path, name: str | None) -> None:
         name = found.group(1) if found else _project_name(output.resolve().parent.name)
     down(Project(file=output, name=name, services=(), port=0, front=""))
     success(f"{name} is down: its containers, network and volumes are removed")
+
+
+def _up_or_down(start: bool, stop: bool, memory: str) -> None:
+    from cais.errors import CaisError
+
+    if start and stop:
+        raise CaisError("`--up` and `--down` cannot go together", hint="give one of them")
+    if not re.fullmatch(r"[1-9][0-9]*[kmg]?", memory.lower()):
+        raise CaisError(
+            f"`{memory}` is not a memory size", hint="use a number with k, m or g, such as 512m"
+        )
+
+
+@app.command()
+def swarm(
+    what: _What = None,
+    output: Annotated[
+        Path, typer.Option("--output", "-o", metavar="FILE", help="The stack file to write.")
+    ] = Path("stack.yaml"),
+    name: Annotated[
+        str | None,
+        typer.Option("--name", metavar="STACK", help="Stack name (default: the model's name)."),
+    ] = None,
+    replicas: Annotated[
+        int, typer.Option("--replicas", metavar="N", min=1, help="Replicas of the API.")
+    ] = 2,
+    proxy: _ProxyOption = Proxy.nginx,
+    monitoring: _Monitoring = False,
+    port: _Port = 8080,
+    memory: _Memory = "1g",
+    start: Annotated[
+        bool,
+        typer.Option("--up", help="Deploy it (a rolling update of a running stack) and wait."),
+    ] = False,
+    stop: Annotated[
+        bool, typer.Option("--down", help="Remove the stack and wait until nothing is left.")
+    ] = False,
+    timeout: Annotated[
+        float,
+        typer.Option("--timeout", metavar="SECONDS", min=1, help="How long to wait for Swarm."),
+    ] = 300,
+) -> None:
+    """Write a Swarm stack file (the API's replicas behind nginx) and deploy it with rolling
+    updates."""
+    from cais.errors import CaisError
+
+    _up_or_down(start, stop, memory)
+    if name is not None and not _STACK.fullmatch(name):
+        raise CaisError(
+            f"`{name}` cannot name a Swarm stack",
+            hint="use up to 50 lowercase letters, digits, `-` and `_`, starting and ending with "
+            "a letter or digit",
+        )
+    if proxy is Proxy.none and replicas > 1:
+        raise CaisError(
+            f"{replicas} replicas need the proxy: without it one replica holds the host's port",
+            hint="leave out `--proxy none`, or give `--replicas 1`",
+        )
+    if stop:
+        _stack_down(output, name, timeout)
+        return
+    if what is None:
+        raise CaisError(
+            "Missing the model or image to deploy", hint="such as `cais deploy swarm products:1`"
+        )
+    _writable(output, folder=False)
+    options = _options(name, proxy, monitoring, port, memory, swarm=True, replicas=replicas)
+    _stack_up(what, output, options, start, timeout)
+
+
+def _stack_up(what: str, output: Path, options, start: bool, timeout: float) -> None:
+    from cais.deploy.compose import API, PROXY, render, write
+    from cais.deploy.swarm import Stack, deploy, preflight
+
+    client, target, options = _target_of(what, options, longest=50)
+    port, replicas = options.port, options.replicas
+    stack = Stack(
+        file=output,
+        name=options.project,
+        port=port,
+        front=PROXY if options.proxy else API,
+        ready_path="/health/ready" if target.model else None,
+    )
+    if start and preflight(client, stack):
+        note("The engine was in no swarm: it is now a single-node swarm (`docker swarm init`)")
+    written = write(render(target, options, output.name), output.parent)
+    success(f"Wrote {', '.join(str(p) for p in written)} for {target.image}")
+    if not target.pinned:
+        note(
+            f"{target.image} was never pushed: the file names it by tag "
+            f"(image id {target.image_id[:19]}); only this engine can run it"
+        )
+    if not start:
+        note(f"deploy it with `cais deploy swarm {what} -o {output} --up`")
+        return
+    deploy(client, stack, timeout)
+    success(
+        f"{stack.name} is up to date: http://127.0.0.1:{port}/ "
+        f"({replicas if options.proxy else 1} replica{'s' * (replicas > 1)} of {target.image})"
+    )
+
+
+def _stack_down(output: Path, name: str | None, timeout: float) -> None:
+    from cais.deploy.compose import STACK_KEY
+    from cais.deploy.swarm import remove
+    from cais.engine.client import connect
+    from cais.errors import DeployError
+
+    if name is None:
+        if not output.is_file():
+            raise DeployError(
+                f"There is no stack file at `{output}` to name the stack",
+                hint="give the stack's name with `--name`, or its file with `-o FILE`",
+            )
+        found = re.search(rf"^{STACK_KEY}: *(\S+)$", output.read_text(), re.M)
+        if not found:
+            raise DeployError(
+                f"`{output}` names no stack (`{STACK_KEY}`)",
+                hint="give the stack's name with `--name`",
+            )
+        name = found.group(1)
+    remove(connect(), name, timeout)
+    success(f"{name} is down: its services, containers, networks and volumes are removed")
 
 
 def _project_name(text: str) -> str:

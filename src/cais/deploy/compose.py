@@ -1,9 +1,12 @@
 """A Compose file for a model's API, with nginx in front and optionally Prometheus, and the
 config files it mounts. No I/O but `write`: the files are text a learner can read.
 
-The file follows the Compose Spec and stays within what Debian's docker-compose 1.29 accepts:
-no top-level `version` or `name`, `depends_on` with `condition: service_healthy`,
-`deploy.resources.limits.memory` (applied by 1.29 outside Swarm too).
+Two variants of the same services. The Compose file follows the Compose Spec and stays within
+what Debian's docker-compose 1.29 accepts: no top-level `version` or `name`, `depends_on` with
+`condition: service_healthy`, `deploy.resources.limits.memory` (applied by 1.29 outside Swarm
+too). The Swarm stack file is Compose file format 3.8, what `docker stack deploy` of the 20.10
+CLI reads: replicas, rolling updates and rollbacks under `deploy:`, the configs as Swarm
+configs (a multi-node swarm has no shared folder to mount them from).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ __all__ = [
     "ComposeOptions",
     "PROMETHEUS",
     "PROXY",
+    "STACK_KEY",
     "nginx_image",
     "prometheus_image",
     "render",
@@ -36,6 +40,10 @@ NGINX_IMAGE = "nginx:stable"
 PROMETHEUS_IMAGE = "prom/prometheus:v2.42.0"
 # cais's server refuses bodies over 10 MB itself; nginx's default (1 MB) would refuse sooner.
 MAX_BODY = "10m"
+# The stack file names its stack here, so `--down -o FILE` knows what to remove.
+STACK_KEY = "x-cais-stack"
+# What the server's grace period (8 s) needs, under which Swarm kills a replica it stops.
+STOP_GRACE = "10s"
 
 
 def nginx_image() -> str:
@@ -48,15 +56,19 @@ def prometheus_image() -> str:
 
 @dataclass(frozen=True)
 class ComposeOptions:
-    project: str  # docker-compose's project name, kept in .env beside the file
+    project: str  # docker-compose's project name (kept in .env), or the Swarm stack's name
     port: int = 8080  # the host port the proxy (or, without one, the API) is published on
     proxy: bool = True
     monitoring: bool = False
     memory: str = "1g"  # the API's memory limit
+    swarm: bool = False  # a stack file for `docker stack deploy` instead of a Compose file
+    replicas: int = 1  # the API's replicas in a swarm
 
 
 def render(target: Target, options: ComposeOptions, compose_name: str) -> dict[str, str]:
     """The files of the deployment by path relative to the compose file's folder."""
+    if options.swarm:
+        return _stack_files(target, options, compose_name)
     files = {
         compose_name: _compose(target, options),
         ENV_FILE: "# docker-compose reads the project name from here: `docker-compose up` in this\n"
@@ -111,14 +123,12 @@ def _compose(target: Target, options: ComposeOptions) -> str:
                 "and finds it again when it is back.",
             ],
             [
-                (None, {"image": nginx_image()}),
+                *_proxy_image(),
                 (None, {"restart": "unless-stopped"}),
                 (None, {"ports": [f"{options.port}:80"]}),
                 ("the generated config replaces the image's default site", None),
                 (None, {"volumes": [f"./{NGINX_CONF}:/etc/nginx/conf.d/default.conf:ro"]}),
                 (None, {"depends_on": depends}),
-                ("SIGQUIT: nginx finishes the requests in flight before it exits", None),
-                (None, {"stop_signal": "SIGQUIT"}),
                 (None, _memory("128m")),
             ],
         )
@@ -132,7 +142,7 @@ def _compose(target: Target, options: ComposeOptions) -> str:
                 'shows the scrape; add `ports: ["9090:9090"]` here to open its web page.',
             ],
             [
-                (None, {"image": prometheus_image()}),
+                *_prometheus_image(),
                 (None, {"restart": "unless-stopped"}),
                 (
                     None,
@@ -141,14 +151,6 @@ def _compose(target: Target, options: ComposeOptions) -> str:
                             f"./{PROMETHEUS_CONF}:/etc/prometheus/prometheus.yml:ro",
                             "prometheus-data:/prometheus",
                         ]
-                    },
-                ),
-                (
-                    None,
-                    {
-                        "healthcheck": _health(
-                            ("CMD", "wget", "-q", "--spider", "http://127.0.0.1:9090/-/ready")
-                        )
                     },
                 ),
                 (None, {"depends_on": depends}),
@@ -160,6 +162,159 @@ def _compose(target: Target, options: ComposeOptions) -> str:
             *_yaml({"volumes": {"prometheus-data": {}}}, 0),
         ]
     return "\n".join(lines) + "\n"
+
+
+def _stack_files(target: Target, options: ComposeOptions, stack_name: str) -> dict[str, str]:
+    files = {stack_name: ""}
+    configs = {}
+    if options.proxy:
+        files[NGINX_CONF] = configs["nginx"] = _nginx(target, swarm=True)
+    if options.monitoring:
+        files[PROMETHEUS_CONF] = configs["prometheus"] = _prometheus(target, swarm=True)
+    files[stack_name] = _stack(target, options, configs)
+    return files
+
+
+def _stack(target: Target, options: ComposeOptions, configs: dict[str, str]) -> str:
+    what = f"the model `{target.model}`" if target.model else f"the image `{target.image}`"
+    stack = options.project
+    lines = [
+        f"# {what} as a Swarm stack, written by `cais deploy swarm`",
+        f"#   deploy or update: docker stack deploy --compose-file FILE {stack}",
+        f"#   remove: docker stack rm {stack}",
+        "# A new version deployed to the same stack is a rolling update: one replica at a time,",
+        "# the new one started and healthy before the old one stops, and rolled back by Swarm",
+        "# when it never gets healthy.",
+        "# Written for a swarm without IPVS (no virtual IPs, no routing mesh): the API is found",
+        "# through Docker's DNS, one address a replica, and only the proxy is published, on its",
+        "# host's own port. A swarm with IPVS runs the same file the same way.",
+        'version: "3.8"',
+        *_yaml({STACK_KEY: stack}, 0),
+        "services:",
+    ]
+    lines += _service(API, _api_comment(target, options), _swarm_api(target, options))
+    if options.proxy:
+        lines += _service(
+            PROXY,
+            [
+                "nginx in front of the API: the only service published. It re-resolves `api`",
+                "through Docker's DNS every second, so it sends requests to the healthy",
+                "replicas only, old and new, while an update runs.",
+            ],
+            [
+                *_proxy_image(),
+                ("`mode: host`: the port is opened on the node running nginx itself; the", None),
+                ("default (`ingress`) would need the routing mesh, and so IPVS", None),
+                (None, {"ports": [{"target": 80, "published": options.port, "mode": "host"}]}),
+                ("the generated config, a Swarm config: any node can run nginx", None),
+                (None, {"configs": [_config_use("nginx", "/etc/nginx/conf.d/default.conf")]}),
+                (
+                    "one nginx holds the host's port: a new one starts once the old one is gone",
+                    _swarm_deploy(1, "stop-first", "128m"),
+                ),
+            ],
+        )
+    if options.monitoring:
+        lines += _service(
+            PROMETHEUS,
+            [
+                f"Prometheus scrapes every replica's /metrics (config in {PROMETHEUS_CONF}).",
+                "Not published: `docker exec` into its container and "
+                "`wget -qO- localhost:9090/api/v1/targets`",
+                "shows the scrape; add a port here to open its web page.",
+            ],
+            [
+                *_prometheus_image(),
+                (None, {"configs": [_config_use("prometheus", "/etc/prometheus/prometheus.yml")]}),
+                (None, {"volumes": ["prometheus-data:/prometheus"]}),
+                (None, _swarm_deploy(1, "stop-first", "512m")),
+            ],
+        )
+        lines += [
+            "# The metrics Prometheus keeps outlive its container; `cais deploy swarm --down`",
+            "# removes them, `docker stack rm` leaves them.",
+            *_yaml({"volumes": {"prometheus-data": {}}}, 0),
+        ]
+    if configs:
+        lines += [
+            "# A Swarm config cannot change: each is named after its content, so a changed file",
+            "# becomes a new config (and its service is updated), and the same file is kept.",
+            *_yaml(
+                {"configs": {key: _config(stack, key, text) for key, text in configs.items()}}, 0
+            ),
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def _swarm_api(target: Target, options: ComposeOptions) -> list[tuple[str | None, dict | None]]:
+    parts: list[tuple[str | None, dict | None]] = [(None, {"image": target.image})]
+    if target.healthcheck:
+        parts += [
+            ("the image's own check: a replica gets requests once healthy, and an update", None),
+            ("waits for it before it stops an old replica", None),
+            (None, {"healthcheck": _health(target.healthcheck)}),
+        ]
+    parts += [
+        ("the server finishes the requests in flight on SIGTERM (for up to 8 s) before", None),
+        ("it exits; Swarm waits this long before it kills it", None),
+        (None, {"stop_grace_period": STOP_GRACE}),
+    ]
+    if options.proxy:
+        parts += [
+            ("dnsrr: `api` resolves to each replica's address, no virtual IP (which needs", None),
+            ("IPVS); the proxy spreads the requests", None),
+            (None, _swarm_deploy(options.replicas, "start-first", options.memory, dnsrr=True)),
+        ]
+    else:
+        parts += [
+            (
+                "no proxy: the API is published on its host's own port (`mode: host`, no IPVS)",
+                {"ports": [{"target": target.port, "published": options.port, "mode": "host"}]},
+            ),
+            ("one replica holds the port: an update stops it before its successor starts", None),
+            (None, _swarm_deploy(1, "stop-first", options.memory)),
+        ]
+    return parts
+
+
+def _swarm_deploy(replicas: int, order: str, memory: str, *, dnsrr: bool = False) -> dict:
+    """Swarm's part: one replica at a time, rolled back when the new one fails (no health
+    within the health check's retries, or exits) during the update or the `monitor` after."""
+    steps = {"parallelism": 1, "order": order}
+    deploy: dict = {"endpoint_mode": "dnsrr"} if dnsrr else {}
+    deploy |= {
+        "replicas": replicas,
+        "update_config": {**steps, "failure_action": "rollback", "monitor": "15s"},
+        "rollback_config": steps,
+        "restart_policy": {"condition": "on-failure", "delay": "5s"},
+        "resources": {"limits": {"memory": memory}},
+    }
+    return {"deploy": deploy}
+
+
+def _config_use(key: str, target: str) -> dict:
+    return {"source": key, "target": target}
+
+
+def _config(stack: str, key: str, text: str) -> dict:
+    import hashlib
+
+    digest = hashlib.sha256(text.encode()).hexdigest()[:12]
+    path = NGINX_CONF if key == "nginx" else PROMETHEUS_CONF
+    return {"name": f"{stack}_{key}-{digest}", "file": f"./{path}"}
+
+
+def _proxy_image() -> list[tuple[str | None, dict | None]]:
+    return [
+        (None, {"image": nginx_image()}),
+        ("SIGQUIT: nginx finishes the requests in flight before it exits", None),
+        (None, {"stop_signal": "SIGQUIT"}),
+    ]
+
+
+def _prometheus_image() -> list[tuple[str | None, dict | None]]:
+    ready = ("CMD", "wget", "-q", "--spider", "http://127.0.0.1:9090/-/ready")
+    return [(None, {"image": prometheus_image()}), (None, {"healthcheck": _health(ready)})]
 
 
 def _api_comment(target: Target, options: ComposeOptions) -> list[str]:
@@ -233,22 +388,39 @@ def _yaml(mapping: dict, indent: int) -> list[str]:
     return [" " * indent + line for line in text.splitlines()]
 
 
-def _nginx(target: Target) -> str:
+def _nginx(target: Target, swarm: bool = False) -> str:
+    # Nothing here depends on the model's version: a new version deployed to the same stack
+    # leaves the proxy's config, and so the proxy, as they are.
+    command = "cais deploy swarm" if swarm else "cais deploy compose"
+    replicas = (
+        "`api` names every healthy replica (one address each, `endpoint_mode: dnsrr`): nginx\n"
+        "    # spreads requests over them, finds a new one within a second, and drops one that\n"
+        "    # is being stopped (Swarm takes it out of the DNS 2 s before it stops it)."
+        if swarm
+        else "a restarted API container with a new address is found, and a stopped one\n"
+        "    # (no longer in the DNS) gives 502 at once instead of requests waiting on its old\n"
+        "    # address."
+    )
     return f"""\
-# nginx in front of {target.model or target.image}, written by `cais deploy compose`.
+# nginx in front of the API of {target.name}, written by `{command}`.
 
 server {{
     listen 80;
 
-    # Docker's DNS server inside every Compose network. With the address in a variable,
-    # nginx looks `api` up again every 2 s instead of once at start: a restarted API
-    # container with a new address is found, and a stopped one (no longer in the DNS)
-    # gives 502 at once instead of requests waiting on its old address.
-    resolver 127.0.0.11 valid=2s ipv6=off;
+    # Docker's DNS server inside every Compose or Swarm network. With the address in a
+    # variable, nginx looks `api` up again every second instead of once at start:
+    # {replicas}
+    resolver 127.0.0.11 valid=1s ipv6=off;
     set $api http://{API}:{target.port};
 
     client_max_body_size {MAX_BODY};
-    proxy_connect_timeout 3s;
+    proxy_connect_timeout 2s;
+    # A replica that refuses the connection (it drains: stopped, it accepts no new ones) or
+    # does not answer it: the request goes to the next address. nginx never sends a POST
+    # twice once it reached a server, so a prediction is never run twice; a request in
+    # flight is not cut off either, since the server finishes it before it exits.
+    proxy_next_upstream error timeout;
+    proxy_next_upstream_tries 3;
 
     location / {{
         proxy_pass $api;
@@ -262,19 +434,17 @@ server {{
 """
 
 
-def _prometheus(target: Target) -> str:
+def _prometheus(target: Target, swarm: bool = False) -> str:
+    if swarm:  # every replica, each by its address: `tasks.api` lists them all
+        found = {"dns_sd_configs": [{"names": [f"tasks.{API}"], "type": "A", "port": target.port}]}
+        how = f"# `tasks.{API}` is every replica of the API: Swarm's DNS gives one address each.\n"
+    else:
+        found = {"static_configs": [{"targets": [f"{API}:{target.port}"]}]}
+        how = f"# `{API}` is the API's service name: Compose's DNS gives its container's address.\n"
     config = {
         "global": {"scrape_interval": "15s"},
-        "scrape_configs": [
-            {
-                "job_name": target.name,
-                "metrics_path": "/metrics",
-                "static_configs": [{"targets": [f"{API}:{target.port}"]}],
-            }
-        ],
+        "scrape_configs": [{"job_name": target.name, "metrics_path": "/metrics", **found}],
     }
-    header = (
-        f"# Prometheus scraping {target.model or target.image}, written by `cais deploy compose`.\n"
-        f"# `{API}` is the API's service name: Compose's DNS gives its container's address.\n"
-    )
-    return header + yaml.safe_dump(config, sort_keys=False)
+    command = "cais deploy swarm" if swarm else "cais deploy compose"
+    header = f"# Prometheus scraping the API of {target.name}, written by `{command}`.\n"
+    return header + how + yaml.safe_dump(config, sort_keys=False)

@@ -23,7 +23,7 @@ from cais.errors import DeployError
 if TYPE_CHECKING:
     import docker
 
-__all__ = ["Project", "down", "preflight", "up"]
+__all__ = ["Project", "answer", "down", "port_free", "preflight", "up"]
 
 PROJECT_LABEL = "com.docker.compose.project"
 SERVICE_LABEL = "com.docker.compose.service"
@@ -44,7 +44,7 @@ def preflight(client: docker.DockerClient, project: Project) -> None:
     """What would stop `up` before it starts, said before any file is written."""
     _compose(project)
     if not _running(client, project.name):  # a running project holds its own port
-        _port_free(project.port)
+        port_free(project.port)
 
 
 def up(client: docker.DockerClient, project: Project, timeout: float) -> None:
@@ -105,7 +105,7 @@ def _compose(project: Project) -> list[str]:
     return [path, "--file", str(project.file), "--project-name", project.name]
 
 
-def _port_free(port: int) -> None:
+def port_free(port: int) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         try:
             sock.bind(("0.0.0.0", port))
@@ -202,16 +202,24 @@ def _service_error(
 def _answers(client: docker.DockerClient, project: Project, deadline: float) -> None:
     """The published port answers the readiness path: nginx runs, has its config, and
     reaches the API (nginx's image has no HTTP client for a health check of its own)."""
+    url = f"http://127.0.0.1:{project.port}{project.ready_path}"
+    status = answer(url, deadline)
+    if status is not None:
+        raise _service_error(client, project, project.front, f"does not answer `{url}` ({status})")
+
+
+def answer(url: str, deadline: float) -> str | None:
+    """Ask `url` until it answers 200 (None) or `deadline` passes: the last status, or the
+    error's name, then."""
     import httpx
 
-    url = f"http://127.0.0.1:{project.port}{project.ready_path}"
     status = "no answer"
     while time.monotonic() < deadline:
         try:
             status = str(httpx.get(url, timeout=2).status_code)
             if status == "200":
-                return
+                return None
         except httpx.HTTPError as exc:
             status = type(exc).__name__
         time.sleep(0.5)
-    raise _service_error(client, project, project.front, f"does not answer `{url}` ({status})")
+    return status
