@@ -45,7 +45,7 @@ def project(engine):
     name = f"cais-test-{uuid.uuid4().hex[:8]}"
     yield name
     label = {"label": f"{PROJECT_LABEL}={name}"}
-    for container in engine.containers.list(all=True, filters=label):
+    for container in engine.containers.list(all=True, filters=label, ignore_removed=True):
         container.remove(force=True, v=True)
     for network in engine.networks.list(filters=label):
         network.remove()
@@ -56,7 +56,7 @@ def project(engine):
 def _left(engine, project: str) -> list[str]:
     label = {"label": f"{PROJECT_LABEL}={project}"}
     return (
-        [c.name for c in engine.containers.list(all=True, filters=label)]
+        [c.name for c in engine.containers.list(all=True, filters=label, ignore_removed=True)]
         + [n.name for n in engine.networks.list(filters=label)]
         + [v.name for v in engine.volumes.list(filters=label)]
     )

@@ -320,7 +320,7 @@ class InUse(FakeClient):
         response.status_code = 409
         raise docker.errors.APIError("conflict", response, explanation="conflict: unable to remove")
 
-    def list(self, name=None, all=False, filters=None):
+    def list(self, name=None, all=False, filters=None, ignore_removed=False):
         if filters is None:
             return super().list(name)
         self.calls.append(("containers", filters))

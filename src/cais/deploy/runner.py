@@ -118,7 +118,11 @@ def port_free(port: int) -> None:
 
 def _containers(client: docker.DockerClient, name: str) -> list:
     with engine_errors():
-        return client.containers.list(all=True, filters={"label": f"{PROJECT_LABEL}={name}"})
+        # ignore_removed: a container removed between the listing and its inspection
+        # (docker-compose replacing it) is gone, not an error
+        return client.containers.list(
+            all=True, filters={"label": f"{PROJECT_LABEL}={name}"}, ignore_removed=True
+        )
 
 
 def _running(client: docker.DockerClient, name: str) -> bool:

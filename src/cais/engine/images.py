@@ -75,7 +75,7 @@ def remove_image(client: docker.DockerClient, reference: str, *, force: bool = F
 
 
 def _in_use(client: docker.DockerClient, reference: str, reason: str) -> EngineError:
-    users = client.containers.list(all=True, filters={"ancestor": reference})
+    users = client.containers.list(all=True, filters={"ancestor": reference}, ignore_removed=True)
     if not users:  # another conflict, such as images built on this one
         return EngineError(f"The image `{reference}` cannot be removed: {reason}")
     user = users[0]
