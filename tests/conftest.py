@@ -78,7 +78,7 @@ def docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def ca_certs() -> list[Path]:
     """The proxy CA certificates of this machine (containers reach PyPI only through it)."""
     return sorted(CA_FOLDER.glob("*.crt"))
