@@ -17,6 +17,7 @@ from tests.support import (
     REGISTRY,
     TITLES,
     engine_image_ids,
+    engine_tags,
     free_port,
     post_when_up,
     text_model,
@@ -408,7 +409,7 @@ def test_a_model_that_fails_in_the_shared_image_is_named_and_nothing_is_kept(
     ]
     assert "`products:2` cannot predict its input example" in built.stderr
     assert "Traceback" not in built.stderr
-    assert not [image for image in engine.images.list() if tag in image.tags]
+    assert tag not in engine_tags(engine)
 
 
 @pytest.mark.parametrize(
