@@ -19,6 +19,7 @@ from tests.support import (
     BASE_IMAGE,
     CA_FOLDER,
     REGISTRY,
+    engine_tags,
     run_cais,
     unavailable,
 )
@@ -78,7 +79,7 @@ def docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def ca_certs() -> list[Path]:
     """The proxy CA certificates of this machine (containers reach PyPI only through it)."""
     return sorted(CA_FOLDER.glob("*.crt"))
@@ -89,13 +90,12 @@ def image_name(engine) -> Iterator[str]:
     """A unique image name; every tag of it is removed after the test."""
     name = f"cais-test-{uuid.uuid4().hex[:10]}"
     yield name
-    for image in engine.images.list():
-        for tag in image.tags:
-            if name in tag:  # only this test's tags: others (the base image) stay
-                try:
-                    engine.images.remove(tag)
-                except Exception:  # noqa: BLE001 - best-effort cleanup
-                    pass
+    for tag in engine_tags(engine):
+        if name in tag:  # only this test's tags: others (the base image) stay
+            try:
+                engine.images.remove(tag)
+            except Exception:  # noqa: BLE001 - best-effort cleanup
+                pass
 
 
 @pytest.fixture

@@ -110,10 +110,21 @@ TITLES = [
 LABELS = ["livro", "brinquedo", "maquiagem", "game"] * 2
 
 
+def engine_images(engine) -> list[dict]:
+    """The engine's listing of every image it holds (`Id`, `RepoTags`, `RepoDigests`), in one
+    request. `engine.images.list` inspects each image it listed, and fails when another
+    process (a test running beside this one) removes one meanwhile."""
+    return engine.api.images(all=True)
+
+
 def engine_image_ids(engine) -> set[str]:
-    """Every image id the engine holds, in one request. `engine.images.list` inspects each image
-    it listed, and fails when another process removes one meanwhile."""
-    return {image["Id"] for image in engine.api.images(all=True)}
+    """Every image id the engine holds, in one request."""
+    return {image["Id"] for image in engine_images(engine)}
+
+
+def engine_tags(engine) -> set[str]:
+    """Every tag the engine holds, in one request."""
+    return {tag for image in engine_images(engine) for tag in image.get("RepoTags") or []}
 
 
 def text_model():

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+import shutil
+import subprocess
 import tarfile
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from cais.builders.buildkit import find_buildkit_cli
-from tests.support import unavailable
+from tests.support import run_cais, unavailable
 
 pytestmark = pytest.mark.engine
 
@@ -47,13 +53,47 @@ def _build(
     return cais(*args, *extra, env=env)
 
 
-def test_build_and_run_the_script_project(
-    tmp_path, cais, engine, base_image, image_name, every_builder, ca_certs
-):
-    project = _project(tmp_path, cais)
-    tag = f"{image_name}:0.1.0"
-    done = _build(cais, project, tag, every_builder, ca_certs)
-    assert done.returncode == 0, done.stderr
+# A made-up trusted host stands for any pip setting: it must never reach the image.
+MARKER_HOST = "cais-index-marker.invalid"
+
+
+@dataclass(frozen=True)
+class Built:
+    """The script project as `cais init` makes it, built once by one builder."""
+
+    project: Path
+    tag: str
+    done: subprocess.CompletedProcess[str]
+
+
+@pytest.fixture(scope="module")
+def built_hello(tmp_path_factory, engine, base_image, ca_certs) -> Iterator[Callable[[str], Built]]:
+    """The script project built by each builder, once for the module: tests read and run
+    these images, and build changed copies of the project under tags of their own. Built with
+    a pip setting (`PIP_TRUSTED_HOST`) that must stay out of the image, like the CA."""
+    builds: dict[str, Built] = {}
+    name = f"cais-test-{uuid.uuid4().hex[:10]}"
+
+    def build(builder: str) -> Built:
+        if builder not in builds:
+            project = _project(tmp_path_factory.mktemp(builder), run_cais)
+            tag = f"{name}-{builder}:0.1.0"
+            env = {"PIP_TRUSTED_HOST": MARKER_HOST}
+            done = _build(run_cais, project, tag, builder, ca_certs, env=env)
+            assert done.returncode == 0, done.stderr
+            builds[builder] = Built(project, tag, done)
+        return builds[builder]
+
+    yield build
+    for made in builds.values():
+        with contextlib.suppress(Exception):  # best-effort cleanup
+            engine.images.remove(made.tag, force=True)
+
+
+def test_build_and_run_the_script_project(tmp_path, cais, engine, built_hello, every_builder):
+    hello = built_hello(every_builder)
+    tag, done = hello.tag, hello.done
+    image_name = tag.partition(":")[0]
     assert done.stdout.strip() == tag
     assert f"with {every_builder}" in done.stderr
 
@@ -76,17 +116,17 @@ def test_build_and_run_the_script_project(
 
 
 def test_code_change_reuses_the_dependency_layer(
-    tmp_path, cais, engine, base_image, image_name, every_builder, ca_certs
+    tmp_path, cais, engine, built_hello, image_name, every_builder, ca_certs
 ):
-    project = _project(tmp_path, cais)
-    first = _build(cais, project, f"{image_name}:1", every_builder, ca_certs)
-    assert first.returncode == 0, first.stderr
+    hello = built_hello(every_builder)
+    project = shutil.copytree(hello.project, tmp_path / hello.project.name)
     script = project / "script.py"
     script.write_text(script.read_text() + "\nprint('one more line')\n")
-    second = _build(cais, project, f"{image_name}:2", every_builder, ca_certs)
+    env = {"PIP_TRUSTED_HOST": MARKER_HOST}  # the settings of the first build
+    second = _build(cais, project, f"{image_name}:2", every_builder, ca_certs, env=env)
     assert second.returncode == 0, second.stderr
 
-    layers_1 = engine.images.get(f"{image_name}:1").attrs["RootFS"]["Layers"]
+    layers_1 = engine.images.get(hello.tag).attrs["RootFS"]["Layers"]
     layers_2 = engine.images.get(f"{image_name}:2").attrs["RootFS"]["Layers"]
     # Same layers up to the code layer: only the code (and what follows it: the OCI builder's
     # SBOM, dated by the sources) changed.
@@ -117,20 +157,14 @@ def _image_files(engine, tag: str) -> dict[str, bytes]:
 
 
 def test_ca_certificates_and_index_never_reach_the_image(
-    tmp_path, cais, engine, base_image, image_name, every_builder, ca_certs
+    engine, built_hello, every_builder, ca_certs
 ):
     if not ca_certs:
         pytest.skip("no proxy CA on this machine to pass")
-    project = _project(tmp_path, cais)
-    tag = f"{image_name}:secret"
-    marker_host = "cais-index-marker.invalid"
-    # A made-up trusted host stands for any pip setting: it must not reach the image either.
-    done = _build(
-        cais, project, tag, every_builder, ca_certs, env={"PIP_TRUSTED_HOST": marker_host}
-    )
-    assert done.returncode == 0, done.stderr
+    hello = built_hello(every_builder)
+    tag, done = hello.tag, hello.done
     assert "kept out of the image" in done.stderr
-    _assert_no_pip_settings(engine, tag, ca_certs, marker_host)
+    _assert_no_pip_settings(engine, tag, ca_certs, MARKER_HOST)
     history = engine.api.history(tag)
     assert ".cais-build-secrets" not in " ".join(
         e.get("CreatedBy", "") for e in history if "COPY --from" in e.get("CreatedBy", "")
@@ -385,6 +419,8 @@ def test_an_unreachable_engine_is_named_by_both_builders(tmp_path, cais, engine,
 def test_an_unchanged_project_rebuilds_to_the_same_image(
     tmp_path, cais, engine, base_image, image_name, builder, ca_certs
 ):
+    # Its own project, built twice in a row: the shared build's project may have been built
+    # since in a changed copy, which the engine's cache may then serve instead.
     project = _project(tmp_path, cais)
     first = _build(cais, project, f"{image_name}:1", builder, ca_certs)
     assert first.returncode == 0, first.stderr

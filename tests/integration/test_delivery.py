@@ -31,13 +31,9 @@ _ELF = {"amd64": 62, "arm64": 183}  # e_machine of x86_64 and aarch64 objects
 
 
 @pytest.fixture
-def env(tmp_path, registry) -> dict[str, str]:
-    """No engine, a cache of the test's own, the base images from the local mirror."""
-    return {
-        "DOCKER_HOST": NOWHERE,
-        "CAIS_CACHE": str(tmp_path / "cache"),
-        "CAIS_BASE_REGISTRY": registry,
-    }
+def env(registry, layer_cache) -> dict[str, str]:
+    """No engine, the run's shared layer cache, the base images from the local mirror."""
+    return {"DOCKER_HOST": NOWHERE, "CAIS_CACHE": str(layer_cache), "CAIS_BASE_REGISTRY": registry}
 
 
 @pytest.fixture
@@ -84,6 +80,7 @@ def _versions(document: dict) -> dict[str, str]:
 def test_a_push_needs_no_engine_and_attaches_the_sbom(
     tmp_path, cais, registry, repository, env, proxy
 ):
+    env = {**env, "CAIS_CACHE": str(tmp_path / "cache")}  # a cold build: the base read lazily
     project = _project(cais, tmp_path / "hello")
     tag = f"{registry}/{repository}:1"
     done = cais("build", str(project), "-t", tag, "--push", *proxy, env=env)

@@ -19,7 +19,7 @@ from cais.image.platform import Platform
 from cais.registry.client import RegistryClient
 from cais.sinks import layout
 from tests.integration.test_oci_builder import _layout, _project, registry_base
-from tests.support import REGISTRY
+from tests.support import REGISTRY, engine_images
 
 pytestmark = [pytest.mark.engine, pytest.mark.registry]
 
@@ -199,8 +199,8 @@ def own_base(engine, base_image, registry):
 def _forget(engine, repository: str, image_id: str) -> None:
     """Remove the engine's image and the digest references a push left on the stand-in."""
     engine.images.remove(image_id, force=True)
-    for image in engine.images.list():
-        for reference in image.attrs.get("RepoDigests") or []:
+    for image in engine_images(engine):
+        for reference in image.get("RepoDigests") or []:
             if reference.startswith(repository + "@"):
                 engine.images.remove(reference)
 

@@ -17,6 +17,7 @@ from tests.support import (
     REGISTRY,
     TITLES,
     engine_image_ids,
+    engine_tags,
     free_port,
     post_when_up,
     text_model,
@@ -29,12 +30,18 @@ _SAME = ("User", "Cmd", "ExposedPorts", "WorkingDir", "Healthcheck")
 
 
 @pytest.fixture
-def env(tmp_path) -> dict[str, str]:
+def env(tmp_path, layer_cache) -> dict[str, str]:
+    """A store of the test's own; the run's shared layer cache (a test about the cache, or
+    that it stays untouched, passes one of its own)."""
     return {
         "CAIS_HOME": str(tmp_path / "home"),
-        "CAIS_CACHE": str(tmp_path / "cache"),
+        "CAIS_CACHE": str(layer_cache),
         "CAIS_BASE_REGISTRY": REGISTRY,
     }
+
+
+def _own_cache(env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+    return {**env, "CAIS_CACHE": str(tmp_path / "cache")}
 
 
 def _save(env: dict[str, str], model=None) -> str:
@@ -195,7 +202,7 @@ def test_with_no_engine_the_image_is_proved_in_a_scratch_root_and_cached_by_laye
     assert (
         len(said) >= 4 and ": built sha256:" not in again.stderr
     )  # user, packages, runtime, model
-    assert _layout_layers(tmp_path / "two") == _layout_layers(out)
+    assert _layout_layers(tmp_path / "two") == _layout_layers(out)  # what the cache gave
 
     retrained = make_pipeline(TfidfVectorizer(), LogisticRegression(C=0.5)).fit(TITLES, LABELS)
     second = _save(env, retrained)
@@ -238,6 +245,7 @@ def test_a_package_with_no_wheel_for_the_target_is_named(cais, proxy, env, tmp_p
 def test_a_damaged_bundle_is_refused_before_anything_is_built(cais, env, tmp_path):
     from cais.bundle.store import ModelStore
 
+    env = _own_cache(env, tmp_path)
     reference = _save(env)
     artifact = ModelStore(Path(env["CAIS_HOME"])).get(reference).artifact
     artifact.write_bytes(artifact.read_bytes()[:-1])
@@ -401,7 +409,7 @@ def test_a_model_that_fails_in_the_shared_image_is_named_and_nothing_is_kept(
     ]
     assert "`products:2` cannot predict its input example" in built.stderr
     assert "Traceback" not in built.stderr
-    assert not [image for image in engine.images.list() if tag in image.tags]
+    assert tag not in engine_tags(engine)
 
 
 @pytest.mark.parametrize(
@@ -415,6 +423,7 @@ def test_a_model_that_fails_in_the_shared_image_is_named_and_nothing_is_kept(
     ],
 )
 def test_models_that_disagree_are_refused_in_one_sentence(cais, tmp_path, env, change, said):
+    env = _own_cache(env, tmp_path)
     _versions(env)
     _edit(env, "products:2", change)
     done = cais(

@@ -145,7 +145,7 @@ for version, kind in enumerate(sys.argv[2:], start=1):
 
 @pytest.mark.parametrize("builder", ["buildkit", "classic", "oci"])
 def test_an_image_whose_model_fails_its_check_is_not_kept(
-    tmp_path, cais, engine, base_image, image_name, ca_certs, builder
+    tmp_path, cais, engine, base_image, image_name, ca_certs, layer_cache, builder
 ):
     from cais.builders.buildkit import find_buildkit_cli
 
@@ -168,7 +168,7 @@ def test_an_image_whose_model_fails_its_check_is_not_kept(
         text=True,
     )
     assert saved.returncode == 0, saved.stderr
-    env = {"CAIS_HOME": str(home), "CAIS_CACHE": str(tmp_path / "cache")}
+    env = {"CAIS_HOME": str(home), "CAIS_CACHE": str(layer_cache)}
     if builder == "oci":  # the base image from the registry's stand-in of Docker Hub
         env["CAIS_BASE_REGISTRY"] = REGISTRY
     tag = f"{image_name}:serving"
