@@ -134,20 +134,25 @@ def _ca_file_variable(repo: Path, ca_certs: list[Path]) -> None:
     (repo / ".gitlab-ci-local-variables.yml").write_text(yaml.safe_dump(variables))
 
 
+def _registry_variables(namespace: str) -> dict[str, str]:
+    """The base image's mirror, and GitLab's predefined variables for the project's registry
+    and the job's login."""
+    return {
+        "CAIS_BASE_REGISTRY": REGISTRY,
+        "CI_REGISTRY": AUTH_REGISTRY,
+        "CI_REGISTRY_IMAGE": namespace,
+        "CI_REGISTRY_USER": REGISTRY_USER,
+        "CI_REGISTRY_PASSWORD": REGISTRY_PASSWORD,
+    }
+
+
 def test_the_pipeline_tests_then_pushes_an_image_that_serves(
     tmp_path, gitlab_ci_local, auth_registry, registry, image_name, ca_certs, docker_config, engine
 ):
     repo = _repository(tmp_path, "flask")
     _ca_file_variable(repo, ca_certs)
     namespace = f"{AUTH_REGISTRY}/{image_name}"
-    variables = {
-        "CAIS_BASE_REGISTRY": REGISTRY,
-        # GitLab's predefined variables for the project's registry and the job's login.
-        "CI_REGISTRY": AUTH_REGISTRY,
-        "CI_REGISTRY_IMAGE": namespace,
-        "CI_REGISTRY_USER": REGISTRY_USER,
-        "CI_REGISTRY_PASSWORD": REGISTRY_PASSWORD,
-    }
+    variables = _registry_variables(namespace)
     log = _run(gitlab_ci_local, engine, repo, variables)
     assert "PASS  test" in log and "PASS  build" in log, log
     assert re.search(r"^test +> .*\b1 passed\b", log, re.MULTILINE), log
@@ -187,13 +192,7 @@ def test_a_training_project_trains_then_pushes_an_image_that_serves_its_model(
     repo = _repository(tmp_path, "classifier")
     _ca_file_variable(repo, ca_certs)
     namespace = f"{AUTH_REGISTRY}/{image_name}"
-    variables = {
-        "CAIS_BASE_REGISTRY": REGISTRY,
-        "CI_REGISTRY": AUTH_REGISTRY,
-        "CI_REGISTRY_IMAGE": namespace,
-        "CI_REGISTRY_USER": REGISTRY_USER,
-        "CI_REGISTRY_PASSWORD": REGISTRY_PASSWORD,
-    }
+    variables = _registry_variables(namespace)
     log = _run(gitlab_ci_local, engine, repo, variables, "train", "build")
     assert "PASS  train" in log and "PASS  build" in log, log
     assert "train > saved shop:1" in log, log
