@@ -189,11 +189,7 @@ class OCIBuilder:
             install_target(plan.python, platform)
         created = int((project.source_date or _epoch(0)).timestamp())
         when = layer_time()
-        progress.step(f"[base] {plan.base_image} for {platform}")
-        base = self._base(plan.base_image, platform)
-        base = Image(base.config_json, base.layers, MediaType.OCI_MANIFEST)
-        if on_base is not None:
-            on_base(base)
+        base = self._read_base(plan, platform, progress, on_base)
         progress.step(f"[user] {plan.user.name} ({plan.user.spec})")
         made = [self._user_layer(base, plan.user, when)]
         if plan.dependencies is not None:
@@ -206,6 +202,21 @@ class OCIBuilder:
                 f"{item.about}: {'cached' if item.cached else 'built'} {item.layer.diff_id}"
             )
         return _configured(_appended(base, created, made), plan)
+
+    def _read_base(
+        self,
+        plan: ImagePlan,
+        platform: Platform,
+        progress: BuildProgress,
+        on_base: Callable[[Image], object] | None,
+    ) -> Image:
+        """The base image as an OCI image to build on, handed to `on_base` once it is read."""
+        progress.step(f"[base] {plan.base_image} for {platform}")
+        base = self._base(plan.base_image, platform)
+        base = Image(base.config_json, base.layers, MediaType.OCI_MANIFEST)
+        if on_base is not None:
+            on_base(base)
+        return base
 
     def build_bundle(
         self,
@@ -242,11 +253,7 @@ class OCIBuilder:
             made = self._packages_layers(folder, plan, platform, pip, when, python)
             progress.step(f"[runtime] cais {__version__} in {RUNTIME_DIR}/cais")
             made.append(self._runtime_layer(folder / "cais", plan, when, python))
-        progress.step(f"[base] {plan.base_image} for {platform}")
-        base = self._base(plan.base_image, platform)
-        base = Image(base.config_json, base.layers, MediaType.OCI_MANIFEST)
-        if on_base is not None:
-            on_base(base)
+        base = self._read_base(plan, platform, progress, on_base)
         progress.step(f"[user] {plan.user.name} ({plan.user.spec})")
         made.insert(0, self._user_layer(base, plan.user, when))
         for folder, bundle in models.items():
