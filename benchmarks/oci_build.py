@@ -11,7 +11,9 @@ Each run measures, in this order, so that drift affects cais and its baseline al
          with --push, the edit pushed after the first version (bytes sent against the code layer).
   model  the products classifier's serving image: a cold `cais build MODEL --builder oci --load`
          against a cold `cais build MODEL --builder docker --no-cache` (BuildKit's cache pruned);
-         sizes beside the floor (the base plus a plain `pip install` of the same pins).
+         sizes beside the floor (the base plus a plain `pip install` of the same pins); and the
+         cold OCI build again with uv's download cache empty too (UV_CACHE_DIR a new folder), as
+         cold as the Docker builder's pip, which downloads every wheel again.
   push   a first version of the model pushed with `cais build … --builder oci --push` to a new
          repository, then a new version: the bytes sent to the registry (counted by a TCP proxy
          in front of it) against the compressed size of the new version's model layer.
@@ -62,6 +64,7 @@ REPOS = (
     "bench-oci-seed",
     "bench-oci-course",
     "bench-oci-model",
+    "bench-oci-model-uv",
     "bench-oci-docker",
     "bench-oci-floor",
 )
@@ -73,6 +76,7 @@ HELD_OUT = (
 # (key, what, cais's figure, the baseline's, unit, target ratio, how the target reads)
 ROWS = [
     ("1", "cold build of the serving image, s", "model_oci_cold", "model_docker_cold", "s", 1 / 3, "≤ 1/3"),
+    ("1u", "cold build of the serving image, uv's download cache empty too, s", "model_oci_cold_uv", "model_docker_cold", "s", 1 / 3, "≤ 1/3"),
     ("2", "cold build of the seed project, s", "seed_oci_cold", "seed_bk_cold", "s", 0.5, "≤ 0.5"),
     ("3", "one-line edit of the seed project → image in the engine, s", "seed_oci_edit", "seed_bk_edit", "s", 2.5, "≤ 2.5"),
     ("4", "new model version pushed: bytes sent against its model layer (compressed), MB", "push_bytes", "model_layer_bytes", "MB", 1.05, "≤ 1.05"),
@@ -202,11 +206,13 @@ class Bench:
         self.pins: dict[str, str] = {}
         self.base_layers = len(docker("history", "-q", BASE_IMAGE).splitlines())
 
-    def env(self, cache: Path | None = None) -> dict[str, str]:
+    def env(self, cache: Path | None = None, uv_cache: Path | None = None) -> dict[str, str]:
         env = seed_build.base_env()
         env.update(CAIS_HOME=str(self.home), CAIS_BASE_REGISTRY=REGISTRY)
         if cache is not None:
             env["CAIS_CACHE"] = str(cache)
+        if uv_cache is not None:  # else uv's own cache (~/.cache/uv) is kept, as installs leave it
+            env["UV_CACHE_DIR"] = str(uv_cache)
         return env
 
     def fresh_cache(self, name: str) -> Path:
@@ -215,16 +221,22 @@ class Bench:
         return folder
 
     def cais_build(
-        self, *args: str, cache: Path, sampled: bool = False, oci: bool = False
+        self,
+        *args: str,
+        cache: Path,
+        sampled: bool = False,
+        oci: bool = False,
+        uv_cache: Path | None = None,
     ) -> tuple[float, dict]:
         """Wall time of `cais build ARGS`, and facts about it: the build time cais reports
         (`reported`), and with `sampled` the memory of its processes. `oci` (implied by
         `--builder oci`) fails the figure when another builder made the image."""
         command = [*self.cais, "build", *args]
         if sampled:
-            seconds, output, code, facts = run_sampled(command, env=self.env(cache))
+            seconds, output, code, facts = run_sampled(command, env=self.env(cache, uv_cache))
         else:
-            seconds, output, code = run(command, env=self.env(cache), check=False, timeout=1800)
+            env = self.env(cache, uv_cache)
+            seconds, output, code = run(command, env=env, check=False, timeout=1800)
             facts = {}
         if code != 0:
             raise Failed(error_sentence(output, code))
@@ -384,6 +396,19 @@ class Bench:
             lambda: self.oci_cold("model", reference, tag, cache, result),
         )
         attempt(result, ("model_docker_cold", "model_docker_size"), docker_cold)
+
+        def oci_cold_uv() -> None:
+            """As cold as the Docker builder's pip: cais's cache and uv's downloads both empty."""
+            self.cold_start("bench-oci-model-uv")
+            seconds, facts = self.cais_build(
+                reference, "--builder", "oci", "--load", "-t", f"bench-oci-model-uv:{number}",
+                cache=self.fresh_cache(f"model-uv{number}"),
+                uv_cache=self.fresh_cache(f"uv{number}"),
+            )  # fmt: skip
+            result["model_oci_cold_uv"] = seconds
+            result["model_oci_uv_steps"] = facts["steps"]
+
+        attempt(result, "model_oci_cold_uv", oci_cold_uv)
         if self.pins:
             attempt(result, "floor_size", self.floor)
 
@@ -588,15 +613,20 @@ def reading(rows: list[dict], results: list[dict], info: dict) -> str:
                 f"(the figure above compares with the image's largest layer, the base's included, "
                 f"which a cold build also streams into its cache)."
             )
-    for part in ("seed", "model"):
-        steps = [r[f"{part}_oci_steps"] for r in results if r.get(f"{part}_oci_steps")]
+    builds = (
+        ("The seed's cold OCI build", "seed_oci_steps"),
+        ("The model's cold OCI build", "model_oci_steps"),
+        ("The model's cold OCI build with uv's download cache empty too", "model_oci_uv_steps"),
+    )
+    for build, key in builds:
+        steps = [r[key] for r in results if r.get(key)]
         if steps:
             names = list(dict.fromkeys(name for run_steps in steps for name in run_steps))
             spent = ", ".join(
                 f"{name} {statistics.median(s.get(name, 0.0) for s in steps):.2f} s"
                 for name in names
             )
-            out.append(f"- The {part}'s cold OCI build, step by step as cais reports it: {spent}.")
+            out.append(f"- {build}, step by step as cais reports it: {spent}.")
     edits = [
         (r["seed_oci_edit"], r["seed_oci_edit_reported"])
         for r in results
@@ -655,7 +685,8 @@ DOCKER_BUILDKIT=1 /usr/bin/docker build -t bench-oci-course:N DIR               
 cais build DIR0 --builder oci --push -t 127.0.0.1:PROXY/bench-oci/seed-STAMP-N:1    # 4b: DIR before the edit
 cais build DIR --builder oci --push -t 127.0.0.1:PROXY/bench-oci/seed-STAMP-N:2     # 4b, counted
 CAIS_CACHE=CACHE cais build MODEL --builder oci --load -t bench-oci-model:N       # 1, 5, 6
-cais build MODEL --builder docker --no-cache -t bench-oci-docker:N               # 1, 5
+cais build MODEL --builder docker --no-cache -t bench-oci-docker:N               # 1, 1u, 5
+CAIS_CACHE=CACHE UV_CACHE_DIR=EMPTY cais build MODEL --builder oci --load -t bench-oci-model-uv:N  # 1u
 /usr/bin/docker build -t bench-oci-floor:1 FLOOR   # once: FROM {BASE_IMAGE}; RUN pip install <the pins of bench-oci-docker>
 cais build MODEL:1 --builder oci --push -t 127.0.0.1:PROXY/bench-oci/products-STAMP-N:1   # 4
 cais build MODEL:NEW --builder oci --push -t 127.0.0.1:PROXY/bench-oci/products-STAMP-N:2 # 4, counted
