@@ -209,18 +209,6 @@ def test_dockerfile_written_outside_the_project_writes_no_dockerignore(runner, t
     assert not (tmp_path / ".dockerignore").exists()
 
 
-@pytest.mark.parametrize("target", ["missing/Dockerfile", "app"])
-def test_dockerfile_written_where_no_file_can_be_is_one_sentence(
-    runner, tmp_path, monkeypatch, write, target
-):
-    write(tmp_path / "app", HOST_ONLY)
-    monkeypatch.chdir(tmp_path)
-    output = assert_one_error(runner.invoke(app, ["dockerfile", "app", "-o", target]))
-    assert output.startswith(f"error: `{target}` cannot be written: ")
-    assert "hint: give a file in a folder that exists" in output
-    assert not (tmp_path / "app" / ".dockerignore").exists()
-
-
 def test_dockerfile_of_a_missing_folder(runner, tmp_path):
     missing = tmp_path / "missing"
     output = assert_one_error(runner.invoke(app, ["dockerfile", str(missing)]))

@@ -107,19 +107,17 @@ def test_what_only_the_docker_builder_installs_is_refused_before_any_download(
     assert not (tmp_path / "cache").exists()
 
 
-def test_an_unknown_platform_is_refused_before_any_download(project, no_engine, tmp_path):
+@pytest.mark.parametrize(
+    "platforms", ["linux/s390x", "linux/amd64,linux/s390x", "linux/arm64,linux/amd64,linux/s390x"]
+)
+def test_an_unknown_platform_is_refused_before_any_download(
+    project, no_engine, tmp_path, platforms
+):
+    """Among several platforms too: refused before the first one is built."""
+    output = f"oci:{tmp_path / 'o'}"
     result = runner.invoke(
         app,
-        [
-            "build",
-            str(project),
-            "--builder",
-            "oci",
-            "--platform",
-            "linux/s390x",
-            "--output",
-            f"oci:{tmp_path / 'o'}",
-        ],
+        ["build", str(project), "--builder", "oci", "--platform", platforms, "--output", output],
     )
     message = assert_one_error(result)
     assert "`linux/s390x`" in message and "`linux/arm64`" in message

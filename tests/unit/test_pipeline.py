@@ -351,8 +351,6 @@ def test_default_file_is_at_the_repository_top_and_jobs_name_the_subfolder(provi
         ("empty", ["pipeline", "gitlab", "empty"], "is neither a project nor a saved model"),
         ("empty", ["pipeline", "github", "empty"], "is neither a project nor a saved model"),
         ("file", ["pipeline", "github", "notes.txt"], "is a file, not a project folder"),
-        ("existing", ["pipeline", "gitlab", "shop"], "exists already"),
-        ("existing", ["pipeline", "github", "shop", "-o", "shop"], "is a folder"),
         ("project", ["pipeline", "gitlab", "shop", "--registry", "http://r.example.com"], "not a"),
         (
             "project",
@@ -363,7 +361,6 @@ def test_default_file_is_at_the_repository_top_and_jobs_name_the_subfolder(provi
         ("project", ["pipeline", "github", "shop", "--registry", "a b"], "not a registry"),
         ("project", ["pipeline", "github", "shop", "--registry", ""], "not a registry"),
         ("project", ["pipeline", "github", "shop", "--deploy", "swarm"], "`swarm`"),
-        ("file", ["pipeline", "gitlab", ".", "-o", "notes.txt/ci.yml"], "cannot be written"),
         ("none", ["pipeline", "version", "nowhere"], "nowhere"),
         ("dockerfile", ["pipeline", "gitlab", "shop"], "builds only with the Docker builder"),
         ("lock", ["pipeline", "github", "shop"], "builds only with the Docker builder"),
@@ -378,7 +375,7 @@ def test_bad_input_is_one_sentence(tmp_path, monkeypatch, make, args, says):
         (tmp_path / "notes.txt").write_text("x")
         (tmp_path / "requirements.txt").write_text("")  # the folder itself is a project
         (tmp_path / "script.py").write_text("print(1)\n")
-    elif make in ("project", "existing", "dockerfile", "lock"):
+    elif make in ("project", "dockerfile", "lock"):
         _project(tmp_path, "script")
     if make == "dockerfile":
         (tmp_path / "shop" / "Dockerfile").write_text("FROM python:3.11-slim\n")
@@ -388,19 +385,19 @@ def test_bad_input_is_one_sentence(tmp_path, monkeypatch, make, args, says):
             '[project]\nname = "shop"\nversion = "1"\ndependencies = ["humanize"]\n'
         )
         (tmp_path / "shop" / "uv.lock").write_text("version = 1\n")
-    if make == "existing":  # outside a git repository, the project's folder is its top
-        (tmp_path / "shop" / ".gitlab-ci.yml").write_text("keep me")
     result = _cais(*args)
     code = 2 if says.startswith("`") and says in ("`jenkins`", "`swarm`") else 1
     assert says in assert_one_error(result, code=code)
-    if make == "existing":
-        assert (tmp_path / "shop" / ".gitlab-ci.yml").read_text() == "keep me"
 
 
 def test_force_replaces_the_file(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     _project(tmp_path, "script")
     (tmp_path / "shop" / ".gitlab-ci.yml").write_text("old")
+    refused = _cais("pipeline", "gitlab", "shop")  # the default file, as a file at `-o`
+    assert refused.exit_code == 1, refused.output
+    assert "gitlab-ci.yml` exists already hint: add `--force`" in " ".join(refused.output.split())
+    assert (tmp_path / "shop" / ".gitlab-ci.yml").read_text() == "old"
     assert _cais("pipeline", "gitlab", "shop", "--force").exit_code == 0
     assert "cais build . --builder oci" in (tmp_path / "shop" / ".gitlab-ci.yml").read_text()
 

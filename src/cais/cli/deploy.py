@@ -49,6 +49,28 @@ _Memory = Annotated[
 ]
 
 
+def _start_and_stop(up: str, down: str, wait: str) -> tuple:
+    """`--up`, `--down` and `--timeout`, with the help of one command: Compose and Swarm start,
+    stop and wait differently, and their help says how."""
+    return (
+        Annotated[bool, typer.Option("--up", help=up)],
+        Annotated[bool, typer.Option("--down", help=down)],
+        Annotated[float, typer.Option("--timeout", metavar="SECONDS", min=1, help=wait)],
+    )
+
+
+_ComposeUp, _ComposeDown, _ComposeTimeout = _start_and_stop(
+    up="Start it and wait until every service is healthy.",
+    down="Stop and remove what the file at -o started.",
+    wait="How long --up waits for health.",
+)
+_SwarmUp, _SwarmDown, _SwarmTimeout = _start_and_stop(
+    up="Deploy it (a rolling update of a running stack) and wait.",
+    down="Remove the stack and wait until nothing is left.",
+    wait="How long to wait for Swarm.",
+)
+
+
 @app.command()
 def compose(
     what: _What = None,
@@ -63,18 +85,12 @@ def compose(
         str | None,
         typer.Option("--name", metavar="NAME", help="Project name (default: the model's name)."),
     ] = None,
-    start: Annotated[
-        bool, typer.Option("--up", help="Start it and wait until every service is healthy.")
-    ] = False,
-    stop: Annotated[
-        bool, typer.Option("--down", help="Stop and remove what the file at -o started.")
-    ] = False,
-    timeout: Annotated[
-        float,
-        typer.Option("--timeout", metavar="SECONDS", min=1, help="How long --up waits for health."),
-    ] = 180,
+    start: _ComposeUp = False,
+    stop: _ComposeDown = False,
+    timeout: _ComposeTimeout = 180,
 ) -> None:
     """Write a Compose file: the model's API, nginx in front, optionally Prometheus."""
+    from cais.cli._destination import check_destination
     from cais.errors import CaisError
 
     _up_or_down(start, stop, memory)
@@ -90,7 +106,7 @@ def compose(
         raise CaisError(
             "Missing the model or image to deploy", hint="such as `cais deploy compose products:1`"
         )
-    _writable(output, folder=False)
+    check_destination(output)
     options = _options(name, proxy, monitoring, port, memory)
     _write_and_start(what, output, options, start, timeout)
 
@@ -126,6 +142,7 @@ def _target_of(what: str, options, longest: int | None = None):
 
 
 def _write_and_start(what: str, output: Path, options, start: bool, timeout: float) -> None:
+    from cais.cli._destination import writing
     from cais.deploy.compose import API, PROMETHEUS, PROXY, render, write
     from cais.deploy.runner import Project, preflight, up
 
@@ -142,7 +159,8 @@ def _write_and_start(what: str, output: Path, options, start: bool, timeout: flo
     )
     if start:
         preflight(client, project)
-    written = write(render(target, options, output.name), output.parent)
+    with writing(output):
+        written = write(render(target, options, output.name), output.parent)
     success(f"Wrote {', '.join(str(p) for p in written)} for {target.image}")
     if not target.pinned:
         note(
@@ -206,20 +224,13 @@ def swarm(
     monitoring: _Monitoring = False,
     port: _Port = 8080,
     memory: _Memory = "1g",
-    start: Annotated[
-        bool,
-        typer.Option("--up", help="Deploy it (a rolling update of a running stack) and wait."),
-    ] = False,
-    stop: Annotated[
-        bool, typer.Option("--down", help="Remove the stack and wait until nothing is left.")
-    ] = False,
-    timeout: Annotated[
-        float,
-        typer.Option("--timeout", metavar="SECONDS", min=1, help="How long to wait for Swarm."),
-    ] = 300,
+    start: _SwarmUp = False,
+    stop: _SwarmDown = False,
+    timeout: _SwarmTimeout = 300,
 ) -> None:
     """Write a Swarm stack file (the API's replicas behind nginx) and deploy it with rolling
     updates."""
+    from cais.cli._destination import check_destination
     from cais.errors import CaisError
 
     _up_or_down(start, stop, memory)
@@ -241,12 +252,13 @@ def swarm(
         raise CaisError(
             "Missing the model or image to deploy", hint="such as `cais deploy swarm products:1`"
         )
-    _writable(output, folder=False)
+    check_destination(output)
     options = _options(name, proxy, monitoring, port, memory, swarm=True, replicas=replicas)
     _stack_up(what, output, options, start, timeout)
 
 
 def _stack_up(what: str, output: Path, options, start: bool, timeout: float) -> None:
+    from cais.cli._destination import writing
     from cais.deploy.compose import API, PROXY, render, write
     from cais.deploy.swarm import Stack, deploy, preflight
 
@@ -261,7 +273,8 @@ def _stack_up(what: str, output: Path, options, start: bool, timeout: float) -> 
     )
     if start and preflight(client, stack):
         note("The engine was in no swarm: it is now a single-node swarm (`docker swarm init`)")
-    written = write(render(target, options, output.name), output.parent)
+    with writing(output):
+        written = write(render(target, options, output.name), output.parent)
     success(f"Wrote {', '.join(str(p) for p in written)} for {target.image}")
     if not target.pinned:
         note(
@@ -336,6 +349,7 @@ def k8s(
 ) -> None:
     """Write Kubernetes manifests: a Deployment and a Service, optionally an autoscaler and an
     Ingress."""
+    from cais.cli._destination import check_destination, writing
     from cais.deploy.kubernetes import KubeOptions, manifests, write
     from cais.errors import CaisError
 
@@ -344,7 +358,7 @@ def k8s(
             "`--replicas` and `--hpa` cannot go together: the autoscaler sets the replicas",
             hint="give `--hpa MIN:MAX` alone",
         )
-    _writable(output, folder=True)
+    check_destination(output, folder=True)
     options = KubeOptions(
         namespace=_namespace(namespace),
         replicas=replicas or 1,
@@ -352,7 +366,8 @@ def k8s(
         ingress=_host(ingress) if ingress is not None else None,
     )
     target, context = _target_and_context(what, "k8s", apply)
-    written = write(manifests(target, options), output)
+    with writing(output, folder=True):
+        written = write(manifests(target, options), output)
     _deliver(written, target, f"cais deploy k8s {what} -o {output}", output, context)
 
 
@@ -370,13 +385,13 @@ def kserve(
     ] = False,
 ) -> None:
     """Write a KServe InferenceService: the model's image as its predictor, V2 protocol."""
+    from cais.cli._destination import check_destination, write_file
     from cais.deploy.kubernetes import inference_service
 
     namespace = _namespace(namespace)
-    _writable(output, folder=False)
+    check_destination(output)
     target, context = _target_and_context(what, "kserve", apply)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(inference_service(target, namespace))
+    write_file(output, inference_service(target, namespace))
     _deliver([output], target, f"cais deploy kserve {what} -o {output}", output, context)
 
 
@@ -414,32 +429,6 @@ def _deliver(written: list[Path], target, again: str, path: Path, context: str |
     for line in apply(path, context):
         note(line)
     success(f"Applied {path} to the cluster `{context}`")
-
-
-def _writable(path: Path, *, folder: bool) -> None:
-    """An `-o` that cannot be written, said before the engine is asked anything."""
-    import os
-
-    from cais.errors import CaisError
-
-    wanted = "folder to write the files to" if folder else "file to write"
-    if path.exists() and path.is_dir() != folder:
-        kind = "file" if folder else "folder"
-        raise CaisError(
-            f"`{path}` is a {kind}, and `-o` names the {wanted}",
-            hint=f"give {'a folder' if folder else 'a file'} there, or another place",
-        )
-    if path.is_file():  # written again, in place
-        if not os.access(path, os.W_OK):
-            raise CaisError(f"Cannot write `{path}`", hint="choose another place with `-o`")
-        return
-    existing = next(p for p in (path, *path.parents) if p.exists())
-    if not existing.is_dir() or not os.access(existing, os.W_OK):
-        raise CaisError(
-            f"Cannot write `{path}`: `{existing}` is "
-            + ("not a folder" if not existing.is_dir() else "not writable"),
-            hint="choose another place with `-o`",
-        )
 
 
 def _namespace(value: str | None) -> str | None:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from cais.errors import ProjectError
+from cais.cli._destination import check_destination, write_file
 from cais.output import note, out, success
 from cais.pipeline import Deploy, PipelineOptions, Provider
 
@@ -87,24 +87,9 @@ def _write(
         registry_image(registry, "name")  # a bad registry fails before the project is read
     subject = subject_of(directory)
     target = output or default_output(provider, subject.root)
-    if target.is_dir():
-        raise ProjectError(
-            f"`{target}` is a folder", hint="give `-o` the path of the file to write"
-        )
-    if target.exists() and not force:
-        raise ProjectError(
-            f"`{target}` exists already",
-            hint="add `--force` to replace it, or give another file with `-o`",
-        )
+    check_destination(target, replace=force)
     text = render(subject, options)
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
-    except OSError as exc:
-        raise ProjectError(
-            f"`{target}` cannot be written ({exc.strerror or exc})",
-            hint="give `-o` a file in a folder you can write",
-        ) from None
+    write_file(target, text)
     success(f"Wrote `{target}` for `{subject.name}`")
     if deploy is Deploy.kubectl and not (directory / "k8s" / "deployment.yaml").is_file():
         note(

@@ -173,8 +173,11 @@ def dockerfile(
     model (or write it with -o)."""
     from cais.build import dockerfile_for, serving_dockerfile
     from cais.builders.dockerfile import SecretsMode
+    from cais.cli._destination import check_destination
     from cais.resolve import resolve
 
+    if output is not None:
+        check_destination(output)
     secrets = SecretsMode.BUILDKIT if ca_cert else SecretsMode.NONE
     # The rule of `cais build`: a training project means the image that serves its newest model.
     found = resolve(source, projects=True)
@@ -208,16 +211,12 @@ def dockerfile(
 
 def _put(text: str, output: Path | None) -> None:
     """The Dockerfile to stdout, or written to `output`."""
+    from cais.cli._destination import write_file
+
     if output is None:
         out.print(text, end="", markup=False, soft_wrap=True)
     else:
-        try:
-            output.write_text(text, encoding="utf-8")
-        except OSError as exc:
-            raise ProjectError(
-                f"`{output}` cannot be written: {exc.strerror or exc}",
-                hint="give a file in a folder that exists and that you can write to",
-            ) from exc
+        write_file(output, text)
         success(f"Wrote `{output}`")
 
 
@@ -402,8 +401,7 @@ def build(
     project = load_project(source)  # found.project: the folder, spelled as the user did
     for line in project.notes:
         note(line)
-    if project.dockerfile is None:
-        _tell(project)
+    plan = _tell(project) if project.dockerfile is None else None
     pip = pip_settings(list(ca_cert or ()), index_url)
     unused = pip_settings_unused(project, pip)
     if unused:
@@ -411,7 +409,7 @@ def build(
     reason = _needs_docker(project, options)
 
     def on_host() -> None:
-        _build_project_on_host(project, options, pip, sinks, platforms, verbose=verbose)
+        _build_project_on_host(project, plan, options, pip, sinks, platforms, verbose=verbose)
 
     if not _built_on_host(on_host, reason, options, sinks, platforms):
         _build_on_engine(project, options, pip, sinks, verbose=verbose)
@@ -476,14 +474,14 @@ def _only_on_host(sinks: _Sinks, platforms: int, why: str | None) -> None:
 
 
 def _build_project_on_host(
-    project, options, pip, sinks: _Sinks, platforms, *, verbose: bool
+    project, plan, options, pip, sinks: _Sinks, platforms, *, verbose: bool
 ) -> None:
-    """Build a project with the OCI builder and hand the image to its sinks."""
+    """Build a project with the OCI builder and hand the image to its sinks; `plan` is the
+    one `_tell` printed (None for a project's own Dockerfile, which this builder refuses)."""
     from cais.build import build_image, default_tag
     from cais.builders.oci import check_platform
-    from cais.plan import plan_project
 
-    if len(platforms) > 1 and plan_project(project).dependencies is not None:
+    if len(platforms) > 1 and plan is not None and plan.dependencies is not None:
         for platform in platforms:  # refused before the first platform is built
             check_platform(platform)
 
@@ -557,19 +555,17 @@ def _build_on_engine(project, options, pip, sinks: _Sinks, *, verbose: bool) -> 
     with BuildDisplay(verbose=verbose) as display:
         result = build_project(connect, project, options, display, pip)
     if sinks.push:
-        _push_from_engine(connect, result.tags)
+        _push_tags(result.tags)
     report_built(result, pip, own_dockerfile=project.dockerfile)
 
 
-def _push_from_engine(connect, tags) -> None:
+def _push_tags(tags) -> None:
     """Push each tag of an image the engine built, with the engine's own push."""
-    from cais.engine.images import push as push_image
-    from cais.output import LayerDisplay
+    from cais.cli.registry import push_from_engine
+    from cais.registry.reference import parse_reference
 
-    client = connect()
     for reference in tags:
-        with LayerDisplay() as display:
-            digest = push_image(client, reference, display)
+        digest = push_from_engine(parse_reference(reference))
         success(f"Pushed `{reference}`" + (f" ({digest})" if digest else ""))
 
 
@@ -661,6 +657,6 @@ def _build_bundle(
         f"`{bundle.reference}`, with {result.builder} in {result.seconds:.1f}s"
     )
     if sinks.push:
-        _push_from_engine(connect, result.tags)
+        _push_tags(result.tags)
     note(f"serve it: `cais run -p 8080:8080 {result.tags[0]}`")
     out.print(result.tags[0], markup=False)

@@ -20,7 +20,7 @@ from cais.registry.reference import DOCKER_HUB
 if TYPE_CHECKING:
     from cais.registry.reference import Reference
 
-__all__ = ["login", "logout", "pull", "push"]
+__all__ = ["login", "logout", "pull", "push", "push_from_engine"]
 
 
 def login(
@@ -95,14 +95,16 @@ def push(
             (pushed,) = push_image_value(image, [str(ref)], store=store, progress=display)
         digest = pushed.digest or ""
     else:
-        digest = _push_from_engine(ref)
+        digest = push_from_engine(ref)
     where = ref.registry if ref.explicit_registry else "Docker Hub"
     success(f"Pushed `{ref}` to {where}" + (f" ({digest})" if digest else ""))
     note(f"run it anywhere with `cais run {ref}`")
     out.print(f"{ref.name}@{digest}" if digest else str(ref), markup=False)
 
 
-def _push_from_engine(ref: Reference) -> str:
+def push_from_engine(ref: Reference) -> str:
+    """Push `ref` with the Docker Engine's own push (an image only the engine holds), showing
+    its layers; the digest the registry gave it ("" when the engine said none)."""
     from cais.engine.client import connect, engine_host, unreachable
     from cais.engine.images import push as push_image
     from cais.errors import EngineError, ImageNotFound
