@@ -36,7 +36,8 @@ __all__ = [
     "warning",
 ]
 
-out = Console(highlight=False, emoji=False)  # data: printed exactly as it is
+# Data (tags, paths, tables) is printed as it is, never wrapped: scripts read it from pipes.
+out = Console(highlight=False, emoji=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, emoji=False)
 
 
