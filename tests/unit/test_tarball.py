@@ -102,6 +102,9 @@ def test_the_stream_knows_its_length_before_it_starts(image, skip, tags):
     stream = tarball.stream(image, tags=tags, skip=skip)
     assert len(stream) == sum(len(chunk) for chunk in stream)
     assert len(stream) % 512 == 0
+    # the config, the layer files not left out (the third is the first's), the manifest
+    members = 2 + len({layer.diff_id for layer in image.layers[skip:]})
+    assert repr(stream) == f"Stream(length={len(stream)}, members={members})"
 
 
 def test_chunks_may_be_kept_and_give_the_written_file(tmp_path, image):

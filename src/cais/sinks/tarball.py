@@ -72,6 +72,9 @@ class Stream:
 
     members: tuple[_Member, ...]
 
+    def __repr__(self) -> str:
+        return f"Stream(length={len(self)}, members={len(self.members)})"
+
     def __len__(self) -> int:
         return sum(len(member) for member in self.members) + _END
 
