@@ -112,6 +112,7 @@ def test_a_damaged_bundle_is_refused_before_any_build(cais, engine, tmp_path, im
 
 
 PREDICTORS = '''
+import socket
 from pathlib import Path
 
 import cais
@@ -129,6 +130,15 @@ class Fragile(cais.Predictor):
         if not Path(__file__).with_name("works-here").exists():
             raise RuntimeError("the marker file is missing")
         return [len(text) for text in batch]
+
+
+class Online(cais.Predictor):
+    """Needs a route out as it predicts (a UDP connect sends nothing, but needs a route)."""
+
+    def predict(self, batch):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(("192.0.2.1", 53))
+        return [len(text) for text in batch]
 '''
 
 SAVE = """
@@ -143,14 +153,9 @@ for version, kind in enumerate(sys.argv[2:], start=1):
 """
 
 
-@pytest.mark.parametrize("builder", ["buildkit", "classic", "oci"])
-def test_an_image_whose_model_fails_its_check_is_not_kept(
-    tmp_path, cais, engine, base_image, image_name, ca_certs, layer_cache, builder
-):
-    from cais.builders.buildkit import find_buildkit_cli
-
-    if builder == "buildkit" and find_buildkit_cli() is None:
-        unavailable("no docker CLI that can build with BuildKit")
+def _save(tmp_path, name: str, *kinds: str):
+    """Save one version of `name` per predictor class of PREDICTORS, in a CAIS_HOME of the
+    test's own, from a folder with the marker file; returns that home and the folder."""
     import subprocess
     import sys
 
@@ -161,13 +166,25 @@ def test_an_image_whose_model_fails_its_check_is_not_kept(
     (code / "works-here").write_text("")
     (code / "save.py").write_text(SAVE)
     saved = subprocess.run(
-        [sys.executable, "save.py", image_name, "Sturdy", "Fragile"],
+        [sys.executable, "save.py", name, *kinds],
         cwd=code,
         env={**os.environ, "CAIS_HOME": str(home)},
         capture_output=True,
         text=True,
     )
     assert saved.returncode == 0, saved.stderr
+    return home, code
+
+
+@pytest.mark.parametrize("builder", ["buildkit", "classic", "oci"])
+def test_an_image_whose_model_fails_its_check_is_not_kept(
+    tmp_path, cais, engine, base_image, image_name, ca_certs, layer_cache, builder
+):
+    from cais.builders.buildkit import find_buildkit_cli
+
+    if builder == "buildkit" and find_buildkit_cli() is None:
+        unavailable("no docker CLI that can build with BuildKit")
+    home, _ = _save(tmp_path, image_name, "Sturdy", "Fragile")
     env = {"CAIS_HOME": str(home), "CAIS_CACHE": str(layer_cache)}
     if builder == "oci":  # the base image from the registry's stand-in of Docker Hub
         env["CAIS_BASE_REGISTRY"] = REGISTRY
@@ -180,15 +197,48 @@ def test_an_image_whose_model_fails_its_check_is_not_kept(
     kept = engine.images.get(tag).id
 
     broken = cais("build", f"{image_name}:2", "-t", tag, *certs, env=env, cwd=tmp_path)
-    assert broken.returncode == 1
-    assert (
-        f"error: The model `{image_name}:2` does not work inside the image built for it, so the "
-        "image was not kept" in broken.stderr
-    )
-    assert "the marker file is missing" in broken.stderr
-    assert "Traceback" not in broken.stderr
+    _failed_its_check(broken, f"{image_name}:2", "the marker file is missing")
     # The tag still names the image that passed; the one that failed is gone, and so are the
     # classic builder's step images that only it used (they carry the same labels).
     assert engine.images.get(tag).id == kept
     labelled = engine.images.list(filters={"label": f"dev.cais.model.name={image_name}"})
     assert [image.id for image in labelled] == [kept]
+
+
+def test_the_check_runs_with_no_network(
+    tmp_path, cais, engine, base_image, image_name, ca_certs, layer_cache
+):
+    """The proof is of what the image holds: a model that reaches out as it predicts fails it,
+    while on this machine, with a network, the same model predicts."""
+    import subprocess
+    import sys
+
+    home, code = _save(tmp_path, image_name, "Online")
+    here = subprocess.run(
+        [sys.executable, "-c", "import predictors; print(predictors.Online().predict(['abc']))"],
+        cwd=code,
+        capture_output=True,
+        text=True,
+    )
+    assert here.stdout == "[3]\n", here.stderr
+    env = {"CAIS_HOME": str(home), "CAIS_CACHE": str(layer_cache), "CAIS_BASE_REGISTRY": REGISTRY}
+    certs = [a for c in ca_certs for a in ("--ca-cert", str(c))]
+    out = tmp_path / "online.tar"
+    built = cais(
+        "build", f"{image_name}:1", "--output", f"tar:{out}", *certs, "--builder", "oci",
+        env=env, cwd=tmp_path,
+    )  # fmt: skip
+    _failed_its_check(built, f"{image_name}:1", "Network is unreachable")
+    assert not out.exists()
+    assert not engine.images.list(filters={"label": f"dev.cais.model.name={image_name}"})
+
+
+def _failed_its_check(result, reference: str, why: str) -> None:
+    """The build failed with the proof's sentence, the model's own words among its log lines."""
+    assert result.returncode == 1
+    assert (
+        f"error: The model `{reference}` does not work inside the image built for it, so the "
+        "image was not kept" in result.stderr
+    )
+    assert why in result.stderr
+    assert "Traceback" not in result.stderr

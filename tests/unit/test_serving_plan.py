@@ -89,15 +89,9 @@ def test_python_override_and_old_pythons():
 
 
 def test_server_check_loads_and_predicts_the_example(tmp_path, capsys):
-    from sklearn.linear_model import LogisticRegression
-
-    import cais
-    from cais.bundle.store import ModelStore
     from cais.server.__main__ import main
 
-    model = LogisticRegression().fit([[0, 1], [1, 0], [0, 0], [1, 1]], [0, 1, 0, 1])
-    cais.save_model(model, "tiny", input_example=[[0, 1]], home=tmp_path)
-    folder = ModelStore(tmp_path).get("tiny").path
+    folder = _tiny_model(tmp_path)
     assert main([str(folder), "--check"]) == 0
     assert "tiny:1 predicts [0]" in capsys.readouterr().out
     (folder / "model.joblib").write_bytes(b"broken")
@@ -105,6 +99,76 @@ def test_server_check_loads_and_predicts_the_example(tmp_path, capsys):
     assert "does not match its recorded sha256" in capsys.readouterr().err
     assert main([str(tmp_path / "nothing"), "--check"]) == 1
     assert gc.isenabled()  # collections pause only while the server starts
+
+
+# What `--check` imports, seen from a process of its own (this one has imported much more).
+_CHECK_IN_A_PROCESS = """
+import json, runpy, sys
+sys.argv = ["cais.server", sys.argv[1], "--check"]
+try:
+    runpy.run_module("cais.server", run_name="__main__", alter_sys=True)
+except SystemExit as exc:
+    code = exc.code
+print(json.dumps({"code": code, "modules": sorted({m.split(".")[0] for m in sys.modules})}))
+"""
+
+
+def _tiny_model(home):
+    from sklearn.linear_model import LogisticRegression
+
+    import cais
+    from cais.bundle.store import ModelStore
+
+    model = LogisticRegression().fit([[0, 1], [1, 0], [0, 0], [1, 1]], [0, 1, 0, 1])
+    cais.save_model(model, "tiny", input_example=[[0, 1]], home=home)
+    return ModelStore(home).get("tiny").path
+
+
+def test_the_check_assembles_the_app_but_never_imports_the_serving_loop(tmp_path):
+    """The proof covers the packages the server needs to start (starlette, prometheus-client,
+    pydantic: an image whose stack breaks them fails it), and not uvicorn's serving loop,
+    which only serving needs."""
+    import json
+    import subprocess
+    import sys
+
+    folder = _tiny_model(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-c", _CHECK_IN_A_PROCESS, str(folder)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    lines = done.stdout.splitlines()
+    assert lines[0] == "tiny:1 predicts [0]"
+    seen = json.loads(lines[-1])
+    assert seen["code"] == 0
+    assert {"starlette", "prometheus_client", "pydantic", "sklearn"} <= set(seen["modules"])
+    assert not {"uvicorn", "h11", "httptools", "uvloop", "websockets"} & set(seen["modules"])
+
+
+@pytest.mark.parametrize(
+    "example",
+    [[[0, 1, 2]], [["not", "numbers"]], [[]]],
+    ids=["too-wide", "text", "empty-row"],
+)
+def test_a_model_that_cannot_predict_its_example_fails_the_check_in_one_sentence(
+    tmp_path, capsys, example
+):
+    import json
+
+    from cais.bundle.metadata import METADATA_FILE
+    from cais.server.__main__ import main
+
+    folder = _tiny_model(tmp_path)
+    recorded = json.loads((folder / METADATA_FILE).read_text(encoding="utf-8"))
+    recorded["input_example"] = example  # as a bundle saved elsewhere might record
+    (folder / METADATA_FILE).write_text(json.dumps(recorded), encoding="utf-8")
+    assert main([str(folder), "--check"]) == 1
+    captured = capsys.readouterr()
+    assert "predicts" not in captured.out
+    [line] = captured.err.splitlines()
+    assert line.startswith("error: `tiny:1` cannot predict its input example here: ValueError: ")
 
 
 def test_the_collector_pauses_while_the_server_starts(tmp_path, monkeypatch):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cais.errors import PlanError, SinkError
+from cais.errors import BlobError, PlanError, SinkError
 from cais.image.archive import File, write_layer
 from cais.image.blobs import BlobStore
 from cais.image.image import append_layers, empty
@@ -94,3 +94,41 @@ def test_an_unwritable_destination_is_one_sentence(tmp_path, image, where):
     with pytest.raises(SinkError) as caught:
         tarball.write(image, dest)
     assert caught.value.message.startswith(f"Cannot write the image tarball `{dest}`: ")
+
+
+@pytest.mark.parametrize("skip", [0, 1, 2, 3])
+@pytest.mark.parametrize("tags", [[], ["x:1", "127.0.0.1:5000/team/app:1.0"]])
+def test_the_stream_knows_its_length_before_it_starts(image, skip, tags):
+    stream = tarball.stream(image, tags=tags, skip=skip)
+    assert len(stream) == sum(len(chunk) for chunk in stream)
+    assert len(stream) % 512 == 0
+    # the config, the layer files not left out (the third is the first's), the manifest
+    members = 2 + len({layer.diff_id for layer in image.layers[skip:]})
+    assert repr(stream) == f"Stream(length={len(stream)}, members={members})"
+
+
+def test_chunks_may_be_kept_and_give_the_written_file(tmp_path, image):
+    """Each chunk is its own buffer: keeping them all gives the same bytes as the file."""
+    kept = list(tarball.stream(image, tags=["x:1"]))
+    tarball.write(image, tmp_path / "image.tar", tags=["x:1"])
+    assert b"".join(kept) == (tmp_path / "image.tar").read_bytes()
+
+
+def test_an_http_client_sends_it_with_a_content_length_not_chunked(image):
+    """requests (under the Docker SDK) frames a body of unknown length as chunks, copying
+    each; a sized stream goes out as it is."""
+    import requests
+
+    stream = tarball.stream(image, skip=1)
+    request = requests.Request("POST", "http://engine/images/load", data=stream).prepare()
+    assert request.headers["Content-Length"] == str(len(stream))
+    assert "Transfer-Encoding" not in request.headers
+    assert request.body is stream
+
+
+def test_a_damaged_layer_stops_the_stream(tmp_path, image):
+    damaged = image.layers[1]
+    damaged.store.path(damaged.diff_id).write_bytes(b"not the tar the config lists")
+    with pytest.raises(BlobError, match="is damaged and has been removed"):
+        b"".join(tarball.stream(image))
+    assert not damaged.store.has(damaged.diff_id)

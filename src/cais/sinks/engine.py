@@ -42,7 +42,7 @@ def write(
     if not image_exists(client, image.id):
         skip = held_layers(image, held_chains(client, candidates))
         with engine_errors():
-            messages = client.api.load_image(tarball.chunks(image, skip=skip))
+            messages = client.api.load_image(tarball.stream(image, skip=skip))
             for message in messages:
                 if message.get("error"):
                     raise EngineError(
