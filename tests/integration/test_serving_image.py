@@ -205,11 +205,11 @@ def test_an_image_whose_model_fails_its_check_is_not_kept(
     assert [image.id for image in labelled] == [kept]
 
 
-def test_the_check_runs_with_no_network(
+def test_a_model_that_reaches_out_as_it_predicts_passes_the_check(
     tmp_path, cais, engine, base_image, image_name, ca_certs, layer_cache
 ):
-    """The proof is of what the image holds: a model that reaches out as it predicts fails it,
-    while on this machine, with a network, the same model predicts."""
+    """The check runs with the network a served model has: a model that calls a service as it
+    predicts is proved as it will run (a check with no network would refuse it for good)."""
     import subprocess
     import sys
 
@@ -228,9 +228,9 @@ def test_the_check_runs_with_no_network(
         "build", f"{image_name}:1", "--output", f"tar:{out}", *certs, "--builder", "oci",
         env=env, cwd=tmp_path,
     )  # fmt: skip
-    _failed_its_check(built, f"{image_name}:1", "Network is unreachable")
-    assert not out.exists()
-    assert not engine.images.list(filters={"label": f"dev.cais.model.name={image_name}"})
+    assert built.returncode == 0, built.stderr
+    assert "its example predicted in the image, in the Docker Engine" in built.stderr
+    assert out.is_file()
 
 
 def _failed_its_check(result, reference: str, why: str) -> None:

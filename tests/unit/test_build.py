@@ -288,9 +288,9 @@ class FakeEngine:
         self.removed: list[str] = []
         self.containers = self.images = self
 
-    def create(self, image: str, command: list[str], **options) -> FakeContainer:
+    def create(self, image: str, command: list[str]) -> FakeContainer:
         assert command[-1] == "--check"
-        self.command, self.options = command, options
+        self.command = command
         return self.container  # type: ignore[return-value]
 
     def get(self, image_id: str) -> FakeImage:
@@ -319,7 +319,6 @@ def test_an_image_of_several_models_checks_them_all_and_names_them_when_one_fail
     with pytest.raises(BuildError) as caught:
         check_in_engine(engine, "sha256:new", ("m:1", "m:2"), command=check_command(folders))
     assert engine.command == ["python", "-m", "cais.server", *folders, "--check"]
-    assert engine.options == {"network_mode": "none"}  # the proof is of what the image holds
     assert caught.value.message == (
         "One of the models `m:1`, `m:2` does not work inside the image built for them, so the "
         "image was not kept"
