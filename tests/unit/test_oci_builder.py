@@ -159,3 +159,19 @@ def _fetched(store: BlobStore, layer: Layer) -> Layer:
     digest = layer.digest
     store.remove(layer.diff_id)
     return Layer.from_compressed(store, digest=digest, diff_id=layer.diff_id)
+
+
+def test_the_bases_registry_copy_is_asked_for_once_a_build(tmp_path, monkeypatch):
+    """The listing of a base the engine holds, then a sink's read of its layers, both ask
+    the base's registry for its copy: one answer serves both, a missing one too."""
+    builder = OCIBuilder(store=BlobStore(tmp_path / "cache"))
+    asked = []
+    monkeypatch.setattr(builder, "_read_copy", lambda *question: asked.append(question))
+    amd64 = Platform.parse("linux/amd64")
+    assert builder._registry_copy("python:3.11-slim", amd64, "sha256:a") is None
+    assert builder._pull_base("python:3.11-slim", amd64, "sha256:a") is False
+    assert builder._registry_copy("python:3.11-slim", amd64, "sha256:b") is None
+    assert asked == [
+        ("python:3.11-slim", amd64, "sha256:a"),
+        ("python:3.11-slim", amd64, "sha256:b"),
+    ]

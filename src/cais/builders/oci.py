@@ -152,6 +152,9 @@ class OCIBuilder:
         self._prefer_engine = prefer_engine and engine is not None
         self._compression = compression
         self._no_cache = no_cache
+        # The base's registry copies asked for (tried once a build: the listing of the base
+        # and a sink's read of its layers ask the same question).
+        self._copies: dict[tuple[str, str, str], Image | None] = {}
 
     def __repr__(self) -> str:
         return f"OCIBuilder(store={self.store!r})"
@@ -342,6 +345,12 @@ class OCIBuilder:
     def _registry_copy(self, name: str, platform: Platform, config_digest: str) -> Image | None:
         """The base's image in its registry (tried once), its compressed layers in the store,
         when it has the config `config_digest` (the engine's copy); None when not."""
+        key = (name, str(platform), config_digest)
+        if key not in self._copies:
+            self._copies[key] = self._read_copy(name, platform, config_digest)
+        return self._copies[key]
+
+    def _read_copy(self, name: str, platform: Platform, config_digest: str) -> Image | None:
         from cais.image import remote
         from cais.registry.client import RegistryClient
 
