@@ -195,7 +195,7 @@ class OCIBuilder:
             packages = self._packages_layers(project.path, plan, platform, pip, when)
         progress.step(f"[app] {plan.workdir}")
         app = self._app_layer(project, plan.workdir, when)
-        progress.step(f"[user] {plan.user.name} ({plan.user.spec})")
+        progress.step(_user_step(plan.user))
         made = [self._user_layer(base, plan.user, when), *packages, app]
         for item in made:
             progress.log(
@@ -257,7 +257,7 @@ class OCIBuilder:
             progress.step(f"[runtime] cais {__version__} in {RUNTIME_DIR}/cais")
             made.append(self._runtime_layer(folder / "cais", plan, when, python))
         base = self._read_base(plan, platform, progress)
-        progress.step(f"[user] {plan.user.name} ({plan.user.spec})")
+        progress.step(_user_step(plan.user))
         made.insert(0, self._user_layer(base, plan.user, when))
         for folder, bundle in models.items():
             progress.step(f"[model] {bundle.reference} in {folder}")
@@ -595,6 +595,11 @@ def _source_date(fallback: int) -> int:
     """The image's `created`: SOURCE_DATE_EPOCH, else `fallback` (an input, never the clock)."""
     epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
     return int(epoch) if epoch.isdigit() else fallback
+
+
+def _user_step(user: User) -> str:
+    # The step's time is mostly the wait for the base's read, which the label says.
+    return f"[user] {user.name} ({user.spec}), once the base is read"
 
 
 def _appended(base: Image, created: int, made: list[_Made]) -> Image:
