@@ -182,3 +182,9 @@ def test_a_failing_copy_is_raised_where_the_answer_is_asked_for(tmp_path):
     listing.read_ahead([layer], through=broken)
     with pytest.raises(BlobError, match="damaged"):
         listing.files([layer])
+
+
+def test_only_the_files_a_listing_keeps_can_be_asked_for(tmp_path):
+    (layer,) = layers(BlobStore(tmp_path), {"etc/shadow": File(b"secret")})
+    with pytest.raises(ValueError, match="etc/shadow"):
+        listing.files([layer], ("etc/shadow",))

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from email.message import Message
 from email.parser import HeaderParser
+from pathlib import Path
 from typing import BinaryIO
 
 from packaging.utils import canonicalize_name
@@ -49,7 +50,7 @@ _OPAQUE = ".wh..wh..opq"  # …and all of a lower layer's folder with this one i
 _CHUNK = 1 << 20
 _LISTINGS = "layer-listing-1"  # the blob store's index of layers' listings; bump when it changes
 # Read-ahead answers not yet taken, by (store, diff id).
-_AHEAD: dict[tuple[object, str], Future] = {}
+_AHEAD: dict[tuple[Path, str], Future] = {}
 _AHEAD_LOCK = threading.Lock()
 
 
@@ -120,6 +121,8 @@ class Listing:
 def files(layers: Sequence[Layer], names: Sequence[str] = FILES) -> dict[str, bytes]:
     """The content of the files `names` (among `FILES`) in the filesystem `layers` make: the
     top-most layer that holds a file, or deletes it, wins; an absent file is left out."""
+    if not set(names) <= set(FILES):
+        raise ValueError(f"a listing keeps only {FILES}, not {names}")  # a bug, never input
     found: dict[str, bytes] = {}
     todo = list(names)
     for layer in reversed(layers):
