@@ -162,16 +162,8 @@ def build_image(
     plan = _plan(project, tags, options.platform)
     if not plan.uses_pip:
         pip = PipSettings()
-    image = builder.build(project, plan, pip, progress, on_base=_read_ahead)
+    image = builder.build(project, plan, pip, progress)
     return _with_sbom(image, plan, progress), plan
-
-
-def _read_ahead(base: Image) -> None:
-    """The SBOM's listing of the base's packages starts while the image's own layers are
-    made: its fetch and read overlap them (see docs/design.md)."""
-    from cais.image.sbom import read_ahead
-
-    read_ahead(base.layers)
 
 
 def _with_sbom(image: Image, plan: ImagePlan, progress: BuildProgress) -> Image:
@@ -408,7 +400,6 @@ def _serving_image(
             requirements_for(models, runtime),
             pip,
             progress,
-            on_base=_read_ahead,
         )
     except BuildError as exc:
         if not exc.packages:

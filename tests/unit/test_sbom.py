@@ -16,7 +16,7 @@ from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
 
 from cais.errors import BlobError, BuildError
-from cais.image import sbom
+from cais.image import listing, sbom
 from cais.image.archive import File, write_layer
 from cais.image.blobs import BlobStore, sha256_digest
 from cais.image.image import append_layers, empty, timestamp, with_created
@@ -271,8 +271,8 @@ def metadata(name: str, version: str) -> File:
 def reader(request, monkeypatch) -> str:
     """Layers read by libarchive, and by tarfile as on a system without libarchive."""
     if request.param == "tarfile":
-        monkeypatch.setattr(sbom, "_libarchive", lambda: None)
-    elif sbom._libarchive() is None:
+        monkeypatch.setattr(listing, "_libarchive", lambda: None)
+    elif listing._libarchive() is None:
         pytest.skip("the system has no libarchive for libarchive-c to load")
     return request.param
 
@@ -376,7 +376,7 @@ def test_a_layer_is_read_once_and_a_damaged_answer_is_read_again(tmp_path):
     }
     layer = write_layer(entries, store=store, created=CREATED)
     first = sbom.packages_in_layers([layer])
-    (recorded,) = (tmp_path / "index" / "python-packages-1").iterdir()
+    (recorded,) = (tmp_path / "index" / listing._LISTINGS).iterdir()
     record = recorded.read_text()
 
     blobs = [store.path(layer.diff_id), store.path(layer.digest)]  # the tar and its gzip
@@ -387,7 +387,9 @@ def test_a_layer_is_read_once_and_a_damaged_answer_is_read_again(tmp_path):
 
     for number, blob in enumerate(blobs):
         (tmp_path / f"away{number}").rename(blob)
-    store.path(record).write_bytes(b'{"added": {}, "deleted": []}')  # not what its digest says
+    store.path(record).write_bytes(
+        b'{"packages": {}, "deleted": [], "files": {}}'
+    )  # not what its digest says
     assert sbom.packages_in_layers([layer]) == first
     assert store.verify(recorded.read_text())
 
@@ -596,17 +598,17 @@ def test_the_base_read_ahead_is_the_answer_taken_and_each_layer_is_read_once(tmp
     fresh = BlobStore(tmp_path / "fresh")
     image = stacked(fresh, ("pip", "24.0"), ("six", "1.16.0"))
     read = []
-    real = sbom._members
-    monkeypatch.setattr(sbom, "_members", lambda stream: read.append(stream) or real(stream))
-    sbom.read_ahead(image.layers)
-    sbom.read_ahead(image.layers)  # asked twice: started once
-    assert sorted(d for root, d in sbom._AHEAD if root == fresh.root) == sorted(
+    real = listing._members
+    monkeypatch.setattr(listing, "_members", lambda stream: read.append(stream) or real(stream))
+    listing.read_ahead(image.layers)
+    listing.read_ahead(image.layers)  # asked twice: started once
+    assert sorted(d for root, d in listing._AHEAD if root == fresh.root) == sorted(
         layer.diff_id for layer in image.layers
     )
     assert sbom.packages_in_layers(image.layers) == expected
-    assert not [key for key in sbom._AHEAD if key[0] == fresh.root]  # the answers were taken
+    assert not [key for key in listing._AHEAD if key[0] == fresh.root]  # the answers were taken
     assert len(read) == len(image.layers) == 2
-    sbom.read_ahead(image.layers)  # listed in the store: nothing to read
+    listing.read_ahead(image.layers)  # listed in the store: nothing to read
     assert sbom.packages_in_layers(image.layers) == expected
     assert len(read) == 2
 
@@ -615,6 +617,6 @@ def test_a_read_ahead_failure_is_raised_where_the_listing_is_asked_for(tmp_path)
     store = BlobStore(tmp_path)
     broken = {f"{SITE}/thing-1.0.dist-info/METADATA": File(b"Metadata-Version: 2.1\n")}
     layer = write_layer(broken, store=store, created=CREATED)
-    sbom.read_ahead([layer])
+    listing.read_ahead([layer])
     with pytest.raises(BuildError, match=r"thing-1\.0\.dist-info in layer"):
         sbom.packages_in_layers([layer])

@@ -14,16 +14,13 @@ ports, labels). The result is an `Image`, a value: where it goes is the sinks' b
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import posixpath
-import tarfile
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING
 
 from cais import __version__
 from cais.builders.base import BuildProgress
@@ -155,6 +152,9 @@ class OCIBuilder:
         self._prefer_engine = prefer_engine and engine is not None
         self._compression = compression
         self._no_cache = no_cache
+        # The base's registry copies asked for (tried once a build: the listing of the base
+        # and a sink's read of its layers ask the same question).
+        self._copies: dict[tuple[str, str, str], Image | None] = {}
 
     def __repr__(self) -> str:
         return f"OCIBuilder(store={self.store!r})"
@@ -170,11 +170,8 @@ class OCIBuilder:
         plan: ImagePlan,
         pip: PipSettings,
         progress: BuildProgress,
-        *,
-        on_base: Callable[[Image], object] | None = None,
     ) -> Image:
-        """The image of `plan` (made from `project`); `pip` reaches uv, never a layer;
-        `on_base` is given the base image as soon as it is read."""
+        """The image of `plan` (made from `project`); `pip` reaches uv, never a layer."""
         if plan.app.install_project:
             raise BuildError(
                 f"`{project.path.name}` is a package to build (pyproject.toml names a build "
@@ -189,33 +186,41 @@ class OCIBuilder:
             install_target(plan.python, platform)
         created = int((project.source_date or _epoch(0)).timestamp())
         when = layer_time()
-        base = self._read_base(plan, platform, progress, on_base)
-        progress.step(f"[user] {plan.user.name} ({plan.user.spec})")
-        made = [self._user_layer(base, plan.user, when)]
+        base = self._read_base(plan, platform, progress)
+        # The base is read in the background: the layers that do not depend on it are made
+        # meanwhile, the user layer once it is read (the image's order stays user, packages, app).
+        packages: list[_Made] = []
         if plan.dependencies is not None:
             progress.step(f"[packages] for Python {plan.python} on {platform}, with uv")
-            made += self._packages_layers(project.path, plan, platform, pip, when)
+            packages = self._packages_layers(project.path, plan, platform, pip, when)
         progress.step(f"[app] {plan.workdir}")
-        made.append(self._app_layer(project, plan.workdir, when))
+        app = self._app_layer(project, plan.workdir, when)
+        progress.step(_user_step(plan.user))
+        made = [self._user_layer(base, plan.user, when), *packages, app]
         for item in made:
             progress.log(
                 f"{item.about}: {'cached' if item.cached else 'built'} {item.layer.diff_id}"
             )
         return _configured(_appended(base, created, made), plan)
 
-    def _read_base(
-        self,
-        plan: ImagePlan,
-        platform: Platform,
-        progress: BuildProgress,
-        on_base: Callable[[Image], object] | None,
-    ) -> Image:
-        """The base image as an OCI image to build on, handed to `on_base` once it is read."""
+    def _read_base(self, plan: ImagePlan, platform: Platform, progress: BuildProgress) -> Image:
+        """The base image as an OCI image to build on. Its layers' listing (the packages the
+        SBOM names, the files the user layer extends) starts in the background: one pass over
+        each layer, from the registry's compressed blobs where it can (cais.image.listing)."""
+        from cais.image import listing
+
         progress.step(f"[base] {plan.base_image} for {platform}")
         base = self._base(plan.base_image, platform)
         base = Image(base.config_json, base.layers, MediaType.OCI_MANIFEST)
-        if on_base is not None:
-            on_base(base)
+
+        def registry_copy() -> tuple[Layer, ...] | None:
+            # The engine's base, read lazily: its registry's compressed layers are read
+            # instead of an export, when that registry holds the same image.
+            copy = self._registry_copy(plan.base_image, platform, base.config_digest)
+            return copy.layers if copy is not None else None
+
+        lazy = not all(layer.held for layer in base.layers)
+        listing.read_ahead(base.layers, through=registry_copy if lazy else None)
         return base
 
     def build_bundle(
@@ -225,12 +230,10 @@ class OCIBuilder:
         requirements: str,
         pip: PipSettings,
         progress: BuildProgress,
-        *,
-        on_base: Callable[[Image], object] | None = None,
     ) -> Image:
         """The image of a serving `plan` for `models` (each bundle by the folder it goes to):
         their packages from the `requirements` text, cais's serving runtime, then each model,
-        last, so a new model version changes only its own layers; `on_base` as for `build`."""
+        last, so a new model version changes only its own layers."""
         from cais.builders.packages import find_python
 
         platform = Platform.parse(plan.platform) if plan.platform else Platform.host()
@@ -253,8 +256,8 @@ class OCIBuilder:
             made = self._packages_layers(folder, plan, platform, pip, when, python)
             progress.step(f"[runtime] cais {__version__} in {RUNTIME_DIR}/cais")
             made.append(self._runtime_layer(folder / "cais", plan, when, python))
-        base = self._read_base(plan, platform, progress, on_base)
-        progress.step(f"[user] {plan.user.name} ({plan.user.spec})")
+        base = self._read_base(plan, platform, progress)
+        progress.step(_user_step(plan.user))
         made.insert(0, self._user_layer(base, plan.user, when))
         for folder, bundle in models.items():
             progress.step(f"[model] {bundle.reference} in {folder}")
@@ -328,6 +331,26 @@ class OCIBuilder:
     def _pull_base(self, name: str, platform: Platform, config_digest: str) -> bool:
         """Put the tars of the base's layers in the store from its registry (tried once),
         when the registry's image has the config `config_digest`, the engine's copy."""
+        image = self._registry_copy(name, platform, config_digest)
+        if image is None:
+            return False
+        try:
+            for layer in image.layers:
+                with layer.uncompressed():  # decompressed into the store, checked by diff id
+                    pass
+        except CaisError:
+            return False
+        return True
+
+    def _registry_copy(self, name: str, platform: Platform, config_digest: str) -> Image | None:
+        """The base's image in its registry (tried once), its compressed layers in the store,
+        when it has the config `config_digest` (the engine's copy); None when not."""
+        key = (name, str(platform), config_digest)
+        if key not in self._copies:
+            self._copies[key] = self._read_copy(name, platform, config_digest)
+        return self._copies[key]
+
+    def _read_copy(self, name: str, platform: Platform, config_digest: str) -> Image | None:
         from cais.image import remote
         from cais.registry.client import RegistryClient
 
@@ -337,16 +360,12 @@ class OCIBuilder:
             with RegistryClient(reference.registry, attempts=1, timeout=30) as client:
                 manifest = client.get_manifest(reference.repository, tag, platform=str(platform))
                 if manifest.data.get("config", {}).get("digest") != config_digest:
-                    return False  # another image under that name: the engine's is exported
-                image = remote.read(
+                    return None  # another image under that name
+                return remote.read(
                     client, reference.repository, manifest.digest, platform, store=self.store
                 )
-            for layer in image.layers:
-                with layer.uncompressed():  # decompressed into the store, checked by diff id
-                    pass
         except CaisError:
-            return False
-        return True
+            return None
 
     # The layers
 
@@ -371,7 +390,9 @@ class OCIBuilder:
         found = self._cached(key)
         if found is not None:
             return _Made(found, about, cached=True)
-        files = self._base_files(base, ("etc/passwd", "etc/group"))
+        from cais.image import listing
+
+        files = listing.files(base.layers, ("etc/passwd", "etc/group"))
         passwd, group = user_files(files.get("etc/passwd", b""), files.get("etc/group", b""), user)
         entries: dict[str, Entry] = {
             "etc/passwd": File(passwd, 0o644),
@@ -379,19 +400,6 @@ class OCIBuilder:
             f"home/{user.name}": Directory(0o755, owner=(user.uid, user.gid)),
         }
         return _Made(self._write(key, entries, when), about, cached=False)
-
-    def _base_files(self, base: Image, names: tuple[str, ...]) -> dict[str, bytes]:
-        """Files of the base: from its layers when the store holds them, else from the engine
-        that holds the image (exporting its layers would cost seconds)."""
-        if all(layer.held for layer in base.layers) or self._engine is None:
-            return _files_of(base, names)
-        from cais.image import engine_source
-
-        client = self._engine()
-        try:
-            return engine_source.files(client, base.config_digest, names)
-        finally:
-            client.close()
 
     def _packages_layers(
         self,
@@ -589,6 +597,11 @@ def _source_date(fallback: int) -> int:
     return int(epoch) if epoch.isdigit() else fallback
 
 
+def _user_step(user: User) -> str:
+    # The step's time is mostly the wait for the base's read, which the label says.
+    return f"[user] {user.name} ({user.spec}), once the base is read"
+
+
 def _appended(base: Image, created: int, made: list[_Made]) -> Image:
     return append_layers(
         with_created(base, created),
@@ -658,43 +671,6 @@ def _epoch(seconds: int):
     from datetime import datetime, timezone
 
     return datetime.fromtimestamp(seconds, timezone.utc)
-
-
-def _files_of(image: Image, names: tuple[str, ...]) -> dict[str, bytes]:
-    """The content of files of the image's filesystem (the topmost layer's version wins; a
-    file a layer deletes counts as absent). Layers are read only until every file is found
-    (`/etc` comes early in a layer), decompressed as they stream, never stored whole."""
-    found: dict[str, bytes] = {}
-    settled: set[str] = set()
-    for layer in reversed(image.layers):
-        with _tar_stream(layer) as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
-            for member in tar:
-                name = posixpath.normpath(member.name.lstrip("/")).removeprefix("./")
-                folder, base = posixpath.split(name)
-                if base.startswith(".wh."):
-                    name = posixpath.join(folder, base.removeprefix(".wh."))
-                    if name in names and name not in settled:
-                        settled.add(name)  # deleted by this layer
-                elif name in names and name not in settled and member.isfile():
-                    source = tar.extractfile(member)
-                    found[name] = source.read() if source else b""
-                    settled.add(name)
-                if settled.issuperset(names):
-                    return found
-    return found
-
-
-@contextlib.contextmanager
-def _tar_stream(layer: Layer) -> Iterator[BinaryIO]:
-    """A layer's tar as a stream: the stored tar, or its gzip blob decompressed on the way."""
-    if layer.store.has(layer.diff_id) or layer.compression is not Compression.GZIP:
-        with layer.uncompressed() as stream:
-            yield stream
-        return
-    from isal import igzip
-
-    with layer.compressed() as packed, igzip.GzipFile(fileobj=packed, mode="rb") as stream:
-        yield stream  # type: ignore[misc]
 
 
 def _context_entries(context: Path, workdir: str) -> dict[str, Entry]:

@@ -10,8 +10,6 @@ its config (from the store, or fetched by digest where the engine's image came f
 the diff ids the engine lists, and its layers are read only when a sink (or the SBOM) reads
 one: from the registry the image came from when it holds the same config (1.0 s for the
 stand-in `python:3.11-slim`, against 1.95 s for the export stream alone), else exported.
-The few files a build needs from the base come through a container that is created, never
-started.
 """
 
 from __future__ import annotations
@@ -35,7 +33,7 @@ from cais.image.platform import Platform
 if TYPE_CHECKING:
     import docker
 
-__all__ = ["files", "read"]
+__all__ = ["read"]
 
 _SMALL = 1 << 20  # members smaller than this (manifest.json, configs) are read into memory
 _CHUNK = 1 << 20
@@ -85,34 +83,6 @@ def read(
             _save_into(client, image_id, store)
     export = _Export(connect, image_id, store, reference, pull)
     return _image(store, image_id, diff_ids, reference, lambda s, d: Layer.lazy(s, d, export))
-
-
-def files(client: docker.DockerClient, image_id: str, names: tuple[str, ...]) -> dict[str, bytes]:
-    """The content of the files `names` (paths from the root) of the engine's image, as its
-    layers together show them; an absent file (or a folder) is left out. Read through the
-    archive API of a container that is created and removed, never started."""
-    import docker.errors
-
-    found: dict[str, bytes] = {}
-    with engine_errors(image=image_id):
-        container = client.api.create_container(image_id, command=["true"], entrypoint=[])
-    try:
-        for name in names:
-            try:
-                with engine_errors(image=image_id):
-                    chunks, _ = client.api.get_archive(container["Id"], "/" + name)
-                    data = b"".join(chunks)
-            except (ImageNotFound, docker.errors.NotFound):
-                continue
-            with tarfile.open(fileobj=io.BytesIO(data)) as archive:
-                member = next(iter(archive.getmembers()), None)
-                source = archive.extractfile(member) if member and member.isfile() else None
-                if source is not None:
-                    found[name] = source.read()
-    finally:
-        with engine_errors(image=image_id):
-            client.api.remove_container(container["Id"], force=True)
-    return found
 
 
 def _image(

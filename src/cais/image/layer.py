@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Callable, Iterable
+import hashlib
+import io
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import BinaryIO, Protocol
@@ -197,6 +199,23 @@ class Layer:
         self._ensure_tar()
         return self.store.open(self.diff_id)
 
+    @contextlib.contextmanager
+    def tar(self) -> Iterator[BinaryIO]:
+        """A checked reader of the tar that stores nothing: the stored tar, else the compressed
+        blob decompressed as it is read (its diff id checked at the end; a lazy layer's bytes
+        are fetched first)."""
+        if self.known_digest is None or self.store.has(self.diff_id):
+            with self.uncompressed() as stream:
+                yield stream
+            return
+        with contextlib.ExitStack() as stack:
+            packed = stack.enter_context(self.store.open(self.known_digest))
+            source = _decompressing(packed, self.compression)
+            stack.callback(source.close)
+            yield _Unpacked(source, self)
+            while packed.read(_CHUNK):  # to its end, where the reader checks its digest
+                pass
+
     @property
     def uncompressed_size(self) -> int:
         self._ensure_tar()
@@ -245,14 +264,52 @@ class Layer:
                     while chunk := source.read(_CHUNK):
                         out.write(chunk)
             except _decompression_errors(self.compression) as exc:
-                self.store.remove(self.known_digest)
-                raise BlobError(
-                    f"The cached blob `{self.known_digest}` is not valid {self.compression.value}"
-                    " and has been removed",
-                    hint="run the command again to fetch it again",
-                ) from exc
+                raise self._invalid() from exc
             while packed.read(_CHUNK):  # to its end, where the reader checks its digest
                 pass
+
+    def _invalid(self) -> BlobError:
+        """The compressed blob does not decompress: removed, to be fetched again."""
+        assert self.known_digest is not None
+        self.store.remove(self.known_digest)
+        return BlobError(
+            f"The cached blob `{self.known_digest}` is not valid {self.compression.value} and "
+            "has been removed",
+            hint="run the command again to fetch it again",
+        )
+
+
+class _Unpacked(io.RawIOBase):
+    """A layer's tar as its compressed blob decompresses, hashed on the way: at its end, a tar
+    that is not the one the image lists (by diff id) is refused. Not seekable, so readers
+    (libarchive) read it as a stream."""
+
+    def __init__(self, source: BinaryIO, layer: Layer) -> None:
+        super().__init__()
+        self._source = source
+        self._layer = layer
+        self._hash = hashlib.sha256()
+        self._checked = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        try:
+            count = self._source.readinto(buffer)  # type: ignore[attr-defined]
+        except _decompression_errors(self._layer.compression) as exc:
+            raise self._layer._invalid() from exc
+        if count:
+            self._hash.update(memoryview(buffer)[:count])
+        elif not self._checked:
+            self._checked = True
+            if "sha256:" + self._hash.hexdigest() != self._layer.diff_id:
+                raise BlobError(
+                    f"The layer `{self._layer.known_digest}` does not hold the tar its image "
+                    f"lists (`{self._layer.diff_id}`)",
+                    hint="the image is damaged: use another one, or push it again",
+                )
+        return count
 
 
 def compress_layers(layers: Iterable[Layer], *, workers: int | None = None) -> list[Layer]:

@@ -1,7 +1,8 @@
 """A CycloneDX SBOM of the Python packages in an image: made, stored in it, attached to it.
 
 `document` reads the installed distributions (`*.dist-info`, `*.egg-info`) of the folders a
-build installs into layers, and of the base image's layers (`packages_in_layers`), and writes
+build installs into layers, and of the base image's layers (`packages_in_layers`, from each
+layer's listing: `cais.image.listing`), and writes
 a CycloneDX 1.6 JSON document with cyclonedx-python-lib: one library component per
 distribution (name, version, `pkg:pypi` purl, declared licences, summary), the image as the
 described component. Nothing in it comes from the clock or chance: the timestamp is the
@@ -17,23 +18,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import hashlib
-import json
-import posixpath
-import re
 import tarfile
-import threading
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
-from email.message import Message
-from email.parser import HeaderParser
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
-
-from packaging.utils import canonicalize_name
+from typing import TYPE_CHECKING
 
 from cais import __version__
 from cais.errors import BlobError, BuildError
@@ -41,6 +32,7 @@ from cais.image.archive import File, write_layer
 from cais.image.blobs import BlobStore
 from cais.image.image import Image, append_layers, canonical_json
 from cais.image.layer import Layer
+from cais.image.listing import Package, listing
 from cais.image.media import MediaType
 from cais.image.referrer import Referrer
 
@@ -56,7 +48,6 @@ __all__ = [
     "packages",
     "packages_in_layers",
     "read",
-    "read_ahead",
     "referrer",
     "with_sbom",
 ]
@@ -71,57 +62,9 @@ SPEC_VERSION = "1.6"
 _SERIALS = uuid.UUID("5b0f6b54-33c4-4b3e-9e58-0f4a1c2d8e71")
 _ZERO = uuid.UUID(int=0)
 _LONGEST = 100  # longer `License` fields hold a licence's whole text
-# A distribution's metadata file in an image's Python (`/usr/local/lib/python3.11/site-packages`,
-# Debian's `/usr/lib/python3/dist-packages`); `info` ends at its metadata folder or file.
-_IN_SITE_PACKAGES = re.compile(
-    r"(?:^|/)(?:site|dist)-packages/(?P<info>[^/]+\.dist-info(?=/METADATA$)"
-    r"|[^/]+\.egg-info(?=/PKG-INFO$)|[^/]+\.egg-info$)"
-)
-_WHITEOUT = ".wh."  # OCI layers delete a lower layer's file with an empty `.wh.NAME`
-_OPAQUE = ".wh..wh..opq"  # …and all of a lower layer's folder with this one in it
-_CHUNK = 1 << 20
-_SCANS = "python-packages-1"  # the blob store's index of layers' packages; bump when it changes
 _DRAFTS = "sbom-drafts-1"  # the blob store's index of SBOM drafts, by what they are made of
 # The document's time, as cyclonedx-python-lib writes it (in `metadata`, two levels deep).
 _TIMESTAMP = '\n    "timestamp": "{}",\n'
-# Read-ahead answers not yet taken, by (store, diff id).
-_AHEAD: dict[tuple[Path, str], Future] = {}
-_AHEAD_LOCK = threading.Lock()
-
-
-@dataclasses.dataclass(frozen=True)
-class Package:
-    """One installed distribution, as its metadata declares it."""
-
-    name: str
-    version: str
-    summary: str | None = None
-    license_expression: str | None = None  # PEP 639 `License-Expression`
-    license: str | None = None  # the older free-text `License` field
-    classifiers: tuple[str, ...] = ()
-
-    @classmethod
-    def from_metadata(cls, metadata: Message) -> Package:
-        def field(key: str) -> str | None:
-            return (metadata.get(key) or "").strip() or None
-
-        return cls(
-            name=str(metadata["Name"]).strip(),
-            version=str(metadata["Version"]).strip(),
-            summary=field("Summary"),
-            license_expression=field("License-Expression"),
-            license=field("License"),
-            classifiers=tuple(str(c) for c in metadata.get_all("Classifier") or []),
-        )
-
-    @property
-    def purl(self) -> str:
-        """`pkg:pypi/NAME@VERSION`, the name normalised as the purl spec asks (PEP 503)."""
-        from packageurl import PackageURL
-
-        return PackageURL(
-            "pypi", name=canonicalize_name(self.name), version=self.version
-        ).to_string()
 
 
 def packages(folders: Sequence[Path]) -> list[Package]:
@@ -149,135 +92,16 @@ def _by_purl(found: Iterable[Package]) -> list[Package]:
 
 def packages_in_layers(layers: Sequence[Layer]) -> list[Package]:
     """The distributions in the `site-packages` (or `dist-packages`) folders of an image's
-    layers, bottom first, less those a later layer deletes (whiteouts), by purl."""
+    layers, bottom first, less those a later layer deletes (whiteouts), by purl; each layer's
+    listing is read once (`cais.image.listing`)."""
     found: dict[str, Package] = {}  # the metadata folder's path in the image → its package
     for layer in layers:
-        added, deleted = _scanned(layer)
+        listed = listing(layer)
         # A layer's whiteouts delete from the layers below it, never from itself.
-        for gone in deleted:
-            for info in [i for i in found if i == gone or i.startswith(gone.rstrip("/") + "/")]:
-                del found[info]
-        found.update(added)
+        for info in [info for info in found if listed.deletes(info)]:
+            del found[info]
+        found.update(listed.packages)
     return _by_purl(found.values())
-
-
-def read_ahead(layers: Sequence[Layer]) -> None:
-    """Start listing the packages of `layers` (a base image's, known before the image's own
-    layers are made) in a thread of their own, so that fetching and reading them overlaps the
-    rest of the build; `packages_in_layers` then takes the answers. Layers already listed in
-    the store are left alone."""
-    todo: list[tuple[Layer, Future]] = []
-    with _AHEAD_LOCK:
-        for layer in layers:
-            key = (layer.store.root, layer.diff_id)
-            if key not in _AHEAD and layer.store.link(_SCANS, layer.diff_id) is None:
-                _AHEAD[key] = Future()
-                todo.append((layer, _AHEAD[key]))
-    if todo:
-        # A daemon: a build that fails first does not wait for it to end.
-        threading.Thread(target=_answer, args=(todo,), name="sbom-read-ahead", daemon=True).start()
-
-
-def _answer(todo: list[tuple[Layer, Future]]) -> None:
-    for layer, future in todo:
-        future.set_running_or_notify_cancel()
-        try:
-            future.set_result(_scan(layer))
-        except BaseException as exc:  # raised where the answer is asked for
-            future.set_exception(exc)
-
-
-def _scanned(layer: Layer) -> tuple[dict[str, Package], list[str]]:
-    """What `_scan` says of the layer: the read-ahead's answer when one was started."""
-    with _AHEAD_LOCK:
-        future = _AHEAD.pop((layer.store.root, layer.diff_id), None)
-    return future.result() if future is not None else _scan(layer)
-
-
-def _scan(layer: Layer) -> tuple[dict[str, Package], list[str]]:
-    """What one layer adds (metadata folder → package) and deletes; a base layer's tar is
-    read once, its answer kept in the blob store under the layer's diff id."""
-    cached = layer.store.link(_SCANS, layer.diff_id)
-    if cached is not None:
-        try:
-            data = json.loads(layer.store.get(cached))
-        except BlobError:  # damaged, and removed by the store: read the layer again
-            pass
-        else:
-            added = {
-                info: Package(**{**fields, "classifiers": tuple(fields["classifiers"])})
-                for info, fields in data["added"].items()
-            }
-            return added, data["deleted"]
-    added: dict[str, Package] = {}
-    deleted: list[str] = []
-    with layer.uncompressed() as stream:
-        try:
-            for name, read in _members(stream):
-                path = posixpath.normpath(name.lstrip("/")).removeprefix("./")
-                folder, base = posixpath.split(path)
-                if base == _OPAQUE:
-                    deleted.append(folder + "/")
-                elif base.startswith(_WHITEOUT):
-                    deleted.append(posixpath.join(folder, base.removeprefix(_WHITEOUT)))
-                elif read is not None and (match := _IN_SITE_PACKAGES.search(path)):
-                    info = path[: match.end("info")]
-                    text = read().decode("utf-8", "surrogateescape")
-                    added[info] = _parsed(text, f"{info} in layer {layer.diff_id}")
-        except (BuildError, *_unreadable()) as exc:
-            while stream.read(_CHUNK):  # a damaged blob: the store's check says so first
-                pass
-            if isinstance(exc, BuildError):
-                raise
-            raise BuildError(
-                f"The layer `{layer.diff_id}` is not a readable tar ({exc})",
-                hint="remove it with `cais cache prune` and build again",
-            ) from exc
-        while stream.read(_CHUNK):  # to its end, where the store checks its digest
-            pass
-    record = {"added": {i: dataclasses.asdict(p) for i, p in added.items()}, "deleted": deleted}
-    layer.store.set_link(_SCANS, layer.diff_id, layer.store.put(canonical_json(record)))
-    return added, deleted
-
-
-def _members(stream: BinaryIO) -> Iterator[tuple[str, Callable[[], bytes] | None]]:
-    """The names of a tar's members, in order, each with a reader of its content when it is a
-    regular file: read by libarchive where the system has it (a base image's 8,000 members in
-    a tenth of tarfile's time, see docs/design.md), else by tarfile."""
-    libarchive = _libarchive()
-    if libarchive is None:
-        with tarfile.open(fileobj=stream, mode="r|") as tar:
-            for member in tar:
-                read = functools.partial(_read_member, tar, member) if member.isfile() else None
-                yield member.name, read
-        return
-    with libarchive.stream_reader(
-        stream, format_name="tar", filter_name="none", block_size=_CHUNK
-    ) as archive:
-        for entry in archive:
-            regular = entry.isfile and not entry.islnk  # a hard link has no content of its own
-            yield entry.pathname, (lambda e=entry: b"".join(e.get_blocks())) if regular else None
-
-
-def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
-    handle = tar.extractfile(member)
-    return handle.read() if handle else b""
-
-
-@functools.cache
-def _libarchive():
-    """libarchive-c, or None when the system has no libarchive for it to load."""
-    try:
-        import libarchive
-    except (ImportError, OSError, AttributeError):  # AttributeError: no library was found
-        return None
-    return libarchive
-
-
-def _unreadable() -> tuple[type[Exception], ...]:
-    """The errors of a tar that cannot be read, by whichever reader `_members` uses."""
-    libarchive = _libarchive()
-    return (tarfile.TarError, *((libarchive.ArchiveError,) if libarchive else ()))
 
 
 def document(
@@ -414,17 +238,7 @@ def _package(info: Path) -> Package:
         with contextlib.suppress(FileNotFoundError, IsADirectoryError):
             text = path.read_text(encoding="utf-8", errors="surrogateescape")
             break
-    return _parsed(text, str(info))
-
-
-def _parsed(text: str, where: str) -> Package:
-    metadata = HeaderParser().parsestr(text)
-    if not metadata.get("Name") or not metadata.get("Version"):
-        raise BuildError(
-            f"The installed distribution `{where}` has no name or version in its metadata",
-            hint="install its package again, or remove the folder",
-        )
-    return Package.from_metadata(metadata)
+    return Package.parse(text, str(info))
 
 
 def _component(package: Package) -> Component:
