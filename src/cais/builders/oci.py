@@ -20,10 +20,13 @@ import os
 import posixpath
 import tarfile
 import tempfile
+import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
 from cais import __version__
 from cais.builders.base import BuildProgress
@@ -70,6 +73,7 @@ IMAGE_ENV = {
 # A model file at least this large gets a layer of its own: registries and engines handle
 # layers of a few hundred MB best, and a retried upload then re-sends one file, not the model.
 MODEL_SPLIT = 512 << 20
+_T = TypeVar("_T")
 # The layer cache: the blob store's index from a layer's input key to its diff id.
 LAYER_INDEX = "layer"
 # Every entry's mtime when SOURCE_DATE_EPOCH is not set: fixed (jib's choice), so a layer
@@ -212,6 +216,11 @@ class OCIBuilder:
     ) -> Image:
         """The base image as an OCI image to build on, handed to `on_base` once it is read."""
         progress.step(f"[base] {plan.base_image} for {platform}")
+        return self._base_image(plan, platform, on_base)
+
+    def _base_image(
+        self, plan: ImagePlan, platform: Platform, on_base: Callable[[Image], object] | None
+    ) -> Image:
         base = self._base(plan.base_image, platform)
         base = Image(base.config_json, base.layers, MediaType.OCI_MANIFEST)
         if on_base is not None:
@@ -237,14 +246,25 @@ class OCIBuilder:
         install_target(plan.python, platform)
         created = _source_date(int(max(b.metadata.created for b in models.values()).timestamp()))
         when = layer_time()
+
+        def base_and_user() -> tuple[Image, _Made, float, float]:
+            started = time.monotonic()
+            base = self._base_image(plan, platform, on_base)
+            read = time.monotonic()
+            user = self._user_layer(base, plan.user, when)
+            return base, user, read - started, time.monotonic() - read
+
+        # The base and the user layer need nothing of the packages: they are made beside them
+        # (its own clients to the engine and the registry, the store's writes atomic). The
+        # packages' failures come first (`auto` hands a package with no wheel to the Docker
+        # builder); the base's, once they are installed.
+        beside = _started(base_and_user)
         python = find_python(plan.python)
         if python is None:
             progress.log(
                 f"no Python {plan.python} on this machine: the image's modules are not "
                 "byte-compiled (they compile as they are imported)"
             )
-        # The packages first: one with no wheel for the target then fails before the base is
-        # read (`auto` hands such a model to the Docker builder).
         progress.step(f"[packages] for Python {plan.python} on {platform}, with uv")
         (self.store.root / "tmp").mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self.store.root / "tmp", prefix="serving-") as tmp:
@@ -253,9 +273,13 @@ class OCIBuilder:
             made = self._packages_layers(folder, plan, platform, pip, when, python)
             progress.step(f"[runtime] cais {__version__} in {RUNTIME_DIR}/cais")
             made.append(self._runtime_layer(folder / "cais", plan, when, python))
-        base = self._read_base(plan, platform, progress, on_base)
+        # Reported once done, each with its own time (the step's own shows any wait for it).
+        progress.step(f"[base] {plan.base_image} for {platform}")
+        base, user, read, written = beside.result()
+        progress.log(f"read in {read:.1f}s, beside the packages")
         progress.step(f"[user] {plan.user.name} ({plan.user.spec})")
-        made.insert(0, self._user_layer(base, plan.user, when))
+        progress.log(f"made in {written:.1f}s, beside the packages")
+        made.insert(0, user)
         for folder, bundle in models.items():
             progress.step(f"[model] {bundle.reference} in {folder}")
             made += self._model_layers(bundle, when, folder)
@@ -581,6 +605,22 @@ def _config_blob(name: str, digest: str) -> bytes | None:
             return client.read_blob(reference.repository, digest)
     except CaisError:
         return None
+
+
+def _started(work: Callable[[], _T]) -> Future[_T]:
+    """`work` started in a thread of its own, its result or error in the future returned. A
+    daemon thread: a build that fails first does not wait for it to end."""
+    future: Future[_T] = Future()
+
+    def run() -> None:
+        future.set_running_or_notify_cancel()
+        try:
+            future.set_result(work())
+        except BaseException as exc:  # raised where the result is asked for
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="cais-beside", daemon=True).start()
+    return future
 
 
 def _source_date(fallback: int) -> int:
