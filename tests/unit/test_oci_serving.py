@@ -55,6 +55,15 @@ def test_the_model_layer_is_cached_by_the_files_and_changes_with_them(builder, t
     assert "model scaled:1 in /model" in built[0].about
 
 
+def test_the_layers_written_are_listed_for_the_sbom_without_reading_them(builder, tmp_path):
+    from cais.image import sbom
+
+    [made] = builder._model_layers(_bundle(tmp_path / "home", 1.0), 1)
+    for blob in (made.layer.diff_id, made.layer.digest):
+        builder.store.path(blob).unlink()  # listed when written: nothing reads the layer
+    assert sbom.packages_in_layers([made.layer]) == []
+
+
 def test_a_model_of_several_is_layered_at_its_own_folder_under_its_own_key(builder, tmp_path):
     import tarfile
 

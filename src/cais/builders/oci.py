@@ -385,8 +385,16 @@ class OCIBuilder:
         return Layer.from_store(self.store, diff_id)
 
     def _write(self, key: str, entries: dict[str, Entry], when: int) -> Layer:
-        layer = write_layer(entries, store=self.store, created=when, compression=self._compression)
+        layer = self._written(entries, when)
         self.store.set_link(LAYER_INDEX, key, layer.diff_id)
+        return layer
+
+    def _written(self, entries: dict[str, Entry], when: int) -> Layer:
+        """A layer of `entries`, with the distributions it holds noted for the SBOM."""
+        from cais.image.sbom import note_layer
+
+        layer = write_layer(entries, store=self.store, created=when, compression=self._compression)
+        note_layer(layer, entries)
         return layer
 
     def _user_layer(self, base: Image, user: User, when: int) -> _Made:
@@ -490,12 +498,7 @@ class OCIBuilder:
     ) -> list[_Made]:
         """Write each named group of entries as a layer, and cache them together under `key`."""
         made = [
-            _Made(
-                write_layer(group, store=self.store, created=when, compression=self._compression),
-                about(name),
-                cached=False,
-            )
-            for name, group in groups
+            _Made(self._written(group, when), about(name), cached=False) for name, group in groups
         ]
         named = [[name, item.layer.diff_id] for (name, _), item in zip(groups, made, strict=True)]
         self.store.set_link(LAYER_INDEX, key, self.store.put(canonical_json(named)))

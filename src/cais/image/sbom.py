@@ -1,7 +1,8 @@
 """A CycloneDX SBOM of the Python packages in an image: made, stored in it, attached to it.
 
 `document` reads the installed distributions (`*.dist-info`, `*.egg-info`) of the folders a
-build installs into layers, and of the base image's layers (`packages_in_layers`), and writes
+build installs into layers, and of the base image's layers (`packages_in_layers`; a layer cais
+writes is listed from its entries as it is written, `note_layer`), and writes
 a CycloneDX 1.6 JSON document with cyclonedx-python-lib: one library component per
 distribution (name, version, `pkg:pypi` purl, declared licences, summary), the image as the
 described component. Nothing in it comes from the clock or chance: the timestamp is the
@@ -25,7 +26,7 @@ import re
 import tarfile
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from datetime import datetime, timezone
 from email.message import Message
@@ -37,7 +38,7 @@ from packaging.utils import canonicalize_name
 
 from cais import __version__
 from cais.errors import BlobError, BuildError
-from cais.image.archive import File, write_layer
+from cais.image.archive import Entry, File, write_layer
 from cais.image.blobs import BlobStore
 from cais.image.image import Image, append_layers, canonical_json
 from cais.image.layer import Layer
@@ -53,6 +54,7 @@ __all__ = [
     "SPEC_VERSION",
     "Package",
     "document",
+    "note_layer",
     "packages",
     "packages_in_layers",
     "read",
@@ -209,21 +211,9 @@ def _scan(layer: Layer) -> tuple[dict[str, Package], list[str]]:
                 for info, fields in data["added"].items()
             }
             return added, data["deleted"]
-    added: dict[str, Package] = {}
-    deleted: list[str] = []
     with layer.uncompressed() as stream:
         try:
-            for name, read in _members(stream):
-                path = posixpath.normpath(name.lstrip("/")).removeprefix("./")
-                folder, base = posixpath.split(path)
-                if base == _OPAQUE:
-                    deleted.append(folder + "/")
-                elif base.startswith(_WHITEOUT):
-                    deleted.append(posixpath.join(folder, base.removeprefix(_WHITEOUT)))
-                elif read is not None and (match := _IN_SITE_PACKAGES.search(path)):
-                    info = path[: match.end("info")]
-                    text = read().decode("utf-8", "surrogateescape")
-                    added[info] = _parsed(text, f"{info} in layer {layer.diff_id}")
+            added, deleted = _listed(_members(stream), layer.diff_id)
         except (BuildError, *_unreadable()) as exc:
             while stream.read(_CHUNK):  # a damaged blob: the store's check says so first
                 pass
@@ -235,9 +225,49 @@ def _scan(layer: Layer) -> tuple[dict[str, Package], list[str]]:
             ) from exc
         while stream.read(_CHUNK):  # to its end, where the store checks its digest
             pass
+    _remember(layer, added, deleted)
+    return added, deleted
+
+
+def note_layer(layer: Layer, entries: Mapping[str, Entry]) -> None:
+    """Keep what `layer`, just written from `entries`, adds and deletes, as reading it would
+    find: its distributions are listed from the folder it was made of, and the SBOM does not
+    read the layer back."""
+
+    def reader(entry: Entry) -> Callable[[], bytes] | None:
+        if not isinstance(entry, File):
+            return None
+        source = entry.source
+        return (lambda: source) if isinstance(source, bytes) else source.read_bytes
+
+    members = ((name, reader(entry)) for name, entry in sorted(entries.items()))
+    _remember(layer, *_listed(members, layer.diff_id))
+
+
+def _listed(
+    members: Iterable[tuple[str, Callable[[], bytes] | None]], diff_id: str
+) -> tuple[dict[str, Package], list[str]]:
+    """What a layer's members (name, reader of a regular file's content) add (metadata folder
+    → package) and delete."""
+    added: dict[str, Package] = {}
+    deleted: list[str] = []
+    for name, read in members:
+        path = posixpath.normpath(name.lstrip("/")).removeprefix("./")
+        folder, base = posixpath.split(path)
+        if base == _OPAQUE:
+            deleted.append(folder + "/")
+        elif base.startswith(_WHITEOUT):
+            deleted.append(posixpath.join(folder, base.removeprefix(_WHITEOUT)))
+        elif read is not None and (match := _IN_SITE_PACKAGES.search(path)):
+            info = path[: match.end("info")]
+            text = read().decode("utf-8", "surrogateescape")
+            added[info] = _parsed(text, f"{info} in layer {diff_id}")
+    return added, deleted
+
+
+def _remember(layer: Layer, added: dict[str, Package], deleted: list[str]) -> None:
     record = {"added": {i: dataclasses.asdict(p) for i, p in added.items()}, "deleted": deleted}
     layer.store.set_link(_SCANS, layer.diff_id, layer.store.put(canonical_json(record)))
-    return added, deleted
 
 
 def _members(stream: BinaryIO) -> Iterator[tuple[str, Callable[[], bytes] | None]]:
