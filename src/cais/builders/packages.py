@@ -167,9 +167,13 @@ def install(
     rewrite_scripts(site, scripts)
     prune(site)
     if deps.slim:
-        strip_debug(site, target.machine)
-        if compile_with:
-            precompile(site, deps.precompile, compile_with, target)
+        # strip rewrites shared objects while the modules are imported (a loader maps the
+        # old file or the new one, never half of one): the imports keep one core busy.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            stripped = pool.submit(strip_debug, site, target.machine)
+            if compile_with:
+                precompile(site, deps.precompile, compile_with, target)
+            stripped.result()
     entries = entries_from_folder(site, site_packages(target.python))
     if scripts.is_dir():
         entries.update(entries_from_folder(scripts, SCRIPTS))
