@@ -73,12 +73,12 @@ IMAGE_ENV = {
 # A model file at least this large gets a layer of its own: registries and engines handle
 # layers of a few hundred MB best, and a retried upload then re-sends one file, not the model.
 MODEL_SPLIT = 512 << 20
-_T = TypeVar("_T")
 # The layer cache: the blob store's index from a layer's input key to its diff id.
 LAYER_INDEX = "layer"
 # Every entry's mtime when SOURCE_DATE_EPOCH is not set: fixed (jib's choice), so a layer
 # depends only on its content, and a code edit changes the code layer alone.
 _FIXED_TIME = 1
+_T = TypeVar("_T")
 
 
 def layer_time() -> int:

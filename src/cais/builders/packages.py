@@ -486,9 +486,9 @@ for line in sys.stdin:
     print(int(bool(done)), flush=True)
 """
 # Imports the modules from site-packages (argv: the folder, its path in the image,
-# `_COMPILER`, the modules). Each module of the folder is compiled once, as it loads, by `_COMPILER`, and its
-# .pyc then loaded: compiled here, its code would depend on this process's interned strings.
-# Prints the files compiled.
+# `_COMPILER`, the modules). Each module of the folder is compiled once, as it loads, by
+# `_COMPILER`, and its .pyc then loaded: compiled here, its code would depend on this
+# process's interned strings. Prints the files compiled.
 _COMPILE_IMPORTS = """\
 import importlib, importlib.machinery as machinery, os, subprocess, sys
 site, in_image, source, modules = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
