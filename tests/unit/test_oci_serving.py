@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -381,3 +382,88 @@ def test_a_host_python_of_the_image_s_version_is_found_or_none():
     found = find_python(running)
     assert found is not None and Path(found).is_file()
     assert find_python("3.2") is None
+
+
+class _Steps:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def step(self, name: str) -> None:
+        self.lines.append(name)
+
+    def log(self, line: str) -> None:
+        self.lines.append(f"  {line}")
+
+
+def _beside(builder, monkeypatch, tmp_path, *, packages, base):
+    """`build_bundle` with its packages and its base each made by the function given."""
+    from cais.builders.oci import _Made
+    from cais.builders.pip_settings import PipSettings
+    from cais.image.archive import write_layer
+
+    bundle = _bundle(tmp_path / "home", 1.0)
+    plan = plan_bundle(bundle.metadata, name="scaled", tag="1")
+    runtime = write_layer({"opt/cais/cais/x.py": File(b"")}, store=builder.store, created=1)
+    monkeypatch.setattr(builder, "_packages_layers", lambda *a, **k: packages())
+    monkeypatch.setattr(builder, "_runtime_layer", lambda *a, **k: _Made(runtime, "rt", False))
+    monkeypatch.setattr(builder, "_base_image", lambda *a, **k: base())
+    steps = _Steps()
+    image = builder.build_bundle({"/model": bundle}, plan, "", PipSettings(), steps)
+    return image, steps.lines
+
+
+def _no_wheel():
+    from cais.errors import BuildError
+
+    raise BuildError("`docopt` has no wheel for Python 3.11", packages=["docopt"])
+
+
+def _unreadable_base():
+    from cais.errors import BuildError
+
+    raise BuildError("The base image `python:3.11-slim` could not be read")
+
+
+@pytest.mark.parametrize("base", [_unreadable_base, lambda: None])
+def test_a_package_s_failure_comes_first_whatever_the_base_does_beside_it(
+    builder, monkeypatch, tmp_path, base
+):
+    from cais.errors import BuildError
+
+    with pytest.raises(BuildError, match="`docopt` has no wheel") as raised:
+        _beside(builder, monkeypatch, tmp_path, packages=_no_wheel, base=base)
+    assert raised.value.packages == ["docopt"]  # what `auto` hands to the Docker builder
+
+
+def test_the_base_s_failure_is_raised_once_the_packages_are_in(builder, monkeypatch, tmp_path):
+    from cais.errors import BuildError
+
+    installed = []
+    with pytest.raises(BuildError, match="could not be read"):
+        _beside(
+            builder,
+            monkeypatch,
+            tmp_path,
+            packages=lambda: installed.append(True) or [],
+            base=_unreadable_base,
+        )
+    assert installed == [True]
+
+
+def test_the_base_and_user_made_beside_the_packages_are_reported_with_their_times(
+    builder, monkeypatch, tmp_path
+):
+    from cais.image.image import empty
+    from cais.image.platform import Platform
+
+    image, lines = _beside(
+        builder, monkeypatch, tmp_path, packages=list, base=lambda: empty(Platform.host())
+    )
+    steps = [line.split("]")[0] + "]" for line in lines if line.startswith("[")]
+    assert steps == ["[packages]", "[runtime]", "[base]", "[user]", "[model]"]
+    base = lines.index(next(s for s in lines if s.startswith("[base]")))
+    user = lines.index(next(s for s in lines if s.startswith("[user]")))
+    assert re.fullmatch(r"  read in \d+\.\d+s, beside the packages", lines[base + 1])
+    assert re.fullmatch(r"  made in \d+\.\d+s, beside the packages", lines[user + 1])
+    history = [entry["created_by"] for entry in image.config["history"]]
+    assert history[:2] == ["cais: user app (1000:1000) and its home", "cais: rt"]
