@@ -4,6 +4,8 @@ the large-file rule, and the slimming on the host (strip, byte-compiling)."""
 from __future__ import annotations
 
 import importlib.util
+import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -15,11 +17,13 @@ from cais.builders.oci import OCIBuilder, split_model
 from cais.builders.packages import (
     _loadable,
     byte_compile,
+    compile_imports,
     find_python,
-    imported_files,
     module_files,
+    precompile,
     strip_debug,
 )
+from cais.bundle.pins import Target
 from cais.image.archive import Directory, File
 from cais.image.blobs import BlobStore
 from cais.plan.serving import plan_bundle
@@ -50,6 +54,15 @@ def test_the_model_layer_is_cached_by_the_files_and_changes_with_them(builder, t
     other = builder._model_layers(second, 1)
     assert not other[0].cached and other[0].layer.diff_id != built[0].layer.diff_id
     assert "model scaled:1 in /model" in built[0].about
+
+
+def test_the_layers_written_are_listed_for_the_sbom_without_reading_them(builder, tmp_path):
+    from cais.image import sbom
+
+    [made] = builder._model_layers(_bundle(tmp_path / "home", 1.0), 1)
+    for blob in (made.layer.diff_id, made.layer.digest):
+        builder.store.path(blob).unlink()  # listed when written: nothing reads the layer
+    assert sbom.packages_in_layers([made.layer]) == []
 
 
 def test_a_model_of_several_is_layered_at_its_own_folder_under_its_own_key(builder, tmp_path):
@@ -240,11 +253,111 @@ def test_module_names_map_to_their_files_and_their_packages(site, modules, files
     assert module_files(site, modules) == [site / name for name in files]
 
 
-def test_the_modules_imported_are_found_by_importing_them(site):
-    found = imported_files(site, ["pkg.sub.mod", "missing.module"], sys.executable)
+_IN_IMAGE = "/usr/local/lib/site"
+
+
+def _pycs(site: Path) -> dict[str, bytes]:
+    return {p.relative_to(site).as_posix(): p.read_bytes() for p in sorted(site.rglob("*.pyc"))}
+
+
+def test_the_modules_imported_are_compiled_as_they_load(site):
+    found = compile_imports(site, ["pkg.sub.mod", "missing.module"], sys.executable, _IN_IMAGE)
     names = {path.relative_to(site).as_posix() for path in found}
     assert names == {"pkg/__init__.py", "pkg/sub/__init__.py", "pkg/sub/mod.py", "pkg/helper.py"}
-    assert not list(site.rglob("__pycache__"))  # importing wrote nothing
+    import marshal
+
+    compiled = _pycs(site)
+    assert {name.split(".")[0] for name in compiled} == {
+        "pkg/__pycache__/__init__",
+        "pkg/__pycache__/helper",
+        "pkg/sub/__pycache__/__init__",
+        "pkg/sub/__pycache__/mod",
+    }
+    for name, data in compiled.items():
+        assert int.from_bytes(data[4:8], "little") == 0b01  # unchecked hash: no mtime inside
+        source = name.replace("__pycache__/", "").split(".")[0] + ".py"
+        assert marshal.loads(data[16:]).co_filename == f"{_IN_IMAGE}/{source}"
+
+
+def _copy_packages(names: list[str], into: Path) -> None:
+    for name in names:
+        spec = importlib.util.find_spec(name)
+        assert spec is not None and spec.submodule_search_locations
+        shutil.copytree(
+            spec.submodule_search_locations[0],
+            into / name,
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
+
+
+def test_modules_compiled_as_they_load_are_those_compileall_writes(tmp_path):
+    """On real packages (rich, and Pygments and markdown-it, which it imports): marshal marks
+    a string as shared when it is interned, so code compiled in a process that has loaded
+    other modules could differ from compileall's by those marks."""
+    packages = ["rich", "pygments", "markdown_it", "mdurl"]
+    ours, theirs = tmp_path / "ours", tmp_path / "theirs"
+    _copy_packages(packages, ours)
+    _copy_packages(packages, theirs)
+    modules = ["rich.console", "rich.syntax", "rich.markdown", "rich.traceback"]
+    found = compile_imports(ours, modules, sys.executable, _IN_IMAGE)
+    assert len(found) > 50 and any(p.is_relative_to(ours / "pygments") for p in found)
+    byte_compile(
+        theirs, _IN_IMAGE, sys.executable, files=[theirs / p.relative_to(ours) for p in found]
+    )
+    assert len(_pycs(ours)) == len(found)
+    assert _pycs(ours) == _pycs(theirs)
+
+
+@pytest.mark.parametrize(
+    ("source", "compiled"),
+    [
+        ("import pkg.helper\nraise RuntimeError('needs the image')\n", True),
+        ("import pkg.helper\nimport sys\nsys.exit(3)\n", True),
+        ("import pkg.helper\nraise KeyboardInterrupt\n", True),
+        ("import pkg.helper\ndef (:\n", False),  # for another Python: compiles at run time
+    ],
+)
+def test_a_module_that_fails_to_import_leaves_what_loaded_compiled(site, source, compiled):
+    (site / "pkg" / "bad.py").write_text(source)
+    found = compile_imports(site, ["pkg.bad", "single"], sys.executable, _IN_IMAGE)
+    names = {path.relative_to(site).as_posix() for path in found}
+    assert {"pkg/__init__.py", "single.py"} <= names
+    assert ("pkg/bad.py" in names) is compiled
+    assert ("pkg/helper.py" in names) is compiled  # a syntax error runs nothing
+    assert bool(list((site / "pkg" / "__pycache__").glob("bad.*.pyc"))) is compiled
+    assert not list(site.rglob("*.pyc")) or all(
+        int.from_bytes(data[4:8], "little") == 0b01 for data in _pycs(site).values()
+    )
+
+
+def test_the_modules_named_are_compiled_when_they_fail_to_import(site):
+    (site / "pkg" / "sub" / "mod.py").write_text("raise ImportError('not here')\n")
+    precompile(site, ("pkg.sub.mod",), sys.executable, Target("3.11", platform.machine()))
+    assert {name.split(".")[0] for name in _pycs(site)} == {
+        "pkg/__pycache__/__init__",
+        "pkg/sub/__pycache__/__init__",
+        "pkg/sub/__pycache__/mod",
+    }
+
+
+def test_another_machine_s_modules_are_compiled_without_being_imported(site):
+    """An image for another machine: its packages cannot load here, so only the files of the
+    modules named are compiled, and nothing of them runs."""
+    ran = site.parent / "ran"
+    (site / "pkg" / "sub" / "mod.py").write_text(f"open({str(ran)!r}, 'w').close()\n")
+    other = "aarch64" if platform.machine() != "aarch64" else "x86_64"
+    precompile(site, ("pkg.sub.mod",), sys.executable, Target("3.11", other))
+    assert not ran.exists()
+    assert {name.split(".")[0] for name in _pycs(site)} == {
+        "pkg/__pycache__/__init__",
+        "pkg/sub/__pycache__/__init__",
+        "pkg/sub/__pycache__/mod",
+    }
+
+
+def test_every_module_is_compiled_when_none_is_named(site):
+    precompile(site, (), sys.executable, Target("3.11", platform.machine()))
+    assert len(_pycs(site)) == 8  # every .py file (the .so has nothing to compile)
 
 
 def test_only_the_files_named_are_byte_compiled_for_their_image_path(site):
@@ -269,3 +382,88 @@ def test_a_host_python_of_the_image_s_version_is_found_or_none():
     found = find_python(running)
     assert found is not None and Path(found).is_file()
     assert find_python("3.2") is None
+
+
+class _Steps:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def step(self, name: str) -> None:
+        self.lines.append(name)
+
+    def log(self, line: str) -> None:
+        self.lines.append(f"  {line}")
+
+
+def _beside(builder, monkeypatch, tmp_path, *, packages, base):
+    """`build_bundle` with its packages and its base each made by the function given."""
+    from cais.builders.oci import _Made
+    from cais.builders.pip_settings import PipSettings
+    from cais.image.archive import write_layer
+
+    bundle = _bundle(tmp_path / "home", 1.0)
+    plan = plan_bundle(bundle.metadata, name="scaled", tag="1")
+    runtime = write_layer({"opt/cais/cais/x.py": File(b"")}, store=builder.store, created=1)
+    monkeypatch.setattr(builder, "_packages_layers", lambda *a, **k: packages())
+    monkeypatch.setattr(builder, "_runtime_layer", lambda *a, **k: _Made(runtime, "rt", False))
+    monkeypatch.setattr(builder, "_base_image", lambda *a, **k: base())
+    steps = _Steps()
+    image = builder.build_bundle({"/model": bundle}, plan, "", PipSettings(), steps)
+    return image, steps.lines
+
+
+def _no_wheel():
+    from cais.errors import BuildError
+
+    raise BuildError("`docopt` has no wheel for Python 3.11", packages=["docopt"])
+
+
+def _unreadable_base():
+    from cais.errors import BuildError
+
+    raise BuildError("The base image `python:3.11-slim` could not be read")
+
+
+@pytest.mark.parametrize("base", [_unreadable_base, lambda: None])
+def test_a_package_s_failure_comes_first_whatever_the_base_does_beside_it(
+    builder, monkeypatch, tmp_path, base
+):
+    from cais.errors import BuildError
+
+    with pytest.raises(BuildError, match="`docopt` has no wheel") as raised:
+        _beside(builder, monkeypatch, tmp_path, packages=_no_wheel, base=base)
+    assert raised.value.packages == ["docopt"]  # what `auto` hands to the Docker builder
+
+
+def test_the_base_s_failure_is_raised_once_the_packages_are_in(builder, monkeypatch, tmp_path):
+    from cais.errors import BuildError
+
+    installed = []
+    with pytest.raises(BuildError, match="could not be read"):
+        _beside(
+            builder,
+            monkeypatch,
+            tmp_path,
+            packages=lambda: installed.append(True) or [],
+            base=_unreadable_base,
+        )
+    assert installed == [True]
+
+
+def test_the_base_and_user_made_beside_the_packages_are_reported_with_their_times(
+    builder, monkeypatch, tmp_path
+):
+    from cais.image.image import empty
+    from cais.image.platform import Platform
+
+    image, lines = _beside(
+        builder, monkeypatch, tmp_path, packages=list, base=lambda: empty(Platform.host())
+    )
+    steps = [line.split("]")[0] + "]" for line in lines if line.startswith("[")]
+    assert steps == ["[packages]", "[runtime]", "[base]", "[user]", "[model]"]
+    base = lines.index(next(s for s in lines if s.startswith("[base]")))
+    user = lines.index(next(s for s in lines if s.startswith("[user]")))
+    assert re.fullmatch(r"  read in \d+\.\d+s, beside the packages", lines[base + 1])
+    assert re.fullmatch(r"  made in \d+\.\d+s, beside the packages", lines[user + 1])
+    history = [entry["created_by"] for entry in image.config["history"]]
+    assert history[:2] == ["cais: user app (1000:1000) and its home", "cais: rt"]

@@ -17,7 +17,7 @@ from cyclonedx.validation.json import JsonStrictValidator
 
 from cais.errors import BlobError, BuildError
 from cais.image import listing, sbom
-from cais.image.archive import File, write_layer
+from cais.image.archive import Directory, File, Symlink, write_layer
 from cais.image.blobs import BlobStore, sha256_digest
 from cais.image.image import append_layers, empty, timestamp, with_created
 from cais.image.layer import Layer
@@ -392,6 +392,66 @@ def test_a_layer_is_read_once_and_a_damaged_answer_is_read_again(tmp_path):
     )  # not what its digest says
     assert sbom.packages_in_layers([layer]) == first
     assert store.verify(recorded.read_text())
+
+
+_LAYERS = {
+    "installed": {
+        f"{SITE}/pip-24.0.dist-info/METADATA": metadata("pip", "24.0"),
+        f"{SITE}/pip-24.0.dist-info/RECORD": File(b""),
+        f"{DEBIAN}/old-1.0.egg-info": metadata("old", "1.0"),
+        "opt/app/not-installed-1.0.dist-info/METADATA": metadata("not-installed", "1.0"),
+    },
+    "deleting": {
+        f"{SITE}/.wh.setuptools-65.5.0.dist-info": File(b""),
+        f"{SITE}/pip-24.2.dist-info/METADATA": metadata("pip", "24.2"),
+        f"{DEBIAN}/.wh..wh..opq": File(b""),
+    },
+    "links and folders": {
+        f"{SITE}/a-1.0.dist-info": Directory(),
+        f"{SITE}/a-1.0.dist-info/METADATA": Symlink("../b-1.0.dist-info/METADATA"),
+        f"{SITE}/b-1.0.dist-info/METADATA": metadata("b", "1.0"),
+    },
+    "none": {"model/weights.bin": File(b"x" * 10)},
+    "accounts": {
+        "etc/passwd": File(b"root:x:0:0:root:/root:/bin/sh\n"),
+        "etc/group": File(b"root:x:0:\n"),
+        "etc/.wh.shadow": File(b""),
+    },
+}
+
+
+@pytest.mark.parametrize("name", sorted(_LAYERS))
+def test_a_layer_noted_as_written_is_listed_as_reading_it_lists_it(tmp_path, name, reader):
+    noted, read = BlobStore(tmp_path / "noted"), BlobStore(tmp_path / "read")
+    written = write_layer(_LAYERS[name], store=noted, created=CREATED)
+    listing.note_layer(written, _LAYERS[name])
+    again = write_layer(_LAYERS[name], store=read, created=CREATED)
+    assert sbom.packages_in_layers([again]) == sbom.packages_in_layers([written])
+    records = [
+        store.get(store.link(listing._LISTINGS, written.diff_id)) for store in (noted, read)
+    ]
+    assert records[0] == records[1]
+
+
+def test_a_noted_layer_is_not_read_back_and_its_files_may_come_from_a_folder(tmp_path):
+    store = BlobStore(tmp_path / "store")
+    info = tmp_path / "site" / "pip-24.2.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_bytes(metadata("pip", "24.2").source)
+    entries = {f"{SITE}/pip-24.2.dist-info/METADATA": File(info / "METADATA")}
+    layer = write_layer(entries, store=store, created=CREATED)
+    listing.note_layer(layer, entries)
+    store.path(layer.diff_id).unlink()  # the tar and its gzip gone: only the note answers
+    store.path(layer.digest).unlink()
+    assert [p.purl for p in sbom.packages_in_layers([layer])] == ["pkg:pypi/pip@24.2"]
+
+
+def test_a_noted_distribution_without_a_version_is_refused(tmp_path):
+    store = BlobStore(tmp_path)
+    entries = {f"{SITE}/bad-1.0.dist-info/METADATA": File(b"Name: bad\n")}
+    layer = write_layer(entries, store=store, created=CREATED)
+    with pytest.raises(BuildError, match="bad-1.0.dist-info.*has no name or version"):
+        listing.note_layer(layer, entries)
 
 
 def test_the_document_lists_the_base_packages_with_the_installed_ones(site, tmp_path):

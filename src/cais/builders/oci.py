@@ -17,10 +17,13 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import threading
+import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from cais import __version__
 from cais.builders.base import BuildProgress
@@ -72,6 +75,7 @@ LAYER_INDEX = "layer"
 # Every entry's mtime when SOURCE_DATE_EPOCH is not set: fixed (jib's choice), so a layer
 # depends only on its content, and a code edit changes the code layer alone.
 _FIXED_TIME = 1
+_T = TypeVar("_T")
 
 
 def layer_time() -> int:
@@ -204,12 +208,16 @@ class OCIBuilder:
         return _configured(_appended(base, created, made), plan)
 
     def _read_base(self, plan: ImagePlan, platform: Platform, progress: BuildProgress) -> Image:
+        """The base image as an OCI image to build on, its step reported."""
+        progress.step(f"[base] {plan.base_image} for {platform}")
+        return self._base_image(plan, platform)
+
+    def _base_image(self, plan: ImagePlan, platform: Platform) -> Image:
         """The base image as an OCI image to build on. Its layers' listing (the packages the
         SBOM names, the files the user layer extends) starts in the background: one pass over
         each layer, from the registry's compressed blobs where it can (cais.image.listing)."""
         from cais.image import listing
 
-        progress.step(f"[base] {plan.base_image} for {platform}")
         base = self._base(plan.base_image, platform)
         base = Image(base.config_json, base.layers, MediaType.OCI_MANIFEST)
 
@@ -240,14 +248,25 @@ class OCIBuilder:
         install_target(plan.python, platform)
         created = _source_date(int(max(b.metadata.created for b in models.values()).timestamp()))
         when = layer_time()
+
+        def base_and_user() -> tuple[Image, _Made, float, float]:
+            started = time.monotonic()
+            base = self._base_image(plan, platform)
+            read = time.monotonic()
+            user = self._user_layer(base, plan.user, when)
+            return base, user, read - started, time.monotonic() - read
+
+        # The base and the user layer need nothing of the packages: they are made beside them
+        # (its own clients to the engine and the registry, the store's writes atomic). The
+        # packages' failures come first (`auto` hands a package with no wheel to the Docker
+        # builder); the base's, once they are installed.
+        beside = _started(base_and_user)
         python = find_python(plan.python)
         if python is None:
             progress.log(
                 f"no Python {plan.python} on this machine: the image's modules are not "
                 "byte-compiled (they compile as they are imported)"
             )
-        # The packages first: one with no wheel for the target then fails before the base is
-        # read (`auto` hands such a model to the Docker builder).
         progress.step(f"[packages] for Python {plan.python} on {platform}, with uv")
         (self.store.root / "tmp").mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=self.store.root / "tmp", prefix="serving-") as tmp:
@@ -256,9 +275,13 @@ class OCIBuilder:
             made = self._packages_layers(folder, plan, platform, pip, when, python)
             progress.step(f"[runtime] cais {__version__} in {RUNTIME_DIR}/cais")
             made.append(self._runtime_layer(folder / "cais", plan, when, python))
-        base = self._read_base(plan, platform, progress)
-        progress.step(_user_step(plan.user))
-        made.insert(0, self._user_layer(base, plan.user, when))
+        # Reported once done, each with its own time (the step's own shows any wait for it).
+        progress.step(f"[base] {plan.base_image} for {platform}")
+        base, user, read, written = beside.result()
+        progress.log(f"read in {read:.1f}s, beside the packages")
+        progress.step(f"[user] {plan.user.name} ({plan.user.spec})")
+        progress.log(f"made in {written:.1f}s, beside the packages")
+        made.insert(0, user)
         for folder, bundle in models.items():
             progress.step(f"[model] {bundle.reference} in {folder}")
             made += self._model_layers(bundle, when, folder)
@@ -380,8 +403,16 @@ class OCIBuilder:
         return Layer.from_store(self.store, diff_id)
 
     def _write(self, key: str, entries: dict[str, Entry], when: int) -> Layer:
-        layer = write_layer(entries, store=self.store, created=when, compression=self._compression)
+        layer = self._written(entries, when)
         self.store.set_link(LAYER_INDEX, key, layer.diff_id)
+        return layer
+
+    def _written(self, entries: dict[str, Entry], when: int) -> Layer:
+        """A layer of `entries`, with the distributions it holds noted for the SBOM."""
+        from cais.image.listing import note_layer
+
+        layer = write_layer(entries, store=self.store, created=when, compression=self._compression)
+        note_layer(layer, entries)
         return layer
 
     def _user_layer(self, base: Image, user: User, when: int) -> _Made:
@@ -474,12 +505,7 @@ class OCIBuilder:
     ) -> list[_Made]:
         """Write each named group of entries as a layer, and cache them together under `key`."""
         made = [
-            _Made(
-                write_layer(group, store=self.store, created=when, compression=self._compression),
-                about(name),
-                cached=False,
-            )
-            for name, group in groups
+            _Made(self._written(group, when), about(name), cached=False) for name, group in groups
         ]
         named = [[name, item.layer.diff_id] for (name, _), item in zip(groups, made, strict=True)]
         self.store.set_link(LAYER_INDEX, key, self.store.put(canonical_json(named)))
@@ -589,6 +615,22 @@ def _config_blob(name: str, digest: str) -> bytes | None:
             return client.read_blob(reference.repository, digest)
     except CaisError:
         return None
+
+
+def _started(work: Callable[[], _T]) -> Future[_T]:
+    """`work` started in a thread of its own, its result or error in the future returned. A
+    daemon thread: a build that fails first does not wait for it to end."""
+    future: Future[_T] = Future()
+
+    def run() -> None:
+        future.set_running_or_notify_cancel()
+        try:
+            future.set_result(work())
+        except BaseException as exc:  # raised where the result is asked for
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="cais-beside", daemon=True).start()
+    return future
 
 
 def _source_date(fallback: int) -> int:

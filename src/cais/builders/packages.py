@@ -2,7 +2,7 @@
 
 uv installs wheels only (`--only-binary :all:`) for the target (`--python-version`,
 `--python-platform`), so no emulation is needed (only a serving image for this machine's
-own platform has its modules imported here, to find the ones to byte-compile).
+own platform has its modules imported here, byte-compiling each as it loads).
 The proxy's CA certificates and the index settings reach uv through its environment, for the
 run only: they never reach the folder that becomes a layer. Then the folder is made fit for
 the image: console scripts start the image's interpreter (and their `RECORD` entries say so),
@@ -43,12 +43,13 @@ __all__ = [
     "SCRIPTS",
     "byte_compile",
     "check_supported",
+    "compile_imports",
     "find_python",
     "install",
-    "imported_files",
     "install_error",
     "module_files",
     "packages_key",
+    "precompile",
     "prune",
     "rewrite_scripts",
     "site_packages",
@@ -166,18 +167,32 @@ def install(
     rewrite_scripts(site, scripts)
     prune(site)
     if deps.slim:
-        strip_debug(site, target.machine)
-        if compile_with:
-            files = None
-            if deps.precompile:  # what serving imports, as the Docker builder compiles it
-                same = target.machine == platform.machine()
-                imported = imported_files(site, deps.precompile, compile_with) if same else []
-                files = sorted({*module_files(site, deps.precompile), *imported})
-            byte_compile(site, "/" + site_packages(target.python), compile_with, files=files)
+        # strip rewrites shared objects while the modules are imported (a loader maps the
+        # old file or the new one, never half of one): the imports keep one core busy.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            stripped = pool.submit(strip_debug, site, target.machine)
+            if compile_with:
+                precompile(site, deps.precompile, compile_with, target)
+            stripped.result()
     entries = entries_from_folder(site, site_packages(target.python))
     if scripts.is_dir():
         entries.update(entries_from_folder(scripts, SCRIPTS))
     return entries
+
+
+def precompile(site: Path, modules: tuple[str, ...], python: str, target: Target) -> None:
+    """Byte-compile the installed packages for the image with `python`: what serving imports
+    (`modules` and all they load, as the Docker builder compiles it), else every module."""
+    in_image = "/" + site_packages(target.python)
+    if not modules:
+        byte_compile(site, in_image, python)
+        return
+    # Another machine's modules cannot be imported here: only the files of those named.
+    same = target.machine == platform.machine()
+    compiled = set(compile_imports(site, modules, python, in_image) if same else [])
+    left = [path for path in module_files(site, modules) if path not in compiled]
+    if left:  # named, but failed to import (or hung)
+        byte_compile(site, in_image, python, files=left)
 
 
 def install_error(stderr: str, target: Target) -> BuildError:
@@ -455,29 +470,81 @@ def module_files(site: Path, modules: tuple[str, ...] | list[str]) -> list[Path]
     return sorted(found)
 
 
-# Imports the modules, then lists the source files of every module that loaded (as the
-# Docker builder compiles them: by importing them in the image).
-_IMPORTED = """\
-import importlib, sys
-sys.dont_write_bytecode = True
-for name in sys.argv[1:]:
+# Byte-compiles each file named on stdin as `python -m compileall --invalidation-mode
+# unchecked-hash -s SITE -p IN_IMAGE` does, with the same function, in a process that has
+# loaded what compileall's own has (marshal marks a string shared when it is interned, and
+# some strings are interned by the modules a process loads); says 1 (written) or 0 per file.
+_COMPILER = """\
+import argparse, compileall, sys
+from py_compile import PycInvalidationMode
+site, in_image = sys.argv[1], sys.argv[2]
+for line in sys.stdin:
+    done = compileall.compile_file(
+        line.rstrip("\\n"), quiet=2, stripdir=site, prependdir=in_image,
+        invalidation_mode=PycInvalidationMode.UNCHECKED_HASH,
+    )
+    print(int(bool(done)), flush=True)
+"""
+# Imports the modules from site-packages (argv: the folder, its path in the image,
+# `_COMPILER`, the modules). Each module of the folder is compiled once, as it loads, by
+# `_COMPILER`, and its .pyc then loaded: compiled here, its code would depend on this
+# process's interned strings. Prints the files compiled.
+_COMPILE_IMPORTS = """\
+import importlib, importlib.machinery as machinery, os, subprocess, sys
+site, in_image, source, modules = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4:]
+inside = os.path.join(site, "")
+compiler = subprocess.Popen(
+    [sys.executable, "-c", source, site, in_image],
+    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},  # as compileall's run
+)
+compiled = []
+
+class ImageLoader(machinery.SourceFileLoader):
+    def get_code(self, fullname):
+        path = self.get_filename(fullname)
+        compiler.stdin.write(path + "\\n")
+        compiler.stdin.flush()
+        if compiler.stdout.readline().strip() == "1":
+            compiled.append(path)
+        return super().get_code(fullname)  # the .pyc just written, or the source
+
+def finder(path):
+    if not os.path.join(path, "").startswith(inside):
+        raise ImportError(path)  # another hook's folder: imported as usual
+    return machinery.FileFinder(
+        path,
+        (machinery.ExtensionFileLoader, machinery.EXTENSION_SUFFIXES),
+        (ImageLoader, machinery.SOURCE_SUFFIXES),
+        (machinery.SourcelessFileLoader, machinery.BYTECODE_SUFFIXES),
+    )
+
+sys.dont_write_bytecode = True  # what does not compile there is not written here either
+sys.path_hooks.insert(0, finder)
+sys.path_importer_cache.clear()
+for name in modules:
     try:
         importlib.import_module(name)
     except BaseException:
         pass
-for module in list(sys.modules.values()):
-    print(getattr(module, "__file__", None) or "")
+compiler.stdin.close()
+compiler.wait()
+print("\\n".join(compiled))
 """
 _WAIT = 300  # seconds the imports may take
 
 
-def imported_files(site: Path, modules: tuple[str, ...] | list[str], python: str) -> list[Path]:
-    """The source files in `site` of `modules` and of all they import, found by importing them
-    with `python` (of the image's X.Y and machine) from `site` alone, in a scratch home and
-    folder; what fails to import or hangs adds nothing (`module_files` still names it)."""
+def compile_imports(
+    site: Path, modules: tuple[str, ...] | list[str], python: str, in_image: str
+) -> list[Path]:
+    """Import `modules` with `python` (of the image's X.Y and machine) from `site` alone, in a
+    scratch home and folder, and byte-compile each module of `site` as it loads, for its path
+    under `in_image`. Each is compiled once, by a compileall process beside the imports, which
+    then load its .pyc: the files are those `byte_compile` writes, byte for byte. Returns the
+    source files compiled; what fails to import or hangs adds nothing."""
     with tempfile.TemporaryDirectory(prefix="cais-imports-") as scratch:
         env = {**_clean_env(), "HOME": scratch, "PYTHONPATH": str(site), "PYTHONNOUSERSITE": "1"}
-        command = [python, "-c", _IMPORTED, *modules]
+        command = [python, "-c", _COMPILE_IMPORTS, str(site), in_image, _COMPILER, *modules]
         try:
             done = subprocess.run(command, capture_output=True, cwd=scratch, env=env, timeout=_WAIT)
         except subprocess.TimeoutExpired:

@@ -3,7 +3,8 @@
 One read of a layer (libarchive where the system has it, else tarfile) gives what it adds
 and deletes that a build asks about: the Python distributions in its `site-packages` (the
 SBOM lists them), its whiteouts, and the account files `FILES` (the user layer extends them).
-The answer is kept in the blob store under the layer's diff id, so a layer is read once.
+The answer is kept in the blob store under the layer's diff id, so a layer is read once; a
+layer cais writes is listed from the entries it is written from (`note_layer`), never read.
 
 A layer is read from its tar when the store holds it, else from its compressed blob,
 decompressed on the way and checked against its diff id: no tar is written for a base image
@@ -22,7 +23,7 @@ import posixpath
 import re
 import tarfile
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from email.message import Message
 from email.parser import HeaderParser
@@ -32,10 +33,11 @@ from typing import BinaryIO
 from packaging.utils import canonicalize_name
 
 from cais.errors import BlobError, BuildError
+from cais.image.archive import Entry, File
 from cais.image.image import canonical_json
 from cais.image.layer import Layer
 
-__all__ = ["FILES", "Listing", "Package", "files", "listing", "read_ahead"]
+__all__ = ["FILES", "Listing", "Package", "files", "listing", "note_layer", "read_ahead"]
 
 # The files a layer's listing keeps the content of: what the user layer extends.
 FILES = ("etc/passwd", "etc/group")
@@ -199,38 +201,38 @@ def _read(layer: Layer) -> Listing:
                     for info, fields in data["packages"].items()
                 }
                 return Listing(packages, tuple(data["deleted"]), data["files"])
-    listed = _scan(layer)
+    return _remember(layer, _scan(layer))
+
+
+def note_layer(layer: Layer, entries: Mapping[str, Entry]) -> None:
+    """Keep the listing of `layer`, just written from `entries`, as reading it would find it:
+    a layer cais writes is listed from the folder it was made of, never read back."""
+
+    def reader(entry: Entry) -> Callable[[], bytes] | None:
+        if not isinstance(entry, File):
+            return None
+        source = entry.source
+        return (lambda: source) if isinstance(source, bytes) else source.read_bytes
+
+    members = ((name, reader(entry)) for name, entry in sorted(entries.items()))
+    _remember(layer, _listed(members, layer))
+
+
+def _remember(layer: Layer, listed: Listing) -> Listing:
     record = {
         "packages": {info: dataclasses.asdict(p) for info, p in listed.packages.items()},
         "deleted": list(listed.deleted),
         "files": listed.files,
     }
-    store.set_link(_LISTINGS, layer.diff_id, store.put(canonical_json(record)))
+    layer.store.set_link(_LISTINGS, layer.diff_id, layer.store.put(canonical_json(record)))
     return listed
 
 
 def _scan(layer: Layer) -> Listing:
     """One read of the layer's tar, to its end (where its digest is checked)."""
-    packages: dict[str, Package] = {}
-    deleted: list[str] = []
-    found: dict[str, str] = {}
     with layer.tar() as stream:
         try:
-            for name, read in _members(stream):
-                path = posixpath.normpath(name.lstrip("/")).removeprefix("./")
-                folder, base = posixpath.split(path)
-                if base == _OPAQUE:
-                    deleted.append(folder + "/")
-                elif base.startswith(_WHITEOUT):
-                    deleted.append(posixpath.join(folder, base.removeprefix(_WHITEOUT)))
-                elif read is None:
-                    continue
-                elif path in FILES:
-                    found[path] = layer.store.put(read())
-                elif match := _IN_SITE_PACKAGES.search(path):
-                    info = path[: match.end("info")]
-                    text = read().decode("utf-8", "surrogateescape")
-                    packages[info] = Package.parse(text, f"{info} in layer {layer.diff_id}")
+            listed = _listed(_members(stream), layer)
         except (BuildError, *_unreadable()) as exc:
             while stream.read(_CHUNK):  # a damaged blob: the store's check says so first
                 pass
@@ -242,6 +244,30 @@ def _scan(layer: Layer) -> Listing:
             ) from exc
         while stream.read(_CHUNK):  # to its end, where its digest is checked
             pass
+    return listed
+
+
+def _listed(members: Iterable[tuple[str, Callable[[], bytes] | None]], layer: Layer) -> Listing:
+    """The listing of a layer's members (name, reader of a regular file's content), in order;
+    the content of `FILES` goes into the layer's store."""
+    packages: dict[str, Package] = {}
+    deleted: list[str] = []
+    found: dict[str, str] = {}
+    for name, read in members:
+        path = posixpath.normpath(name.lstrip("/")).removeprefix("./")
+        folder, base = posixpath.split(path)
+        if base == _OPAQUE:
+            deleted.append(folder + "/")
+        elif base.startswith(_WHITEOUT):
+            deleted.append(posixpath.join(folder, base.removeprefix(_WHITEOUT)))
+        elif read is None:
+            continue
+        elif path in FILES:
+            found[path] = layer.store.put(read())
+        elif match := _IN_SITE_PACKAGES.search(path):
+            info = path[: match.end("info")]
+            text = read().decode("utf-8", "surrogateescape")
+            packages[info] = Package.parse(text, f"{info} in layer {layer.diff_id}")
     return Listing(packages, tuple(deleted), found)
 
 
