@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from cais.output import err, note, out, success, warning
 
@@ -29,6 +28,8 @@ def list_models(
     name: Annotated[str | None, typer.Argument(help="Only the versions of this model.")] = None,
 ) -> None:
     """List saved models and their versions."""
+    from rich.table import Table
+
     table = Table(box=None, header_style="bold")
     for column in ("MODEL", "VERSION", "ALIASES", "CREATED", "METRICS"):
         table.add_column(column)

@@ -15,7 +15,6 @@ import typer
 
 from cais.errors import CaisError
 from cais.output import LayerDisplay, note, out, success
-from cais.registry.reference import DOCKER_HUB
 
 if TYPE_CHECKING:
     from cais.registry.reference import Reference
@@ -39,6 +38,7 @@ def login(
     from cais.registry import credentials
     from cais.registry.auth import verify_login
     from cais.registry.credentials import Credentials
+    from cais.registry.reference import DOCKER_HUB
 
     shown = registry or DOCKER_HUB
     if not username:
@@ -66,6 +66,7 @@ def logout(
 ) -> None:
     """Forget the saved credentials of a registry."""
     from cais.registry import credentials
+    from cais.registry.reference import DOCKER_HUB
 
     shown = registry or DOCKER_HUB
     if credentials.erase(registry):
