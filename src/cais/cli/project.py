@@ -429,15 +429,17 @@ class _Sinks:
 def _needs_docker(project, options) -> str | None:
     """Why the Docker builder builds this project (None: a saved model's serving image), None
     when the OCI builder does."""
-    from cais.builders.select import docker_reason
-
     if options.builder is BuilderChoice.OCI:
         return None
     if options.builder is not BuilderChoice.AUTO:
         return f"`--builder {options.builder.value}`"
     if options.build_args:
         return "`--build-arg` is for a Dockerfile"
-    return None if project is None else docker_reason(project)
+    if project is None:
+        return None
+    from cais.builders.select import docker_reason
+
+    return docker_reason(project)
 
 
 def _built_on_host(on_host, reason: str | None, options, sinks: _Sinks, platforms) -> bool:
