@@ -1,7 +1,5 @@
 """`cais models list | show | tag | untag | rm | import`: the model store."""
 
-from __future__ import annotations
-
 import json
 from pathlib import Path
 from typing import Annotated

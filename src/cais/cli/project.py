@@ -1,7 +1,5 @@
 """`cais init`, `cais dockerfile`, `cais build`: from a project folder to an image."""
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 from enum import Enum
 from importlib import resources
@@ -241,7 +239,7 @@ def _write_dockerignore(root: Path, shown: Path, output: Path) -> None:
     )
 
 
-def _kept_routes(found: Resolved) -> list[LegacyRoute]:
+def _kept_routes(found: "Resolved") -> "list[LegacyRoute]":
     """The kept API contracts (`routes:` of the project's cais.yaml) of a model named through
     its project: the image that serves it serves them too."""
     from cais.project import read_config

@@ -6,8 +6,6 @@ needed); any other image is pushed by the engine that holds it. A pull reads the
 cais's cache with the same client, then loads it into the engine.
 """
 
-from __future__ import annotations
-
 import sys
 from typing import TYPE_CHECKING, Annotated
 
@@ -103,7 +101,7 @@ def push(
     out.print(f"{ref.name}@{digest}" if digest else str(ref), markup=False)
 
 
-def _push_from_engine(ref: Reference) -> str:
+def _push_from_engine(ref: "Reference") -> str:
     from cais.engine.client import connect, engine_host, unreachable
     from cais.engine.images import push as push_image
     from cais.errors import EngineError, ImageNotFound
