@@ -49,3 +49,27 @@ def imported_by(*args: str, cwd) -> set[str]:
 def test_a_command_imports_only_what_it_uses(tmp_path, write, args, allowed):
     write(tmp_path / "app", {"script.py": "print('hi')\n", "requirements.txt": ""})
     assert imported_by(*args, cwd=tmp_path) <= allowed
+
+
+def _callbacks(app):
+    for info in app.registered_commands:
+        yield info.callback
+    for group in app.registered_groups:
+        yield from _callbacks(group.typer_instance)
+
+
+def test_commands_have_their_annotations_evaluated_once():
+    """Typer reads each command's parameters on every start, and evaluates again any
+    annotation kept as a string (postponed annotations): a command module keeps them
+    evaluated where it defines the commands."""
+    from cais.cli import app
+
+    callbacks = list(_callbacks(app))
+    assert len(callbacks) > 30
+    strings = {
+        f"{f.__module__}.{f.__name__}: {name}"
+        for f in callbacks
+        for name, annotation in f.__annotations__.items()
+        if isinstance(annotation, str)
+    }
+    assert strings == set()
