@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from cais.builders.oci import OCIBuilder
     from cais.bundle.store import Bundle
     from cais.image.image import Image
+    from cais.server.routes import LegacyRoute
 
 from cais.builders.base import BuilderChoice, BuildProgress, BuildRequest, BuildResult
 from cais.builders.dockerfile import DEFAULT_DOCKERIGNORE, SecretsMode, render_dockerfile
@@ -22,12 +23,10 @@ from cais.builders.pip_settings import (
     PipSettings,
     mounted_pip_secrets,
 )
-from cais.builders.select import secrets_mode_for, select_builder
 from cais.errors import BuildError, ProjectError
 from cais.plan import ImagePlan, plan_project
 from cais.project import Project, load_project
 from cais.registry.reference import parse_reference
-from cais.server.routes import LegacyRoute
 
 __all__ = [
     "BuildOptions",
@@ -111,6 +110,8 @@ def build_project(
 ) -> BuildResult:
     """Build a loaded project; `pip` comes from `pip_settings` (checked before the engine
     is contacted)."""
+    from cais.builders.select import secrets_mode_for, select_builder
+
     tags = options.tags or (default_tag(project),)
     tags = tuple(str(parse_reference(tag)) for tag in tags)
     builder = select_builder(connect, options.builder)
@@ -444,6 +445,7 @@ def build_bundle(
     import shutil
     import tempfile
 
+    from cais.builders.select import secrets_mode_for, select_builder
     from cais.plan.serving import requirements_for
 
     # A tampered or truncated bundle, or an imported pickle that would run code nobody

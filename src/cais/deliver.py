@@ -13,6 +13,7 @@ model's serving image) goes through `deliver` the same way.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -118,12 +119,14 @@ class Delivery:
         return all(sink.kind is SinkKind.LOAD for sink in self.sinks)
 
     def builder(self, *, no_cache: bool = False) -> OCIBuilder:
-        """The OCI builder for these sinks."""
+        """The OCI builder for these sinks. Its engine clients (it closes each) take the API
+        version of `engine` when there is one: the engine is asked once per command."""
         from cais.builders.oci import OCIBuilder
         from cais.engine.client import connect
 
+        version = self.engine.api.api_version if self.engine is not None else "auto"
         return OCIBuilder(
-            engine=lambda: connect(timeout=30),
+            engine=functools.partial(connect, timeout=30, version=version),
             prefer_engine=self.engine is not None and self.engine_only,
             compression=None if self.engine_only else Compression.GZIP,
             no_cache=no_cache,
@@ -143,8 +146,11 @@ def plan_delivery(
 
     With no sink named, the image goes to the engine when one answers; otherwise the command
     asks for `--push` or `--output`. Nothing is built or fetched before this returns.
+    `connect` gives a client only when the engine answered (`cais.engine.client.connect`
+    negotiates the API version): that request is the one this asks, and the client is the
+    delivery's `engine`.
     """
-    from cais.engine.client import engine_errors, engine_host
+    from cais.engine.client import engine_host
     from cais.sinks._tags import parse_tags
 
     tags = tuple(str(reference) for reference in parse_tags(tags))
@@ -162,8 +168,6 @@ def plan_delivery(
     if load or not sinks:
         try:
             engine = connect()
-            with engine_errors():
-                engine.ping()
         except CaisError as exc:
             if load:
                 raise
@@ -210,7 +214,8 @@ def deliver(
     """Hand `image` to each sink of `delivery` in turn, telling `progress` of each step.
 
     `layout_tag` names the image in an OCI layout (by default the first tag's tag);
-    `candidates` name the engine's images likely to share its first layers (its base).
+    `candidates` name the engine's images likely to share its first layers (its base, the
+    image its tags named before).
     """
     from cais.registry.reference import parse_reference
 
@@ -298,8 +303,9 @@ def build_and_deliver(
         images.append(built)
     assert plan is not None
     image: Image | ImageIndex = images[0] if len(images) == 1 else ImageIndex(tuple(images))
-    delivered = deliver(
-        image, delivery, progress, layout_tag=plan.tag, candidates=[plan.base_image]
-    )
+    # The images the tags name now are the likeliest to share layers beyond the base: after
+    # an edit, all but the code's, which a load into the engine then leaves out.
+    candidates = [plan.base_image, *delivery.tags]
+    delivered = deliver(image, delivery, progress, layout_tag=plan.tag, candidates=candidates)
     remember(builder.store, delivery.tags, image)  # `cais push` then sends it with no engine
     return Built(image, plan, delivered, time.monotonic() - started)

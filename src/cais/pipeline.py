@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
-import yaml
-
 from cais import __version__
 from cais.errors import CaisError, ProjectError
 
@@ -241,6 +239,8 @@ def _project_install(project, relative: str) -> tuple[str, ...]:
 
 def _s(value: str) -> str:
     """`value` as a YAML scalar that reads back as the same text."""
+    import yaml  # only writing a pipeline needs it, not every command that defines one
+
     text = yaml.safe_dump(value, default_flow_style=True, width=10_000, allow_unicode=True)
     return text.removesuffix("\n...\n").removesuffix("\n")
 

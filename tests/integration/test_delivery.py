@@ -9,6 +9,9 @@ import contextlib
 import gzip
 import io
 import json
+import os
+import subprocess
+import sys
 import tarfile
 import uuid
 from pathlib import Path
@@ -245,6 +248,100 @@ def test_auto_builds_a_plain_project_on_the_host_into_the_engine(
     ran = cais("run", "--rm", "-e", "NAME=Ana", tag)
     assert ran.returncode == 0, ran.stderr
     assert "Hello, Ana!" in ran.stdout
+
+
+# Runs `cais build` in this process, recording each request to the engine (through the Docker
+# SDK's requests session), the bytes of the image it loads, and the modules it imported.
+_RECORDED_BUILD = """\
+import json, sys
+import requests.sessions
+
+asked, loaded = [], []
+send = requests.sessions.Session.send
+
+
+def counted(chunks):
+    for chunk in chunks:
+        loaded.append(len(chunk))
+        yield chunk
+
+
+def recording(self, request, **kwargs):
+    asked.append(f"{request.method} {request.path_url}")
+    if request.path_url.endswith("/images/load"):
+        request.body = counted(request.body)
+    return send(self, request, **kwargs)
+
+
+requests.sessions.Session.send = recording
+from cais.cli import app
+
+try:
+    app(sys.argv[1:])
+except SystemExit as exc:
+    code = exc.code
+print(json.dumps({"code": code, "asked": asked, "loaded": sum(loaded), "modules": sorted(sys.modules)}))
+"""
+
+# What an edit's rebuild of a script project into the engine never needs: serving, deploying,
+# the registry client, the engine's own builders, the model libraries, Markdown help.
+_NOT_ON_THE_BUILD_PATH = (
+    "cais.server.app",
+    "cais.server.models",
+    "cais.predict",
+    "cais.deploy",
+    "cais.registry.client",
+    "httpx",
+    "cais.builders.buildkit",
+    "cais.builders.classic",
+    "cais.builders.proof",
+    "starlette",
+    "uvicorn",
+    "sklearn",
+    "numpy",
+    "rich.markdown",
+)
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize(
+    ("builder", "sink"), [(["--builder", "oci"], []), ([], ["--load"]), ([], [])]
+)
+def test_an_edit_rebuild_asks_the_engine_its_version_once_and_imports_no_more_than_it_uses(
+    tmp_path, cais, engine, registry, layer_cache, image_name, proxy, builder, sink
+):
+    project = _project(cais, tmp_path / "hello")
+    tag = f"{image_name}:1"
+    env = {"CAIS_CACHE": str(layer_cache), "CAIS_BASE_REGISTRY": registry}
+    first = cais("build", str(project), "-t", tag, *builder, *proxy, env=env)
+    assert first.returncode == 0, first.stderr
+    with (project / "script.py").open("a") as script:
+        script.write('print("edited")\n')
+    done = subprocess.run(
+        [sys.executable, "-c", _RECORDED_BUILD, "build", str(project), "-t", tag, *builder]
+        + [*sink, *proxy],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env, "NO_COLOR": "1"},
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    recorded = json.loads(done.stdout.splitlines()[-1])
+    assert recorded["code"] in (0, None), done.stderr
+    versions = [a for a in recorded["asked"] if a.split("?")[0].endswith("/version")]
+    assert versions == ["GET /version"], recorded["asked"]  # negotiated once, by plan_delivery
+    assert not any(a.endswith("/_ping") for a in recorded["asked"]), recorded["asked"]
+    assert sum("/images/load" in a for a in recorded["asked"]) == 1
+    # The image the tag named shares all but the edited layers: their files are left out.
+    packages = next(h for h in engine.api.history(tag) if "packages for Python" in h["CreatedBy"])
+    assert 0 < recorded["loaded"] < packages["Size"]
+    loaded = {m for m in recorded["modules"] if m.startswith(_NOT_ON_THE_BUILD_PATH)}
+    assert loaded == set(), loaded
+    if builder:  # `--builder oci` does not ask which builder could build it
+        assert "cais.builders.select" not in recorded["modules"]
+    ran = cais("run", "--rm", tag)
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip().endswith("edited")
 
 
 @pytest.mark.engine

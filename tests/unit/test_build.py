@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 import cais.build as build_module
+import cais.builders.buildkit as buildkit
 import cais.builders.select as builders
 from cais.build import BuildOptions, build_project, default_tag, dockerfile_for
 from cais.builders.base import BuilderChoice, BuildResult, SilentProgress
@@ -22,12 +23,12 @@ CLI = BuildKitCLI("/opt/docker", True, "28.2.2")
 
 @pytest.fixture
 def no_cli(monkeypatch):
-    monkeypatch.setattr(builders, "find_buildkit_cli", lambda: None)
+    monkeypatch.setattr(buildkit, "find_buildkit_cli", lambda: None)
 
 
 @pytest.fixture
 def with_cli(monkeypatch):
-    monkeypatch.setattr(builders, "find_buildkit_cli", lambda: CLI)
+    monkeypatch.setattr(buildkit, "find_buildkit_cli", lambda: CLI)
 
 
 def test_auto_prefers_buildkit(with_cli):
@@ -123,7 +124,7 @@ class RecordingBuilder:
 )
 def test_build_project_request(project, monkeypatch, name, mode_text):
     builder = RecordingBuilder(name)
-    monkeypatch.setattr(build_module, "select_builder", lambda client, choice: builder)
+    monkeypatch.setattr(builders, "select_builder", lambda client, choice: builder)
     pip = PipSettings(index_url="https://i.example/simple")
     options = BuildOptions(
         tags=("hello", "user/hello:2"), platform="linux/arm64", build_args={"A": "1"}, no_cache=True
@@ -146,7 +147,7 @@ def test_build_project_request(project, monkeypatch, name, mode_text):
 
 def test_build_project_default_tag_and_no_pip(project, monkeypatch):
     builder = RecordingBuilder("buildkit")
-    monkeypatch.setattr(build_module, "select_builder", lambda client, choice: builder)
+    monkeypatch.setattr(builders, "select_builder", lambda client, choice: builder)
     build_project(object(), project, BuildOptions(), SilentProgress(), PipSettings())
     (request,) = builder.requests
     assert request.tags == ("hello:2.1",)
@@ -158,7 +159,7 @@ def test_build_project_with_its_own_dockerfile(tmp_path, write, monkeypatch):
     write(tmp_path, {"Dockerfile": "FROM scratch\n"})
     own = load_project(tmp_path)
     builder = RecordingBuilder("classic")
-    monkeypatch.setattr(build_module, "select_builder", lambda client, choice: builder)
+    monkeypatch.setattr(builders, "select_builder", lambda client, choice: builder)
     build_project(object(), own, BuildOptions(tags=("own:1",)), SilentProgress(), PipSettings())
     (request,) = builder.requests
     assert request.dockerfile == tmp_path.resolve() / "Dockerfile"
@@ -191,7 +192,7 @@ def test_a_projects_own_dockerfile_that_mounts_pip_settings_gets_them(
     tmp_path, write, monkeypatch, dockerfile
 ):
     builder = RecordingBuilder("buildkit")
-    monkeypatch.setattr(build_module, "select_builder", lambda client, choice: builder)
+    monkeypatch.setattr(builders, "select_builder", lambda client, choice: builder)
     own = _own(tmp_path, write, dockerfile)
     build_project(object(), own, BuildOptions(tags=("own:1",)), SilentProgress(), PIP)
     assert builder.requests[0].pip == PIP
@@ -211,7 +212,7 @@ def test_a_projects_own_dockerfile_that_mounts_no_pip_settings_is_told_so(
     tmp_path, write, monkeypatch, dockerfile, name
 ):
     builder = RecordingBuilder(name)
-    monkeypatch.setattr(build_module, "select_builder", lambda client, choice: builder)
+    monkeypatch.setattr(builders, "select_builder", lambda client, choice: builder)
     own = _own(tmp_path, write, dockerfile)
     build_project(object(), own, BuildOptions(tags=("own:1",)), SilentProgress(), PIP)
     assert builder.requests[0].pip == PipSettings()
@@ -227,7 +228,7 @@ def test_the_classic_builder_refuses_an_own_dockerfile_that_mounts_pip_settings(
     tmp_path, write, monkeypatch
 ):
     builder = RecordingBuilder("classic")
-    monkeypatch.setattr(build_module, "select_builder", lambda client, choice: builder)
+    monkeypatch.setattr(builders, "select_builder", lambda client, choice: builder)
     own = _own(tmp_path, write, MOUNTS)
     with pytest.raises(BuildError) as caught:
         build_project(object(), own, BuildOptions(tags=("own:1",)), SilentProgress(), PIP)
@@ -244,7 +245,7 @@ def test_the_classic_builder_refuses_an_own_dockerfile_that_mounts_pip_settings(
 
 def test_build_project_bad_platform(project, monkeypatch):
     builder = RecordingBuilder("buildkit")
-    monkeypatch.setattr(build_module, "select_builder", lambda client, choice: builder)
+    monkeypatch.setattr(builders, "select_builder", lambda client, choice: builder)
     with pytest.raises(PlanError, match="is not a platform cais knows"):
         build_project(
             object(), project, BuildOptions(platform="amd64"), SilentProgress(), PipSettings()

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from typer.testing import CliRunner
@@ -21,21 +23,39 @@ runner = CliRunner()
 
 
 class FakeEngine:
-    """An engine client that answers (or not) a ping; nothing else is asked of it here."""
+    """A client of an engine that answered: `cais.engine.client.connect` negotiates the API
+    version, so it gives none of an engine that does not answer."""
 
-    def __init__(self, answers: bool = True) -> None:
-        self.answers = answers
-        self.pings = 0
+    def __init__(self, api_version: str = "1.41") -> None:
+        self.api = SimpleNamespace(api_version=api_version)
 
-    def ping(self) -> bool:
-        self.pings += 1
-        if not self.answers:
-            raise EngineError("The Docker Engine is not reachable")
-        return True
+
+def _unreachable():
+    raise EngineError("The Docker Engine is not reachable")
 
 
 def _never():
     raise AssertionError("the engine was asked")
+
+
+@pytest.fixture
+def silent_engine(tmp_path, monkeypatch):
+    """DOCKER_HOST at a socket that listens and never accepts: a request would hang."""
+    listening = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listening.bind(str(tmp_path / "docker.sock"))
+    listening.listen(1)
+    listening.setblocking(False)
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path / 'docker.sock'}")
+    yield listening
+    listening.close()
+
+
+def _asked(listening: socket.socket) -> bool:
+    try:
+        listening.accept()[0].close()
+    except BlockingIOError:
+        return False
+    return True
 
 
 # --- parsing --------------------------------------------------------------------------------
@@ -89,25 +109,42 @@ def test_outputs_are_parsed(value, sink):
 # --- the no-sink rule and the engine --------------------------------------------------------
 
 
-def test_with_no_sink_the_engine_gets_the_image_when_it_answers():
-    engine = FakeEngine()
-    delivery = plan_delivery(tags=["app:1"], connect=lambda: engine)
+@pytest.mark.parametrize("load", [False, True])
+def test_the_engine_gets_the_image_when_it_answers_and_is_asked_once(load):
+    connected: list[FakeEngine] = []
+    delivery = plan_delivery(
+        tags=["app:1"], load=load, connect=lambda: connected.append(FakeEngine()) or connected[-1]
+    )
     assert delivery.sinks == (Sink(SinkKind.LOAD),)
-    assert delivery.engine is engine and engine.pings == 1
+    assert connected == [delivery.engine]  # the one connection, which answered
     assert delivery.engine_only
     assert delivery.tags == ("app:1",)
 
 
+@pytest.mark.parametrize("version", ["1.41", "1.39"])
+def test_the_builders_engine_clients_ask_the_engine_nothing(silent_engine, version):
+    """The delivery's client negotiated the API version; the builder's clients take it."""
+    delivery = plan_delivery(tags=["app:1"], connect=lambda: FakeEngine(version))
+    builder = delivery.builder()
+    assert builder.engine is not None
+    client = builder.engine()
+    try:
+        assert client.api.api_version == version
+        assert not _asked(silent_engine)
+    finally:
+        client.close()
+
+
 def test_with_no_sink_and_no_engine_the_sinks_are_asked_for():
     with pytest.raises(SinkError) as caught:
-        plan_delivery(tags=["app:1"], connect=lambda: FakeEngine(answers=False))
+        plan_delivery(tags=["app:1"], connect=_unreachable)
     assert caught.value.message.startswith("No Docker Engine answers at ")
     assert "`--push`" in caught.value.hint and "`--output oci:DIR`" in caught.value.hint
 
 
 def test_load_with_no_engine_says_the_engine_is_unreachable():
     with pytest.raises(EngineError):
-        plan_delivery(tags=["app:1"], load=True, connect=lambda: FakeEngine(answers=False))
+        plan_delivery(tags=["app:1"], load=True, connect=_unreachable)
 
 
 @pytest.mark.parametrize(

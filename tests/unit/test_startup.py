@@ -1,6 +1,7 @@
 """The common commands start without the libraries they do not use: the Docker SDK and httpx
 only where an engine or a registry is talked to (each costs about a tenth of a second to
-import), Pydantic not for `--version`."""
+import), Pydantic not for `--version`, YAML only where a file of it is read or written.
+(An edit's rebuild into the engine is checked in tests/integration/test_delivery.py.)"""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ try:
     app(sys.argv[1:])
 except SystemExit:
     pass
-heavy = {"docker", "httpx", "pydantic", "requests"}
+heavy = {"docker", "httpx", "pydantic", "requests", "yaml"}
 print("imported:", *sorted(heavy & {name.split(".")[0] for name in sys.modules}), file=sys.stderr)
 """
 
@@ -41,9 +42,34 @@ def imported_by(*args: str, cwd) -> set[str]:
     [
         (("--version",), set()),
         (("build", "--help"), {"pydantic"}),  # Typer converts values with Pydantic
-        (("dockerfile", "app"), {"pydantic"}),  # cais.yaml is read with Pydantic
+        (("dockerfile", "app"), {"pydantic", "yaml"}),  # cais.yaml is read with Pydantic
+        (("pipeline", "github", "--help"), {"pydantic"}),  # writing one needs YAML, not this
     ],
 )
 def test_a_command_imports_only_what_it_uses(tmp_path, write, args, allowed):
     write(tmp_path / "app", {"script.py": "print('hi')\n", "requirements.txt": ""})
     assert imported_by(*args, cwd=tmp_path) <= allowed
+
+
+def _callbacks(app):
+    for info in app.registered_commands:
+        yield info.callback
+    for group in app.registered_groups:
+        yield from _callbacks(group.typer_instance)
+
+
+def test_commands_have_their_annotations_evaluated_once():
+    """Typer reads each command's parameters on every start, and evaluates again any
+    annotation kept as a string (postponed annotations): a command module keeps them
+    evaluated where it defines the commands."""
+    from cais.cli import app
+
+    callbacks = list(_callbacks(app))
+    assert len(callbacks) > 30
+    strings = {
+        f"{f.__module__}.{f.__name__}: {name}"
+        for f in callbacks
+        for name, annotation in f.__annotations__.items()
+        if isinstance(annotation, str)
+    }
+    assert strings == set()

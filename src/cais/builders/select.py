@@ -12,8 +12,6 @@ if TYPE_CHECKING:
     from cais.project import Project
 
 from cais.builders.base import Builder, BuilderChoice
-from cais.builders.buildkit import BuildKitBuilder, find_buildkit_cli
-from cais.builders.classic import ClassicBuilder
 from cais.builders.dockerfile import SecretsMode
 from cais.errors import BuildError
 
@@ -47,6 +45,11 @@ def select_builder(
     """BuildKit through a docker CLI when one can, else the engine's classic builder (only
     then is `connect` called: BuildKit builds need no Engine API client). The OCI builder
     is not one of these: it makes an Image on the host (`builders/oci.py`)."""
+    # Imported here: `docker_reason` decides every `auto` build, most of which are the OCI
+    # builder's and need neither.
+    from cais.builders.buildkit import BuildKitBuilder, find_buildkit_cli
+    from cais.builders.classic import ClassicBuilder
+
     if choice is BuilderChoice.OCI:
         raise ValueError("the OCI builder is made with OCIBuilder, not select_builder")
     if choice is BuilderChoice.CLASSIC:

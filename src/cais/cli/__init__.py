@@ -4,8 +4,6 @@ Command modules import the Docker SDK, httpx and the builders inside the command
 them, so `cais --help` and light commands start fast.
 """
 
-from __future__ import annotations
-
 import re
 import sys
 from typing import Annotated

@@ -8,9 +8,6 @@ import sys
 from collections.abc import Iterable, Sequence
 from enum import Enum
 
-from rich.table import Table
-from rich.text import Text
-
 from cais.output import out
 
 __all__ = ["Format", "print_listing"]
@@ -36,6 +33,9 @@ def print_listing(
     elif format is Format.json:
         sys.stdout.write(json.dumps(list(records), indent=2) + "\n")
     else:
+        from rich.table import Table  # for people only: scripts and other commands skip it
+        from rich.text import Text
+
         table = Table(box=None, header_style="bold")
         for header in headers:
             table.add_column(header)

@@ -1,7 +1,5 @@
 """`cais cache ls | prune`: the layer cache and the images cais holds."""
 
-from __future__ import annotations
-
 import re
 from datetime import datetime, timezone
 from typing import Annotated

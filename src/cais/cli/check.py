@@ -1,7 +1,5 @@
 """`cais check URL`: a monitoring plugin for Nagios and Icinga (exit codes 0/1/2/3, perfdata)."""
 
-from __future__ import annotations
-
 from typing import Annotated, NoReturn
 
 import typer

@@ -1,8 +1,6 @@
 """`cais run`, `cais ps`, `cais logs`, `cais stop`, `cais rm`, `cais exec`: containers, as
 with `docker run`."""
 
-from __future__ import annotations
-
 import os
 import sys
 from dataclasses import asdict
@@ -94,7 +92,7 @@ def run(
         raise
 
 
-def _run(options: RunOptions, *, interactive: bool, tty: bool) -> None:
+def _run(options: "RunOptions", *, interactive: bool, tty: bool) -> None:
     from cais.engine.client import connect
     from cais.engine.containers import (
         create_container,

@@ -1,8 +1,6 @@
 """`cais deploy compose|swarm|k8s|kserve`: the files that run a model where an engine or a
 cluster is, and their start."""
 
-from __future__ import annotations
-
 import re
 from enum import Enum
 from pathlib import Path

@@ -1,7 +1,5 @@
 """`cais doctor`: checks what the build → run → push journey needs, and says what to do."""
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated

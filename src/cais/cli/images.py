@@ -1,7 +1,5 @@
 """`cais images`, `cais rmi`, `cais tag`: images in the engine."""
 
-from __future__ import annotations
-
 from dataclasses import asdict
 from functools import partial
 from typing import Annotated

@@ -1,13 +1,10 @@
 """`cais models list | show | tag | untag | rm | import`: the model store."""
 
-from __future__ import annotations
-
 import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from cais.output import err, note, out, success, warning
 
@@ -29,6 +26,8 @@ def list_models(
     name: Annotated[str | None, typer.Argument(help="Only the versions of this model.")] = None,
 ) -> None:
     """List saved models and their versions."""
+    from rich.table import Table
+
     table = Table(box=None, header_style="bold")
     for column in ("MODEL", "VERSION", "ALIASES", "CREATED", "METRICS"):
         table.add_column(column)

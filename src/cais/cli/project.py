@@ -1,7 +1,5 @@
 """`cais init`, `cais dockerfile`, `cais build`: from a project folder to an image."""
 
-from __future__ import annotations
-
 from dataclasses import dataclass
 from enum import Enum
 from importlib import resources
@@ -240,7 +238,7 @@ def _write_dockerignore(root: Path, shown: Path, output: Path) -> None:
     )
 
 
-def _kept_routes(found: Resolved) -> list[LegacyRoute]:
+def _kept_routes(found: "Resolved") -> "list[LegacyRoute]":
     """The kept API contracts (`routes:` of the project's cais.yaml) of a model named through
     its project: the image that serves it serves them too."""
     from cais.project import read_config
@@ -427,15 +425,17 @@ class _Sinks:
 def _needs_docker(project, options) -> str | None:
     """Why the Docker builder builds this project (None: a saved model's serving image), None
     when the OCI builder does."""
-    from cais.builders.select import docker_reason
-
     if options.builder is BuilderChoice.OCI:
         return None
     if options.builder is not BuilderChoice.AUTO:
         return f"`--builder {options.builder.value}`"
     if options.build_args:
         return "`--build-arg` is for a Dockerfile"
-    return None if project is None else docker_reason(project)
+    if project is None:
+        return None
+    from cais.builders.select import docker_reason
+
+    return docker_reason(project)
 
 
 def _built_on_host(on_host, reason: str | None, options, sinks: _Sinks, platforms) -> bool:

@@ -6,8 +6,6 @@ needed); any other image is pushed by the engine that holds it. A pull reads the
 cais's cache with the same client, then loads it into the engine.
 """
 
-from __future__ import annotations
-
 import sys
 from typing import TYPE_CHECKING, Annotated
 
@@ -15,7 +13,6 @@ import typer
 
 from cais.errors import CaisError
 from cais.output import LayerDisplay, note, out, success
-from cais.registry.reference import DOCKER_HUB
 
 if TYPE_CHECKING:
     from cais.registry.reference import Reference
@@ -39,6 +36,7 @@ def login(
     from cais.registry import credentials
     from cais.registry.auth import verify_login
     from cais.registry.credentials import Credentials
+    from cais.registry.reference import DOCKER_HUB
 
     shown = registry or DOCKER_HUB
     if not username:
@@ -66,6 +64,7 @@ def logout(
 ) -> None:
     """Forget the saved credentials of a registry."""
     from cais.registry import credentials
+    from cais.registry.reference import DOCKER_HUB
 
     shown = registry or DOCKER_HUB
     if credentials.erase(registry):
@@ -102,7 +101,7 @@ def push(
     out.print(f"{ref.name}@{digest}" if digest else str(ref), markup=False)
 
 
-def push_from_engine(ref: Reference) -> str:
+def push_from_engine(ref: "Reference") -> str:
     """Push `ref` with the Docker Engine's own push (an image only the engine holds), showing
     its layers; the digest the registry gave it ("" when the engine said none)."""
     from cais.engine.client import connect, engine_host, unreachable

@@ -1,7 +1,5 @@
 """`cais serve`: serve saved models over HTTP, in this process (no engine needed)."""
 
-from __future__ import annotations
-
 import socket
 import sys
 from pathlib import Path

@@ -1,7 +1,5 @@
 """`cais status`: what cais has deployed in the engine, one row per service."""
 
-from __future__ import annotations
-
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Annotated
 
@@ -43,7 +41,7 @@ def status(
     )
 
 
-def row(deployment: Deployment, service: Service) -> tuple[str, ...]:
+def row(deployment: "Deployment", service: "Service") -> tuple[str, ...]:
     """A service as the table shows it; a Swarm update in progress or undone follows its health."""
     update = f" ({service.update.words})" if service.update else ""
     return (

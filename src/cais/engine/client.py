@@ -51,13 +51,18 @@ def check_socket() -> None:
         raise unreachable()
 
 
-def connect(timeout: int = 120) -> docker.DockerClient:
-    """A client for the engine at DOCKER_HOST or the default socket, API version negotiated."""
+def connect(timeout: int = 120, *, version: str = "auto") -> docker.DockerClient:
+    """A client for the engine at DOCKER_HOST or the default socket.
+
+    With `version="auto"` the API version is negotiated, which is a request: the client comes
+    back only from an engine that answered. A command that holds such a client already passes
+    its version (`client.api.api_version`), and the next client asks the engine nothing.
+    """
     check_socket()
     import docker  # the SDK (with requests) is imported only by commands that talk to the API
 
     with engine_errors():
-        client = docker.from_env(version="auto", timeout=timeout)
+        client = docker.from_env(version=version, timeout=timeout)
     return client
 
 
