@@ -390,6 +390,9 @@ class Bench:
                     if base.get(name) != version
                 }
 
+        # Each cold OCI build starts with the other one's image out of the engine too: the
+        # layers they share would shorten its load into the engine.
+        remove_repo("bench-oci-model-uv")
         attempt(
             result,
             ("model_oci_cold", "model_oci_rss", "model_largest_layer", "model_oci_size"),
@@ -399,6 +402,7 @@ class Bench:
 
         def oci_cold_uv() -> None:
             """As cold as the Docker builder's pip: cais's cache and uv's downloads both empty."""
+            remove_repo("bench-oci-model")
             self.cold_start("bench-oci-model-uv")
             seconds, facts = self.cais_build(
                 reference, "--builder", "oci", "--load", "-t", f"bench-oci-model-uv:{number}",
