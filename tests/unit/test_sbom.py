@@ -427,9 +427,7 @@ def test_a_layer_noted_as_written_is_listed_as_reading_it_lists_it(tmp_path, nam
     listing.note_layer(written, _LAYERS[name])
     again = write_layer(_LAYERS[name], store=read, created=CREATED)
     assert sbom.packages_in_layers([again]) == sbom.packages_in_layers([written])
-    records = [
-        store.get(store.link(listing._LISTINGS, written.diff_id)) for store in (noted, read)
-    ]
+    records = [store.get(store.link(listing._LISTINGS, written.diff_id)) for store in (noted, read)]
     assert records[0] == records[1]
 
 
