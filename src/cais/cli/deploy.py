@@ -159,12 +159,7 @@ def _write_and_start(what: str, output: Path, options, start: bool, timeout: flo
         preflight(client, project)
     with writing(output):
         written = write(render(target, options, output.name), output.parent)
-    success(f"Wrote {', '.join(str(p) for p in written)} for {target.image}")
-    if not target.pinned:
-        note(
-            f"{target.image} was never pushed: the file names it by tag "
-            f"(image id {target.image_id[:19]})"
-        )
+    _wrote(written, target)
     if not start:
         note(
             f"start it with `cais deploy compose {what} -o {output} --up` or `docker-compose up -d`"
@@ -273,12 +268,7 @@ def _stack_up(what: str, output: Path, options, start: bool, timeout: float) -> 
         note("The engine was in no swarm: it is now a single-node swarm (`docker swarm init`)")
     with writing(output):
         written = write(render(target, options, output.name), output.parent)
-    success(f"Wrote {', '.join(str(p) for p in written)} for {target.image}")
-    if not target.pinned:
-        note(
-            f"{target.image} was never pushed: the file names it by tag "
-            f"(image id {target.image_id[:19]}); only this engine can run it"
-        )
+    _wrote(written, target, "; only this engine can run it")
     if not start:
         note(f"deploy it with `cais deploy swarm {what} -o {output} --up`")
         return
@@ -411,16 +401,22 @@ def _target_and_context(what: str | None, command: str, apply: bool):
     return target_of(connect(), what, ModelStore()), context
 
 
+def _wrote(written: list[Path], target, after: str = "", *, naming: str = "the file names") -> None:
+    """Say which files were written for the image and, when it was never pushed, that they
+    name it by tag (`naming`: the subject of that sentence; `after`: what follows from it)."""
+    success(f"Wrote {', '.join(str(p) for p in written)} for {target.image}")
+    if not target.pinned:
+        note(
+            f"{target.image} was never pushed: {naming} it by tag "
+            f"(image id {target.image_id[:19]}){after}"
+        )
+
+
 def _deliver(written: list[Path], target, again: str, path: Path, context: str | None) -> None:
     """Say what was written, then apply it to the cluster `context` (None: say how to)."""
     from cais.deploy.kubectl import apply
 
-    success(f"Wrote {', '.join(str(p) for p in written)} for {target.image}")
-    if not target.pinned:
-        note(
-            f"{target.image} was never pushed: the files name it by tag "
-            f"(image id {target.image_id[:19]}); push it where the cluster pulls from"
-        )
+    _wrote(written, target, "; push it where the cluster pulls from", naming="the files name")
     if context is None:
         note(f"apply them with `{again} --apply` or `kubectl apply -f {path}`")
         return
