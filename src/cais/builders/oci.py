@@ -159,6 +159,7 @@ class OCIBuilder:
         # The base's registry copies asked for (tried once a build: the listing of the base
         # and a sink's read of its layers ask the same question).
         self._copies: dict[tuple[str, str, str], Image | None] = {}
+        self._copies_lock = threading.Lock()  # asked from the base's reading thread too
 
     def __repr__(self) -> str:
         return f"OCIBuilder(store={self.store!r})"
@@ -369,9 +370,10 @@ class OCIBuilder:
         """The base's image in its registry (tried once), its compressed layers in the store,
         when it has the config `config_digest` (the engine's copy); None when not."""
         key = (name, str(platform), config_digest)
-        if key not in self._copies:
-            self._copies[key] = self._read_copy(name, platform, config_digest)
-        return self._copies[key]
+        with self._copies_lock:  # a second asker waits for the first one's answer
+            if key not in self._copies:
+                self._copies[key] = self._read_copy(name, platform, config_digest)
+            return self._copies[key]
 
     def _read_copy(self, name: str, platform: Platform, config_digest: str) -> Image | None:
         from cais.image import remote
